@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both install what they need.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CATALOG ?= examples/catalog
+ARGS    ?=
+
+.PHONY: run test bench lint deps sysdeps test-sysdeps clean
+
+$(STAMP): pyproject.toml
+	@scripts/bootstrap-venv.sh $(VENV)
+	@touch $(STAMP)
+
+deps: sysdeps $(STAMP)
+
+sysdeps:
+	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools
+
+test-sysdeps:
+	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
+		tshark:tshark sipp:sip-tester sipsak:sipsak
+
+run: deps
+	$(VENV)/bin/ocs serve --catalog $(CATALOG) $(ARGS)
+
+test: test-sysdeps $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+bench: deps
+	$(PY) -m benchmarks.run_all
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

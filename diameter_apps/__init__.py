@@ -1,0 +1,1 @@
+"""Diameter base protocol and credit-control applications, sans-IO."""

@@ -1,0 +1,1 @@
+"""The mvna-ocs server: config, CLI, asyncio transports and the charging service."""

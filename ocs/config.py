@@ -1,0 +1,198 @@
+"""The one frozen configuration of a server process.
+
+Sources, later ones win: built-in defaults < TOML file (``--config``) < ``OCS_<SECTION>_<KEY>``
+environment variables < command-line flags. The result is validated once by msgspec and passed
+explicitly to whatever needs it; nothing reads the environment after start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the key and what is wrong with it."""
+
+
+class DiameterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 3868
+    origin_host: str = "ocs.mvna.local"
+    origin_realm: str = "mvna.local"
+    product_name: str = "mvna-ocs"
+    vendor_id: int = 0
+    # Empty means any peer may connect; otherwise CER Origin-Hosts not listed get 3010.
+    allowed_peers: tuple[str, ...] = ()
+    watchdog_s: float = 30.0
+    watchdog_jitter_s: float = 2.0
+    message_bytes_max: int = 65536
+    avps_max: int = 512
+    avp_depth_max: int = 8
+    # Accept known real-peer deviations (duplicated Origin-Host, missing M bit) and log them.
+    lenient: bool = True
+    # Time a graceful shutdown waits for in-flight requests before sending DPR.
+    shutdown_grace_s: float = 5.0
+    # How long a peer has to send CER after connecting.
+    cer_timeout_s: float = 10.0
+
+
+class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    request_bytes_max: int = 65536
+
+
+class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # None: start the embedded private redis-server under data_dir.
+    url: str | None = None
+    data_dir: str = "var/redis"
+    appendfsync: str = "everysec"
+    # 0 picks a free loopback port for the embedded server.
+    embedded_port: int = 0
+    timeout_s: float = 1.0
+    pool_size: int = 64
+
+
+class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 5060
+    # Empty means any source may ask; otherwise others are answered 403 or dropped.
+    allowed_sources: tuple[str, ...] = ()
+    reject_unknown_sources: bool = True
+    message_bytes_max: int = 8192
+    headers_max: int = 64
+    receive_queue_max: int = 1024
+
+
+class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    path: str | None = None
+
+
+class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    level: str = "info"
+    json: bool = True
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    diameter: DiameterConfig = DiameterConfig()
+    http: HttpConfig = HttpConfig()
+    redis: RedisConfig = RedisConfig()
+    sip: SipConfig = SipConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    log: LogConfig = LogConfig()
+
+
+SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "diameter": DiameterConfig,
+    "http": HttpConfig,
+    "redis": RedisConfig,
+    "sip": SipConfig,
+    "catalog": CatalogConfig,
+    "log": LogConfig,
+}
+
+ENV_PREFIX = "OCS_"
+
+
+def parse_host_port(text: str, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` → (host, port), with a message naming ``what`` on error."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port_text)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``OCS_DIAMETER_ORIGIN_HOST=x`` → ``{"diameter": {"origin_host": "x"}}`` (strings; msgspec
+    converts them with ``strict=False``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if section not in SECTIONS or not key:
+            continue  # OCS_* variables of other tools are not ours to reject
+        if key not in SECTIONS[section].__struct_fields__:
+            raise ConfigError(f"{name}: no key {key!r} in section [{section}]")
+        field_type = SECTIONS[section].__annotations__.get(key, "")
+        if "tuple" in str(field_type):
+            out.setdefault(section, {})[key] = [v for v in value.split(",") if v]
+        else:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the frozen Config from file, environment and explicit overrides (CLI flags)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: no such config file") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, {k: dict(v) for k, v in overrides.items() if v})
+    try:
+        config = msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    problems: list[str] = []
+    for section, port in (
+        ("diameter.listen_port", config.diameter.listen_port),
+        ("http.listen_port", config.http.listen_port),
+        ("sip.listen_port", config.sip.listen_port),
+        ("redis.embedded_port", config.redis.embedded_port),
+    ):
+        if not 0 <= port <= 65535:
+            problems.append(f"{section}: {port} is not a TCP/UDP port")
+    if config.redis.appendfsync not in ("always", "everysec", "no"):
+        problems.append(
+            f"redis.appendfsync: {config.redis.appendfsync!r} is not always, everysec or no"
+        )
+    if config.log.level.lower() not in ("debug", "info", "warning", "error"):
+        problems.append(f"log.level: {config.log.level!r} is not debug, info, warning or error")
+    for name, value in (
+        ("diameter.message_bytes_max", config.diameter.message_bytes_max),
+        ("diameter.avps_max", config.diameter.avps_max),
+        ("diameter.avp_depth_max", config.diameter.avp_depth_max),
+        ("diameter.watchdog_s", config.diameter.watchdog_s),
+        ("sip.message_bytes_max", config.sip.message_bytes_max),
+        ("redis.pool_size", config.redis.pool_size),
+    ):
+        if value <= 0:
+            problems.append(f"{name}: must be positive, got {value}")
+    if config.diameter.message_bytes_max < 20:
+        problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
+    if problems:
+        raise ConfigError("; ".join(problems))

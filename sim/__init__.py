@@ -1,0 +1,1 @@
+"""Traffic simulator for load tests and acceptance runs."""

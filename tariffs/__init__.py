@@ -1,0 +1,1 @@
+"""Tenant catalogs and rating: pure functions, integer money."""
