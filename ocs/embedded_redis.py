@@ -76,12 +76,12 @@ class EmbeddedRedis:
         return self._proc is not None and self._proc.poll() is None
 
     def _command(self) -> list[str]:
-        binary = shutil.which(self.server_bin) or (
-            f"/usr/sbin/{self.server_bin}" if os.path.exists(f"/usr/sbin/{self.server_bin}") else None
-        )
+        sbin_path = f"/usr/sbin/{self.server_bin}"
+        binary = shutil.which(self.server_bin) or (sbin_path if os.path.exists(sbin_path) else None)
         if binary is None:
             raise EmbeddedRedisError(
-                f"{self.server_bin} not found: install it (Debian: apt-get install -y redis-server) "
+                f"{self.server_bin} not found: install it "
+                "(Debian: apt-get install -y redis-server) "
                 "or pass --redis-url to use an external Redis"
             )
         return [

@@ -9,7 +9,9 @@ from ocs.config import ConfigError, load_config, parse_host_port
 from ocs.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
 
-def test_embedded_redis_sets_ledger_settings_and_survives_kill(private_redis: EmbeddedRedis) -> None:
+def test_embedded_redis_sets_ledger_settings_and_survives_kill(
+    private_redis: EmbeddedRedis,
+) -> None:
     client = redis.Redis.from_url(private_redis.url)
     assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
     assert client.config_get("appendonly")["appendonly"] == "yes"
@@ -53,7 +55,7 @@ def test_config_layers_file_env_and_overrides(tmp_path: Path) -> None:
     [
         ("[diameter]\nbogus = 1\n", "bogus"),
         ("[diameter]\nlisten_port = 70000\n", "diameter.listen_port"),
-        ("[redis]\nappendfsync = \"sometimes\"\n", "redis.appendfsync"),
+        ('[redis]\nappendfsync = "sometimes"\n', "redis.appendfsync"),
         ("[diameter\n", "not valid TOML"),
     ],
 )
