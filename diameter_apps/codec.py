@@ -1,0 +1,496 @@
+"""Diameter message and AVP codec (RFC 6733 §3, §4): bytes ⇄ :class:`Message` / :class:`Avp`.
+
+Built for the hot path (decode a CCR, encode a CCA in a few tens of µs):
+
+- one flat :class:`Avp` class (code, flags, vendor, raw ``data``) instead of a class per type;
+  typed values are read on demand (``avp.as_u32()``), Grouped children are decoded lazily on the
+  first ``children()`` call and cached;
+- ``struct`` codecs compiled once at import; no per-AVP dictionary lookups while decoding.
+
+Validation against the dictionary (M bits, required AVPs, value sizes) is a separate pass
+(:mod:`diameter_apps.validation`), so the codec itself only enforces framing facts: lengths,
+padding, the Grouped depth and AVP count limits.
+
+Building answers::
+
+    Avp.u32(AvpCode.RESULT_CODE, 2001)
+    Avp.grouped(456, [Avp.u32(432, 10), Avp.grouped(431, [Avp.u64(421, 1_000_000)])])
+    Avp.utf8(831, "sip:alice@example.net", vendor=VENDOR_3GPP)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+
+from diameter_apps.codes import (
+    AVP_FLAG_MANDATORY,
+    AVP_FLAG_VENDOR,
+    FLAG_ERROR,
+    FLAG_PROXIABLE,
+    FLAG_REQUEST,
+    FLAG_RETRANSMIT,
+    AvpCode,
+)
+from diameter_apps.errors import (
+    InvalidAvpLength,
+    InvalidAvpValue,
+    InvalidMessageLength,
+    UnableToComply,
+    UnsupportedVersion,
+)
+from diameter_apps.limits import DEFAULT_LIMITS, CodecLimits
+
+HEADER_BYTES = 20
+NTP_UNIX_OFFSET_S = 2_208_988_800
+"""Seconds between the NTP epoch (1900, used by the Diameter Time type) and the Unix epoch."""
+
+_HEADER = struct.Struct(">IIIII")
+_AVP_HEAD = struct.Struct(">II")
+_AVP_HEAD_VENDOR = struct.Struct(">III")
+_U32 = struct.Struct(">I")
+_I32 = struct.Struct(">i")
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
+_F32 = struct.Struct(">f")
+_F64 = struct.Struct(">d")
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
+_ADDRESS_FAMILY_IPV4 = 1
+_ADDRESS_FAMILY_IPV6 = 2
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Avp:
+    """One AVP: header fields plus its raw payload (without padding).
+
+    ``flags`` keeps the V/M/P bits exactly as received; the V bit decides whether a Vendor-Id is
+    written. ``depth`` is 1 for AVPs directly in a message, 2 for their children, and so on.
+    """
+
+    __slots__ = ("_children", "code", "data", "depth", "flags", "vendor")
+
+    def __init__(self, code: int, flags: int, vendor: int, data: bytes, depth: int = 1) -> None:
+        self.code = code
+        self.flags = flags
+        self.vendor = vendor
+        self.data = data
+        self.depth = depth
+        self._children: list[Avp] | None = None
+
+    # --- builders --------------------------------------------------------------------------
+
+    @staticmethod
+    def _flags(vendor: int, m: bool) -> int:
+        return (AVP_FLAG_VENDOR if vendor else 0) | (AVP_FLAG_MANDATORY if m else 0)
+
+    @classmethod
+    def octets(cls, code: int, value: bytes, vendor: int = 0, m: bool = True) -> Avp:
+        return cls(code, cls._flags(vendor, m), vendor, value)
+
+    @classmethod
+    def utf8(cls, code: int, value: str, vendor: int = 0, m: bool = True) -> Avp:
+        """UTF8String, DiameterIdentity and DiameterURI values."""
+        return cls(code, cls._flags(vendor, m), vendor, value.encode())
+
+    identity = utf8
+    uri = utf8
+
+    @classmethod
+    def u32(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
+        """Unsigned32 (and Enumerated values, which are never negative in practice)."""
+        return cls(code, cls._flags(vendor, m), vendor, _U32.pack(value))
+
+    @classmethod
+    def i32(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
+        """Integer32 and Enumerated."""
+        return cls(code, cls._flags(vendor, m), vendor, _I32.pack(value))
+
+    enum = i32
+
+    @classmethod
+    def u64(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
+        return cls(code, cls._flags(vendor, m), vendor, _U64.pack(value))
+
+    @classmethod
+    def i64(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
+        return cls(code, cls._flags(vendor, m), vendor, _I64.pack(value))
+
+    @classmethod
+    def f32(cls, code: int, value: float, vendor: int = 0, m: bool = True) -> Avp:
+        return cls(code, cls._flags(vendor, m), vendor, _F32.pack(value))
+
+    @classmethod
+    def f64(cls, code: int, value: float, vendor: int = 0, m: bool = True) -> Avp:
+        return cls(code, cls._flags(vendor, m), vendor, _F64.pack(value))
+
+    @classmethod
+    def time(cls, code: int, unix_s: int, vendor: int = 0, m: bool = True) -> Avp:
+        """Time: seconds since 1900 on the wire, wrapping in 2036 as RFC 5905 eras do."""
+        ntp = (unix_s + NTP_UNIX_OFFSET_S) & 0xFFFFFFFF
+        return cls(code, cls._flags(vendor, m), vendor, _U32.pack(ntp))
+
+    @classmethod
+    def address(cls, code: int, value: str | IpAddress, vendor: int = 0, m: bool = True) -> Avp:
+        ip = ipaddress.ip_address(value) if isinstance(value, str) else value
+        family = _ADDRESS_FAMILY_IPV4 if ip.version == 4 else _ADDRESS_FAMILY_IPV6
+        return cls(code, cls._flags(vendor, m), vendor, family.to_bytes(2, "big") + ip.packed)
+
+    @classmethod
+    def grouped(cls, code: int, children: Iterable[Avp], vendor: int = 0, m: bool = True) -> Avp:
+        kids = list(children)
+        avp = cls(code, cls._flags(vendor, m), vendor, b"".join([c.encode() for c in kids]))
+        avp._children = kids
+        return avp
+
+    # --- header facts ----------------------------------------------------------------------
+
+    @property
+    def is_mandatory(self) -> bool:
+        return bool(self.flags & AVP_FLAG_MANDATORY)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(code, vendor): the identity of the AVP in the dictionary."""
+        return (self.code, self.vendor)
+
+    # --- typed getters: a wrong size is 5014, a bad value 5004, with this AVP as Failed-AVP --
+
+    def _fixed(self, size: int) -> bytes:
+        data = self.data
+        if len(data) != size:
+            raise InvalidAvpLength(
+                f"AVP {self.code} holds {len(data)} bytes, its type needs {size}",
+                failed_avps=(self,),
+            )
+        return data
+
+    def as_bytes(self) -> bytes:
+        return self.data
+
+    def as_str(self) -> str:
+        """UTF8String / DiameterIdentity / DiameterURI; invalid UTF-8 is 5004."""
+        try:
+            return self.data.decode()
+        except UnicodeDecodeError:
+            raise InvalidAvpValue(
+                f"AVP {self.code} is not valid UTF-8", failed_avps=(self,)
+            ) from None
+
+    def as_u32(self) -> int:
+        value: int = _U32.unpack(self._fixed(4))[0]
+        return value
+
+    def as_i32(self) -> int:
+        value: int = _I32.unpack(self._fixed(4))[0]
+        return value
+
+    def as_u64(self) -> int:
+        value: int = _U64.unpack(self._fixed(8))[0]
+        return value
+
+    def as_i64(self) -> int:
+        value: int = _I64.unpack(self._fixed(8))[0]
+        return value
+
+    def as_f32(self) -> float:
+        value: float = _F32.unpack(self._fixed(4))[0]
+        return value
+
+    def as_f64(self) -> float:
+        value: float = _F64.unpack(self._fixed(8))[0]
+        return value
+
+    def as_time(self) -> int:
+        """Unix seconds; values below 2**31 are in NTP era 1 (after 2036-02-07)."""
+        ntp: int = _U32.unpack(self._fixed(4))[0]
+        if ntp < 0x80000000:
+            ntp += 1 << 32
+        return ntp - NTP_UNIX_OFFSET_S
+
+    def as_address(self) -> IpAddress:
+        data = self.data
+        if len(data) < 2:
+            raise InvalidAvpLength(f"Address AVP {self.code} is too short", failed_avps=(self,))
+        family = int.from_bytes(data[:2], "big")
+        raw = data[2:]
+        if family == _ADDRESS_FAMILY_IPV4 and len(raw) == 4:
+            return ipaddress.IPv4Address(raw)
+        if family == _ADDRESS_FAMILY_IPV6 and len(raw) == 16:
+            return ipaddress.IPv6Address(raw)
+        raise InvalidAvpValue(
+            f"Address AVP {self.code}: unsupported family {family} or size {len(raw)}",
+            failed_avps=(self,),
+        )
+
+    def children(self, limits: CodecLimits = DEFAULT_LIMITS) -> list[Avp]:
+        """The AVPs inside a Grouped AVP, decoded once and cached."""
+        kids = self._children
+        if kids is None:
+            if self.depth >= limits.avp_depth_max:
+                raise InvalidAvpValue(
+                    f"Grouped AVP {self.code} nests deeper than {limits.avp_depth_max} levels",
+                    failed_avps=(self,),
+                )
+            kids = decode_avps(self.data, self.depth + 1, limits)
+            self._children = kids
+        return kids
+
+    def find(self, code: int, vendor: int = 0) -> Avp | None:
+        """First child with this (code, vendor), or None."""
+        for avp in self.children():
+            if avp.code == code and avp.vendor == vendor:
+                return avp
+        return None
+
+    def find_all(self, code: int, vendor: int = 0) -> list[Avp]:
+        return [a for a in self.children() if a.code == code and a.vendor == vendor]
+
+    # --- wire ------------------------------------------------------------------------------
+
+    def encode(self) -> bytes:
+        """The AVP on the wire, padded to a multiple of 4 bytes."""
+        data = self.data
+        size = len(data)
+        flags = self.flags
+        if flags & AVP_FLAG_VENDOR:
+            head = _AVP_HEAD_VENDOR.pack(self.code, (flags << 24) | (size + 12), self.vendor)
+        else:
+            head = _AVP_HEAD.pack(self.code, (flags << 24) | (size + 8))
+        return head + data + _PADDING[size & 3]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Avp):
+            return NotImplemented
+        return (self.code, self.flags, self.vendor, self.data) == (
+            other.code,
+            other.flags,
+            other.vendor,
+            other.data,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        vendor = f", vendor={self.vendor}" if self.vendor else ""
+        return f"Avp({self.code}, flags=0x{self.flags:02x}{vendor}, data={self.data!r})"
+
+
+def decode_avps(data: bytes, depth: int = 1, limits: CodecLimits = DEFAULT_LIMITS) -> list[Avp]:
+    """Decode a run of AVPs (a message body or a Grouped payload), without their children.
+
+    A header that does not fit, or a length that is too small or overruns the run, is 5014 with
+    the offending AVP header as Failed-AVP. More than ``limits.avps_max`` AVPs is 5012.
+    """
+    avps: list[Avp] = []
+    _decode_into(avps, data, depth, limits)
+    return avps
+
+
+def _decode_into(avps: list[Avp], data: bytes, depth: int, limits: CodecLimits) -> None:
+    """Append the AVPs of ``data`` to ``avps``: on error, those decoded so far stay there."""
+    append = avps.append
+    head_unpack = _AVP_HEAD.unpack_from
+    u32_unpack = _U32.unpack_from
+    avps_max = limits.avps_max
+    pos = 0
+    end = len(data)
+    while pos < end:
+        if end - pos < 8:
+            raise InvalidAvpLength(
+                f"{end - pos} trailing bytes cannot hold an AVP header",
+                failed_avps=(Avp(0, 0, 0, b"", depth),),
+            )
+        code, word = head_unpack(data, pos)
+        flags = word >> 24
+        length = word & 0xFFFFFF
+        if flags & AVP_FLAG_VENDOR:
+            if length < 12 or pos + length > end:
+                vendor = u32_unpack(data, pos + 8)[0] if end - pos >= 12 else 0
+                raise InvalidAvpLength(
+                    f"AVP {code} length {length} is invalid",
+                    failed_avps=(Avp(code, flags, vendor, b"", depth),),
+                )
+            append(
+                Avp(code, flags, u32_unpack(data, pos + 8)[0], data[pos + 12 : pos + length], depth)
+            )
+        else:
+            if length < 8 or pos + length > end:
+                raise InvalidAvpLength(
+                    f"AVP {code} length {length} is invalid",
+                    failed_avps=(Avp(code, flags, 0, b"", depth),),
+                )
+            append(Avp(code, flags, 0, data[pos + 8 : pos + length], depth))
+        # The padding of the last AVP may be missing from a sloppy peer; tolerate that.
+        pos += (length + 3) & ~3
+        if len(avps) > avps_max:
+            raise UnableToComply(f"more than {avps_max} AVPs in one list")
+
+
+class Message:
+    """A Diameter message: header fields plus top-level AVPs (children decoded lazily)."""
+
+    __slots__ = (
+        "application_id",
+        "avps",
+        "command_code",
+        "end_to_end",
+        "flags",
+        "hop_by_hop",
+        "version",
+    )
+
+    def __init__(
+        self,
+        command_code: int,
+        application_id: int,
+        *,
+        flags: int = 0,
+        hop_by_hop: int = 0,
+        end_to_end: int = 0,
+        avps: list[Avp] | None = None,
+        version: int = 1,
+    ) -> None:
+        self.version = version
+        self.flags = flags
+        self.command_code = command_code
+        self.application_id = application_id
+        self.hop_by_hop = hop_by_hop
+        self.end_to_end = end_to_end
+        self.avps: list[Avp] = avps if avps is not None else []
+
+    @classmethod
+    def request(
+        cls,
+        command_code: int,
+        application_id: int,
+        avps: Sequence[Avp] = (),
+        *,
+        proxiable: bool = True,
+        hop_by_hop: int = 0,
+        end_to_end: int = 0,
+    ) -> Message:
+        flags = FLAG_REQUEST | (FLAG_PROXIABLE if proxiable else 0)
+        return cls(
+            command_code,
+            application_id,
+            flags=flags,
+            hop_by_hop=hop_by_hop,
+            end_to_end=end_to_end,
+            avps=list(avps),
+        )
+
+    # --- header flags ----------------------------------------------------------------------
+
+    @property
+    def is_request(self) -> bool:
+        return bool(self.flags & FLAG_REQUEST)
+
+    @property
+    def is_proxiable(self) -> bool:
+        return bool(self.flags & FLAG_PROXIABLE)
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.flags & FLAG_ERROR)
+
+    @property
+    def is_retransmit(self) -> bool:
+        return bool(self.flags & FLAG_RETRANSMIT)
+
+    # --- AVP access ------------------------------------------------------------------------
+
+    def find(self, code: int, vendor: int = 0) -> Avp | None:
+        """First top-level AVP with this (code, vendor), or None."""
+        for avp in self.avps:
+            if avp.code == code and avp.vendor == vendor:
+                return avp
+        return None
+
+    def find_all(self, code: int, vendor: int = 0) -> list[Avp]:
+        return [a for a in self.avps if a.code == code and a.vendor == vendor]
+
+    def walk(self) -> Iterator[Avp]:
+        """Every top-level AVP; children are reached through :meth:`Avp.children`."""
+        return iter(self.avps)
+
+    @property
+    def session_id(self) -> str | None:
+        avp = self.find(AvpCode.SESSION_ID)
+        return None if avp is None else avp.as_str()
+
+    @property
+    def origin_host(self) -> str | None:
+        avp = self.find(AvpCode.ORIGIN_HOST)
+        return None if avp is None else avp.as_str()
+
+    @property
+    def result_code(self) -> int | None:
+        avp = self.find(AvpCode.RESULT_CODE)
+        return None if avp is None else avp.as_u32()
+
+    # --- wire ------------------------------------------------------------------------------
+
+    def encode(self) -> bytes:
+        body = b"".join([avp.encode() for avp in self.avps])
+        return (
+            _HEADER.pack(
+                (self.version << 24) | (HEADER_BYTES + len(body)),
+                (self.flags << 24) | self.command_code,
+                self.application_id,
+                self.hop_by_hop,
+                self.end_to_end,
+            )
+            + body
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(cmd={self.command_code}, app={self.application_id}, "
+            f"flags=0x{self.flags:02x}, hbh={self.hop_by_hop}, e2e={self.end_to_end}, "
+            f"avps={len(self.avps)})"
+        )
+
+
+def decode_header(data: bytes) -> Message:
+    """The header of a message as a Message without AVPs (``data`` holds ≥ 20 bytes)."""
+    word0, word1, application_id, hop_by_hop, end_to_end = _HEADER.unpack_from(data)
+    return Message(
+        word1 & 0xFFFFFF,
+        application_id,
+        flags=word1 >> 24,
+        hop_by_hop=hop_by_hop,
+        end_to_end=end_to_end,
+        version=word0 >> 24,
+    )
+
+
+def decode_message(data: bytes, limits: CodecLimits = DEFAULT_LIMITS) -> Message:
+    """Decode one complete message (as the framer delivers it).
+
+    Errors carry ``request`` = the header plus the AVPs decoded before the fault, so the answer
+    can still echo Session-Id and Proxy-Info that came first.
+    """
+    if len(data) < HEADER_BYTES:
+        raise InvalidMessageLength(f"{len(data)} bytes cannot hold a Diameter header")
+    message = decode_header(data)
+    length = _U32.unpack_from(data)[0] & 0xFFFFFF
+    if message.version != 1:
+        raise UnsupportedVersion(f"version {message.version} is not 1", request=message)
+    if length != len(data) or length & 3:
+        raise InvalidMessageLength(
+            f"header length {length} does not match the {len(data)} bytes received",
+            request=message,
+        )
+    try:
+        _decode_into(message.avps, data[HEADER_BYTES:], 1, limits)
+    except (InvalidAvpLength, UnableToComply) as error:
+        error.request = message
+        raise
+    return message
+
+
+def replace_hop_by_hop(encoded: bytes, hop_by_hop: int) -> bytes:
+    """An encoded message with another Hop-by-Hop id: replaying a cached answer to a duplicate."""
+    return encoded[:12] + _U32.pack(hop_by_hop) + encoded[16:]
