@@ -1,0 +1,173 @@
+"""The validated catalog: frozen, typed, integers only. Built by ``tariffs.loader`` from YAML.
+
+Units: money in micro-units of the tenant currency; time in epoch seconds; usage in the service's
+unit (``byte``, ``second`` or ``event``). Telephone numbers are E.164 digits without ``+``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from tariffs.numbers import Duration
+from tariffs.price import Price
+from tariffs.timebands import TimeBand
+
+Unit = Literal["byte", "second", "event"]
+ContextKind = Literal["data", "ims", "mms", "sms", "mmtel"]
+OnExhaust = Literal["payg", "block"]
+FinalAction = Literal["TERMINATE", "REDIRECT", "RESTRICT_ACCESS"]
+
+# Service-Context-Id suffixes (3GPP TS 32.299 §7.1.12, the spec number of each charging domain).
+CONTEXT_SUFFIXES: dict[str, ContextKind] = {
+    "32251": "data",
+    "32260": "ims",
+    "32270": "mms",
+    "32274": "sms",
+    "32275": "mmtel",
+}
+
+
+class Service(msgspec.Struct, frozen=True):
+    """A chargeable service of a tenant and how requests are recognised as it.
+
+    A request belongs to this service when its Service-Context-Id is of ``context`` and its
+    Rating-Group is in ``rating_groups`` (or, with no Rating-Group, its Service-Identifier is in
+    ``service_identifiers``; with neither, when this service is the context's ``default``).
+    """
+
+    name: str
+    unit: Unit
+    context: ContextKind
+    rating_groups: tuple[int, ...] = ()
+    service_identifiers: tuple[int, ...] = ()
+    default: bool = False
+    default_grant_units: int = 0
+    max_grant_units: int = 0
+
+
+class Zone(msgspec.Struct, frozen=True):
+    """Where the subscriber is: visited PLMNs (MCC+MNC) and/or whole countries (MCC)."""
+
+    name: str
+    plmns: tuple[str, ...] = ()
+    mccs: tuple[str, ...] = ()
+    default: bool = False
+
+
+class Destination(msgspec.Struct, frozen=True):
+    """A named set of E.164 prefixes; the longest matching prefix over all sets wins."""
+
+    name: str
+    prefixes: tuple[str, ...]
+
+
+class RateRow(msgspec.Struct, frozen=True):
+    """The price of ``service`` usage; ``None`` in zone/dest/band means any."""
+
+    service: str
+    zone: str | None
+    dest: str | None
+    band: str | None
+    price: Price
+
+
+class RateCard(msgspec.Struct, frozen=True):
+    """One version of the tenant's rates, used for usage at or after ``effective_from``."""
+
+    version: str
+    effective_from: int
+    rates: tuple[RateRow, ...]
+
+
+class Allowance(msgspec.Struct, frozen=True):
+    """Units a bundle gives; its ledger bucket kind is ``<bundle id>.<name>``."""
+
+    name: str
+    service: str
+    unit: Unit
+    amount: int
+    rating_groups: tuple[int, ...] = ()  # empty: all of the service's rating groups
+    zones: tuple[str, ...] = ()  # empty: every zone
+
+
+class Bundle(msgspec.Struct, frozen=True):
+    id: str
+    fee: int
+    validity: Duration
+    priority: int
+    on_exhaust: OnExhaust
+    allowances: tuple[Allowance, ...]
+
+
+def bucket_kind(bundle_id: str, allowance_name: str) -> str:
+    """The name the ledger stores bucket instances of an allowance under."""
+    return f"{bundle_id}.{allowance_name}"
+
+
+class SubscriberRange(msgspec.Struct, frozen=True):
+    """IMSIs ``imsi_first..imsi_last`` paired in order with MSISDNs from ``msisdn_first``."""
+
+    imsi_first: str
+    imsi_last: str
+    msisdn_first: str
+    msisdn_last: str
+    opening_balance: int
+    bundles: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.imsi_last) - int(self.imsi_first) + 1
+
+
+class SubscriberEntry(msgspec.Struct, frozen=True):
+    """One subscriber listed explicitly (IMSI optional: e.g. a SIP-only line)."""
+
+    msisdn: str
+    imsi: str | None
+    opening_balance: int
+    bundles: tuple[str, ...]
+
+
+class FinalUnitAction(msgspec.Struct, frozen=True):
+    """What the gateway does when the last grant is used (RFC 4006 Final-Unit-Action)."""
+
+    action: FinalAction = "TERMINATE"
+    redirect_url: str | None = None
+    filter_id: str | None = None
+
+
+class Tenant(msgspec.Struct, frozen=True):
+    id: str
+    currency: str
+    country_code: str
+    timezone: str
+    home_zone: str
+    services: tuple[Service, ...]
+    zones: tuple[Zone, ...]
+    destinations: tuple[Destination, ...]
+    time_bands: tuple[TimeBand, ...]
+    rate_cards: tuple[RateCard, ...]
+    bundles: tuple[Bundle, ...]
+    ranges: tuple[SubscriberRange, ...]
+    entries: tuple[SubscriberEntry, ...]
+    final_unit: FinalUnitAction
+    national_prefix: str = "0"
+    international_prefix: str = "00"
+    source: str = ""
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def bundle(self, bundle_id: str) -> Bundle | None:
+        return next((b for b in self.bundles if b.id == bundle_id), None)
+
+
+class Catalog(msgspec.Struct, frozen=True):
+    """A deployment's tenants (one YAML file each), checked together."""
+
+    tenants: tuple[Tenant, ...]
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
