@@ -1,0 +1,113 @@
+"""Ledger outcomes and errors, each carrying the Diameter Result-Code the wire layer sends.
+
+Per-rating-group outcomes of a credit-control request are values (``Outcome``); failures of a
+whole operation are exceptions raised from the script's ``OCS_<CODE>`` error prefix through the
+one table ``ERROR_BY_PREFIX``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+# Diameter Result-Codes (RFC 6733 / RFC 4006).
+DIAMETER_SUCCESS = 2001
+DIAMETER_END_USER_SERVICE_DENIED = 4010
+DIAMETER_CREDIT_LIMIT_REACHED = 4012
+DIAMETER_INVALID_AVP_VALUE = 5004
+DIAMETER_RESOURCES_EXCEEDED = 5006
+DIAMETER_UNABLE_TO_COMPLY = 5012
+DIAMETER_USER_UNKNOWN = 5030
+
+
+class Outcome(IntEnum):
+    """Per rating group; ordered by severity so ``max()`` of several is the request's worst."""
+
+    OK = 0
+    CREDIT_LIMIT_REACHED = 1
+    END_USER_SERVICE_DENIED = 2
+    UNKNOWN_ACCOUNT = 3
+
+    @property
+    def result_code(self) -> int:
+        return _OUTCOME_RESULT_CODE[self]
+
+
+_OUTCOME_RESULT_CODE = {
+    Outcome.OK: DIAMETER_SUCCESS,
+    Outcome.CREDIT_LIMIT_REACHED: DIAMETER_CREDIT_LIMIT_REACHED,
+    Outcome.END_USER_SERVICE_DENIED: DIAMETER_END_USER_SERVICE_DENIED,
+    Outcome.UNKNOWN_ACCOUNT: DIAMETER_USER_UNKNOWN,
+}
+
+
+class LedgerError(Exception):
+    """Base of ledger failures; ``result_code`` is what a Diameter answer should carry."""
+
+    result_code = DIAMETER_UNABLE_TO_COMPLY
+
+
+class InvalidRequest(LedgerError):
+    """Arguments the ledger refuses (negative units, bad price, bad id)."""
+
+    result_code = DIAMETER_INVALID_AVP_VALUE
+
+
+class OperationConflict(LedgerError):
+    """The operation id was already used with different content (``exists_with_different_*``)."""
+
+    result_code = DIAMETER_UNABLE_TO_COMPLY
+
+
+class UnknownAccount(LedgerError):
+    result_code = DIAMETER_USER_UNKNOWN
+
+
+class AccountExists(LedgerError):
+    """Provisioning an account (or a bucket id) that already exists."""
+
+    result_code = DIAMETER_UNABLE_TO_COMPLY
+
+
+class InsufficientCredit(LedgerError):
+    result_code = DIAMETER_CREDIT_LIMIT_REACHED
+
+
+class AccountBlocked(LedgerError):
+    result_code = DIAMETER_END_USER_SERVICE_DENIED
+
+
+class LimitExceeded(LedgerError):
+    """A per-account bound (sessions, buckets) would be exceeded."""
+
+    result_code = DIAMETER_RESOURCES_EXCEEDED
+
+
+class LedgerUnavailable(LedgerError):
+    """Redis could not be reached or answered with something other than a ledger error."""
+
+    result_code = DIAMETER_UNABLE_TO_COMPLY
+
+
+# The one table from script error prefix to exception.
+ERROR_BY_PREFIX: dict[str, type[LedgerError]] = {
+    "OCS_BADARG": InvalidRequest,
+    "OCS_CONFLICT": OperationConflict,
+    "OCS_UNKNOWN_ACCOUNT": UnknownAccount,
+    "OCS_EXISTS": AccountExists,
+    "OCS_INSUFFICIENT": InsufficientCredit,
+    "OCS_BLOCKED": AccountBlocked,
+    "OCS_LIMIT": LimitExceeded,
+}
+
+
+def error_from_reply(message: str) -> LedgerError | None:
+    """The typed exception for a script error reply, or None if it is not one of ours.
+
+    Redis may put its own text before ours (``ERR user_script:1: ...``), so look for the prefix.
+    """
+    for prefix, error_class in ERROR_BY_PREFIX.items():
+        index = message.find(prefix + " ")
+        if index >= 0:
+            text = message[index + len(prefix) + 1 :]
+            return error_class(text.split(" script:")[0].strip())
+    return None

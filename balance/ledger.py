@@ -1,0 +1,439 @@
+"""The async ledger API: one ``Ledger`` per tenant, on that tenant's Redis ACL user.
+
+Every method takes ``now_s`` (epoch seconds) from the caller: the scripts never read the Redis
+clock for business decisions, so behaviour is reproducible and tests need no sleeping.
+Every write is idempotent on an operation id; a replay returns the stored result with
+``replayed=True``, the same id with other content raises ``OperationConflict``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from balance import keys
+from balance.errors import InvalidRequest, LedgerUnavailable, UnknownAccount, error_from_reply
+from balance.records import (
+    Account,
+    AccountSummary,
+    BucketUnit,
+    CcrPayload,
+    CcrResult,
+    DebitPayload,
+    DebitResult,
+    OnExhaust,
+    OpResult,
+    RatingGroupRequest,
+    UsedLeg,
+    price_tuple,
+)
+from balance.scripts import LuaScript, ScriptSet, run_script
+
+IDEMPOTENCY_TTL_S_DEFAULT = 3600
+SESSION_IDLE_S_DEFAULT = 86400.0
+SESSIONS_MAX_DEFAULT = 32
+BUCKETS_MAX_DEFAULT = 64
+ITEMS_MAX = 64
+EXPIRE_CONCURRENCY = 32
+
+_ENCODER = msgspec.msgpack.Encoder()
+_CCR_DECODER = msgspec.msgpack.Decoder(CcrPayload)
+_SUMMARY_DECODER = msgspec.msgpack.Decoder(AccountSummary)
+_DEBIT_DECODER = msgspec.msgpack.Decoder(DebitPayload)
+_ACCOUNT_DECODER = msgspec.msgpack.Decoder(Account)
+_EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
+
+_SCRIPTS = ScriptSet.load()
+
+RedisClient = aioredis.Redis | RedisCluster
+
+
+class ExpiredReservation(msgspec.Struct, frozen=True):
+    vshard: int
+    subscriber: str
+    session_id: str
+    rating_group: int
+    units_released: int
+    money_released: int
+
+
+def _legs(legs: Sequence[UsedLeg]) -> list[Any]:
+    for leg in legs:
+        if leg.units < 0:
+            raise InvalidRequest(f"leg {leg.leg_key!r}: units must not be negative")
+    return [[leg.leg_key, leg.units, price_tuple(leg.price)] for leg in legs]
+
+
+def _item(item: RatingGroupRequest, *, for_digest: bool) -> list[Any]:
+    reserve_price = price_tuple(item.reserve_price) if item.reserve_price is not None else []
+    return [
+        item.rating_group,
+        item.service,
+        _legs(item.used),
+        item.requested_units,
+        item.default_units,
+        list(item.kinds),
+        1 if item.on_exhaust is OnExhaust.PAYG else 0,
+        0.0 if for_digest else float(item.valid_until_s),
+        1 if item.terminate else 0,
+        item.reserve_leg_key,
+        reserve_price,
+    ]
+
+
+def content_digest(*parts: Any) -> str:
+    """A digest of an operation's content, to tell a replay from a reused id."""
+    return hashlib.blake2b(_ENCODER.encode(parts), digest_size=16).hexdigest()
+
+
+def new_op_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Ledger:
+    """Ledger operations for one tenant over one Redis client (standalone or cluster)."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        tenant: str,
+        *,
+        idempotency_ttl_s: int = IDEMPOTENCY_TTL_S_DEFAULT,
+        session_idle_s: float = SESSION_IDLE_S_DEFAULT,
+        sessions_max: int = SESSIONS_MAX_DEFAULT,
+        buckets_max: int = BUCKETS_MAX_DEFAULT,
+    ) -> None:
+        if idempotency_ttl_s <= 0 or sessions_max <= 0 or buckets_max <= 0:
+            raise InvalidRequest("ledger limits must be positive")
+        self.client = client
+        self.tenant = keys.check_tenant(tenant)
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self.session_idle_s = session_idle_s
+        self.sessions_max = sessions_max
+        self.buckets_max = buckets_max
+
+    @classmethod
+    def for_tenant(
+        cls,
+        url: str,
+        tenant: str,
+        password: str,
+        *,
+        cluster: bool = False,
+        pool_size: int = 64,
+        timeout_s: float = 1.0,
+        **limits: Any,
+    ) -> Ledger:
+        """A ledger on the tenant's own ACL user (see ``balance.tenants``)."""
+        username = tenant_username(keys.check_tenant(tenant))
+        client: RedisClient
+        if cluster:
+            client = RedisCluster.from_url(
+                url,
+                username=username,
+                password=password,
+                socket_timeout=timeout_s,
+                max_connections=pool_size,
+            )
+        else:
+            client = aioredis.Redis.from_url(
+                url,
+                username=username,
+                password=password,
+                socket_timeout=timeout_s,
+                max_connections=pool_size,
+            )
+        return cls(client, tenant, **limits)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _run(self, script: LuaScript, key_list: Sequence[str], payload: Any) -> Any:
+        try:
+            return await run_script(self.client, script, key_list, [_ENCODER.encode(payload)])
+        except NoPermissionError:
+            raise
+        except ResponseError as exc:
+            mapped = error_from_reply(str(exc))
+            if mapped is None:
+                raise LedgerUnavailable(f"{script.name}: {exc}") from exc
+            raise mapped from None
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise LedgerUnavailable(f"{script.name}: Redis unavailable: {exc}") from exc
+
+    def _account_keys(self, subscriber: str, op_id: str) -> tuple[str, list[str]]:
+        keys.check_subscriber(subscriber)
+        prefix = keys.subscriber_prefix(self.tenant, subscriber)
+        return prefix, [
+            keys.op_key(prefix, op_id),
+            keys.account_key(prefix, subscriber),
+            keys.stream_key(prefix),
+        ]
+
+    async def _admin(
+        self, script: str, subscriber: str, op_id: str | None, now_s: float, *fields: Any
+    ) -> OpResult:
+        op = op_id or new_op_id()
+        _, key_list = self._account_keys(subscriber, op)
+        digest = content_digest(script, subscriber, *fields)
+        payload = [op, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
+        replayed, raw = await self._run(_SCRIPTS[script], key_list, payload)
+        return OpResult(_SUMMARY_DECODER.decode(raw), bool(replayed))
+
+    # -- credit control -------------------------------------------------------------------------
+
+    async def credit_control(
+        self,
+        subscriber: str,
+        session_id: str,
+        op_id: str,
+        items: Sequence[RatingGroupRequest],
+        *,
+        now_s: float,
+        digest: str | None = None,
+    ) -> CcrResult:
+        """Commit, release and re-reserve every rating group of one CCR in one script call.
+
+        ``op_id`` for Diameter: ``f"{Session-Id}:{CC-Request-Number}"``. ``digest`` defaults to
+        a digest of the request content (deadlines excluded, since a retransmission arrives at
+        another time).
+        """
+        if not items or len(items) > ITEMS_MAX:
+            raise InvalidRequest(f"a request carries 1-{ITEMS_MAX} rating groups")
+        keys.check_subscriber(subscriber)
+        prefix = keys.subscriber_prefix(self.tenant, subscriber)
+        key_list = [
+            keys.op_key(prefix, op_id),
+            keys.account_key(prefix, subscriber),
+            keys.expiry_key(prefix),
+            keys.stream_key(prefix),
+        ]
+        if digest is None:
+            digest = content_digest(
+                subscriber, session_id, [_item(i, for_digest=True) for i in items]
+            )
+        payload = [
+            op_id,
+            digest,
+            self.tenant,
+            subscriber,
+            session_id,
+            now_s,
+            self.idempotency_ttl_s,
+            self.session_idle_s,
+            self.sessions_max,
+            [_item(i, for_digest=False) for i in items],
+        ]
+        replayed, raw = await self._run(_SCRIPTS["ccr"], key_list, payload)
+        decoded = _CCR_DECODER.decode(raw)
+        return CcrResult(decoded.items, decoded.balance, decoded.held_money, bool(replayed), raw)
+
+    async def debit_event(
+        self,
+        subscriber: str,
+        op_id: str,
+        *,
+        service: str,
+        rating_group: int,
+        legs: Sequence[UsedLeg],
+        kinds: Sequence[str] = (),
+        on_exhaust: OnExhaust = OnExhaust.PAYG,
+        now_s: float,
+        session_id: str = "",
+        digest: str | None = None,
+    ) -> DebitResult:
+        """Direct debiting: all the units or nothing (``InsufficientCredit``), with a record."""
+        if not legs:
+            raise InvalidRequest("a debit needs at least one leg")
+        _, key_list = self._account_keys(subscriber, op_id)
+        fields = [
+            service,
+            rating_group,
+            session_id,
+            _legs(legs),
+            list(kinds),
+            1 if on_exhaust is OnExhaust.PAYG else 0,
+        ]
+        digest = digest or content_digest("debit", subscriber, *fields)
+        payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
+        replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload)
+        return DebitResult(_DEBIT_DECODER.decode(raw), bool(replayed))
+
+    async def refund(
+        self,
+        subscriber: str,
+        op_id: str,
+        *,
+        amount: int = 0,
+        bucket_id: str = "",
+        units: int = 0,
+        reason: str = "refund",
+        now_s: float,
+        session_id: str = "",
+        service: str = "",
+        rating_group: int = 0,
+    ) -> OpResult:
+        """REFUND_ACCOUNT: money back to the balance and/or units back to a bucket."""
+        return await self._admin(
+            "refund",
+            subscriber,
+            op_id,
+            now_s,
+            amount,
+            bucket_id,
+            units,
+            reason,
+            session_id,
+            service,
+            rating_group,
+        )
+
+    # -- account maintenance --------------------------------------------------------------------
+
+    async def provision_account(
+        self,
+        subscriber: str,
+        *,
+        balance: int = 0,
+        credit_limit: int = 0,
+        blocked: bool = False,
+        now_s: float,
+        op_id: str | None = None,
+    ) -> OpResult:
+        """Create the account (``AccountExists`` if there is one); credit_limit > 0 = postpaid."""
+        return await self._admin(
+            "provision", subscriber, op_id, now_s, balance, credit_limit, 1 if blocked else 0
+        )
+
+    async def topup(
+        self,
+        subscriber: str,
+        amount: int,
+        *,
+        now_s: float,
+        reason: str = "topup",
+        op_id: str | None = None,
+    ) -> OpResult:
+        if amount <= 0:
+            raise InvalidRequest("a top-up amount must be positive")
+        return await self._admin("topup", subscriber, op_id, now_s, amount, reason)
+
+    async def adjust(
+        self,
+        subscriber: str,
+        delta: int,
+        *,
+        reason: str,
+        now_s: float,
+        credit_limit: int | None = None,
+        op_id: str | None = None,
+    ) -> OpResult:
+        """Operator correction; ``credit_limit`` also sets the postpaid limit when given."""
+        if not reason:
+            raise InvalidRequest("an adjustment needs a reason")
+        if credit_limit is not None and credit_limit < 0:
+            raise InvalidRequest("a credit limit must not be negative")
+        limit = -1 if credit_limit is None else credit_limit
+        return await self._admin("adjust", subscriber, op_id, now_s, delta, reason, limit)
+
+    async def block(
+        self, subscriber: str, *, now_s: float, reason: str = "", op_id: str | None = None
+    ) -> OpResult:
+        return await self._admin("state", subscriber, op_id, now_s, 1, reason)
+
+    async def unblock(
+        self, subscriber: str, *, now_s: float, reason: str = "", op_id: str | None = None
+    ) -> OpResult:
+        return await self._admin("state", subscriber, op_id, now_s, 0, reason)
+
+    async def add_bucket(
+        self,
+        subscriber: str,
+        *,
+        bucket_id: str,
+        kind: str,
+        unit: BucketUnit,
+        amount: int,
+        now_s: float,
+        priority: int = 0,
+        expires_at_s: float = 0.0,
+        fee: int = 0,
+        op_id: str | None = None,
+    ) -> OpResult:
+        """Add an allowance (bundle purchase when ``fee`` > 0, charged in the same step)."""
+        return await self._admin(
+            "bucket",
+            subscriber,
+            op_id,
+            now_s,
+            bucket_id,
+            kind,
+            unit.value,
+            amount,
+            priority,
+            float(expires_at_s),
+            fee,
+            self.buckets_max,
+        )
+
+    async def query(self, subscriber: str) -> Account:
+        """The stored account: balances, buckets, sessions with their open reservations."""
+        keys.check_subscriber(subscriber)
+        prefix = keys.subscriber_prefix(self.tenant, subscriber)
+        try:
+            raw = await self.client.get(keys.account_key(prefix, subscriber))
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise LedgerUnavailable(f"query: Redis unavailable: {exc}") from exc
+        if raw is None:
+            raise UnknownAccount(f"no account for subscriber {subscriber!r}")
+        return _ACCOUNT_DECODER.decode(bytes(raw) if isinstance(raw, bytes) else raw.encode())
+
+    # -- reservation expiry ---------------------------------------------------------------------
+
+    async def expire_shard(
+        self, vshard: int, now_s: float, *, limit: int = 100
+    ) -> list[ExpiredReservation]:
+        """Release the due reservations of one shard (at most ``limit`` subscribers)."""
+        if not 0 <= vshard < keys.VSHARDS or limit <= 0:
+            raise InvalidRequest("vshard out of range or limit not positive")
+        prefix = keys.shard_prefix(self.tenant, vshard)
+        raw = await self._run(
+            _SCRIPTS["expire"],
+            [keys.expiry_key(prefix), keys.stream_key(prefix)],
+            [prefix, self.tenant, now_s, limit],
+        )
+        return [
+            ExpiredReservation(vshard, sub, session, rg, units, money)
+            for sub, session, rg, units, money in _EXPIRED_DECODER.decode(raw)
+        ]
+
+    async def expire_due(
+        self, now_s: float, *, limit: int = 100, vshards: Iterable[int] | None = None
+    ) -> list[ExpiredReservation]:
+        """The sweeper: every shard (or the given ones), ``limit`` subscribers per shard."""
+        shards = list(range(keys.VSHARDS) if vshards is None else vshards)
+        released: list[ExpiredReservation] = []
+        for start in range(0, len(shards), EXPIRE_CONCURRENCY):
+            batch = shards[start : start + EXPIRE_CONCURRENCY]
+            results = await asyncio.gather(
+                *(self.expire_shard(shard, now_s, limit=limit) for shard in batch)
+            )
+            for result in results:
+                released.extend(result)
+        return released
+
+
+def tenant_username(tenant: str) -> str:
+    return f"ocs-t-{tenant}"

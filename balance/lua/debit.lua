@@ -1,0 +1,69 @@
+-- debit.lua: event charging (direct debiting): charge units at once, all or nothing, with a record.
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, service, rating_group,
+--                  session_id, legs, kinds, payg(0/1)}; leg = {leg_key, units, price}
+-- Units are drawn from live buckets of the kinds in order, then (payg) money at each leg's price
+-- (an event is priced on its own: base 0, connect fee and minimum apply).
+-- Returns {replayed, msgpack {units, bucket_units, retail, wholesale, balance, held_money}}.
+-- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_BLOCKED, OCS_INSUFFICIENT.
+local req = cmsgpack.unpack(ARGV[1])
+local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
+local service = str(req[7], 'service')
+local rg = int(req[8], 'rating_group', 0)
+local session_id = str(req[9], 'session_id')
+local legs, kinds = req[10], req[11]
+local payg = int(req[12], 'payg', 0)
+if type(legs) ~= 'table' or #legs == 0 or #legs > 16 then fail('BADARG', 'legs: 1 to 16') end
+if type(kinds) ~= 'table' then fail('BADARG', 'kinds must be a list') end
+for _, k in ipairs(kinds) do str(k, 'kind') end
+for j, leg in ipairs(legs) do
+  str(leg[1], 'leg ' .. j .. ' key')
+  int(leg[2], 'leg ' .. j .. ' units', 0)
+  check_price(leg[3], 'leg ' .. j .. ' price')
+end
+local got = redis.call('MGET', KEYS[1], KEYS[2])
+local replay = idem_lookup(got[1], digest)
+if replay then return {1, replay} end
+local acct = load_account(got[2])
+if acct[A_STATE] == BLOCKED then fail('BLOCKED', 'account is blocked') end
+local unit_buckets, money_buckets = eligible(acct, kinds, now)
+local drawn, leg_out = {}, {}
+local total, from_buckets_total, retail_total, wholesale_total = 0, 0, 0, 0
+for _, leg in ipairs(legs) do
+  local key, units, p = leg[1], leg[2], leg[3]
+  local need, from_buckets = units, 0
+  for _, b in ipairs(unit_buckets) do
+    if need <= 0 then break end
+    local take = math.min(need, b[B_REMAINING])
+    if take > 0 then
+      b[B_REMAINING] = b[B_REMAINING] - take
+      need = need - take
+      from_buckets = from_buckets + take
+      drawn[#drawn + 1] = {b[B_ID], take}
+    end
+  end
+  local cost = 0
+  if need > 0 then
+    if payg ~= 1 then fail('INSUFFICIENT', 'allowances do not cover the event') end
+    cost = retail(p, need)
+    if cost > money_available(acct, money_buckets) then
+      fail('INSUFFICIENT', 'balance does not cover the event')
+    end
+    for _, m in ipairs(take_money(acct, money_buckets, cost, false, {})) do
+      if m[1] ~= '' then drawn[#drawn + 1] = {m[1], m[2]} end
+    end
+  end
+  local cost_wholesale = wholesale(p, units)
+  total = total + units
+  from_buckets_total = from_buckets_total + from_buckets
+  retail_total = retail_total + cost
+  wholesale_total = wholesale_total + cost_wholesale
+  leg_out[#leg_out + 1] = {key, units, cost, cost_wholesale, need}
+end
+local result = cmsgpack.pack({total, from_buckets_total, retail_total, wholesale_total,
+  acct[A_BALANCE], acct[A_HELD]})
+redis.call('SET', KEYS[2], cmsgpack.pack(acct))
+append_record(KEYS[3], record('debit', tenant, subscriber, session_id, op_id, service, rg, total,
+  retail_total, wholesale_total, drawn, 0, 0, leg_out, now, acct[A_BALANCE], '', -retail_total))
+idem_store(KEYS[1], digest, result, ttl)
+return {0, result}

@@ -1,0 +1,41 @@
+-- expire.lua: the sweeper for one shard: void every reservation whose deadline has passed.
+-- KEYS[1] shard expiry index {t:<tenant>:<vshard>}:exp, KEYS[2] shard record stream
+-- ARGV[1] msgpack {key_prefix "{t:<tenant>:<vshard>}", tenant, now_s, limit}
+-- Account keys are key_prefix .. ':a:' .. subscriber (same hash slot as KEYS[1]).
+-- Each due rating-group reservation is released once and gets one 'expiry' record; the account's
+-- index entry moves to its next deadline (or goes).
+-- Returns msgpack list of {subscriber, session_id, rating_group, units_released, money_released}.
+local req = cmsgpack.unpack(ARGV[1])
+local prefix, tenant = str(req[1], 'key_prefix'), str(req[2], 'tenant')
+local now = num(req[3], 'now_s')
+local limit = int(req[4], 'limit', 1)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+local released = {}
+for _, subscriber in ipairs(due) do
+  local key = prefix .. ':a:' .. subscriber
+  local raw = redis.call('GET', key)
+  if not raw then
+    redis.call('ZREM', KEYS[1], subscriber)
+  else
+    local acct = cmsgpack.unpack(raw)
+    for _, s in ipairs(acct[A_SESSIONS]) do
+      for _, r in ipairs(s[3]) do
+        if #r[2] > 0 and r[4] > 0 and r[4] <= now then
+          local units, money = 0, 0
+          for _, h in ipairs(r[2]) do
+            if h[3] == 1 then money = money + h[2] else units = units + h[2] end
+            settle_hold(acct, h, false)
+          end
+          r[2] = {}
+          r[4] = 0
+          released[#released + 1] = {subscriber, s[1], r[1], units, money}
+          append_record(KEYS[2], record('expiry', tenant, subscriber, s[1], '', '', r[1], units, 0,
+            0, {}, 0, 0, {}, now, acct[A_BALANCE], '', money))
+        end
+      end
+    end
+    index_deadline(KEYS[1], subscriber, acct)
+    redis.call('SET', key, cmsgpack.pack(acct))
+  end
+end
+return cmsgpack.pack(released)

@@ -1,0 +1,304 @@
+-- lib.lua: helpers shared by every ledger script. balance/scripts.py prepends this file (after
+-- the #!lua shebang line) to each operation script, so a script is one self-contained chunk.
+--
+-- Data shapes (msgpack arrays; positions are the contract with balance/records.py):
+--   price   = {num, den, cost_num, cost_den, first_units, step_units, connect_fee, min_charge}
+--   account = {version, state(0 active, 1 blocked), balance, credit_limit, held_money,
+--              buckets, sessions, next_deadline_s}
+--   bucket  = {id, kind, unit, remaining, priority, expires_at_s(0 never), held}
+--   session = {session_id, last_seen_s, rgs}
+--   rg      = {rating_group, holds, legs, valid_until_s, granted_units}
+--   hold    = {bucket_id ("" = the monetary balance), amount, is_money(0/1)}
+--   leg     = {leg_key, money_units, all_units}
+-- Money is micro-units; Lua numbers are doubles, exact below 2^53, and every formula below keeps
+-- intermediate values under max(operand, num*den) exactly as tariffs/price.py documents.
+-- Errors: error({err = 'OCS_<CODE> message'}) before any write; balance/errors.py maps <CODE>.
+
+local ACTIVE, BLOCKED = 0, 1
+local A_VERSION, A_STATE, A_BALANCE, A_LIMIT, A_HELD, A_BUCKETS, A_SESSIONS, A_NEXT = 1, 2, 3, 4, 5, 6, 7, 8
+local B_ID, B_KIND, B_UNIT, B_REMAINING, B_PRIORITY, B_EXPIRES, B_HELD = 1, 2, 3, 4, 5, 6, 7
+
+local function fail(code, message)
+  error({err = 'OCS_' .. code .. ' ' .. message})
+end
+
+local function num(value, what)
+  if type(value) ~= 'number' or value ~= value then fail('BADARG', what .. ' must be a number') end
+  return value
+end
+
+local function int(value, what, low)
+  num(value, what)
+  if value ~= math.floor(value) then fail('BADARG', what .. ' must be an integer') end
+  if low ~= nil and value < low then fail('BADARG', what .. ' must be >= ' .. low) end
+  if value >= 9007199254740992 or value <= -9007199254740992 then
+    fail('BADARG', what .. ' is beyond 2^53')
+  end
+  return value
+end
+
+local function str(value, what)
+  if type(value) ~= 'string' then fail('BADARG', what .. ' must be a string') end
+  return value
+end
+
+-- Exact integer division of doubles: a/b may round up across an integer when a is large.
+local function divmod(a, b)
+  local q = math.floor(a / b)
+  local r = a - q * b
+  if r < 0 then
+    q = q - 1
+    r = r + b
+  elseif r >= b then
+    q = q + 1
+    r = r - b
+  end
+  return q, r
+end
+
+local function ceil_div(a, b)
+  local q, r = divmod(a, b)
+  if r > 0 then q = q + 1 end
+  return q
+end
+
+local function check_price(p, what)
+  if type(p) ~= 'table' or #p ~= 8 then fail('BADARG', what .. ' must be an 8-field price') end
+  for i = 1, 8 do int(p[i], what, 0) end
+  if p[2] <= 0 or p[4] <= 0 then fail('BADARG', what .. ': denominators must be positive') end
+  if p[6] <= 0 then fail('BADARG', what .. ': increment must be positive') end
+  if p[1] * p[2] >= 9007199254740992 or p[3] * p[4] >= 9007199254740992 then
+    fail('BADARG', what .. ': rate fraction too fine')
+  end
+  return p
+end
+
+local function rounded_units(p, units)
+  if units <= 0 then return 0 end
+  if units <= p[5] then return p[5] end
+  return p[5] + ceil_div(units - p[5], p[6]) * p[6]
+end
+
+local function ceil_mul_div(units, n, d)
+  local whole, rest = divmod(units, d)
+  return whole * n + ceil_div(rest * n, d)
+end
+
+local function retail(p, units)
+  if units <= 0 then return 0 end
+  local money = ceil_mul_div(rounded_units(p, units), p[1], p[2])
+  if money < p[8] then money = p[8] end
+  return p[7] + money
+end
+
+local function wholesale(p, units)
+  if units <= 0 then return 0 end
+  return ceil_mul_div(units, p[3], p[4])
+end
+
+-- Most units beyond `before` that `money` pays for, on an increment boundary; -1 = unbounded.
+local function affordable(p, before, money)
+  if money < 0 then return 0 end
+  if p[1] == 0 and p[7] == 0 and p[8] == 0 then return -1 end
+  local budget = retail(p, before) + money
+  if p[1] == 0 then
+    if before > 0 then return -1 end
+    if budget >= p[7] + p[8] then return -1 end
+    return 0
+  end
+  local spendable = budget - p[7]
+  if spendable < p[8] or spendable < 0 then return 0 end
+  local whole, rest = divmod(spendable, p[1])
+  local max_rounded = whole * p[2] + divmod(rest * p[2], p[1])
+  local rounded_before = rounded_units(p, before)
+  if max_rounded < math.max(p[5], 1) then return 0 end
+  local total
+  if max_rounded <= p[5] then
+    total = p[5]
+  else
+    total = p[5] + divmod(max_rounded - p[5], p[6]) * p[6]
+  end
+  if total <= rounded_before then
+    return math.max(0, rounded_before - before)
+  end
+  return total - before
+end
+
+-- Idempotency: the record is msgpack {digest, result}; a replay returns the stored result.
+local function idem_lookup(raw, digest)
+  if not raw then return nil end
+  local stored = cmsgpack.unpack(raw)
+  if stored[1] ~= digest then
+    fail('CONFLICT', 'operation id already used with different content')
+  end
+  return stored[2]
+end
+
+local function idem_store(key, digest, result, ttl_s)
+  redis.call('SET', key, cmsgpack.pack({digest, result}), 'EX', ttl_s)
+end
+
+local function load_account(raw)
+  if not raw then fail('UNKNOWN_ACCOUNT', 'no such subscriber') end
+  return cmsgpack.unpack(raw)
+end
+
+local function is_live(b, now)
+  return b[B_EXPIRES] == 0 or now < b[B_EXPIRES]
+end
+
+local function find_bucket(acct, id)
+  for _, b in ipairs(acct[A_BUCKETS]) do
+    if b[B_ID] == id then return b end
+  end
+  return nil
+end
+
+-- Live buckets of the given kinds, in the kinds' order, then priority, expiry, id.
+-- Returns two lists: unit buckets and money buckets.
+local function eligible(acct, kinds, now)
+  local units, money = {}, {}
+  for _, kind in ipairs(kinds) do
+    local group = {}
+    for _, b in ipairs(acct[A_BUCKETS]) do
+      if b[B_KIND] == kind and is_live(b, now) then group[#group + 1] = b end
+    end
+    table.sort(group, function(x, y)
+      if x[B_PRIORITY] ~= y[B_PRIORITY] then return x[B_PRIORITY] < y[B_PRIORITY] end
+      local ex = x[B_EXPIRES] == 0 and math.huge or x[B_EXPIRES]
+      local ey = y[B_EXPIRES] == 0 and math.huge or y[B_EXPIRES]
+      if ex ~= ey then return ex < ey end
+      return x[B_ID] < y[B_ID]
+    end)
+    for _, b in ipairs(group) do
+      if b[B_UNIT] == 'money' then money[#money + 1] = b else units[#units + 1] = b end
+    end
+  end
+  return units, money
+end
+
+local function money_available(acct, money_buckets)
+  local total = acct[A_BALANCE] + acct[A_LIMIT]
+  for _, b in ipairs(money_buckets) do total = total + b[B_REMAINING] end
+  return total
+end
+
+-- Take `amount` micro-units from money buckets (in order) then the balance; `as_hold` moves it
+-- to held (returning hold entries), otherwise it is consumed (returning drawn entries).
+local function take_money(acct, money_buckets, amount, as_hold, out)
+  local left = amount
+  for _, b in ipairs(money_buckets) do
+    if left <= 0 then break end
+    local take = math.min(left, b[B_REMAINING])
+    if take > 0 then
+      b[B_REMAINING] = b[B_REMAINING] - take
+      if as_hold then b[B_HELD] = b[B_HELD] + take end
+      out[#out + 1] = {b[B_ID], take, 1}
+      left = left - take
+    end
+  end
+  if left > 0 then
+    acct[A_BALANCE] = acct[A_BALANCE] - left
+    if as_hold then acct[A_HELD] = acct[A_HELD] + left end
+    out[#out + 1] = {'', left, 1}
+  end
+  return out
+end
+
+-- Return a hold to where it came from (release), or, with consume, drop the held amount.
+local function settle_hold(acct, hold, consume)
+  local amount = hold[2]
+  if amount <= 0 then return end
+  if hold[1] == '' then
+    acct[A_HELD] = acct[A_HELD] - amount
+    if not consume then acct[A_BALANCE] = acct[A_BALANCE] + amount end
+  else
+    local b = find_bucket(acct, hold[1])
+    if b then
+      b[B_HELD] = b[B_HELD] - amount
+      if not consume then b[B_REMAINING] = b[B_REMAINING] + amount end
+    end
+  end
+  hold[2] = 0
+end
+
+local function find_session(acct, session_id)
+  for i, s in ipairs(acct[A_SESSIONS]) do
+    if s[1] == session_id then return s, i end
+  end
+  return nil, nil
+end
+
+local function find_rg(session, rg)
+  for _, r in ipairs(session[3]) do
+    if r[1] == rg then return r end
+  end
+  return nil
+end
+
+local function find_leg(r, key)
+  for _, leg in ipairs(r[3]) do
+    if leg[1] == key then return leg end
+  end
+  local leg = {key, 0, 0}
+  r[3][#r[3] + 1] = leg
+  return leg
+end
+
+-- Earliest hold deadline over all sessions (0 = no holds): the expiry index score.
+local function next_deadline(acct)
+  local best = 0
+  for _, s in ipairs(acct[A_SESSIONS]) do
+    for _, r in ipairs(s[3]) do
+      if #r[2] > 0 and r[4] > 0 and (best == 0 or r[4] < best) then best = r[4] end
+    end
+  end
+  return best
+end
+
+-- Keep the shard's expiry index in step with the account (one call at most).
+local function index_deadline(zkey, subscriber, acct)
+  local due = next_deadline(acct)
+  if due ~= acct[A_NEXT] then
+    if due == 0 then
+      redis.call('ZREM', zkey, subscriber)
+    else
+      redis.call('ZADD', zkey, due, subscriber)
+    end
+    acct[A_NEXT] = due
+  end
+end
+
+-- Ledger record (one stream entry, field "r", msgpack): positions are balance/records.py
+-- LedgerRecord. Built as a table so the caller can fill balance_after once it is known.
+local function record(kind, tenant, subscriber, session, op_id, service, rg, units, retail_money,
+                      wholesale_money, drawn, leak_units, leak_money, legs, now, balance_after,
+                      reason, money_delta)
+  return {kind, tenant, subscriber, session, op_id, service, rg, units, retail_money,
+    wholesale_money, drawn, leak_units, leak_money, legs, now, balance_after, reason, money_delta}
+end
+
+local function append_record(stream, rec)
+  redis.call('XADD', stream, '*', 'r', cmsgpack.pack(rec))
+end
+
+-- Shared by the account-maintenance scripts: {op_id, digest, tenant, subscriber, now_s,
+-- idem_ttl_s, ...}; KEYS[1] idempotency, KEYS[2] account, KEYS[3] record stream.
+local function admin_args(req)
+  return str(req[1], 'op_id'), str(req[2], 'digest'), str(req[3], 'tenant'),
+    str(req[4], 'subscriber'), num(req[5], 'now_s'), int(req[6], 'idem_ttl_s', 1)
+end
+
+local function account_summary(acct)
+  return cmsgpack.pack({acct[A_BALANCE], acct[A_HELD], acct[A_STATE], acct[A_LIMIT]})
+end
+
+-- Write the account, its record and the idempotency entry; return the stored result.
+local function admin_finish(acct, rec, digest, ttl)
+  local result = account_summary(acct)
+  rec[16] = acct[A_BALANCE]
+  redis.call('SET', KEYS[2], cmsgpack.pack(acct))
+  append_record(KEYS[3], rec)
+  idem_store(KEYS[1], digest, result, ttl)
+  return {0, result}
+end

@@ -1,0 +1,240 @@
+"""The shapes exchanged with the Lua scripts (msgpack arrays, positions fixed by the scripts'
+headers) and the typed results the ledger API returns."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import msgspec
+
+from balance.errors import Outcome
+from tariffs.price import Price
+
+PriceTuple = tuple[int, int, int, int, int, int, int, int]
+
+
+def price_tuple(price: Price) -> PriceTuple:
+    """A Price as the 8-number array the scripts read."""
+    return (
+        price.price_num,
+        price.price_den,
+        price.cost_num,
+        price.cost_den,
+        price.first_units,
+        price.step_units,
+        price.connect_fee,
+        price.min_charge,
+    )
+
+
+class OnExhaust(Enum):
+    """What happens when the eligible buckets are empty: pay from money, or stop granting."""
+
+    PAYG = "payg"
+    BLOCK = "block"
+
+
+class AccountState(Enum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+
+
+class BucketUnit(Enum):
+    BYTES = "bytes"
+    SECONDS = "seconds"
+    EVENTS = "events"
+    MONEY = "money"
+
+
+REQUEST_DEFAULT_UNITS = -1  # requested_units value meaning "grant the caller's default_units"
+
+
+class UsedLeg(msgspec.Struct, frozen=True):
+    """Units used under one price leg (several when a tariff boundary was crossed)."""
+
+    leg_key: str
+    units: int
+    price: Price
+
+
+class RatingGroupRequest(msgspec.Struct, frozen=True):
+    """One MSCC of a credit-control request, as rating prepared it.
+
+    ``kinds`` are the bucket kinds that may pay, in order (rating has applied scope);
+    ``reserve_price`` prices the re-reservation under ``reserve_leg_key`` (None: buckets only).
+    ``requested_units`` 0 = commit/release only, -1 = ``default_units``.
+    """
+
+    rating_group: int
+    service: str
+    kinds: tuple[str, ...] = ()
+    used: tuple[UsedLeg, ...] = ()
+    requested_units: int = 0
+    default_units: int = 0
+    on_exhaust: OnExhaust = OnExhaust.PAYG
+    reserve_leg_key: str = ""
+    reserve_price: Price | None = None
+    valid_until_s: float = 0.0
+    terminate: bool = False
+
+
+class RatingGroupResult(msgspec.Struct, frozen=True, array_like=True):
+    rating_group: int
+    outcome: Outcome
+    granted_units: int
+    final: bool
+    used_units: int
+    bucket_units: int
+    retail: int
+    wholesale: int
+    leakage_units: int
+    leakage_money: int
+    valid_until_s: float
+
+
+class CcrPayload(msgspec.Struct, frozen=True, array_like=True):
+    items: tuple[RatingGroupResult, ...]
+    balance: int
+    held_money: int
+
+
+class CcrResult(msgspec.Struct, frozen=True):
+    """What one credit-control call did; ``replayed`` when the op id had been applied before."""
+
+    items: tuple[RatingGroupResult, ...]
+    balance: int
+    held_money: int
+    replayed: bool
+    raw: bytes  # the stored result, byte-identical on replay
+
+
+class AccountSummary(msgspec.Struct, frozen=True, array_like=True):
+    balance: int
+    held_money: int
+    state_code: int
+    credit_limit: int
+
+    @property
+    def state(self) -> AccountState:
+        return AccountState.BLOCKED if self.state_code == 1 else AccountState.ACTIVE
+
+
+class OpResult(msgspec.Struct, frozen=True):
+    summary: AccountSummary
+    replayed: bool
+
+
+class DebitPayload(msgspec.Struct, frozen=True, array_like=True):
+    units: int
+    bucket_units: int
+    retail: int
+    wholesale: int
+    balance: int
+    held_money: int
+
+
+class DebitResult(msgspec.Struct, frozen=True):
+    debit: DebitPayload
+    replayed: bool
+
+
+class Bucket(msgspec.Struct, frozen=True, array_like=True):
+    id: str
+    kind: str
+    unit: str
+    remaining: int
+    priority: int
+    expires_at_s: float
+    held: int
+
+    def live(self, now_s: float) -> bool:
+        return self.expires_at_s == 0 or now_s < self.expires_at_s
+
+
+class Hold(msgspec.Struct, frozen=True, array_like=True):
+    bucket_id: str  # "" = the monetary balance
+    amount: int
+    is_money: int
+
+
+class LegState(msgspec.Struct, frozen=True, array_like=True):
+    leg_key: str
+    money_units: int
+    all_units: int
+
+
+class RatingGroupState(msgspec.Struct, frozen=True, array_like=True):
+    rating_group: int
+    holds: tuple[Hold, ...]
+    legs: tuple[LegState, ...]
+    valid_until_s: float
+    granted_units: int
+
+
+class SessionState(msgspec.Struct, frozen=True, array_like=True):
+    session_id: str
+    last_seen_s: float
+    rating_groups: tuple[RatingGroupState, ...]
+
+
+class Account(msgspec.Struct, frozen=True, array_like=True):
+    """The stored account, decoded (read-only view for queries and tests)."""
+
+    version: int
+    state_code: int
+    balance: int
+    credit_limit: int
+    held_money: int
+    buckets: tuple[Bucket, ...]
+    sessions: tuple[SessionState, ...]
+    next_deadline_s: float
+
+    @property
+    def state(self) -> AccountState:
+        return AccountState.BLOCKED if self.state_code == 1 else AccountState.ACTIVE
+
+
+class DrawnBucket(msgspec.Struct, frozen=True, array_like=True):
+    bucket_id: str
+    units: int
+
+
+class LegCharge(msgspec.Struct, frozen=True, array_like=True):
+    leg_key: str
+    units: int
+    retail: int
+    wholesale: int
+    money_units: int
+
+
+class LedgerRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One entry of a shard's record stream. ``kind``: usage, debit, refund, expiry, topup,
+    adjust, provision, bucket, expired, block, unblock. ``money_delta`` is the change of the
+    monetary balance this record stands for (negative for charges)."""
+
+    kind: str
+    tenant: str
+    subscriber: str
+    session_id: str
+    op_id: str
+    service: str
+    rating_group: int
+    units: int
+    retail: int
+    wholesale: int
+    buckets: tuple[DrawnBucket, ...]
+    leakage_units: int
+    leakage_money: int
+    legs: tuple[LegCharge, ...]
+    at_s: float
+    balance_after: int
+    reason: str
+    money_delta: int
+
+
+class StreamRecord(msgspec.Struct, frozen=True):
+    """A record as read from a stream, with what ``ack`` needs."""
+
+    stream: str
+    entry_id: str
+    record: LedgerRecord

@@ -1,0 +1,66 @@
+"""Tenant isolation in Redis itself: one ACL user per tenant, allowed only its own keys.
+
+The user may run the ledger scripts and read/ack its record streams; commands inside the
+scripts are checked against the same user, so a script handed another tenant's key fails with
+NOPERM. Passwords are derived from a deployment secret (HMAC-SHA256), so any process holding
+the secret can open a tenant's connection without storing per-tenant passwords.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+
+from balance import keys
+from balance.ledger import tenant_username
+
+# Commands the charging path needs, directly or inside the scripts; nothing administrative.
+TENANT_COMMANDS = (
+    "ping", "hello", "auth", "client|setname", "client|id", "command", "info",
+    "evalsha", "eval", "evalsha_ro", "eval_ro", "script|load", "script|exists",
+    "get", "set", "mget", "del", "exists", "expire", "ttl",
+    "zadd", "zrem", "zrangebyscore", "zrange", "zscore", "zcard",
+    "xadd", "xlen", "xrange", "xreadgroup", "xack", "xgroup|create", "xpending", "xautoclaim",
+    "cluster|slots", "cluster|shards", "cluster|nodes", "readonly",
+)  # fmt: skip
+
+
+def tenant_password(secret: bytes, tenant: str) -> str:
+    """The tenant's Redis password: HMAC-SHA256(secret, tenant), hex."""
+    if len(secret) < 16:
+        raise ValueError("the tenant secret must be at least 16 bytes")
+    return hmac.new(secret, keys.check_tenant(tenant).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def acl_rule(tenant: str, password: str) -> list[str]:
+    """The ``ACL SETUSER`` arguments for a tenant (idempotent: resets before granting)."""
+    return [
+        tenant_username(keys.check_tenant(tenant)),
+        "reset",
+        "on",
+        f">{password}",
+        f"~{keys.acl_key_pattern(tenant)}",
+        "resetchannels",
+        "-@all",
+        *(f"+{command}" for command in TENANT_COMMANDS),
+    ]
+
+
+async def provision_tenant(admin: Any, tenant: str, password: str) -> None:
+    """Create or refresh the tenant's ACL user on an admin connection (every cluster node)."""
+    arguments = ["ACL", "SETUSER", *acl_rule(tenant, password)]
+    if isinstance(admin, RedisCluster):
+        await admin.execute_command(*arguments, target_nodes=RedisCluster.ALL_NODES)
+    else:
+        await admin.execute_command(*arguments)
+
+
+async def remove_tenant(admin: Any, tenant: str) -> None:
+    arguments = ["ACL", "DELUSER", tenant_username(keys.check_tenant(tenant))]
+    if isinstance(admin, RedisCluster):
+        await admin.execute_command(*arguments, target_nodes=RedisCluster.ALL_NODES)
+    else:
+        await admin.execute_command(*arguments)
