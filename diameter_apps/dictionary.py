@@ -162,6 +162,8 @@ _M_BIT_MUST_NOT: frozenset[tuple[int, int]] = frozenset(
     {
         (281, 0),  # Error-Message (RFC 6733 §4.5: M bit MUST NOT be set)
         (294, 0),  # Error-Reporting-Host
+        (267, 0),  # Firmware-Revision
+        (269, 0),  # Product-Name
     }
 )
 

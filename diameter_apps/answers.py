@@ -1,0 +1,67 @@
+"""Answers to requests: the B6 echo rules in one place, and the one error → answer function."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from diameter_apps.codec import Avp, Message
+from diameter_apps.codes import FLAG_ERROR, FLAG_PROXIABLE, AvpCode
+from diameter_apps.errors import DiameterError
+
+
+def answer_to(
+    request: Message,
+    *,
+    origin_host: str,
+    origin_realm: str,
+    result_code: int | None,
+    avps: Sequence[Avp] = (),
+    error_bit: bool = False,
+    error_message: str | None = None,
+    failed_avps: Sequence[Avp] = (),
+) -> Message:
+    """The answer skeleton for ``request`` (RFC 6733 §6.2, DESIGN B6).
+
+    Echoes Hop-by-Hop, End-to-End, command code and application id; clears R, copies P; puts
+    Session-Id first; then Result-Code (omitted when ``None``, e.g. an Experimental-Result is in
+    ``avps``), Origin-Host, Origin-Realm, ``avps``, Error-Message, Failed-AVP and every
+    Proxy-Info of the request in its original order.
+    """
+    body: list[Avp] = []
+    session = request.find(AvpCode.SESSION_ID)
+    if session is not None:
+        body.append(session)
+    if result_code is not None:
+        body.append(Avp.u32(AvpCode.RESULT_CODE, result_code))
+    body.append(Avp.utf8(AvpCode.ORIGIN_HOST, origin_host))
+    body.append(Avp.utf8(AvpCode.ORIGIN_REALM, origin_realm))
+    body.extend(avps)
+    if error_message:
+        body.append(Avp.utf8(AvpCode.ERROR_MESSAGE, error_message, m=False))
+    if failed_avps:
+        body.append(Avp.grouped(AvpCode.FAILED_AVP, failed_avps))
+    body.extend(request.find_all(AvpCode.PROXY_INFO))
+    flags = (request.flags & FLAG_PROXIABLE) | (FLAG_ERROR if error_bit else 0)
+    return Message(
+        request.command_code,
+        request.application_id,
+        flags=flags,
+        hop_by_hop=request.hop_by_hop,
+        end_to_end=request.end_to_end,
+        avps=body,
+    )
+
+
+def answer_for_error(
+    request: Message, error: DiameterError, *, origin_host: str, origin_realm: str
+) -> Message:
+    """The answer a request gets for ``error``: its Result-Code, E bit, Failed-AVP, message."""
+    return answer_to(
+        request,
+        origin_host=origin_host,
+        origin_realm=origin_realm,
+        result_code=int(error.result_code),
+        error_bit=error.e_bit,
+        error_message=error.error_message,
+        failed_avps=error.failed_avps,
+    )
