@@ -1,0 +1,314 @@
+"""Rating: a usage request → which buckets may pay, the money ``Price``, and what decided them.
+
+``Rater`` is the catalog compiled for lookups (dicts, a prefix table, a band schedule per tenant).
+Its answers depend only on the catalog and the request (time is ``request.now``, epoch seconds);
+internally it memoises resolved rate rows and bucket scopes, which never changes an answer.
+
+Rules, in the order they are applied:
+1. Service: an explicit ``service`` name wins (the SIP credit check knows it is voice). Otherwise
+   the Service-Context-Id suffix gives the charging domain (32251 data, 32260 ims, 32270 mms,
+   32274 sms, 32275 mmtel); then the Rating-Group picks the tenant's service in that domain, else
+   the Service-Identifier, else the domain's ``default`` service. An unknown rating group or
+   service identifier is a rating failure (5031): usage is never free by omission.
+2. Zone: the zone listing the visited PLMN (MCC+MNC), else the zone listing its MCC, else the
+   default zone; no visited network means the tenant's ``home_zone``.
+3. Destination: the called number normalised to E.164, then the longest prefix.
+4. Band: weekday and local time in the tenant's time zone; ``next_change_at`` is the next band
+   change or rate-card start, so the caller can end a grant (Validity-Time) at a boundary.
+5. Rate card: the last card whose ``effective_from`` <= now. Row: the first that exists of
+   (zone, dest, band), (zone, dest), (dest, band), (dest), (zone, band), (zone), (band), () —
+   a destination match beats a zone match beats a band match. No row: rating failure (5031).
+6. Buckets: the allowances of the service whose rating-group and zone scope admit the request,
+   ordered by bundle priority (higher first), then kind name.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from tariffs.errors import RatingError
+from tariffs.model import (
+    CONTEXT_SUFFIXES,
+    Catalog,
+    ContextKind,
+    OnExhaust,
+    RateCard,
+    Service,
+    Tenant,
+    Unit,
+    bucket_kind,
+)
+from tariffs.numbers import normalise_e164
+from tariffs.prefixes import PrefixTable
+from tariffs.price import Price
+from tariffs.timebands import BandSchedule
+
+CONTEXT_MEMO_MAX = 4096
+
+
+class UsageRequest(msgspec.Struct, frozen=True):
+    """What is known about one usage leg when it is rated (one MSCC, one SMS, one call)."""
+
+    tenant: str
+    now: int
+    service_context_id: str = ""
+    rating_group: int | None = None
+    service_identifier: int | None = None
+    service: str | None = None
+    visited_plmn: str | None = None
+    called_number: str | None = None
+
+
+class Rating(msgspec.Struct, frozen=True):
+    """Everything the ledger's reserve needs for one leg, and what a usage record stores.
+
+    ``bucket_kinds``: kinds that may pay, in order, scope already applied (the account may hold
+    none of them). Money pays after them unless the account holds a live bucket of a kind in
+    ``block_kinds`` (its bundle says ``on_exhaust: block``); ``on_exhaust`` is ``block`` when any
+    kind blocks. ``price_key`` (``tenant:version:row``) names the exact rate row used.
+    """
+
+    tenant: str
+    service: str
+    unit: Unit
+    rating_group: int | None
+    zone: str
+    destination: str | None
+    band: str
+    price: Price
+    version: str
+    price_key: str
+    bucket_kinds: tuple[str, ...]
+    on_exhaust: OnExhaust
+    block_kinds: tuple[str, ...]
+    next_change_at: int | None
+    default_grant_units: int
+    max_grant_units: int
+
+
+def context_kind(service_context_id: str) -> ContextKind | None:
+    """``32251@3gpp.org`` or ``ext.01.001.8.32260@3gpp.org`` → its charging domain, by suffix."""
+    head = service_context_id.partition("@")[0]
+    return CONTEXT_SUFFIXES.get(head.rpartition(".")[2])
+
+
+_Scope = tuple[tuple[str, ...], OnExhaust, tuple[str, ...]]
+_RowKey = tuple[int, str, str, str | None, str]
+
+
+class _TenantIndex:
+    """One tenant's catalog arranged for constant-time lookups."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.services = {s.name: s for s in tenant.services}
+        self.by_group: dict[tuple[str, int], Service] = {}
+        self.by_ident: dict[tuple[str, int], Service] = {}
+        self.default_service: dict[str, Service] = {}
+        for service in tenant.services:
+            for group in service.rating_groups:
+                self.by_group[(service.context, group)] = service
+            for ident in service.service_identifiers:
+                self.by_ident[(service.context, ident)] = service
+            if service.default:
+                self.default_service[service.context] = service
+        self.zone_by_plmn: dict[str, str] = {}
+        self.zone_by_mcc: dict[str, str] = {}
+        self.default_zone: str | None = None
+        for zone in tenant.zones:
+            for plmn in zone.plmns:
+                self.zone_by_plmn[plmn] = zone.name
+            for mcc in zone.mccs:
+                self.zone_by_mcc[mcc] = zone.name
+            if zone.default:
+                self.default_zone = zone.name
+        self.prefixes = PrefixTable(
+            (prefix, dest.name) for dest in tenant.destinations for prefix in dest.prefixes
+        )
+        self.bands = BandSchedule(tenant.time_bands, ZoneInfo(tenant.timezone))
+        self.cards: tuple[RateCard, ...] = tenant.rate_cards
+        self.card_starts = tuple(card.effective_from for card in tenant.rate_cards)
+        self.rows: list[dict[tuple[str, str | None, str | None, str | None], int]] = [
+            {(r.service, r.zone, r.dest, r.band): i for i, r in enumerate(card.rates)}
+            for card in tenant.rate_cards
+        ]
+        self.row_memo: dict[_RowKey, tuple[Price, str]] = {}
+        self.scope_memo: dict[tuple[str, int | None, str], _Scope] = {}
+
+    def zone(self, visited_plmn: str | None) -> str:
+        if not visited_plmn:
+            return self.tenant.home_zone
+        zone = self.zone_by_plmn.get(visited_plmn) or self.zone_by_mcc.get(visited_plmn[:3])
+        if zone is None:
+            zone = self.default_zone
+            if zone is None:
+                raise RatingError(
+                    f"visited network {visited_plmn} is in no zone of {self.tenant.id}"
+                )
+        return zone
+
+    def row(
+        self, card_index: int, service: str, zone: str, dest: str | None, band: str
+    ) -> tuple[Price, str]:
+        key = (card_index, service, zone, dest, band)
+        found = self.row_memo.get(key)
+        if found is not None:
+            return found
+        rows = self.rows[card_index]
+        card = self.cards[card_index]
+        candidates = (
+            (zone, dest, band),
+            (zone, dest, None),
+            (None, dest, band),
+            (None, dest, None),
+            (zone, None, band),
+            (zone, None, None),
+            (None, None, band),
+            (None, None, None),
+        )
+        for cand_zone, cand_dest, cand_band in candidates:
+            index = rows.get((service, cand_zone, cand_dest, cand_band))
+            if index is not None:
+                found = (card.rates[index].price, f"{self.tenant.id}:{card.version}:{index}")
+                self.row_memo[key] = found
+                return found
+        raise RatingError(
+            f"no rate for {service} in zone {zone}, destination {dest or '-'}, band {band} "
+            f"(tenant {self.tenant.id}, rate card {card.version})"
+        )
+
+    def scope(self, service: str, rating_group: int | None, zone: str) -> _Scope:
+        key = (service, rating_group, zone)
+        found = self.scope_memo.get(key)
+        if found is not None:
+            return found
+        matches: list[tuple[int, str, OnExhaust]] = []
+        for bundle in self.tenant.bundles:
+            for allowance in bundle.allowances:
+                if allowance.service != service:
+                    continue
+                if allowance.rating_groups and rating_group not in allowance.rating_groups:
+                    continue
+                if allowance.zones and zone not in allowance.zones:
+                    continue
+                kind = bucket_kind(bundle.id, allowance.name)
+                matches.append((-bundle.priority, kind, bundle.on_exhaust))
+        matches.sort()
+        kinds = tuple(kind for _, kind, _ in matches)
+        blocking = tuple(kind for _, kind, policy in matches if policy == "block")
+        scope: _Scope = (kinds, "block" if blocking else "payg", blocking)
+        self.scope_memo[key] = scope
+        return scope
+
+
+class Rater:
+    """A catalog compiled for rating. Build once per catalog version; not thread-safe (memos)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._tenants = {t.id: _TenantIndex(t) for t in catalog.tenants}
+        self._contexts: dict[str, ContextKind | None] = {}
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        index = self._tenants.get(tenant_id)
+        return None if index is None else index.tenant
+
+    def classify(self, request: UsageRequest) -> Service:
+        """The tenant's service for this request (rule 1), or RatingError 5031."""
+        index = self._index(request.tenant)
+        return self._classify(index, request)
+
+    def rate(self, request: UsageRequest) -> Rating:
+        """Rate one usage leg; raises RatingError (5031) when it cannot be priced."""
+        index = self._index(request.tenant)
+        service = self._classify(index, request)
+        zone = index.zone(request.visited_plmn)
+        dest: str | None = None
+        if request.called_number:
+            tenant = index.tenant
+            number = normalise_e164(
+                request.called_number,
+                tenant.country_code,
+                international_prefix=tenant.international_prefix,
+                national_prefix=tenant.national_prefix,
+            )
+            if number is not None:
+                dest = index.prefixes.longest(number)
+        now = request.now
+        band, change = index.bands.band_at(now)
+        starts = index.card_starts
+        card_index = bisect_right(starts, now) - 1
+        if card_index < 0:
+            raise RatingError(f"no rate card of {request.tenant} is in effect at {now}")
+        if card_index + 1 < len(starts) and (change is None or starts[card_index + 1] < change):
+            change = starts[card_index + 1]
+        price, price_key = index.row(card_index, service.name, zone, dest, band)
+        kinds, on_exhaust, blocking = index.scope(service.name, request.rating_group, zone)
+        return Rating(
+            tenant=request.tenant,
+            service=service.name,
+            unit=service.unit,
+            rating_group=request.rating_group,
+            zone=zone,
+            destination=dest,
+            band=band,
+            price=price,
+            version=index.cards[card_index].version,
+            price_key=price_key,
+            bucket_kinds=kinds,
+            on_exhaust=on_exhaust,
+            block_kinds=blocking,
+            next_change_at=change,
+            default_grant_units=service.default_grant_units,
+            max_grant_units=service.max_grant_units,
+        )
+
+    def _index(self, tenant_id: str) -> _TenantIndex:
+        index = self._tenants.get(tenant_id)
+        if index is None:
+            raise RatingError(f"tenant {tenant_id!r} is not in the catalog")
+        return index
+
+    def _context(self, service_context_id: str) -> ContextKind | None:
+        contexts = self._contexts
+        if service_context_id in contexts:
+            return contexts[service_context_id]
+        kind = context_kind(service_context_id)
+        if len(contexts) < CONTEXT_MEMO_MAX:
+            contexts[service_context_id] = kind
+        return kind
+
+    def _classify(self, index: _TenantIndex, request: UsageRequest) -> Service:
+        if request.service is not None:
+            service = index.services.get(request.service)
+            if service is None:
+                raise RatingError(f"tenant {request.tenant} has no service {request.service!r}")
+            return service
+        kind = self._context(request.service_context_id)
+        if kind is None:
+            raise RatingError(f"unknown Service-Context-Id {request.service_context_id!r}")
+        if request.rating_group is not None:
+            found = index.by_group.get((kind, request.rating_group))
+            if found is None:
+                raise RatingError(
+                    f"rating group {request.rating_group} is not a {kind} service of "
+                    f"{request.tenant}"
+                )
+            return found
+        if request.service_identifier is not None:
+            found = index.by_ident.get((kind, request.service_identifier))
+            if found is None:
+                raise RatingError(
+                    f"service identifier {request.service_identifier} is not a {kind} service "
+                    f"of {request.tenant}"
+                )
+            return found
+        found = index.default_service.get(kind)
+        if found is None:
+            raise RatingError(
+                f"{request.tenant} has no default {kind} service; a rating group is needed"
+            )
+        return found
