@@ -33,7 +33,8 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 def compose(text: str, file: str, problems: list[Problem]) -> Node | None:
     """Parse ``text`` to a node tree; a syntax error becomes a problem at its line."""
     try:
-        return yaml.compose(text, Loader=_Loader)  # type: ignore[no-any-return]
+        node: Node | None = yaml.compose(text, Loader=_Loader)
+        return node
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1

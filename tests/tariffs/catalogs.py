@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def berlin(*args: int) -> int:
+def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
     """Epoch seconds of a Berlin wall-clock time."""
-    return int(datetime(*args, tzinfo=BERLIN).timestamp())  # type: ignore[misc]
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=BERLIN).timestamp())
 
 
 GOLDEN = """\
