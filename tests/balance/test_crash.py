@@ -50,7 +50,9 @@ async def test_acknowledged_commits_survive_kill_9(private_redis: EmbeddedRedis)
     ledger = Ledger(client, "acme")
     try:
         reader = RecordReader(client, "acme", "audit", "c")
-        records = [r.record for r in await reader.read(keys.vshard("sub"), count=100_000)]
+        records = []
+        while batch := await reader.read(keys.vshard("sub"), count=10_000):
+            records.extend(r.record for r in batch)
         usage = [r for r in records if r.kind == "usage"]
         op_ids = [r.op_id for r in usage]
         assert len(op_ids) == len(set(op_ids)), "an operation was applied twice"
