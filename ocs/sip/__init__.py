@@ -5,6 +5,8 @@ server transactions), ``redirect`` (answers), ``endpoint`` (all of it for one tr
 asyncio adapter: ``transport.SipServer``. Charging plugs in through ``CreditAuthorizer``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ocs.sip.authorizer import (
     AuthOutcome,
     CallAuthDecision,
@@ -13,7 +15,9 @@ from ocs.sip.authorizer import (
     CreditAuthorizer,
 )
 from ocs.sip.metrics import SipMetrics
-from ocs.sip.transport import SipServer
+
+if TYPE_CHECKING:
+    from ocs.sip.transport import SipServer
 
 __all__ = [
     "AuthOutcome",
@@ -24,3 +28,13 @@ __all__ = [
     "SipMetrics",
     "SipServer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # SipServer is imported on first use so that importing the sans-IO modules never pulls in
+    # asyncio or ocs.config (tests/sip/test_redirect.py checks this).
+    if name == "SipServer":
+        from ocs.sip.transport import SipServer
+
+        return SipServer
+    raise AttributeError(name)
