@@ -1,0 +1,389 @@
+"""Diameter over TCP: a thin asyncio ``Protocol`` around the sans-IO peer of ``diameter_apps``.
+
+Per connection: bytes in → ``peer.receive_data`` → events; application requests go to the
+router's handler; whatever the peer queued is written; one ``call_at`` timer is re-armed from
+``peer.next_timer()``. A handler that returns an awaitable is completed with a done-callback, and
+a handler that fails still gets an answer (5012 UNABLE_TO_COMPLY, or the error's own wire code)
+so no request is ever left unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import structlog
+
+from diameter_apps.answers import answer_for_error
+from diameter_apps.codec import Message
+from diameter_apps.duplicates import DuplicateCache
+from diameter_apps.errors import DiameterError, UnableToComply
+from diameter_apps.events import (
+    AnswerReceived,
+    DuplicateAnswered,
+    ErrorAnswered,
+    PeerClosed,
+    PeerOpened,
+    ProtocolDeviation,
+    RequestReceived,
+    RequestTimedOut,
+)
+from diameter_apps.limits import CodecLimits
+from diameter_apps.peer import PeerConnection, PeerSettings
+from diameter_apps.router import Router
+from diameter_apps.validation import Profile
+from ocs.config import DiameterConfig
+from ocs.metrics import Metrics
+
+COMMAND_NAMES = {
+    257: "CER",
+    280: "DWR",
+    282: "DPR",
+    272: "CCR",
+    258: "RAR",
+    274: "ASR",
+    275: "STR",
+}
+
+Log = structlog.typing.FilteringBoundLogger
+
+
+def command_name(code: int) -> str:
+    """A bounded label for metrics: known commands by name, anything else as 'other'."""
+    return COMMAND_NAMES.get(code, "other")
+
+
+def advertised_addresses(listen_host: str) -> tuple[str, ...]:
+    """Host-IP-Address values for the CEA: the listen address, or this host's for a wildcard."""
+    if listen_host not in ("", "0.0.0.0", "::"):
+        return (listen_host,)
+    try:
+        return (socket.gethostbyname(socket.gethostname()),)
+    except OSError:
+        return ("127.0.0.1",)
+
+
+def peer_settings(config: DiameterConfig, *, origin_state_id: int) -> PeerSettings:
+    return PeerSettings(
+        origin_host=config.origin_host,
+        origin_realm=config.origin_realm,
+        host_ip_addresses=advertised_addresses(config.listen_host),
+        product_name=config.product_name,
+        vendor_id=config.vendor_id,
+        origin_state_id=origin_state_id,
+        allowed_peer_hosts=frozenset(config.allowed_peers) if config.allowed_peers else None,
+        watchdog_interval_s=config.watchdog_s,
+        watchdog_jitter_s=config.watchdog_jitter_s,
+        cer_timeout_s=config.cer_timeout_s,
+        drain_timeout_s=config.shutdown_grace_s,
+        profile=Profile.LENIENT if config.lenient else Profile.STRICT,
+        limits=CodecLimits(
+            message_bytes_max=config.message_bytes_max,
+            avps_max=config.avps_max,
+            avp_depth_max=config.avp_depth_max,
+        ),
+    )
+
+
+class DiameterConnection(asyncio.Protocol):
+    """One TCP connection: feeds the sans-IO peer, runs handlers, re-arms one timer."""
+
+    def __init__(self, server: DiameterServer) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.peer: PeerConnection | None = None
+        self.transport: asyncio.Transport | None = None
+        self.remote = "?"
+        self.origin_host: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pending: dict[int, asyncio.Future[Message | None]] = {}
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peername = transport.get_extra_info("peername")
+        self.remote = f"{peername[0]}:{peername[1]}" if peername else "?"
+        self.peer = PeerConnection(
+            self.server.settings,
+            self.server.router,
+            self.server.duplicates,
+            self.loop.time(),
+            output_ready=self._flush,
+        )
+        self.server.connections.add(self)
+        self.server.metrics.connections_total.inc()
+        self._after_io(self.peer.handle_timer(self.loop.time()))
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            return
+        self._after_io(self.peer.receive_data(data, self.loop.time()))
+
+    def eof_received(self) -> bool | None:
+        return None  # let connection_lost tidy up
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.server.connections.discard(self)
+        if self.peer is not None:
+            events = self.peer.connection_lost(self.loop.time())
+            self.transport = None
+            self._handle_events(events)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result(None)
+        self._pending.clear()
+
+    # -- event handling ------------------------------------------------------------------
+    def _after_io(self, events: list[Any]) -> None:
+        self._handle_events(events)
+        self._flush()
+
+    def _handle_events(self, events: list[Any]) -> None:
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._dispatch(event)
+            elif isinstance(event, PeerOpened):
+                self.origin_host = event.origin_host
+                self.server.peer_opened(self, event)
+            elif isinstance(event, PeerClosed):
+                self.server.peer_closed(self, event)
+            elif isinstance(event, AnswerReceived):
+                future = self._pending.pop(event.hop_by_hop, None)
+                if future is not None and not future.done():
+                    future.set_result(event.message)
+            elif isinstance(event, RequestTimedOut):
+                future = self._pending.pop(event.hop_by_hop, None)
+                if future is not None and not future.done():
+                    future.set_result(None)
+            elif isinstance(event, ProtocolDeviation):
+                self.server.metrics.deviations_total.inc()
+                self.server.log.info(
+                    "diameter_protocol_deviation", peer=self.remote, what=event.description
+                )
+            elif isinstance(event, ErrorAnswered):
+                self.server.error_answered(self, event)
+            elif isinstance(event, DuplicateAnswered):
+                self.server.metrics.duplicates_total.inc()
+
+    def _dispatch(self, event: RequestReceived) -> None:
+        self.server.metrics.requests_total.labels(command_name(event.command_code)).inc()
+        try:
+            handler = self.server.router.handler_for(event.application_id, event.command_code)
+            result = handler(event)
+        except DiameterError as error:
+            self._answer_error(event, error)
+            return
+        except Exception as exc:
+            self._answer_failure(event, exc)
+            return
+        if inspect.isawaitable(result):
+            future = asyncio.ensure_future(result)
+            future.add_done_callback(lambda done: self._complete(event, done))
+        else:
+            self._send_answer(event, result)
+
+    def _complete(self, event: RequestReceived, done: asyncio.Future[Message]) -> None:
+        if done.cancelled():
+            self._answer_error(event, UnableToComply("request cancelled during shutdown"))
+            return
+        error = done.exception()
+        if error is None:
+            self._send_answer(event, done.result())
+        elif isinstance(error, DiameterError):
+            self._answer_error(event, error)
+        else:
+            self._answer_failure(event, error)
+
+    def _answer_failure(self, event: RequestReceived, exc: BaseException) -> None:
+        self.server.log.error(
+            "diameter_handler_failed",
+            peer=self.remote,
+            command=event.command_code,
+            error=repr(exc),
+        )
+        self._answer_error(event, UnableToComply("internal error while handling the request"))
+
+    def _answer_error(self, event: RequestReceived, error: DiameterError) -> None:
+        if self.peer is None:
+            return
+        settings = self.server.settings
+        answer = answer_for_error(
+            event.message,
+            error,
+            origin_host=settings.origin_host,
+            origin_realm=settings.origin_realm,
+        )
+        self._send_answer(event, answer)
+
+    def _send_answer(self, event: RequestReceived, answer: Message) -> None:
+        if self.peer is None:
+            return
+        now = self.loop.time()
+        self.peer.send_answer(event, answer, now)
+        result = answer.result_code
+        self.server.metrics.answers_total.labels(
+            command_name(event.command_code), str(result) if result is not None else "none"
+        ).inc()
+        self.server.metrics.latency_seconds.labels(command_name(event.command_code)).observe(
+            max(0.0, now - event.received_at)
+        )
+        self._flush()
+
+    # -- output and timer ----------------------------------------------------------------
+    def _flush(self) -> None:
+        peer, transport = self.peer, self.transport
+        if peer is None or transport is None:
+            return
+        data = peer.data_to_send()
+        if data and not transport.is_closing():
+            transport.write(data)
+        if peer.should_close:
+            transport.close()
+            return
+        self._arm_timer(peer.next_timer())
+
+    def _arm_timer(self, when: float | None) -> None:
+        if when == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when is not None:
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self.peer is not None:
+            self._after_io(self.peer.handle_timer(self.loop.time()))
+
+    # -- server-initiated requests (RAR / ASR) -------------------------------------------
+    def send_request(self, message: Message, timeout_s: float) -> asyncio.Future[Message | None]:
+        """Send ``message``; the future resolves to the answer, or None on timeout/close."""
+        future: asyncio.Future[Message | None] = self.loop.create_future()
+        if self.peer is None or self.transport is None:
+            future.set_result(None)
+            return future
+        hop_by_hop = self.peer.send_request(message, self.loop.time(), timeout_s)
+        self._pending[hop_by_hop] = future
+        self._flush()
+        return future
+
+    def begin_shutdown(self) -> None:
+        if self.peer is not None:
+            self._after_io(self.peer.begin_shutdown(self.loop.time()))
+
+
+class DiameterServer:
+    """Listening socket, the shared duplicate cache, and the set of live connections."""
+
+    def __init__(
+        self,
+        config: DiameterConfig,
+        router: Router,
+        metrics: Metrics,
+        log: Log,
+    ) -> None:
+        self.config = config
+        # Origin-State-Id changes with every start so peers can tell we restarted (RFC 6733 8.16).
+        self.settings = peer_settings(config, origin_state_id=int(time.time()))
+        self.router = router
+        self.metrics = metrics
+        self.log = log
+        self.loop = asyncio.get_running_loop()
+        self.duplicates = DuplicateCache()
+        self.connections: set[DiameterConnection] = set()
+        self.open_peers: dict[str, DiameterConnection] = {}
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> tuple[str, int]:
+        self._server = await self.loop.create_server(
+            lambda: DiameterConnection(self),
+            self.config.listen_host,
+            self.config.listen_port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    @property
+    def open_peer_count(self) -> int:
+        return len(self.open_peers)
+
+    def peer_opened(self, conn: DiameterConnection, event: PeerOpened) -> None:
+        self.open_peers[event.origin_host] = conn
+        self.metrics.peers_connected.set(len(self.open_peers))
+        self.log.info(
+            "diameter_peer_up",
+            peer=conn.remote,
+            origin_host=event.origin_host,
+            origin_realm=event.origin_realm,
+            applications=list(event.application_ids),
+        )
+
+    def peer_closed(self, conn: DiameterConnection, event: PeerClosed) -> None:
+        if conn.origin_host is not None and self.open_peers.get(conn.origin_host) is conn:
+            del self.open_peers[conn.origin_host]
+        self.metrics.peers_connected.set(len(self.open_peers))
+        self.log.info(
+            "diameter_peer_down",
+            peer=conn.remote,
+            origin_host=conn.origin_host,
+            reason=event.reason,
+        )
+
+    def error_answered(self, conn: DiameterConnection, event: ErrorAnswered) -> None:
+        self.metrics.decode_errors_total.labels(str(event.result_code)).inc()
+        reason = event.error_message
+        self.metrics.answers_total.labels(
+            command_name(event.command_code), str(event.result_code)
+        ).inc()
+        self.log.debug(
+            "diameter_error_answer",
+            peer=conn.remote,
+            command=event.command_code,
+            result_code=event.result_code,
+            reason=reason,
+        )
+
+    def connection_for(self, origin_host: str) -> DiameterConnection | None:
+        return self.open_peers.get(origin_host)
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop accepting, let each peer finish in-flight requests and exchange DPR/DPA."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.begin_shutdown()
+        deadline = self.loop.time() + grace_s
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+def build_router(
+    register: Callable[[Router], None] | None = None,
+) -> Router:
+    """The application router of a server process; ``register`` adds the applications."""
+    router = Router()
+    if register is not None:
+        register(router)
+    return router
