@@ -54,7 +54,8 @@ class EmbeddedRedis:
             raise EmbeddedRedisError(
                 f"appendfsync must be one of {', '.join(APPENDFSYNC_CHOICES)}, not {appendfsync!r}"
             )
-        self.data_dir = Path(data_dir)
+        # Absolute: redis-server chdirs into --dir before it opens --logfile.
+        self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port
         self.appendonly = appendonly

@@ -79,3 +79,13 @@ def test_host_port_errors(text: str) -> None:
 
 def test_host_port_v6() -> None:
     assert parse_host_port("[::1]:3868", "x") == ("::1", 3868)
+
+
+def test_relative_data_dir_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    server = EmbeddedRedis(Path("var/redis"))
+    server.start()
+    try:
+        assert (tmp_path / "var/redis/redis.log").exists()
+    finally:
+        server.stop()
