@@ -235,6 +235,7 @@ class SipEndpoint:
             self._transactions.provisional(key, trying)
             transaction = self._transactions.get(key)
             if transaction is not None:
+                self._metrics.responses_by_status[100] += 1
                 return [Send(trying, transaction.destination)]
         return []
 
