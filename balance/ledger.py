@@ -43,6 +43,7 @@ IDEMPOTENCY_TTL_S_DEFAULT = 3600
 SESSION_IDLE_S_DEFAULT = 86400.0
 SESSIONS_MAX_DEFAULT = 32
 BUCKETS_MAX_DEFAULT = 64
+IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
 ITEMS_MAX = 64
 EXPIRE_CONCURRENCY = 32
 
@@ -112,8 +113,9 @@ class Ledger:
         session_idle_s: float = SESSION_IDLE_S_DEFAULT,
         sessions_max: int = SESSIONS_MAX_DEFAULT,
         buckets_max: int = BUCKETS_MAX_DEFAULT,
+        in_flight_max: int = IN_FLIGHT_MAX_DEFAULT,
     ) -> None:
-        if idempotency_ttl_s <= 0 or sessions_max <= 0 or buckets_max <= 0:
+        if min(idempotency_ttl_s, sessions_max, buckets_max, in_flight_max) <= 0:
             raise InvalidRequest("ledger limits must be positive")
         self.client = client
         self.tenant = keys.check_tenant(tenant)
@@ -121,6 +123,9 @@ class Ledger:
         self.session_idle_s = session_idle_s
         self.sessions_max = sessions_max
         self.buckets_max = buckets_max
+        # Calls beyond the connection pool wait here instead of failing in the pool
+        # (redis-py's cluster pool raises when it runs out of connections).
+        self._in_flight = asyncio.Semaphore(in_flight_max)
 
     @classmethod
     def for_tenant(
@@ -153,6 +158,7 @@ class Ledger:
                 socket_timeout=timeout_s,
                 max_connections=pool_size,
             )
+        limits.setdefault("in_flight_max", pool_size)
         return cls(client, tenant, **limits)
 
     async def aclose(self) -> None:
@@ -162,7 +168,8 @@ class Ledger:
 
     async def _run(self, script: LuaScript, key_list: Sequence[str], payload: Any) -> Any:
         try:
-            return await run_script(self.client, script, key_list, [_ENCODER.encode(payload)])
+            async with self._in_flight:
+                return await run_script(self.client, script, key_list, [_ENCODER.encode(payload)])
         except NoPermissionError:
             raise
         except ResponseError as exc:

@@ -53,7 +53,7 @@ async def provision_tenant(admin: Any, tenant: str, password: str) -> None:
     """Create or refresh the tenant's ACL user on an admin connection (every cluster node)."""
     arguments = ["ACL", "SETUSER", *acl_rule(tenant, password)]
     if isinstance(admin, RedisCluster):
-        await admin.execute_command(*arguments, target_nodes=RedisCluster.ALL_NODES)
+        await admin.execute_command(*arguments, target_nodes=admin.get_nodes())
     else:
         await admin.execute_command(*arguments)
 
@@ -61,6 +61,6 @@ async def provision_tenant(admin: Any, tenant: str, password: str) -> None:
 async def remove_tenant(admin: Any, tenant: str) -> None:
     arguments = ["ACL", "DELUSER", tenant_username(keys.check_tenant(tenant))]
     if isinstance(admin, RedisCluster):
-        await admin.execute_command(*arguments, target_nodes=RedisCluster.ALL_NODES)
+        await admin.execute_command(*arguments, target_nodes=admin.get_nodes())
     else:
         await admin.execute_command(*arguments)

@@ -48,7 +48,7 @@ async def test_tenant_connection_cannot_touch_another_tenants_keys(redis_url: st
         acme_prefix = keys.subscriber_prefix("acme", "sub")
         await acme.client.zadd(keys.expiry_key(acme_prefix), {"sub": 1})
         sweeper = ScriptSet.load()["expire"]
-        with pytest.raises(ResponseError, match="can.t access at least one of the keys"):
+        with pytest.raises(ResponseError, match=r"can.t access at least one of the keys"):
             await run_script(
                 acme.client, sweeper,
                 [keys.expiry_key(acme_prefix), keys.stream_key(acme_prefix)],
