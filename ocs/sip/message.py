@@ -93,6 +93,7 @@ _REQUEST_LINE = re.compile(rf"^({_TOKEN}) (\S+) (SIP/\d+\.\d+)$")
 _STATUS_LINE = re.compile(r"^(SIP/\d+\.\d+) ([1-6]\d\d) ?(.*)$")
 _HEADER_NAME = re.compile(rf"^{_TOKEN}$")
 _VIA = re.compile(r"^SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9-]+)\s+([^;\s]+)\s*(;.*)?$", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s")
 _CONTENT_LENGTH_LINE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)", re.I | re.M)
 
 Headers = tuple[tuple[str, str], ...]
@@ -307,12 +308,18 @@ def _parse_header_lines(
     request with one bad header can still be answered 400 naming that header."""
     problem: str | None = None
     unfolded: list[str] = []
-    for number, raw in enumerate(raw_lines, start=2):
-        raw = raw.rstrip(b"\r")
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            problem = problem or f"Header Line {number} Is Not UTF-8"
+    try:  # fast path: the whole block decodes; line by line only to name a bad line
+        lines = b"\n".join(raw_lines).decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        lines = []
+        for number, raw in enumerate(raw_lines, start=2):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                problem = problem or f"Header Line {number} Is Not UTF-8"
+    for line in lines:
+        line = line.rstrip("\r")
+        if not line:
             continue
         if line[:1] in (" ", "\t"):
             if unfolded:
@@ -358,12 +365,16 @@ def _build_request(
     body: bytes,
     fail: _FailFactory,
 ) -> SipRequest:
-    headers = head.headers
+    # One pass over the headers for everything this function looks up.
+    found: dict[str, list[str]] = {name: [] for name in _SINGLE}
+    for key, value in head.headers:
+        if key in found:
+            found[key].append(value)
     for name in _SINGLE:
-        if len(header_values(headers, name)) > 1:
+        if len(found[name]) > 1:
             raise fail(400, f"Duplicate {name} Header")
     for name in ("From", "To", "Call-ID", "CSeq"):
-        if header(headers, name) is None:
+        if not found[name]:
             raise fail(400, f"Missing {name} Header")
     try:
         request_uri = parse_uri(head.uri)
@@ -374,21 +385,22 @@ def _build_request(
     addresses: dict[str, NameAddr] = {}
     for name in ("From", "To"):
         try:
-            addresses[name] = parse_name_addr(header(headers, name) or "")
+            addresses[name] = parse_name_addr(found[name][0])
         except ValueError as exc:
             raise fail(400, f"Malformed {name} Header") from exc
-    call_id = header(headers, "Call-ID") or ""
-    if not call_id or any(c.isspace() for c in call_id):
+    call_id = found["Call-ID"][0]
+    if not call_id or _WHITESPACE.search(call_id):
         raise fail(400, "Malformed Call-ID Header")
-    cseq_number, cseq_method = _parse_cseq(header(headers, "CSeq") or "", fail)
+    cseq_number, cseq_method = _parse_cseq(found["CSeq"][0], fail)
     if cseq_method != head.method:
         raise fail(400, f"CSeq Method {cseq_method[:20]} Does Not Match {head.method[:20]}")
-    body = _checked_body(header(headers, "Content-Length"), body, fail)
+    content_length = found["Content-Length"][0] if found["Content-Length"] else None
+    body = _checked_body(content_length, body, fail)
     return SipRequest(
         method=head.method,
         uri=head.uri,
         request_uri=request_uri,
-        headers=headers,
+        headers=head.headers,
         vias=head.vias,
         from_addr=addresses["From"],
         to_addr=addresses["To"],
@@ -478,10 +490,17 @@ def build_response(
 
 
 def _lacks_tag(to_value: str) -> bool:
+    """Whether the To header params (after the <URI>, or after the bare URI) hold no tag."""
+    close = to_value.rfind(">")
+    params = to_value[close + 1 :] if close >= 0 else to_value.partition(";")[2]
+    return param(parse_params_lenient(params), "tag") is None
+
+
+def parse_params_lenient(text: str) -> Params:
     try:
-        return parse_name_addr(to_value).tag is None
+        return parse_params(text)
     except ValueError:
-        return False  # a malformed To is echoed unchanged (RFC 3261 §8.2.6.2 best effort)
+        return ()
 
 
 def response_destination(via: Via, source: tuple[str, int]) -> tuple[str, int]:

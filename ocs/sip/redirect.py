@@ -189,12 +189,16 @@ def _caller(request: SipRequest, international_prefix: str) -> tuple[str, Caller
         identities.extend(_split_addresses(value))
     identities.sort(key=lambda value: 0 if "tel:" in value.lower() else 1)
     candidates.extend((value, CallerSource.P_ASSERTED_IDENTITY) for value in identities)
-    candidates.append((request.from_addr.uri, CallerSource.FROM))
     for value, source in candidates:
         number = _number_in(value, international_prefix)
         if number is not None:
             return number, source
-    return None
+    try:
+        from_user = parse_uri(request.from_addr.uri).user
+    except ValueError:
+        return None
+    number = e164_digits(from_user, international_prefix)
+    return None if number is None else (number, CallerSource.FROM)
 
 
 def _split_addresses(value: str) -> list[str]:

@@ -7,9 +7,13 @@ a message fit for a 400 reason phrase.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 Params = tuple[tuple[str, str | None], ...]
+
+_WHITESPACE = re.compile(r"\s")
 
 URI_SCHEMES = frozenset({"sip", "sips", "tel"})
 
@@ -19,6 +23,9 @@ _VISUAL_SEPARATORS = str.maketrans("", "", "-.() ")
 
 def split_top_level(value: str, separator: str = ",") -> list[str]:
     """Split on ``separator`` outside double quotes and angle brackets (multi-value headers)."""
+    if separator not in value and '"' not in value:
+        stripped = value.strip()
+        return [stripped] if stripped else []
     parts: list[str] = []
     depth = 0
     quoted = False
@@ -121,7 +128,7 @@ def split_host_port(text: str) -> tuple[str, int | None]:
     else:
         host, sep, port_text_raw = text.partition(":")
         port_text = port_text_raw if sep else None
-    if not host or any(c.isspace() for c in host):
+    if not host or _WHITESPACE.search(host):
         raise ValueError(f"bad host {text[:60]!r}")
     if port_text is None:
         return host, None
