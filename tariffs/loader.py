@@ -57,6 +57,7 @@ _COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 _PLMN = re.compile(r"[0-9]{5,6}")
 _MCC = re.compile(r"[0-9]{3}")
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
+_STR_TAG = "tag:yaml.org,2002:str"
 _VERSION = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 UNITS: tuple[str, ...] = get_args(Unit)
@@ -465,11 +466,31 @@ class _TenantReader:
         owner: dict[str, str] = {}
         for name, _key, value in self._named(node, "destinations"):
             field = f"destinations.{name}"
-            items = r.sequence(value, field)
+            items: list[Node] | None
+            if isinstance(value, ScalarNode) and value.tag == _STR_TAG:
+                # Compact form for big tables: "4915 4916 4917" (one YAML node, not thousands).
+                items = [
+                    ScalarNode(_STR_TAG, text, value.start_mark, value.end_mark)
+                    for text in str(value.value).split()
+                ]
+            else:
+                items = r.sequence(value, field)
             if items is None:
                 continue
+            texts = [item.value for item in items if type(item) is ScalarNode]
+            # Fast path for big tables: all distinct digit strings no other destination holds.
+            fresh = set(texts)
+            if (
+                len(texts) == len(items) == len(fresh)
+                and all(0 < len(t) <= 15 for t in texts)
+                and "".join(texts).isdigit()
+                and "".join(texts).isascii()
+                and owner.keys().isdisjoint(fresh)
+            ):
+                owner.update(dict.fromkeys(texts, name))
+                out[name] = Destination(name, tuple(texts))
+                continue
             prefixes: list[str] = []
-            # Fast path: this loop sees every prefix of tables with 100k+ entries.
             for index, item in enumerate(items):
                 text = item.value if isinstance(item, ScalarNode) else None
                 if (
@@ -482,6 +503,9 @@ class _TenantReader:
                 other = owner.setdefault(text, name)
                 if other != name:
                     r.problem(item, f"{field}[{index}]", f"prefix {text} is also in {other}")
+                    continue
+                if text in prefixes:
+                    r.problem(item, f"{field}[{index}]", f"prefix {text} is given twice")
                     continue
                 prefixes.append(text)
             out[name] = Destination(name, tuple(prefixes))
@@ -612,6 +636,7 @@ class _TenantReader:
     ) -> list[RateRow]:
         r = self.r
         rows: list[RateRow] = []
+        dest_names = set(destinations)
         seen: dict[tuple[str, str | None, str | None, str | None], int] = {}
         for index, row_node in enumerate(r.sequence(node, field) or []):
             where = f"{field}[{index}]"
@@ -626,7 +651,7 @@ class _TenantReader:
             refs: dict[str, str | None] = {}
             for key, known, what in (
                 ("zone", zones, "zones"),
-                ("dest", set(destinations), "destinations"),
+                ("dest", dest_names, "destinations"),
                 ("band", bands, "time_bands"),
             ):
                 refs[key] = None
@@ -981,5 +1006,7 @@ def load_texts(sources: list[tuple[str, str]]) -> Catalog:
         tenants.append(tenant)
     _check_claims(claims, problems)
     if problems:
+        order = {file: index for index, (file, _) in enumerate(sources)}
+        problems.sort(key=lambda p: (order.get(p.file, -1), p.line))
         raise CatalogError(problems)
     return Catalog(tuple(tenants))

@@ -104,6 +104,8 @@ def normalise_e164(
     country code 49) ``030123`` all give ``"4930123"``. Digits with no prefix are taken as already
     international (what gateways usually send in Called-Party-Address).
     """
+    if number[:1] == "+" and number[1:].isdigit() and number.isascii() and len(number) <= 16:
+        return number[1:]  # the common case, answered without the general parse below
     text = number.strip()
     lowered = text[:5].lower()
     if lowered.startswith(("sip:", "tel:")):

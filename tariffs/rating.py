@@ -47,6 +47,9 @@ from tariffs.price import Price
 from tariffs.timebands import BandSchedule
 
 CONTEXT_MEMO_MAX = 4096
+# Distinct (card, service, rating group, zone, destination, band, next change) results kept per
+# tenant; the memo is cleared when full, so memory stays bounded whatever the traffic.
+RATING_MEMO_MAX = 65_536
 
 
 class UsageRequest(msgspec.Struct, frozen=True):
@@ -137,6 +140,9 @@ class _TenantIndex:
         ]
         self.row_memo: dict[_RowKey, tuple[Price, str]] = {}
         self.scope_memo: dict[tuple[str, int | None, str], _Scope] = {}
+        self.rating_memo: dict[
+            tuple[int, str, int | None, str, str | None, str, int | None], Rating
+        ] = {}
 
     def zone(self, visited_plmn: str | None) -> str:
         if not visited_plmn:
@@ -240,11 +246,35 @@ class Rater:
         now = request.now
         band, change = index.bands.band_at(now)
         starts = index.card_starts
-        card_index = bisect_right(starts, now) - 1
-        if card_index < 0:
-            raise RatingError(f"no rate card of {request.tenant} is in effect at {now}")
-        if card_index + 1 < len(starts) and (change is None or starts[card_index + 1] < change):
-            change = starts[card_index + 1]
+        if len(starts) == 1 and starts[0] <= now:
+            card_index = 0
+        else:
+            card_index = bisect_right(starts, now) - 1
+            if card_index < 0:
+                raise RatingError(f"no rate card of {request.tenant} is in effect at {now}")
+            if card_index + 1 < len(starts) and (change is None or starts[card_index + 1] < change):
+                change = starts[card_index + 1]
+        # Identical inputs give an identical (frozen) Rating: reuse it.
+        key = (card_index, service.name, request.rating_group, zone, dest, band, change)
+        rating = index.rating_memo.get(key)
+        if rating is None:
+            rating = self._build(index, request, service, card_index, zone, dest, band, change)
+            if len(index.rating_memo) >= RATING_MEMO_MAX:
+                index.rating_memo.clear()
+            index.rating_memo[key] = rating
+        return rating
+
+    @staticmethod
+    def _build(
+        index: _TenantIndex,
+        request: UsageRequest,
+        service: Service,
+        card_index: int,
+        zone: str,
+        dest: str | None,
+        band: str,
+        change: int | None,
+    ) -> Rating:
         price, price_key = index.row(card_index, service.name, zone, dest, band)
         kinds, on_exhaust, blocking = index.scope(service.name, request.rating_group, zone)
         return Rating(
