@@ -35,6 +35,7 @@ DROP_RESPONSE = "response"  # a response sent to us; a server never answers one
 DROP_STRAY_ACK = "stray_ack"  # ACK matching no transaction
 DROP_SOURCE = "source_not_allowed"  # unlisted source with reject_unknown_sources = false
 DROP_UNFRAMEABLE = "unframeable"  # TCP stream that could not be cut into messages
+DROP_CONNECTIONS = "connections_max"  # TCP connection refused: too many open
 
 UNKNOWN_TENANT = "-"
 

@@ -17,12 +17,12 @@ from typing import Any, cast
 import structlog
 
 from ocs.config import SipConfig
-from ocs.sip.authorizer import CallAuthRequest, CreditAuthorizer
+from ocs.sip.authorizer import CallAuthDecision, CallAuthRequest, CreditAuthorizer
 from ocs.sip.endpoint import Action, Authorize, CheckHealth, Send, SipEndpoint
 from ocs.sip.errors import SipFramingError
 from ocs.sip.framing import Frame, StreamFramer
 from ocs.sip.message import ParseLimits
-from ocs.sip.metrics import SipMetrics
+from ocs.sip.metrics import DROP_CONNECTIONS, SipMetrics
 from ocs.sip.redirect import RedirectPolicy
 from ocs.sip.transaction import Destination, TimerConfig, TransactionKey
 
@@ -81,6 +81,10 @@ class _Driver:
             log.warning("sip.authorizer_failed", call_id=request.call_id, error=repr(exc))
             self.perform(self.endpoint.authorization_failed(ticket, self.now()))
         else:
+            if not isinstance(decision, CallAuthDecision):
+                log.error("sip.authorizer_bad_decision", call_id=request.call_id)
+                self.perform(self.endpoint.authorization_failed(ticket, self.now()))
+                return
             self.perform(self.endpoint.authorized(ticket, decision, self.now()))
 
     async def _check_health(self, ticket: TransactionKey) -> None:
@@ -154,6 +158,11 @@ class _TcpConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        if len(self._server._connections) >= self._server.connections_max:
+            log.warning("sip.tcp_connection_refused", peer=self.peer, reason="connections_max")
+            self._server.metrics.dropped[DROP_CONNECTIONS] += 1
+            self.transport.close()
+            return
         self._server._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -203,8 +212,10 @@ class SipServer:
         authorize_timeout_s: float = 5.0,
         retry_after_s: int = 5,
         transactions_max: int = 100_000,
+        connections_max: int = 1024,
     ) -> None:
         self.authorizer = authorizer
+        self.connections_max = connections_max
         self.config = config
         self.metrics = metrics or SipMetrics()
         self._timers = timers or TimerConfig()

@@ -162,3 +162,54 @@ async def test_tcp_framing_keepalive_and_oversize(sip_server: SipServer) -> None
 async def read_tcp_response(reader: asyncio.StreamReader) -> SipResponse:
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
     return parse(head)
+
+
+class _BrokenAuthorizer:
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    async def authorize(self, request: object) -> object:
+        if self.mode == "raise":
+            raise ConnectionError("ledger down")
+        if self.mode == "hang":
+            await asyncio.sleep(10)
+        return "not a decision"
+
+    async def healthy(self) -> bool:
+        raise ConnectionError("ledger down")
+
+
+@pytest.mark.parametrize("mode", ["raise", "hang", "garbage"])
+async def test_failing_authorizer_gives_503_never_silence(udp_client: UdpClient, mode: str) -> None:
+    from ocs.config import SipConfig
+
+    server = SipServer(_BrokenAuthorizer(mode), SipConfig(), authorize_timeout_s=0.2)  # type: ignore[arg-type]
+    await server.start("127.0.0.1", 0)
+    try:
+        udp_client.send(invite(udp_client, RICH, f"c-{mode}"), server.port)
+        answer = parse(await udp_client.recv())
+        assert (answer.status, answer.header("Retry-After")) == (503, "5")
+        assert answer.header("X-OCS-Result") == "5012"
+        udp_client.send(request_bytes("OPTIONS", via_port=udp_client.port), server.port)
+        assert parse(await udp_client.recv()).status == 503
+        assert server.metrics.authorizer_failures == 1
+    finally:
+        await server.close()
+
+
+async def test_tcp_connections_beyond_the_limit_are_closed(
+    authorizer: TableAuthorizer,
+) -> None:
+    from ocs.config import SipConfig
+
+    server = SipServer(authorizer, SipConfig(), connections_max=1)
+    await server.start("127.0.0.1", 0)
+    try:
+        _, first = await asyncio.open_connection("127.0.0.1", server.port)
+        second_reader, second = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await asyncio.wait_for(second_reader.read(), 2) == b""
+        assert server.metrics.dropped["connections_max"] == 1
+        first.close()
+        second.close()
+    finally:
+        await server.close()
