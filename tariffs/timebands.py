@@ -90,7 +90,7 @@ def first_gap(bands: Iterable[TimeBand]) -> int | None:
 class BandSchedule:
     """The compiled week of one tenant. Not shared across threads (a one-entry memo inside)."""
 
-    __slots__ = ("_bands", "_cache", "_starts", "_tz")
+    __slots__ = ("_bands", "_starts", "_tz", "memo")
 
     def __init__(self, bands: Sequence[TimeBand], tz: ZoneInfo) -> None:
         default = next((b.name for b in bands if b.default), None)
@@ -111,16 +111,17 @@ class BandSchedule:
         self._starts = tuple(starts)
         self._bands = tuple(names)
         self._tz = tz
-        # (valid_from, valid_until or -1 for never, band): the answer for a run of moments.
-        self._cache: tuple[int, int, str] = (1, 0, "")
+        # (valid_from, valid_until or -1 for never, band): the last answer, valid for every
+        # moment in [valid_from, valid_until). Callers on a hot path may test it themselves.
+        self.memo: tuple[int, int, str] = (1, 0, "")
 
     def band_at(self, now: int) -> tuple[str, int | None]:
         """The band at epoch second ``now`` and the epoch second it next changes (None: never)."""
-        valid_from, valid_until, band = self._cache
+        valid_from, valid_until, band = self.memo
         if valid_from <= now and (now < valid_until or valid_until == -1):
             return band, None if valid_until == -1 else valid_until
         band, change = self._compute(now)
-        self._cache = (now, -1 if change is None else change, band)
+        self.memo = (now, -1 if change is None else change, band)
         return band, change
 
     def _compute(self, now: int) -> tuple[str, int | None]:

@@ -249,3 +249,14 @@ def test_loader_raises_only_catalog_error_on_mutated_catalogs(at: int, cut: int,
         load_texts([("g.yaml", text)])
     except CatalogError as exc:
         assert exc.problems
+
+
+def test_compact_prefix_strings_load_and_report_bad_prefixes() -> None:
+    compact = MINIMAL.replace('  de: ["49"]', '  de: "49 4930"\n  uk: "44"')
+    catalog = load_texts([("c.yaml", compact)])
+    assert catalog.tenants[0].destinations[0].prefixes == ("49", "4930")
+    broken = MINIMAL.replace('  de: ["49"]', '  de: "49 4x 4930"\n  uk: "44 4930"')
+    assert problems_of(broken) == [
+        "t0.yaml:12: destinations.de[1]: a prefix is 1 to 15 digits (E.164)",
+        "t0.yaml:13: destinations.uk[1]: prefix 4930 is also in de",
+    ]
