@@ -18,7 +18,9 @@ from redis.exceptions import NoPermissionError
 from balance import keys
 from balance.ledger import Ledger
 from balance.tenants import provision_tenant, tenant_password
+from ocs.config import RedisConfig
 from ocs.embedded_redis import EmbeddedRedis
+from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from tests.balance import scenarios
 
 MASTERS = 3
@@ -120,3 +122,22 @@ async def test_isolation_on_cluster(
             await acme.client.get(beta_key)
     finally:
         await acme.aclose()
+
+
+async def test_runtime_detects_cluster_and_checks_every_primary(
+    cluster: RedisCluster, cluster_nodes: list[EmbeddedRedis]
+) -> None:
+    runtime = LedgerRuntime(RedisConfig(url=cluster_nodes[0].url, data_dir="unused"))
+    await runtime.start()
+    try:
+        assert runtime.cluster
+    finally:
+        await runtime.stop()
+    last = redis.Redis(host=cluster_nodes[-1].host, port=cluster_nodes[-1].port)
+    last.config_set("maxmemory-policy", "volatile-lru")
+    try:
+        with pytest.raises(RedisSetupError, match="volatile-lru"):
+            await LedgerRuntime(RedisConfig(url=cluster_nodes[0].url)).start()
+    finally:
+        last.config_set("maxmemory-policy", "noeviction")
+        last.close()
