@@ -260,3 +260,16 @@ def test_compact_prefix_strings_load_and_report_bad_prefixes() -> None:
         "t0.yaml:12: destinations.de[1]: a prefix is 1 to 15 digits (E.164)",
         "t0.yaml:13: destinations.uk[1]: prefix 4930 is also in de",
     ]
+
+
+def test_entry_inside_own_range_is_claimed_twice() -> None:
+    text = MINIMAL + (
+        "subscribers:\n  ranges:\n"
+        "    - {imsi_first: '262010000000000', imsi_last: '262010000000009',"
+        " msisdn_first: '4917000000000', msisdn_last: '4917000000009'}\n"
+        "  entries:\n    - {msisdn: '4917000000005'}\n"
+    )
+    assert problems_of(text) == [
+        "t0.yaml:20: subscribers (MSISDN): MSISDN 4917000000005..4917000000005 overlaps "
+        "4917000000000..4917000000009 claimed by this tenant at t0.yaml:18",
+    ]

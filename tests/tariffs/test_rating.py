@@ -224,3 +224,23 @@ def test_band_is_constant_until_next_change(now: int) -> None:
     assert late.band == rating.band
     after = RATER.rate(voice("+4915123", rating.next_change_at))
     assert (after.band, after.version) != (rating.band, rating.version)
+
+
+def test_demo_catalog_readme_example() -> None:
+    from pathlib import Path
+
+    from tariffs.loader import load_catalog
+
+    demo = Rater(load_catalog(Path(__file__).resolve().parents[2] / "examples" / "catalog"))
+    us = demo.rate(UsageRequest("acme", WED_PEAK, VOICE, called_number="+12125550100"))
+    assert (us.destination, retail(us.price, 61), retail(us.price, 5)) == (
+        "intl_us",
+        243_167,
+        240_000,
+    )
+    acme_data = demo.rate(UsageRequest("acme", WED_PEAK, DATA, rating_group=10))
+    globex_data = demo.rate(UsageRequest("globex", WED_PEAK, DATA, rating_group=10))
+    assert acme_data.bucket_kinds == globex_data.bucket_kinds == ("data_1g.data",)
+    assert (
+        retail(acme_data.price, 1 << 20) == 10_000 and retail(globex_data.price, 1 << 20) == 8_000
+    )
