@@ -5,7 +5,8 @@ Built for the hot path (decode a CCR, encode a CCA in a few tens of µs):
 - one flat :class:`Avp` class (code, flags, vendor, raw ``data``) instead of a class per type;
   typed values are read on demand (``avp.as_u32()``), Grouped children are decoded lazily on the
   first ``children()`` call and cached;
-- ``struct`` codecs compiled once at import; no per-AVP dictionary lookups while decoding.
+- ``struct`` codecs compiled once at import; the checking decoder reads one compact rule per
+  AVP (an int-keyed dict lookup) instead of dictionary objects.
 
 Validation against the dictionary (M bits, required AVPs, value sizes) is a separate pass
 (:mod:`diameter_apps.validation`), so the codec itself only enforces framing facts: lengths,
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from diameter_apps.codes import (
     AVP_FLAG_MANDATORY,
@@ -34,6 +35,9 @@ from diameter_apps.codes import (
     AvpCode,
 )
 from diameter_apps.errors import (
+    AvpUnsupported,
+    DiameterError,
+    InvalidAvpBits,
     InvalidAvpLength,
     InvalidAvpValue,
     InvalidMessageLength,
@@ -56,6 +60,8 @@ _I64 = struct.Struct(">q")
 _F32 = struct.Struct(">f")
 _F64 = struct.Struct(">d")
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
+_FLAGS = (0, AVP_FLAG_VENDOR, AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR | AVP_FLAG_MANDATORY)
+"""AVP flags by (vendor present) | (M wanted) << 1."""
 _ADDRESS_FAMILY_IPV4 = 1
 _ADDRESS_FAMILY_IPV6 = 2
 
@@ -71,19 +77,26 @@ class Avp:
 
     __slots__ = ("_children", "code", "data", "depth", "flags", "vendor")
 
+    _children: list[Avp]
+
     def __init__(self, code: int, flags: int, vendor: int, data: bytes, depth: int = 1) -> None:
+        # ``_children`` stays unset until children() (or the checking decoder) fills it in:
+        # one store less per AVP on the hot path.
         self.code = code
         self.flags = flags
         self.vendor = vendor
         self.data = data
         self.depth = depth
-        self._children: list[Avp] | None = None
+
+    @property
+    def children_decoded(self) -> bool:
+        return hasattr(self, "_children")
 
     # --- builders --------------------------------------------------------------------------
 
     @staticmethod
     def _flags(vendor: int, m: bool) -> int:
-        return (AVP_FLAG_VENDOR if vendor else 0) | (AVP_FLAG_MANDATORY if m else 0)
+        return _FLAGS[(1 if vendor else 0) | (2 if m else 0)]
 
     @classmethod
     def octets(cls, code: int, value: bytes, vendor: int = 0, m: bool = True) -> Avp:
@@ -100,7 +113,7 @@ class Avp:
     @classmethod
     def u32(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
         """Unsigned32 (and Enumerated values, which are never negative in practice)."""
-        return cls(code, cls._flags(vendor, m), vendor, _U32.pack(value))
+        return cls(code, _FLAGS[(1 if vendor else 0) | (2 if m else 0)], vendor, _U32.pack(value))
 
     @classmethod
     def i32(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
@@ -111,7 +124,7 @@ class Avp:
 
     @classmethod
     def u64(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
-        return cls(code, cls._flags(vendor, m), vendor, _U64.pack(value))
+        return cls(code, _FLAGS[(1 if vendor else 0) | (2 if m else 0)], vendor, _U64.pack(value))
 
     @classmethod
     def i64(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
@@ -140,7 +153,12 @@ class Avp:
     @classmethod
     def grouped(cls, code: int, children: Iterable[Avp], vendor: int = 0, m: bool = True) -> Avp:
         kids = list(children)
-        avp = cls(code, cls._flags(vendor, m), vendor, b"".join([c.encode() for c in kids]))
+        avp = cls(
+            code,
+            _FLAGS[(1 if vendor else 0) | (2 if m else 0)],
+            vendor,
+            b"".join([c.encode() for c in kids]),
+        )
         avp._children = kids
         return avp
 
@@ -157,14 +175,11 @@ class Avp:
 
     # --- typed getters: a wrong size is 5014, a bad value 5004, with this AVP as Failed-AVP --
 
-    def _fixed(self, size: int) -> bytes:
-        data = self.data
-        if len(data) != size:
-            raise InvalidAvpLength(
-                f"AVP {self.code} holds {len(data)} bytes, its type needs {size}",
-                failed_avps=(self,),
-            )
-        return data
+    def _wrong_size(self, size: int) -> InvalidAvpLength:
+        return InvalidAvpLength(
+            f"AVP {self.code} holds {len(self.data)} bytes, its type needs {size}",
+            failed_avps=(self,),
+        )
 
     def as_bytes(self) -> bytes:
         return self.data
@@ -179,32 +194,50 @@ class Avp:
             ) from None
 
     def as_u32(self) -> int:
-        value: int = _U32.unpack(self._fixed(4))[0]
+        try:
+            value: int = _U32.unpack(self.data)[0]
+        except struct.error:
+            raise self._wrong_size(4) from None
         return value
 
     def as_i32(self) -> int:
-        value: int = _I32.unpack(self._fixed(4))[0]
+        try:
+            value: int = _I32.unpack(self.data)[0]
+        except struct.error:
+            raise self._wrong_size(4) from None
         return value
 
     def as_u64(self) -> int:
-        value: int = _U64.unpack(self._fixed(8))[0]
+        try:
+            value: int = _U64.unpack(self.data)[0]
+        except struct.error:
+            raise self._wrong_size(8) from None
         return value
 
     def as_i64(self) -> int:
-        value: int = _I64.unpack(self._fixed(8))[0]
+        try:
+            value: int = _I64.unpack(self.data)[0]
+        except struct.error:
+            raise self._wrong_size(8) from None
         return value
 
     def as_f32(self) -> float:
-        value: float = _F32.unpack(self._fixed(4))[0]
+        try:
+            value: float = _F32.unpack(self.data)[0]
+        except struct.error:
+            raise self._wrong_size(4) from None
         return value
 
     def as_f64(self) -> float:
-        value: float = _F64.unpack(self._fixed(8))[0]
+        try:
+            value: float = _F64.unpack(self.data)[0]
+        except struct.error:
+            raise self._wrong_size(8) from None
         return value
 
     def as_time(self) -> int:
         """Unix seconds; values below 2**31 are in NTP era 1 (after 2036-02-07)."""
-        ntp: int = _U32.unpack(self._fixed(4))[0]
+        ntp = self.as_u32()
         if ntp < 0x80000000:
             ntp += 1 << 32
         return ntp - NTP_UNIX_OFFSET_S
@@ -226,20 +259,26 @@ class Avp:
 
     def children(self, limits: CodecLimits = DEFAULT_LIMITS) -> list[Avp]:
         """The AVPs inside a Grouped AVP, decoded once and cached."""
-        kids = self._children
-        if kids is None:
-            if self.depth >= limits.avp_depth_max:
-                raise InvalidAvpValue(
-                    f"Grouped AVP {self.code} nests deeper than {limits.avp_depth_max} levels",
-                    failed_avps=(self,),
-                )
-            kids = decode_avps(self.data, self.depth + 1, limits)
-            self._children = kids
+        try:
+            return self._children
+        except AttributeError:
+            pass
+        if self.depth >= limits.avp_depth_max:
+            raise InvalidAvpValue(
+                f"Grouped AVP {self.code} nests deeper than {limits.avp_depth_max} levels",
+                failed_avps=(self,),
+            )
+        kids = decode_avps(self.data, self.depth + 1, limits)
+        self._children = kids
         return kids
 
     def find(self, code: int, vendor: int = 0) -> Avp | None:
         """First child with this (code, vendor), or None."""
-        for avp in self.children():
+        try:
+            kids = self._children
+        except AttributeError:
+            kids = self.children()
+        for avp in kids:
             if avp.code == code and avp.vendor == vendor:
                 return avp
         return None
@@ -277,6 +316,26 @@ class Avp:
         return f"Avp({self.code}, flags=0x{self.flags:02x}{vendor}, data={self.data!r})"
 
 
+# --- decoding ------------------------------------------------------------------------------
+
+RULE_M_MAY = -1
+RULE_M_MUST = AVP_FLAG_MANDATORY
+RULE_M_MUST_NOT = 0
+KIND_OTHER = 0
+KIND_GROUPED = 1
+KIND_TEXT = 2
+KIND_ADDRESS = 3
+AvpRule = tuple[int, int, int]
+"""(M bit expected: RULE_M_*, fixed payload size or 0, KIND_*): what the checking decoder
+needs to know of an AVP."""
+AvpRules = Mapping[int, AvpRule]
+"""Rules by ``rule_key(code, vendor)``: an int key, cheaper to hash than a tuple."""
+
+
+def rule_key(code: int, vendor: int) -> int:
+    return (vendor << 32) | code
+
+
 def decode_avps(data: bytes, depth: int = 1, limits: CodecLimits = DEFAULT_LIMITS) -> list[Avp]:
     """Decode a run of AVPs (a message body or a Grouped payload), without their children.
 
@@ -284,46 +343,142 @@ def decode_avps(data: bytes, depth: int = 1, limits: CodecLimits = DEFAULT_LIMIT
     the offending AVP header as Failed-AVP. More than ``limits.avps_max`` AVPs is 5012.
     """
     avps: list[Avp] = []
-    _decode_into(avps, data, depth, limits)
+    _decode_into(avps, data, 0, depth, limits.avps_max)
     return avps
 
 
-def _decode_into(avps: list[Avp], data: bytes, depth: int, limits: CodecLimits) -> None:
-    """Append the AVPs of ``data`` to ``avps``: on error, those decoded so far stay there."""
+def _bad_length(data: bytes, pos: int, end: int, depth: int) -> InvalidAvpLength:
+    """5014 for the AVP at ``pos``, with whatever of its header is there as Failed-AVP."""
+    if end - pos < 8:
+        return InvalidAvpLength(
+            f"{end - pos} trailing bytes cannot hold an AVP header",
+            failed_avps=(Avp(0, 0, 0, b"", depth),),
+        )
+    code, word = _AVP_HEAD.unpack_from(data, pos)
+    flags = word >> 24
+    vendor = (
+        _U32.unpack_from(data, pos + 8)[0] if flags & AVP_FLAG_VENDOR and end - pos >= 12 else 0
+    )
+    return InvalidAvpLength(
+        f"AVP {code} length {word & 0xFFFFFF} is invalid",
+        failed_avps=(Avp(code, flags, vendor, b"", depth),),
+    )
+
+
+def _decode_into(avps: list[Avp], data: bytes, pos: int, depth: int, avps_max: int) -> None:
+    """Append the AVPs of ``data[pos:]`` to ``avps``: on error, those decoded so far stay."""
     append = avps.append
     head_unpack = _AVP_HEAD.unpack_from
     u32_unpack = _U32.unpack_from
-    avps_max = limits.avps_max
-    pos = 0
     end = len(data)
     while pos < end:
         if end - pos < 8:
-            raise InvalidAvpLength(
-                f"{end - pos} trailing bytes cannot hold an AVP header",
-                failed_avps=(Avp(0, 0, 0, b"", depth),),
-            )
+            raise _bad_length(data, pos, end, depth)
         code, word = head_unpack(data, pos)
-        flags = word >> 24
         length = word & 0xFFFFFF
-        if flags & AVP_FLAG_VENDOR:
-            if length < 12 or pos + length > end:
-                vendor = u32_unpack(data, pos + 8)[0] if end - pos >= 12 else 0
-                raise InvalidAvpLength(
-                    f"AVP {code} length {length} is invalid",
-                    failed_avps=(Avp(code, flags, vendor, b"", depth),),
-                )
+        stop = pos + length
+        if word & 0x80000000:
+            if length < 12 or stop > end:
+                raise _bad_length(data, pos, end, depth)
             append(
-                Avp(code, flags, u32_unpack(data, pos + 8)[0], data[pos + 12 : pos + length], depth)
+                Avp(code, word >> 24, u32_unpack(data, pos + 8)[0], data[pos + 12 : stop], depth)
             )
         else:
-            if length < 8 or pos + length > end:
-                raise InvalidAvpLength(
-                    f"AVP {code} length {length} is invalid",
-                    failed_avps=(Avp(code, flags, 0, b"", depth),),
-                )
-            append(Avp(code, flags, 0, data[pos + 8 : pos + length], depth))
+            if length < 8 or stop > end:
+                raise _bad_length(data, pos, end, depth)
+            append(Avp(code, word >> 24, 0, data[pos + 8 : stop], depth))
         # The padding of the last AVP may be missing from a sloppy peer; tolerate that.
-        pos += (length + 3) & ~3
+        pos = (stop + 3) & ~3
+    if len(avps) > avps_max:
+        raise UnableToComply(f"more than {avps_max} AVPs in one list")
+
+
+def _decode_checked(
+    top: list[Avp],
+    message_data: bytes,
+    limits: CodecLimits,
+    rules: AvpRules,
+    strict: bool,
+    deviations: list[str],
+) -> None:
+    """Decode and check a message body in one pass, Grouped AVPs included (the request hot path).
+
+    Unknown AVPs with the M bit are 5001; an M bit against the rule is 3009 when ``strict``,
+    else a deviation; a fixed-size type of another size is 5014; invalid UTF-8 or Address is
+    5004; known Grouped AVPs are decoded (and checked) eagerly, deeper than
+    ``limits.avp_depth_max`` is 5004. Unknown AVPs without the M bit are kept, unchecked.
+    One loop over an explicit stack of AVP runs: a call per Grouped would cost more than the
+    checks themselves.
+    """
+    head_unpack = _AVP_HEAD.unpack_from
+    u32_unpack = _U32.unpack_from
+    rule_of = rules.get
+    depth_max = limits.avp_depth_max
+    avps_max = limits.avps_max
+    runs: list[tuple[list[Avp], bytes, int, int]] = [(top, message_data, HEADER_BYTES, 1)]
+    while runs:
+        avps, data, pos, depth = runs.pop()
+        append = avps.append
+        end = len(data)
+        while pos < end:
+            if end - pos < 8:
+                raise _bad_length(data, pos, end, depth)
+            code, word = head_unpack(data, pos)
+            stop = pos + (word & 0xFFFFFF)
+            flags = word >> 24
+            if flags & AVP_FLAG_VENDOR:
+                if stop > end or stop - pos < 12:
+                    raise _bad_length(data, pos, end, depth)
+                vendor = u32_unpack(data, pos + 8)[0]
+                payload = data[pos + 12 : stop]
+                rule = rule_of((vendor << 32) | code)
+            else:
+                if stop > end or stop - pos < 8:
+                    raise _bad_length(data, pos, end, depth)
+                vendor = 0
+                payload = data[pos + 8 : stop]
+                rule = rule_of(code)
+            avp = Avp(code, flags, vendor, payload, depth)
+            append(avp)
+            pos = (stop + 3) & ~3
+            if rule is None:
+                if flags & AVP_FLAG_MANDATORY:
+                    raise AvpUnsupported(
+                        f"AVP {code} (vendor {vendor}) is unknown and has the M bit",
+                        failed_avps=(avp,),
+                    )
+                continue
+            m_expected, size, kind = rule
+            if m_expected >= 0 and flags & AVP_FLAG_MANDATORY != m_expected:
+                state = "set" if flags & AVP_FLAG_MANDATORY else "clear"
+                fault = f"AVP {code} (vendor {vendor}) has the M bit {state}"
+                if strict:
+                    raise InvalidAvpBits(fault, failed_avps=(avp,))
+                deviations.append(fault)
+            if size:
+                if len(payload) != size:
+                    raise InvalidAvpLength(
+                        f"AVP {code} holds {len(payload)} bytes, its type needs {size}",
+                        failed_avps=(avp,),
+                    )
+            elif kind == KIND_GROUPED:
+                if depth >= depth_max:
+                    raise InvalidAvpValue(
+                        f"Grouped AVP {code} nests deeper than {depth_max} levels",
+                        failed_avps=(avp,),
+                    )
+                kids: list[Avp] = []
+                avp._children = kids
+                runs.append((kids, payload, 0, depth + 1))
+            elif kind == KIND_TEXT:
+                try:
+                    payload.decode()
+                except UnicodeDecodeError:
+                    raise InvalidAvpValue(
+                        f"AVP {code} is not valid UTF-8", failed_avps=(avp,)
+                    ) from None
+            elif kind == KIND_ADDRESS:
+                avp.as_address()
         if len(avps) > avps_max:
             raise UnableToComply(f"more than {avps_max} AVPs in one list")
 
@@ -332,6 +487,9 @@ class Message:
     """A Diameter message: header fields plus top-level AVPs (children decoded lazily)."""
 
     __slots__ = (
+        "_index",
+        "_indexed",
+        "_indexed_len",
         "application_id",
         "avps",
         "command_code",
@@ -359,6 +517,9 @@ class Message:
         self.hop_by_hop = hop_by_hop
         self.end_to_end = end_to_end
         self.avps: list[Avp] = avps if avps is not None else []
+        self._indexed: list[Avp] | None = None
+        self._indexed_len = 0
+        self._index: dict[tuple[int, int], list[Avp]] = {}
 
     @classmethod
     def request(
@@ -401,15 +562,31 @@ class Message:
 
     # --- AVP access ------------------------------------------------------------------------
 
+    def index(self) -> Mapping[tuple[int, int], list[Avp]]:
+        """Top-level AVPs by (code, vendor), in order; rebuilt when ``avps`` changed size or
+        was replaced (mutating an element in place is not tracked)."""
+        avps = self.avps
+        if self._indexed is not avps or self._indexed_len != len(avps):
+            index: dict[tuple[int, int], list[Avp]] = {}
+            for avp in avps:
+                key = (avp.code, avp.vendor)
+                bucket = index.get(key)
+                if bucket is None:
+                    index[key] = [avp]
+                else:
+                    bucket.append(avp)
+            self._index = index
+            self._indexed = avps
+            self._indexed_len = len(avps)
+        return self._index
+
     def find(self, code: int, vendor: int = 0) -> Avp | None:
         """First top-level AVP with this (code, vendor), or None."""
-        for avp in self.avps:
-            if avp.code == code and avp.vendor == vendor:
-                return avp
-        return None
+        bucket = self.index().get((code, vendor))
+        return bucket[0] if bucket else None
 
     def find_all(self, code: int, vendor: int = 0) -> list[Avp]:
-        return [a for a in self.avps if a.code == code and a.vendor == vendor]
+        return list(self.index().get((code, vendor), ()))
 
     def walk(self) -> Iterator[Avp]:
         """Every top-level AVP; children are reached through :meth:`Avp.children`."""
@@ -466,12 +643,7 @@ def decode_header(data: bytes) -> Message:
     )
 
 
-def decode_message(data: bytes, limits: CodecLimits = DEFAULT_LIMITS) -> Message:
-    """Decode one complete message (as the framer delivers it).
-
-    Errors carry ``request`` = the header plus the AVPs decoded before the fault, so the answer
-    can still echo Session-Id and Proxy-Info that came first.
-    """
+def _checked_header(data: bytes) -> Message:
     if len(data) < HEADER_BYTES:
         raise InvalidMessageLength(f"{len(data)} bytes cannot hold a Diameter header")
     message = decode_header(data)
@@ -483,12 +655,45 @@ def decode_message(data: bytes, limits: CodecLimits = DEFAULT_LIMITS) -> Message
             f"header length {length} does not match the {len(data)} bytes received",
             request=message,
         )
+    return message
+
+
+def decode_message(data: bytes, limits: CodecLimits = DEFAULT_LIMITS) -> Message:
+    """Decode one complete message (as the framer delivers it); Grouped children stay lazy.
+
+    Errors carry ``request`` = the header plus the AVPs decoded before the fault, so the answer
+    can still echo Session-Id and Proxy-Info that came first.
+    """
+    message = _checked_header(data)
     try:
-        _decode_into(message.avps, data[HEADER_BYTES:], 1, limits)
-    except (InvalidAvpLength, UnableToComply) as error:
+        _decode_into(message.avps, data, HEADER_BYTES, 1, limits.avps_max)
+    except DiameterError as error:
         error.request = message
         raise
     return message
+
+
+def decode_checked(
+    data: bytes, limits: CodecLimits, rules: AvpRules, *, strict: bool
+) -> tuple[Message, list[str]]:
+    """Decode a request and check every AVP against ``rules`` in one pass (see
+    :func:`_decode_checked`); returns the message and the tolerated deviations."""
+    message = _checked_header(data)
+    deviations: list[str] = []
+    try:
+        _decode_checked(message.avps, data, limits, rules, strict, deviations)
+    except DiameterError as error:
+        # The answer must still echo Session-Id and every Proxy-Info, wherever they sit:
+        # re-read the top level without checks when it is at least framed correctly.
+        whole: list[Avp] = []
+        try:
+            _decode_into(whole, data, HEADER_BYTES, 1, limits.avps_max)
+            message.avps = whole
+        except DiameterError:
+            pass
+        error.request = message
+        raise
+    return message, deviations
 
 
 def replace_hop_by_hop(encoded: bytes, hop_by_hop: int) -> bytes:

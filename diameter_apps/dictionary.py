@@ -90,6 +90,9 @@ class Dictionary:
     def avp_named(self, name: str) -> AvpDef:
         return self._by_name[name]
 
+    def definitions(self) -> list[AvpDef]:
+        return list(self._avps.values())
+
     def command(self, code: int) -> CommandDef | None:
         return self._commands.get(code)
 

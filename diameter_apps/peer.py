@@ -77,7 +77,7 @@ from diameter_apps.framer import Framer
 from diameter_apps.limits import DEFAULT_LIMITS, CodecLimits
 from diameter_apps.peer_states import Action, PeerInput, PeerState, transition
 from diameter_apps.router import Router
-from diameter_apps.validation import Profile, check_header_bits, validate_request
+from diameter_apps.validation import Profile, RequestChecker
 
 _WATCHDOG_INTERVAL_MIN_S = 6.0
 """RFC 3539 §3.4.1: Tw MUST NOT be set lower than 6 seconds."""
@@ -156,6 +156,7 @@ class PeerConnection:
         now: float,
         *,
         dictionary: Dictionary | None = None,
+        checker: RequestChecker | None = None,
         rng: random.Random | None = None,
         output_ready: Callable[[], None] | None = None,
     ) -> None:
@@ -166,6 +167,11 @@ class PeerConnection:
         self._rng = rng if rng is not None else random.Random()
         self._output_ready = output_ready
         self._framer = Framer(settings.limits)
+        self._checker = (
+            checker
+            if checker is not None
+            else RequestChecker(self._dictionary, settings.profile, settings.limits)
+        )
         self._state = PeerState.WAIT_CER
         self._out: list[bytes] = []
         self._events: list[Event] = []
@@ -349,13 +355,17 @@ class PeerConnection:
             # RFC 3539: any traffic proves the peer alive and restarts Tw.
             self._watchdog_suspect = False
             self._watchdog_at = now + self._watchdog_interval()
+        is_request = bool(frame[4] & FLAG_REQUEST)
         try:
-            message = decode_message(frame, self.settings.limits)
+            if is_request:
+                message, deviations = self._checker.decode(frame)
+                self._deviations(deviations)
+            else:
+                message = decode_message(frame, self.settings.limits)
         except DiameterError as error:
             self._on_undecodable(error, now)
             return
         command_code = message.command_code
-        is_request = message.is_request
         if command_code == CommandCode.CAPABILITIES_EXCHANGE and is_request:
             self._cer_verdict = self._evaluate_cer(message)
             accepted = isinstance(self._cer_verdict, _Capabilities)
@@ -384,9 +394,6 @@ class PeerConnection:
 
     def _evaluate_cer(self, cer: Message) -> DiameterError | _Capabilities:
         try:
-            self._deviations(
-                validate_request(cer, self._dictionary, self.settings.profile, self.settings.limits)
-            )
             host = cer.origin_host or ""
             allowed = self.settings.allowed_peer_hosts
             if allowed is not None and host.lower() not in {h.lower() for h in allowed}:
@@ -550,12 +557,8 @@ class PeerConnection:
         assert request is not None
         settings = self.settings
         try:
-            check_header_bits(request)
             self._check_routing(request)
             self._router.check(request.application_id, request.command_code)
-            self._deviations(
-                validate_request(request, self._dictionary, settings.profile, settings.limits)
-            )
             if len(self._inflight) >= settings.inflight_requests_max:
                 raise TooBusy(f"more than {settings.inflight_requests_max} requests in flight")
             origin = request.origin_host or ""

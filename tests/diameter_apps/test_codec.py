@@ -77,7 +77,7 @@ def test_nested_grouped_is_decoded_lazily_and_found() -> None:
     )
     message = decode_message(Message.request(272, 4, [mscc]).encode())
     top = message.find(456)
-    assert top is not None and top._children is None
+    assert top is not None and not top.children_decoded
     assert [a.as_u32() for a in top.find_all(432)] == [10, 11]
     rsu = top.find(437)
     assert rsu is not None and rsu.depth == 2
@@ -276,6 +276,6 @@ def test_round_trip_of_generated_messages(
     assert _tree(decoded.avps) == _tree(avps)
     assert decoded.encode() == wire
     for original, again in zip(avps, decoded.avps, strict=True):
-        if original._children is not None and original.data:
+        if original.children_decoded and original.data:
             again_children = again.children()
             assert _tree(again_children) == _tree(original._children)
