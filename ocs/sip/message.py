@@ -83,6 +83,15 @@ _CANONICAL: dict[str, str] = {name.lower(): name for name in _KNOWN_NAMES}
 _CANONICAL.update({short: full for short, full in COMPACT_FORMS.items()})
 _CANONICAL.update({full.lower(): full for full in COMPACT_FORMS.values()})
 
+# Exact spellings seen on the wire → canonical name, so common headers skip the regex check.
+_EXACT_NAMES: dict[str, str] = {}
+for _full in (*_KNOWN_NAMES, *COMPACT_FORMS.values()):
+    _EXACT_NAMES[_full] = _full
+    _EXACT_NAMES[_full.lower()] = _full
+for _short, _full in COMPACT_FORMS.items():
+    _EXACT_NAMES[_short] = _full
+    _EXACT_NAMES[_short.upper()] = _full
+
 # Headers whose comma-separated values are independent entries we need one by one.
 _SPLIT_ON_COMMA = frozenset({"Via"})
 # Headers that must appear at most once; a second one makes the request ambiguous.
@@ -254,16 +263,18 @@ def parse_message(data: bytes, limits: ParseLimits) -> SipRequest | SipResponse:
     head_bytes = window if head_end < 0 else window[:head_end]
     body = b"" if head_end < 0 else data[head_end + separator_bytes :]
 
-    lines = head_bytes.split(b"\n")
-    start_line = _decode_start_line(lines[0].rstrip(b"\r"))
+    newline = head_bytes.find(b"\n")
+    first_line = head_bytes if newline < 0 else head_bytes[:newline]
+    block = b"" if newline < 0 else head_bytes[newline + 1 :]
+    start_line = _decode_start_line(first_line.rstrip(b"\r"))
     request_match = _REQUEST_LINE.match(start_line)
     if request_match is None:
         status_match = _STATUS_LINE.match(start_line)
         if status_match is None:
             raise SipParseError(None, f"not a SIP start line: {start_line[:60]!r}")
-        return _parse_response(status_match, lines[1:], body, head_end, oversize, limits)
+        return _parse_response(status_match, block, body, head_end, oversize, limits)
     method, uri, version = request_match.groups()
-    headers, problem = _parse_header_lines(lines[1:], limits)
+    headers, problem = _parse_header_block(block, limits)
     vias = _parse_vias(headers)
     head = RequestHead(method, uri, headers, vias)
 
@@ -306,48 +317,72 @@ def _parse_header_lines(
 ) -> tuple[Headers, str | None]:
     """Unfold and split header lines. Returns what parsed plus the first problem seen, so a
     request with one bad header can still be answered 400 naming that header."""
+    return _parse_header_block(b"\n".join(raw_lines), limits)
+
+
+def _parse_header_block(block: bytes, limits: ParseLimits) -> tuple[Headers, str | None]:
     problem: str | None = None
-    unfolded: list[str] = []
     try:  # fast path: the whole block decodes; line by line only to name a bad line
-        lines = b"\n".join(raw_lines).decode("utf-8").split("\n")
+        text = block.decode("utf-8")
     except UnicodeDecodeError:
-        lines = []
-        for number, raw in enumerate(raw_lines, start=2):
+        good: list[str] = []
+        for number, raw in enumerate(block.split(b"\n"), start=2):
             try:
-                lines.append(raw.decode("utf-8"))
+                good.append(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 problem = problem or f"Header Line {number} Is Not UTF-8"
+        text = "\n".join(good)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "")
+    lines = text.split("\n")
+    if "\n " in text or "\n\t" in text or text[:1] in (" ", "\t"):
+        lines, fold_problem = _unfold(lines)
+        problem = problem or fold_problem
+    if len(lines) > limits.headers_max:
+        lines = [line for line in lines if line]
+        if len(lines) > limits.headers_max:
+            problem = problem or f"Too Many Headers ({len(lines)} > {limits.headers_max})"
+            lines = lines[: limits.headers_max]
+    headers: list[tuple[str, str]] = []
     for line in lines:
-        line = line.rstrip("\r")
         if not line:
             continue
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        canonical = _EXACT_NAMES.get(name)
+        if canonical is None:
+            if not colon or not _HEADER_NAME.match(name):
+                problem = problem or f"Malformed Header Line {line[:40]!r}"
+                continue
+            canonical = canonical_name(name)
+        elif not colon:
+            problem = problem or f"Malformed Header Line {line[:40]!r}"
+            continue
+        value = value.strip()
+        if canonical in _SPLIT_ON_COMMA:
+            try:
+                headers.extend((canonical, part) for part in split_top_level(value))
+            except ValueError:
+                problem = problem or f"Malformed {canonical}"
+        else:
+            headers.append((canonical, value))
+    return tuple(headers), problem
+
+
+def _unfold(lines: list[str]) -> tuple[list[str], str | None]:
+    """Join continuation lines (leading space or tab) to the header they continue."""
+    problem: str | None = None
+    unfolded: list[str] = []
+    for line in lines:
         if line[:1] in (" ", "\t"):
             if unfolded:
                 unfolded[-1] += " " + line.strip()
             else:
                 problem = problem or "Continuation Line Before Any Header"
             continue
-        unfolded.append(line)
-    if len(unfolded) > limits.headers_max:
-        problem = problem or f"Too Many Headers ({len(unfolded)} > {limits.headers_max})"
-        unfolded = unfolded[: limits.headers_max]
-    headers: list[tuple[str, str]] = []
-    for line in unfolded:
-        name, colon, value = line.partition(":")
-        name = name.strip()
-        if not colon or not _HEADER_NAME.match(name):
-            problem = problem or f"Malformed Header Line {line[:40]!r}"
-            continue
-        name = canonical_name(name)
-        value = value.strip()
-        if name in _SPLIT_ON_COMMA:
-            try:
-                headers.extend((name, part) for part in split_top_level(value))
-            except ValueError:
-                problem = problem or f"Malformed {name}"
-        else:
-            headers.append((name, value))
-    return tuple(headers), problem
+        if line:
+            unfolded.append(line)
+    return unfolded, problem
 
 
 def _parse_vias(headers: Headers) -> tuple[Via, ...]:
@@ -433,7 +468,7 @@ def _checked_body(content_length: str | None, body: bytes, fail: _FailFactory) -
 
 def _parse_response(
     match: re.Match[str],
-    raw_lines: Sequence[bytes],
+    block: bytes,
     body: bytes,
     head_end: int,
     oversize: bool,
@@ -443,7 +478,7 @@ def _parse_response(
     problem is a drop."""
     if oversize or head_end < 0:
         raise SipParseError(None, "truncated or oversized response")
-    headers, problem = _parse_header_lines(raw_lines, limits)
+    headers, problem = _parse_header_block(block, limits)
     if problem is not None:
         raise SipParseError(None, f"malformed response: {problem}")
     content_length = header(headers, "Content-Length")

@@ -193,11 +193,7 @@ def _caller(request: SipRequest, international_prefix: str) -> tuple[str, Caller
         number = _number_in(value, international_prefix)
         if number is not None:
             return number, source
-    try:
-        from_user = parse_uri(request.from_addr.uri).user
-    except ValueError:
-        return None
-    number = e164_digits(from_user, international_prefix)
+    number = e164_digits(request.from_addr.parsed_uri.user, international_prefix)
     return None if number is None else (number, CallerSource.FROM)
 
 
@@ -210,7 +206,7 @@ def _split_addresses(value: str) -> list[str]:
 
 def _number_in(address: str, international_prefix: str) -> str | None:
     try:
-        uri = parse_uri(parse_name_addr(address).uri)
+        uri = parse_name_addr(address).parsed_uri
     except ValueError:
         return None
     return e164_digits(uri.user, international_prefix)

@@ -143,6 +143,7 @@ class NameAddr(msgspec.Struct, frozen=True):
     display: str
     uri: str
     params: Params
+    parsed_uri: SipUri
 
     @property
     def tag(self) -> str | None:
@@ -167,8 +168,7 @@ def parse_name_addr(value: str) -> NameAddr:
         uri, _, param_text = value.partition(";")
         uri = uri.strip()
         params = parse_params(param_text)
-    parse_uri(uri)  # validate only; callers re-parse the URI when they need its parts
-    return NameAddr(display, uri, params)
+    return NameAddr(display, uri, params, parse_uri(uri))
 
 
 def _unquoted_index(text: str, char: str) -> int:
