@@ -25,6 +25,8 @@ import ipaddress
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+import msgspec
+
 from diameter_apps.codes import (
     AVP_FLAG_MANDATORY,
     AVP_FLAG_VENDOR,
@@ -68,29 +70,26 @@ _ADDRESS_FAMILY_IPV6 = 2
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class Avp:
+class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
     """One AVP: header fields plus its raw payload (without padding).
 
     ``flags`` keeps the V/M/P bits exactly as received; the V bit decides whether a Vendor-Id is
     written. ``depth`` is 1 for AVPs directly in a message, 2 for their children, and so on.
+    A ``msgspec.Struct`` because its C constructor is ~3x cheaper than a Python ``__init__``, which
+    matters at tens of AVPs per message (``gc=False``: AVPs never form reference cycles).
+    Equality compares the wire fields (code, flags, vendor, data) only.
     """
 
-    __slots__ = ("_children", "code", "data", "depth", "flags", "vendor")
-
-    _children: list[Avp]
-
-    def __init__(self, code: int, flags: int, vendor: int, data: bytes, depth: int = 1) -> None:
-        # ``_children`` stays unset until children() (or the checking decoder) fills it in:
-        # one store less per AVP on the hot path.
-        self.code = code
-        self.flags = flags
-        self.vendor = vendor
-        self.data = data
-        self.depth = depth
+    code: int
+    flags: int
+    vendor: int
+    data: bytes
+    depth: int = 1
+    _children: list[Avp] | None = None
 
     @property
     def children_decoded(self) -> bool:
-        return hasattr(self, "_children")
+        return self._children is not None
 
     # --- builders --------------------------------------------------------------------------
 
@@ -259,10 +258,9 @@ class Avp:
 
     def children(self, limits: CodecLimits = DEFAULT_LIMITS) -> list[Avp]:
         """The AVPs inside a Grouped AVP, decoded once and cached."""
-        try:
-            return self._children
-        except AttributeError:
-            pass
+        kids = self._children
+        if kids is not None:
+            return kids
         if self.depth >= limits.avp_depth_max:
             raise InvalidAvpValue(
                 f"Grouped AVP {self.code} nests deeper than {limits.avp_depth_max} levels",
@@ -274,9 +272,8 @@ class Avp:
 
     def find(self, code: int, vendor: int = 0) -> Avp | None:
         """First child with this (code, vendor), or None."""
-        try:
-            kids = self._children
-        except AttributeError:
+        kids = self._children
+        if kids is None:
             kids = self.children()
         for avp in kids:
             if avp.code == code and avp.vendor == vendor:
@@ -284,7 +281,10 @@ class Avp:
         return None
 
     def find_all(self, code: int, vendor: int = 0) -> list[Avp]:
-        return [a for a in self.children() if a.code == code and a.vendor == vendor]
+        kids = self._children
+        if kids is None:
+            kids = self.children()
+        return [a for a in kids if a.code == code and a.vendor == vendor]
 
     # --- wire ------------------------------------------------------------------------------
 
@@ -322,7 +322,7 @@ RULE_M_MAY = -1
 RULE_M_MUST = AVP_FLAG_MANDATORY
 RULE_M_MUST_NOT = 0
 KIND_OTHER = 0
-KIND_GROUPED = 1
+KIND_GROUPED = 1  # the checking decoder's loop uses these four as literals
 KIND_TEXT = 2
 KIND_ADDRESS = 3
 AvpRule = tuple[int, int, int]
@@ -410,9 +410,12 @@ def _decode_checked(
     One loop over an explicit stack of AVP runs: a call per Grouped would cost more than the
     checks themselves.
     """
+    # Hot loop: literals instead of module constants (0x80 = V, 0x40 = M; kinds 1/2/3 =
+    # Grouped/text/Address) and locals for everything looked up per AVP.
     head_unpack = _AVP_HEAD.unpack_from
     u32_unpack = _U32.unpack_from
     rule_of = rules.get
+    new_avp = Avp
     depth_max = limits.avp_depth_max
     avps_max = limits.avps_max
     runs: list[tuple[list[Avp], bytes, int, int]] = [(top, message_data, HEADER_BYTES, 1)]
@@ -426,7 +429,7 @@ def _decode_checked(
             code, word = head_unpack(data, pos)
             stop = pos + (word & 0xFFFFFF)
             flags = word >> 24
-            if flags & AVP_FLAG_VENDOR:
+            if flags & 0x80:
                 if stop > end or stop - pos < 12:
                     raise _bad_length(data, pos, end, depth)
                 vendor = u32_unpack(data, pos + 8)[0]
@@ -438,19 +441,19 @@ def _decode_checked(
                 vendor = 0
                 payload = data[pos + 8 : stop]
                 rule = rule_of(code)
-            avp = Avp(code, flags, vendor, payload, depth)
+            avp = new_avp(code, flags, vendor, payload, depth)
             append(avp)
             pos = (stop + 3) & ~3
             if rule is None:
-                if flags & AVP_FLAG_MANDATORY:
+                if flags & 0x40:
                     raise AvpUnsupported(
                         f"AVP {code} (vendor {vendor}) is unknown and has the M bit",
                         failed_avps=(avp,),
                     )
                 continue
             m_expected, size, kind = rule
-            if m_expected >= 0 and flags & AVP_FLAG_MANDATORY != m_expected:
-                state = "set" if flags & AVP_FLAG_MANDATORY else "clear"
+            if m_expected >= 0 and flags & 0x40 != m_expected:
+                state = "set" if m_expected == 0 else "clear"
                 fault = f"AVP {code} (vendor {vendor}) has the M bit {state}"
                 if strict:
                     raise InvalidAvpBits(fault, failed_avps=(avp,))
@@ -461,7 +464,7 @@ def _decode_checked(
                         f"AVP {code} holds {len(payload)} bytes, its type needs {size}",
                         failed_avps=(avp,),
                     )
-            elif kind == KIND_GROUPED:
+            elif kind == 1:  # KIND_GROUPED
                 if depth >= depth_max:
                     raise InvalidAvpValue(
                         f"Grouped AVP {code} nests deeper than {depth_max} levels",
@@ -470,14 +473,14 @@ def _decode_checked(
                 kids: list[Avp] = []
                 avp._children = kids
                 runs.append((kids, payload, 0, depth + 1))
-            elif kind == KIND_TEXT:
+            elif kind == 2:  # KIND_TEXT
                 try:
                     payload.decode()
                 except UnicodeDecodeError:
                     raise InvalidAvpValue(
                         f"AVP {code} is not valid UTF-8", failed_avps=(avp,)
                     ) from None
-            elif kind == KIND_ADDRESS:
+            elif kind == 3:  # KIND_ADDRESS
                 avp.as_address()
         if len(avps) > avps_max:
             raise UnableToComply(f"more than {avps_max} AVPs in one list")
