@@ -213,3 +213,32 @@ async def test_tcp_connections_beyond_the_limit_are_closed(
         second.close()
     finally:
         await server.close()
+
+
+def test_server_runs_on_uvloop(authorizer: TableAuthorizer) -> None:
+    """``ocs serve`` may run on uvloop, whose transports differ from the selector loop's."""
+    uvloop = pytest.importorskip("uvloop")
+    from ocs.config import SipConfig
+
+    async def scenario() -> list[int]:
+        server = SipServer(authorizer, SipConfig())
+        await server.start("127.0.0.1", 0)
+        loop = asyncio.get_running_loop()
+        transport, client = await loop.create_datagram_endpoint(
+            UdpClient, local_addr=("127.0.0.1", 0)
+        )
+        try:
+            client.send(invite(client, RICH, "uv-udp"), server.port)
+            statuses = [parse(await client.recv()).status]
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                request_bytes(from_uri=f"sip:+{BROKE}@p", call_id="uv-tcp", transport="TCP")
+            )
+            statuses.append((await read_tcp_response(reader)).status)
+            writer.close()
+            return statuses
+        finally:
+            transport.close()
+            await server.close()
+
+    assert uvloop.run(scenario()) == [302, 402]
