@@ -315,3 +315,81 @@ def test_an_answer_nobody_asked_for_is_logged_and_dropped() -> None:
     events = peer.receive_data(Message(258, 4, hop_by_hop=999).encode(), clock.now)
     assert only(events, ProtocolDeviation)
     assert peer.data_to_send() == b""
+
+
+# --- lenient profile, settings, router ----------------------------------------------------
+
+
+def test_kamailio_style_duplicated_origin_in_cer_is_tolerated_when_lenient() -> None:
+    clock = Clock()
+    peer = new_peer(clock)
+    events = peer.receive_data(cer(extra=origin()).encode(), clock.now)
+    assert only(events, PeerOpened) and only(events, ProtocolDeviation)
+    assert sent(peer)[0].result_code == 2001
+
+
+def test_duplicated_origin_in_cer_is_5009_when_strict() -> None:
+    from diameter_apps.validation import Profile
+
+    clock = Clock()
+    peer = new_peer(clock, profile=Profile.STRICT)
+    peer.receive_data(cer(extra=origin()).encode(), clock.now)
+    (cea,) = sent(peer)
+    assert cea.result_code == 5009 and peer.should_close
+
+
+def test_shutdown_before_cer_closes_at_once() -> None:
+    clock = Clock()
+    peer = new_peer(clock)
+    assert peer.begin_shutdown(clock.now) == [PeerClosed("shut down before CER")]
+    assert peer.should_close
+
+
+def test_unsolicited_cea_in_open_is_logged_and_ignored() -> None:
+    clock = Clock()
+    peer = open_peer(clock)
+    cea = Message(257, 0, avps=[Avp.u32(268, 2001), *origin()])
+    events = peer.receive_data(cea.encode(), clock.now)
+    assert only(events, ProtocolDeviation) and not peer.should_close
+
+
+def test_settings_refuse_a_watchdog_below_rfc_3539_minimum() -> None:
+    from .helpers import settings
+
+    with pytest.raises(ValueError):
+        settings(watchdog_interval_s=5.0)
+
+
+def test_router_registration_is_explicit_and_checked() -> None:
+    from diameter_apps.errors import ApplicationUnsupported, CommandUnsupported
+    from diameter_apps.router import Router
+
+    router = Router()
+
+    def handler(event: object) -> Message:
+        return Message(272, 4)
+
+    router.register(4, 272, handler, vendor_id=VENDOR_3GPP)
+    assert router.handler_for(4, 272) is handler
+    assert router.application_ids == frozenset({4})
+    with pytest.raises(ValueError):
+        router.register(4, 272, handler)
+    with pytest.raises(ValueError):
+        router.register(0, 999, handler)
+    with pytest.raises(CommandUnsupported):
+        router.check(4, 258)
+    with pytest.raises(ApplicationUnsupported):
+        router.check(5, 272)
+
+
+def test_answer_after_the_connection_closed_still_serves_duplicates() -> None:
+    from diameter_apps.duplicates import DuplicateCache
+
+    clock = Clock()
+    cache = DuplicateCache()
+    peer = open_peer(clock, duplicates=cache)
+    (event,) = request_events(peer.receive_data(ccr().encode(), clock.now))
+    peer.connection_lost(clock.now)
+    peer.send_answer(event, Message(272, 4, avps=[Avp.u32(268, 2001)]), clock.now)
+    assert peer.data_to_send() == b""
+    assert cache.answer_for((ccr().origin_host or "", 5000), clock.now) is not None
