@@ -62,6 +62,8 @@ _I64 = struct.Struct(">q")
 _F32 = struct.Struct(">f")
 _F64 = struct.Struct(">d")
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
+_pack_head = _AVP_HEAD.pack
+_pack_vendor_head = _AVP_HEAD_VENDOR.pack
 _FLAGS = (0, AVP_FLAG_VENDOR, AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR | AVP_FLAG_MANDATORY)
 """AVP flags by (vendor present) | (M wanted) << 1."""
 _ADDRESS_FAMILY_IPV4 = 1
@@ -112,7 +114,9 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
     @classmethod
     def u32(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
         """Unsigned32 (and Enumerated values, which are never negative in practice)."""
-        return cls(code, _FLAGS[(1 if vendor else 0) | (2 if m else 0)], vendor, _U32.pack(value))
+        if vendor:
+            return cls(code, 0xC0 if m else 0x80, vendor, _U32.pack(value))
+        return cls(code, 0x40 if m else 0, 0, _U32.pack(value))
 
     @classmethod
     def i32(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
@@ -123,7 +127,9 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
 
     @classmethod
     def u64(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
-        return cls(code, _FLAGS[(1 if vendor else 0) | (2 if m else 0)], vendor, _U64.pack(value))
+        if vendor:
+            return cls(code, 0xC0 if m else 0x80, vendor, _U64.pack(value))
+        return cls(code, 0x40 if m else 0, 0, _U64.pack(value))
 
     @classmethod
     def i64(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
@@ -293,11 +299,13 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
         data = self.data
         size = len(data)
         flags = self.flags
-        if flags & AVP_FLAG_VENDOR:
-            head = _AVP_HEAD_VENDOR.pack(self.code, (flags << 24) | (size + 12), self.vendor)
-        else:
-            head = _AVP_HEAD.pack(self.code, (flags << 24) | (size + 8))
-        return head + data + _PADDING[size & 3]
+        if flags & 0x80:  # V: the header carries the Vendor-Id
+            return (
+                _pack_vendor_head(self.code, (flags << 24) | (size + 12), self.vendor)
+                + data
+                + _PADDING[size & 3]
+            )
+        return _pack_head(self.code, (flags << 24) | (size + 8)) + data + _PADDING[size & 3]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Avp):
