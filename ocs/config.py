@@ -68,7 +68,14 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reject_unknown_sources: bool = True
     message_bytes_max: int = 8192
     headers_max: int = 64
+    # INVITE/OPTIONS waiting for the ledger at once; beyond it: 503 (X-OCS-Result 3004).
     receive_queue_max: int = 1024
+    # Retry-After of 503 answers; how long one authorization may take before a 503.
+    retry_after_s: int = 5
+    authorize_timeout_s: float = 5.0
+    # Live server transactions (≈ requests in the last 32 s) and open TCP connections.
+    transactions_max: int = 100000
+    tcp_connections_max: int = 1024
 
 
 class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -16,14 +16,14 @@ from typing import Any, cast
 
 import structlog
 
-from ocs.config import SipConfig
+from ocs.config import ConfigError, SipConfig
 from ocs.sip.authorizer import CallAuthDecision, CallAuthRequest, CreditAuthorizer
 from ocs.sip.endpoint import Action, Authorize, CheckHealth, Send, SipEndpoint
 from ocs.sip.errors import SipFramingError
 from ocs.sip.framing import Frame, StreamFramer
 from ocs.sip.message import ParseLimits
 from ocs.sip.metrics import DROP_CONNECTIONS, SipMetrics
-from ocs.sip.redirect import RedirectPolicy
+from ocs.sip.redirect import RedirectPolicy, SourceFilter
 from ocs.sip.transaction import Destination, TimerConfig, TransactionKey
 
 log = structlog.get_logger("ocs.sip")
@@ -209,26 +209,34 @@ class SipServer:
         *,
         metrics: SipMetrics | None = None,
         timers: TimerConfig | None = None,
-        authorize_timeout_s: float = 5.0,
-        retry_after_s: int = 5,
-        transactions_max: int = 100_000,
-        connections_max: int = 1024,
+        authorize_timeout_s: float | None = None,
+        connections_max: int | None = None,
     ) -> None:
+        """Limits come from ``config`` (the ``[sip]`` section); ``authorize_timeout_s`` and
+        ``connections_max`` override it (tests), ``timers`` replaces RFC 3261 defaults."""
         self.authorizer = authorizer
-        self.connections_max = connections_max
         self.config = config
+        self.connections_max = (
+            config.tcp_connections_max if connections_max is None else connections_max
+        )
         self.metrics = metrics or SipMetrics()
         self._timers = timers or TimerConfig()
-        self._authorize_timeout_s = authorize_timeout_s
+        self._authorize_timeout_s = (
+            config.authorize_timeout_s if authorize_timeout_s is None else authorize_timeout_s
+        )
         self._limits = ParseLimits(
             message_bytes_max=config.message_bytes_max, headers_max=config.headers_max
         )
+        try:
+            SourceFilter(config.allowed_sources)
+        except ValueError as exc:
+            raise ConfigError(f"sip.allowed_sources: {exc}") from exc
         self._policy = RedirectPolicy(
             allowed_sources=config.allowed_sources,
             reject_unknown_sources=config.reject_unknown_sources,
-            retry_after_s=retry_after_s,
+            retry_after_s=config.retry_after_s,
         )
-        self._transactions_max = transactions_max
+        self._transactions_max = config.transactions_max
         self._udp: _UdpProtocol | None = None
         self._udp_transport: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.Server | None = None

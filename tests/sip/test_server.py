@@ -242,3 +242,32 @@ def test_server_runs_on_uvloop(authorizer: TableAuthorizer) -> None:
             await server.close()
 
     assert uvloop.run(scenario()) == [302, 402]
+
+
+async def test_receive_queue_limit_sheds_with_503(udp_client: UdpClient) -> None:
+    from ocs.config import SipConfig
+
+    slow = TableAuthorizer(delay_s=0.5)
+    server = SipServer(slow, SipConfig(receive_queue_max=1, retry_after_s=3))
+    await server.start("127.0.0.1", 0)
+    try:
+        udp_client.send(invite(udp_client, RICH, "q-1", branch="z9hG4bK-q1"), server.port)
+        udp_client.send(invite(udp_client, RICH, "q-2", branch="z9hG4bK-q2"), server.port)
+        shed = parse(await udp_client.recv())
+        assert (shed.status, shed.header("Retry-After")) == (503, "3")
+        assert (shed.header("Call-ID"), shed.header("X-OCS-Result")) == ("q-2", "3004")
+        first = parse(await udp_client.recv())
+        while first.header("Call-ID") == "q-2":  # Timer G re-sends the 503 until an ACK
+            first = parse(await udp_client.recv())
+        assert (first.status, first.header("Call-ID")) == (404, "q-1")
+        assert server.metrics.shed == 1
+        assert [call.call_id for call in slow.calls] == ["q-1"]
+    finally:
+        await server.close()
+
+
+def test_bad_allowed_source_is_a_config_error(authorizer: TableAuthorizer) -> None:
+    from ocs.config import ConfigError, SipConfig
+
+    with pytest.raises(ConfigError, match=r"sip\.allowed_sources"):
+        SipServer(authorizer, SipConfig(allowed_sources=("10.0.0.300",)))
