@@ -189,6 +189,7 @@ class PeerConnection:
         # watchdog (RFC 3539): an outstanding DWR, and whether Tw already passed without traffic
         self._dwr_hop_by_hop: int | None = None
         self._watchdog_suspect = False
+        self._tw_s = settings.watchdog_interval_s
         self._inflight: dict[tuple[int, int], DuplicateKey] = {}
         self._cer_verdict: DiameterError | _Capabilities | None = None
         self.peer_origin_host: str | None = None
@@ -352,9 +353,10 @@ class PeerConnection:
 
     def _on_frame(self, frame: bytes, now: float) -> None:
         if self._watchdog_at is not None:
-            # RFC 3539: any traffic proves the peer alive and restarts Tw.
+            # RFC 3539: any traffic proves the peer alive and restarts Tw (the jitter drawn
+            # when the timer was last armed is reused: no random draw per message).
             self._watchdog_suspect = False
-            self._watchdog_at = now + self._watchdog_interval()
+            self._watchdog_at = now + self._tw_s
         is_request = bool(frame[4] & FLAG_REQUEST)
         try:
             if is_request:
@@ -494,8 +496,10 @@ class PeerConnection:
     # ----- watchdog (B3) --------------------------------------------------------------------
 
     def _watchdog_interval(self) -> float:
+        """Tw with fresh jitter (RFC 3539 §3.4.1), remembered for re-arming on traffic."""
         jitter = self.settings.watchdog_jitter_s
-        return self.settings.watchdog_interval_s + self._rng.uniform(-jitter, jitter)
+        self._tw_s = self.settings.watchdog_interval_s + self._rng.uniform(-jitter, jitter)
+        return self._tw_s
 
     def _send_dwa(self, dwr: Message | None, now: float) -> None:
         assert dwr is not None
