@@ -67,3 +67,15 @@ def test_peer_survives_any_bytes_whole_and_byte_by_byte(data: bytes, strict: boo
             peer.receive_data(chunk, clock.now)
             peer.data_to_send()
         peer.handle_timer(clock.advance(100))
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=_bytes)
+def test_fresh_peer_answers_or_closes_on_any_first_bytes(data: bytes) -> None:
+    from .helpers import new_peer
+
+    clock = Clock()
+    peer = new_peer(clock)
+    peer.receive_data(data, clock.now)
+    peer.data_to_send()
+    assert peer.state.value in {"wait_cer", "closed"}
