@@ -17,6 +17,17 @@ from enum import Enum
 
 import msgspec
 
+from diameter_apps.codec import (
+    KIND_ADDRESS,
+    KIND_GROUPED,
+    KIND_OTHER,
+    KIND_TEXT,
+    RULE_M_MAY,
+    RULE_M_MUST,
+    RULE_M_MUST_NOT,
+    AvpRule,
+    rule_key,
+)
 from diameter_apps.codes import VENDOR_3GPP, AvpCode, CommandCode
 
 
@@ -56,6 +67,20 @@ class MBitRule(Enum):
     MUST_NOT = "must_not"
 
 
+_KIND_OF_TYPE = {
+    AvpType.GROUPED: KIND_GROUPED,
+    AvpType.UTF8_STRING: KIND_TEXT,
+    AvpType.DIAMETER_IDENTITY: KIND_TEXT,
+    AvpType.DIAMETER_URI: KIND_TEXT,
+    AvpType.ADDRESS: KIND_ADDRESS,
+}
+_RULE_OF_M_BIT = {
+    MBitRule.MAY: RULE_M_MAY,
+    MBitRule.MUST: RULE_M_MUST,
+    MBitRule.MUST_NOT: RULE_M_MUST_NOT,
+}
+
+
 class AvpDef(msgspec.Struct, frozen=True):
     name: str
     code: int
@@ -77,12 +102,27 @@ class CommandDef(msgspec.Struct, frozen=True):
 class Dictionary:
     """Lookup of AVP and command definitions by (code, vendor) / command code."""
 
-    __slots__ = ("_avps", "_by_name", "_commands")
+    __slots__ = ("_avps", "_by_name", "_commands", "_rules")
 
     def __init__(self, avps: Mapping[tuple[int, int], AvpDef], commands: Mapping[int, CommandDef]):
         self._avps = dict(avps)
         self._by_name = {d.name: d for d in self._avps.values()}
         self._commands = dict(commands)
+        self._rules: dict[int, AvpRule] | None = None
+
+    def avp_rules(self) -> Mapping[int, AvpRule]:
+        """The AVP table compiled to the compact rules of the checking decoder; compiled on
+        first use (a few ms) and shared by every connection using this dictionary."""
+        if self._rules is None:
+            self._rules = {
+                rule_key(d.code, d.vendor): (
+                    _RULE_OF_M_BIT[d.m_bit],
+                    FIXED_SIZE_BYTES.get(d.type, 0),
+                    _KIND_OF_TYPE.get(d.type, KIND_OTHER),
+                )
+                for d in self._avps.values()
+            }
+        return self._rules
 
     def avp(self, code: int, vendor: int = 0) -> AvpDef | None:
         return self._avps.get((code, vendor))
