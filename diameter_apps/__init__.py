@@ -11,6 +11,8 @@ sockets):
 - :mod:`diameter_apps.router`: ``Router`` ((application, command) → handler);
 - :mod:`diameter_apps.duplicates`: ``DuplicateCache`` (share one across connections);
 - :mod:`diameter_apps.answers`: ``answer_to`` and ``answer_for_error``;
+- :mod:`diameter_apps.validation`: ``RequestChecker`` (one-pass decode + dictionary checks),
+  ``Profile`` (LENIENT / STRICT);
 - :mod:`diameter_apps.errors`: the error classes with their Result-Codes;
 - :mod:`diameter_apps.dictionary`, :mod:`diameter_apps.codes`, :mod:`diameter_apps.limits`.
 """
