@@ -273,3 +273,12 @@ def test_entry_inside_own_range_is_claimed_twice() -> None:
         "t0.yaml:20: subscribers (MSISDN): MSISDN 4917000000005..4917000000005 overlaps "
         "4917000000000..4917000000009 claimed by this tenant at t0.yaml:18",
     ]
+
+
+def test_unreadable_bytes_are_a_problem_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00tenant")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(tmp_path)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.field) == (str(tmp_path / "bin.yaml"), "(file)")
+    assert problem.message.startswith("cannot read")
