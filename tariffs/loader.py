@@ -973,9 +973,12 @@ def load_catalog(path: str | Path) -> Catalog:
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(file), 0, "(file)", f"cannot read: {exc}"))
     try:
-        return load_texts(sources)
+        catalog = load_texts(sources)
     except CatalogError as exc:
         raise CatalogError([*problems, *exc.problems]) from None
+    if problems:
+        raise CatalogError(problems)
+    return catalog
 
 
 def load_texts(sources: list[tuple[str, str]]) -> Catalog:
