@@ -46,7 +46,8 @@ class _Driver:
         self._send = send
         self._authorize_timeout_s = authorize_timeout_s
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_deadline = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
@@ -101,10 +102,13 @@ class _Driver:
         deadline = self.endpoint.next_timer()
         if deadline is None:
             return  # an armed handle may fire early and find nothing due: harmless
-        if self._timer is not None and self._timer.when() <= deadline:
+        # Our own copy of the deadline: uvloop returns a plain Handle (no when()) for a
+        # deadline already in the past.
+        if self._timer is not None and self._timer_deadline <= deadline:
             return
         if self._timer is not None:
             self._timer.cancel()
+        self._timer_deadline = deadline
         self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:

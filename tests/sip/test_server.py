@@ -219,17 +219,30 @@ def test_server_runs_on_uvloop(authorizer: TableAuthorizer) -> None:
     """``ocs serve`` may run on uvloop, whose transports differ from the selector loop's."""
     uvloop = pytest.importorskip("uvloop")
     from ocs.config import SipConfig
+    from ocs.sip.transaction import TimerConfig
+
+    errors: list[dict[str, object]] = []
 
     async def scenario() -> list[int]:
-        server = SipServer(authorizer, SipConfig())
-        await server.start("127.0.0.1", 0)
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        # Microsecond timers: deadlines are already past when armed (uvloop then returns a
+        # plain Handle without when(); the driver must not depend on it).
+        timers = TimerConfig(t1_s=1e-6, t2_s=4e-6)
+        server = SipServer(authorizer, SipConfig(), timers=timers)
+        await server.start("127.0.0.1", 0)
         transport, client = await loop.create_datagram_endpoint(
             UdpClient, local_addr=("127.0.0.1", 0)
         )
         try:
-            client.send(invite(client, RICH, "uv-udp"), server.port)
+            for n in range(5):  # a burst, so datagrams arrive while a timer is pending
+                client.send(
+                    invite(client, RICH, f"uv-udp-{n}", branch=f"z9hG4bK-u{n}"), server.port
+                )
             statuses = [parse(await client.recv()).status]
+            await asyncio.sleep(0.1)  # Timers G and H run their course
+            assert server.metrics.ack_timeouts == 5
+            assert server.metrics.invites[("t1", 302)] == 5
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(
                 request_bytes(from_uri=f"sip:+{BROKE}@p", call_id="uv-tcp", transport="TCP")
@@ -242,6 +255,7 @@ def test_server_runs_on_uvloop(authorizer: TableAuthorizer) -> None:
             await server.close()
 
     assert uvloop.run(scenario()) == [302, 402]
+    assert errors == []
 
 
 async def test_receive_queue_limit_sheds_with_503(udp_client: UdpClient) -> None:
