@@ -143,8 +143,9 @@ def authorizer_failed(retry_after_s: int) -> Answer:
 
 
 def _phrase(text: str) -> str:
-    """A reason phrase must be one line of printable text."""
-    cleaned = "".join(c if c.isprintable() else "?" for c in text)
+    """A reason phrase must be one line of printable text; ASCII only, because it may quote
+    the offending input and some proxies choke on anything else."""
+    cleaned = "".join(c if c.isprintable() and c.isascii() else "?" for c in text)
     return cleaned[:120] or "Bad Request"
 
 

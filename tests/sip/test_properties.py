@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ocs.sip.endpoint import Authorize, CheckHealth, Send, SipEndpoint
@@ -71,6 +71,7 @@ def test_framer_same_result_whole_or_in_chunks(data: bytes, points: list[int]) -
         ),
     )
 )
+@example(b"A \x00 SIP/0.0\nVia:SIP/2.0/0\t\x00\n\xc2\xa1")  # non-ASCII quoted in a reason
 def test_endpoint_answers_or_drops_anything(data: bytes) -> None:
     endpoint = SipEndpoint(
         transport="udp",

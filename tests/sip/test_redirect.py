@@ -206,3 +206,10 @@ def test_stream_framer_limits(data: bytes, status: int | None) -> None:
     with pytest.raises(SipFramingError) as info:
         framer.feed(data)
     assert info.value.status == status
+
+
+def test_reason_phrase_quoting_input_stays_printable_ascii() -> None:
+    from ocs.sip.redirect import malformed
+
+    answer = malformed(400, "Malformed Header Line '\xa1\x00\u2028x'")
+    assert answer.reason == "Malformed Header Line '???x'"
