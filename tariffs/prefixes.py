@@ -19,16 +19,20 @@ class PrefixTable:
         """``entries``: (prefix digits, value); a prefix given twice keeps its first value."""
         owner: dict[str, str] = {}
         for prefix, value in entries:
-            if prefix:
-                owner.setdefault(prefix, value)
+            if prefix and prefix not in owner:
+                owner[prefix] = value
         self._owner = owner
-        self._shortest = min((len(p) for p in owner), default=1)
-        lengths: dict[str, set[int]] = {}
+        shortest = self._shortest = min(map(len, owner), default=1)
+        # Lengths under each stem as a bit mask first (cheap to build for 100k+ prefixes), then
+        # as a tuple, longest first; stems sharing a mask share the tuple.
+        masks: dict[str, int] = {}
         for prefix in owner:
-            lengths.setdefault(prefix[: self._shortest], set()).add(len(prefix))
-        self._lengths_by_stem = {
-            stem: tuple(sorted(found, reverse=True)) for stem, found in lengths.items()
-        }
+            stem = prefix[:shortest]
+            masks[stem] = masks.get(stem, 0) | (1 << len(prefix))
+        tuples: dict[int, tuple[int, ...]] = {}
+        for mask in set(masks.values()):
+            tuples[mask] = tuple(n for n in range(mask.bit_length() - 1, 0, -1) if mask >> n & 1)
+        self._lengths_by_stem = {stem: tuples[mask] for stem, mask in masks.items()}
 
     def __len__(self) -> int:
         return len(self._owner)
