@@ -210,6 +210,8 @@ _MINIMAL_VALUES: Mapping[int, bytes] = {
 """RFC 6733 §7.5: a missing AVP is reported "with a minimal value": zeros of the type's size
 for the fixed-size types, empty for strings and Grouped."""
 
+_MICROS_MAX = 2**63 - 1
+"""Money is int64 micro-units everywhere downstream (DESIGN §2.10)."""
 _EXPONENT_LIMIT = 18
 """|Exponent| of a CC-Money Unit-Value we accept: beyond it the amount is nonsense (and
 ``10 ** exponent`` would be a cheap way to burn CPU)."""
@@ -328,7 +330,10 @@ def _unit_value_micros(avp: Avp) -> int:
             raise _invalid(exponent_avp, f"Exponent {exponent} is out of range")
         shift = exponent + 6
         if shift >= 0:
-            return int(digits * 10**shift)
+            micros: int = digits * 10**shift
+            if micros > _MICROS_MAX:
+                raise _invalid(digits_avp, "an amount beyond 2**63 micro-units")
+            return micros
         scale: int = 10 ** (-shift)
         if digits % scale:
             assert exponent_avp is not None

@@ -325,6 +325,19 @@ CASES: list[Case] = [
         ),
     ),
     (
+        "CC-Money beyond int64 micro-units",
+        lambda: with_body(mscc(1, requested=rsu(money(10**13, 1)))),
+        LENIENT,
+        ResultCode.INVALID_AVP_VALUE,
+        nested(
+            shell(CcAvp.MULTIPLE_SERVICES_CREDIT_CONTROL),
+            shell(CcAvp.REQUESTED_SERVICE_UNIT),
+            shell(CcAvp.CC_MONEY),
+            shell(CcAvp.UNIT_VALUE),
+            Avp.i64(CcAvp.VALUE_DIGITS, 10**13),
+        ),
+    ),
+    (
         "CC-Money without Unit-Value",
         lambda: with_body(
             mscc(
