@@ -50,6 +50,7 @@ from ocs.sip.redirect import (
     decision_answer,
     malformed,
     method_not_allowed,
+    no_such_transaction,
     options_answer,
     overloaded,
     source_not_allowed,
@@ -247,6 +248,10 @@ class SipEndpoint:
         now: float,
     ) -> list[Action]:
         method = request.method
+        if method == "INVITE" and request.to_tag:
+            # A re-INVITE: a redirect server keeps no dialogs (RFC 3261 §12.2.2), and
+            # charging is decided once, on the initial INVITE.
+            return self._complete(key, request.head, source, no_such_transaction(), now, now)
         if method in ("INVITE", "OPTIONS"):
             if len(self._pending) >= self._inflight_max:
                 self._metrics.shed += 1
@@ -270,9 +275,7 @@ class SipEndpoint:
             if self._transactions.get(invite_key) is not None:
                 answer = Answer(200, "OK", ResultCode.SUCCESS)
             else:
-                answer = Answer(
-                    481, "Call/Transaction Does Not Exist", ResultCode.UNKNOWN_SESSION_ID
-                )
+                answer = no_such_transaction()
             return self._complete(key, request.head, source, answer, now, now)
         return self._complete(key, request.head, source, method_not_allowed(), now, now)
 

@@ -111,6 +111,11 @@ def method_not_allowed() -> Answer:
     )
 
 
+def no_such_transaction() -> Answer:
+    """481: a CANCEL matching nothing, or an in-dialog request (we keep no dialogs)."""
+    return Answer(481, "Call/Transaction Does Not Exist", ResultCode.UNKNOWN_SESSION_ID)
+
+
 def source_not_allowed() -> Answer:
     return Answer(403, "Source Not Allowed", ResultCode.UNKNOWN_PEER)
 

@@ -251,3 +251,13 @@ def test_tcp_endpoint_answers_on_the_connection() -> None:
     answer = response(actions[0])
     assert (answer.status, answer.header("Allow")) == (405, "INVITE, ACK, CANCEL, OPTIONS")
     assert ep.transactions == 0  # Timer J is zero on TCP
+
+
+def test_in_dialog_invite_is_481_without_asking() -> None:
+    metrics = SipMetrics()
+    ep = endpoint(metrics=metrics)
+    reinvite = request_bytes().replace(b"ocs.test>\r\n", b"ocs.test>;tag=dlg\r\n", 1)
+    answer = response(ep.receive(reinvite, PROXY, 0.0)[0])
+    assert (answer.status, answer.header("X-OCS-Result")) == (481, "5002")
+    assert answer.header("To") == "<sip:+4930123456@ocs.test>;tag=dlg"
+    assert metrics.authorizer_calls == 0
