@@ -45,7 +45,7 @@ class LocationError(ValueError):
     """The octets are not a location: the parser turns it into 5004 on the AVP."""
 
 
-class UserLocation(msgspec.Struct, frozen=True, kw_only=True):
+class UserLocation(msgspec.Struct, frozen=True):
     """A decoded 3GPP-User-Location-Info.
 
     ``mcc_mnc`` is the PLMN of the (first) location part, e.g. ``"26201"`` or ``"310410"``;
@@ -108,7 +108,7 @@ def decode_user_location(octets: bytes) -> UserLocation:
         if cell_len
         else None
     )
-    return UserLocation(kind=kind, mcc_mnc=decode_plmn(payload), area_code=area, cell_id=cell)
+    return UserLocation(kind, decode_plmn(payload), area, cell)
 
 
 def check_mcc_mnc(value: str) -> str:

@@ -65,9 +65,12 @@ def main() -> None:
             for s in ccr.services
         )
     )  # fmt: skip
+    reference = per_call_us(lambda: sum(range(100)))
     print(f"CCR-U, 2 MSCCs, PS-Information: {len(data)} bytes")
+    print(f"reference sum(range(100)) {reference:7.2f} µs (how fast this machine is right now)")
     print(f"checking decode      {per_call_us(lambda: checker.decode(data)):7.2f} µs")
-    print(f"parse_ccr            {per_call_us(lambda: parse_ccr(decoded)):7.2f} µs")
+    parse_us = per_call_us(lambda: parse_ccr(decoded))
+    print(f"parse_ccr            {parse_us:7.2f} µs = {parse_us / reference:.1f} x reference")
     print(f"decode + parse_ccr   {per_call_us(lambda: parse_ccr(checker.decode(data)[0])):7.2f} µs")
     print(
         "build_cca + encode   "
