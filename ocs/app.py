@@ -8,51 +8,62 @@ requests and sends DPR before Redis goes away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
-from pathlib import Path
+import time
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 
-from diameter_apps.codec import Message
+from balance.ledger import Ledger
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
-from diameter_apps.errors import UnableToComply
-from diameter_apps.events import RequestReceived
 from diameter_apps.router import Router
+from diameter_apps.validation import Profile
+from ocs.charging.credit_control import CreditControlHandler
+from ocs.charging.directory import TenantDirectory
+from ocs.charging.notifications import NoticeListener, ServerInitiated
+from ocs.charging.sessions import SessionRegistry
+from ocs.charging.supervision import TccSupervisor
 from ocs.config import Config
 from ocs.diameter_server import DiameterServer, build_router
-from ocs.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from ocs.embedded_redis import EmbeddedRedisError
 from ocs.http_server import HttpRouter, HttpServer
+from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
+from tariffs.errors import CatalogError
+from tariffs.loader import load_catalog
+from tariffs.model import Catalog
 
 
 class StartupError(RuntimeError):
     """The server cannot start; the message says what to fix."""
 
 
-def _charging_not_configured(event: RequestReceived) -> Message:
-    raise UnableToComply("charging is not configured on this server")
-
-
 class OcsApp:
     def __init__(
-        self, config: Config, *, logger: structlog.typing.FilteringBoundLogger | None = None
-    ):
+        self,
+        config: Config,
+        *,
+        logger: structlog.typing.FilteringBoundLogger | None = None,
+        clock: Any = time.time,
+    ) -> None:
         self.config = config
         self.log = logger or make_logger(config.log.level, json=config.log.json)
+        self.clock = clock
         self.metrics = Metrics()
-        self.embedded_redis: EmbeddedRedis | None = None
-        self.redis: aioredis.Redis | None = None
+        self.ledger = LedgerRuntime(config.redis)
+        self.sessions = SessionRegistry()
+        self.directory: TenantDirectory | None = None
         self.diameter: DiameterServer | None = None
         self.http: HttpServer | None = None
+        self.supervisor: TccSupervisor | None = None
+        self.notices: NoticeListener | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
-        await self._start_redis()
+        await self._start_ledger()
+        catalog = await self._load_catalog()
+        self.directory = TenantDirectory(catalog, self._ledger_for)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
         host, port = await self.diameter.start()
@@ -67,64 +78,120 @@ class OcsApp:
             self.config.http.listen_host, self.config.http.listen_port
         )
         self.log.info("http_listening", host=host, port=port)
+        self.supervisor = TccSupervisor(
+            self.directory,
+            self.sessions,
+            interval_s=self.config.charging.sweep_interval_s,
+            log=self.log,
+            clock=self.clock,
+        )
+        self.supervisor.start()
+        assert self.ledger.admin is not None
+        self.notices = NoticeListener(
+            self.ledger.admin,
+            ServerInitiated(
+                self.sessions,
+                self._send_server_request,
+                origin_host=self.config.diameter.origin_host,
+                origin_realm=self.config.diameter.origin_realm,
+                timeout_s=self.config.charging.server_request_timeout_s,
+                log=self.log,
+            ),
+            log=self.log,
+        )
+        self.notices.start()
+
+    async def _start_ledger(self) -> None:
+        try:
+            await self.ledger.start()
+        except (EmbeddedRedisError, RedisSetupError) as exc:
+            raise StartupError(str(exc)) from exc
+        except OSError as exc:
+            raise StartupError(f"cannot reach Redis: {exc}") from exc
+        for warning in self.ledger.warnings:
+            self.log.warning("redis_settings", warning=warning)
+        self.log.info(
+            "ledger_ready",
+            url=self.ledger.url,
+            embedded=self.ledger.embedded is not None,
+            cluster=self.ledger.cluster,
+        )
+
+    async def _load_catalog(self) -> Catalog:
+        path = self.config.catalog.path
+        if path is None:
+            self.log.warning(
+                "no_catalog", hint="pass --catalog: every subscriber is unknown (5030)"
+            )
+            return Catalog(tenants=())
+        try:
+            catalog = load_catalog(path)
+        except CatalogError as exc:
+            raise StartupError(f"catalog {path} refused:\n{exc}") from exc
+        from ocs.catalog_install import install_catalog
+
+        report = await install_catalog(catalog, self._ledger_for, now=int(self.clock()))
+        for tenant, (created, kept) in report.items():
+            self.log.info("catalog_installed", tenant=tenant, created=created, already_present=kept)
+        return catalog
+
+    async def _ledger_for(self, tenant: str) -> Ledger:
+        return await self.ledger.ledger_for(tenant)
 
     def _register_applications(self, router: Router) -> None:
         """Credit control (application 4, advertised as 3GPP 10415 in the grouped form)."""
+        assert self.directory is not None
+        handler = CreditControlHandler(
+            self.directory,
+            self.config.charging,
+            origin_host=self.config.diameter.origin_host,
+            origin_realm=self.config.diameter.origin_realm,
+            sessions=self.sessions,
+            log=self.log,
+            clock=self.clock,
+            profile=Profile.LENIENT if self.config.diameter.lenient else Profile.STRICT,
+        )
         router.register(
-            ApplicationId.CREDIT_CONTROL,
-            CommandCode.CREDIT_CONTROL,
-            _charging_not_configured,
-            vendor_id=VENDOR_3GPP,
+            ApplicationId.CREDIT_CONTROL, CommandCode.CREDIT_CONTROL, handler, vendor_id=VENDOR_3GPP
         )
 
-    async def _start_redis(self) -> None:
-        url = self.config.redis.url
-        if url is None:
-            data_dir = Path(self.config.redis.data_dir)
-            self.embedded_redis = EmbeddedRedis(
-                data_dir,
-                port=self.config.redis.embedded_port,
-                appendfsync=self.config.redis.appendfsync,
-            )
-            try:
-                await asyncio.to_thread(self.embedded_redis.start)
-            except EmbeddedRedisError as exc:
-                raise StartupError(str(exc)) from exc
-            url = self.embedded_redis.url
-            (data_dir / "redis.url").write_text(url + "\n")
-            self.log.info("embedded_redis_started", url=url, data_dir=str(data_dir))
-        self.redis = aioredis.Redis.from_url(url, socket_timeout=self.config.redis.timeout_s)
-        try:
-            await self.redis.ping()
-        except Exception as exc:  # any failure here means "cannot reach Redis"
-            raise StartupError(f"cannot reach Redis at {url}: {exc}") from exc
+    def _send_server_request(
+        self, origin_host: str, message: Any, timeout_s: float
+    ) -> asyncio.Future[Any | None]:
+        connection = self.diameter.connection_for(origin_host) if self.diameter else None
+        if connection is None:
+            future: asyncio.Future[Any | None] = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+        return connection.send_request(message, timeout_s)
 
     async def _health(self) -> dict[str, Any]:
         report: dict[str, Any] = {"status": "ok"}
         try:
-            assert self.redis is not None
-            await self.redis.ping()
+            assert self.ledger.admin is not None
+            await self.ledger.admin.ping()
             report["redis"] = "ok"
         except Exception as exc:
             report.update(status="degraded", redis=f"unreachable: {type(exc).__name__}")
         if self.diameter is not None:
             report["diameter_peers"] = self.diameter.open_peer_count
+        if self.directory is not None:
+            report["tenants"] = self.directory.tenant_ids
         return report
 
     def request_stop(self) -> None:
         self._stop.set()
 
     async def stop(self) -> None:
+        if self.notices is not None:
+            await self.notices.stop()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
         if self.diameter is not None:
             await self.diameter.shutdown(self.config.diameter.shutdown_grace_s)
         if self.http is not None:
             await self.http.close()
-        if self.redis is not None:
-            await self.redis.aclose()
-        if self.embedded_redis is not None:
-            await asyncio.to_thread(self.embedded_redis.stop)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(Path(self.config.redis.data_dir) / "redis.url")
+        await self.ledger.stop()
         self.log.info("stopped")
 
     async def run_until_stopped(self) -> int:

@@ -32,7 +32,7 @@ class DiameterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     watchdog_s: float = 30.0
     watchdog_jitter_s: float = 2.0
     message_bytes_max: int = 65536
-    avps_max: int = 512
+    avps_max: int = 1024
     avp_depth_max: int = 8
     # Accept known real-peer deviations (duplicated Origin-Host, missing M bit) and log them.
     lenient: bool = True
@@ -78,6 +78,21 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tcp_connections_max: int = 1024
 
 
+class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # Validity-Time of a grant (capped at the next tariff boundary); the client reports by then.
+    validity_time_s: int = 3600
+    # A reservation silent for validity + grace is released by the server (Tcc supervision).
+    tcc_grace_s: int = 60
+    # Quota-Holding-Time in grants; 0 leaves it out (the client's default applies).
+    quota_holding_time_s: int = 0
+    # Volume-/Time-/Unit-Quota-Threshold as a percentage of the grant; 0 leaves it out.
+    threshold_percent: int = 20
+    # How often the Tcc sweeper looks for expired reservations.
+    sweep_interval_s: float = 5.0
+    # Answer timeout for server-initiated RAR/ASR.
+    server_request_timeout_s: float = 5.0
+
+
 class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     path: str | None = None
 
@@ -93,6 +108,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis: RedisConfig = RedisConfig()
     sip: SipConfig = SipConfig()
     catalog: CatalogConfig = CatalogConfig()
+    charging: ChargingConfig = ChargingConfig()
     log: LogConfig = LogConfig()
 
 
@@ -102,6 +118,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "redis": RedisConfig,
     "sip": SipConfig,
     "catalog": CatalogConfig,
+    "charging": ChargingConfig,
     "log": LogConfig,
 }
 
@@ -196,9 +213,16 @@ def _check(config: Config) -> None:
         ("diameter.watchdog_s", config.diameter.watchdog_s),
         ("sip.message_bytes_max", config.sip.message_bytes_max),
         ("redis.pool_size", config.redis.pool_size),
+        ("charging.validity_time_s", config.charging.validity_time_s),
+        ("charging.sweep_interval_s", config.charging.sweep_interval_s),
+        ("charging.server_request_timeout_s", config.charging.server_request_timeout_s),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")
+    if not 0 <= config.charging.threshold_percent < 100:
+        problems.append("charging.threshold_percent: must be 0 to 99")
+    if config.charging.tcc_grace_s < 0 or config.charging.quota_holding_time_s < 0:
+        problems.append("charging.tcc_grace_s and quota_holding_time_s must not be negative")
     if config.diameter.message_bytes_max < 20:
         problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
     if problems:

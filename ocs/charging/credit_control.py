@@ -1,0 +1,346 @@
+"""Credit-Control-Requests (application 4, command 272): session requests and events.
+
+Per CCR: parse (errors answer with their own Result-Code and Failed-AVP), resolve tenant and
+subscriber from Subscription-Id (unknown → 5030), rate every MSCC (a rating failure is 5031 for
+that MSCC only), then ONE ledger script call commits the reported usage, releases the old
+reservations and reserves the new grants of all MSCCs together. The operation id is
+``Session-Id:CC-Request-Number`` with the request's fingerprint as digest, so a retransmission,
+even at another server process, gets the stored outcome and is never charged twice, while a
+reused number with different content is refused (5004, Failed-AVP CC-Request-Number).
+
+Fail closed: no grant without a resolved subscriber, a rating and a ledger answer. Redis
+unreachable or too slow → 3004 TOO_BUSY, so the client fails over (we advertise
+CC-Session-Failover SUPPORTED: the session state lives in Redis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+import structlog
+
+from balance.errors import (
+    InvalidRequest,
+    LedgerError,
+    LedgerUnavailable,
+    LimitExceeded,
+    OperationConflict,
+    Outcome,
+    UnknownAccount,
+)
+from balance.records import OnExhaust, RatingGroupRequest, RatingGroupResult
+from diameter_apps.codec import Message
+from diameter_apps.codes import ResultCode
+from diameter_apps.credit_control import (
+    CcRequestType,
+    CreditControlAnswer,
+    CreditControlFailureHandling,
+    CreditControlRequest,
+    FinalUnitAction,
+    FinalUnitIndication,
+    RedirectServer,
+    ServiceAnswer,
+    ServiceRequest,
+    build_cca,
+    ccr_fingerprint,
+    parse_ccr,
+)
+from diameter_apps.credit_control.codes import CcAvp, DirectDebitingFailureHandling
+from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply
+from diameter_apps.events import RequestReceived
+from diameter_apps.validation import Profile
+from ocs.charging.directory import TenantDirectory
+from ocs.charging.events import EventCharging
+from ocs.charging.sessions import SessionRegistry
+from ocs.charging.units import BYTE, SECOND, granted, requested_amount
+from ocs.charging.usage import used_legs
+from ocs.config import ChargingConfig
+from tariffs.errors import RatingError
+from tariffs.model import Tenant
+from tariffs.quota import size_grant_for
+from tariffs.rating import Rating, UsageRequest
+from tariffs.subscribers import SubscriberRef
+
+Log = structlog.typing.FilteringBoundLogger
+
+# A request without MSCC and without rating group is charged under this ledger rating group.
+SINGLE_SERVICE_RATING_GROUP = 0
+
+_FINAL_ACTIONS = {
+    "TERMINATE": FinalUnitAction.TERMINATE,
+    "REDIRECT": FinalUnitAction.REDIRECT,
+    "RESTRICT_ACCESS": FinalUnitAction.RESTRICT_ACCESS,
+}
+
+
+class _Slot(msgspec.Struct):
+    """One MSCC of the request: its rating (or rating failure) and its ledger item."""
+
+    service: ServiceRequest
+    rating: Rating | None = None
+    failure: int | None = None
+    item: int = -1
+    requested_units: int = 0
+    validity_s: int = 0
+
+
+def final_unit_indication(tenant: Tenant) -> FinalUnitIndication:
+    """The tenant's Final-Unit-Action, as the catalog sets it."""
+    policy = tenant.final_unit
+    action = _FINAL_ACTIONS[policy.action]
+    if action is FinalUnitAction.REDIRECT and policy.redirect_url:
+        return FinalUnitIndication(
+            action=action, redirect_server=RedirectServer(policy.redirect_url)
+        )
+    if action is FinalUnitAction.RESTRICT_ACCESS and policy.filter_id:
+        return FinalUnitIndication(action=action, filter_ids=(policy.filter_id,))
+    return FinalUnitIndication(action=action)
+
+
+class CreditControlHandler:
+    """The router's handler for CCR: ``await handler(event) -> CCA``."""
+
+    def __init__(
+        self,
+        directory: TenantDirectory,
+        config: ChargingConfig,
+        *,
+        origin_host: str,
+        origin_realm: str,
+        sessions: SessionRegistry,
+        log: Log,
+        clock: Callable[[], float],
+        profile: Profile = Profile.LENIENT,
+        on_answer: Callable[[CreditControlRequest, str, CreditControlAnswer], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.origin_host = origin_host
+        self.origin_realm = origin_realm
+        self.sessions = sessions
+        self.log = log
+        self.clock = clock
+        self.profile = profile
+        self.on_answer = on_answer
+        self.events = EventCharging(directory, log=log)
+
+    async def __call__(self, event: RequestReceived) -> Message:
+        ccr = parse_ccr(event.message, self.profile)
+        if ccr.deviations:
+            self.log.info("ccr_deviation", session=ccr.session_id, what=list(ccr.deviations))
+        now = int(self.clock())
+        ref = self.directory.resolve((int(s.type), s.data) for s in ccr.subscription_ids)
+        if ref is None:
+            return self._answer(ccr, "", CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN))
+        try:
+            if ccr.request_type is CcRequestType.EVENT:
+                answer = await self.events.answer(ccr, ref, now)
+            else:
+                answer = await self._session_request(ccr, ref, now)
+        except LedgerUnavailable as exc:
+            self.log.warning("ledger_unavailable", session=ccr.session_id, error=str(exc))
+            raise TooBusy(f"the ledger is unavailable: {exc}") from exc
+        except OperationConflict as exc:
+            number = ccr.message.find(CcAvp.CC_REQUEST_NUMBER)
+            raise InvalidAvpValue(
+                "CC-Request-Number reused with different content",
+                failed_avps=(number,) if number is not None else (),
+            ) from exc
+        except UnknownAccount:
+            answer = CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+        except LimitExceeded as exc:
+            self.log.warning("ledger_limit", session=ccr.session_id, error=str(exc))
+            answer = CreditControlAnswer(result_code=ResultCode.RESOURCES_EXCEEDED)
+        except (InvalidRequest, LedgerError) as exc:
+            self.log.error("ledger_refused", session=ccr.session_id, error=repr(exc))
+            raise UnableToComply("the ledger refused the request") from exc
+        return self._answer(ccr, ref.tenant, answer)
+
+    def _answer(
+        self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer
+    ) -> Message:
+        if answer.credit_control_failure_handling is None:
+            answer = msgspec.structs.replace(
+                answer,
+                credit_control_failure_handling=CreditControlFailureHandling.RETRY_AND_TERMINATE,
+                direct_debiting_failure_handling=(
+                    DirectDebitingFailureHandling.TERMINATE_OR_BUFFER
+                    if ccr.request_type is CcRequestType.EVENT
+                    else None
+                ),
+            )
+        if self.on_answer is not None:
+            self.on_answer(ccr, tenant, answer)
+        return build_cca(ccr, answer, origin_host=self.origin_host, origin_realm=self.origin_realm)
+
+    # -- sessions (CCR-I / U / T) -------------------------------------------------------------
+    async def _session_request(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, now: int
+    ) -> CreditControlAnswer:
+        snapshot = self.directory.snapshot
+        tenant = snapshot.tenants[ref.tenant]
+        terminating = ccr.request_type is CcRequestType.TERMINATION
+        slots, items = self._plan(ccr, ref, now, terminating)
+        if terminating and not items:
+            # A bare CCR-T still closes the session: release every hold it has.
+            items.append(
+                RatingGroupRequest(
+                    rating_group=SINGLE_SERVICE_RATING_GROUP, service="session", terminate=True
+                )
+            )
+        results: tuple[RatingGroupResult, ...] = ()
+        if items:
+            ledger = await self.directory.ledger(ref.tenant)
+            outcome = await ledger.credit_control(
+                ref.subscriber_id,
+                ccr.session_id,
+                f"{ccr.session_id}:{ccr.request_number}",
+                items,
+                now_s=now,
+                digest=ccr_fingerprint(ccr.message).hex(),
+            )
+            results = outcome.items
+        if any(r.outcome is Outcome.UNKNOWN_ACCOUNT for r in results):
+            return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+        answers = (
+            ()
+            if terminating
+            else tuple(self._service_answer(slot, results, tenant, now) for slot in slots)
+        )
+        if terminating:
+            self.sessions.ended(ccr.session_id)
+        else:
+            self.sessions.seen(
+                ccr.session_id,
+                tenant=ref.tenant,
+                subscriber=ref.subscriber_id,
+                origin_host=ccr.origin_host,
+                origin_realm=ccr.origin_realm,
+                now_s=now,
+                waiting_for_credit=any(
+                    a.final_unit_indication is not None
+                    or a.result_code == ResultCode.CREDIT_LIMIT_REACHED
+                    for a in answers
+                ),
+            )
+        return CreditControlAnswer(result_code=_top_level_code(ccr, answers), services=answers)
+
+    def _plan(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, terminating: bool
+    ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
+        """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
+        rater = self.directory.snapshot.rater
+        visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
+        called = None
+        if ccr.ims is not None:
+            called = ccr.ims.called_party_address or ccr.ims.requested_party_address
+        slots: list[_Slot] = []
+        items: list[RatingGroupRequest] = []
+        grace = self.config.tcc_grace_s
+        for service in ccr.services:
+
+            def rate_at(at: int, service: ServiceRequest = service) -> Rating:
+                return rater.rate(
+                    UsageRequest(
+                        tenant=ref.tenant,
+                        now=at,
+                        service_context_id=ccr.service_context_id,
+                        rating_group=service.rating_group,
+                        service_identifier=service.service_identifier,
+                        visited_plmn=visited,
+                        called_number=called,
+                    )
+                )
+
+            try:
+                rating = rate_at(now)
+                legs = used_legs(service.used, rating.unit, now, rate_at)
+            except RatingError as exc:
+                slots.append(_Slot(service, failure=int(exc.result_code)))
+                continue
+            requested = 0
+            if service.wants_grant and not terminating:
+                requested = size_grant_for(rating, requested_amount(service.requested, rating.unit))
+            validity = self._validity_s(rating, now)
+            items.append(
+                RatingGroupRequest(
+                    rating_group=(
+                        service.rating_group
+                        if service.rating_group is not None
+                        else SINGLE_SERVICE_RATING_GROUP
+                    ),
+                    service=rating.service,
+                    kinds=rating.bucket_kinds,
+                    used=tuple(legs),
+                    requested_units=requested,
+                    on_exhaust=OnExhaust(rating.on_exhaust),
+                    reserve_leg_key=rating.price_key,
+                    reserve_price=rating.price,
+                    valid_until_s=float(now + validity + grace),
+                    terminate=terminating,
+                )
+            )
+            slots.append(_Slot(service, rating, None, len(items) - 1, requested, validity))
+        return slots, items
+
+    def _validity_s(self, rating: Rating, now: int) -> int:
+        """Validity-Time: the configured value, capped at the next tariff boundary."""
+        validity = self.config.validity_time_s
+        if rating.next_change_at is not None and rating.next_change_at > now:
+            validity = min(validity, rating.next_change_at - now)
+        return max(validity, 1)
+
+    def _service_answer(
+        self, slot: _Slot, results: tuple[RatingGroupResult, ...], tenant: Tenant, now: int
+    ) -> ServiceAnswer:
+        service = slot.service
+        if slot.failure is not None or slot.rating is None:
+            return ServiceAnswer(
+                result_code=slot.failure or ResultCode.RATING_FAILED,
+                rating_group=service.rating_group,
+                service_identifier=service.service_identifier,
+            )
+        result = results[slot.item]
+        code = result.outcome.result_code
+        if not service.wants_grant:
+            return ServiceAnswer(
+                result_code=code,
+                rating_group=service.rating_group,
+                service_identifier=service.service_identifier,
+            )
+        if code == ResultCode.SUCCESS and slot.requested_units > 0 and result.granted_units <= 0:
+            code = ResultCode.CREDIT_LIMIT_REACHED
+        if code != ResultCode.SUCCESS:
+            return ServiceAnswer(
+                result_code=code,
+                rating_group=service.rating_group,
+                service_identifier=service.service_identifier,
+            )
+        unit = slot.rating.unit
+        amount = result.granted_units
+        threshold = amount * self.config.threshold_percent // 100
+        return ServiceAnswer(
+            result_code=code,
+            rating_group=service.rating_group,
+            service_identifier=service.service_identifier,
+            granted=granted(amount, unit) if amount > 0 else None,
+            validity_time_s=slot.validity_s,
+            volume_quota_threshold_octets=threshold if unit == BYTE and threshold else None,
+            time_quota_threshold_s=threshold if unit == SECOND and threshold else None,
+            unit_quota_threshold=(threshold if unit not in (BYTE, SECOND) and threshold else None),
+            quota_holding_time_s=self.config.quota_holding_time_s or None,
+            final_unit_indication=final_unit_indication(tenant) if result.final else None,
+        )
+
+
+def _top_level_code(ccr: CreditControlRequest, answers: tuple[ServiceAnswer, ...]) -> int:
+    """Session-level Result-Code: a single-service request carries its service's code; with
+    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused."""
+    if not answers:
+        return ResultCode.SUCCESS
+    if not ccr.has_mscc:
+        return answers[0].result_code
+    if all(a.result_code == ResultCode.END_USER_SERVICE_DENIED for a in answers):
+        return ResultCode.END_USER_SERVICE_DENIED
+    return ResultCode.SUCCESS

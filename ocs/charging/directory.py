@@ -1,0 +1,64 @@
+"""Who is charged, and with which catalog: the tenant directory of one server process.
+
+Tenant and subscriber are resolved at ingestion, from the request's identities, against the
+catalog's subscriber ranges and entries, and carried on every ledger call and usage record
+from then on. A catalog reload swaps one immutable snapshot, so a request in flight sees either
+the old catalog or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from balance.ledger import Ledger
+from diameter_apps.credit_control import CostInformation, currency_code
+from tariffs.model import Catalog, Tenant
+from tariffs.rating import Rater
+from tariffs.subscribers import Resolver, SubscriberRef
+
+LedgerFactory = Callable[[str], Awaitable[Ledger]]
+
+
+class CatalogSnapshot:
+    """One catalog compiled for ingestion (resolver) and rating (rater)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.resolver = Resolver(catalog)
+        self.rater = Rater(catalog)
+        self.tenants: dict[str, Tenant] = {t.id: t for t in catalog.tenants}
+        self.currency_codes: dict[str, int] = {
+            t.id: currency_code(t.currency) for t in catalog.tenants
+        }
+
+
+class TenantDirectory:
+    """The current catalog snapshot plus each tenant's ledger (on that tenant's ACL user)."""
+
+    def __init__(self, catalog: Catalog, ledger_factory: LedgerFactory) -> None:
+        self.snapshot = CatalogSnapshot(catalog)
+        self._ledger_factory = ledger_factory
+        self._ledgers: dict[str, Ledger] = {}
+
+    def replace_catalog(self, catalog: Catalog) -> None:
+        self.snapshot = CatalogSnapshot(catalog)
+
+    def resolve(self, identities: Iterable[tuple[int, str]]) -> SubscriberRef | None:
+        return self.snapshot.resolver.resolve_any(identities)
+
+    async def ledger(self, tenant: str) -> Ledger:
+        """The tenant's ledger; the first call per tenant provisions its ACL user."""
+        ledger = self._ledgers.get(tenant)
+        if ledger is None:
+            ledger = await self._ledger_factory(tenant)
+            self._ledgers[tenant] = ledger
+        return ledger
+
+    def cost(self, tenant: str, micros: int) -> CostInformation:
+        return CostInformation(
+            money_micros=micros, currency_code=self.snapshot.currency_codes[tenant]
+        )
+
+    @property
+    def tenant_ids(self) -> list[str]:
+        return sorted(self.snapshot.tenants)

@@ -1,0 +1,66 @@
+"""Priced legs of reported usage: which rate applies to which units.
+
+Time usage is placed on the clock exactly: the seconds a report carries end at the report's
+time, and where a tariff boundary (time band, new rate card) falls inside them they are split
+at the boundary, each side priced by its own rate. Volume and event usage cannot be placed on
+the clock; grants never extend past the next tariff boundary (Validity-Time is capped there),
+so a report covers one tariff period: it is priced at the instant just before the report
+(``now - 1``), or at ``now`` when the client marks it UNIT_AFTER_TARIFF_CHANGE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from balance.records import UsedLeg
+from diameter_apps.credit_control import TariffChangeUsage, UsedUnits
+from ocs.charging.units import SECOND, used_amount
+from tariffs.rating import Rating
+
+RateAt = Callable[[int], Rating]
+"""Rates the request's usage as if it happened at the given epoch second (RatingError if not)."""
+
+SPLITS_MAX = 16  # a report spanning more tariff boundaries than this is priced in 16 pieces
+
+
+def _append(legs: list[UsedLeg], rating: Rating, units: int) -> None:
+    if units <= 0:
+        return
+    if legs and legs[-1].leg_key == rating.price_key:
+        last = legs[-1]
+        legs[-1] = UsedLeg(last.leg_key, last.units + units, last.price)
+    else:
+        legs.append(UsedLeg(rating.price_key, units, rating.price))
+
+
+def time_legs(seconds: int, now: int, rate_at: RateAt) -> list[UsedLeg]:
+    """``seconds`` of usage ending at ``now``, split at tariff boundaries."""
+    legs: list[UsedLeg] = []
+    start = now - seconds
+    for _ in range(SPLITS_MAX - 1):
+        if start >= now:
+            return legs
+        rating = rate_at(start)
+        change = rating.next_change_at
+        if change is None or change >= now or change <= start:
+            _append(legs, rating, now - start)
+            return legs
+        _append(legs, rating, change - start)
+        start = change
+    if start < now:
+        _append(legs, rate_at(start), now - start)
+    return legs
+
+
+def used_legs(used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt) -> list[UsedLeg]:
+    """Every Used-Service-Unit of one MSCC as priced ledger legs (see the module docstring)."""
+    if not used:
+        return []
+    if unit == SECOND:
+        return time_legs(sum(used_amount(u.units, unit) for u in used), now, rate_at)
+    legs: list[UsedLeg] = []
+    for report in used:
+        units = used_amount(report.units, unit)
+        after = report.tariff_change_usage == TariffChangeUsage.UNIT_AFTER_TARIFF_CHANGE
+        _append(legs, rate_at(now if after else now - 1), units)
+    return legs

@@ -1,0 +1,109 @@
+"""In-process charging harness: the real handler, real ledger scripts on a real redis-server,
+the demo catalog, and a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from diameter.message import Message as PdMessage
+
+from balance import keys
+from balance.ledger import Ledger
+from balance.records import Account, LedgerRecord
+from balance.streams import RecordReader
+from diameter_apps.codec import Message, decode_message
+from diameter_apps.events import RequestReceived
+from ocs.catalog_install import install_catalog
+from ocs.charging.credit_control import CreditControlHandler
+from ocs.charging.directory import TenantDirectory
+from ocs.charging.sessions import SessionRegistry
+from ocs.config import ChargingConfig
+from ocs.logging_setup import make_logger
+from tariffs.loader import load_catalog
+
+DEMO_CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog"
+# Tuesday 2026-11-17 10:00:00 Europe/Berlin (peak), as epoch seconds.
+TUESDAY_10_BERLIN = 1_794_906_000
+
+
+@dataclass
+class Clock:
+    now: float = TUESDAY_10_BERLIN
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Charging:
+    handler: CreditControlHandler
+    directory: TenantDirectory
+    clock: Clock
+    client: aioredis.Redis
+    sessions: SessionRegistry
+    ledgers: dict[str, Ledger] = field(default_factory=dict)
+
+    async def send(self, request: PdMessage) -> PdMessage:
+        """Encode with python-diameter, decode with ours, answer, decode with python-diameter."""
+        message = decode_message(request.as_bytes())
+        event = RequestReceived(
+            message=message,
+            application_id=message.application_id,
+            command_code=message.command_code,
+            hop_by_hop=message.hop_by_hop,
+            end_to_end=message.end_to_end,
+            peer_origin_host="pgw.test.local",
+            received_at=0.0,
+        )
+        answer: Message = await self.handler(event)
+        return PdMessage.from_bytes(answer.encode())
+
+    async def ledger(self, tenant: str) -> Ledger:
+        return await self.directory.ledger(tenant)
+
+    async def account(self, tenant: str, subscriber: str) -> Account:
+        return await (await self.ledger(tenant)).query(subscriber)
+
+    async def records(
+        self, tenant: str, subscriber: str, kind: str = "usage"
+    ) -> list[LedgerRecord]:
+        """Every record of ``kind`` for the subscriber, oldest first (a fresh consumer group)."""
+        reader = RecordReader(self.client, tenant, f"test-{len(self.ledgers)}-{kind}", "t")
+        found = await reader.read(keys.vshard(subscriber), count=1000)
+        return [
+            r.record for r in found if r.record.subscriber == subscriber and r.record.kind == kind
+        ]
+
+
+@pytest.fixture
+async def charging(redis_url: str) -> AsyncIterator[Charging]:
+    catalog = load_catalog(DEMO_CATALOG)
+    client = aioredis.Redis.from_url(redis_url)
+    ledgers: dict[str, Ledger] = {}
+
+    async def ledger_for(tenant: str) -> Ledger:
+        if tenant not in ledgers:
+            ledgers[tenant] = Ledger(client, tenant)
+        return ledgers[tenant]
+
+    clock = Clock()
+    await install_catalog(catalog, ledger_for, now=int(clock.now) - 3600)
+    directory = TenantDirectory(catalog, ledger_for)
+    sessions = SessionRegistry()
+    handler = CreditControlHandler(
+        directory,
+        ChargingConfig(),
+        origin_host="ocs.test.local",
+        origin_realm="test.local",
+        sessions=sessions,
+        log=make_logger("warning"),
+        clock=clock,
+    )
+    yield Charging(handler, directory, clock, client, sessions, ledgers)
+    await client.aclose()
+    await asyncio.sleep(0)
