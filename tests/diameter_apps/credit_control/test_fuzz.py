@@ -109,3 +109,10 @@ def test_corrupted_bytes_of_a_golden_ccr(position: int, noise: bytes, profile: P
     except DiameterError:
         return
     check(message, profile)
+
+
+@settings(max_examples=200, deadline=None)
+@given(avps=st.lists(avp_tree, max_size=10), profile=st.sampled_from(list(Profile)))
+def test_entirely_random_avps(avps: list[Avp], profile: Profile) -> None:
+    request = Message.request(CommandCode.CREDIT_CONTROL, 4, avps)
+    check(decode_message(request.encode()), profile)

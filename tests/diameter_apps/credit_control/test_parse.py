@@ -355,3 +355,41 @@ def test_checked_decode_then_parse_agree_with_lazy_decode() -> None:
         eager.ps,
         eager.subscription_ids,
     )
+
+
+def test_optional_session_avps() -> None:
+    from diameter_apps.credit_control import CcSessionFailover, UserEquipment
+
+    request = ccr(
+        1,
+        0,
+        body=[
+            Avp.utf8(AvpCode.DESTINATION_HOST, "ocs1.mvno.example"),
+            Avp.utf8(CcAvp.USER_NAME, "alice"),
+            Avp.u32(AvpCode.ORIGIN_STATE_ID, 1_700_000_000),
+            Avp.enum(CcAvp.CC_SESSION_FAILOVER, 1),
+            Avp.grouped(
+                CcAvp.USER_EQUIPMENT_INFO,
+                [
+                    Avp.enum(CcAvp.USER_EQUIPMENT_INFO_TYPE, 0),
+                    Avp.octets(CcAvp.USER_EQUIPMENT_INFO_VALUE, b"3548230012345601"),
+                ],
+            ),
+        ],
+    )
+    parsed = parse_ccr(request)
+    assert parsed.destination_host == "ocs1.mvno.example"
+    assert parsed.user_name == "alice"
+    assert parsed.origin_state_id == 1_700_000_000
+    assert parsed.cc_session_failover is CcSessionFailover.FAILOVER_SUPPORTED
+    assert parsed.user_equipment == UserEquipment(0, b"3548230012345601")
+
+
+def test_subscription_preference_order() -> None:
+    parsed = parse_ccr(ccr(1, 0))
+    assert parsed.subscription() == SubscriptionId(SubscriptionIdType.E164, MSISDN)
+    assert parsed.subscription(SubscriptionIdType.SIP_URI, SubscriptionIdType.IMSI) == (
+        SubscriptionId(SubscriptionIdType.IMSI, IMSI)
+    )
+    assert parsed.subscription(SubscriptionIdType.NAI) is None
+    assert parse_ccr(ccr(1, 0, subscriptions=[])).subscription() is None
