@@ -123,3 +123,10 @@ def msccs_of(message: Message) -> dict[int | None, dict[str, object]]:
             "fui": mscc.final_unit_indication,
         }
     return out
+
+
+def plain(request: Message, drop: Sequence[int] = ()) -> Message:
+    """The same request as a plain python-diameter Message (AVPs in ``drop`` left out), whose
+    AVP list can be appended to."""
+    decoded = Message.from_bytes(request.as_bytes(), plain_msg=True)
+    return Message(decoded.header, [a for a in decoded.avps if a.code not in drop])
