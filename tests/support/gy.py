@@ -65,6 +65,7 @@ def ccr(
 ) -> CreditControlRequest:
     msg = CreditControlRequest()
     msg.header.is_proxyable = True
+    msg.header.application_id = 4
     msg.session_id = session_id
     msg.origin_host = origin_host.encode()
     msg.origin_realm = b"test.local"

@@ -26,6 +26,7 @@ class ServerProcess:
         extra_args: Sequence[str] = (),
         origin_host: str = "ocs.test.local",
         origin_realm: str = "test.local",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.diameter_port = free_tcp_port()
@@ -34,6 +35,7 @@ class ServerProcess:
         self.origin_host = origin_host
         self.origin_realm = origin_realm
         self.log_path = workdir / "ocs.log"
+        self.env = dict(env or {})
         args = [
             sys.executable, "-m", "ocs", "serve",
             "--diameter-listen", f"127.0.0.1:{self.diameter_port}",
@@ -54,7 +56,7 @@ class ServerProcess:
     def start(self, timeout_s: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self.proc = subprocess.Popen(
             self.args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env
         )

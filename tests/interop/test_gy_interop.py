@@ -1,0 +1,110 @@
+"""Gy through a real ``ocs serve`` process, python-diameter as the gateway, tshark on the wire."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ocs.embedded_redis import EmbeddedRedis
+from tests.interop.test_base_interop import _cer
+from tests.support.gy import INITIAL, TERMINATION, UPDATE, Mscc, ccr, msccs_of, result_code
+from tests.support.pd_client import PdClient
+from tests.support.server_process import ServerProcess
+from tests.support.tshark import Capture
+
+pytestmark = pytest.mark.interop
+
+CATALOG = str(Path(__file__).resolve().parents[2] / "examples" / "catalog")
+MIB = 1_048_576
+
+
+@pytest.fixture(scope="module")
+def gy_server(
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    redis.Redis.from_url(redis_server.url).flushall()
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("ocs-gy"),
+        redis_url=redis_server.url,
+        catalog=CATALOG,
+        env={
+            "OCS_CHARGING_VALIDITY_TIME_S": "2",
+            "OCS_CHARGING_TCC_GRACE_S": "1",
+            "OCS_CHARGING_SWEEP_INTERVAL_S": "0.2",
+        },
+    )
+    proc.start()
+    yield proc
+    assert proc.stop() == 0, proc.log_text()
+
+
+def _client(server: ServerProcess) -> PdClient:
+    client = PdClient(server.connect_diameter())
+    assert client.request(_cer()).result_code == 2001
+    return client
+
+
+def _account(server: ServerProcess, redis_url: str, subscriber: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-m", "ocs", "account", "show", "--tenant", "acme", subscriber,
+         "--json", "--redis-url", redis_url],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    import json
+
+    data: dict[str, object] = json.loads(out.stdout)
+    return data
+
+
+def test_gy_session_over_the_wire(
+    gy_server: ServerProcess, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    sid = "pgw.test.local;wire;1"
+    roam = {"msisdn": "4917099000010", "visited_plmn": "310260"}
+    with Capture(tmp_path / "gy.pcap", gy_server.diameter_port) as capture:
+        client = _client(gy_server)
+        cca = client.request(
+            ccr(sid, INITIAL, 0, msccs=[Mscc(10, {"cc_total_octets": MIB})], **roam)
+        )
+        assert result_code(cca) == 2001 and msccs_of(cca)[10]["octets"] == MIB
+        cca = client.request(
+            ccr(sid, UPDATE, 1, msccs=[Mscc(10, {}, [{"cc_total_octets": MIB // 2}])], **roam)
+        )
+        assert msccs_of(cca)[10]["result_code"] == 2001
+        cca = client.request(
+            ccr(
+                sid, TERMINATION, 2, msccs=[Mscc(10, None, [{"cc_total_octets": MIB // 2}])], **roam
+            )
+        )
+        assert result_code(cca) == 2001
+        client.close()
+    account = _account(gy_server, redis_server.url, "4917099000010")
+    # 1 MiB of world-zone data at 5.00 EUR/MiB out of 10.00 EUR.
+    assert (account["balance_micro"], account["held_micro"]) == (5_000_000, 0), account
+    assert capture.decode("diameter.cmd.code == 272")
+    assert capture.problems() == []
+
+
+def test_client_killed_mid_session_is_released_by_tcc(
+    gy_server: ServerProcess, redis_server: EmbeddedRedis
+) -> None:
+    sid = "pgw.test.local;killed;1"
+    roam = {"msisdn": "4917099000011", "visited_plmn": "310260"}
+    client = _client(gy_server)
+    cca = client.request(ccr(sid, INITIAL, 0, msccs=[Mscc(10, {"cc_total_octets": MIB})], **roam))
+    assert msccs_of(cca)[10]["octets"] == MIB
+    client.sock.close()  # the gateway dies: no CCR-T ever comes
+    deadline = time.monotonic() + 20
+    account = _account(gy_server, redis_server.url, "4917099000011")
+    assert account["held_micro"] == 5_000_000  # 1 MiB at 5.00 EUR/MiB held
+    while time.monotonic() < deadline and account["held_micro"] != 0:
+        time.sleep(0.3)
+        account = _account(gy_server, redis_server.url, "4917099000011")
+    # validity 2 s + grace 1 s, then the sweeper (every 0.2 s) released it: nothing charged.
+    assert (account["held_micro"], account["balance_micro"]) == (0, 10_000_000), account
