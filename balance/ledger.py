@@ -34,10 +34,12 @@ from balance.records import (
     OnExhaust,
     OpResult,
     RatingGroupRequest,
+    StreamRecord,
     UsedLeg,
     price_tuple,
 )
-from balance.scripts import LuaScript, ScriptSet, run_script
+from balance.scripts import LuaScript, ScriptCaller, ScriptSet
+from balance.streams import RecordReader
 
 IDEMPOTENCY_TTL_S_DEFAULT = 3600
 SESSION_IDLE_S_DEFAULT = 86400.0
@@ -75,7 +77,7 @@ def _legs(legs: Sequence[UsedLeg]) -> list[Any]:
     return [[leg.leg_key, leg.units, price_tuple(leg.price)] for leg in legs]
 
 
-def _item(item: RatingGroupRequest, *, for_digest: bool) -> list[Any]:
+def _item(item: RatingGroupRequest) -> list[Any]:
     reserve_price = price_tuple(item.reserve_price) if item.reserve_price is not None else []
     return [
         item.rating_group,
@@ -85,7 +87,6 @@ def _item(item: RatingGroupRequest, *, for_digest: bool) -> list[Any]:
         item.default_units,
         list(item.kinds),
         1 if item.on_exhaust is OnExhaust.PAYG else 0,
-        0.0 if for_digest else float(item.valid_until_s),
         1 if item.terminate else 0,
         item.reserve_leg_key,
         reserve_price,
@@ -126,6 +127,8 @@ class Ledger:
         # Calls beyond the connection pool wait here instead of failing in the pool
         # (redis-py's cluster pool raises when it runs out of connections).
         self._in_flight = asyncio.Semaphore(in_flight_max)
+        self._scripts = ScriptCaller(client)
+        self._readers: dict[tuple[str, str], RecordReader] = {}
 
     @classmethod
     def for_tenant(
@@ -162,14 +165,22 @@ class Ledger:
         return cls(client, tenant, **limits)
 
     async def aclose(self) -> None:
+        self._scripts.close()
         await self.client.aclose()
 
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _run(self, script: LuaScript, key_list: Sequence[str], payload: Any) -> Any:
+        encoded = [_ENCODER.encode(payload)]
         try:
             async with self._in_flight:
-                return await run_script(self.client, script, key_list, [_ENCODER.encode(payload)])
+                try:
+                    return await self._scripts.call(script, key_list, encoded)
+                except RedisConnectionError:
+                    # A pooled connection died (Redis restarted, failed over). Every script is
+                    # idempotent on its operation id, so one retry on a fresh connection is safe:
+                    # if the first attempt was applied, the retry returns its stored result.
+                    return await self._scripts.call(script, key_list, encoded)
         except NoPermissionError:
             raise
         except ResponseError as exc:
@@ -227,10 +238,11 @@ class Ledger:
             keys.expiry_key(prefix),
             keys.stream_key(prefix),
         ]
+        # The items are encoded once: their bytes are both digested and sent (deadlines go
+        # apart, since a retransmission arrives later with the same content).
+        items_bytes = _ENCODER.encode([_item(i) for i in items])
         if digest is None:
-            digest = content_digest(
-                subscriber, session_id, [_item(i, for_digest=True) for i in items]
-            )
+            digest = content_digest(subscriber, session_id, msgspec.Raw(items_bytes))
         payload = [
             op_id,
             digest,
@@ -241,7 +253,8 @@ class Ledger:
             self.idempotency_ttl_s,
             self.session_idle_s,
             self.sessions_max,
-            [_item(i, for_digest=False) for i in items],
+            msgspec.Raw(items_bytes),
+            [float(i.valid_until_s) for i in items],
         ]
         replayed, raw = await self._run(_SCRIPTS["ccr"], key_list, payload)
         decoded = _CCR_DECODER.decode(raw)
@@ -440,6 +453,33 @@ class Ledger:
             for result in results:
                 released.extend(result)
         return released
+
+    # -- record streams -------------------------------------------------------------------------
+
+    def record_reader(self, group: str, consumer: str) -> RecordReader:
+        reader = self._readers.get((group, consumer))
+        if reader is None:
+            reader = RecordReader(self.client, self.tenant, group, consumer)
+            self._readers[(group, consumer)] = reader
+        return reader
+
+    async def read_usage_records(
+        self,
+        group: str,
+        consumer: str,
+        *,
+        vshards: Iterable[int] | None = None,
+        count: int = 100,
+        pending: bool = False,
+    ) -> list[StreamRecord]:
+        """Records of the tenant's shard streams for a consumer group (``pending``: the ones
+        delivered to this consumer and not yet acknowledged, e.g. after an exporter crash)."""
+        reader = self.record_reader(group, consumer)
+        return await reader.read_shards(vshards, count=count, pending=pending)
+
+    async def ack(self, group: str, records: Sequence[StreamRecord]) -> int:
+        """Acknowledge exported records (they are then never delivered to the group again)."""
+        return await RecordReader(self.client, self.tenant, group, "ack").ack(records)
 
 
 def tenant_username(tenant: str) -> str:

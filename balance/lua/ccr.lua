@@ -5,9 +5,11 @@
 -- KEYS[3] shard expiry index   {t:<tenant>:<vshard>}:exp     (zset subscriber -> deadline)
 -- KEYS[4] shard record stream  {t:<tenant>:<vshard>}:cdr
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, session_id, now_s, idem_ttl_s,
---                  session_idle_s, sessions_max, items}
+--                  session_idle_s, sessions_max, items, valid_until_s (one per item)}
 --   item = {rating_group, service, used_legs, requested_units, default_units, kinds, payg(0/1),
---           valid_until_s, terminate(0/1), reserve_leg_key, reserve_price (price or {})}
+--           terminate(0/1), reserve_leg_key, reserve_price (price or {})}
+--   (deadlines travel apart from the items: a retransmission carries the same items, so the
+--   caller can digest the items' bytes as they are)
 --   used_leg = {leg_key, units, price}
 -- Per item, in this order: commit the used legs (held units first, then live buckets of the
 -- kinds, then money at the leg's price, cumulatively per leg; what cannot be paid is leakage),
@@ -32,10 +34,11 @@ local now = num(req[6], 'now_s')
 local idem_ttl = int(req[7], 'idem_ttl_s', 1)
 local idle_s = num(req[8], 'session_idle_s')
 local sessions_max = int(req[9], 'sessions_max', 1)
-local items = req[10]
+local items, deadlines = req[10], req[11]
 if type(items) ~= 'table' or #items == 0 or #items > 64 then
   fail('BADARG', 'items: 1 to 64 rating groups')
 end
+if type(deadlines) ~= 'table' then fail('BADARG', 'valid_until_s must be a list') end
 
 local got = redis.call('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
@@ -44,23 +47,26 @@ if replay then return {1, replay} end
 -- Validate everything before deciding anything.
 for i, it in ipairs(items) do
   local what = 'item ' .. i
+  num(deadlines[i], what .. ' valid_until_s')
   int(it[1], what .. ' rating_group', 0)
   str(it[2], what .. ' service')
   if type(it[3]) ~= 'table' then fail('BADARG', what .. ' used_legs must be a list') end
   for j, leg in ipairs(it[3]) do
     str(leg[1], what .. ' leg ' .. j .. ' key')
-    int(leg[2], what .. ' leg ' .. j .. ' units', 0)
+    leg[2] = int0(leg[2], what .. ' leg ' .. j .. ' units', 0)
     check_price(leg[3], what .. ' leg ' .. j .. ' price')
   end
   int(it[4], what .. ' requested_units', -1)
-  int(it[5], what .. ' default_units', 0)
+  it[5] = int0(it[5], what .. ' default_units', 0)
   if type(it[6]) ~= 'table' then fail('BADARG', what .. ' kinds must be a list') end
   for _, k in ipairs(it[6]) do str(k, what .. ' kind') end
-  num(it[8], what .. ' valid_until_s')
-  str(it[10], what .. ' reserve_leg_key')
-  if type(it[11]) ~= 'table' then fail('BADARG', what .. ' reserve_price must be a price or {}') end
-  if #it[11] > 0 then check_price(it[11], what .. ' reserve_price') end
-  if it[7] == 1 and #it[11] == 0 and it[4] ~= 0 then
+  it[7] = int0(it[7], what .. ' payg', 0)
+  it[8] = int0(it[8], what .. ' terminate', 0)
+  str(it[9], what .. ' reserve_leg_key')
+  if type(it[10]) ~= 'table' then fail('BADARG', what .. ' reserve_price must be a price or {}') end
+  local priced = next(it[10]) ~= nil
+  if priced then check_price(it[10], what .. ' reserve_price') end
+  if it[7] == 1 and not priced and it[4] ~= 0 then
     fail('BADARG', what .. ': payg needs a reserve_price')
   end
 end
@@ -183,7 +189,7 @@ for i, it in ipairs(items) do
   local requested = it[4]
   if requested == -1 then requested = it[5] end
   local outcome, granted, final = OK, 0, false
-  if it[9] == 1 then
+  if it[8] == 1 then
     terminate = true
     requested = 0
   end
@@ -203,8 +209,8 @@ for i, it in ipairs(items) do
     end
     local more_money = 0
     if it[7] == 1 then
-      local p = it[11]
-      local state = find_leg(r, it[10])
+      local p = it[10]
+      local state = find_leg(r, it[9])
       local from_money = 0
       if granted < requested then
         local need = requested - granted
@@ -223,7 +229,7 @@ for i, it in ipairs(items) do
     if granted == 0 then outcome = CREDIT_LIMIT end
     r[2] = holds
     r[5] = granted
-    if #holds > 0 then r[4] = it[8] end
+    if #holds > 0 then r[4] = deadlines[i] end
   end
   results[i] = {rg_id, outcome, granted, final, used_total, bucket_units, retail_total,
     wholesale_total, leak_units, leak_money, r[4]}

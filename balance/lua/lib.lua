@@ -13,6 +13,7 @@
 -- Money is micro-units; Lua numbers are doubles, exact below 2^53, and every formula below keeps
 -- intermediate values under max(operand, num*den) exactly as tariffs/price.py documents.
 -- Errors: error({err = 'OCS_<CODE> message'}) before any write; balance/errors.py maps <CODE>.
+-- Prices and 0-default numeric fields accept nil for 0 (see int0).
 
 local ACTIVE, BLOCKED = 0, 1
 local A_VERSION, A_STATE, A_BALANCE, A_LIMIT, A_HELD, A_BUCKETS, A_SESSIONS, A_NEXT = 1, 2, 3, 4, 5, 6, 7, 8
@@ -35,6 +36,13 @@ local function int(value, what, low)
     fail('BADARG', what .. ' is beyond 2^53')
   end
   return value
+end
+
+-- A numeric field whose natural default is 0 may be sent as msgpack nil (read as 0): lets a
+-- payload be written without NUL bytes (redis-benchmark passes arguments as C strings).
+local function int0(value, what, low)
+  if value == nil then return 0 end
+  return int(value, what, low)
 end
 
 local function str(value, what)
@@ -63,8 +71,8 @@ local function ceil_div(a, b)
 end
 
 local function check_price(p, what)
-  if type(p) ~= 'table' or #p ~= 8 then fail('BADARG', what .. ' must be an 8-field price') end
-  for i = 1, 8 do int(p[i], what, 0) end
+  if type(p) ~= 'table' then fail('BADARG', what .. ' must be an 8-field price') end
+  for i = 1, 8 do p[i] = int0(p[i], what, 0) end
   if p[2] <= 0 or p[4] <= 0 then fail('BADARG', what .. ': denominators must be positive') end
   if p[6] <= 0 then fail('BADARG', what .. ': increment must be positive') end
   if p[1] * p[2] >= 9007199254740992 or p[3] * p[4] >= 9007199254740992 then

@@ -315,3 +315,15 @@ ALL: tuple[Scenario, ...] = (
     record_reader_acks_and_redelivers_pending,
     bad_input_gets_specific_errors,
 )
+
+
+async def ledger_level_record_reading(ledger: Ledger) -> None:
+    await ledger.provision_account(SUB, balance=10, now_s=NOW)
+    shard = [keys.vshard(SUB)]
+    got = await ledger.read_usage_records("billing", "b1", vshards=shard)
+    assert [r.record.kind for r in got] == ["provision"]
+    assert await ledger.ack("billing", got) == 1
+    assert await ledger.read_usage_records("billing", "b1", vshards=shard, pending=True) == []
+
+
+ALL = (*ALL, ledger_level_record_reading)

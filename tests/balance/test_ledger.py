@@ -2,12 +2,86 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+import redis.asyncio as aioredis
 
 from balance.ledger import Ledger
+from ocs.embedded_redis import EmbeddedRedis
 from tests.balance import scenarios
 
 
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda s: s.__name__)
 async def test_scenario(ledger: Ledger, scenario: scenarios.Scenario) -> None:
     await scenario(ledger)
+
+
+async def test_script_cache_loss_fails_no_request(ledger: Ledger) -> None:
+    await ledger.provision_account("sub", balance=1000, now_s=scenarios.NOW)
+    await ledger.client.script_flush()
+    one = await ledger.credit_control("sub", "s", "s:0", [scenarios.rg(requested=1)], now_s=0.0)
+    assert one.items[0].granted_units == 1
+    await ledger.client.script_flush()
+    many = await asyncio.gather(
+        *(
+            ledger.credit_control("sub", f"c{n}", f"c{n}:0", [scenarios.rg(requested=1)], now_s=0)
+            for n in range(20)
+        )
+    )
+    assert all(result.items[0].granted_units == 1 for result in many)
+
+
+async def test_redis_restart_fails_no_request(private_redis: EmbeddedRedis) -> None:
+    client = aioredis.Redis.from_url(private_redis.url)
+    ledger = Ledger(client, "acme")
+    try:
+        await ledger.provision_account("sub", balance=1000, now_s=scenarios.NOW)
+        await ledger.topup("sub", 1, now_s=scenarios.NOW)
+        private_redis.restart()  # the AOF is replayed; the script cache is empty
+        result = await ledger.credit_control(
+            "sub", "s", "s:0", [scenarios.rg(requested=1)], now_s=scenarios.NOW
+        )
+        assert result.items[0].granted_units == 1 and result.balance == 991
+    finally:
+        await client.aclose()
+
+
+def test_ledger_on_uvloop(redis_url: str) -> None:
+    """The server runs on uvloop: the lean connection must work on its transports too."""
+    import uvloop
+
+    async def run() -> int:
+        client = aioredis.Redis.from_url(redis_url)
+        ledger = Ledger(client, "acme")
+        try:
+            await ledger.provision_account("sub", balance=100, now_s=scenarios.NOW)
+            results = await asyncio.gather(
+                *(ledger.topup("sub", 1, now_s=scenarios.NOW) for _ in range(10))
+            )
+            return max(r.summary.balance for r in results)
+        finally:
+            await ledger.aclose()
+
+    assert uvloop.run(run()) == 110
+
+
+async def test_unanswered_calls_time_out_as_unavailable(redis_url: str) -> None:
+    from balance.errors import LedgerUnavailable
+
+    admin = aioredis.Redis.from_url(redis_url)
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=0.3)
+    ledger = Ledger(client, "acme")
+    try:
+        await ledger.provision_account("sub", balance=100, now_s=scenarios.NOW)
+        await admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        with pytest.raises(LedgerUnavailable, match="did not answer"):
+            await ledger.topup("sub", 1, now_s=scenarios.NOW)
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        # The timed-out line was dropped; the next call reconnects, and the top-up (applied or
+        # not while paused) is never applied twice under its op id.
+        assert (await ledger.topup("sub", 1, now_s=scenarios.NOW)).summary.balance in (101, 102)
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await ledger.aclose()
+        await admin.aclose()

@@ -1,0 +1,236 @@
+"""A lean pipelined RESP connection for the ledger's hot path (EVALSHA on a standalone Redis).
+
+redis-py spends more CPU per call than the ledger script costs Redis (argument encoding, pool,
+retry and timeout wrappers); on a 2-core box that halves a node's throughput. This is an
+``asyncio.Protocol`` with a hiredis reader: calls are written back to back (one ``write`` per
+event-loop turn) and replies matched in order. Errors come back as the redis-py exception
+classes so callers handle one family. Cluster and TLS clients keep using redis-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Sequence
+from typing import Any, cast
+
+import hiredis
+from redis.exceptions import AuthenticationError, NoPermissionError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+_ERROR_CLASSES: tuple[tuple[str, type[ResponseError]], ...] = (
+    ("NOSCRIPT", NoScriptError),
+    ("NOPERM", NoPermissionError),
+)
+
+
+def pack_command(parts: Sequence[bytes | str | int]) -> bytes:
+    """One RESP command (array of bulk strings)."""
+    chunks = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        if isinstance(part, str):
+            data = part.encode("utf-8")
+        elif isinstance(part, int):
+            data = b"%d" % part
+        else:
+            data = bytes(part)
+        chunks.append(b"$%d\r\n" % len(data))
+        chunks.append(data)
+        chunks.append(b"\r\n")
+    return b"".join(chunks)
+
+
+def _error(reply: hiredis.ReplyError) -> ResponseError:
+    message = str(reply)
+    for prefix, error_class in _ERROR_CLASSES:
+        if message.startswith(prefix):
+            return error_class(message[len(prefix) :].strip())
+    return ResponseError(message)
+
+
+class RespConnection(asyncio.Protocol):
+    """One connection; any number of calls in flight, answered in order."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self._reader = hiredis.Reader()
+        self._waiters: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+        self._transport: asyncio.Transport | None = None
+        self._outgoing: list[bytes] = []
+        self._flush_scheduled = False
+        self._timeout_s = timeout_s
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses but have the same API.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while True:
+            reply = self._reader.gets()
+            if reply is False:
+                return
+            if not self._waiters:
+                self._abort(RedisConnectionError("reply without a request: closing the connection"))
+                return
+            _, future = self._waiters.popleft()
+            if future.done():
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                future.set_exception(_error(reply))
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail_all(
+            RedisConnectionError(f"connection to Redis lost: {exc or 'closed by server'}")
+        )
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def call(self, parts: Sequence[bytes | str | int]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self.closed or self._transport is None:
+            future.set_exception(RedisConnectionError("connection to Redis is closed"))
+            return future
+        self._outgoing.append(pack_command(parts))
+        self._waiters.append((time.monotonic(), future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        if self._timeout_s and self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout_s, self._check_timeouts)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._outgoing and self._transport is not None and not self.closed:
+            self._transport.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+
+    def _check_timeouts(self) -> None:
+        self._watchdog = None
+        if not self._waiters or self._timeout_s is None:
+            return
+        oldest, _ = self._waiters[0]
+        waited = time.monotonic() - oldest
+        if waited >= self._timeout_s:
+            # Replies are matched by order, so a late reply cannot be skipped: drop the line.
+            self._abort(RedisTimeoutError(f"Redis did not answer within {self._timeout_s} s"))
+            return
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_later(self._timeout_s - waited, self._check_timeouts)
+
+    def _fail_all(self, exc: Exception) -> None:
+        self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        while self._waiters:
+            _, future = self._waiters.popleft()
+            if not future.done():
+                future.set_exception(exc)
+
+    def _abort(self, exc: Exception) -> None:
+        self._fail_all(exc)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close(self) -> None:
+        self._fail_all(RedisConnectionError("connection closed by the client"))
+        if self._transport is not None:
+            self._transport.close()
+
+
+class RespLane:
+    """A lazily (re)connected ``RespConnection`` built from a redis-py client's settings."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        db: int = 0,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.db = db
+        self.timeout_s = timeout_s
+        self._connection: RespConnection | None = None
+        self._connecting: asyncio.Lock | None = None
+
+    @classmethod
+    def for_client(cls, client: Any) -> RespLane | None:
+        """A lane matching a plain-TCP ``redis.asyncio.Redis`` client, else None."""
+        pool = getattr(client, "connection_pool", None)
+        kwargs = getattr(pool, "connection_kwargs", None)
+        if not isinstance(kwargs, dict) or "host" not in kwargs:
+            return None  # unix socket or unknown: keep redis-py
+        connection_class = getattr(pool, "connection_class", None)
+        if connection_class is None or "SSL" in connection_class.__name__:
+            return None
+        return cls(
+            str(kwargs["host"]),
+            int(kwargs.get("port", 6379)),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            db=int(kwargs.get("db", 0) or 0),
+            timeout_s=kwargs.get("socket_timeout"),
+        )
+
+    async def _connect(self) -> RespConnection:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            current = self._connection
+            if current is not None and not current.closed:
+                return current
+            loop = asyncio.get_running_loop()
+            try:
+                _, connection = await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: RespConnection(self.timeout_s), self.host, self.port
+                    ),
+                    self.timeout_s,
+                )
+            except (OSError, TimeoutError) as exc:
+                raise RedisConnectionError(
+                    f"cannot connect to Redis at {self.host}:{self.port}: {exc}"
+                ) from exc
+            try:
+                if self.password is not None:
+                    auth = (
+                        ["AUTH", self.username, self.password]
+                        if self.username
+                        else ["AUTH", self.password]
+                    )
+                    await connection.call(auth)
+                if self.db:
+                    await connection.call(["SELECT", self.db])
+            except ResponseError as exc:
+                connection.close()
+                raise AuthenticationError(str(exc)) from exc
+            self._connection = connection
+            return connection
+
+    async def call(self, parts: Sequence[bytes | str | int]) -> Any:
+        connection = self._connection
+        if connection is None or connection.closed:
+            connection = await self._connect()
+        return await connection.call(parts)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

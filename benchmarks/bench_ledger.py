@@ -1,0 +1,261 @@
+"""Ledger benchmark: our client running the per-CCR script vs ``redis-benchmark`` running the same
+script with the same arguments, at the same concurrency, in the same run.
+
+The request is a steady-state CCR-U with two rating groups, each committing 1000 units and
+re-reserving 1000 (commit + release + re-reserve + two usage records, atomically). Every call
+uses a fresh operation id (redis-benchmark: ``__rand_int__`` in the idempotency key), so each
+call does the full work rather than answering a replay.
+
+redis-benchmark passes arguments as C strings, so its copy of the request is written without
+NUL bytes (0-valued fields as msgpack nil, which the scripts read as 0; integer times): the same
+request, the same script SHA, the same keys.
+
+    .venv/bin/python -m benchmarks.bench_ledger [--clients 32] [--requests 20000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import redis
+import redis.asyncio as aioredis
+
+from balance import keys
+from balance.errors import Outcome
+from balance.ledger import Ledger
+from balance.records import RatingGroupRequest, UsedLeg, price_tuple
+from balance.scripts import ScriptSet
+from ocs.embedded_redis import EmbeddedRedis
+from tariffs.price import Price
+
+TENANT = "bench"
+SUBSCRIBER = "4917099999999"
+SESSION = "pgw.bench;1;1"
+# Times and limits chosen so their msgpack encodings contain no zero byte.
+NOW_S = 0x65656565  # 2023-11-28
+VALID_S = 0x41
+SESSION_IDLE_S = 0x1111
+IDEMPOTENCY_TTL_S = 0x0E10  # 3600
+USED_UNITS = 1000
+REQUESTED_UNITS = 1000
+OPENING_BALANCE = 10**15
+PRICE = Price(1, 1, 1, 2, step_units=10)
+RESULTS_PATH = Path(__file__).parent / "results" / "ledger.json"
+
+
+def ccr_items() -> list[RatingGroupRequest]:
+    return [
+        RatingGroupRequest(
+            rating_group=group,
+            service="data",
+            used=(UsedLeg("data:home", USED_UNITS, PRICE),),
+            requested_units=REQUESTED_UNITS,
+            reserve_leg_key="data:home",
+            reserve_price=PRICE,
+            valid_until_s=float(NOW_S + VALID_S),
+        )
+        for group in (10, 20)
+    ]
+
+
+def nul_free_payload(op_id: str, digest: str) -> bytes:
+    """The same request as ``ccr_items()``, encoded without NUL bytes for redis-benchmark."""
+
+    def zero_as_nil(values: Any) -> list[Any]:
+        return [None if v == 0 else v for v in values]
+
+    items = [
+        [
+            item.rating_group,
+            item.service,
+            [[leg.leg_key, leg.units, zero_as_nil(price_tuple(leg.price))] for leg in item.used],
+            item.requested_units,
+            None,  # default_units 0
+            [],
+            1,  # payg
+            None,  # terminate 0
+            item.reserve_leg_key,
+            zero_as_nil(price_tuple(PRICE)),
+        ]
+        for item in ccr_items()
+    ]
+    payload = msgspec.msgpack.encode(
+        [op_id, digest, TENANT, SUBSCRIBER, SESSION, NOW_S, IDEMPOTENCY_TTL_S,
+         SESSION_IDLE_S, 32, items, [NOW_S + VALID_S] * len(items)]
+    )  # fmt: skip
+    if b"\x00" in payload:
+        raise RuntimeError("the redis-benchmark payload must not contain NUL bytes")
+    return payload
+
+
+def ccr_keys(op_id: str) -> list[str]:
+    prefix = keys.subscriber_prefix(TENANT, SUBSCRIBER)
+    return [
+        keys.op_key(prefix, op_id),
+        keys.account_key(prefix, SUBSCRIBER),
+        keys.expiry_key(prefix),
+        keys.stream_key(prefix),
+    ]
+
+
+def new_ledger(url: str, clients: int) -> tuple[aioredis.Redis, Ledger]:
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=clients)
+    client = aioredis.Redis(connection_pool=pool)
+    ledger = Ledger(
+        client,
+        TENANT,
+        idempotency_ttl_s=IDEMPOTENCY_TTL_S,
+        session_idle_s=float(SESSION_IDLE_S),
+        in_flight_max=clients,
+    )
+    return client, ledger
+
+
+async def prepare(url: str) -> None:
+    client, ledger = new_ledger(url, 4)
+    await client.flushall()
+    await ledger.provision_account(SUBSCRIBER, balance=OPENING_BALANCE, now_s=float(NOW_S))
+    await client.aclose()
+
+
+async def run_ours(url: str, clients: int, requests: int, round_no: int) -> float:
+    """CCRs per second through ``Ledger.credit_control`` with ``clients`` concurrent callers."""
+    client, ledger = new_ledger(url, clients)
+    items = ccr_items()
+    counter = iter(range(requests))
+
+    async def worker() -> None:
+        for n in counter:
+            result = await ledger.credit_control(
+                SUBSCRIBER, SESSION, f"ours:{round_no}:{n}", items, now_s=float(NOW_S)
+            )
+            if result.items[0].outcome is not Outcome.OK or result.replayed:
+                raise RuntimeError(f"unexpected result {result}")
+
+    await client.ping()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    await client.aclose()
+    return requests / elapsed
+
+
+def run_redis_benchmark(server: EmbeddedRedis, sha: str, clients: int, requests: int) -> float:
+    """The same EVALSHA through ``redis-benchmark`` (C client, no pipelining)."""
+    op_template = "rb:__rand_int__"
+    args: list[str | bytes] = [
+        "redis-benchmark", "-h", server.host, "-p", str(server.port), "-c", str(clients),
+        "-n", str(requests), "-r", "1000000000", "-P", "1", "--csv",
+        "EVALSHA", sha, "4", *ccr_keys(op_template),
+        nul_free_payload("rb:op", "benchdigest"),
+    ]  # fmt: skip
+    out = subprocess.run(args, check=True, capture_output=True, timeout=600).stdout
+    # CSV: "test","rps",... The test name echoes the binary payload (newlines, commas
+    # included), so read the one data row from the right.
+    header, _, body = out.partition(b"\n")
+    columns_after_rps = len(header.split(b",")) - 2
+    fields = body.rstrip().rsplit(b",", columns_after_rps)
+    try:
+        return float(fields[0].rsplit(b",", 1)[-1].strip(b'"'))
+    except ValueError:
+        raise RuntimeError(f"could not read redis-benchmark output: {out!r}") from None
+
+
+def check_equivalence(url: str, sha: str) -> None:
+    """The redis-benchmark encoding is the same request: same outcome and charges."""
+    client = redis.Redis.from_url(url)
+    _replayed, raw = client.evalsha(
+        sha, 4, *ccr_keys("check:nul-free"), nul_free_payload("check", "d")
+    )
+    client.close()
+    decoded = msgspec.msgpack.decode(raw)
+    for item in decoded[0]:
+        if item[1] != Outcome.OK or item[2] != REQUESTED_UNITS or item[4] != USED_UNITS:
+            raise RuntimeError(f"the redis-benchmark request does not do the same work: {item}")
+
+
+def machine_facts() -> dict[str, Any]:
+    version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "redis_server": version,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    args = parser.parse_args(argv)
+    if shutil.which("redis-benchmark") is None:
+        print("bench_ledger: redis-benchmark not found (Debian: apt-get install redis-tools)")
+        return 2
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    script = ScriptSet.load()["ccr"]
+    ours: list[float] = []
+    baseline: list[float] = []
+    with tempfile.TemporaryDirectory() as data_dir, EmbeddedRedis(Path(data_dir)) as server:
+        redis.Redis.from_url(server.url).script_load(script.body)
+        asyncio.run(prepare(server.url))
+        check_equivalence(server.url, script.sha)
+        asyncio.run(run_ours(server.url, args.clients, min(2000, args.requests), -1))  # warm-up
+        for round_no in range(args.rounds):
+            ours.append(asyncio.run(run_ours(server.url, args.clients, args.requests, round_no)))
+            baseline.append(run_redis_benchmark(server, script.sha, args.clients, args.requests))
+            print(
+                f"round {round_no + 1}: ours {ours[-1]:,.0f} CCR/s, "
+                f"redis-benchmark {baseline[-1]:,.0f} CCR/s"
+            )
+    ours_median = statistics.median(ours)
+    baseline_median = statistics.median(baseline)
+    ratio = ours_median / baseline_median
+    result = {
+        "benchmark": "ledger per-CCR script: commit + re-reserve, 2 rating groups",
+        "clients": args.clients,
+        "requests_per_round": args.requests,
+        "rounds": args.rounds,
+        "ours_ccr_per_s": [round(v, 1) for v in ours],
+        "redis_benchmark_ccr_per_s": [round(v, 1) for v in baseline],
+        "ours_median_ccr_per_s": round(ours_median, 1),
+        "redis_benchmark_median_ccr_per_s": round(baseline_median, 1),
+        "ratio": round(ratio, 3),
+        "target_ratio": 0.7,
+        "redis_calls_per_ccr": "5 (MGET, SET account, SET idempotency, 2 XADD) + ZADD/ZREM "
+        "only when the earliest reservation deadline changes",
+        "machine": machine_facts(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"ledger CCR: ours {ours_median:,.0f}/s vs redis-benchmark {baseline_median:,.0f}/s "
+        f"at {args.clients} clients: ratio {ratio:.2f} (target >= 0.70) -> {args.output}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
