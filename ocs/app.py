@@ -18,9 +18,11 @@ from balance.ledger import Ledger
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
+from ocs.catalog_install import install_catalog
+from ocs.catalog_store import CATALOG_NOTICE, store_catalog, stored_catalog
 from ocs.charging.credit_control import CreditControlHandler
 from ocs.charging.directory import TenantDirectory
-from ocs.charging.notifications import NoticeListener, ServerInitiated
+from ocs.charging.notifications import AccountNotice, NoticeListener, ServerInitiated
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.supervision import TccSupervisor
 from ocs.config import Config
@@ -31,7 +33,7 @@ from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
 from tariffs.errors import CatalogError
-from tariffs.loader import load_catalog
+from tariffs.loader import load_catalog_sources
 from tariffs.model import Catalog
 
 
@@ -58,6 +60,7 @@ class OcsApp:
         self.http: HttpServer | None = None
         self.supervisor: TccSupervisor | None = None
         self.notices: NoticeListener | None = None
+        self.server_initiated: ServerInitiated | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -84,21 +87,21 @@ class OcsApp:
             interval_s=self.config.charging.sweep_interval_s,
             log=self.log,
             clock=self.clock,
+            on_released=lambda tenant, count: self.metrics.reservations_expired_total.labels(
+                tenant
+            ).inc(count),
         )
         self.supervisor.start()
         assert self.ledger.admin is not None
-        self.notices = NoticeListener(
-            self.ledger.admin,
-            ServerInitiated(
-                self.sessions,
-                self._send_server_request,
-                origin_host=self.config.diameter.origin_host,
-                origin_realm=self.config.diameter.origin_realm,
-                timeout_s=self.config.charging.server_request_timeout_s,
-                log=self.log,
-            ),
+        self.server_initiated = ServerInitiated(
+            self.sessions,
+            self._send_server_request,
+            origin_host=self.config.diameter.origin_host,
+            origin_realm=self.config.diameter.origin_realm,
+            timeout_s=self.config.charging.server_request_timeout_s,
             log=self.log,
         )
+        self.notices = NoticeListener(self.ledger.admin, self._on_notice, log=self.log)
         self.notices.start()
 
     async def _start_ledger(self) -> None:
@@ -118,22 +121,47 @@ class OcsApp:
         )
 
     async def _load_catalog(self) -> Catalog:
+        """``--catalog``: validate, install its subscribers, share it; otherwise the catalog a
+        previous ``ocs catalog load`` stored in Redis."""
+        assert self.ledger.admin is not None
         path = self.config.catalog.path
         if path is None:
-            self.log.warning(
-                "no_catalog", hint="pass --catalog: every subscriber is unknown (5030)"
-            )
-            return Catalog(tenants=())
+            try:
+                stored = await stored_catalog(self.ledger.admin)
+            except CatalogError as exc:
+                raise StartupError(
+                    f"the catalog stored in Redis no longer validates:\n{exc}"
+                ) from exc
+            if stored is None:
+                self.log.warning("no_catalog", hint="pass --catalog or run `ocs catalog load`")
+                return Catalog(tenants=())
+            return stored
         try:
-            catalog = load_catalog(path)
+            catalog, sources = load_catalog_sources(path)
         except CatalogError as exc:
             raise StartupError(f"catalog {path} refused:\n{exc}") from exc
-        from ocs.catalog_install import install_catalog
-
         report = await install_catalog(catalog, self._ledger_for, now=int(self.clock()))
         for tenant, (created, kept) in report.items():
             self.log.info("catalog_installed", tenant=tenant, created=created, already_present=kept)
+        await store_catalog(self.ledger.admin, sources)
         return catalog
+
+    async def _on_notice(self, notice: AccountNotice) -> None:
+        if notice.event == CATALOG_NOTICE:
+            await self._reload_catalog()
+        elif self.server_initiated is not None:
+            await self.server_initiated.handle(notice)
+
+    async def _reload_catalog(self) -> None:
+        assert self.ledger.admin is not None and self.directory is not None
+        try:
+            catalog = await stored_catalog(self.ledger.admin)
+        except CatalogError as exc:
+            self.log.error("catalog_reload_refused", problems=[str(p) for p in exc.problems])
+            return
+        if catalog is not None:
+            self.directory.replace_catalog(catalog)
+            self.log.info("catalog_reloaded", tenants=[t.id for t in catalog.tenants])
 
     async def _ledger_for(self, tenant: str) -> Ledger:
         return await self.ledger.ledger_for(tenant)
@@ -150,6 +178,7 @@ class OcsApp:
             log=self.log,
             clock=self.clock,
             profile=Profile.LENIENT if self.config.diameter.lenient else Profile.STRICT,
+            metrics=self.metrics,
         )
         router.register(
             ApplicationId.CREDIT_CONTROL, CommandCode.CREDIT_CONTROL, handler, vendor_id=VENDOR_3GPP

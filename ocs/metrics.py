@@ -61,6 +61,39 @@ class Metrics:
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
+        self.ccr_total = Counter(
+            "ocs_cc_requests",
+            "Credit-Control-Requests by CC-Request-Type and tenant ('' when unresolved)",
+            ["type", "tenant"],
+            registry=r,
+        )
+        self.cc_results_total = Counter(
+            "ocs_cc_results",
+            "Result-Codes of CCAs and of their MSCCs, by level (session or mscc)",
+            ["level", "result_code"],
+            registry=r,
+        )
+        self.granted_units_total = Counter(
+            "ocs_cc_granted_units",
+            "Units granted, by tenant and service (bytes, seconds or events)",
+            ["tenant", "service"],
+            registry=r,
+        )
+        self.used_units_total = Counter(
+            "ocs_cc_used_units",
+            "Units reported as used and committed, by tenant and service",
+            ["tenant", "service"],
+            registry=r,
+        )
+        self.open_sessions = Gauge(
+            "ocs_cc_open_sessions", "Credit-control sessions owned by this process", registry=r
+        )
+        self.reservations_expired_total = Counter(
+            "ocs_cc_reservations_expired",
+            "Reservations released by Tcc supervision, by tenant",
+            ["tenant"],
+            registry=r,
+        )
         self.http_requests_total = Counter(
             "ocs_http_requests",
             "HTTP requests on the admin listener, by status",

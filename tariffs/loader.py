@@ -947,8 +947,9 @@ def _check_claims(claims: list[_Claim], problems: list[Problem]) -> None:
             reach = claim
 
 
-def load_catalog(path: str | Path) -> Catalog:
-    """A tenant file, or a directory of ``*.yaml``/``*.yml`` tenant files → a checked Catalog."""
+def read_sources(path: str | Path) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """The ``(file name, text)`` of a tenant file or of a directory's ``*.yaml``/``*.yml``
+    files, and the problems met reading them (a missing path raises CatalogError)."""
     root = Path(path)
     problems: list[Problem] = []
     if root.is_dir():
@@ -972,13 +973,24 @@ def load_catalog(path: str | Path) -> Catalog:
             sources.append((str(file), file.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(file), 0, "(file)", f"cannot read: {exc}"))
+    return sources, problems
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """A tenant file, or a directory of ``*.yaml``/``*.yml`` tenant files → a checked Catalog."""
+    return load_catalog_sources(path)[0]
+
+
+def load_catalog_sources(path: str | Path) -> tuple[Catalog, list[tuple[str, str]]]:
+    """``load_catalog``, also returning the texts it was built from (to share them)."""
+    sources, problems = read_sources(path)
     try:
         catalog = load_texts(sources)
     except CatalogError as exc:
         raise CatalogError([*problems, *exc.problems]) from None
     if problems:
         raise CatalogError(problems)
-    return catalog
+    return catalog, sources
 
 
 def load_texts(sources: list[tuple[str, str]]) -> Catalog:

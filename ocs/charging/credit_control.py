@@ -56,6 +56,7 @@ from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
 from ocs.charging.usage import used_legs
 from ocs.config import ChargingConfig
+from ocs.metrics import Metrics
 from tariffs.errors import RatingError
 from tariffs.model import Tenant
 from tariffs.quota import size_grant_for
@@ -112,7 +113,7 @@ class CreditControlHandler:
         log: Log,
         clock: Callable[[], float],
         profile: Profile = Profile.LENIENT,
-        on_answer: Callable[[CreditControlRequest, str, CreditControlAnswer], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.directory = directory
         self.config = config
@@ -122,7 +123,7 @@ class CreditControlHandler:
         self.log = log
         self.clock = clock
         self.profile = profile
-        self.on_answer = on_answer
+        self.metrics = metrics
         self.events = EventCharging(directory, log=log)
 
     async def __call__(self, event: RequestReceived) -> Message:
@@ -170,9 +171,33 @@ class CreditControlHandler:
                     else None
                 ),
             )
-        if self.on_answer is not None:
-            self.on_answer(ccr, tenant, answer)
+        if self.metrics is not None:
+            self._count(ccr, tenant, answer)
         return build_cca(ccr, answer, origin_host=self.origin_host, origin_realm=self.origin_realm)
+
+    def _count(self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer) -> None:
+        metrics = self.metrics
+        assert metrics is not None
+        metrics.ccr_total.labels(ccr.request_type.name, tenant).inc()
+        metrics.cc_results_total.labels("session", str(answer.result_code)).inc()
+        for service in answer.services:
+            metrics.cc_results_total.labels("mscc", str(service.result_code)).inc()
+        metrics.open_sessions.set(len(self.sessions))
+
+    def _count_units(
+        self, tenant: str, slots: list[_Slot], results: tuple[RatingGroupResult, ...]
+    ) -> None:
+        if self.metrics is None:
+            return
+        for slot in slots:
+            if slot.rating is None or slot.item < 0:
+                continue
+            result = results[slot.item]
+            service = slot.rating.service
+            if result.granted_units:
+                self.metrics.granted_units_total.labels(tenant, service).inc(result.granted_units)
+            if result.used_units:
+                self.metrics.used_units_total.labels(tenant, service).inc(result.used_units)
 
     # -- sessions (CCR-I / U / T) -------------------------------------------------------------
     async def _session_request(
@@ -201,6 +226,7 @@ class CreditControlHandler:
                 digest=ccr_fingerprint(ccr.message).hex(),
             )
             results = outcome.items
+            self._count_units(ref.tenant, slots, results)
         if any(r.outcome is Outcome.UNKNOWN_ACCOUNT for r in results):
             return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
         answers = (

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -110,7 +110,9 @@ class ServerInitiated:
 class NoticeListener:
     """Subscribes to ``NOTIFY_CHANNEL`` and hands each well-formed notice to ``handler``."""
 
-    def __init__(self, client: Any, handler: ServerInitiated, *, log: Log) -> None:
+    def __init__(
+        self, client: Any, handler: Callable[[AccountNotice], Awaitable[None]], *, log: Log
+    ) -> None:
         self.client = client
         self.handler = handler
         self.log = log
@@ -129,7 +131,7 @@ class NoticeListener:
                     except (msgspec.DecodeError, json.JSONDecodeError) as exc:
                         self.log.warning("bad_notice", error=str(exc))
                         continue
-                    await self.handler.handle(notice)
+                    await self.handler(notice)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # reconnect after Redis restarts

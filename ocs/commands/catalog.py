@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -21,22 +22,27 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from balance.errors import AccountExists, LedgerError
+from balance.errors import LedgerError
 from balance.ledger import Ledger
-from balance.records import BucketUnit
 from balance.tenants import provision_tenant, tenant_password
+from ocs.catalog_install import install_catalog
+from ocs.catalog_store import store_catalog
 from ocs.config import ConfigError, load_config
+from ocs.ledger_runtime import (
+    TENANT_SECRET_FILE,
+    RedisSetupError,
+    load_tenant_secret,
+    resolve_redis_url,
+)
 from tariffs.errors import CatalogError
-from tariffs.loader import load_catalog
+from tariffs.loader import load_catalog, load_catalog_sources
 from tariffs.model import Catalog, Tenant
-from tariffs.provisioning import SubscriberProvision, provision_subscribers, subscriber_count
+from tariffs.provisioning import subscriber_count
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_UNAVAILABLE = 2
-LOAD_CONCURRENCY = 64
 TENANT_SECRET_BYTES_MIN = 16
-BUCKET_UNITS = {"byte": BucketUnit.BYTES, "second": BucketUnit.SECONDS, "event": BucketUnit.EVENTS}
 
 
 def register(sub: Any) -> None:
@@ -57,26 +63,37 @@ def register(sub: Any) -> None:
     )
     load.add_argument("path", metavar="PATH", help="tenant YAML file or directory of them")
     load.add_argument("--config", metavar="FILE", help="TOML config file (for redis.url)")
-    load.add_argument("--redis-url", metavar="URL", help="the deployment's Redis (admin user)")
+    load.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="the deployment's Redis, admin user (default: OCS_REDIS_URL, redis.url of --config, "
+        "then <data-dir>/redis.url written by `ocs serve`)",
+    )
+    load.add_argument(
+        "--data-dir", metavar="DIR", help="data dir of the local `ocs serve` (default var/redis)"
+    )
     load.add_argument(
         "--tenant-secret-file",
         metavar="FILE",
-        help="deployment secret (>= 16 bytes) the tenant ACL passwords derive from; "
-        "without it ACL users are not created",
+        help="deployment secret (>= 16 bytes) the tenant ACL passwords derive from (default: "
+        "<data-dir>/tenant.secret of the local `ocs serve`); without one ACL users are not "
+        "created",
     )
     load.set_defaults(func=run_load)
+
+
+def _report(path: str, exc: CatalogError) -> None:
+    for problem in exc.problems:
+        print(problem)
+    count = len(exc.problems)
+    print(f"{path}: {count} problem{'s' if count != 1 else ''}; catalog refused", file=sys.stderr)
 
 
 def _load_or_report(path: str) -> Catalog | None:
     try:
         return load_catalog(path)
     except CatalogError as exc:
-        for problem in exc.problems:
-            print(problem)
-        count = len(exc.problems)
-        print(
-            f"{path}: {count} problem{'s' if count != 1 else ''}; catalog refused", file=sys.stderr
-        )
+        _report(path, exc)
         return None
 
 
@@ -103,62 +120,71 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _redis_url(args: argparse.Namespace) -> str | None:
-    if args.redis_url:
-        return str(args.redis_url)
+    """``--redis-url``, ``OCS_REDIS_URL``, ``redis.url`` of ``--config``, then the URL a local
+    ``ocs serve`` wrote under its data dir."""
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"ocs catalog load: {exc}", file=sys.stderr)
         return None
-    if config.redis.url:
-        return config.redis.url
-    if config.redis.embedded_port:
-        return f"redis://127.0.0.1:{config.redis.embedded_port}/0"
-    print(
-        "ocs catalog load: give --redis-url (or redis.url / redis.embedded_port in the config) "
-        "of the running deployment",
-        file=sys.stderr,
-    )
-    return None
+    data_dir = args.data_dir or config.redis.data_dir
+    try:
+        return resolve_redis_url(args.redis_url or config.redis.url, data_dir=data_dir)
+    except RedisSetupError as exc:
+        print(f"ocs catalog load: {exc}", file=sys.stderr)
+        return None
 
 
-def run_load(args: argparse.Namespace) -> int:
-    catalog = _load_or_report(args.path)
-    if catalog is None:
-        return EXIT_PROBLEMS
-    url = _redis_url(args)
-    if url is None:
-        return EXIT_UNAVAILABLE
-    secret: bytes | None = None
+def _tenant_secret(args: argparse.Namespace) -> tuple[bytes | None, str | None]:
+    """The secret tenant ACL passwords derive from: ``--tenant-secret-file``, else the one the
+    local ``ocs serve`` keeps in its data dir; (None, None) when there is none."""
     if args.tenant_secret_file:
         try:
             secret = Path(args.tenant_secret_file).read_bytes().strip()
         except OSError as exc:
-            print(f"ocs catalog load: cannot read the tenant secret: {exc}", file=sys.stderr)
-            return EXIT_UNAVAILABLE
+            return None, f"cannot read the tenant secret: {exc}"
+        with contextlib.suppress(ValueError):  # the hex form `ocs serve` keeps in its data dir
+            secret = bytes.fromhex(secret.decode("ascii"))
         if len(secret) < TENANT_SECRET_BYTES_MIN:
-            print("ocs catalog load: the tenant secret must be at least 16 bytes", file=sys.stderr)
-            return EXIT_UNAVAILABLE
-    return asyncio.run(install(catalog, url, secret, int(time.time())))
+            return None, "the tenant secret must be at least 16 bytes"
+        return secret, None
+    local = Path(args.data_dir or "var/redis") / TENANT_SECRET_FILE
+    if local.exists():
+        return load_tenant_secret(local.parent), None
+    return None, None
 
 
-async def install(catalog: Catalog, url: str, secret: bytes | None, now: int) -> int:
-    """Install ``catalog`` into the Redis at ``url``; prints one line per tenant."""
-    client = aioredis.Redis.from_url(url)
+def run_load(args: argparse.Namespace) -> int:
     try:
-        for tenant in catalog.tenants:
-            if secret is not None:
-                await provision_tenant(client, tenant.id, tenant_password(secret, tenant.id))
-            ledger = Ledger(client, tenant.id)
-            created = kept = 0
-            pending = list(provision_subscribers(tenant, now))
-            for start in range(0, len(pending), LOAD_CONCURRENCY):
-                batch = pending[start : start + LOAD_CONCURRENCY]
-                outcomes = await asyncio.gather(*(_install_one(ledger, p, now) for p in batch))
-                created += sum(outcomes)
-                kept += len(outcomes) - sum(outcomes)
-            acl = "ACL user set" if secret is not None else "ACL user not set (no secret)"
-            print(f"{tenant.id}: {created} subscribers installed, {kept} already present; {acl}")
+        catalog, sources = load_catalog_sources(args.path)
+    except CatalogError as exc:
+        _report(args.path, exc)
+        return EXIT_PROBLEMS
+    url = _redis_url(args)
+    if url is None:
+        return EXIT_UNAVAILABLE
+    secret, problem = _tenant_secret(args)
+    if problem is not None:
+        print(f"ocs catalog load: {problem}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return asyncio.run(install(catalog, sources, url, secret, int(time.time())))
+
+
+async def install(
+    catalog: Catalog, sources: list[tuple[str, str]], url: str, secret: bytes | None, now: int
+) -> int:
+    """Install ``catalog`` into the Redis at ``url``, share its texts with every server, and
+    print one line per tenant."""
+    client = aioredis.Redis.from_url(url)
+
+    async def ledger_for(tenant: str) -> Ledger:
+        if secret is not None:
+            await provision_tenant(client, tenant, tenant_password(secret, tenant))
+        return Ledger(client, tenant)
+
+    try:
+        report = await install_catalog(catalog, ledger_for, now=now)
+        await store_catalog(client, sources)
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         print(f"ocs catalog load: Redis at {url} unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -167,33 +193,7 @@ async def install(catalog: Catalog, url: str, secret: bytes | None, now: int) ->
         return EXIT_UNAVAILABLE
     finally:
         await client.aclose()
+    acl = "ACL user set" if secret is not None else "ACL user not set (no secret)"
+    for tenant, (created, kept) in report.items():
+        print(f"{tenant}: {created} subscribers installed, {kept} already present; {acl}")
     return EXIT_OK
-
-
-async def _install_one(ledger: Ledger, provision: SubscriberProvision, now: int) -> bool:
-    """Create the account and its buckets; False if the account was already there."""
-    subscriber = provision.subscriber_id
-    try:
-        result = await ledger.provision_account(
-            subscriber,
-            balance=provision.opening_balance,
-            now_s=now,
-            op_id=f"catalog-load:{subscriber}",
-        )
-    except AccountExists:
-        return False
-    if result.replayed:
-        return False
-    for bucket in provision.buckets:
-        await ledger.add_bucket(
-            subscriber,
-            bucket_id=f"{bucket.kind}#catalog",
-            kind=bucket.kind,
-            unit=BUCKET_UNITS[bucket.unit],
-            amount=bucket.amount,
-            now_s=now,
-            priority=bucket.priority,
-            expires_at_s=bucket.expires_at,
-            op_id=f"catalog-load:{subscriber}:{bucket.kind}",
-        )
-    return True
