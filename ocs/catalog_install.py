@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from balance.errors import AccountExists
+from balance.errors import AccountExists, OperationConflict
 from balance.ledger import Ledger
 from balance.records import BucketUnit
 from tariffs.model import Catalog
@@ -39,7 +39,8 @@ async def install_subscriber(ledger: Ledger, provision: SubscriberProvision, now
             op_id=f"catalog-load:{subscriber}",
         )
         created = not result.replayed
-    except AccountExists:
+    except (AccountExists, OperationConflict):
+        # Exists, or was installed by an earlier load with other opening values: left as is.
         created = False
     for bucket in provision.buckets:
         try:
@@ -54,8 +55,8 @@ async def install_subscriber(ledger: Ledger, provision: SubscriberProvision, now
                 expires_at_s=bucket.expires_at,
                 op_id=f"catalog-load:{subscriber}:{bucket.kind}",
             )
-        except AccountExists:
-            continue
+        except (AccountExists, OperationConflict):
+            continue  # this bucket id is there already (a bundle's expiry moves with `now`)
     return created
 
 

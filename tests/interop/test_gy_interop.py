@@ -108,3 +108,36 @@ def test_client_killed_mid_session_is_released_by_tcc(
         account = _account(gy_server, redis_server.url, "4917099000011")
     # validity 2 s + grace 1 s, then the sweeper (every 0.2 s) released it: nothing charged.
     assert (account["held_micro"], account["balance_micro"]) == (0, 10_000_000), account
+
+
+def test_catalog_load_reaches_a_running_server(
+    gy_server: ServerProcess, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    for name in ("acme.yaml", "globex.yaml"):
+        (catalog / name).write_text((Path(CATALOG) / name).read_text())
+    initech = (Path(CATALOG) / "globex.yaml").read_text()
+    initech = initech.replace("tenant: globex", "tenant: initech")
+    initech = initech.replace("262019910", "262019920").replace("4917199", "4917299")
+    (catalog / "initech.yaml").write_text(initech)
+    client = _client(gy_server)
+    request = ccr("s;initech;1", INITIAL, 0, msisdn="4917299000001", msccs=[Mscc(10)])
+    assert result_code(client.request(request)) == 5030  # not in the running catalog yet
+    loaded = subprocess.run(
+        [sys.executable, "-m", "ocs", "catalog", "load", str(catalog),
+         "--redis-url", redis_server.url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    assert "initech: 100 subscribers installed" in loaded.stdout
+    deadline = time.monotonic() + 10
+    code = 5030
+    number = 0
+    while code == 5030 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        number += 1
+        request = ccr(f"s;initech;{number}", INITIAL, 0, msisdn="4917299000001", msccs=[Mscc(10)])
+        code = result_code(client.request(request))
+    assert code == 2001
+    client.close()
