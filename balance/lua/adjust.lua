@@ -5,13 +5,13 @@
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_INSUFFICIENT (the result would be
 -- below zero for prepaid, below -credit_limit for postpaid).
-local req = cmsgpack.unpack(ARGV[1])
+local req = mp_unpack(ARGV[1])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local delta = int(req[7], 'delta')
 local reason = str(req[8], 'reason')
 local limit = int(req[9], 'credit_limit', -1)
 if reason == '' then fail('BADARG', 'an adjustment needs a reason') end
-local got = redis.call('MGET', KEYS[1], KEYS[2])
+local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])

@@ -7,7 +7,7 @@
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_EXISTS (bucket id in use),
 -- OCS_INSUFFICIENT (fee not covered), OCS_LIMIT (too many buckets).
-local req = cmsgpack.unpack(ARGV[1])
+local req = mp_unpack(ARGV[1])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local id, kind, unit = str(req[7], 'bucket_id'), str(req[8], 'kind'), str(req[9], 'unit')
 local amount = int(req[10], 'amount', 0)
@@ -19,7 +19,7 @@ if id == '' or kind == '' then fail('BADARG', 'bucket id and kind must not be em
 if unit ~= 'bytes' and unit ~= 'seconds' and unit ~= 'events' and unit ~= 'money' then
   fail('BADARG', 'unit must be bytes, seconds, events or money')
 end
-local got = redis.call('MGET', KEYS[1], KEYS[2])
+local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])

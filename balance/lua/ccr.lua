@@ -26,7 +26,7 @@
 
 local OK, CREDIT_LIMIT, DENIED, UNKNOWN = 0, 1, 2, 3
 
-local req = cmsgpack.unpack(ARGV[1])
+local req = mp_unpack(ARGV[1])
 local op_id, digest = str(req[1], 'op_id'), str(req[2], 'digest')
 local tenant, subscriber, session_id = str(req[3], 'tenant'), str(req[4], 'subscriber'),
   str(req[5], 'session_id')
@@ -40,43 +40,42 @@ if type(items) ~= 'table' or #items == 0 or #items > 64 then
 end
 if type(deadlines) ~= 'table' then fail('BADARG', 'valid_until_s must be a list') end
 
-local got = redis.call('MGET', KEYS[1], KEYS[2])
+local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 
 -- Validate everything before deciding anything.
 for i, it in ipairs(items) do
-  local what = 'item ' .. i
-  num(deadlines[i], what .. ' valid_until_s')
-  int(it[1], what .. ' rating_group', 0)
-  str(it[2], what .. ' service')
-  if type(it[3]) ~= 'table' then fail('BADARG', what .. ' used_legs must be a list') end
+  num(deadlines[i], 'valid_until_s', i)
+  int(it[1], 'rating_group', 0, i)
+  str(it[2], 'service', i)
+  if type(it[3]) ~= 'table' then fail('BADARG', where('used_legs must be a list', i)) end
   for j, leg in ipairs(it[3]) do
-    str(leg[1], what .. ' leg ' .. j .. ' key')
-    leg[2] = int0(leg[2], what .. ' leg ' .. j .. ' units', 0)
-    check_price(leg[3], what .. ' leg ' .. j .. ' price')
+    str(leg[1], 'key', i, j)
+    leg[2] = int0(leg[2], 'units', 0, i, j)
+    check_price(leg[3], 'price', i, j)
   end
-  int(it[4], what .. ' requested_units', -1)
-  it[5] = int0(it[5], what .. ' default_units', 0)
-  if type(it[6]) ~= 'table' then fail('BADARG', what .. ' kinds must be a list') end
-  for _, k in ipairs(it[6]) do str(k, what .. ' kind') end
-  it[7] = int0(it[7], what .. ' payg', 0)
-  it[8] = int0(it[8], what .. ' terminate', 0)
-  str(it[9], what .. ' reserve_leg_key')
-  if type(it[10]) ~= 'table' then fail('BADARG', what .. ' reserve_price must be a price or {}') end
+  int(it[4], 'requested_units', -1, i)
+  it[5] = int0(it[5], 'default_units', 0, i)
+  if type(it[6]) ~= 'table' then fail('BADARG', where('kinds must be a list', i)) end
+  for _, k in ipairs(it[6]) do str(k, 'kind', i) end
+  it[7] = int0(it[7], 'payg', 0, i)
+  it[8] = int0(it[8], 'terminate', 0, i)
+  str(it[9], 'reserve_leg_key', i)
+  if type(it[10]) ~= 'table' then fail('BADARG', where('reserve_price must be a price or {}', i)) end
   local priced = next(it[10]) ~= nil
-  if priced then check_price(it[10], what .. ' reserve_price') end
+  if priced then check_price(it[10], 'reserve_price', i) end
   if it[7] == 1 and not priced and it[4] ~= 0 then
-    fail('BADARG', what .. ': payg needs a reserve_price')
+    fail('BADARG', where('payg needs a reserve_price', i))
   end
 end
 
 if not got[2] then
   local results = {}
   for i, it in ipairs(items) do results[i] = {it[1], UNKNOWN, 0, true, 0, 0, 0, 0, 0, 0, 0} end
-  return {0, cmsgpack.pack({results, 0, 0})}
+  return {0, mp_pack({results, 0, 0})}
 end
-local acct = cmsgpack.unpack(got[2])
+local acct = mp_unpack(got[2])
 
 -- Forget idle sessions that hold nothing (their cumulative legs are no longer needed).
 local kept = {}
@@ -124,7 +123,7 @@ for i, it in ipairs(items) do
       for _, h in ipairs(r[2]) do
         if need <= 0 then break end
         if h[3] == 0 and h[2] > 0 then
-          local take = math.min(need, h[2])
+          local take = min(need, h[2])
           settle_hold(acct, {h[1], take, 0}, true)
           h[2] = h[2] - take
           need = need - take
@@ -134,7 +133,7 @@ for i, it in ipairs(items) do
       end
       for _, b in ipairs(unit_buckets) do
         if need <= 0 then break end
-        local take = math.min(need, b[B_REMAINING])
+        local take = min(need, b[B_REMAINING])
         if take > 0 then
           b[B_REMAINING] = b[B_REMAINING] - take
           need = need - take
@@ -199,7 +198,7 @@ for i, it in ipairs(items) do
     local holds = {}
     for _, b in ipairs(unit_buckets) do
       if granted >= requested then break end
-      local take = math.min(requested - granted, b[B_REMAINING])
+      local take = min(requested - granted, b[B_REMAINING])
       if take > 0 then
         b[B_REMAINING] = b[B_REMAINING] - take
         b[B_HELD] = b[B_HELD] + take
@@ -240,13 +239,13 @@ if terminate then
     for _, h in ipairs(r[2]) do settle_hold(acct, h, false) end
   end
   local _, index = find_session(acct, session_id)
-  table.remove(acct[A_SESSIONS], index)
+  tremove(acct[A_SESSIONS], index)
 end
 
 for _, rec in ipairs(records) do rec[16] = acct[A_BALANCE] end
-local result = cmsgpack.pack({results, acct[A_BALANCE], acct[A_HELD]})
+local result = mp_pack({results, acct[A_BALANCE], acct[A_HELD]})
 index_deadline(KEYS[3], subscriber, acct)
-redis.call('SET', KEYS[2], cmsgpack.pack(acct))
+rcall('SET', KEYS[2], mp_pack(acct))
 idem_store(KEYS[1], digest, result, idem_ttl)
 for _, rec in ipairs(records) do append_record(KEYS[4], rec) end
 return {0, result}

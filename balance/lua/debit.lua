@@ -6,7 +6,7 @@
 -- (an event is priced on its own: base 0, connect fee and minimum apply).
 -- Returns {replayed, msgpack {units, bucket_units, retail, wholesale, balance, held_money}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_BLOCKED, OCS_INSUFFICIENT.
-local req = cmsgpack.unpack(ARGV[1])
+local req = mp_unpack(ARGV[1])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local service = str(req[7], 'service')
 local rg = int(req[8], 'rating_group', 0)
@@ -17,11 +17,11 @@ if type(legs) ~= 'table' or #legs == 0 or #legs > 16 then fail('BADARG', 'legs: 
 if type(kinds) ~= 'table' then fail('BADARG', 'kinds must be a list') end
 for _, k in ipairs(kinds) do str(k, 'kind') end
 for j, leg in ipairs(legs) do
-  str(leg[1], 'leg ' .. j .. ' key')
-  int(leg[2], 'leg ' .. j .. ' units', 0)
-  check_price(leg[3], 'leg ' .. j .. ' price')
+  str(leg[1], 'key', 1, j)
+  int(leg[2], 'units', 0, 1, j)
+  check_price(leg[3], 'price', 1, j)
 end
-local got = redis.call('MGET', KEYS[1], KEYS[2])
+local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
@@ -34,7 +34,7 @@ for _, leg in ipairs(legs) do
   local need, from_buckets = units, 0
   for _, b in ipairs(unit_buckets) do
     if need <= 0 then break end
-    local take = math.min(need, b[B_REMAINING])
+    local take = min(need, b[B_REMAINING])
     if take > 0 then
       b[B_REMAINING] = b[B_REMAINING] - take
       need = need - take
@@ -60,9 +60,9 @@ for _, leg in ipairs(legs) do
   wholesale_total = wholesale_total + cost_wholesale
   leg_out[#leg_out + 1] = {key, units, cost, cost_wholesale, need}
 end
-local result = cmsgpack.pack({total, from_buckets_total, retail_total, wholesale_total,
+local result = mp_pack({total, from_buckets_total, retail_total, wholesale_total,
   acct[A_BALANCE], acct[A_HELD]})
-redis.call('SET', KEYS[2], cmsgpack.pack(acct))
+rcall('SET', KEYS[2], mp_pack(acct))
 append_record(KEYS[3], record('debit', tenant, subscriber, session_id, op_id, service, rg, total,
   retail_total, wholesale_total, drawn, 0, 0, leg_out, now, acct[A_BALANCE], '', -retail_total))
 idem_store(KEYS[1], digest, result, ttl)

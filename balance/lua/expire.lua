@@ -5,19 +5,19 @@
 -- Each due rating-group reservation is released once and gets one 'expiry' record; the account's
 -- index entry moves to its next deadline (or goes).
 -- Returns msgpack list of {subscriber, session_id, rating_group, units_released, money_released}.
-local req = cmsgpack.unpack(ARGV[1])
+local req = mp_unpack(ARGV[1])
 local prefix, tenant = str(req[1], 'key_prefix'), str(req[2], 'tenant')
 local now = num(req[3], 'now_s')
 local limit = int(req[4], 'limit', 1)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+local due = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local released = {}
 for _, subscriber in ipairs(due) do
   local key = prefix .. ':a:' .. subscriber
-  local raw = redis.call('GET', key)
+  local raw = rcall('GET', key)
   if not raw then
-    redis.call('ZREM', KEYS[1], subscriber)
+    rcall('ZREM', KEYS[1], subscriber)
   else
-    local acct = cmsgpack.unpack(raw)
+    local acct = mp_unpack(raw)
     for _, s in ipairs(acct[A_SESSIONS]) do
       for _, r in ipairs(s[3]) do
         if #r[2] > 0 and r[4] > 0 and r[4] <= now then
@@ -35,7 +35,7 @@ for _, subscriber in ipairs(due) do
       end
     end
     index_deadline(KEYS[1], subscriber, acct)
-    redis.call('SET', key, cmsgpack.pack(acct))
+    rcall('SET', key, mp_pack(acct))
   end
 end
-return cmsgpack.pack(released)
+return mp_pack(released)

@@ -15,6 +15,14 @@
 -- Errors: error({err = 'OCS_<CODE> message'}) before any write; balance/errors.py maps <CODE>.
 -- Prices and 0-default numeric fields accept nil for 0 (see int0).
 
+-- Globals as locals: in Redis 7 every global lookup goes through the protected global table,
+-- which costs more than the arithmetic around it.
+local floor, min, max, huge = math.floor, math.min, math.max, math.huge
+local mp_pack, mp_unpack = cmsgpack.pack, cmsgpack.unpack
+local rcall = redis.call
+local ipairs, type, error = ipairs, type, error
+local tsort, tremove, sfind, ssub = table.sort, table.remove, string.find, string.sub
+
 local ACTIVE, BLOCKED = 0, 1
 local A_VERSION, A_STATE, A_BALANCE, A_LIMIT, A_HELD, A_BUCKETS, A_SESSIONS, A_NEXT = 1, 2, 3, 4, 5, 6, 7, 8
 local B_ID, B_KIND, B_UNIT, B_REMAINING, B_PRIORITY, B_EXPIRES, B_HELD = 1, 2, 3, 4, 5, 6, 7
@@ -23,36 +31,46 @@ local function fail(code, message)
   error({err = 'OCS_' .. code .. ' ' .. message})
 end
 
-local function num(value, what)
-  if type(value) ~= 'number' or value ~= value then fail('BADARG', what .. ' must be a number') end
+-- Field names are built only when a check fails: concatenating them on every call would cost
+-- more than the checks. i, j (optional) locate the field: item i, leg j.
+local function where(what, i, j)
+  if i == nil then return what end
+  if j == nil then return 'item ' .. i .. ' ' .. what end
+  return 'item ' .. i .. ' leg ' .. j .. ' ' .. what
+end
+
+local function num(value, what, i, j)
+  if type(value) ~= 'number' or value ~= value then
+    fail('BADARG', where(what, i, j) .. ' must be a number')
+  end
   return value
 end
 
-local function int(value, what, low)
-  num(value, what)
-  if value ~= math.floor(value) then fail('BADARG', what .. ' must be an integer') end
-  if low ~= nil and value < low then fail('BADARG', what .. ' must be >= ' .. low) end
+local function int(value, what, low, i, j)
+  num(value, what, i, j)
+  if value ~= floor(value) then fail('BADARG', where(what, i, j) .. ' must be an integer') end
+  if low ~= nil and value < low then fail('BADARG', where(what, i, j) .. ' must be >= ' .. low) end
   if value >= 9007199254740992 or value <= -9007199254740992 then
-    fail('BADARG', what .. ' is beyond 2^53')
+    fail('BADARG', where(what, i, j) .. ' is beyond 2^53')
   end
   return value
 end
 
 -- A numeric field whose natural default is 0 may be sent as msgpack nil (read as 0): lets a
 -- payload be written without NUL bytes (redis-benchmark passes arguments as C strings).
-local function int0(value, what, low)
+local function int0(value, what, low, i, j)
   if value == nil then return 0 end
-  return int(value, what, low)
+  return int(value, what, low, i, j)
 end
 
-local function str(value, what)
-  if type(value) ~= 'string' then fail('BADARG', what .. ' must be a string') end
+local function str(value, what, i, j)
+  if type(value) ~= 'string' then fail('BADARG', where(what, i, j) .. ' must be a string') end
   return value
 end
 
 -- Exact integer division of doubles: a/b may round up across an integer when a is large.
 local function divmod(a, b)
-  local q = math.floor(a / b)
+  local q = floor(a / b)
   local r = a - q * b
   if r < 0 then
     q = q - 1
@@ -70,13 +88,15 @@ local function ceil_div(a, b)
   return q
 end
 
-local function check_price(p, what)
-  if type(p) ~= 'table' then fail('BADARG', what .. ' must be an 8-field price') end
-  for i = 1, 8 do p[i] = int0(p[i], what, 0) end
-  if p[2] <= 0 or p[4] <= 0 then fail('BADARG', what .. ': denominators must be positive') end
-  if p[6] <= 0 then fail('BADARG', what .. ': increment must be positive') end
+local function check_price(p, what, i, j)
+  if type(p) ~= 'table' then fail('BADARG', where(what, i, j) .. ' must be an 8-field price') end
+  for k = 1, 8 do p[k] = int0(p[k], what, 0, i, j) end
+  if p[2] <= 0 or p[4] <= 0 then
+    fail('BADARG', where(what, i, j) .. ': denominators must be positive')
+  end
+  if p[6] <= 0 then fail('BADARG', where(what, i, j) .. ': increment must be positive') end
   if p[1] * p[2] >= 9007199254740992 or p[3] * p[4] >= 9007199254740992 then
-    fail('BADARG', what .. ': rate fraction too fine')
+    fail('BADARG', where(what, i, j) .. ': rate fraction too fine')
   end
   return p
 end
@@ -119,7 +139,7 @@ local function affordable(p, before, money)
   local whole, rest = divmod(spendable, p[1])
   local max_rounded = whole * p[2] + divmod(rest * p[2], p[1])
   local rounded_before = rounded_units(p, before)
-  if max_rounded < math.max(p[5], 1) then return 0 end
+  if max_rounded < max(p[5], 1) then return 0 end
   local total
   if max_rounded <= p[5] then
     total = p[5]
@@ -127,28 +147,31 @@ local function affordable(p, before, money)
     total = p[5] + divmod(max_rounded - p[5], p[6]) * p[6]
   end
   if total <= rounded_before then
-    return math.max(0, rounded_before - before)
+    return max(0, rounded_before - before)
   end
   return total - before
 end
 
--- Idempotency: the record is msgpack {digest, result}; a replay returns the stored result.
+-- Idempotency: the record is the digest, a newline, then the stored result (bytes as returned).
 local function idem_lookup(raw, digest)
+  if digest == '' or sfind(digest, '\n', 1, true) then
+    fail('BADARG', 'digest must be non-empty and on one line')
+  end
   if not raw then return nil end
-  local stored = cmsgpack.unpack(raw)
-  if stored[1] ~= digest then
+  local cut = sfind(raw, '\n', 1, true)
+  if ssub(raw, 1, cut - 1) ~= digest then
     fail('CONFLICT', 'operation id already used with different content')
   end
-  return stored[2]
+  return ssub(raw, cut + 1)
 end
 
 local function idem_store(key, digest, result, ttl_s)
-  redis.call('SET', key, cmsgpack.pack({digest, result}), 'EX', ttl_s)
+  rcall('SET', key, digest .. '\n' .. result, 'EX', ttl_s)
 end
 
 local function load_account(raw)
   if not raw then fail('UNKNOWN_ACCOUNT', 'no such subscriber') end
-  return cmsgpack.unpack(raw)
+  return mp_unpack(raw)
 end
 
 local function is_live(b, now)
@@ -171,10 +194,10 @@ local function eligible(acct, kinds, now)
     for _, b in ipairs(acct[A_BUCKETS]) do
       if b[B_KIND] == kind and is_live(b, now) then group[#group + 1] = b end
     end
-    table.sort(group, function(x, y)
+    tsort(group, function(x, y)
       if x[B_PRIORITY] ~= y[B_PRIORITY] then return x[B_PRIORITY] < y[B_PRIORITY] end
-      local ex = x[B_EXPIRES] == 0 and math.huge or x[B_EXPIRES]
-      local ey = y[B_EXPIRES] == 0 and math.huge or y[B_EXPIRES]
+      local ex = x[B_EXPIRES] == 0 and huge or x[B_EXPIRES]
+      local ey = y[B_EXPIRES] == 0 and huge or y[B_EXPIRES]
       if ex ~= ey then return ex < ey end
       return x[B_ID] < y[B_ID]
     end)
@@ -197,7 +220,7 @@ local function take_money(acct, money_buckets, amount, as_hold, out)
   local left = amount
   for _, b in ipairs(money_buckets) do
     if left <= 0 then break end
-    local take = math.min(left, b[B_REMAINING])
+    local take = min(left, b[B_REMAINING])
     if take > 0 then
       b[B_REMAINING] = b[B_REMAINING] - take
       if as_hold then b[B_HELD] = b[B_HELD] + take end
@@ -269,9 +292,9 @@ local function index_deadline(zkey, subscriber, acct)
   local due = next_deadline(acct)
   if due ~= acct[A_NEXT] then
     if due == 0 then
-      redis.call('ZREM', zkey, subscriber)
+      rcall('ZREM', zkey, subscriber)
     else
-      redis.call('ZADD', zkey, due, subscriber)
+      rcall('ZADD', zkey, due, subscriber)
     end
     acct[A_NEXT] = due
   end
@@ -287,7 +310,7 @@ local function record(kind, tenant, subscriber, session, op_id, service, rg, uni
 end
 
 local function append_record(stream, rec)
-  redis.call('XADD', stream, '*', 'r', cmsgpack.pack(rec))
+  rcall('XADD', stream, '*', 'r', mp_pack(rec))
 end
 
 -- Shared by the account-maintenance scripts: {op_id, digest, tenant, subscriber, now_s,
@@ -298,14 +321,14 @@ local function admin_args(req)
 end
 
 local function account_summary(acct)
-  return cmsgpack.pack({acct[A_BALANCE], acct[A_HELD], acct[A_STATE], acct[A_LIMIT]})
+  return mp_pack({acct[A_BALANCE], acct[A_HELD], acct[A_STATE], acct[A_LIMIT]})
 end
 
 -- Write the account, its record and the idempotency entry; return the stored result.
 local function admin_finish(acct, rec, digest, ttl)
   local result = account_summary(acct)
   rec[16] = acct[A_BALANCE]
-  redis.call('SET', KEYS[2], cmsgpack.pack(acct))
+  rcall('SET', KEYS[2], mp_pack(acct))
   append_record(KEYS[3], rec)
   idem_store(KEYS[1], digest, result, ttl)
   return {0, result}

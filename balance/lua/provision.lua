@@ -4,14 +4,14 @@
 --                  state(0 active, 1 blocked)}
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_EXISTS (the subscriber already has an account).
-local req = cmsgpack.unpack(ARGV[1])
+local req = mp_unpack(ARGV[1])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local balance = int(req[7], 'balance')
 local limit = int(req[8], 'credit_limit', 0)
 local state = int(req[9], 'state', 0)
 if state > 1 then fail('BADARG', 'state must be 0 (active) or 1 (blocked)') end
 if balance < -limit then fail('BADARG', 'balance below the credit limit') end
-local got = redis.call('MGET', KEYS[1], KEYS[2])
+local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 if got[2] then fail('EXISTS', 'subscriber already has an account') end

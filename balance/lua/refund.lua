@@ -4,7 +4,7 @@
 --                  units, reason, session_id, service, rating_group}
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG (nothing to refund, unknown bucket), OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT.
-local req = cmsgpack.unpack(ARGV[1])
+local req = mp_unpack(ARGV[1])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local amount = int(req[7], 'amount', 0)
 local bucket_id = str(req[8], 'bucket_id')
@@ -14,7 +14,7 @@ local session_id, service = str(req[11], 'session_id'), str(req[12], 'service')
 local rg = int(req[13], 'rating_group', 0)
 if amount == 0 and units == 0 then fail('BADARG', 'nothing to refund') end
 if units > 0 and bucket_id == '' then fail('BADARG', 'refunded units need a bucket id') end
-local got = redis.call('MGET', KEYS[1], KEYS[2])
+local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])

@@ -3,11 +3,11 @@
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, amount (>0), reason}
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT.
-local req = cmsgpack.unpack(ARGV[1])
+local req = mp_unpack(ARGV[1])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local amount = int(req[7], 'amount', 1)
 local reason = str(req[8], 'reason')
-local got = redis.call('MGET', KEYS[1], KEYS[2])
+local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
