@@ -144,11 +144,14 @@ class LedgerMachine(RuleBasedStateMachine):
             INITIAL_MONEY + self.topups
         )
         assert account.balance >= 0, "prepaid balance below zero"
-        # Bundle units: remaining + held + consumed = initial (expired = remaining once past
-        # expiry: available + held + consumed = initial - expired).
+        # Bundle units: available + held + consumed = initial - expired, where a bucket past its
+        # expiry is no longer available: what it had left counts as expired.
         bucket = account.buckets[0]
         consumed_units = sum(d.units for r in usage for d in r.buckets if d.bucket_id == "b")
-        assert bucket.remaining + bucket.held + consumed_units == BUCKET_UNITS
+        live = bucket.live(self.now)
+        available = bucket.remaining if live else 0
+        expired = 0 if live else bucket.remaining
+        assert available + bucket.held + consumed_units == BUCKET_UNITS - expired
         assert bucket.remaining >= 0 and bucket.held >= 0
         # Holds recorded per reservation add up to the account's held totals.
         holds = [h for s in account.sessions for group in s.rating_groups for h in group.holds]
