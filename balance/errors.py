@@ -13,6 +13,7 @@ from enum import IntEnum
 DIAMETER_SUCCESS = 2001
 DIAMETER_END_USER_SERVICE_DENIED = 4010
 DIAMETER_CREDIT_LIMIT_REACHED = 4012
+DIAMETER_UNKNOWN_SESSION_ID = 5002
 DIAMETER_INVALID_AVP_VALUE = 5004
 DIAMETER_RESOURCES_EXCEEDED = 5006
 DIAMETER_UNABLE_TO_COMPLY = 5012
@@ -82,6 +83,24 @@ class LimitExceeded(LedgerError):
     result_code = DIAMETER_RESOURCES_EXCEEDED
 
 
+class UnknownSession(LedgerError):
+    """An UPDATE/TERMINATION for a session the ledger has no open record of."""
+
+    result_code = DIAMETER_UNKNOWN_SESSION_ID
+
+
+class SessionAlreadyOpen(LedgerError):
+    """An INITIAL reusing the id of a session that is still open."""
+
+    result_code = DIAMETER_INVALID_AVP_VALUE
+
+
+class RequestOutOfOrder(LedgerError):
+    """A request number that does not grow within its session (and is not a replay)."""
+
+    result_code = DIAMETER_INVALID_AVP_VALUE
+
+
 class LedgerUnavailable(LedgerError):
     """Redis could not be reached or answered with something other than a ledger error."""
 
@@ -97,6 +116,9 @@ ERROR_BY_PREFIX: dict[str, type[LedgerError]] = {
     "OCS_INSUFFICIENT": InsufficientCredit,
     "OCS_BLOCKED": AccountBlocked,
     "OCS_LIMIT": LimitExceeded,
+    "OCS_NO_SESSION": UnknownSession,
+    "OCS_SESSION_OPEN": SessionAlreadyOpen,
+    "OCS_OUT_OF_ORDER": RequestOutOfOrder,
 }
 
 

@@ -221,12 +221,16 @@ class Ledger:
         *,
         now_s: float,
         digest: str | None = None,
+        request_kind: int = 0,
+        request_number: int = -1,
     ) -> CcrResult:
         """Commit, release and re-reserve every rating group of one CCR in one script call.
 
         ``op_id`` for Diameter: ``f"{Session-Id}:{CC-Request-Number}"``. ``digest`` defaults to
         a digest of the request content (deadlines excluded, since a retransmission arrives at
-        another time).
+        another time). ``request_kind`` 1/2/3 (INITIAL/UPDATE/TERMINATION) applies RFC 4006's
+        session rules (``UnknownSession`` 5002, ``SessionAlreadyOpen`` 5004) and a growing
+        ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none.
         """
         if not items or len(items) > ITEMS_MAX:
             raise InvalidRequest(f"a request carries 1-{ITEMS_MAX} rating groups")
@@ -255,6 +259,8 @@ class Ledger:
             self.sessions_max,
             msgspec.Raw(items_bytes),
             [float(i.valid_until_s) for i in items],
+            request_kind,
+            request_number,
         ]
         replayed, raw = await self._run(_SCRIPTS["ccr"], key_list, payload)
         decoded = _CCR_DECODER.decode(raw)

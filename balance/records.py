@@ -175,6 +175,7 @@ class SessionState(msgspec.Struct, frozen=True, array_like=True):
     session_id: str
     last_seen_s: float
     rating_groups: tuple[RatingGroupState, ...]
+    last_request_number: int = -1
 
 
 class Account(msgspec.Struct, frozen=True, array_like=True):

@@ -5,7 +5,11 @@
 -- KEYS[3] shard expiry index   {t:<tenant>:<vshard>}:exp     (zset subscriber -> deadline)
 -- KEYS[4] shard record stream  {t:<tenant>:<vshard>}:cdr
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, session_id, now_s, idem_ttl_s,
---                  session_idle_s, sessions_max, items, valid_until_s (one per item)}
+--                  session_idle_s, sessions_max, items, valid_until_s (one per item),
+--                  request_kind, request_number}
+--   request_kind: 1 INITIAL (the session must not be open), 2 UPDATE / 3 TERMINATION (it must
+--   be), 0 no session rule (callers without RFC 4006 sessions). request_number (-1 = none) must
+--   grow within a session: a smaller or equal one that is not a replay is refused.
 --   item = {rating_group, service, used_legs, requested_units, default_units, kinds, payg(0/1),
 --           terminate(0/1), reserve_leg_key, reserve_price (price or {})}
 --   (deadlines travel apart from the items: a retransmission carries the same items, so the
@@ -21,7 +25,8 @@
 --   item result = {rating_group, outcome, granted_units, final(0/1), used_units, bucket_units,
 --                  retail, wholesale, leakage_units, leakage_money, valid_until_s}
 --   outcome: 0 OK, 1 CREDIT_LIMIT_REACHED, 2 END_USER_SERVICE_DENIED, 3 UNKNOWN_ACCOUNT
--- Errors: OCS_BADARG, OCS_CONFLICT, OCS_LIMIT. redis.calls: 1 MGET, 1 SET account, 1 SET
+-- Errors: OCS_BADARG, OCS_CONFLICT, OCS_LIMIT, OCS_NO_SESSION, OCS_SESSION_OPEN,
+-- OCS_OUT_OF_ORDER (all raised before anything is written). redis.calls: 1 MGET, 1 SET account, 1 SET
 -- idempotency, 1 XADD per committed item, 0-1 ZADD/ZREM: 5 for two committed rating groups.
 
 local OK, CREDIT_LIMIT, DENIED, UNKNOWN = 0, 1, 2, 3
@@ -35,6 +40,8 @@ local idem_ttl = int(req[7], 'idem_ttl_s', 1)
 local idle_s = num(req[8], 'session_idle_s')
 local sessions_max = int(req[9], 'sessions_max', 1)
 local items, deadlines = req[10], req[11]
+local request_kind = int0(req[12], 'request_kind', 0)
+local request_number = req[13] == nil and -1 or int(req[13], 'request_number', -1)
 if type(items) ~= 'table' or #items == 0 or #items > 64 then
   fail('BADARG', 'items: 1 to 64 rating groups')
 end
@@ -87,6 +94,14 @@ end
 acct[A_SESSIONS] = kept
 
 local session = find_session(acct, session_id)
+if request_kind == 1 and session and #session[3] > 0 then
+  fail('SESSION_OPEN', 'session ' .. session_id .. ' is already open')
+elseif (request_kind == 2 or request_kind == 3) and not session then
+  fail('NO_SESSION', 'no open session ' .. session_id)
+end
+if session and request_number >= 0 and (session[4] or -1) >= request_number then
+  fail('OUT_OF_ORDER', 'CC-Request-Number ' .. request_number .. ' after ' .. session[4])
+end
 if not session then
   if #acct[A_SESSIONS] >= sessions_max then
     fail('LIMIT', 'subscriber has ' .. sessions_max .. ' open sessions')
@@ -95,6 +110,7 @@ if not session then
   acct[A_SESSIONS][#acct[A_SESSIONS] + 1] = session
 end
 session[2] = now
+if request_number >= 0 then session[4] = request_number end
 
 local records, results = {}, {}
 local terminate = false

@@ -18,6 +18,7 @@ for _, subscriber in ipairs(due) do
     rcall('ZREM', KEYS[1], subscriber)
   else
     local acct = mp_unpack(raw)
+    local expired_sessions = {}
     for _, s in ipairs(acct[A_SESSIONS]) do
       for _, r in ipairs(s[3]) do
         if #r[2] > 0 and r[4] > 0 and r[4] <= now then
@@ -29,11 +30,21 @@ for _, subscriber in ipairs(due) do
           r[2] = {}
           r[4] = 0
           released[#released + 1] = {subscriber, s[1], r[1], units, money}
+          expired_sessions[s[1]] = true
           append_record(KEYS[2], record('expiry', tenant, subscriber, s[1], '', '', r[1], units, 0,
             0, {}, 0, 0, {}, now, acct[A_BALANCE], '', money))
         end
       end
     end
+    -- A session whose every reservation expired is closed: Tcc supervision ended it, and a
+    -- later UPDATE/TERMINATION for it is answered as an unknown session.
+    local open = {}
+    for _, s in ipairs(acct[A_SESSIONS]) do
+      local holding = false
+      for _, r in ipairs(s[3]) do if #r[2] > 0 then holding = true end end
+      if holding or not expired_sessions[s[1]] then open[#open + 1] = s end
+    end
+    acct[A_SESSIONS] = open
     index_deadline(KEYS[1], subscriber, acct)
     rcall('SET', key, mp_pack(acct))
   end

@@ -27,10 +27,13 @@ from balance.errors import (
     LimitExceeded,
     OperationConflict,
     Outcome,
+    RequestOutOfOrder,
+    SessionAlreadyOpen,
     UnknownAccount,
+    UnknownSession,
 )
 from balance.records import OnExhaust, RatingGroupRequest, RatingGroupResult
-from diameter_apps.codec import Message
+from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
     CcRequestType,
@@ -47,7 +50,7 @@ from diameter_apps.credit_control import (
     parse_ccr,
 )
 from diameter_apps.credit_control.codes import CcAvp, DirectDebitingFailureHandling
-from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply
+from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, UnknownSessionId
 from diameter_apps.events import RequestReceived
 from diameter_apps.validation import Profile
 from ocs.charging.directory import TenantDirectory
@@ -143,13 +146,18 @@ class CreditControlHandler:
             self.log.warning("ledger_unavailable", session=ccr.session_id, error=str(exc))
             raise TooBusy(f"the ledger is unavailable: {exc}") from exc
         except OperationConflict as exc:
-            number = ccr.message.find(CcAvp.CC_REQUEST_NUMBER)
             raise InvalidAvpValue(
                 "CC-Request-Number reused with different content",
-                failed_avps=(number,) if number is not None else (),
+                failed_avps=_failed(ccr, CcAvp.CC_REQUEST_NUMBER),
             ) from exc
         except UnknownAccount:
             answer = CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+        except UnknownSession as exc:
+            raise UnknownSessionId(str(exc)) from exc
+        except (SessionAlreadyOpen, RequestOutOfOrder) as exc:
+            raise InvalidAvpValue(
+                str(exc), failed_avps=_failed(ccr, CcAvp.CC_REQUEST_NUMBER)
+            ) from exc
         except LimitExceeded as exc:
             self.log.warning("ledger_limit", session=ccr.session_id, error=str(exc))
             answer = CreditControlAnswer(result_code=ResultCode.RESOURCES_EXCEEDED)
@@ -207,11 +215,14 @@ class CreditControlHandler:
         tenant = snapshot.tenants[ref.tenant]
         terminating = ccr.request_type is CcRequestType.TERMINATION
         slots, items = self._plan(ccr, ref, now, terminating)
-        if terminating and not items:
-            # A bare CCR-T still closes the session: release every hold it has.
+        if not items:
+            # Nothing to rate still opens, checks or closes the session in the ledger (a bare
+            # CCR-T releases every hold the session has).
             items.append(
                 RatingGroupRequest(
-                    rating_group=SINGLE_SERVICE_RATING_GROUP, service="session", terminate=True
+                    rating_group=SINGLE_SERVICE_RATING_GROUP,
+                    service="session",
+                    terminate=terminating,
                 )
             )
         results: tuple[RatingGroupResult, ...] = ()
@@ -224,6 +235,8 @@ class CreditControlHandler:
                 items,
                 now_s=now,
                 digest=ccr_fingerprint(ccr.message).hex(),
+                request_kind=int(ccr.request_type),
+                request_number=ccr.request_number,
             )
             results = outcome.items
             self._count_units(ref.tenant, slots, results)
@@ -358,6 +371,12 @@ class CreditControlHandler:
             quota_holding_time_s=self.config.quota_holding_time_s or None,
             final_unit_indication=final_unit_indication(tenant) if result.final else None,
         )
+
+
+def _failed(ccr: CreditControlRequest, code: int) -> tuple[Avp, ...]:
+    """The request's own AVP of ``code``, for Failed-AVP."""
+    avp = ccr.message.find(code)
+    return (avp,) if avp is not None else ()
 
 
 def _top_level_code(ccr: CreditControlRequest, answers: tuple[ServiceAnswer, ...]) -> int:

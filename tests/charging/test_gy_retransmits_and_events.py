@@ -223,3 +223,46 @@ async def test_unknown_service_context_is_rated_as_failed(charging: Charging) ->
     cca = await charging.send(request)
     assert msccs_of(cca)[10]["result_code"] == 5031
     assert (await charging.account("acme", ACME_3)).held_money == 0
+
+
+async def test_session_rules_unknown_backwards_and_reopened(charging: Charging) -> None:
+    sid = "s;rules"
+    with pytest.raises(DiameterError) as refused:
+        await charging.send(ccr(sid, UPDATE, 1, msisdn=ACME_3, msccs=[Mscc(10)]))
+    assert refused.value.result_code == 5002  # never opened
+    await charging.send(ccr(sid, INITIAL, 0, msisdn=ACME_3, msccs=[Mscc(10)]))
+    await charging.send(ccr(sid, UPDATE, 2, msisdn=ACME_3, msccs=[Mscc(10)]))
+    with pytest.raises(DiameterError) as refused:
+        await charging.send(ccr(sid, UPDATE, 1, msisdn=ACME_3, msccs=[Mscc(10, {"cc_time": 1})]))
+    assert refused.value.result_code == 5004  # CC-Request-Number going backwards
+    assert [(a.code, a.as_u32()) for a in refused.value.failed_avps] == [(415, 1)]
+    with pytest.raises(DiameterError) as refused:
+        await charging.send(ccr(sid, INITIAL, 3, msisdn=ACME_3, msccs=[Mscc(10)]))
+    assert refused.value.result_code == 5004  # INITIAL on a session that is open
+    await charging.send(ccr(sid, TERMINATION, 4, msisdn=ACME_3))
+    with pytest.raises(DiameterError) as refused:
+        await charging.send(ccr(sid, UPDATE, 5, msisdn=ACME_3, msccs=[Mscc(10)]))
+    assert refused.value.result_code == 5002  # terminated
+    assert (await charging.account("acme", ACME_3)).held_money == 0
+
+
+async def test_session_released_by_tcc_is_unknown_afterwards(charging: Charging) -> None:
+    from ocs.charging.supervision import TccSupervisor
+    from ocs.logging_setup import make_logger
+
+    roam = {"visited_plmn": "310260", "msisdn": ACME_3}
+    await charging.send(
+        ccr("s;tcc", INITIAL, 0, msccs=[Mscc(10, {"cc_total_octets": MIB})], **roam)
+    )
+    charging.clock.now += 3600 + 61
+    supervisor = TccSupervisor(
+        charging.directory,
+        charging.sessions,
+        interval_s=1,
+        log=make_logger("error"),
+        clock=charging.clock,
+    )
+    assert await supervisor.sweep_once() == 1
+    with pytest.raises(DiameterError) as refused:
+        await charging.send(ccr("s;tcc", UPDATE, 1, msccs=[Mscc(10)], **roam))
+    assert refused.value.result_code == 5002
