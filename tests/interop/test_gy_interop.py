@@ -141,3 +141,56 @@ def test_catalog_load_reaches_a_running_server(
         code = result_code(client.request(request))
     assert code == 2001
     client.close()
+
+
+def _account_cli(redis_url: str, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ocs", "account", *args, "--tenant", "acme",
+         "--redis-url", redis_url],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_topup_sends_rar_and_block_sends_asr(
+    gy_server: ServerProcess, redis_server: EmbeddedRedis
+) -> None:
+    from diameter.message.commands import AbortSessionAnswer, ReAuthAnswer
+
+    subscriber = "4917099000012"
+    sid = "pgw.test.local;rar;1"
+    roam = {"msisdn": subscriber, "visited_plmn": "310260"}
+    client = _client(gy_server)
+    cca = client.request(
+        ccr(sid, INITIAL, 0, msccs=[Mscc(10, {"cc_total_octets": 10 * MIB})], **roam)
+    )
+    assert msccs_of(cca)[10]["fui"] is not None  # 10.00 EUR buys 2 MiB: the final grant
+
+    _account_cli(redis_server.url, "topup", subscriber, "5.00")
+    rar = client.recv()
+    assert (rar.header.command_code, rar.header.is_request) == (258, True)
+    assert rar.session_id == sid
+    assert rar.destination_host == b"pgw.test.local"
+    assert rar.re_auth_request_type == 0  # AUTHORIZE_ONLY
+    raa = ReAuthAnswer()
+    raa.header.hop_by_hop_identifier = rar.header.hop_by_hop_identifier
+    raa.header.end_to_end_identifier = rar.header.end_to_end_identifier
+    raa.session_id, raa.result_code = sid, 2001
+    raa.origin_host, raa.origin_realm = b"pgw.test.local", b"test.local"
+    client.send(raa)
+
+    _account_cli(redis_server.url, "block", subscriber)
+    asr = client.recv()
+    assert (asr.header.command_code, asr.header.is_request) == (274, True)
+    assert asr.session_id == sid
+    asa = AbortSessionAnswer()
+    asa.header.hop_by_hop_identifier = asr.header.hop_by_hop_identifier
+    asa.header.end_to_end_identifier = asr.header.end_to_end_identifier
+    asa.session_id, asa.result_code = sid, 2001
+    asa.origin_host, asa.origin_realm = b"pgw.test.local", b"test.local"
+    client.send(asa)
+    cca = client.request(
+        ccr(sid, TERMINATION, 1, msccs=[Mscc(10, None, [{"cc_total_octets": MIB}])], **roam)
+    )
+    assert result_code(cca) == 2001
+    client.close()
