@@ -1,0 +1,171 @@
+"""SIP charging harness: the demo catalog installed on a real redis-server, the ledger-backed
+authorizer and call accounting on a clock the test moves, a real SipServer on loopback and the
+HTTP routes on an HttpServer (requests are handed to its ``handle``: routing and error mapping
+included, no socket needed for most tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from balance import keys
+from balance.ledger import Ledger
+from balance.records import Account, LedgerRecord
+from balance.streams import RecordReader
+from ocs.catalog_install import install_catalog
+from ocs.charging.directory import TenantDirectory
+from ocs.config import SipConfig
+from ocs.http_server import HttpRequest, HttpRouter, HttpServer
+from ocs.logging_setup import make_logger
+from ocs.metrics import Metrics
+from ocs.sip.authorizer import CallAuthDecision, CallAuthRequest, CallerSource
+from ocs.sip.transport import SipServer
+from ocs.sip_charging.accounting import CallAccounting
+from ocs.sip_charging.authorizer import LedgerAuthorizer
+from ocs.sip_charging.http_api import CallApi
+from ocs.sip_charging.metrics import SipMetricsCollector
+from ocs.sip_charging.policy import CallPolicy
+from ocs.sip_charging.sweeper import AutoEndSweeper
+from tariffs.loader import load_catalog
+
+DEMO_CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog"
+# Tuesday 2026-11-17 10:00:00 Europe/Berlin (acme's peak band until 19:00), epoch seconds.
+TUESDAY_10_BERLIN = 1_794_906_000
+ACME_CALLER = "4917099000001"  # acme range, opening balance 10.00 EUR
+ACME_CALLER_2 = "4917099000002"
+GLOBEX_CALLER = "4917199000001"
+UNKNOWN_CALLER = "4930999999999"
+DE_MOBILE_CALLEE = "4915112345678"  # acme: 0.09 EUR/min peak, 0.05 off-peak, 60/1 increments
+GRACE_S = 180
+
+
+@dataclass
+class Clock:
+    now: float = TUESDAY_10_BERLIN
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    directory: TenantDirectory
+    clock: Clock
+    client: aioredis.Redis
+    policy: CallPolicy
+    authorizer: LedgerAuthorizer
+    accounting: CallAccounting
+    sweeper: AutoEndSweeper
+    http: HttpServer
+    metrics: Metrics
+    ledgers: dict[str, Ledger] = field(default_factory=dict)
+    _readers: int = 0
+
+    async def ledger(self, tenant: str) -> Ledger:
+        return await self.directory.ledger(tenant)
+
+    async def account(self, subscriber: str, tenant: str = "acme") -> Account:
+        return await (await self.ledger(tenant)).query(subscriber)
+
+    async def records(
+        self, subscriber: str, kind: str = "usage", tenant: str = "acme"
+    ) -> list[LedgerRecord]:
+        """Every record of ``kind`` for the subscriber, oldest first (a fresh consumer group)."""
+        self._readers += 1
+        reader = RecordReader(self.client, tenant, f"sipc-{self._readers}", "t")
+        found = await reader.read(keys.vshard(subscriber), count=1000)
+        return [
+            r.record for r in found if r.record.subscriber == subscriber and r.record.kind == kind
+        ]
+
+    async def authorize(
+        self,
+        caller: str = ACME_CALLER,
+        callee: str = DE_MOBILE_CALLEE,
+        *,
+        call_id: str = "call-1@proxy.test",
+        from_tag: str = "tag-1",
+        authorizer: LedgerAuthorizer | None = None,
+    ) -> CallAuthDecision:
+        request = CallAuthRequest(
+            source_host="127.0.0.1",
+            source_port=5070,
+            transport="udp",
+            caller=caller,
+            caller_source=CallerSource.FROM,
+            callee=callee,
+            call_id=call_id,
+            from_tag=from_tag,
+            request_uri=f"sip:+{callee}@ocs.test",
+        )
+        return await (authorizer or self.authorizer).authorize(request)
+
+    async def post(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        response = await self.http.handle(HttpRequest("POST", path, "", {}, raw))
+        return response.status, json.loads(response.body)
+
+    async def end(self, reservation: str, duration_s: int, cause: str = "normal") -> Any:
+        return await self.post(
+            f"/v1/calls/{reservation}/end", {"duration_s": duration_s, "cause": cause}
+        )
+
+    async def reauth(self, reservation: str, used_s: int) -> Any:
+        return await self.post(f"/v1/calls/{reservation}/reauth", {"used_s": used_s})
+
+
+def new_authorizer(harness: Harness) -> LedgerAuthorizer:
+    """Another authorizer on the same Redis: a restarted or second server process."""
+    return LedgerAuthorizer(
+        harness.directory,
+        harness.policy,
+        clock=harness.clock,
+        ping=harness.client.ping,
+        log=make_logger("warning"),
+    )
+
+
+@pytest.fixture
+async def harness(redis_url: str) -> AsyncIterator[Harness]:
+    catalog = load_catalog(DEMO_CATALOG)
+    client = aioredis.Redis.from_url(redis_url)
+    ledgers: dict[str, Ledger] = {}
+
+    async def ledger_for(tenant: str) -> Ledger:
+        if tenant not in ledgers:
+            ledgers[tenant] = Ledger(client, tenant)
+        return ledgers[tenant]
+
+    clock = Clock()
+    await install_catalog(catalog, ledger_for, now=int(clock.now) - 3600)
+    directory = TenantDirectory(catalog, ledger_for)
+    log = make_logger("warning")
+    policy = CallPolicy(grace_s=GRACE_S, route_uri="sip:+{callee}@gw.test")
+    authorizer = LedgerAuthorizer(directory, policy, clock=clock, ping=client.ping, log=log)
+    accounting = CallAccounting(directory, policy, clock=clock, log=log)
+    sweeper = AutoEndSweeper(directory, accounting, interval_s=1.0, clock=clock, log=log)
+    metrics = Metrics()
+    router = HttpRouter()
+    http = HttpServer(router, metrics)
+    CallApi(accounting).register(router)
+    yield Harness(
+        directory, clock, client, policy, authorizer, accounting, sweeper, http, metrics, ledgers
+    )
+    await client.aclose()
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def sip_server(harness: Harness) -> AsyncIterator[SipServer]:
+    server = SipServer(harness.authorizer, SipConfig())
+    harness.metrics.registry.register(SipMetricsCollector(server.metrics))
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.close()
