@@ -194,3 +194,69 @@ def test_topup_sends_rar_and_block_sends_asr(
     )
     assert result_code(cca) == 2001
     client.close()
+
+
+def _session_requests(sid: str, msisdn: str) -> list[object]:
+    roam = {"msisdn": msisdn, "visited_plmn": "310260"}
+    usage = [{"cc_total_octets": 100_000}]
+    requests = [ccr(sid, INITIAL, 0, msccs=[Mscc(10, {"cc_total_octets": MIB}), Mscc(20)], **roam)]
+    for number in range(1, 4):
+        requests.append(
+            ccr(sid, UPDATE, number, msccs=[Mscc(10, {}, usage), Mscc(20, {}, usage)], **roam)
+        )
+    requests.append(ccr(sid, TERMINATION, 4, msccs=[Mscc(10, None, usage)], **roam))
+    return requests
+
+
+def test_retransmit_storm_charges_like_a_clean_run(
+    gy_server: ServerProcess, redis_server: EmbeddedRedis
+) -> None:
+    clean, stormy = "4917099000013", "4917099000014"
+    client = _client(gy_server)
+    for request in _session_requests("s;clean;1", clean):
+        assert result_code(client.request(request)) == 2001
+    other = _client(gy_server)  # a second connection of the same gateway (failover path)
+    for index, request in enumerate(_session_requests("s;storm;1", stormy)):
+        original = request.header.hop_by_hop_identifier
+        client.send(request)
+        request.header.hop_by_hop_identifier = original + 1_000_000
+        request.header.is_retransmit = index % 2 == 0  # with and without the T flag
+        if index % 3 == 0:
+            other.send(request)  # duplicate on the other connection, before any answer
+            answers = [client.recv(), other.recv()]
+        else:
+            client.send(request)  # duplicate on the same connection, before the answer
+            answers = [client.recv(), client.recv()]
+        assert [result_code(a) for a in answers] == [2001, 2001]
+        assert msccs_of(answers[0]) == msccs_of(answers[1])
+    client.close()
+    other.close()
+    clean_account = _account(gy_server, redis_server.url, clean)
+    stormy_account = _account(gy_server, redis_server.url, stormy)
+    assert stormy_account["balance_micro"] == clean_account["balance_micro"] < 10_000_000
+    assert stormy_account["held_micro"] == clean_account["held_micro"] == 0
+
+
+def test_retransmit_storm_wrote_no_duplicate_usage_records(redis_server: EmbeddedRedis) -> None:
+    """Runs after the storm test (same module server): one record per commit for both runs."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from balance import keys
+    from balance.streams import RecordReader
+
+    async def usage_count(subscriber: str) -> int:
+        client = aioredis.Redis.from_url(redis_server.url)
+        try:
+            reader = RecordReader(client, "acme", f"count-{subscriber}", "t")
+            found = await reader.read(keys.vshard(subscriber), count=1000)
+        finally:
+            await client.aclose()
+        return sum(
+            1 for r in found if r.record.subscriber == subscriber and r.record.kind == "usage"
+        )
+
+    clean = asyncio.run(usage_count("4917099000013"))
+    stormy = asyncio.run(usage_count("4917099000014"))
+    assert clean == stormy == 7  # U1-U3 commit two rating groups each, T commits one
