@@ -168,3 +168,24 @@ async def test_exhaustion_gives_final_unit_then_4012(charging: Charging) -> None
     account = await charging.account("acme", ACME_1)
     assert account.balance == 0 and account.held_money == 0
     assert charging.sessions.get(sid) is not None and charging.sessions.get(sid).waiting_for_credit
+
+
+async def test_international_call_with_connect_fee(charging: Charging) -> None:
+    sid = "cscf;intl;1"
+    called = "sip:+447700900123@ims.example;user=phone"  # UK: acme intl_eu
+    cca = await charging.send(
+        ccr(sid, INITIAL, 0, msisdn=ACME_1, context=MMTEL_CONTEXT, called=called,
+            msccs=[Mscc(None, {"cc_time": 120})])
+    )  # fmt: skip
+    assert msccs_of(cca)[None]["time"] == 120
+    charging.clock.now += 61
+    await charging.send(
+        ccr(sid, TERMINATION, 1, msisdn=ACME_1, context=MMTEL_CONTEXT, called=called,
+            msccs=[Mscc(None, None, [{"cc_time": 61}])])
+    )  # fmt: skip
+    (record,) = await charging.records("acme", ACME_1)
+    # 0.10 connect fee + 61 s at 0.29/min (60 s then per second) = 0.394834 after rounding up;
+    # wholesale 61 s at 0.05/min = 0.050834.
+    assert (record.units, record.retail, record.wholesale) == (61, 394_834, 50_834)
+    assert record.legs[0].leg_key.startswith("acme:acme-2026-01:")
+    assert (await charging.account("acme", ACME_1)).balance == OPENING - 394_834
