@@ -191,3 +191,28 @@ def test_wire_decodes_cleanly_in_tshark(server: ServerProcess, tmp_path: Path) -
     assert len(capture.decode("diameter")) >= 6
     assert capture.decode("diameter.Result-Code == 2001")
     assert capture.problems() == []
+
+
+def test_shutdown_sends_dpr_to_connected_peers(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+    import signal
+
+    from diameter.message.commands import DisconnectPeerAnswer
+
+    proc = ServerProcess(tmp_path / "ocs", redis_url=redis_server.url)
+    proc.start()
+    client, cea = _open(proc)
+    assert cea.result_code == 2001
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGTERM)
+    dpr = client.recv()
+    assert (dpr.header.command_code, dpr.header.is_request) == (282, True)
+    assert dpr.disconnect_cause == 0  # REBOOTING
+    dpa = DisconnectPeerAnswer()
+    dpa.header.hop_by_hop_identifier = dpr.header.hop_by_hop_identifier
+    dpa.header.end_to_end_identifier = dpr.header.end_to_end_identifier
+    dpa.result_code, dpa.origin_host, dpa.origin_realm = 2001, b"pgw.test.local", b"test.local"
+    client.send(dpa)
+    assert client.closed_by_peer()
+    client.close()
+    assert proc.stop() == 0
+    assert "diameter_peer_down" in proc.log_text()
