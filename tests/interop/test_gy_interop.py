@@ -260,3 +260,13 @@ def test_retransmit_storm_wrote_no_duplicate_usage_records(redis_server: Embedde
     clean = asyncio.run(usage_count("4917099000013"))
     stormy = asyncio.run(usage_count("4917099000014"))
     assert clean == stormy == 7  # U1-U3 commit two rating groups each, T commits one
+
+
+def test_metrics_count_requests_results_and_units(gy_server: ServerProcess) -> None:
+    text = gy_server.http_get("/metrics").decode()
+    assert 'ocs_cc_requests_total{tenant="acme",type="INITIAL"}' in text
+    assert 'ocs_cc_results_total{level="mscc",result_code="2001"}' in text
+    assert 'ocs_cc_granted_units_total{service="data",tenant="acme"}' in text
+    assert 'ocs_diameter_answers_total{command="CCR",result_code="2001"}' in text
+    assert "ocs_diameter_request_latency_seconds_bucket" in text
+    assert "ocs_diameter_peers_connected" in text
