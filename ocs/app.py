@@ -25,13 +25,14 @@ from ocs.charging.directory import TenantDirectory
 from ocs.charging.notifications import AccountNotice, NoticeListener, ServerInitiated
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.supervision import TccSupervisor
-from ocs.config import Config
+from ocs.config import Config, ConfigError
 from ocs.diameter_server import DiameterServer, build_router
 from ocs.embedded_redis import EmbeddedRedisError
 from ocs.http_server import HttpRouter, HttpServer
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
+from ocs.sip_charging.service import SipCharging
 from tariffs.errors import CatalogError
 from tariffs.loader import load_catalog_sources
 from tariffs.model import Catalog
@@ -61,6 +62,7 @@ class OcsApp:
         self.supervisor: TccSupervisor | None = None
         self.notices: NoticeListener | None = None
         self.server_initiated: ServerInitiated | None = None
+        self.sip: SipCharging | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -81,6 +83,20 @@ class OcsApp:
             self.config.http.listen_host, self.config.http.listen_port
         )
         self.log.info("http_listening", host=host, port=port)
+        try:
+            self.sip = SipCharging(
+                self.config.sip,
+                self.directory,
+                clock=self.clock,
+                ping=self._ping_redis,
+                log=self.log,
+            )
+            self.sip.register(self.http.router, self.metrics)
+            sip_address = await self.sip.start()
+        except (ConfigError, OSError) as exc:
+            raise StartupError(f"SIP credit check: {exc}") from exc
+        if sip_address is not None:
+            self.log.info("sip_listening", host=sip_address[0], port=sip_address[1])
         self.supervisor = TccSupervisor(
             self.directory,
             self.sessions,
@@ -194,6 +210,10 @@ class OcsApp:
             return future
         return connection.send_request(message, timeout_s)
 
+    async def _ping_redis(self) -> bool:
+        assert self.ledger.admin is not None
+        return bool(await self.ledger.admin.ping())
+
     async def _health(self) -> dict[str, Any]:
         report: dict[str, Any] = {"status": "ok"}
         try:
@@ -216,6 +236,8 @@ class OcsApp:
             await self.notices.stop()
         if self.supervisor is not None:
             await self.supervisor.stop()
+        if self.sip is not None:
+            await self.sip.stop()
         if self.diameter is not None:
             await self.diameter.shutdown(self.config.diameter.shutdown_grace_s)
         if self.http is not None:

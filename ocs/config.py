@@ -76,6 +76,18 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Live server transactions (≈ requests in the last 32 s) and open TCP connections.
     transactions_max: int = 100000
     tcp_connections_max: int = 1024
+    # Contact of the 302: a URI template ({callee}, {caller}, {tenant} are E.164 digits / the
+    # tenant id), e.g. "sip:+{callee}@gw.example.net"; empty echoes the INVITE's Request-URI.
+    route_uri: str = ""
+    # Longest grant per INVITE or re-authorisation; 0 = the voice service's max_grant.
+    call_duration_max_s: int = 0
+    # A call with no end event by its granted time + this grace is committed in full
+    # (auto-end); it must exceed the longest ringing time the proxy allows.
+    call_end_grace_s: int = 180
+    # How often the auto-end sweeper looks for overdue calls; how long ended calls are kept
+    # (a repeated end event within it gets the stored answer).
+    call_sweep_interval_s: float = 5.0
+    call_record_ttl_s: int = 604800
 
 
 class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -212,6 +224,9 @@ def _check(config: Config) -> None:
         ("diameter.avp_depth_max", config.diameter.avp_depth_max),
         ("diameter.watchdog_s", config.diameter.watchdog_s),
         ("sip.message_bytes_max", config.sip.message_bytes_max),
+        ("sip.call_end_grace_s", config.sip.call_end_grace_s),
+        ("sip.call_sweep_interval_s", config.sip.call_sweep_interval_s),
+        ("sip.call_record_ttl_s", config.sip.call_record_ttl_s),
         ("redis.pool_size", config.redis.pool_size),
         ("charging.validity_time_s", config.charging.validity_time_s),
         ("charging.sweep_interval_s", config.charging.sweep_interval_s),
@@ -223,6 +238,8 @@ def _check(config: Config) -> None:
         problems.append("charging.threshold_percent: must be 0 to 99")
     if config.charging.tcc_grace_s < 0 or config.charging.quota_holding_time_s < 0:
         problems.append("charging.tcc_grace_s and quota_holding_time_s must not be negative")
+    if config.sip.call_duration_max_s < 0:
+        problems.append("sip.call_duration_max_s: must not be negative (0 = the service's max)")
     if config.diameter.message_bytes_max < 20:
         problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
     if problems:

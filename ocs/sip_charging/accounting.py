@@ -82,18 +82,15 @@ class CallAccounting:
         check_seconds("duration_s", duration_s)
         ref = parse_reservation(reservation)
         now = int(self.clock())
-        already_ended = False
 
         def decide(record: CallRecord) -> Intent | None:
-            nonlocal already_ended
             if record.ended is not None:
-                already_ended = True
                 return None
             return Intent(IntentKind.END, duration_s, now, cause)
 
-        stored = await self._change(ref, decide)
+        stored, applied = await self._change(ref, decide)
         record = stored.record
-        answer = end_answer(ref, record, replayed=already_ended)
+        answer = end_answer(ref, record, replayed=not applied)
         ended = record.ended
         assert ended is not None
         if ended.kind is not IntentKind.END or ended.duration_s != duration_s:
@@ -106,12 +103,9 @@ class CallAccounting:
         check_seconds("used_s", used_s)
         ref = parse_reservation(reservation)
         now = int(self.clock())
-        replayed = False
 
         def decide(record: CallRecord) -> Intent | None:
-            nonlocal replayed
             if record.ended is not None or record.reauth_used_s == used_s:
-                replayed = True
                 return None
             if used_s < record.committed_s:
                 raise CallConflict(
@@ -120,9 +114,9 @@ class CallAccounting:
                 )
             return Intent(IntentKind.REAUTH, used_s, now)
 
-        stored = await self._change(ref, decide)
+        stored, applied = await self._change(ref, decide)
         record = stored.record
-        answer = reauth_answer(ref, record, replayed=replayed)
+        answer = reauth_answer(ref, record, replayed=not applied)
         if record.ended is not None:
             raise CallConflict("the call has already ended", end_answer(ref, record, True))
         if record.reauth_used_s != used_s:
@@ -144,27 +138,24 @@ class CallAccounting:
             if ref.tenant != tenant:
                 await store.forget_due(reservation)
                 continue
-            auto = False
 
             def decide(record: CallRecord) -> Intent | None:
-                nonlocal auto
                 if record.ended is not None:
                     return None
                 if now_s < record.grant_until_s + self.policy.grace_s:
                     return None  # re-authorised meanwhile: not due any more
-                auto = True
                 total = record.committed_s + record.granted_s
                 return Intent(IntentKind.AUTO_END, total, record.grant_until_s, AUTO_END_CAUSE)
 
             try:
-                stored = await self._change(ref, decide)
+                stored, applied = await self._change(ref, decide)
             except CallNotFound:
                 await store.forget_due(reservation)
                 continue
-            if stored.record.ended is not None:
+            final = stored.record.ended
+            if final is not None:
                 await store.forget_due(reservation)  # ended before: no index entry left behind
-            if auto and stored.record.ended is not None:
-                ended += stored.record.ended.kind is IntentKind.AUTO_END
+                ended += applied and final.kind is IntentKind.AUTO_END
         return ended
 
     # -- the claim / apply / record cycle ------------------------------------------------------
@@ -172,13 +163,15 @@ class CallAccounting:
     def _store(self, ledger: Ledger, tenant: str) -> CallStore:
         return CallStore(ledger.client, tenant, record_ttl_s=self.policy.record_ttl_s)
 
-    async def _change(self, ref: CallRef, decide: Decide) -> Stored:
+    async def _change(self, ref: CallRef, decide: Decide) -> tuple[Stored, bool]:
         """Finish any unfinished change of the call, then claim and apply ``decide``'s intent
-        (None: nothing to do). Returns the record as it stands afterwards."""
+        (None: nothing to do). Returns the record as it stands afterwards, and whether this
+        call applied an intent of its own."""
         if ref.tenant not in self.directory.snapshot.tenants:
             raise CallNotFound(f"no tenant {ref.tenant!r}")
         ledger = await self.directory.ledger(ref.tenant)
         store = self._store(ledger, ref.tenant)
+        applied = False
         for _ in range(SWAP_ATTEMPTS_MAX):
             stored = await store.get(ref)
             if stored is None or stored.record.subscriber != ref.subscriber:
@@ -188,7 +181,7 @@ class CallAccounting:
                 continue
             intent = decide(stored.record)
             if intent is None:
-                return stored
+                return stored, applied
             claimed = await store.swap(
                 ref,
                 stored,
@@ -197,6 +190,7 @@ class CallAccounting:
             )
             if claimed is not None:
                 await self._complete(ledger, store, ref, claimed)
+                applied = True
         raise LedgerUnavailable(f"call {ref.reservation_id} keeps changing under us")
 
     async def _complete(
