@@ -151,9 +151,12 @@ class DiameterClient(asyncio.Protocol):
                     waiter[0].set_result(frame)
             elif command == CommandCode.CAPABILITIES_EXCHANGE and hop_by_hop == self._handshake_hop:
                 self._capabilities_answer(frame)
-            elif command == CommandCode.DISCONNECT_PEER and self._dpa is not None:
-                if not self._dpa.done():
-                    self._dpa.set_result(None)
+            elif (
+                command == CommandCode.DISCONNECT_PEER
+                and self._dpa is not None
+                and not self._dpa.done()
+            ):
+                self._dpa.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None

@@ -293,16 +293,16 @@ def ccr(
     info = _service_information(spec)
     if info is not None:
         avps.append(info)
-    return Message.request(
-        _CCR, _CC, avps, hop_by_hop=hop_by_hop, end_to_end=end_to_end
-    ).encode()
+    return Message.request(_CCR, _CC, avps, hop_by_hop=hop_by_hop, end_to_end=end_to_end).encode()
 
 
 def with_hop_by_hop(encoded: bytes, hop_by_hop: int, *, retransmit: bool) -> bytes:
     """The same request under another Hop-by-Hop id, with the T flag when ``retransmit``
     (RFC 6733 §3: a retransmission after failover keeps the End-to-End id)."""
     flags = encoded[4] | FLAG_RETRANSMIT if retransmit else encoded[4]
-    return encoded[:4] + bytes((flags,)) + encoded[5:12] + hop_by_hop.to_bytes(4, "big") + encoded[16:]
+    return (
+        encoded[:4] + bytes((flags,)) + encoded[5:12] + hop_by_hop.to_bytes(4, "big") + encoded[16:]
+    )
 
 
 def _granted(avp: Avp) -> int | None:

@@ -166,7 +166,7 @@ def run_traffic(
         # fork: workers start in milliseconds and need no importable __main__; the parent has
         # no event loop running in this thread (callers in async code use a thread).
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(method)
+        context: Any = multiprocessing.get_context(method)
         out = context.Queue()
         start = context.Event()
         start_at = context.Value("d", 0.0)
@@ -261,7 +261,9 @@ def _collect(
     )
 
 
-def _merged_light(light: dict[int, dict[str, Any]], elapsed_s: float, draining: bool) -> dict[str, Any]:
+def _merged_light(
+    light: dict[int, dict[str, Any]], elapsed_s: float, draining: bool
+) -> dict[str, Any]:
     stats = RunStats()
     for wire in light.values():
         stats.sent.update(wire["sent"])
@@ -276,9 +278,7 @@ def new_run_id() -> str:
 
 
 def load_run_population(scenario: Scenario) -> list[SimSubscriber]:
-    return load_population(
-        scenario.catalog, scenario.tenants, scenario.subscribers_per_tenant_max
-    )
+    return load_population(scenario.catalog, scenario.tenants, scenario.subscribers_per_tenant_max)
 
 
 __all__ = [

@@ -132,7 +132,9 @@ class SipCalls:
         self._numbers += 1
         call_id = f"{worker.origin_host(0)}-sip-{self._numbers}"
         from_tag = f"t{self._numbers}"
-        callee = called_number(worker.rng, worker.rng.random() < worker.scenario.international_share)
+        callee = called_number(
+            worker.rng, worker.rng.random() < worker.scenario.international_share
+        )
         data = invite(
             client, call_id, f"z9hG4bK{self._numbers}w{worker.index}", from_tag,
             subscriber.msisdn, callee, (target.sip_host, target.sip_port),

@@ -77,7 +77,8 @@ class Worker:
     # -- connections ---------------------------------------------------------------------------
 
     def origin_host(self, connection: int) -> str:
-        return f"{session_prefix(self.run_id)}w{self.index}c{connection}.{self.scenario.target.origin_realm}"
+        realm = self.scenario.target.origin_realm
+        return f"{session_prefix(self.run_id)}w{self.index}c{connection}.{realm}"
 
     async def connect(self) -> None:
         target = self.scenario.target
@@ -236,8 +237,8 @@ class Worker:
             if summary is None:
                 totals.uncertain[service] = totals.uncertain.get(service, 0) + amount
                 continue
-            answer = answers.get(request.rating_group)
-            code = answer.result_code if answer and answer.result_code else summary.result_code
+            found = answers.get(request.rating_group)
+            code = found.result_code if found and found.result_code else summary.result_code
             if code in committing:
                 totals.used[service] = totals.used.get(service, 0) + amount
         return answers
@@ -280,8 +281,11 @@ class Worker:
         )  # fmt: skip
         summary = await self.request(spec, malformed=True)
         if summary is not None:
-            self.stats.sessions["malformed_rejected" if summary.error_bit or (
-                summary.result_code or 0) >= 5000 else "malformed_accepted"] += 1
+            self.stats.sessions[
+                "malformed_rejected"
+                if summary.error_bit or (summary.result_code or 0) >= 5000
+                else "malformed_accepted"
+            ] += 1
 
     def _abandon(self) -> bool:
         share = self.scenario.faults.abandon_share

@@ -52,13 +52,15 @@ class LedgerSnapshot(msgspec.Struct):
     tails: dict[str, str]  # stream key -> last entry id before the run
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _sub_key(tenant: str, msisdn: str) -> str:
     return f"{tenant}/{msisdn}"
 
 
-async def _money_of(
-    client: aioredis.Redis, subscribers: Sequence[SimSubscriber]
-) -> dict[str, int]:
+async def _money_of(client: aioredis.Redis, subscribers: Sequence[SimSubscriber]) -> dict[str, int]:
     ledgers: dict[str, Ledger] = {}
     out: dict[str, int] = {}
     gate = asyncio.Semaphore(QUERY_CONCURRENCY)
@@ -85,8 +87,8 @@ def _streams(subscribers: Iterable[SimSubscriber]) -> set[str]:
 async def snapshot(client: aioredis.Redis, subscribers: Sequence[SimSubscriber]) -> LedgerSnapshot:
     tails: dict[str, str] = {}
     for stream in _streams(subscribers):
-        last = await client.xrevrange(stream, count=1)
-        tails[stream] = last[0][0].decode() if last else "0-0"
+        last: Any = await client.xrevrange(stream, count=1)
+        tails[stream] = _text(last[0][0]) if last else "0-0"
     return LedgerSnapshot(await _money_of(client, subscribers), tails)
 
 
@@ -95,12 +97,12 @@ async def records_since(client: aioredis.Redis, tails: dict[str, str]) -> list[L
     for stream, tail in tails.items():
         start = f"({tail}"
         while True:
-            batch = await client.xrange(stream, min=start, max="+", count=XRANGE_COUNT)
+            batch: Any = await client.xrange(stream, min=start, max="+", count=XRANGE_COUNT)
             for entry_id, fields in batch:
-                payload = fields.get(b"r")
+                payload = (fields or {}).get(b"r")
                 if payload is not None:
                     out.append(_RECORD.decode(payload))
-                start = f"({entry_id.decode()}"
+                start = f"({_text(entry_id)}"
             if len(batch) < XRANGE_COUNT:
                 break
     return out
@@ -135,9 +137,7 @@ class Verification(msgspec.Struct):
         return {
             "passed": self.passed,
             "problems": self.problems,
-            "tenants": [
-                {**msgspec.to_builtins(t), "passed": t.passed} for t in self.tenants
-            ],
+            "tenants": [{**msgspec.to_builtins(t), "passed": t.passed} for t in self.tenants],
         }
 
 
