@@ -15,6 +15,7 @@ from tests.sip_charging.conftest import ACME_CALLER, DE_MOBILE_CALLEE, Harness
 from tests.support.gy import INITIAL, MMTEL_CONTEXT, TERMINATION, Mscc, ccr, msccs_of
 
 EUR = 1_000_000
+CALLED = f"tel:+{DE_MOBILE_CALLEE}"
 
 
 async def send(handler: CreditControlHandler, request: PdMessage) -> PdMessage:
@@ -45,9 +46,17 @@ async def test_diameter_and_sip_share_one_balance(harness: Harness) -> None:
     )
     ledger = await harness.ledger("acme")
     await ledger.adjust(ACME_CALLER, -9 * EUR, reason="test", now_s=harness.clock.now)
-    voice = {"msisdn": ACME_CALLER, "context": MMTEL_CONTEXT, "called": f"tel:+{DE_MOBILE_CALLEE}"}
     cca = await send(
-        handler, ccr("cscf;1", INITIAL, 0, msccs=[Mscc(None, {"cc_time": 300})], **voice)
+        handler,
+        ccr(
+            "cscf;1",
+            INITIAL,
+            0,
+            msccs=[Mscc(None, {"cc_time": 300})],
+            msisdn=ACME_CALLER,
+            context=MMTEL_CONTEXT,
+            called=CALLED,
+        ),
     )
     assert msccs_of(cca)[None]["time"] == 300  # holds 0.09 + 240 x 0.0015 = 0.45 EUR
     # The SIP grant sees what Diameter holds: 0.55 EUR left → 60 + 0.46 / 0.0015 = 366 s.
@@ -57,7 +66,15 @@ async def test_diameter_and_sip_share_one_balance(harness: Harness) -> None:
     harness.clock.now += 61
     await send(
         handler,
-        ccr("cscf;1", TERMINATION, 1, msccs=[Mscc(None, None, [{"cc_time": 61}])], **voice),
+        ccr(
+            "cscf;1",
+            TERMINATION,
+            1,
+            msccs=[Mscc(None, None, [{"cc_time": 61}])],
+            msisdn=ACME_CALLER,
+            context=MMTEL_CONTEXT,
+            called=CALLED,
+        ),
     )
     assert decision.reservation_id is not None
     status, body = await harness.end(decision.reservation_id, 61)
