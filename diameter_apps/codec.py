@@ -68,6 +68,7 @@ _FLAGS = (0, AVP_FLAG_VENDOR, AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR | AVP_FLAG_MAN
 """AVP flags by (vendor present) | (M wanted) << 1."""
 _ADDRESS_FAMILY_IPV4 = 1
 _ADDRESS_FAMILY_IPV6 = 2
+_AVP_FLAGS_RESERVED = 0x1F
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -401,11 +402,78 @@ def _decode_into(avps: list[Avp], data: bytes, pos: int, depth: int, avps_max: i
         raise UnableToComply(f"more than {avps_max} AVPs in one list")
 
 
+VERDICT_UNCHECKED = 0
+VERDICT_GROUPED = -1
+VERDICT_TEXT = -2
+VERDICT_ADDRESS = -3
+_VERDICT_OF_KIND = (VERDICT_UNCHECKED, VERDICT_GROUPED, VERDICT_TEXT, VERDICT_ADDRESS)
+Verdicts = dict[int, int]
+"""What the checking decoder still has to check of an AVP whose header passed, by
+``verdict_key(code, flags, vendor)``: a positive value is the AVP length (header included) its
+fixed-size type requires, else one of ``VERDICT_*``. Filled on first sight of each (code, flags,
+vendor) the dictionary knows and accepts without remark, so it stays bounded by the dictionary."""
+
+
+def verdict_key(code: int, flags: int, vendor: int) -> int:
+    return (vendor << 40) | (code << 8) | flags
+
+
+def _first_sight(
+    avp: Avp, rules: AvpRules, verdicts: Verdicts, strict: bool, deviations: list[str]
+) -> int:
+    """The slow path of the checking decoder: an AVP whose (code, flags, vendor) has no verdict
+    yet. Unknown with the M bit is 5001; an M bit against the rule is 3009 when ``strict``, else a
+    deviation (then the verdict is not cached, so every occurrence is reported)."""
+    code = avp.code
+    flags = avp.flags
+    vendor = avp.vendor
+    rule = rules.get((vendor << 32) | code)
+    if rule is None:
+        if flags & AVP_FLAG_MANDATORY:
+            raise AvpUnsupported(
+                f"AVP {code} (vendor {vendor}) is unknown and has the M bit", failed_avps=(avp,)
+            )
+        return VERDICT_UNCHECKED  # not cached: unknown codes are the peer's to choose
+    m_expected, size, kind = rule
+    clean = not flags & _AVP_FLAGS_RESERVED
+    if m_expected >= 0 and flags & AVP_FLAG_MANDATORY != m_expected:
+        state = "set" if m_expected == 0 else "clear"
+        fault = f"AVP {code} (vendor {vendor}) has the M bit {state}"
+        if strict:
+            raise InvalidAvpBits(fault, failed_avps=(avp,))
+        deviations.append(fault)
+        clean = False
+    # A fixed size is checked as the AVP length: the header size follows from the V bit.
+    header = 12 if flags & AVP_FLAG_VENDOR else 8
+    verdict = size + header if size else _VERDICT_OF_KIND[kind]
+    if clean:
+        verdicts[verdict_key(code, flags, vendor)] = verdict
+    return verdict
+
+
+def _check_address(avp: Avp) -> None:
+    """An Address payload: 2-byte family, then 4 (IPv4) or 16 (IPv6) bytes; 5014 / 5004."""
+    data = avp.data
+    if len(data) < 2:
+        raise InvalidAvpLength(f"Address AVP {avp.code} is too short", failed_avps=(avp,))
+    family = (data[0] << 8) | data[1]
+    size = len(data) - 2
+    if not (
+        (family == _ADDRESS_FAMILY_IPV4 and size == 4)
+        or (family == _ADDRESS_FAMILY_IPV6 and size == 16)
+    ):
+        raise InvalidAvpValue(
+            f"Address AVP {avp.code}: unsupported family {family} or size {size}",
+            failed_avps=(avp,),
+        )
+
+
 def _decode_checked(
     top: list[Avp],
     message_data: bytes,
     limits: CodecLimits,
     rules: AvpRules,
+    verdicts: Verdicts,
     strict: bool,
     deviations: list[str],
 ) -> None:
@@ -415,14 +483,17 @@ def _decode_checked(
     else a deviation; a fixed-size type of another size is 5014; invalid UTF-8 or Address is
     5004; known Grouped AVPs are decoded (and checked) eagerly, deeper than
     ``limits.avp_depth_max`` is 5004. Unknown AVPs without the M bit are kept, unchecked.
-    One loop over an explicit stack of AVP runs: a call per Grouped would cost more than the
-    checks themselves.
+
+    Per AVP: one header unpack, one payload slice, one Avp, one lookup of the (code, flags,
+    vendor) verdict; the dictionary rule is read only on the first sight of a combination
+    (:func:`_first_sight`). One loop over an explicit stack of AVP runs: a call per Grouped
+    would cost more than the checks themselves.
     """
-    # Hot loop: literals instead of module constants (0x80 = V, 0x40 = M; kinds 1/2/3 =
-    # Grouped/text/Address) and locals for everything looked up per AVP.
+    # Hot loop: literals instead of module constants (0x80 = V; verdicts -1/-2 = Grouped/text)
+    # and locals for everything looked up per AVP.
     head_unpack = _AVP_HEAD.unpack_from
     u32_unpack = _U32.unpack_from
-    rule_of = rules.get
+    verdict_of = verdicts.get
     new_avp = Avp
     depth_max = limits.avp_depth_max
     avps_max = limits.avps_max
@@ -431,65 +502,58 @@ def _decode_checked(
         avps, data, pos, depth = runs.pop()
         append = avps.append
         end = len(data)
-        while pos < end:
-            if end - pos < 8:
-                raise _bad_length(data, pos, end, depth)
-            code, word = head_unpack(data, pos)
-            stop = pos + (word & 0xFFFFFF)
-            flags = word >> 24
-            if flags & 0x80:
-                if stop > end or stop - pos < 12:
-                    raise _bad_length(data, pos, end, depth)
-                vendor = u32_unpack(data, pos + 8)[0]
-                payload = data[pos + 12 : stop]
-                rule = rule_of((vendor << 32) | code)
-            else:
-                if stop > end or stop - pos < 8:
-                    raise _bad_length(data, pos, end, depth)
-                vendor = 0
-                payload = data[pos + 8 : stop]
-                rule = rule_of(code)
-            avp = new_avp(code, flags, vendor, payload, depth)
-            append(avp)
-            pos = (stop + 3) & ~3
-            if rule is None:
-                if flags & 0x40:
-                    raise AvpUnsupported(
-                        f"AVP {code} (vendor {vendor}) is unknown and has the M bit",
-                        failed_avps=(avp,),
-                    )
-                continue
-            m_expected, size, kind = rule
-            if m_expected >= 0 and flags & 0x40 != m_expected:
-                state = "set" if m_expected == 0 else "clear"
-                fault = f"AVP {code} (vendor {vendor}) has the M bit {state}"
-                if strict:
-                    raise InvalidAvpBits(fault, failed_avps=(avp,))
-                deviations.append(fault)
-            if size:
-                if len(payload) != size:
-                    raise InvalidAvpLength(
-                        f"AVP {code} holds {len(payload)} bytes, its type needs {size}",
-                        failed_avps=(avp,),
-                    )
-            elif kind == 1:  # KIND_GROUPED
-                if depth >= depth_max:
-                    raise InvalidAvpValue(
-                        f"Grouped AVP {code} nests deeper than {depth_max} levels",
-                        failed_avps=(avp,),
-                    )
-                kids: list[Avp] = []
-                avp._children = kids
-                runs.append((kids, payload, 0, depth + 1))
-            elif kind == 2:  # KIND_TEXT
-                try:
-                    payload.decode()
-                except UnicodeDecodeError:
-                    raise InvalidAvpValue(
-                        f"AVP {code} is not valid UTF-8", failed_avps=(avp,)
-                    ) from None
-            elif kind == 3:  # KIND_ADDRESS
-                avp.as_address()
+        try:
+            while pos < end:
+                code, word = head_unpack(data, pos)
+                length = word & 0xFFFFFF
+                stop = pos + length
+                flags = word >> 24
+                if flags & 0x80:
+                    if length < 12 or stop > end:
+                        raise _bad_length(data, pos, end, depth)
+                    vendor = u32_unpack(data, pos + 8)[0]
+                    avp = new_avp(code, flags, vendor, data[pos + 12 : stop], depth)
+                    verdict = verdict_of((vendor << 40) | (code << 8) | flags)
+                else:
+                    if length < 8 or stop > end:
+                        raise _bad_length(data, pos, end, depth)
+                    avp = new_avp(code, flags, 0, data[pos + 8 : stop], depth)
+                    verdict = verdict_of((code << 8) | flags)
+                append(avp)
+                pos = (stop + 3) & ~3
+                if verdict is None:
+                    verdict = _first_sight(avp, rules, verdicts, strict, deviations)
+                if not verdict:
+                    continue
+                if verdict > 0:
+                    if length != verdict:
+                        raise InvalidAvpLength(
+                            f"AVP {code} holds {len(avp.data)} bytes, its type needs "
+                            f"{verdict - (12 if flags & 0x80 else 8)}",
+                            failed_avps=(avp,),
+                        )
+                elif verdict == -1:  # VERDICT_GROUPED
+                    if depth >= depth_max:
+                        raise InvalidAvpValue(
+                            f"Grouped AVP {code} nests deeper than {depth_max} levels",
+                            failed_avps=(avp,),
+                        )
+                    kids: list[Avp] = []
+                    avp._children = kids
+                    runs.append((kids, avp.data, 0, depth + 1))
+                elif verdict == -2:  # VERDICT_TEXT
+                    payload = avp.data
+                    if not payload.isascii():
+                        try:
+                            payload.decode()
+                        except UnicodeDecodeError:
+                            raise InvalidAvpValue(
+                                f"AVP {code} is not valid UTF-8", failed_avps=(avp,)
+                            ) from None
+                else:
+                    _check_address(avp)
+        except struct.error:  # fewer than 8 bytes left for a header
+            raise _bad_length(data, pos, end, depth) from None
         if len(avps) > avps_max:
             raise UnableToComply(f"more than {avps_max} AVPs in one list")
 
@@ -685,14 +749,31 @@ def decode_message(data: bytes, limits: CodecLimits = DEFAULT_LIMITS) -> Message
 
 
 def decode_checked(
-    data: bytes, limits: CodecLimits, rules: AvpRules, *, strict: bool
+    data: bytes,
+    limits: CodecLimits,
+    rules: AvpRules,
+    *,
+    strict: bool,
+    verdicts: Verdicts | None = None,
 ) -> tuple[Message, list[str]]:
     """Decode a request and check every AVP against ``rules`` in one pass (see
-    :func:`_decode_checked`); returns the message and the tolerated deviations."""
+    :func:`_decode_checked`); returns the message and the tolerated deviations.
+
+    ``verdicts`` is the caller's cache of what ``rules`` say per (code, flags, vendor): pass the
+    same dict (for the same ``rules``) on every call; without it each call starts cold.
+    """
     message = _checked_header(data)
     deviations: list[str] = []
     try:
-        _decode_checked(message.avps, data, limits, rules, strict, deviations)
+        _decode_checked(
+            message.avps,
+            data,
+            limits,
+            rules,
+            {} if verdicts is None else verdicts,
+            strict,
+            deviations,
+        )
     except DiameterError as error:
         # The answer must still echo Session-Id and every Proxy-Info, wherever they sit:
         # re-read the top level without checks when it is at least framed correctly.

@@ -1,0 +1,173 @@
+"""The checker's remembered request shapes give exactly what a full walk gives.
+
+A request matching a remembered shape skips the walk; these properties compare that path with
+a checker that remembers nothing (``shapes_max=0``), on generated requests mixing known AVPs of
+every checked kind (text, Address, fixed sizes, Grouped), unknown ones, wrong M bits and wrong
+sizes, then on the same requests with one byte changed anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diameter_apps.codec import Avp, Message
+from diameter_apps.codes import VENDOR_3GPP, CommandCode
+from diameter_apps.dictionary import default_dictionary
+from diameter_apps.errors import DiameterError
+from diameter_apps.limits import CodecLimits
+from diameter_apps.validation import Profile, RequestChecker
+
+_DICTIONARY = default_dictionary()
+_LIMITS = CodecLimits(avps_max=64, avp_depth_max=4)
+
+
+# (code, vendor, payload strategy): known AVPs of each kind the checks read, plus unknown ones.
+# Valid payloads are drawn three times in four, so that most requests are accepted (and their
+# shape remembered) while every fault still shows up.
+def _mostly(
+    valid: st.SearchStrategy[bytes], invalid: st.SearchStrategy[bytes]
+) -> st.SearchStrategy[bytes]:
+    return st.one_of(valid, valid, valid, invalid)
+
+
+_text = _mostly(
+    st.text(st.characters(max_codepoint=127), max_size=12).map(str.encode),
+    st.one_of(st.text(max_size=6).map(str.encode), st.binary(max_size=8)),  # non-ASCII, invalid
+)
+_fixed4 = _mostly(st.binary(min_size=4, max_size=4), st.binary(max_size=9))
+_fixed8 = _mostly(st.binary(min_size=8, max_size=8), st.binary(max_size=9))
+_address = _mostly(
+    st.one_of(
+        st.builds(lambda ip: b"\x00\x01" + ip, st.binary(min_size=4, max_size=4)),
+        st.builds(lambda ip: b"\x00\x02" + ip, st.binary(min_size=16, max_size=16)),
+    ),
+    st.binary(max_size=7),
+)
+_LEAVES = [
+    (263, 0, _text, True),  # Session-Id
+    (264, 0, _text, True),  # Origin-Host
+    (444, 0, _text, True),  # Subscription-Id-Data
+    (18, VENDOR_3GPP, _text, True),  # 3GPP-SGSN-MCC-MNC
+    (415, 0, _fixed4, True),  # CC-Request-Number
+    (416, 0, _fixed4, True),  # CC-Request-Type
+    (421, 0, _fixed8, True),  # CC-Total-Octets
+    (257, 0, _address, True),  # Host-IP-Address
+    (2, VENDOR_3GPP, st.binary(max_size=6), True),  # 3GPP-Charging-Id (OctetString)
+    (99_999, 0, st.binary(max_size=6), False),  # unknown
+    (99_999, VENDOR_3GPP, st.binary(max_size=6), False),  # unknown, vendor-specific
+]
+_GROUPS = [(456, 0), (443, 0), (446, 0), (873, VENDOR_3GPP), (99_998, 0)]
+_CCR_REQUIRED = [
+    Avp.utf8(263, "pgw;1;2"),
+    Avp.utf8(264, "pgw.example", m=False),
+    Avp.utf8(296, "example"),
+    Avp.utf8(283, "ocs.example"),
+    Avp.u32(258, 4),
+    Avp.utf8(461, "32251@3gpp.org"),
+    Avp.i32(416, 2),
+    Avp.u32(415, 1),
+]
+
+
+def _leaf(
+    code: int, vendor: int, payload: st.SearchStrategy[bytes], m_usual: bool
+) -> st.SearchStrategy[Avp]:
+    return st.builds(
+        lambda data, m: Avp.octets(code, data, vendor=vendor, m=m),
+        payload,
+        st.sampled_from([m_usual, m_usual, m_usual, not m_usual]),
+    )
+
+
+_avp = st.recursive(
+    st.one_of([_leaf(*choice) for choice in _LEAVES]),
+    lambda children: st.builds(
+        lambda group, kids, m: Avp.grouped(group[0], kids, vendor=group[1], m=m),
+        st.sampled_from(_GROUPS),
+        st.lists(children, max_size=4),
+        st.sampled_from([True, True, True, False]),
+    ),
+    max_leaves=14,
+)
+_request = st.one_of(
+    st.builds(
+        lambda avps: Message.request(99, 4, avps, hop_by_hop=5, end_to_end=6).encode(),
+        st.lists(_avp, max_size=10),
+    ),
+    st.builds(
+        lambda avps: Message.request(
+            CommandCode.CREDIT_CONTROL, 4, _CCR_REQUIRED + avps, hop_by_hop=5, end_to_end=6
+        ).encode(),
+        st.lists(_avp, max_size=6),
+    ),
+)
+
+
+def _tree(avps: list[Avp] | None) -> object:
+    if avps is None:
+        return None
+    return [(a.code, a.flags, a.vendor, a.data, a.depth, _tree(a._children)) for a in avps]
+
+
+def _outcome(checker: RequestChecker, wire: bytes) -> object:
+    try:
+        message, deviations = checker.decode(wire)
+    except DiameterError as error:
+        return (
+            type(error).__name__,
+            error.error_message,
+            _tree(list(error.failed_avps)),
+            None if error.request is None else error.request.hop_by_hop,
+        )
+    header = (
+        message.version,
+        message.flags,
+        message.command_code,
+        message.application_id,
+        message.hop_by_hop,
+        message.end_to_end,
+    )
+    return header, _tree(message.avps), deviations
+
+
+def _checkers(strict: bool) -> tuple[RequestChecker, RequestChecker]:
+    profile = Profile.STRICT if strict else Profile.LENIENT
+    remembering = RequestChecker(_DICTIONARY, profile, _LIMITS)
+    walking = RequestChecker(_DICTIONARY, profile, _LIMITS, shapes_max=0)
+    return remembering, walking
+
+
+@settings(max_examples=150, deadline=None)
+@given(wire=_request, strict=st.booleans())
+def test_a_remembered_shape_decodes_like_a_full_walk(wire: bytes, strict: bool) -> None:
+    remembering, walking = _checkers(strict)
+    expected = _outcome(walking, wire)
+    assert _outcome(remembering, wire) == expected  # first sight: walked, shape remembered
+    assert _outcome(remembering, wire) == expected  # second: from the shape, if accepted
+
+
+@settings(max_examples=200, deadline=None)
+@given(wire=_request, strict=st.booleans(), where=st.integers(0, 10**6), value=st.integers(0, 255))
+def test_a_changed_byte_is_judged_like_a_full_walk(
+    wire: bytes, strict: bool, where: int, value: int
+) -> None:
+    remembering, walking = _checkers(strict)
+    with contextlib.suppress(DiameterError):
+        remembering.decode(wire)  # remembers the shape when the request is accepted
+    pos = where % len(wire)
+    changed = wire[:pos] + bytes([value]) + wire[pos + 1 :]
+    assert _outcome(remembering, changed) == _outcome(walking, changed)
+    ids = changed[:12] + b"\x00\x00\x00\x09\x00\x00\x00\x0a" + changed[20:]
+    assert _outcome(remembering, ids) == _outcome(walking, ids)
+
+
+def test_shapes_stay_bounded() -> None:
+    checker = RequestChecker(_DICTIONARY, Profile.LENIENT, _LIMITS, shapes_max=3)
+    for size in range(1, 10):
+        wire = Message.request(99, 4, [Avp.utf8(263, "s" * size)]).encode()
+        assert checker.decode(wire)[0].avps[0].data == b"s" * size
+        assert checker.shape_count <= 3
+    assert checker.decode(wire)[0].avps[0].data == b"s" * 9
