@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from balance.ledger import Ledger
 from balance.records import Account
+from ocs.charging.directory import TenantDirectory
+from ocs.embedded_redis import free_tcp_port
+from ocs.logging_setup import make_logger
 from ocs.sip.authorizer import AuthOutcome
+from ocs.sip_charging.authorizer import LedgerAuthorizer
 from ocs.sip_charging.reservation import parse_reservation
 from tariffs.price import affordable_units
 from tariffs.rating import UsageRequest
@@ -134,3 +143,21 @@ async def test_healthy_follows_redis(harness: Harness) -> None:
 
     harness.authorizer._ping = down
     assert not await harness.authorizer.healthy()
+
+
+async def test_ledger_down_is_unavailable(harness: Harness) -> None:
+    dead = aioredis.Redis(
+        host="127.0.0.1", port=free_tcp_port(), socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+
+    async def dead_ledger(tenant: str) -> Ledger:
+        return Ledger(dead, tenant)
+
+    directory = TenantDirectory(harness.directory.snapshot.catalog, dead_ledger)
+    authorizer = LedgerAuthorizer(
+        directory, harness.policy, clock=harness.clock, ping=dead.ping, log=make_logger("warning")
+    )
+    decision = await harness.authorize(authorizer=authorizer)
+    assert decision.outcome is AuthOutcome.UNAVAILABLE
+    assert not await authorizer.healthy()
+    await dead.aclose()
