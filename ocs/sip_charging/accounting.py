@@ -131,32 +131,44 @@ class CallAccounting:
         ended = 0
         for reservation in await store.due(now_s):
             try:
-                ref = parse_reservation(reservation)
-            except ValueError:
-                await store.forget_due(reservation)
-                continue
-            if ref.tenant != tenant:
-                await store.forget_due(reservation)
-                continue
-
-            def decide(record: CallRecord) -> Intent | None:
-                if record.ended is not None:
-                    return None
-                if now_s < record.grant_until_s + self.policy.grace_s:
-                    return None  # re-authorised meanwhile: not due any more
-                total = record.committed_s + record.granted_s
-                return Intent(IntentKind.AUTO_END, total, record.grant_until_s, AUTO_END_CAUSE)
-
-            try:
-                stored, applied = await self._change(ref, decide)
-            except CallNotFound:
-                await store.forget_due(reservation)
-                continue
-            final = stored.record.ended
-            if final is not None:
-                await store.forget_due(reservation)  # ended before: no index entry left behind
-                ended += applied and final.kind is IntentKind.AUTO_END
+                ended += await self._sweep_one(store, tenant, reservation, now_s)
+            except LedgerUnavailable:
+                raise  # Redis is gone: the next sweep tries again
+            except Exception as exc:
+                # One call that cannot be finished (e.g. its destination is no longer rated)
+                # must not hold up the others; it stays due and is logged on every sweep.
+                self.log.error("sip_auto_end_call_failed", reservation=reservation, error=repr(exc))
         return ended
+
+    async def _sweep_one(
+        self, store: CallStore, tenant: str, reservation: str, now_s: float
+    ) -> bool:
+        try:
+            ref = parse_reservation(reservation)
+        except ValueError:
+            ref = None
+        if ref is None or ref.tenant != tenant:
+            await store.forget_due(reservation)
+            return False
+
+        def decide(record: CallRecord) -> Intent | None:
+            if record.ended is not None:
+                return None
+            if now_s < record.grant_until_s + self.policy.grace_s:
+                return None  # re-authorised meanwhile: not due any more
+            total = record.committed_s + record.granted_s
+            return Intent(IntentKind.AUTO_END, total, record.grant_until_s, AUTO_END_CAUSE)
+
+        try:
+            stored, applied = await self._change(ref, decide)
+        except CallNotFound:
+            await store.forget_due(reservation)
+            return False
+        final = stored.record.ended
+        if final is None:
+            return False
+        await store.forget_due(reservation)  # ended before: no index entry left behind
+        return applied and final.kind is IntentKind.AUTO_END
 
     # -- the claim / apply / record cycle ------------------------------------------------------
 

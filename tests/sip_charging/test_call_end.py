@@ -270,3 +270,18 @@ async def test_ledger_down_is_503_with_retry_after(harness: Harness) -> None:
     await dead.aclose()
     # Nothing happened to the call: it can still be ended normally.
     assert (await harness.end(reservation, 10))[0] == 200
+
+
+async def test_one_broken_call_does_not_hold_up_the_sweep(harness: Harness) -> None:
+    broken = await authorized(harness, call_id="broken@proxy")
+    fine = await authorized(harness, call_id="fine@proxy")
+    store = CallStore(harness.client, "acme", record_ttl_s=600)
+    await harness.client.set(f"{{t:acme:sip}}:call:{parse_reservation(broken).key}", b"\xc1junk")
+    await harness.client.zadd("{t:acme:sip}:due", {"not-a-reservation": 0, "globex.1.x": 0})
+    harness.clock.now = TUESDAY_10_BERLIN + 3600 + GRACE_S
+    assert await harness.sweeper.sweep_once() == 1
+    assert await store.deadline(parse_reservation(fine)) is None
+    assert await store.deadline(parse_reservation(broken)) is not None  # still due, logged
+    assert await harness.client.zscore("{t:acme:sip}:due", "not-a-reservation") is None
+    [record] = await harness.records(ACME_CALLER)
+    assert record.op_id == f"{parse_reservation(fine).session_id}:auto-end"
