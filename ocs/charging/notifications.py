@@ -29,6 +29,7 @@ from diameter_apps.credit_control import (
     build_rar,
     parse_server_answer,
 )
+from ocs.background import BackgroundTask
 from ocs.charging.sessions import OwnedSession, SessionRegistry
 
 NOTIFY_CHANNEL = "ocs:notify"
@@ -116,7 +117,7 @@ class NoticeListener:
         self.client = client
         self.handler = handler
         self.log = log
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._run)
 
     async def _run(self) -> None:
         while True:
@@ -142,12 +143,7 @@ class NoticeListener:
                     await pubsub.aclose()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

@@ -9,13 +9,11 @@ script's index makes a second sweep of the same reservation a no-op.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 
 import structlog
 
-from balance.errors import LedgerError
+from ocs.background import PeriodicTask
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.sessions import SessionRegistry
 
@@ -39,7 +37,7 @@ class TccSupervisor:
         self.log = log
         self.clock = clock
         self.on_released = on_released
-        self._task: asyncio.Task[None] | None = None
+        self._task = PeriodicTask("tcc_sweep", self.sweep_once, interval_s, log)
 
     async def sweep_once(self) -> int:
         """Release everything due now, for every tenant; returns how many reservations."""
@@ -64,23 +62,8 @@ class TccSupervisor:
             released += len(expired)
         return released
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except LedgerError as exc:
-                self.log.warning("tcc_sweep_failed", error=str(exc))
-            except Exception as exc:  # the sweeper must outlive one bad sweep
-                self.log.error("tcc_sweep_crashed", error=repr(exc))
-            await asyncio.sleep(self.interval_s)
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

@@ -10,13 +10,12 @@ of the same call a no-op.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 
 import structlog
 
 from balance.errors import LedgerError
+from ocs.background import PeriodicTask
 from ocs.charging.directory import TenantDirectory
 from ocs.sip_charging.accounting import CallAccounting
 
@@ -38,7 +37,7 @@ class AutoEndSweeper:
         self.interval_s = interval_s
         self.clock = clock
         self.log = log
-        self._task: asyncio.Task[None] | None = None
+        self._task = PeriodicTask("sip_auto_end_sweep", self.sweep_once, self.interval_s, log)
 
     async def sweep_once(self) -> int:
         """Auto-end everything due now, for every tenant; returns how many calls."""
@@ -51,21 +50,8 @@ class AutoEndSweeper:
                 self.log.warning("sip_auto_end_failed", tenant=tenant, error=str(exc))
         return ended
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except Exception as exc:  # the sweeper must outlive one bad sweep
-                self.log.error("sip_auto_end_crashed", error=repr(exc))
-            await asyncio.sleep(self.interval_s)
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
