@@ -72,6 +72,8 @@ class Faults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     diameter_host: str = "127.0.0.1"
     diameter_port: int = 3868
+    # More server processes on other ports: connections are spread over all the ports.
+    extra_diameter_ports: tuple[int, ...] = ()
     destination_realm: str = ""  # empty: the server's Origin-Realm from its CEA
     origin_realm: str = "sim.local"
     sip_host: str = "127.0.0.1"

@@ -26,6 +26,7 @@ from sim.scenario import Scenario
 from sim.stats import RunStats
 
 ARRIVAL_TICK_S = 0.002
+TOO_BUSY_RETRY_S = 0.05
 RAMP_FLOOR = 0.1  # a ramp starts at 10 % of the rate
 SIP_CALL = Callable[["Worker", SimSubscriber], Awaitable[None]]
 _EVENT_COMMITTING = frozenset({int(ResultCode.SUCCESS)})
@@ -63,6 +64,7 @@ class Worker:
         self.clients: list[DiameterClient] = []
         self.destination_realm = scenario.target.destination_realm
         self._next_client = 0
+        self._encoders: dict[str, m.CcrEncoder] = {}
         self._session_numbers = 0
         self._aborted: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -82,11 +84,13 @@ class Worker:
 
     async def connect(self) -> None:
         target = self.scenario.target
-        for number in range(self.scenario.connections_per_worker):
+        ports = (target.diameter_port, *target.extra_diameter_ports)
+        per_worker = self.scenario.connections_per_worker
+        for number in range(per_worker):
             peer = m.PeerIdentity(self.origin_host(number), target.origin_realm)
             client, realm = await connect(
                 target.diameter_host,
-                target.diameter_port,
+                ports[(self.index * per_worker + number) % len(ports)],
                 peer,
                 timeout_s=target.request_timeout_s,
                 watchdog_s=target.watchdog_s,
@@ -135,13 +139,12 @@ class Worker:
             self.stats.errors["no_connection"] += 1
             return None
         hop = client.next_hop_by_hop()
-        encoded = m.ccr(
-            spec,
-            client.peer,
-            self.destination_realm,
-            hop_by_hop=hop,
-            end_to_end=client.next_end_to_end(),
-            omit_request_type=malformed,
+        encoder = self._encoders.get(client.peer.origin_host)
+        if encoder is None:
+            encoder = m.CcrEncoder(client.peer, self.destination_realm)
+            self._encoders[client.peer.origin_host] = encoder
+        encoded = encoder.encode(
+            spec, hop_by_hop=hop, end_to_end=client.next_end_to_end(), omit_request_type=malformed
         )
         self.stats.sent["malformed" if malformed else kind] += 1
         started = time.perf_counter_ns()
@@ -161,6 +164,19 @@ class Worker:
         summary = self._summarize(frame)
         if summary is None:
             return None
+        if summary.result_code == ResultCode.TOO_BUSY:
+            # The ledger may or may not have applied it: as a gateway would, ask again (same
+            # request, T flag); the idempotent ledger answers what really happened.
+            self.stats.answered(self.second(), latency_us, summary.result_code)
+            self.stats.errors["too_busy_3004"] += 1
+            await asyncio.sleep(TOO_BUSY_RETRY_S)
+            frame = await self._retry(encoded)
+            if frame is None:
+                return None
+            latency_us = (time.perf_counter_ns() - started) // 1000
+            summary = self._summarize(frame)
+            if summary is None or summary.result_code == ResultCode.TOO_BUSY:
+                return None
         self.stats.answered(self.second(), latency_us, summary.result_code)
         if twin is not None:
             await self._compare_twin(twin, summary, "retransmit_mismatch")

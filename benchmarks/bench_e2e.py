@@ -1,0 +1,360 @@
+"""End-to-end benchmark: the highest sustained mixed CCR rate ``ocs serve`` answers with p99 ≤
+10 ms and no errors, driven by ``ocs sim`` on the same machine, against the Redis ceiling
+(``redis-benchmark`` running the same per-CCR ledger script) measured in the same run.
+
+Mix: Gy data sessions of CCR-I, 3 × CCR-U, CCR-T (20 % I, 60 % U, 20 % T), two MSCCs each,
+subscribers spread over two tenants. Each step is a verified simulator run (units reported ==
+usage records == balance changes); the rate grows by ``--step-factor`` until a step fails.
+
+Server layouts: one process; and ``--processes`` N processes. The server has no SO_REUSEPORT
+option yet, so the N processes listen on N ports and the simulator spreads its connections
+over them (same work, same Redis; only the accept path differs from a shared port).
+
+    .venv/bin/python -m benchmarks.bench_e2e [--start-rate 500] [--step-s 5] [--processes 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from balance.scripts import ScriptSet
+from benchmarks.bench_ledger import (
+    check_equivalence,
+    machine_facts,
+    prepare,
+    run_redis_benchmark,
+)
+from ocs.embedded_redis import EmbeddedRedis, free_tcp_port
+from sim.scenario import Scenario, load_scenario
+from sim.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PATH = Path(__file__).parent / "results" / "e2e.json"
+P99_LIMIT_US = 10_000
+SUBSCRIBERS_PER_TENANT = 2_000
+CEILING_CLIENTS = 32
+CEILING_REQUESTS = 50_000
+REACHED_SHARE = 0.95  # a step passes only if the answers/s reach 95 % of its target
+
+
+def bench_catalog(directory: Path) -> Path:
+    """The demo catalog with SUBSCRIBERS_PER_TENANT subscribers per tenant (spreads the load
+    over accounts as real traffic does, instead of 100 hot accounts)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    last = f"{SUBSCRIBERS_PER_TENANT - 1:04d}"
+    for source in (ROOT / "examples" / "catalog").glob("*.yaml"):
+        text = source.read_text(encoding="utf-8")
+        text = re.sub(r'(_last: "\d+?)0099"', rf'\g<1>{last}"', text)
+        (directory / source.name).write_text(text, encoding="utf-8")
+    return directory
+
+
+class Server:
+    """``ocs serve`` processes sharing one Redis, each on its own port."""
+
+    def __init__(self, workdir: Path, redis_url: str, catalog: Path, processes: int) -> None:
+        self.workdir = workdir
+        self.redis_url = redis_url
+        self.catalog = catalog
+        self.ports = [free_tcp_port() for _ in range(processes)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        for number, port in enumerate(self.ports):
+            log = (self.workdir / f"ocs-{number}.log").open("wb")
+            args = [
+                sys.executable, "-m", "ocs", "serve",
+                "--diameter-listen", f"127.0.0.1:{port}",
+                "--http-listen", f"127.0.0.1:{free_tcp_port()}",
+                "--no-sip", "--redis-url", self.redis_url,
+                "--redis-data-dir", str(self.workdir / "redis"),
+                "--catalog", str(self.catalog), "--log-level", "warning",
+                "--origin-realm", "bench.local",
+            ]  # fmt: skip
+            self.procs.append(
+                subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            )
+            self._wait_port(port, self.procs[-1])
+
+    @staticmethod
+    def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+        import socket
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ocs serve exited with {proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("ocs serve did not listen in time")
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def redis_cpu_s(server: EmbeddedRedis) -> float:
+    info = redis.Redis.from_url(server.url).info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def step_scenario(
+    rate: float, ports: list[int], catalog: Path, args: argparse.Namespace
+) -> Scenario:
+    return load_scenario(
+        None,
+        {
+            "load": {"rate": rate, "rate_unit": "ccr", "duration_s": args.step_s,
+                     "ramp_s": 1.0, "drain_s": 10},
+            "mix": {"data": 1, "voice": 0, "sms": 0, "sip": 0},
+            "data": {"updates": 3, "update_interval_s": 0.05, "rating_groups": [10, 20],
+                     "usage_bytes": 10_000},
+            "roaming_share": 0.0,
+            "target": {"diameter_port": ports[0], "extra_diameter_ports": ports[1:]},
+            "catalog": str(catalog),
+            "subscribers_per_tenant_max": SUBSCRIBERS_PER_TENANT,
+            "workers": args.sim_workers,
+            "connections_per_worker": max(1, len(ports)),
+        },
+    )  # fmt: skip
+
+
+def run_step(
+    rate: float, server: Server, redis_server: EmbeddedRedis, catalog: Path, args: Any
+) -> dict[str, Any]:
+    scenario = step_scenario(rate, server.ports, catalog, args)
+    cpu_before, redis_before = server.cpu_s(), redis_cpu_s(redis_server)
+    outcome = simulate(scenario, redis_url=redis_server.url, progress=False, quiet=True)
+    report = outcome.report
+    server_cpu = server.cpu_s() - cpu_before
+    redis_cpu = redis_cpu_s(redis_server) - redis_before
+    answers = max(1, report["throughput"]["answers"])
+    p99 = report["latency_us"]["p99"]
+    achieved = report["throughput"]["steady_answers_per_s"]
+    passed = (
+        outcome.passed
+        and not report["errors"]
+        and p99 <= P99_LIMIT_US
+        and achieved >= REACHED_SHARE * rate
+    )
+    step = {
+        "target_ccr_per_s": rate,
+        "achieved_ccr_per_s": achieved,
+        "p50_us": report["latency_us"]["p50"],
+        "p99_us": p99,
+        "errors": report["errors"],
+        "verified": outcome.passed,
+        "passed": passed,
+        "server_cpu_us_per_ccr": round(server_cpu / answers * 1e6, 1),
+        "redis_cpu_us_per_ccr": round(redis_cpu / answers * 1e6, 1),
+        "sim_cpu_us_per_ccr": round(report["cpu"]["workers_cpu_s"] / answers * 1e6, 1),
+        "result_codes": report["result_codes"],
+    }
+    print(
+        f"  {rate:8,.0f} CCR/s target: {achieved:8,.0f} achieved, p50 {step['p50_us'] / 1000:.2f}"
+        f" ms, p99 {p99 / 1000:.2f} ms, errors {sum(report['errors'].values())}, "
+        f"verified {'PASS' if outcome.passed else 'FAIL'}; CPU per CCR: server "
+        f"{step['server_cpu_us_per_ccr']} µs, redis {step['redis_cpu_us_per_ccr']} µs, sim "
+        f"{step['sim_cpu_us_per_ccr']} µs -> {'ok' if passed else 'over'}",
+        flush=True,
+    )
+    return step
+
+
+def _venv_bin() -> str:
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def _frame_name(frame: str) -> str:
+    """``func (path/to/module.py:123)`` -> ``module.py:func``."""
+    name, _, where = frame.partition(" (")
+    return f"{where.split(':', 1)[0].rsplit('/', 1)[-1]}:{name}" if where else name
+
+
+def summarize_profile(raw: str, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive shares of the hottest functions in py-spy's raw (collapsed) output."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame_name(f) for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+
+    def share(table: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(table.items(), key=lambda kv: -kv[1])[:top]
+        return [(name, round(100 * n / max(total, 1), 1)) for name, n in ranked]
+
+    return {"samples": total, "self_percent": share(own), "inclusive_percent": share(inclusive)}
+
+
+def profile_server(
+    rate: float, server: Server, redis_server: EmbeddedRedis, catalog: Path, args: Any
+) -> dict[str, Any]:
+    """py-spy on the server process during one more step at ``rate``."""
+    out = Path(tempfile.mkdtemp(prefix="bench-e2e-prof-")) / "server.txt"
+    spy = subprocess.Popen(
+        [shutil.which("py-spy", path=_venv_bin()) or "py-spy", "record", "-p",
+         str(server.procs[0].pid), "-d", str(int(args.step_s) + 1), "-r", "200", "-f", "raw",
+         "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.5)
+    step = run_step(rate, server, redis_server, catalog, args)
+    spy.wait(timeout=60)
+    summary = summarize_profile(out.read_text()) if out.exists() else {"error": "no output"}
+    return {"rate_ccr_per_s": rate, "step": step, **summary}
+
+
+def search(
+    processes: int, workdir: Path, catalog: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Raise the rate until a step fails; the best passing step is the sustained rate."""
+    print(f"server: {processes} process(es)", flush=True)
+    data_dir = workdir / f"redis-{processes}"
+    with EmbeddedRedis(data_dir) as redis_server:
+        server = Server(workdir, redis_server.url, catalog, processes)
+        try:
+            server.start()
+            load_before = os.getloadavg()[0]
+            steps: list[dict[str, Any]] = []
+            rate = float(args.start_rate)
+            deadline = time.monotonic() + args.budget_s
+            while time.monotonic() < deadline:
+                steps.append(run_step(rate, server, redis_server, catalog, args))
+                if not steps[-1]["passed"]:
+                    break
+                rate *= args.step_factor
+            passing = [s for s in steps if s["passed"]]
+            best = max(passing, key=lambda s: s["achieved_ccr_per_s"]) if passing else None
+            profile = None
+            if args.profile and processes == 1 and shutil.which("py-spy", path=_venv_bin()):
+                profile_rate = best["target_ccr_per_s"] if best else float(args.start_rate)
+                profile = profile_server(profile_rate, server, redis_server, catalog, args)
+        finally:
+            server.stop()
+    return {
+        "load_average_before": round(load_before, 2),
+        "profile": profile,
+        "processes": processes,
+        "listen": "one port" if processes == 1 else f"{processes} ports (no SO_REUSEPORT yet)",
+        "steps": steps,
+        "best_ccr_per_s": best["achieved_ccr_per_s"] if best else 0.0,
+        "best_step": best,
+    }
+
+
+def redis_ceiling(workdir: Path) -> float:
+    """``redis-benchmark`` running the per-CCR script (bench_ledger's request) on a fresh Redis."""
+    script = ScriptSet.load()["ccr"]
+    with EmbeddedRedis(workdir / "redis-ceiling") as server:
+        redis.Redis.from_url(server.url).script_load(script.body)
+        asyncio.run(prepare(server.url))
+        check_equivalence(server.url, script.sha)
+        return run_redis_benchmark(server, script.sha, CEILING_CLIENTS, CEILING_REQUESTS)
+
+
+def versions() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    packages = ("msgspec", "uvloop", "redis", "hiredis", "mvna-ocs")
+    return {**machine_facts(), **{name: version(name) for name in packages}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--start-rate", type=float, default=200.0, help="first step, CCR/s")
+    parser.add_argument("--step-factor", type=float, default=1.4)
+    parser.add_argument("--step-s", type=float, default=5.0, help="arrival seconds per step")
+    parser.add_argument("--budget-s", type=float, default=100.0, help="per server layout")
+    parser.add_argument("--processes", type=int, default=2, help="the multi-process layout")
+    parser.add_argument("--sim-workers", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--no-profile", dest="profile", action="store_false", help="skip the py-spy profile"
+    )
+    args = parser.parse_args(argv)
+    if shutil.which("redis-benchmark") is None:
+        print("bench_e2e: redis-benchmark not found (Debian: apt-get install redis-tools)")
+        return 2
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        workdir = Path(tmp)
+        catalog = bench_catalog(workdir / "catalog")
+        ceiling = redis_ceiling(workdir)
+        print(f"Redis ceiling (redis-benchmark, per-CCR script): {ceiling:,.0f} CCR/s", flush=True)
+        layouts = [search(1, workdir, catalog, args)]
+        if args.processes > 1:
+            layouts.append(search(args.processes, workdir, catalog, args))
+    best = max(layouts, key=lambda layout: layout["best_ccr_per_s"])
+    ratio = best["best_ccr_per_s"] / ceiling if ceiling else 0.0
+    result = {
+        "benchmark": "end to end: mixed Gy CCRs (20% I, 60% U, 20% T, 2 MSCCs) from ocs sim to "
+        "ocs serve, highest sustained rate with p99 <= 10 ms, no errors, verified ledger",
+        "command": "python -m benchmarks.bench_e2e " + " ".join(argv or sys.argv[1:]),
+        "p99_limit_us": P99_LIMIT_US,
+        "redis_ceiling_ccr_per_s": round(ceiling, 1),
+        "layouts": layouts,
+        "best_ccr_per_s": best["best_ccr_per_s"],
+        "best_layout_processes": best["processes"],
+        "ratio_to_redis_ceiling": round(ratio, 3),
+        "targets": {"ccr_per_s": 12_000, "ratio": 0.25},
+        "notes": "simulator, server and Redis share the machine; the server has no "
+        "[diameter] reuse_port option yet, so N processes listen on N ports",
+        "machine": {**versions(), "cores": os.cpu_count()},
+        "duration_s": round(time.monotonic() - started, 1),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for layout in layouts:
+        print(f"{layout['processes']} process(es): {layout['best_ccr_per_s']:,.0f} CCR/s sustained")
+    profile = layouts[0].get("profile")
+    if profile and "self_percent" in profile:
+        print("server profile (py-spy, self time):")
+        for name, percent in profile["self_percent"][:10]:
+            print(f"  {percent:5.1f}%  {name}")
+    print(
+        f"end to end {best['best_ccr_per_s']:,.0f} CCR/s vs Redis ceiling {ceiling:,.0f} CCR/s: "
+        f"ratio {ratio:.3f} (targets: 12,000 CCR/s, 0.25) -> {args.output}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
