@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from diameter.message import Message as PdMessage
 
-from balance import keys
 from balance.ledger import Ledger
 from balance.records import Account, LedgerRecord
-from balance.streams import RecordReader
 from diameter_apps.codec import Message, decode_message
 from diameter_apps.events import RequestReceived
 from ocs.catalog_install import install_catalog
@@ -25,18 +22,7 @@ from ocs.charging.sessions import SessionRegistry
 from ocs.config import ChargingConfig
 from ocs.logging_setup import make_logger
 from tariffs.loader import load_catalog
-
-DEMO_CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog"
-# Tuesday 2026-11-17 10:00:00 Europe/Berlin (peak), as epoch seconds.
-TUESDAY_10_BERLIN = 1_794_906_000
-
-
-@dataclass
-class Clock:
-    now: float = TUESDAY_10_BERLIN
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.charging import DEMO_CATALOG, Clock, ledger_records
 
 
 @dataclass
@@ -72,12 +58,7 @@ class Charging:
     async def records(
         self, tenant: str, subscriber: str, kind: str = "usage"
     ) -> list[LedgerRecord]:
-        """Every record of ``kind`` for the subscriber, oldest first (a fresh consumer group)."""
-        reader = RecordReader(self.client, tenant, f"test-{len(self.ledgers)}-{kind}", "t")
-        found = await reader.read(keys.vshard(subscriber), count=1000)
-        return [
-            r.record for r in found if r.record.subscriber == subscriber and r.record.kind == kind
-        ]
+        return await ledger_records(self.client, tenant, subscriber, kind)
 
 
 @pytest.fixture

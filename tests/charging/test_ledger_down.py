@@ -17,7 +17,7 @@ from ocs.config import ChargingConfig
 from ocs.embedded_redis import free_tcp_port
 from ocs.logging_setup import make_logger
 from tariffs.loader import load_catalog
-from tests.charging.conftest import DEMO_CATALOG, TUESDAY_10_BERLIN
+from tests.support.charging import DEMO_CATALOG, TUESDAY_10_BERLIN
 from tests.support.gy import EVENT, INITIAL, SMS_CONTEXT, Mscc, ccr
 
 

@@ -9,16 +9,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from balance import keys
 from balance.ledger import Ledger
 from balance.records import Account, LedgerRecord
-from balance.streams import RecordReader
 from ocs.catalog_install import install_catalog
 from ocs.charging.directory import TenantDirectory
 from ocs.config import SipConfig
@@ -34,24 +31,14 @@ from ocs.sip_charging.metrics import SipMetricsCollector
 from ocs.sip_charging.policy import CallPolicy
 from ocs.sip_charging.sweeper import AutoEndSweeper
 from tariffs.loader import load_catalog
+from tests.support.charging import DEMO_CATALOG, Clock, ledger_records
 
-DEMO_CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog"
-# Tuesday 2026-11-17 10:00:00 Europe/Berlin (acme's peak band until 19:00), epoch seconds.
-TUESDAY_10_BERLIN = 1_794_906_000
 ACME_CALLER = "4917099000001"  # acme range, opening balance 10.00 EUR
 ACME_CALLER_2 = "4917099000002"
 GLOBEX_CALLER = "4917199000001"
 UNKNOWN_CALLER = "4930999999999"
 DE_MOBILE_CALLEE = "4915112345678"  # acme: 0.09 EUR/min peak, 0.05 off-peak, 60/1 increments
 GRACE_S = 180
-
-
-@dataclass
-class Clock:
-    now: float = TUESDAY_10_BERLIN
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -66,7 +53,6 @@ class Harness:
     http: HttpServer
     metrics: Metrics
     ledgers: dict[str, Ledger] = field(default_factory=dict)
-    _readers: int = 0
 
     async def ledger(self, tenant: str) -> Ledger:
         return await self.directory.ledger(tenant)
@@ -77,13 +63,7 @@ class Harness:
     async def records(
         self, subscriber: str, kind: str = "usage", tenant: str = "acme"
     ) -> list[LedgerRecord]:
-        """Every record of ``kind`` for the subscriber, oldest first (a fresh consumer group)."""
-        self._readers += 1
-        reader = RecordReader(self.client, tenant, f"sipc-{self._readers}", "t")
-        found = await reader.read(keys.vshard(subscriber), count=1000)
-        return [
-            r.record for r in found if r.record.subscriber == subscriber and r.record.kind == kind
-        ]
+        return await ledger_records(self.client, tenant, subscriber, kind)
 
     async def authorize(
         self,

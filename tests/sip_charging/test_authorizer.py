@@ -21,11 +21,11 @@ from tests.sip_charging.conftest import (
     DE_MOBILE_CALLEE,
     GLOBEX_CALLER,
     GRACE_S,
-    TUESDAY_10_BERLIN,
     UNKNOWN_CALLER,
     Harness,
     new_authorizer,
 )
+from tests.support.charging import TUESDAY_10_BERLIN
 
 EUR = 1_000_000  # micro-units
 

@@ -22,12 +22,8 @@ from ocs.sip_charging.http_api import CallApi
 from ocs.sip_charging.records import Intent, IntentKind
 from ocs.sip_charging.reservation import parse_reservation
 from ocs.sip_charging.store import CallStore
-from tests.sip_charging.conftest import (
-    ACME_CALLER,
-    GRACE_S,
-    TUESDAY_10_BERLIN,
-    Harness,
-)
+from tests.sip_charging.conftest import ACME_CALLER, GRACE_S, Harness
+from tests.support.charging import TUESDAY_10_BERLIN
 
 EUR = 1_000_000
 PEAK_PER_S = 1500  # 0.09 EUR/min

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.sip_charging.conftest import ACME_CALLER, DE_MOBILE_CALLEE, DEMO_CATALOG
+from tests.sip_charging.conftest import ACME_CALLER, DE_MOBILE_CALLEE
 from tests.sip_charging.sipp import run_sipp
+from tests.support.charging import DEMO_CATALOG
 from tests.support.server_process import ServerProcess
 
 pytestmark = [
