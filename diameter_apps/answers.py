@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import FLAG_ERROR, FLAG_PROXIABLE, AvpCode
 from diameter_apps.errors import DiameterError
+
+# Index keys as plain ints (an IntEnum member in a key tuple hashes slower).
+_SESSION_ID_KEY = (int(AvpCode.SESSION_ID), 0)
+_PROXY_INFO_KEY = (int(AvpCode.PROXY_INFO), 0)
+_ORIGIN_HOST = int(AvpCode.ORIGIN_HOST)
+_ORIGIN_REALM = int(AvpCode.ORIGIN_REALM)
+_RESULT_CODE = int(AvpCode.RESULT_CODE)
+_IDENTITIES_CACHED = 64
+"""Our Origin-Host / Origin-Realm AVPs are the same in every answer: built once per name."""
+_RESULT_CODES_CACHED = 64
+
+
+@functools.lru_cache(maxsize=_IDENTITIES_CACHED)
+def _identity(code: int, name: str) -> Avp:
+    return Avp.utf8(code, name)
+
+
+@functools.lru_cache(maxsize=_RESULT_CODES_CACHED)
+def _result_code(result_code: int) -> Avp:
+    return Avp.u32(_RESULT_CODE, result_code)
 
 
 def answer_to(
@@ -26,21 +47,25 @@ def answer_to(
     Session-Id first; then Result-Code (omitted when ``None``, e.g. an Experimental-Result is in
     ``avps``), Origin-Host, Origin-Realm, ``avps``, Error-Message, Failed-AVP and every
     Proxy-Info of the request in its original order.
+
+    The Origin-Host, Origin-Realm and Result-Code AVPs are shared between answers (AVPs are
+    values, see :class:`Avp`).
     """
-    body: list[Avp] = []
-    session = request.find(AvpCode.SESSION_ID)
-    if session is not None:
-        body.append(session)
+    index = request.index()
+    session = index.get(_SESSION_ID_KEY)
+    body: list[Avp] = [session[0]] if session else []
     if result_code is not None:
-        body.append(Avp.u32(AvpCode.RESULT_CODE, result_code))
-    body.append(Avp.utf8(AvpCode.ORIGIN_HOST, origin_host))
-    body.append(Avp.utf8(AvpCode.ORIGIN_REALM, origin_realm))
-    body.extend(avps)
+        body.append(_result_code(result_code))
+    body.append(_identity(_ORIGIN_HOST, origin_host))
+    body.append(_identity(_ORIGIN_REALM, origin_realm))
+    body += avps
     if error_message:
         body.append(Avp.utf8(AvpCode.ERROR_MESSAGE, error_message, m=False))
     if failed_avps:
         body.append(Avp.grouped(AvpCode.FAILED_AVP, failed_avps))
-    body.extend(request.find_all(AvpCode.PROXY_INFO))
+    proxies = index.get(_PROXY_INFO_KEY)
+    if proxies:
+        body += proxies
     flags = (request.flags & FLAG_PROXIABLE) | (FLAG_ERROR if error_bit else 0)
     return Message(
         request.command_code,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import ClassVar, Protocol
 
 import msgspec
 
@@ -69,8 +70,30 @@ _FLAGS = (0, AVP_FLAG_VENDOR, AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR | AVP_FLAG_MAN
 _ADDRESS_FAMILY_IPV4 = 1
 _ADDRESS_FAMILY_IPV6 = 2
 _AVP_FLAGS_RESERVED = 0x1F
+# Plain ints for lookups on the hot path: an IntEnum member in a key tuple hashes slower.
+_SESSION_ID = int(AvpCode.SESSION_ID)
+_ORIGIN_HOST = int(AvpCode.ORIGIN_HOST)
+_RESULT_CODE = int(AvpCode.RESULT_CODE)
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class _IntegerBuilder(Protocol):
+    def __call__(self, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp: ...
+
+
+class _FloatBuilder(Protocol):
+    def __call__(self, code: int, value: float, vendor: int = 0, m: bool = True) -> Avp: ...
+
+
+def _wire(code: int, flags: int, vendor: int, data: bytes) -> bytes:
+    """The AVP on the wire, padded to a multiple of 4 bytes."""
+    size = len(data)
+    if flags & 0x80:  # V: the header carries the Vendor-Id
+        head = _pack_vendor_head(code, (flags << 24) | (size + 12), vendor)
+    else:
+        head = _pack_head(code, (flags << 24) | (size + 8))
+    return head + data + _PADDING[size & 3]
 
 
 class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
@@ -81,6 +104,9 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
     A ``msgspec.Struct`` because its C constructor is ~3x cheaper than a Python ``__init__``, which
     matters at tens of AVPs per message (``gc=False``: AVPs never form reference cycles).
     Equality compares the wire fields (code, flags, vendor, data) only.
+
+    An AVP is a value: its wire form is computed once (by the builders, or on the first
+    :meth:`encode`) and kept, so build a new AVP rather than assigning to a field of one.
     """
 
     code: int
@@ -89,12 +115,14 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
     data: bytes
     depth: int = 1
     _children: list[Avp] | None = None
+    _wire: bytes | None = None
 
     @property
     def children_decoded(self) -> bool:
         return self._children is not None
 
     # --- builders --------------------------------------------------------------------------
+    # Each builds the wire form along with the payload: an answer is encoded right after.
 
     @staticmethod
     def _flags(vendor: int, m: bool) -> int:
@@ -102,71 +130,51 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
 
     @classmethod
     def octets(cls, code: int, value: bytes, vendor: int = 0, m: bool = True) -> Avp:
-        return cls(code, cls._flags(vendor, m), vendor, value)
+        flags = _FLAGS[(1 if vendor else 0) | (2 if m else 0)]
+        return cls(code, flags, vendor, value, 1, None, _wire(code, flags, vendor, value))
 
     @classmethod
     def utf8(cls, code: int, value: str, vendor: int = 0, m: bool = True) -> Avp:
         """UTF8String, DiameterIdentity and DiameterURI values."""
-        return cls(code, cls._flags(vendor, m), vendor, value.encode())
+        flags = _FLAGS[(1 if vendor else 0) | (2 if m else 0)]
+        data = value.encode()
+        return cls(code, flags, vendor, data, 1, None, _wire(code, flags, vendor, data))
 
     identity = utf8
     uri = utf8
 
-    @classmethod
-    def u32(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
-        """Unsigned32 (and Enumerated values, which are never negative in practice)."""
-        if vendor:
-            return cls(code, 0xC0 if m else 0x80, vendor, _U32.pack(value))
-        return cls(code, 0x40 if m else 0, 0, _U32.pack(value))
-
-    @classmethod
-    def i32(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
-        """Integer32 and Enumerated."""
-        return cls(code, cls._flags(vendor, m), vendor, _I32.pack(value))
-
-    enum = i32
-
-    @classmethod
-    def u64(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
-        if vendor:
-            return cls(code, 0xC0 if m else 0x80, vendor, _U64.pack(value))
-        return cls(code, 0x40 if m else 0, 0, _U64.pack(value))
-
-    @classmethod
-    def i64(cls, code: int, value: int, vendor: int = 0, m: bool = True) -> Avp:
-        return cls(code, cls._flags(vendor, m), vendor, _I64.pack(value))
-
-    @classmethod
-    def f32(cls, code: int, value: float, vendor: int = 0, m: bool = True) -> Avp:
-        return cls(code, cls._flags(vendor, m), vendor, _F32.pack(value))
-
-    @classmethod
-    def f64(cls, code: int, value: float, vendor: int = 0, m: bool = True) -> Avp:
-        return cls(code, cls._flags(vendor, m), vendor, _F64.pack(value))
+    # Fixed-size types: header and value packed by one struct (see _fixed_size_builder).
+    u32: ClassVar[_IntegerBuilder]
+    """Unsigned32 (and Enumerated values, which are never negative in practice)."""
+    i32: ClassVar[_IntegerBuilder]
+    """Integer32 and Enumerated."""
+    enum: ClassVar[_IntegerBuilder]
+    u64: ClassVar[_IntegerBuilder]
+    i64: ClassVar[_IntegerBuilder]
+    f32: ClassVar[_FloatBuilder]
+    f64: ClassVar[_FloatBuilder]
 
     @classmethod
     def time(cls, code: int, unix_s: int, vendor: int = 0, m: bool = True) -> Avp:
         """Time: seconds since 1900 on the wire, wrapping in 2036 as RFC 5905 eras do."""
-        ntp = (unix_s + NTP_UNIX_OFFSET_S) & 0xFFFFFFFF
-        return cls(code, cls._flags(vendor, m), vendor, _U32.pack(ntp))
+        return cls.u32(code, (unix_s + NTP_UNIX_OFFSET_S) & 0xFFFFFFFF, vendor, m)
 
     @classmethod
     def address(cls, code: int, value: str | IpAddress, vendor: int = 0, m: bool = True) -> Avp:
         ip = ipaddress.ip_address(value) if isinstance(value, str) else value
         family = _ADDRESS_FAMILY_IPV4 if ip.version == 4 else _ADDRESS_FAMILY_IPV6
-        return cls(code, cls._flags(vendor, m), vendor, family.to_bytes(2, "big") + ip.packed)
+        return cls.octets(code, family.to_bytes(2, "big") + ip.packed, vendor, m)
 
     @classmethod
     def grouped(cls, code: int, children: Iterable[Avp], vendor: int = 0, m: bool = True) -> Avp:
-        kids = list(children)
-        avp = cls(
-            code,
-            _FLAGS[(1 if vendor else 0) | (2 if m else 0)],
-            vendor,
-            b"".join([c.encode() for c in kids]),
-        )
-        avp._children = kids
-        return avp
+        kids = children if type(children) is list else list(children)
+        flags = _FLAGS[(1 if vendor else 0) | (2 if m else 0)]
+        data = b"".join([c._wire or c.encode() for c in kids])  # a multiple of 4: no padding
+        if vendor:
+            wire = _pack_vendor_head(code, (flags << 24) | (len(data) + 12), vendor) + data
+        else:
+            wire = _pack_head(code, (flags << 24) | (len(data) + 8)) + data
+        return cls(code, flags, vendor, data, 1, kids, wire)
 
     # --- header facts ----------------------------------------------------------------------
 
@@ -296,17 +304,11 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
     # --- wire ------------------------------------------------------------------------------
 
     def encode(self) -> bytes:
-        """The AVP on the wire, padded to a multiple of 4 bytes."""
-        data = self.data
-        size = len(data)
-        flags = self.flags
-        if flags & 0x80:  # V: the header carries the Vendor-Id
-            return (
-                _pack_vendor_head(self.code, (flags << 24) | (size + 12), self.vendor)
-                + data
-                + _PADDING[size & 3]
-            )
-        return _pack_head(self.code, (flags << 24) | (size + 8)) + data + _PADDING[size & 3]
+        """The AVP on the wire, padded to a multiple of 4 bytes (computed once)."""
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = _wire(self.code, self.flags, self.vendor, self.data)
+        return wire
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Avp):
@@ -323,6 +325,34 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
     def __repr__(self) -> str:
         vendor = f", vendor={self.vendor}" if self.vendor else ""
         return f"Avp({self.code}, flags=0x{self.flags:02x}{vendor}, data={self.data!r})"
+
+
+def _fixed_size_builder(value_format: str) -> _FloatBuilder:
+    """A builder for a fixed-size type: one ``struct`` pack gives header and value (typed for
+    floats, which also accepts the ints of the integer types)."""
+    plain = struct.Struct(">II" + value_format).pack
+    with_vendor = struct.Struct(">III" + value_format).pack
+    size = struct.calcsize(">" + value_format)
+    word_m = (AVP_FLAG_MANDATORY << 24) | (size + 8)
+    word_vm = ((AVP_FLAG_VENDOR | AVP_FLAG_MANDATORY) << 24) | (size + 12)
+    new_avp = Avp
+
+    def build(code: int, value: float, vendor: int = 0, m: bool = True) -> Avp:
+        if vendor:
+            wire = with_vendor(code, word_vm if m else word_vm ^ 0x40000000, vendor, value)
+            return new_avp(code, 0xC0 if m else 0x80, vendor, wire[12:], 1, None, wire)
+        wire = plain(code, word_m if m else word_m ^ 0x40000000, value)
+        return new_avp(code, 0x40 if m else 0, 0, wire[8:], 1, None, wire)
+
+    return build
+
+
+Avp.u32 = staticmethod(_fixed_size_builder("I"))  # type: ignore[assignment]
+Avp.i32 = Avp.enum = staticmethod(_fixed_size_builder("i"))  # type: ignore[assignment]
+Avp.u64 = staticmethod(_fixed_size_builder("Q"))  # type: ignore[assignment]
+Avp.i64 = staticmethod(_fixed_size_builder("q"))  # type: ignore[assignment]
+Avp.f32 = staticmethod(_fixed_size_builder("f"))  # type: ignore[assignment]
+Avp.f64 = staticmethod(_fixed_size_builder("d"))  # type: ignore[assignment]
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -657,11 +687,24 @@ class Message:
 
     def find(self, code: int, vendor: int = 0) -> Avp | None:
         """First top-level AVP with this (code, vendor), or None."""
-        bucket = self.index().get((code, vendor))
+        avps = self.avps
+        index = (
+            self._index
+            if self._indexed is avps and self._indexed_len == len(avps)
+            else self.index()
+        )
+        bucket = index.get((code, vendor))
         return bucket[0] if bucket else None
 
     def find_all(self, code: int, vendor: int = 0) -> list[Avp]:
-        return list(self.index().get((code, vendor), ()))
+        avps = self.avps
+        index = (
+            self._index
+            if self._indexed is avps and self._indexed_len == len(avps)
+            else self.index()
+        )
+        bucket = index.get((code, vendor))
+        return bucket[:] if bucket else []
 
     def walk(self) -> Iterator[Avp]:
         """Every top-level AVP; children are reached through :meth:`Avp.children`."""
@@ -669,23 +712,23 @@ class Message:
 
     @property
     def session_id(self) -> str | None:
-        avp = self.find(AvpCode.SESSION_ID)
+        avp = self.find(_SESSION_ID)
         return None if avp is None else avp.as_str()
 
     @property
     def origin_host(self) -> str | None:
-        avp = self.find(AvpCode.ORIGIN_HOST)
+        avp = self.find(_ORIGIN_HOST)
         return None if avp is None else avp.as_str()
 
     @property
     def result_code(self) -> int | None:
-        avp = self.find(AvpCode.RESULT_CODE)
+        avp = self.find(_RESULT_CODE)
         return None if avp is None else avp.as_u32()
 
     # --- wire ------------------------------------------------------------------------------
 
     def encode(self) -> bytes:
-        body = b"".join([avp.encode() for avp in self.avps])
+        body = b"".join([avp._wire or avp.encode() for avp in self.avps])
         return (
             _HEADER.pack(
                 (self.version << 24) | (HEADER_BYTES + len(body)),
@@ -708,14 +751,19 @@ class Message:
 def decode_header(data: bytes) -> Message:
     """The header of a message as a Message without AVPs (``data`` holds ≥ 20 bytes)."""
     word0, word1, application_id, hop_by_hop, end_to_end = _HEADER.unpack_from(data)
-    return Message(
-        word1 & 0xFFFFFF,
-        application_id,
-        flags=word1 >> 24,
-        hop_by_hop=hop_by_hop,
-        end_to_end=end_to_end,
-        version=word0 >> 24,
-    )
+    # Message.__init__ without its keyword parsing: this runs once per message received.
+    message = Message.__new__(Message)
+    message.version = word0 >> 24
+    message.flags = word1 >> 24
+    message.command_code = word1 & 0xFFFFFF
+    message.application_id = application_id
+    message.hop_by_hop = hop_by_hop
+    message.end_to_end = end_to_end
+    message.avps = []
+    message._indexed = None
+    message._indexed_len = 0
+    message._index = {}
+    return message
 
 
 def _checked_header(data: bytes) -> Message:

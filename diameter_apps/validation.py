@@ -8,8 +8,10 @@ where it must not be) are accepted and returned as descriptions for the adapter 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from enum import Enum
+from itertools import repeat
 
 import msgspec
 
@@ -68,23 +70,43 @@ class _Shape(msgspec.Struct, frozen=True, gc=False):
     mask: int
     skeleton: int
     text_high_bits: int
-    entries: tuple[tuple[int, int, int, int, int, int], ...]
-    """(code, flags, vendor, payload start, payload stop, depth) of every AVP, each run (the
-    message body, then each decoded Grouped in turn) contiguous."""
-    groups: tuple[tuple[int, int, int], ...]
-    """(entry of a decoded Grouped AVP, first child entry, entry after its last child)."""
+    # Where the AVPs lie, as columns (one item per AVP, each run -- the message body, then each
+    # decoded Grouped in turn -- contiguous) so that ``map`` builds them without a Python loop.
+    codes: tuple[int, ...]
+    flags: tuple[int, ...]
+    vendors: tuple[int, ...]
+    payloads: tuple[slice, ...]
+    depths: tuple[int, ...]
+    group_entries: tuple[int, ...]
+    """The entry of each decoded Grouped AVP ..."""
+    group_children: tuple[slice, ...]
+    """... and the entries of its children."""
     top_count: int
     deviations: tuple[str, ...]
 
     def message(self, data: bytes) -> Message:
         """The request ``data`` (which matched this shape) with every AVP in place."""
-        new_avp = Avp
-        avps = [
-            new_avp(code, flags, vendor, data[start:stop], depth)
-            for code, flags, vendor, start, stop, depth in self.entries
-        ]
-        for parent, first, stop in self.groups:
-            avps[parent]._children = avps[first:stop]
+        avps = list(
+            map(
+                Avp,
+                self.codes,
+                self.flags,
+                self.vendors,
+                map(data.__getitem__, self.payloads),
+                self.depths,
+                repeat(None),  # children: set below
+                repeat(None),  # wire form: computed if ever encoded
+            )
+        )
+        deque(
+            map(
+                setattr,
+                map(avps.__getitem__, self.group_entries),
+                repeat("_children"),
+                map(avps.__getitem__, self.group_children),
+            ),
+            maxlen=0,
+        )
         message = decode_header(data)
         message.avps = avps[: self.top_count]
         return message
@@ -124,8 +146,13 @@ def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[s
         mask=mask_bits,
         skeleton=int.from_bytes(data, "big") & mask_bits,
         text_high_bits=int.from_bytes(text_high, "big"),
-        entries=tuple(entries),
-        groups=tuple(groups),
+        codes=tuple(e[0] for e in entries),
+        flags=tuple(e[1] for e in entries),
+        vendors=tuple(e[2] for e in entries),
+        payloads=tuple(slice(e[3], e[4]) for e in entries),
+        depths=tuple(e[5] for e in entries),
+        group_entries=tuple(g[0] for g in groups),
+        group_children=tuple(slice(g[1], g[2]) for g in groups),
         top_count=len(message.avps),
         deviations=tuple(deviations),
     )
