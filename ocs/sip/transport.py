@@ -17,6 +17,7 @@ from typing import Any, cast
 import structlog
 
 from ocs.config import ConfigError, SipConfig
+from ocs.logging_setup import make_logger
 from ocs.sip.authorizer import CallAuthDecision, CallAuthRequest, CreditAuthorizer
 from ocs.sip.endpoint import Action, Authorize, CheckHealth, Send, SipEndpoint
 from ocs.sip.errors import SipFramingError
@@ -26,7 +27,7 @@ from ocs.sip.metrics import DROP_CONNECTIONS, SipMetrics
 from ocs.sip.redirect import RedirectPolicy, SourceFilter
 from ocs.sip.transaction import Destination, TimerConfig, TransactionKey
 
-log = structlog.get_logger("ocs.sip")
+Log = structlog.typing.FilteringBoundLogger
 
 _BIND_ATTEMPTS = 8
 
@@ -40,8 +41,10 @@ class _Driver:
         authorizer: CreditAuthorizer,
         send: Callable[[bytes, Destination], None],
         authorize_timeout_s: float,
+        log: Log,
     ) -> None:
         self.endpoint = endpoint
+        self.log = log
         self._authorizer = authorizer
         self._send = send
         self._authorize_timeout_s = authorize_timeout_s
@@ -79,11 +82,11 @@ class _Driver:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any authorizer failure is a 503, never an unanswered INVITE
-            log.warning("sip.authorizer_failed", call_id=request.call_id, error=repr(exc))
+            self.log.warning("sip_authorizer_failed", call_id=request.call_id, error=repr(exc))
             self.perform(self.endpoint.authorization_failed(ticket, self.now()))
         else:
             if not isinstance(decision, CallAuthDecision):
-                log.error("sip.authorizer_bad_decision", call_id=request.call_id)
+                self.log.error("sip_authorizer_bad_decision", call_id=request.call_id)
                 self.perform(self.endpoint.authorization_failed(ticket, self.now()))
                 return
             self.perform(self.endpoint.authorized(ticket, decision, self.now()))
@@ -95,7 +98,7 @@ class _Driver:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("sip.health_check_failed", error=repr(exc))
+            self.log.warning("sip_health_check_failed", error=repr(exc))
             healthy = False
         self.perform(self.endpoint.health_checked(ticket, bool(healthy), self.now()))
 
@@ -127,7 +130,8 @@ class _Driver:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
+    def __init__(self, log: Log) -> None:
+        self.log = log
         self.driver: _Driver | None = None
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -142,7 +146,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable for an earlier response: the client went away. Nothing to do.
-        log.debug("sip.udp_error", error=repr(exc))
+        self.log.debug("sip_udp_error", error=repr(exc))
 
     def send(self, data: bytes, destination: Destination) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -164,7 +168,9 @@ class _TcpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
         if len(self._server._connections) >= self._server.connections_max:
-            log.warning("sip.tcp_connection_refused", peer=self.peer, reason="connections_max")
+            self._server.log.warning(
+                "sip_tcp_connection_refused", peer=self.peer, reason="connections_max"
+            )
             self._server.metrics.dropped[DROP_CONNECTIONS] += 1
             self.transport.close()
             return
@@ -216,11 +222,13 @@ class SipServer:
         timers: TimerConfig | None = None,
         authorize_timeout_s: float | None = None,
         connections_max: int | None = None,
+        log: Log | None = None,
     ) -> None:
         """Limits come from ``config`` (the ``[sip]`` section); ``authorize_timeout_s`` and
         ``connections_max`` override it (tests), ``timers`` replaces RFC 3261 defaults."""
         self.authorizer = authorizer
         self.config = config
+        self.log = log if log is not None else make_logger("info")
         self.connections_max = (
             config.tcp_connections_max if connections_max is None else connections_max
         )
@@ -270,7 +278,7 @@ class SipServer:
         loop = asyncio.get_running_loop()
         for attempt in range(_BIND_ATTEMPTS):
             udp_transport, udp = await loop.create_datagram_endpoint(
-                _UdpProtocol, local_addr=(host, port)
+                lambda: _UdpProtocol(self.log), local_addr=(host, port)
             )
             bound_port = int(udp_transport.get_extra_info("sockname")[1])
             try:
@@ -286,13 +294,17 @@ class SipServer:
         self._udp, self._udp_transport = udp, udp_transport
         self.host, self.port = host, bound_port
         self._udp_driver = _Driver(
-            self._endpoint("udp"), self.authorizer, udp.send, self._authorize_timeout_s
+            self._endpoint("udp"), self.authorizer, udp.send, self._authorize_timeout_s, self.log
         )
         udp.driver = self._udp_driver
         self._tcp_driver = _Driver(
-            self._endpoint("tcp"), self.authorizer, self._tcp_send, self._authorize_timeout_s
+            self._endpoint("tcp"),
+            self.authorizer,
+            self._tcp_send,
+            self._authorize_timeout_s,
+            self.log,
         )
-        log.info("sip.listening", host=host, port=bound_port, transports=["udp", "tcp"])
+        self.log.debug("sip_sockets_bound", host=host, port=bound_port, transports=["udp", "tcp"])
 
     def _tcp_send(self, data: bytes, destination: Destination) -> None:
         if isinstance(destination, _TcpConnection):

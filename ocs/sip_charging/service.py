@@ -72,7 +72,9 @@ class SipCharging:
         self.sweeper.start()
         if not self.config.enabled:
             return None
-        self.server = SipServer(self.authorizer, self.config, metrics=self.sip_metrics)
+        self.server = SipServer(
+            self.authorizer, self.config, metrics=self.sip_metrics, log=self.log
+        )
         await self.server.start()
         return self.server.host, self.server.port
 
