@@ -9,9 +9,9 @@ from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import FLAG_ERROR, FLAG_PROXIABLE, AvpCode
 from diameter_apps.errors import DiameterError
 
-# Index keys as plain ints (an IntEnum member in a key tuple hashes slower).
-_SESSION_ID_KEY = (int(AvpCode.SESSION_ID), 0)
-_PROXY_INFO_KEY = (int(AvpCode.PROXY_INFO), 0)
+# Plain ints for lookups (an IntEnum member in a key tuple hashes slower).
+_SESSION_ID = int(AvpCode.SESSION_ID)
+_PROXY_INFO = int(AvpCode.PROXY_INFO)
 _ORIGIN_HOST = int(AvpCode.ORIGIN_HOST)
 _ORIGIN_REALM = int(AvpCode.ORIGIN_REALM)
 _RESULT_CODE = int(AvpCode.RESULT_CODE)
@@ -51,9 +51,8 @@ def answer_to(
     The Origin-Host, Origin-Realm and Result-Code AVPs are shared between answers (AVPs are
     values, see :class:`Avp`).
     """
-    index = request.index()
-    session = index.get(_SESSION_ID_KEY)
-    body: list[Avp] = [session[0]] if session else []
+    session = request.find(_SESSION_ID)
+    body: list[Avp] = [] if session is None else [session]
     if result_code is not None:
         body.append(_result_code(result_code))
     body.append(_identity(_ORIGIN_HOST, origin_host))
@@ -63,9 +62,7 @@ def answer_to(
         body.append(Avp.utf8(AvpCode.ERROR_MESSAGE, error_message, m=False))
     if failed_avps:
         body.append(Avp.grouped(AvpCode.FAILED_AVP, failed_avps))
-    proxies = index.get(_PROXY_INFO_KEY)
-    if proxies:
-        body += proxies
+    body += request.find_all(_PROXY_INFO)
     flags = (request.flags & FLAG_PROXIABLE) | (FLAG_ERROR if error_bit else 0)
     return Message(
         request.command_code,

@@ -420,12 +420,20 @@ def _decode_into(avps: list[Avp], data: bytes, pos: int, depth: int, avps_max: i
             if length < 12 or stop > end:
                 raise _bad_length(data, pos, end, depth)
             append(
-                Avp(code, word >> 24, u32_unpack(data, pos + 8)[0], data[pos + 12 : stop], depth)
+                Avp(
+                    code,
+                    word >> 24,
+                    u32_unpack(data, pos + 8)[0],
+                    data[pos + 12 : stop],
+                    depth,
+                    None,
+                    None,
+                )
             )
         else:
             if length < 8 or stop > end:
                 raise _bad_length(data, pos, end, depth)
-            append(Avp(code, word >> 24, 0, data[pos + 8 : stop], depth))
+            append(Avp(code, word >> 24, 0, data[pos + 8 : stop], depth, None, None))
         # The padding of the last AVP may be missing from a sloppy peer; tolerate that.
         pos = (stop + 3) & ~3
     if len(avps) > avps_max:
@@ -542,12 +550,12 @@ def _decode_checked(
                     if length < 12 or stop > end:
                         raise _bad_length(data, pos, end, depth)
                     vendor = u32_unpack(data, pos + 8)[0]
-                    avp = new_avp(code, flags, vendor, data[pos + 12 : stop], depth)
+                    avp = new_avp(code, flags, vendor, data[pos + 12 : stop], depth, None, None)
                     verdict = verdict_of((vendor << 40) | (code << 8) | flags)
                 else:
                     if length < 8 or stop > end:
                         raise _bad_length(data, pos, end, depth)
-                    avp = new_avp(code, flags, 0, data[pos + 8 : stop], depth)
+                    avp = new_avp(code, flags, 0, data[pos + 8 : stop], depth, None, None)
                     verdict = verdict_of((code << 8) | flags)
                 append(avp)
                 pos = (stop + 3) & ~3
@@ -595,6 +603,7 @@ class Message:
         "_index",
         "_indexed",
         "_indexed_len",
+        "_positions",
         "application_id",
         "avps",
         "command_code",
@@ -622,9 +631,13 @@ class Message:
         self.hop_by_hop = hop_by_hop
         self.end_to_end = end_to_end
         self.avps: list[Avp] = avps if avps is not None else []
+        # Lookups by (code, vendor) describe ``_indexed`` while it is ``avps`` with the same
+        # length: ``_positions`` (given by the decoder, see message_of) or ``_index`` (built
+        # on the first lookup).
         self._indexed: list[Avp] | None = None
         self._indexed_len = 0
-        self._index: dict[tuple[int, int], list[Avp]] = {}
+        self._positions: Mapping[tuple[int, int], tuple[int, ...]] | None = None
+        self._index: dict[tuple[int, int], list[Avp]] | None = None
 
     @classmethod
     def request(
@@ -672,7 +685,12 @@ class Message:
         was replaced (mutating an element in place is not tracked)."""
         avps = self.avps
         if self._indexed is not avps or self._indexed_len != len(avps):
-            index: dict[tuple[int, int], list[Avp]] = {}
+            self._positions = self._index = None
+            self._indexed = avps
+            self._indexed_len = len(avps)
+        index = self._index
+        if index is None:
+            index = self._index = {}
             for avp in avps:
                 key = (avp.code, avp.vendor)
                 bucket = index.get(key)
@@ -680,30 +698,25 @@ class Message:
                     index[key] = [avp]
                 else:
                     bucket.append(avp)
-            self._index = index
-            self._indexed = avps
-            self._indexed_len = len(avps)
-        return self._index
+        return index
 
     def find(self, code: int, vendor: int = 0) -> Avp | None:
         """First top-level AVP with this (code, vendor), or None."""
         avps = self.avps
-        index = (
-            self._index
-            if self._indexed is avps and self._indexed_len == len(avps)
-            else self.index()
-        )
-        bucket = index.get((code, vendor))
+        positions = self._positions
+        if positions is not None and self._indexed is avps and self._indexed_len == len(avps):
+            at = positions.get((code, vendor))
+            return avps[at[0]] if at else None
+        bucket = self.index().get((code, vendor))
         return bucket[0] if bucket else None
 
     def find_all(self, code: int, vendor: int = 0) -> list[Avp]:
         avps = self.avps
-        index = (
-            self._index
-            if self._indexed is avps and self._indexed_len == len(avps)
-            else self.index()
-        )
-        bucket = index.get((code, vendor))
+        positions = self._positions
+        if positions is not None and self._indexed is avps and self._indexed_len == len(avps):
+            at = positions.get((code, vendor))
+            return [avps[i] for i in at] if at else []
+        bucket = self.index().get((code, vendor))
         return bucket[:] if bucket else []
 
     def walk(self) -> Iterator[Avp]:
@@ -762,7 +775,22 @@ def decode_header(data: bytes) -> Message:
     message.avps = []
     message._indexed = None
     message._indexed_len = 0
-    message._index = {}
+    message._positions = None
+    message._index = None
+    return message
+
+
+def message_of(
+    data: bytes, avps: list[Avp], positions: Mapping[tuple[int, int], tuple[int, ...]]
+) -> Message:
+    """The message framed in ``data`` with its top-level ``avps``, decoded by the caller, and
+    ``positions``: the indices in ``avps`` of each (code, vendor), in order, which lookups then
+    use instead of building an index (until ``avps`` is replaced or changes size)."""
+    message = decode_header(data)
+    message.avps = avps
+    message._positions = positions
+    message._indexed = avps
+    message._indexed_len = len(avps)
     return message
 
 

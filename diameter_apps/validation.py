@@ -25,7 +25,7 @@ from diameter_apps.codec import (
     Message,
     Verdicts,
     decode_checked,
-    decode_header,
+    message_of,
 )
 from diameter_apps.codes import AVP_FLAG_MANDATORY, FLAG_ERROR, AvpCode
 from diameter_apps.dictionary import (
@@ -82,6 +82,8 @@ class _Shape(msgspec.Struct, frozen=True, gc=False):
     group_children: tuple[slice, ...]
     """... and the entries of its children."""
     top_count: int
+    positions: dict[tuple[int, int], tuple[int, ...]]
+    """Where each (code, vendor) occurs among the top-level AVPs (shared: read only)."""
     deviations: tuple[str, ...]
 
     def message(self, data: bytes) -> Message:
@@ -107,9 +109,7 @@ class _Shape(msgspec.Struct, frozen=True, gc=False):
             ),
             maxlen=0,
         )
-        message = decode_header(data)
-        message.avps = avps[: self.top_count]
-        return message
+        return message_of(data, avps[: self.top_count], self.positions)
 
 
 def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[str]) -> _Shape:
@@ -142,6 +142,10 @@ def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[s
         if parent >= 0:
             groups.append((parent, first, len(entries)))
     mask_bits = int.from_bytes(mask, "big")
+    positions: dict[tuple[int, int], tuple[int, ...]] = {}
+    for at, avp in enumerate(message.avps):
+        key = (avp.code, avp.vendor)
+        positions[key] = (*positions.get(key, ()), at)
     return _Shape(
         mask=mask_bits,
         skeleton=int.from_bytes(data, "big") & mask_bits,
@@ -154,6 +158,7 @@ def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[s
         group_entries=tuple(g[0] for g in groups),
         group_children=tuple(slice(g[1], g[2]) for g in groups),
         top_count=len(message.avps),
+        positions=positions,
         deviations=tuple(deviations),
     )
 

@@ -133,6 +133,15 @@ def _outcome(checker: RequestChecker, wire: bytes) -> object:
     return header, _tree(message.avps), deviations
 
 
+def _lookups(message: Message) -> object:
+    """Every top-level lookup the handlers use, for each key present and one absent."""
+    keys = [(a.code, a.vendor) for a in message.avps] + [(12_345, 0)]
+    return [
+        (message.find(*key), message.find_all(*key), list(message.index().get(key, [])))
+        for key in keys
+    ]
+
+
 def _checkers(strict: bool) -> tuple[RequestChecker, RequestChecker]:
     profile = Profile.STRICT if strict else Profile.LENIENT
     remembering = RequestChecker(_DICTIONARY, profile, _LIMITS)
@@ -147,6 +156,31 @@ def test_a_remembered_shape_decodes_like_a_full_walk(wire: bytes, strict: bool) 
     expected = _outcome(walking, wire)
     assert _outcome(remembering, wire) == expected  # first sight: walked, shape remembered
     assert _outcome(remembering, wire) == expected  # second: from the shape, if accepted
+
+
+@settings(max_examples=100, deadline=None)
+@given(wire=_request, strict=st.booleans(), index_first=st.booleans())
+def test_lookups_on_a_remembered_shape_match_a_full_walk(
+    wire: bytes, strict: bool, index_first: bool
+) -> None:
+    remembering, walking = _checkers(strict)
+    try:
+        walked = walking.decode(wire)[0]
+    except DiameterError:
+        return
+    remembering.decode(wire)
+    shaped = remembering.decode(wire)[0]
+    if index_first:
+        shaped.index()
+    for value in range(3):  # lookups before and after the list grows, then is replaced
+        assert _lookups(shaped) == _lookups(walked)
+        extra = Avp.u32(12_345, value)
+        for message in (shaped, walked):
+            message.avps.append(extra)
+        assert shaped.find_all(12_345) == walked.find_all(12_345)
+        assert shaped.find_all(12_345)[-1] is extra
+        for message in (shaped, walked):
+            message.avps = message.avps[1:]
 
 
 @settings(max_examples=200, deadline=None)
