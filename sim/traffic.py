@@ -471,7 +471,9 @@ class Worker:
         for task in pending:
             task.cancel()
         if pending:
-            self.stats.sessions["cancelled_at_drain"] += len(pending)
+            # Their last request may be in flight with usage the ledger may have committed:
+            # an error, so a verification that disagrees is explained, not silently passed.
+            self.stats.errors["sessions_cancelled_at_drain"] += len(pending)
             await asyncio.gather(*pending, return_exceptions=True)
 
     def snapshot(self) -> dict[str, Any]:
