@@ -49,8 +49,9 @@ def avp_rules(dictionary: Dictionary) -> Mapping[int, AvpRule]:
     return dictionary.avp_rules()
 
 
-SHAPES_MAX = 256
-"""Default ceiling on the request shapes one checker remembers (see :class:`RequestChecker`)."""
+SHAPES_MAX = 64
+"""Default ceiling on the request shapes one checker (one peer connection) remembers: a shape
+takes a few KB; a gateway sends a handful (CCR-I/U/T, MSCC counts, Session-Id lengths)."""
 _SHAPE_KEY_BYTES = 12
 """Version, length, flags, command code and application id: the header bytes a shape fixes."""
 _SHAPES_PER_KEY = 8
@@ -166,13 +167,16 @@ def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[s
 class RequestChecker:
     """Decodes and checks requests (RFC 6733 §7, DESIGN B8/B9) for one dictionary and profile.
 
-    Cheap to build (the dictionary compiles its rules once); checking a CCR costs tens of µs
-    the first time a peer sends a request of that shape, a few µs plus building its AVPs after:
-    the checker remembers the *shape* of each request it accepted (see :class:`_Shape`) and a
-    request matching one is accepted with the same deviations without walking it again. A
-    peer's requests of one kind nearly always share a shape (same AVPs, same lengths; values
-    differ). At most ``shapes_max`` shapes are kept (``0`` turns the memory off); when full it
-    starts over, so a peer sending ever-new shapes costs one extra walk per request, no memory.
+    Cheap to build (the dictionary compiles its rules once). The checker remembers the
+    *shape* of each request it accepted (see :class:`_Shape`): a request matching one is
+    accepted with the same deviations without walking its AVPs again, so it costs a few big-int
+    operations plus building its AVP objects. A gateway's requests of one kind nearly always
+    share a shape (same AVPs, same lengths; the values differ). A request of a new shape is
+    walked and checked AVP by AVP (tens of µs for a CCR), then its shape is computed once
+    (about as much again). Requests with non-ASCII text are always walked (UTF-8 is then
+    checked the long way) and never remembered. At most ``shapes_max`` shapes are kept (``0``
+    turns the memory off); when full the memory starts over, so a peer sending ever-new shapes
+    costs about two walks per request and no memory.
     """
 
     __slots__ = (
@@ -247,6 +251,8 @@ class RequestChecker:
             self._shapes.clear()
             self._shape_count = 0
         shape = _shape_of(data, message, self._rules, deviations)
+        if int.from_bytes(data, "big") & shape.text_high_bits:
+            return  # non-ASCII text: this very request would not match its shape
         candidates = self._shapes.setdefault(data[:_SHAPE_KEY_BYTES], [])
         candidates.insert(0, shape)
         if len(candidates) > _SHAPES_PER_KEY:

@@ -205,3 +205,14 @@ def test_shapes_stay_bounded() -> None:
         assert checker.decode(wire)[0].avps[0].data == b"s" * size
         assert checker.shape_count <= 3
     assert checker.decode(wire)[0].avps[0].data == b"s" * 9
+
+
+def test_a_request_with_non_ascii_text_is_walked_and_not_remembered() -> None:
+    checker = RequestChecker(_DICTIONARY, Profile.LENIENT, _LIMITS)
+    wire = Message.request(99, 4, [Avp.utf8(263, "pgw;héllo"), Avp.u32(415, 1)]).encode()
+    for _ in range(2):
+        assert checker.decode(wire)[0].avps[0].as_str() == "pgw;héllo"
+        assert checker.shape_count == 0
+    ascii_wire = Message.request(99, 4, [Avp.utf8(263, "pgw;hello"), Avp.u32(415, 1)]).encode()
+    checker.decode(ascii_wire)
+    assert checker.shape_count == 1
