@@ -56,6 +56,11 @@ _SHAPE_KEY_BYTES = 12
 """Version, length, flags, command code and application id: the header bytes a shape fixes."""
 _SHAPES_PER_KEY = 8
 """Shapes tried per header key, newest first: bounds the matching work per request."""
+_SHAPE_BUILD_COST = 8
+_SHAPE_BUILD_CREDIT_MAX = 64
+"""Computing a shape costs about one walk: each walked request earns one credit (up to the
+maximum), each shape computed spends ``_SHAPE_BUILD_COST``. A peer whose requests keep
+changing shape thus pays at most one shape in eight walks; the first shapes are immediate."""
 
 
 class _Shape(msgspec.Struct, frozen=True, gc=False):
@@ -175,8 +180,8 @@ class RequestChecker:
     walked and checked AVP by AVP (tens of µs for a CCR), then its shape is computed once
     (about as much again). Requests with non-ASCII text are always walked (UTF-8 is then
     checked the long way) and never remembered. At most ``shapes_max`` shapes are kept (``0``
-    turns the memory off); when full the memory starts over, so a peer sending ever-new shapes
-    costs about two walks per request and no memory.
+    turns the memory off); when full the oldest shapes go, and a peer sending ever-new shapes
+    costs at most an eighth of a walk more per request (see ``_SHAPE_BUILD_COST``).
     """
 
     __slots__ = (
@@ -184,6 +189,7 @@ class RequestChecker:
         "_limits",
         "_rules",
         "_shape_count",
+        "_shape_credit",
         "_shapes",
         "_shapes_max",
         "_strict",
@@ -208,6 +214,7 @@ class RequestChecker:
         self._shapes: dict[bytes, list[_Shape]] = {}
         self._shape_count = 0
         self._shapes_max = shapes_max
+        self._shape_credit = _SHAPE_BUILD_CREDIT_MAX
 
     @property
     def shape_count(self) -> int:
@@ -247,13 +254,18 @@ class RequestChecker:
         return message, deviations
 
     def _remember(self, data: bytes, message: Message, deviations: list[str]) -> None:
-        if self._shape_count >= self._shapes_max:
-            self._shapes.clear()
-            self._shape_count = 0
+        credit = min(self._shape_credit + 1, _SHAPE_BUILD_CREDIT_MAX)
+        if credit < _SHAPE_BUILD_COST:
+            self._shape_credit = credit
+            return
+        self._shape_credit = credit - _SHAPE_BUILD_COST
         shape = _shape_of(data, message, self._rules, deviations)
         if int.from_bytes(data, "big") & shape.text_high_bits:
             return  # non-ASCII text: this very request would not match its shape
-        candidates = self._shapes.setdefault(data[:_SHAPE_KEY_BYTES], [])
+        shapes = self._shapes
+        while self._shape_count >= self._shapes_max:
+            self._shape_count -= len(shapes.pop(next(iter(shapes))))  # the oldest key's
+        candidates = shapes.setdefault(data[:_SHAPE_KEY_BYTES], [])
         candidates.insert(0, shape)
         if len(candidates) > _SHAPES_PER_KEY:
             candidates.pop()

@@ -216,3 +216,13 @@ def test_a_request_with_non_ascii_text_is_walked_and_not_remembered() -> None:
     ascii_wire = Message.request(99, 4, [Avp.utf8(263, "pgw;hello"), Avp.u32(415, 1)]).encode()
     checker.decode(ascii_wire)
     assert checker.shape_count == 1
+
+
+def test_a_peer_changing_shape_all_the_time_gets_few_shapes_computed() -> None:
+    checker = RequestChecker(_DICTIONARY, Profile.LENIENT, _LIMITS, shapes_max=1_000)
+    for size in range(1, 201):  # 200 requests, each of a new shape
+        checker.decode(Message.request(99, 4, [Avp.utf8(263, "s" * size)]).encode())
+    # 64 credits to start with, one per walked request, 8 per shape: (64 + 200) // 8 at most.
+    assert 8 <= checker.shape_count <= (64 + 200) // 8
+    again = Message.request(99, 4, [Avp.utf8(263, "t")]).encode()
+    assert checker.decode(again)[0].avps[0].data == b"t"
