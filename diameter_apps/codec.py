@@ -64,6 +64,12 @@ _F32 = struct.Struct(">f")
 _F64 = struct.Struct(">d")
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
 _pack_head = _AVP_HEAD.pack
+_unpack_u32 = _U32.unpack
+_unpack_i32 = _I32.unpack
+_unpack_u64 = _U64.unpack
+_unpack_i64 = _I64.unpack
+_unpack_f32 = _F32.unpack
+_unpack_f64 = _F64.unpack
 _pack_vendor_head = _AVP_HEAD_VENDOR.pack
 _FLAGS = (0, AVP_FLAG_VENDOR, AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR | AVP_FLAG_MANDATORY)
 """AVP flags by (vendor present) | (M wanted) << 1."""
@@ -209,42 +215,42 @@ class Avp(msgspec.Struct, gc=False, repr_omit_defaults=True):
 
     def as_u32(self) -> int:
         try:
-            value: int = _U32.unpack(self.data)[0]
+            value: int = _unpack_u32(self.data)[0]
         except struct.error:
             raise self._wrong_size(4) from None
         return value
 
     def as_i32(self) -> int:
         try:
-            value: int = _I32.unpack(self.data)[0]
+            value: int = _unpack_i32(self.data)[0]
         except struct.error:
             raise self._wrong_size(4) from None
         return value
 
     def as_u64(self) -> int:
         try:
-            value: int = _U64.unpack(self.data)[0]
+            value: int = _unpack_u64(self.data)[0]
         except struct.error:
             raise self._wrong_size(8) from None
         return value
 
     def as_i64(self) -> int:
         try:
-            value: int = _I64.unpack(self.data)[0]
+            value: int = _unpack_i64(self.data)[0]
         except struct.error:
             raise self._wrong_size(8) from None
         return value
 
     def as_f32(self) -> float:
         try:
-            value: float = _F32.unpack(self.data)[0]
+            value: float = _unpack_f32(self.data)[0]
         except struct.error:
             raise self._wrong_size(4) from None
         return value
 
     def as_f64(self) -> float:
         try:
-            value: float = _F64.unpack(self.data)[0]
+            value: float = _unpack_f64(self.data)[0]
         except struct.error:
             raise self._wrong_size(8) from None
         return value
@@ -786,11 +792,19 @@ def message_of(
     """The message framed in ``data`` with its top-level ``avps``, decoded by the caller, and
     ``positions``: the indices in ``avps`` of each (code, vendor), in order, which lookups then
     use instead of building an index (until ``avps`` is replaced or changes size)."""
-    message = decode_header(data)
+    word0, word1, application_id, hop_by_hop, end_to_end = _HEADER.unpack_from(data)
+    message = Message.__new__(Message)
+    message.version = word0 >> 24
+    message.flags = word1 >> 24
+    message.command_code = word1 & 0xFFFFFF
+    message.application_id = application_id
+    message.hop_by_hop = hop_by_hop
+    message.end_to_end = end_to_end
     message.avps = avps
-    message._positions = positions
     message._indexed = avps
     message._indexed_len = len(avps)
+    message._positions = positions
+    message._index = None
     return message
 
 
