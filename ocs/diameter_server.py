@@ -2,14 +2,20 @@
 
 Per connection: bytes in → ``peer.receive_data`` → events; application requests go to the
 router's handler; whatever the peer queued is written; one ``call_at`` timer is re-armed from
-``peer.next_timer()``. A handler that returns an awaitable is completed with a done-callback, and
-a handler that fails still gets an answer (5012 UNABLE_TO_COMPLY, or the error's own wire code)
-so no request is ever left unanswered.
+``peer.next_timer()``. A handler that returns a future (or another awaitable) is completed with
+a done-callback, never a task of our own, and a handler that fails still gets an answer (5012
+UNABLE_TO_COMPLY, or the error's own wire code) so no request is ever left unanswered.
+
+Writes are coalesced: answers completed in one event-loop turn (a Redis reply batch resolves
+many ledger calls at once) are queued in the peer and leave in one ``transport.write`` from a
+flush scheduled once per turn, instead of one system call per answer. Order is the peer's queue
+order, and ``should_close`` is honoured at that flush.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import socket
 import time
@@ -37,7 +43,7 @@ from diameter_apps.peer import PeerConnection, PeerSettings
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
 from ocs.config import DiameterConfig
-from ocs.metrics import Metrics
+from ocs.metrics import CounterSeries, HistogramSeries, Metrics
 
 COMMAND_NAMES = {
     257: "CER",
@@ -102,6 +108,10 @@ class DiameterConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pending: dict[int, asyncio.Future[Message | None]] = {}
+        # A flush is queued with call_soon (answers completed outside data_received), or we are
+        # inside data_received / a timer, whose own flush at the end covers every answer.
+        self._flush_queued = False
+        self._in_io = False
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -117,7 +127,7 @@ class DiameterConnection(asyncio.Protocol):
             self.server.router,
             self.server.duplicates,
             self.loop.time(),
-            output_ready=self._flush,
+            output_ready=self._queue_flush,
         )
         self.server.connections.add(self)
         self.server.metrics.connections_total.inc()
@@ -147,7 +157,11 @@ class DiameterConnection(asyncio.Protocol):
 
     # -- event handling ------------------------------------------------------------------
     def _after_io(self, events: list[Any]) -> None:
-        self._handle_events(events)
+        self._in_io = True
+        try:
+            self._handle_events(events)
+        finally:
+            self._in_io = False
         self._flush()
 
     def _handle_events(self, events: list[Any]) -> None:
@@ -178,7 +192,7 @@ class DiameterConnection(asyncio.Protocol):
                 self.server.metrics.duplicates_total.inc()
 
     def _dispatch(self, event: RequestReceived) -> None:
-        self.server.metrics.requests_total.labels(command_name(event.command_code)).inc()
+        self.server.command_metrics(event.command_code).requests.inc()
         try:
             handler = self.server.router.handler_for(event.application_id, event.command_code)
             result = handler(event)
@@ -188,11 +202,20 @@ class DiameterConnection(asyncio.Protocol):
         except Exception as exc:
             self._answer_failure(event, exc)
             return
-        if inspect.isawaitable(result):
+        if isinstance(result, Message):
+            self._send_answer(event, result)
+            return
+        if isinstance(result, asyncio.Future):
+            future: asyncio.Future[Message] = result
+        elif inspect.isawaitable(result):
             future = asyncio.ensure_future(result)
-            future.add_done_callback(lambda done: self._complete(event, done))
         else:
             self._send_answer(event, result)
+            return
+        if future.done():
+            self._complete(event, future)
+        else:
+            future.add_done_callback(functools.partial(self._complete, event))
 
     def _complete(self, event: RequestReceived, done: asyncio.Future[Message]) -> None:
         if done.cancelled():
@@ -232,16 +255,24 @@ class DiameterConnection(asyncio.Protocol):
             return
         now = self.loop.time()
         self.peer.send_answer(event, answer, now)
-        result = answer.result_code
-        self.server.metrics.answers_total.labels(
-            command_name(event.command_code), str(result) if result is not None else "none"
-        ).inc()
-        self.server.metrics.latency_seconds.labels(command_name(event.command_code)).observe(
-            max(0.0, now - event.received_at)
-        )
-        self._flush()
+        server = self.server
+        command = server.command_metrics(event.command_code)
+        command.answers(answer.result_code).inc()
+        command.latency.observe(max(0.0, now - event.received_at))
+        if not self._in_io:
+            self._queue_flush()
 
     # -- output and timer ----------------------------------------------------------------
+    def _queue_flush(self) -> None:
+        """Write what the peer queued at the end of this event-loop turn (once per turn)."""
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.loop.call_soon(self._queued_flush)
+
+    def _queued_flush(self) -> None:
+        self._flush_queued = False
+        self._flush()
+
     def _flush(self) -> None:
         peer, transport = self.peer, self.transport
         if peer is None or transport is None:
@@ -287,6 +318,26 @@ class DiameterConnection(asyncio.Protocol):
             self._after_io(self.peer.begin_shutdown(self.loop.time()))
 
 
+class CommandMetrics:
+    """The series one command counts into, bound once: a request costs no label lookups."""
+
+    __slots__ = ("_answers", "_family", "latency", "name", "requests")
+
+    def __init__(self, metrics: Metrics, name: str) -> None:
+        self.name = name
+        self._family = metrics.answers_total
+        self.requests: CounterSeries = metrics.requests_total.labels(name)
+        self.latency: HistogramSeries = metrics.latency_seconds.labels(name)
+        self._answers: dict[int | None, CounterSeries] = {}
+
+    def answers(self, result_code: int | None) -> CounterSeries:
+        series = self._answers.get(result_code)
+        if series is None:
+            label = str(result_code) if result_code is not None else "none"
+            series = self._answers[result_code] = self._family.labels(self.name, label)
+        return series
+
+
 class DiameterServer:
     """Listening socket, the shared duplicate cache, and the set of live connections."""
 
@@ -308,6 +359,19 @@ class DiameterServer:
         self.connections: set[DiameterConnection] = set()
         self.open_peers: dict[str, DiameterConnection] = {}
         self._server: asyncio.base_events.Server | None = None
+        self._command_metrics: dict[int, CommandMetrics] = {}
+
+    def command_metrics(self, command_code: int) -> CommandMetrics:
+        """The metric series of a command (unknown codes share the 'other' series)."""
+        series = self._command_metrics.get(command_code)
+        if series is None:
+            name = command_name(command_code)
+            # Unknown codes share one entry, so a peer cannot grow this table.
+            key = command_code if name != "other" else -1
+            series = self._command_metrics.get(key)
+            if series is None:
+                series = self._command_metrics[key] = CommandMetrics(self.metrics, name)
+        return series
 
     async def start(self) -> tuple[str, int]:
         self._server = await self.loop.create_server(
@@ -315,6 +379,7 @@ class DiameterServer:
             self.config.listen_host,
             self.config.listen_port,
             reuse_address=True,
+            reuse_port=self.config.reuse_port or None,
             backlog=1024,
         )
         sockname = self._server.sockets[0].getsockname()

@@ -11,11 +11,18 @@ reused number with different content is refused (5004, Failed-AVP CC-Request-Num
 Fail closed: no grant without a resolved subscriber, a rating and a ledger answer. Redis
 unreachable or too slow → 3004 TOO_BUSY, so the client fails over (we advertise
 CC-Session-Failover SUPPORTED: the session state lives in Redis).
+
+Shape of the hot path: everything before the ledger call is synchronous and runs inline when
+the request arrives; the ledger call is the only thing awaited, and its done-callback builds the
+CCA and resolves the future the handler returned. No coroutine wraps the whole request, and
+every outcome (answer, ledger error, unexpected failure) goes through ``_settle``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -32,7 +39,8 @@ from balance.errors import (
     UnknownAccount,
     UnknownSession,
 )
-from balance.records import OnExhaust, RatingGroupRequest, RatingGroupResult
+from balance.ledger import Ledger
+from balance.records import CcrResult, OnExhaust, RatingGroupRequest, RatingGroupResult
 from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
@@ -59,7 +67,7 @@ from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
 from ocs.charging.usage import used_legs
 from ocs.config import ChargingConfig
-from ocs.metrics import Metrics
+from ocs.metrics import Counter, CounterSeries, Metrics
 from tariffs.errors import RatingError
 from tariffs.model import Tenant
 from tariffs.quota import size_grant_for
@@ -67,6 +75,8 @@ from tariffs.rating import Rating, UsageRequest
 from tariffs.subscribers import SubscriberRef
 
 Log = structlog.typing.FilteringBoundLogger
+# What turns the ledger step's result into the answer (the session path's post-ledger half).
+Finish = Callable[[object], CreditControlAnswer]
 
 # A request without MSCC and without rating group is charged under this ledger rating group.
 SINGLE_SERVICE_RATING_GROUP = 0
@@ -128,20 +138,88 @@ class CreditControlHandler:
         self.profile = profile
         self.metrics = metrics
         self.events = EventCharging(directory, log=log)
+        # Metric series by (family, label values); bounded like the labels themselves.
+        self._counters: dict[tuple[int, str, str | int], CounterSeries] = {}
 
-    async def __call__(self, event: RequestReceived) -> Message:
-        ccr = parse_ccr(event.message, self.profile)
-        if ccr.deviations:
-            self.log.info("ccr_deviation", session=ccr.session_id, what=list(ccr.deviations))
-        now = int(self.clock())
-        ref = self.directory.resolve((int(s.type), s.data) for s in ccr.subscription_ids)
-        if ref is None:
-            return self._answer(ccr, "", CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN))
+    def __call__(self, event: RequestReceived) -> asyncio.Future[Message]:
+        """The CCA for ``event``: a future that resolves to it, or fails with the
+        ``DiameterError`` to answer with (the server maps anything else to 5012)."""
+        answered: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        ccr: CreditControlRequest | None = None
+        tenant = ""
         try:
+            ccr = parse_ccr(event.message, self.profile)
+            if ccr.deviations:
+                self.log.info("ccr_deviation", session=ccr.session_id, what=list(ccr.deviations))
+            now = int(self.clock())
+            ref = self.directory.resolve((int(s.type), s.data) for s in ccr.subscription_ids)
+            if ref is None:
+                unknown = CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+                answered.set_result(self._answer(ccr, "", unknown))
+                return answered
+            tenant = ref.tenant
+            finish: Finish
             if ccr.request_type is CcRequestType.EVENT:
-                answer = await self.events.answer(ccr, ref, now)
+                work: asyncio.Future[object] = asyncio.ensure_future(
+                    self.events.answer(ccr, ref, now)
+                )
+                finish = _unchanged
             else:
-                answer = await self._session_request(ccr, ref, now)
+                work, finish = self._start_session_request(ccr, ref, now)
+        except Exception as exc:
+            self._settle(answered, ccr, tenant, exc)
+            return answered
+        work.add_done_callback(functools.partial(self._ledger_done, answered, ccr, tenant, finish))
+        return answered
+
+    def _ledger_done(
+        self,
+        answered: asyncio.Future[Message],
+        ccr: CreditControlRequest,
+        tenant: str,
+        finish: Finish,
+        work: asyncio.Future[object],
+    ) -> None:
+        if work.cancelled():
+            answered.cancel()  # the server answers 5012 for a request cancelled at shutdown
+            return
+        error = work.exception()
+        if error is not None:
+            self._settle(answered, ccr, tenant, error)
+            return
+        try:
+            answer = finish(work.result())
+        except Exception as exc:
+            self._settle(answered, ccr, tenant, exc)
+            return
+        self._settle(answered, ccr, tenant, answer)
+
+    def _settle(
+        self,
+        answered: asyncio.Future[Message],
+        ccr: CreditControlRequest | None,
+        tenant: str,
+        outcome: CreditControlAnswer | BaseException,
+    ) -> None:
+        """Resolve ``answered`` with the CCA of ``outcome``, or with the error to answer."""
+        if answered.done():
+            return
+        try:
+            if isinstance(outcome, BaseException):
+                if ccr is None:
+                    raise outcome
+                outcome = self._answer_for_failure(ccr, outcome)
+            assert ccr is not None  # an answer always belongs to a parsed request
+            answered.set_result(self._answer(ccr, tenant, outcome))
+        except Exception as exc:
+            answered.set_exception(exc)
+
+    def _answer_for_failure(
+        self, ccr: CreditControlRequest, exc: BaseException
+    ) -> CreditControlAnswer:
+        """Ledger refusals as answers or wire errors; anything else is raised as it is."""
+        try:
+            raise exc
         except LedgerUnavailable as exc:
             self.log.warning("ledger_unavailable", session=ccr.session_id, error=str(exc))
             raise TooBusy(f"the ledger is unavailable: {exc}") from exc
@@ -151,7 +229,7 @@ class CreditControlHandler:
                 failed_avps=_failed(ccr, CcAvp.CC_REQUEST_NUMBER),
             ) from exc
         except UnknownAccount:
-            answer = CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+            return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
         except UnknownSession as exc:
             raise UnknownSessionId(str(exc)) from exc
         except (SessionAlreadyOpen, RequestOutOfOrder) as exc:
@@ -160,11 +238,10 @@ class CreditControlHandler:
             ) from exc
         except LimitExceeded as exc:
             self.log.warning("ledger_limit", session=ccr.session_id, error=str(exc))
-            answer = CreditControlAnswer(result_code=ResultCode.RESOURCES_EXCEEDED)
+            return CreditControlAnswer(result_code=ResultCode.RESOURCES_EXCEEDED)
         except (InvalidRequest, LedgerError) as exc:
             self.log.error("ledger_refused", session=ccr.session_id, error=repr(exc))
             raise UnableToComply("the ledger refused the request") from exc
-        return self._answer(ccr, ref.tenant, answer)
 
     def _answer(
         self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer
@@ -186,11 +263,19 @@ class CreditControlHandler:
     def _count(self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer) -> None:
         metrics = self.metrics
         assert metrics is not None
-        metrics.ccr_total.labels(ccr.request_type.name, tenant).inc()
-        metrics.cc_results_total.labels("session", str(answer.result_code)).inc()
+        self._series(metrics.ccr_total, ccr.request_type.name, tenant).inc()
+        self._series(metrics.cc_results_total, "session", answer.result_code).inc()
         for service in answer.services:
-            metrics.cc_results_total.labels("mscc", str(service.result_code)).inc()
+            self._series(metrics.cc_results_total, "mscc", service.result_code).inc()
         metrics.open_sessions.set(len(self.sessions))
+
+    def _series(self, family: Counter, first: str, second: str | int) -> CounterSeries:
+        """``family.labels(first, str(second))``, remembered: no label work per request."""
+        key = (id(family), first, second)
+        series = self._counters.get(key)
+        if series is None:
+            series = self._counters[key] = family.labels(first, str(second))
+        return series
 
     def _count_units(
         self, tenant: str, slots: list[_Slot], results: tuple[RatingGroupResult, ...]
@@ -203,16 +288,18 @@ class CreditControlHandler:
             result = results[slot.item]
             service = slot.rating.service
             if result.granted_units:
-                self.metrics.granted_units_total.labels(tenant, service).inc(result.granted_units)
+                self._series(self.metrics.granted_units_total, tenant, service).inc(
+                    result.granted_units
+                )
             if result.used_units:
-                self.metrics.used_units_total.labels(tenant, service).inc(result.used_units)
+                self._series(self.metrics.used_units_total, tenant, service).inc(result.used_units)
 
     # -- sessions (CCR-I / U / T) -------------------------------------------------------------
-    async def _session_request(
+    def _start_session_request(
         self, ccr: CreditControlRequest, ref: SubscriberRef, now: int
-    ) -> CreditControlAnswer:
-        snapshot = self.directory.snapshot
-        tenant = snapshot.tenants[ref.tenant]
+    ) -> tuple[asyncio.Future[object], Finish]:
+        """Rate and plan inline; start the one ledger call; return it with its finishing step."""
+        tenant = self.directory.snapshot.tenants[ref.tenant]
         terminating = ccr.request_type is CcRequestType.TERMINATION
         slots, items = self._plan(ccr, ref, now, terminating)
         if not items:
@@ -225,23 +312,44 @@ class CreditControlHandler:
                     terminate=terminating,
                 )
             )
-        results: tuple[RatingGroupResult, ...] = ()
-        if items:
-            ledger = await self.directory.ledger(ref.tenant)
-            outcome = await ledger.credit_control(
+        digest = ccr_fingerprint(ccr.message).hex()
+
+        def call(ledger: Ledger) -> Awaitable[CcrResult]:
+            return ledger.credit_control(
                 ref.subscriber_id,
                 ccr.session_id,
                 f"{ccr.session_id}:{ccr.request_number}",
                 items,
                 now_s=now,
-                digest=ccr_fingerprint(ccr.message).hex(),
+                digest=digest,
                 request_kind=int(ccr.request_type),
                 request_number=ccr.request_number,
             )
-            results = outcome.items
-            self._count_units(ref.tenant, slots, results)
+
+        work = asyncio.ensure_future(self._on_ledger(ref.tenant, call))
+        finish = functools.partial(self._session_answer, ccr, ref, tenant, slots, now)
+        return work, finish  # type: ignore[return-value]
+
+    async def _on_ledger(
+        self, tenant: str, call: Callable[[Ledger], Awaitable[CcrResult]]
+    ) -> CcrResult:
+        return await call(await self.directory.ledger(tenant))
+
+    def _session_answer(
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        tenant: Tenant,
+        slots: list[_Slot],
+        now: int,
+        outcome: CcrResult,
+    ) -> CreditControlAnswer:
+        """The CCA of a session request from the ledger's outcome (the post-ledger half)."""
+        results = outcome.items
+        self._count_units(ref.tenant, slots, results)
         if any(r.outcome is Outcome.UNKNOWN_ACCOUNT for r in results):
             return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+        terminating = ccr.request_type is CcRequestType.TERMINATION
         answers = (
             ()
             if terminating
@@ -371,6 +479,12 @@ class CreditControlHandler:
             quota_holding_time_s=self.config.quota_holding_time_s or None,
             final_unit_indication=final_unit_indication(tenant) if result.final else None,
         )
+
+
+def _unchanged(answer: object) -> CreditControlAnswer:
+    """The finishing step of an event: its coroutine already made the answer."""
+    assert isinstance(answer, CreditControlAnswer)
+    return answer
 
 
 def _failed(ccr: CreditControlRequest, code: int) -> tuple[Avp, ...]:
