@@ -40,6 +40,10 @@ class DiameterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     shutdown_grace_s: float = 5.0
     # How long a peer has to send CER after connecting.
     cer_timeout_s: float = 10.0
+    # SO_REUSEPORT on the listener: N `ocs serve` processes share listen_port and the kernel
+    # spreads connections over them. They must share one external Redis (--redis-url): the
+    # embedded Redis is private to each process.
+    reuse_port: bool = False
 
 
 class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
