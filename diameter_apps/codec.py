@@ -5,12 +5,15 @@ Built for the hot path (decode a CCR, encode a CCA in a few tens of µs):
 - one flat :class:`Avp` class (code, flags, vendor, raw ``data``) instead of a class per type;
   typed values are read on demand (``avp.as_u32()``), Grouped children are decoded lazily on the
   first ``children()`` call and cached;
-- ``struct`` codecs compiled once at import; the checking decoder reads one compact rule per
-  AVP (an int-keyed dict lookup) instead of dictionary objects.
+- ``struct`` codecs compiled once at import; the checking decoder (:func:`decode_checked`)
+  looks up one cached verdict per AVP, keyed by (code, flags, vendor), and reads the dictionary
+  rule only on the first sight of a combination;
+- builders compute an AVP's wire form with it (one ``struct`` pack for the fixed-size types),
+  so encoding a message is one join.
 
-Validation against the dictionary (M bits, required AVPs, value sizes) is a separate pass
-(:mod:`diameter_apps.validation`), so the codec itself only enforces framing facts: lengths,
-padding, the Grouped depth and AVP count limits.
+Which checks apply, and the memory of request shapes that lets most requests skip the walk,
+live in :mod:`diameter_apps.validation`; :func:`decode_message` alone only enforces framing
+facts: lengths, padding, the Grouped depth and AVP count limits.
 
 Building answers::
 

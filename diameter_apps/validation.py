@@ -4,6 +4,11 @@ Raises the :mod:`diameter_apps.errors` class whose Result-Code RFC 6733 names fo
 with the offending AVP(s) as Failed-AVP. Under :attr:`Profile.LENIENT` the deviations real peers
 make (Kamailio's duplicated Origin-Host / Origin-Realm, python-diameter's missing M bit, an M bit
 where it must not be) are accepted and returned as descriptions for the adapter to log.
+
+:class:`RequestChecker` is the request decoder of a peer connection: it walks a request AVP by
+AVP with the checking decoder of :mod:`diameter_apps.codec`, and remembers the shape of the
+requests it accepted, so that the next requests of the same shape (nearly all of a gateway's)
+are checked with a few big-integer operations over the whole message instead.
 """
 
 from __future__ import annotations
