@@ -33,6 +33,7 @@ from balance.records import (
     DebitResult,
     OnExhaust,
     OpResult,
+    PriceTuple,
     RatingGroupRequest,
     StreamRecord,
     UsedLeg,
@@ -40,6 +41,7 @@ from balance.records import (
 )
 from balance.scripts import LuaScript, ScriptCaller, ScriptSet
 from balance.streams import RecordReader
+from tariffs.price import Price
 
 IDEMPOTENCY_TTL_S_DEFAULT = 3600
 SESSION_IDLE_S_DEFAULT = 86400.0
@@ -77,20 +79,43 @@ def _legs(legs: Sequence[UsedLeg]) -> list[Any]:
     return [[leg.leg_key, leg.units, price_tuple(leg.price)] for leg in legs]
 
 
-def _item(item: RatingGroupRequest) -> list[Any]:
-    reserve_price = price_tuple(item.reserve_price) if item.reserve_price is not None else []
-    return [
-        item.rating_group,
-        item.service,
-        _legs(item.used),
-        item.requested_units,
-        item.default_units,
-        list(item.kinds),
-        1 if item.on_exhaust is OnExhaust.PAYG else 0,
-        1 if item.terminate else 0,
-        item.reserve_leg_key,
-        reserve_price,
-    ]
+def _ccr_body(items: Sequence[RatingGroupRequest]) -> list[Any]:
+    """``{items, prices}`` as ccr.lua reads it: each distinct price once, referred to by its
+    1-based position (a CCR's legs and re-reservations usually share one or two prices, and
+    the script then decodes and checks each price once)."""
+    prices: list[PriceTuple] = []
+    index: dict[PriceTuple, int] = {}
+
+    def ref(price: Price) -> int:
+        values = price_tuple(price)
+        found = index.get(values)
+        if found is None:
+            prices.append(values)
+            found = index[values] = len(prices)
+        return found
+
+    encoded = []
+    for item in items:
+        legs = []
+        for leg in item.used:
+            if leg.units < 0:
+                raise InvalidRequest(f"leg {leg.leg_key!r}: units must not be negative")
+            legs.append([leg.leg_key, leg.units, ref(leg.price)])
+        encoded.append(
+            [
+                item.rating_group,
+                item.service,
+                legs,
+                item.requested_units,
+                item.default_units,
+                list(item.kinds),
+                1 if item.on_exhaust is OnExhaust.PAYG else 0,
+                1 if item.terminate else 0,
+                item.reserve_leg_key,
+                0 if item.reserve_price is None else ref(item.reserve_price),
+            ]
+        )
+    return [encoded, prices]
 
 
 def content_digest(*parts: Any) -> str:
@@ -244,7 +269,7 @@ class Ledger:
         ]
         # The items are encoded once: their bytes are both digested and sent (deadlines go
         # apart, since a retransmission arrives later with the same content).
-        items_bytes = _ENCODER.encode([_item(i) for i in items])
+        items_bytes = _ENCODER.encode(_ccr_body(items))
         if digest is None:
             digest = content_digest(subscriber, session_id, msgspec.Raw(items_bytes))
         payload = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -43,10 +44,44 @@ def _read(name: str) -> str:
     return resources.files("balance").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+_DEFINED_RE = re.compile(r"^local (?:function (\w+)|([\w, ]+?)\s*=)", re.MULTILINE)
+_WORD_RE = re.compile(r"[A-Za-z_]\w*")
+
+
+def _definitions(block: str) -> set[str]:
+    names: set[str] = set()
+    for function, variables in _DEFINED_RE.findall(block):
+        names.update([function] if function else [v.strip() for v in variables.split(",")])
+    return names
+
+
+def lib_for(script_body: str, lib: str) -> str:
+    """The blocks of ``lib`` (separated by blank lines) that ``script_body`` needs, in order.
+
+    An EVAL script creates every closure of its chunk on every call (≈ 0.3 µs each on a small
+    box), so a script carries only the helpers it references, directly or through other
+    helpers. Blocks that define nothing (comments) are kept.
+    """
+    blocks = lib.split("\n\n")
+    defined = [_definitions(block) for block in blocks]
+    needed = set(_WORD_RE.findall(script_body))
+    keep = [not names for names in defined]
+    changed = True
+    while changed:
+        changed = False
+        for index in range(len(blocks) - 1, -1, -1):
+            if not keep[index] and defined[index] & needed:
+                keep[index] = True
+                needed.update(_WORD_RE.findall(blocks[index]))
+                changed = True
+    return "\n\n".join(block for block, kept in zip(blocks, keep, strict=True) if kept)
+
+
 def build_script(name: str) -> LuaScript:
     flags = SCRIPT_FLAGS[name]
     shebang = f"#!lua flags={flags}" if flags else "#!lua"
-    body = f"{shebang}\n{_read(LIB_NAME)}\n{_read(name + '.lua')}"
+    script = _read(name + ".lua")
+    body = f"{shebang}\n{lib_for(script, _read(LIB_NAME))}\n{script}"
     return LuaScript(name, body, hashlib.sha1(body.encode("utf-8")).hexdigest())
 
 

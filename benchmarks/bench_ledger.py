@@ -80,20 +80,21 @@ def nul_free_payload(op_id: str, digest: str) -> bytes:
         [
             item.rating_group,
             item.service,
-            [[leg.leg_key, leg.units, zero_as_nil(price_tuple(leg.price))] for leg in item.used],
+            [[leg.leg_key, leg.units, 1] for leg in item.used],  # prices[1]
             item.requested_units,
             None,  # default_units 0
             [],
             1,  # payg
             None,  # terminate 0
             item.reserve_leg_key,
-            zero_as_nil(price_tuple(PRICE)),
+            1,  # reserve price: prices[1]
         ]
         for item in ccr_items()
     ]
+    prices = [zero_as_nil(price_tuple(PRICE))]
     payload = msgspec.msgpack.encode(
         [op_id, digest, TENANT, SUBSCRIBER, SESSION, NOW_S, IDEMPOTENCY_TTL_S,
-         SESSION_IDLE_S, 32, items, [NOW_S + VALID_S] * len(items)]
+         SESSION_IDLE_S, 32, [items, prices], [NOW_S + VALID_S] * len(items)]
     )  # fmt: skip
     if b"\x00" in payload:
         raise RuntimeError("the redis-benchmark payload must not contain NUL bytes")

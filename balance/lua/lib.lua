@@ -68,26 +68,6 @@ local function str(value, what, i, j)
   return value
 end
 
--- Exact integer division of doubles: a/b may round up across an integer when a is large.
-local function divmod(a, b)
-  local q = floor(a / b)
-  local r = a - q * b
-  if r < 0 then
-    q = q - 1
-    r = r + b
-  elseif r >= b then
-    q = q + 1
-    r = r - b
-  end
-  return q, r
-end
-
-local function ceil_div(a, b)
-  local q, r = divmod(a, b)
-  if r > 0 then q = q + 1 end
-  return q
-end
-
 local function check_price(p, what, i, j)
   if type(p) ~= 'table' then fail('BADARG', where(what, i, j) .. ' must be an 8-field price') end
   for k = 1, 8 do p[k] = int0(p[k], what, 0, i, j) end
@@ -101,51 +81,110 @@ local function check_price(p, what, i, j)
   return p
 end
 
+-- Integer division of doubles must be corrected: a/b may round across an integer when a is
+-- large, so every floor(a / b) below is followed by a remainder check. The price functions
+-- inline this (a Lua call costs more than the arithmetic, and retail runs several times per
+-- rating group), so each of them is one call.
+
+-- Units as charged: at least first_units, then whole increments (ceiling).
 local function rounded_units(p, units)
   if units <= 0 then return 0 end
-  if units <= p[5] then return p[5] end
-  return p[5] + ceil_div(units - p[5], p[6]) * p[6]
+  local first, step = p[5], p[6]
+  if units <= first then return first end
+  local x = units - first
+  local q = floor(x / step)
+  local r = x - q * step
+  if r < 0 then q = q - 1 r = r + step elseif r >= step then q = q + 1 r = r - step end
+  if r > 0 then q = q + 1 end
+  return first + q * step
 end
 
+-- ceil(units * n / d) without an intermediate above max(units, n * d).
 local function ceil_mul_div(units, n, d)
-  local whole, rest = divmod(units, d)
-  return whole * n + ceil_div(rest * n, d)
+  local whole = floor(units / d)
+  local rest = units - whole * d
+  if rest < 0 then whole = whole - 1 rest = rest + d elseif rest >= d then
+    whole = whole + 1 rest = rest - d
+  end
+  local y = rest * n
+  local q = floor(y / d)
+  local r = y - q * d
+  if r < 0 then q = q - 1 r = r + d elseif r >= d then q = q + 1 r = r - d end
+  if r > 0 then q = q + 1 end
+  return whole * n + q
 end
 
 local function retail(p, units)
   if units <= 0 then return 0 end
-  local money = ceil_mul_div(rounded_units(p, units), p[1], p[2])
+  -- rounded_units, inline
+  local first, step = p[5], p[6]
+  local rounded = first
+  if units > first then
+    local x = units - first
+    local q = floor(x / step)
+    local r = x - q * step
+    if r < 0 then q = q - 1 r = r + step elseif r >= step then q = q + 1 r = r - step end
+    if r > 0 then q = q + 1 end
+    rounded = first + q * step
+  end
+  -- ceil_mul_div(rounded, num, den), inline
+  local n, d = p[1], p[2]
+  local whole = floor(rounded / d)
+  local rest = rounded - whole * d
+  if rest < 0 then whole = whole - 1 rest = rest + d elseif rest >= d then
+    whole = whole + 1 rest = rest - d
+  end
+  local y = rest * n
+  local q = floor(y / d)
+  local r = y - q * d
+  if r < 0 then q = q - 1 r = r + d elseif r >= d then q = q + 1 r = r - d end
+  if r > 0 then q = q + 1 end
+  local money = whole * n + q
   if money < p[8] then money = p[8] end
   return p[7] + money
 end
 
 local function wholesale(p, units)
-  if units <= 0 then return 0 end
+  if units <= 0 or p[3] == 0 then return 0 end
   return ceil_mul_div(units, p[3], p[4])
 end
 
 -- Most units beyond `before` that `money` pays for, on an increment boundary; -1 = unbounded.
 local function affordable(p, before, money)
   if money < 0 then return 0 end
-  if p[1] == 0 and p[7] == 0 and p[8] == 0 then return -1 end
+  local n, d, first, step = p[1], p[2], p[5], p[6]
+  if n == 0 and p[7] == 0 and p[8] == 0 then return -1 end
   local budget = retail(p, before) + money
-  if p[1] == 0 then
+  if n == 0 then
     if before > 0 then return -1 end
     if budget >= p[7] + p[8] then return -1 end
     return 0
   end
   local spendable = budget - p[7]
   if spendable < p[8] or spendable < 0 then return 0 end
-  local whole, rest = divmod(spendable, p[1])
-  local max_rounded = whole * p[2] + divmod(rest * p[2], p[1])
-  local rounded_before = rounded_units(p, before)
-  if max_rounded < max(p[5], 1) then return 0 end
-  local total
-  if max_rounded <= p[5] then
-    total = p[5]
-  else
-    total = p[5] + divmod(max_rounded - p[5], p[6]) * p[6]
+  -- max_rounded = floor(spendable * d / n), exactly
+  local whole = floor(spendable / n)
+  local rest = spendable - whole * n
+  if rest < 0 then whole = whole - 1 rest = rest + n elseif rest >= n then
+    whole = whole + 1 rest = rest - n
   end
+  local y = rest * d
+  local q = floor(y / n)
+  local r = y - q * n
+  if r < 0 then q = q - 1 elseif r >= n then q = q + 1 end
+  local max_rounded = whole * d + q
+  if max_rounded < max(first, 1) then return 0 end
+  local total
+  if max_rounded <= first then
+    total = first
+  else
+    local x = max_rounded - first
+    local k = floor(x / step)
+    local m = x - k * step
+    if m < 0 then k = k - 1 elseif m >= step then k = k + 1 end
+    total = first + k * step
+  end
+  local rounded_before = rounded_units(p, before)
   if total <= rounded_before then
     return max(0, rounded_before - before)
   end
@@ -215,23 +254,26 @@ local function money_available(acct, money_buckets)
 end
 
 -- Take `amount` micro-units from money buckets (in order) then the balance; `as_hold` moves it
--- to held (returning hold entries), otherwise it is consumed (returning drawn entries).
-local function take_money(acct, money_buckets, amount, as_hold, out)
+-- to held, otherwise it is consumed. `out` receives {source, amount, 1} entries ("" = the
+-- balance), or with `buckets_only` just {bucket_id, amount} for each bucket drawn (the shape a
+-- usage record lists).
+local function take_money(acct, money_buckets, amount, as_hold, out, buckets_only)
   local left = amount
-  for _, b in ipairs(money_buckets) do
+  for k = 1, #money_buckets do
     if left <= 0 then break end
+    local b = money_buckets[k]
     local take = min(left, b[B_REMAINING])
     if take > 0 then
       b[B_REMAINING] = b[B_REMAINING] - take
       if as_hold then b[B_HELD] = b[B_HELD] + take end
-      out[#out + 1] = {b[B_ID], take, 1}
+      if buckets_only then out[#out + 1] = {b[B_ID], take} else out[#out + 1] = {b[B_ID], take, 1} end
       left = left - take
     end
   end
   if left > 0 then
     acct[A_BALANCE] = acct[A_BALANCE] - left
     if as_hold then acct[A_HELD] = acct[A_HELD] + left end
-    out[#out + 1] = {'', left, 1}
+    if not buckets_only then out[#out + 1] = {'', left, 1} end
   end
   return out
 end
