@@ -6,9 +6,10 @@ Mix: Gy data sessions of CCR-I, 3 × CCR-U, CCR-T (20 % I, 60 % U, 20 % T), two 
 subscribers spread over two tenants. Each step is a verified simulator run (units reported ==
 usage records == balance changes); the rate grows by ``--step-factor`` until a step fails.
 
-Server layouts: one process; and ``--processes`` N processes. The server has no SO_REUSEPORT
-option yet, so the N processes listen on N ports and the simulator spreads its connections
-over them (same work, same Redis; only the accept path differs from a shared port).
+Server layouts: one process; and ``--processes`` N processes sharing one port with
+SO_REUSEPORT (``[diameter] reuse_port``, set here through ``OCS_DIAMETER_REUSE_PORT``) and one
+Redis; the simulator opens ``CONNECTIONS_PER_PROCESS`` connections per process and per worker so
+the kernel's spreading of connections over the processes evens out.
 
     .venv/bin/python -m benchmarks.bench_e2e [--start-rate 500] [--step-s 5] [--processes 2]
 """
@@ -48,6 +49,7 @@ SUBSCRIBERS_PER_TENANT = 2_000
 CEILING_CLIENTS = 32
 CEILING_REQUESTS = 50_000
 REACHED_SHARE = 0.95  # a step passes only if the answers/s reach 95 % of its target
+CONNECTIONS_PER_PROCESS = 2  # per simulator worker: the kernel hashes connections to processes
 
 
 def bench_catalog(directory: Path) -> Path:
@@ -63,31 +65,39 @@ def bench_catalog(directory: Path) -> Path:
 
 
 class Server:
-    """``ocs serve`` processes sharing one Redis, each on its own port."""
+    """``ocs serve`` processes sharing one Redis and, with SO_REUSEPORT, one Diameter port."""
 
     def __init__(self, workdir: Path, redis_url: str, catalog: Path, processes: int) -> None:
         self.workdir = workdir
         self.redis_url = redis_url
         self.catalog = catalog
-        self.ports = [free_tcp_port() for _ in range(processes)]
+        self.processes = processes
+        self.ports = [free_tcp_port()]
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        for number, port in enumerate(self.ports):
+        port = self.ports[0]
+        env = {**os.environ, "OCS_DIAMETER_REUSE_PORT": "true" if self.processes > 1 else "false"}
+        for number in range(self.processes):
             log = (self.workdir / f"ocs-{number}.log").open("wb")
+            http_port = free_tcp_port()
             args = [
                 sys.executable, "-m", "ocs", "serve",
                 "--diameter-listen", f"127.0.0.1:{port}",
-                "--http-listen", f"127.0.0.1:{free_tcp_port()}",
+                "--http-listen", f"127.0.0.1:{http_port}",
                 "--no-sip", "--redis-url", self.redis_url,
                 "--redis-data-dir", str(self.workdir / "redis"),
                 "--catalog", str(self.catalog), "--log-level", "warning",
                 "--origin-realm", "bench.local",
             ]  # fmt: skip
             self.procs.append(
-                subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+                subprocess.Popen(
+                    args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env
+                )
             )
-            self._wait_port(port, self.procs[-1])
+            # The HTTP listener is this process's own and opens after the Diameter one: with
+            # a shared Diameter port only it tells that this process is up.
+            self._wait_port(http_port, self.procs[-1])
 
     @staticmethod
     def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -128,7 +138,7 @@ def redis_cpu_s(server: EmbeddedRedis) -> float:
 
 
 def step_scenario(
-    rate: float, ports: list[int], catalog: Path, args: argparse.Namespace
+    rate: float, ports: list[int], catalog: Path, args: argparse.Namespace, processes: int = 1
 ) -> Scenario:
     return load_scenario(
         None,
@@ -143,7 +153,7 @@ def step_scenario(
             "catalog": str(catalog),
             "subscribers_per_tenant_max": SUBSCRIBERS_PER_TENANT,
             "workers": args.sim_workers,
-            "connections_per_worker": max(1, len(ports)),
+            "connections_per_worker": 1 if processes == 1 else CONNECTIONS_PER_PROCESS * processes,
         },
     )  # fmt: skip
 
@@ -151,7 +161,7 @@ def step_scenario(
 def run_step(
     rate: float, server: Server, redis_server: EmbeddedRedis, catalog: Path, args: Any
 ) -> dict[str, Any]:
-    scenario = step_scenario(rate, server.ports, catalog, args)
+    scenario = step_scenario(rate, server.ports, catalog, args, server.processes)
     cpu_before, redis_before = server.cpu_s(), redis_cpu_s(redis_server)
     outcome = simulate(scenario, redis_url=redis_server.url, progress=False, quiet=True)
     report = outcome.report
@@ -273,7 +283,7 @@ def search(
         "load_average_before": round(load_before, 2),
         "profile": profile,
         "processes": processes,
-        "listen": "one port" if processes == 1 else f"{processes} ports (no SO_REUSEPORT yet)",
+        "listen": "one port" if processes == 1 else "one port shared with SO_REUSEPORT",
         "steps": steps,
         "best_ccr_per_s": best["achieved_ccr_per_s"] if best else 0.0,
         "best_step": best,
@@ -338,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         "saturation_ccr_per_s": max(layout["saturation_ccr_per_s"] for layout in layouts),
         "ratio_to_redis_ceiling": round(ratio, 3),
         "targets": {"ccr_per_s": 12_000, "ratio": 0.25},
-        "notes": "simulator, server and Redis share the machine; the server has no "
-        "[diameter] reuse_port option yet, so N processes listen on N ports",
+        "notes": "simulator, server and Redis share the machine (and other work running on "
+        "it: see load_average_before); N processes share the port with SO_REUSEPORT",
         "machine": {**versions(), "cores": os.cpu_count()},
         "duration_s": round(time.monotonic() - started, 1),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

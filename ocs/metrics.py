@@ -101,8 +101,8 @@ class _Family(Generic[S]):
     def _new_series(self) -> S:
         raise NotImplementedError
 
-    def labels(self, *values: str) -> S:
-        series = self.series.get(values)
+    def labels(self, *values: str | int) -> S:
+        series = self.series.get(values)  # type: ignore[arg-type]  # ints miss, then match
         if series is None:
             if len(values) != len(self.labelnames):
                 raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values!r}")
