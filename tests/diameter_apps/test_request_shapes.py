@@ -183,19 +183,54 @@ def test_lookups_on_a_remembered_shape_match_a_full_walk(
             message.avps = message.avps[1:]
 
 
-@settings(max_examples=200, deadline=None)
-@given(wire=_request, strict=st.booleans(), where=st.integers(0, 10**6), value=st.integers(0, 255))
+@settings(max_examples=250, deadline=None)
+@given(wire=_request, strict=st.booleans(), data=st.data())
 def test_a_changed_byte_is_judged_like_a_full_walk(
-    wire: bytes, strict: bool, where: int, value: int
+    wire: bytes, strict: bool, data: st.DataObject
 ) -> None:
     remembering, walking = _checkers(strict)
     with contextlib.suppress(DiameterError):
         remembering.decode(wire)  # remembers the shape when the request is accepted
-    pos = where % len(wire)
+    # Mostly after the header, where payloads (text, Address families, values) lie.
+    after_header = st.integers(20, len(wire) - 1) if len(wire) > 20 else st.nothing()
+    pos = data.draw(st.one_of(after_header, st.integers(0, 19)), label="pos")
+    value = data.draw(st.one_of(st.integers(0x80, 0xFF), st.integers(0, 0x7F)), label="value")
     changed = wire[:pos] + bytes([value]) + wire[pos + 1 :]
     assert _outcome(remembering, changed) == _outcome(walking, changed)
     ids = changed[:12] + b"\x00\x00\x00\x09\x00\x00\x00\x0a" + changed[20:]
     assert _outcome(remembering, ids) == _outcome(walking, ids)
+
+
+@given(family=st.integers(0, 0xFFFF), strict=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_an_address_of_another_family_is_judged_like_a_full_walk(family: int, strict: bool) -> None:
+    remembering, walking = _checkers(strict)
+    address = Avp.address(257, "192.0.2.1")
+    wire = Message.request(99, 4, [Avp.utf8(263, "s;1"), address]).encode()
+    remembering.decode(wire)
+    at = wire.index(address.data)
+    changed = wire[:at] + family.to_bytes(2, "big") + wire[at + 2 :]
+    assert _outcome(remembering, changed) == _outcome(walking, changed)
+
+
+# Walking checkers kept across examples: their verdict caches fill up with every (code, flags,
+# vendor) the examples use, where a fresh checker decides each from the dictionary rules.
+_SEASONED = {
+    strict: RequestChecker(
+        _DICTIONARY,
+        Profile.STRICT if strict else Profile.LENIENT,
+        _LIMITS,
+        shapes_max=0,
+    )
+    for strict in (False, True)
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(wire=_request, strict=st.booleans())
+def test_cached_verdicts_judge_like_the_dictionary_rules(wire: bytes, strict: bool) -> None:
+    fresh = _checkers(strict)[1]
+    assert _outcome(_SEASONED[strict], wire) == _outcome(fresh, wire)
 
 
 def test_shapes_stay_bounded() -> None:
