@@ -152,7 +152,7 @@ class Ledger:
         # Calls beyond the connection pool wait here instead of failing in the pool
         # (redis-py's cluster pool raises when it runs out of connections).
         self._in_flight = asyncio.Semaphore(in_flight_max)
-        self._scripts = ScriptCaller(client)
+        self._scripts = ScriptCaller(client, library=_SCRIPTS.library)
         self._readers: dict[tuple[str, str], RecordReader] = {}
 
     @classmethod

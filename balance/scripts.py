@@ -1,6 +1,15 @@
 """The Lua scripts: read from ``balance/lua``, each prefixed with the shared ``lib.lua``, and run
 by SHA with a fallback to the full body on NOSCRIPT (Redis restarted or failed over), so a
-script cache loss never fails a request."""
+script cache loss never fails a request.
+
+The same scripts also form one Redis Functions library (``library_source``): a function's
+helpers are built once per library load instead of on every call, which makes the per-CCR script
+markedly cheaper inside Redis. The lean standalone connection calls them with FCALL, loads the
+library when Redis does not have it, and falls back to EVALSHA for good when the user may not
+load or call functions (a tenant ACL user: ``balance.tenants`` loads the library with the admin
+connection). Cluster and redis-py pipelines keep EVALSHA (redis-py resolves FCALL's keys with an
+extra COMMAND GETKEYS round trip on a cluster).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 from balance.resp import RespLane
 
@@ -38,6 +47,7 @@ class LuaScript:
     name: str
     body: str
     sha: str
+    function: str = ""  # FCALL name in the library ("" = EVAL only)
 
 
 def _read(name: str) -> str:
@@ -85,18 +95,82 @@ def build_script(name: str) -> LuaScript:
     return LuaScript(name, body, hashlib.sha1(body.encode("utf-8")).hexdigest())
 
 
+LIBRARY_PREFIX = "ocs_ledger_"
+
+
+def library_source(scripts: dict[str, LuaScript]) -> tuple[str, dict[str, str]]:
+    """The Functions library holding every script, and each script's function name.
+
+    Names carry a digest of the source, so a deployment's library never replaces another
+    version's (a rolling upgrade runs both) and loading is idempotent. Library code may not
+    touch globals such as ``math`` while it loads, so the helpers and script bodies are built by
+    ``build`` on the first call and kept as upvalues.
+    """
+    lib = _read(LIB_NAME)
+    bodies = {name: _read(name + ".lua") for name in scripts}
+    digest = hashlib.sha1(
+        "\0".join([lib, *(f"{n}\0{b}" for n, b in sorted(bodies.items()))]).encode("utf-8")
+    ).hexdigest()[:16]
+    names = {name: f"ocs_{name}_{digest}" for name in scripts}
+    parts = [f"#!lua name={LIBRARY_PREFIX}{digest}", "local impl", "local function build()", lib]
+    parts.append("local scripts = {}")
+    for name, body in bodies.items():
+        parts.append(f"scripts[{name!r}] = function(KEYS, ARGV)\n{body}\nend")
+    parts.append("return scripts\nend")
+    for name in scripts:
+        flags = SCRIPT_FLAGS[name]
+        flag_list = "{" + ", ".join(repr(f) for f in flags.split(",") if f) + "}"
+        parts.append(
+            f"redis.register_function{{function_name = {names[name]!r}, flags = {flag_list},"
+            f" callback = function(keys, args) if not impl then impl = build() end"
+            f" return impl[{name!r}](keys, args) end}}"
+        )
+    return "\n".join(parts) + "\n", names
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptSet:
     """All ledger scripts, built once per process (pure data; clients share it)."""
 
     scripts: dict[str, LuaScript]
+    library: str = ""
 
     @classmethod
     def load(cls) -> ScriptSet:
-        return cls({name: build_script(name) for name in SCRIPT_FLAGS})
+        plain = {name: build_script(name) for name in SCRIPT_FLAGS}
+        library, functions = library_source(plain)
+        scripts = {
+            name: LuaScript(s.name, s.body, s.sha, functions[name]) for name, s in plain.items()
+        }
+        return cls(scripts, library)
 
     def __getitem__(self, name: str) -> LuaScript:
         return self.scripts[name]
+
+
+def _function_missing(exc: ResponseError) -> bool:
+    return "Function not found" in str(exc)
+
+
+def _functions_refused(exc: ResponseError) -> bool:
+    """The user may not call or load functions (the command itself refused, not a key)."""
+    message = str(exc)
+    return isinstance(exc, NoPermissionError) and ("'fcall'" in message or "'function" in message)
+
+
+async def load_library(client: Any, library: str) -> None:
+    """FUNCTION LOAD the ledger library (an admin connection; every primary of a cluster).
+    A library of the same name is the same code, so "already exists" is success."""
+    try:
+        if isinstance(client, RedisCluster):
+            await client.execute_command(
+                "FUNCTION", "LOAD", library, target_nodes=client.get_primaries()
+            )
+        else:
+            await client.execute_command("FUNCTION", "LOAD", library)
+    except ResponseError as exc:
+        if "already exists" not in str(exc):
+            raise
 
 
 async def run_script(
@@ -123,7 +197,7 @@ class ScriptCaller:
     not pipeline EVALSHA on a cluster).
     """
 
-    def __init__(self, client: Any, *, batch_max: int = 64) -> None:
+    def __init__(self, client: Any, *, batch_max: int = 64, library: str = "") -> None:
         if batch_max <= 0:
             raise ValueError("batch_max must be positive")
         self.client = client
@@ -136,11 +210,21 @@ class ScriptCaller:
         self._batching = not isinstance(client, RedisCluster)
         # Plain-TCP standalone clients get the lean pipelined connection for scripts.
         self._lane = RespLane.for_client(client) if self._batching else None
+        # FCALL on the lean connection while it works; False after the user was refused.
+        self._library = library
+        self._functions = bool(library) and self._lane is not None
 
     async def call(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[bytes | str | int]
     ) -> Any:
         if self._lane is not None:
+            if self._functions and script.function:
+                try:
+                    return await self._function_call(self._lane, script, keys, args)
+                except ResponseError as exc:
+                    if not _functions_refused(exc):
+                        raise
+                    self._functions = False
             try:
                 return await self._lane.call(["EVALSHA", script.sha, len(keys), *keys, *args])
             except NoScriptError:
@@ -154,6 +238,27 @@ class ScriptCaller:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return await future
+
+    async def _function_call(
+        self,
+        lane: RespLane,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+    ) -> Any:
+        command = ["FCALL", script.function, len(keys), *keys, *args]
+        try:
+            return await lane.call(command)
+        except ResponseError as exc:
+            if not _function_missing(exc):
+                raise
+        # Redis lost the library (FUNCTION FLUSH, a new server): load it and call again.
+        try:
+            await lane.call(["FUNCTION", "LOAD", self._library])
+        except ResponseError as exc:
+            if "already exists" not in str(exc):
+                raise
+        return await lane.call(command)
 
     def close(self) -> None:
         if self._lane is not None:

@@ -16,11 +16,15 @@ from redis.asyncio.cluster import RedisCluster
 
 from balance import keys
 from balance.ledger import tenant_username
+from balance.scripts import ScriptSet, load_library
+
+LEDGER_SCRIPTS = ScriptSet.load()
 
 # Commands the charging path needs, directly or inside the scripts; nothing administrative.
 TENANT_COMMANDS = (
     "ping", "hello", "auth", "client|setname", "client|id", "command", "info",
     "evalsha", "eval", "evalsha_ro", "eval_ro", "script|load", "script|exists",
+    "fcall", "fcall_ro",
     "get", "set", "mget", "del", "exists", "expire", "ttl",
     "zadd", "zrem", "zrangebyscore", "zrange", "zscore", "zcard",
     "xadd", "xlen", "xrange", "xreadgroup", "xack", "xgroup|create", "xpending", "xautoclaim",
@@ -50,7 +54,9 @@ def acl_rule(tenant: str, password: str) -> list[str]:
 
 
 async def provision_tenant(admin: Any, tenant: str, password: str) -> None:
-    """Create or refresh the tenant's ACL user on an admin connection (every cluster node)."""
+    """Create or refresh the tenant's ACL user on an admin connection (every cluster node), and
+    load the ledger's Functions library, which the tenant's user may call but not load."""
+    await load_library(admin, LEDGER_SCRIPTS.library)
     arguments = ["ACL", "SETUSER", *acl_rule(tenant, password)]
     if isinstance(admin, RedisCluster):
         await admin.execute_command(*arguments, target_nodes=admin.get_nodes())

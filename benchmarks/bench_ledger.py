@@ -8,7 +8,8 @@ call does the full work rather than answering a replay.
 
 redis-benchmark passes arguments as C strings, so its copy of the request is written without
 NUL bytes (0-valued fields as msgpack nil, which the scripts read as 0; integer times): the same
-request, the same script SHA, the same keys.
+request, the same function (FCALL of the ledger library), the same keys. Each round also reads
+the script's own Redis CPU (INFO commandstats, usec_per_call of fcall).
 
     .venv/bin/python -m benchmarks.bench_ledger [--clients 32] [--requests 10000] [--rounds 5]
 """
@@ -153,13 +154,27 @@ async def run_ours(url: str, clients: int, requests: int, round_no: int) -> floa
     return requests / elapsed
 
 
-def run_redis_benchmark(server: EmbeddedRedis, sha: str, clients: int, requests: int) -> float:
-    """The same EVALSHA through ``redis-benchmark`` (C client, no pipelining)."""
+def script_usec_per_call(url: str) -> float:
+    """Redis CPU per script call since the last ``reset_stats`` (INFO commandstats)."""
+    client = redis.Redis.from_url(url)
+    stats = client.info("commandstats")
+    client.close()
+    return float(stats.get("cmdstat_fcall", {}).get("usec_per_call", 0.0))
+
+
+def reset_stats(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    client.config_resetstat()
+    client.close()
+
+
+def run_redis_benchmark(server: EmbeddedRedis, function: str, clients: int, requests: int) -> float:
+    """The same FCALL through ``redis-benchmark`` (C client, no pipelining)."""
     op_template = "rb:__rand_int__"
     args: list[str | bytes] = [
         "redis-benchmark", "-h", server.host, "-p", str(server.port), "-c", str(clients),
         "-n", str(requests), "-r", "1000000000", "-P", "1", "--csv",
-        "EVALSHA", sha, "4", *ccr_keys(op_template),
+        "FCALL", function, "4", *ccr_keys(op_template),
         nul_free_payload("rb:op", "benchdigest"),
     ]  # fmt: skip
     out = subprocess.run(args, check=True, capture_output=True, timeout=600).stdout
@@ -174,11 +189,11 @@ def run_redis_benchmark(server: EmbeddedRedis, sha: str, clients: int, requests:
         raise RuntimeError(f"could not read redis-benchmark output: {out!r}") from None
 
 
-def check_equivalence(url: str, sha: str) -> None:
+def check_equivalence(url: str, function: str) -> None:
     """The redis-benchmark encoding is the same request: same outcome and charges."""
     client = redis.Redis.from_url(url)
-    _replayed, raw = client.evalsha(
-        sha, 4, *ccr_keys("check:nul-free"), nul_free_payload("check", "d")
+    _replayed, raw = client.fcall(
+        function, 4, *ccr_keys("check:nul-free"), nul_free_payload("check", "d")
     )
     client.close()
     decoded = msgspec.msgpack.decode(raw)
@@ -215,20 +230,28 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    script = ScriptSet.load()["ccr"]
+    scripts = ScriptSet.load()
+    function = scripts["ccr"].function
     ours: list[float] = []
     baseline: list[float] = []
+    ours_usec: list[float] = []
+    baseline_usec: list[float] = []
     with tempfile.TemporaryDirectory() as data_dir, EmbeddedRedis(Path(data_dir)) as server:
-        redis.Redis.from_url(server.url).script_load(script.body)
+        redis.Redis.from_url(server.url).function_load(scripts.library)
         asyncio.run(prepare(server.url))
-        check_equivalence(server.url, script.sha)
+        check_equivalence(server.url, function)
         asyncio.run(run_ours(server.url, args.clients, min(2000, args.requests), -1))  # warm-up
         for round_no in range(args.rounds):
+            reset_stats(server.url)
             ours.append(asyncio.run(run_ours(server.url, args.clients, args.requests, round_no)))
-            baseline.append(run_redis_benchmark(server, script.sha, args.clients, args.requests))
+            ours_usec.append(script_usec_per_call(server.url))
+            reset_stats(server.url)
+            baseline.append(run_redis_benchmark(server, function, args.clients, args.requests))
+            baseline_usec.append(script_usec_per_call(server.url))
             print(
-                f"round {round_no + 1}: ours {ours[-1]:,.0f} CCR/s, "
-                f"redis-benchmark {baseline[-1]:,.0f} CCR/s"
+                f"round {round_no + 1}: "
+                f"ours {ours[-1]:,.0f} CCR/s ({ours_usec[-1]:.1f} us/script), "
+                f"redis-benchmark {baseline[-1]:,.0f} CCR/s ({baseline_usec[-1]:.1f} us/script)"
             )
     ours_median = statistics.median(ours)
     baseline_median = statistics.median(baseline)
@@ -243,9 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         "ours_median_ccr_per_s": round(ours_median, 1),
         "redis_benchmark_median_ccr_per_s": round(baseline_median, 1),
         "ratio": round(ratio, 3),
+        "script_usec_per_call_ours": [round(v, 1) for v in ours_usec],
+        "script_usec_per_call_redis_benchmark": [round(v, 1) for v in baseline_usec],
+        "script_usec_per_call_median": round(statistics.median(ours_usec + baseline_usec), 1),
         "target_ratio": 0.7,
         "client_note": "ours: Ledger.credit_control (msgpack request, lean pipelined RESP "
-        "connection, replies decoded to typed results); redis-benchmark: -c clients -P 1",
+        "connection, FCALL of the ledger Functions library, replies decoded to typed results); "
+        "redis-benchmark: the same FCALL, -c clients -P 1",
         "redis_calls_per_ccr": "5 (MGET, SET account, SET idempotency, 2 XADD) + ZADD/ZREM "
         "only when the earliest reservation deadline changes",
         "machine": machine_facts(),

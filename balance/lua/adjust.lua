@@ -20,5 +20,5 @@ if acct[A_BALANCE] + delta < -acct[A_LIMIT] then
   fail('INSUFFICIENT', 'adjustment would take the balance below the credit limit')
 end
 acct[A_BALANCE] = acct[A_BALANCE] + delta
-return admin_finish(acct, record('adjust', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {}, 0, 0,
+return admin_finish(KEYS, acct, record('adjust', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {}, 0, 0,
   {}, now, 0, reason, delta), digest, ttl)

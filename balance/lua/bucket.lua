@@ -39,5 +39,5 @@ for _, b in ipairs(dropped) do
   append_record(KEYS[3], record('expired', tenant, subscriber, '', op_id, b[B_KIND], 0,
     b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0))
 end
-return admin_finish(acct, record('bucket', tenant, subscriber, '', op_id, kind, 0, amount, fee, 0,
+return admin_finish(KEYS, acct, record('bucket', tenant, subscriber, '', op_id, kind, 0, amount, fee, 0,
   {{id, amount}}, 0, 0, {}, now, 0, unit, -fee), digest, ttl)

@@ -366,8 +366,9 @@ local function account_summary(acct)
   return mp_pack({acct[A_BALANCE], acct[A_HELD], acct[A_STATE], acct[A_LIMIT]})
 end
 
--- Write the account, its record and the idempotency entry; return the stored result.
-local function admin_finish(acct, rec, digest, ttl)
+-- Write the account, its record and the idempotency entry; return the stored result. KEYS is
+-- passed in: in the Functions library a script's keys are an argument, not a global.
+local function admin_finish(KEYS, acct, rec, digest, ttl)
   local result = account_summary(acct)
   rec[16] = acct[A_BALANCE]
   rcall('SET', KEYS[2], mp_pack(acct))

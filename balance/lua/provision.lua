@@ -16,5 +16,5 @@ local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 if got[2] then fail('EXISTS', 'subscriber already has an account') end
 local acct = {1, state, balance, limit, 0, {}, {}, 0}
-return admin_finish(acct, record('provision', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {},
+return admin_finish(KEYS, acct, record('provision', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {},
   0, 0, {}, now, 0, '', balance), digest, ttl)

@@ -26,5 +26,5 @@ if units > 0 then
   drawn[1] = {bucket_id, units}
 end
 acct[A_BALANCE] = acct[A_BALANCE] + amount
-return admin_finish(acct, record('refund', tenant, subscriber, session_id, op_id, service, rg,
+return admin_finish(KEYS, acct, record('refund', tenant, subscriber, session_id, op_id, service, rg,
   units, -amount, 0, drawn, 0, 0, {}, now, 0, reason, amount), digest, ttl)

@@ -16,5 +16,5 @@ local acct = load_account(got[2])
 acct[A_STATE] = state
 local kind = 'unblock'
 if state == BLOCKED then kind = 'block' end
-return admin_finish(acct, record(kind, tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {}, 0, 0,
+return admin_finish(KEYS, acct, record(kind, tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {}, 0, 0,
   {}, now, 0, reason, 0), digest, ttl)

@@ -12,5 +12,5 @@ local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
 acct[A_BALANCE] = acct[A_BALANCE] + amount
-return admin_finish(acct, record('topup', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {}, 0, 0,
+return admin_finish(KEYS, acct, record('topup', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {}, 0, 0,
   {}, now, 0, reason, amount), digest, ttl)

@@ -82,3 +82,21 @@ def test_tenant_ids_cannot_widen_the_key_pattern() -> None:
         with pytest.raises(InvalidRequest):
             keys.acl_key_pattern(bad)
     assert keys.acl_key_pattern("acme") == "{t:acme:*"
+
+
+async def test_tenant_user_falls_back_to_scripts_without_the_library(redis_url: str) -> None:
+    """A tenant's user may call but not load Functions: with the library gone it runs EVALSHA."""
+    admin = aioredis.Redis.from_url(redis_url)
+    await provision_tenant(admin, "acme", tenant_password(SECRET, "acme"))
+    await admin.function_flush()
+    acme = Ledger.for_tenant(redis_url, "acme", tenant_password(SECRET, "acme"))
+    try:
+        await acme.provision_account("sub", balance=100, now_s=NOW)
+        granted = await acme.credit_control("sub", "s", "s:0", [rg(requested=10)], now_s=NOW)
+        assert granted.items[0].granted_units == 10
+        assert await admin.function_list() == []
+        stats = await admin.info("commandstats")
+        assert stats["cmdstat_evalsha"]["calls"] >= 1
+    finally:
+        await acme.aclose()
+        await admin.aclose()

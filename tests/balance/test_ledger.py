@@ -85,3 +85,24 @@ async def test_unanswered_calls_time_out_as_unavailable(redis_url: str) -> None:
         await admin.execute_command("CLIENT", "UNPAUSE")
         await ledger.aclose()
         await admin.aclose()
+
+
+async def test_function_library_is_loaded_and_reloaded_after_loss(ledger: Ledger) -> None:
+    """The lean connection calls the scripts as Functions; FUNCTION FLUSH fails no request."""
+    await ledger.provision_account("sub", balance=1000, now_s=scenarios.NOW)
+    libraries = await ledger.client.function_list()
+    assert len(libraries) == 1
+    await ledger.client.config_resetstat()
+    one = await ledger.credit_control("sub", "s", "s:0", [scenarios.rg(requested=1)], now_s=0.0)
+    assert one.items[0].granted_units == 1
+    stats = await ledger.client.info("commandstats")
+    assert stats["cmdstat_fcall"]["calls"] == 1 and "cmdstat_evalsha" not in stats
+    await ledger.client.function_flush()
+    many = await asyncio.gather(
+        *(
+            ledger.credit_control("sub", f"c{n}", f"c{n}:0", [scenarios.rg(requested=1)], now_s=0)
+            for n in range(20)
+        )
+    )
+    assert all(result.items[0].granted_units == 1 for result in many)
+    assert len(await ledger.client.function_list()) == 1
