@@ -168,9 +168,13 @@ def reset_stats(url: str) -> None:
     client.close()
 
 
-def run_redis_benchmark(server: EmbeddedRedis, function: str, clients: int, requests: int) -> float:
-    """The same FCALL through ``redis-benchmark`` (C client, no pipelining)."""
-    op_template = "rb:__rand_int__"
+def run_redis_benchmark(
+    server: EmbeddedRedis, function: str, clients: int, requests: int, round_no: int
+) -> float:
+    """The same FCALL through ``redis-benchmark`` (C client, no pipelining). The round is in the
+    operation id: redis-benchmark's random sequence may repeat between runs, and a repeated id
+    would be answered as a replay (much cheaper) instead of doing the work."""
+    op_template = f"rb{round_no}:__rand_int__"
     args: list[str | bytes] = [
         "redis-benchmark", "-h", server.host, "-p", str(server.port), "-c", str(clients),
         "-n", str(requests), "-r", "1000000000", "-P", "1", "--csv",
@@ -246,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             ours.append(asyncio.run(run_ours(server.url, args.clients, args.requests, round_no)))
             ours_usec.append(script_usec_per_call(server.url))
             reset_stats(server.url)
-            baseline.append(run_redis_benchmark(server, function, args.clients, args.requests))
+            baseline.append(
+                run_redis_benchmark(server, function, args.clients, args.requests, round_no)
+            )
             baseline_usec.append(script_usec_per_call(server.url))
             print(
                 f"round {round_no + 1}: "
