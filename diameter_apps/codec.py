@@ -715,7 +715,12 @@ class Message:
         positions = self._positions
         if positions is not None and self._indexed is avps and self._indexed_len == len(avps):
             at = positions.get((code, vendor))
-            return avps[at[0]] if at else None
+            if not at:
+                return None
+            avp = avps[at[0]]
+            if avp.code == code and avp.vendor == vendor:  # not replaced in place
+                return avp
+            self._positions = None
         bucket = self.index().get((code, vendor))
         return bucket[0] if bucket else None
 
@@ -724,7 +729,15 @@ class Message:
         positions = self._positions
         if positions is not None and self._indexed is avps and self._indexed_len == len(avps):
             at = positions.get((code, vendor))
-            return [avps[i] for i in at] if at else []
+            if not at:
+                return []
+            found = [avps[i] for i in at]
+            for avp in found:
+                if avp.code != code or avp.vendor != vendor:  # replaced in place
+                    self._positions = None
+                    break
+            else:
+                return found
         bucket = self.index().get((code, vendor))
         return bucket[:] if bucket else []
 

@@ -261,3 +261,17 @@ def test_a_peer_changing_shape_all_the_time_gets_few_shapes_computed() -> None:
     assert 8 <= checker.shape_count <= (64 + 200) // 8
     again = Message.request(99, 4, [Avp.utf8(263, "t")]).encode()
     assert checker.decode(again)[0].avps[0].data == b"t"
+
+
+def test_lookups_never_answer_an_avp_of_another_code_after_an_in_place_change() -> None:
+    checker = RequestChecker(_DICTIONARY, Profile.LENIENT, _LIMITS)
+    wire = Message.request(99, 4, [Avp.utf8(263, "s;1"), Avp.u32(415, 1), Avp.u32(415, 2)]).encode()
+    checker.decode(wire)
+    for replace_at in (1, 2):
+        message = checker.decode(wire)[0]  # from the remembered shape
+        other = Avp.u32(416, 9)
+        message.avps[replace_at] = other  # in place: same list, same length
+        assert all(avp.code == 415 for avp in message.find_all(415))
+        found = message.find(415)
+        assert found is not None and found.code == 415
+        assert message.find(416) in (None, other)
