@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -168,8 +169,13 @@ def reset_stats(url: str) -> None:
     client.close()
 
 
+def call_command(function_or_sha: str) -> str:
+    """FCALL for a library function name, EVALSHA for a script SHA (bench_e2e passes one)."""
+    return "EVALSHA" if re.fullmatch(r"[0-9a-f]{40}", function_or_sha) else "FCALL"
+
+
 def run_redis_benchmark(
-    server: EmbeddedRedis, function: str, clients: int, requests: int, round_no: int
+    server: EmbeddedRedis, function: str, clients: int, requests: int, round_no: int = 0
 ) -> float:
     """The same FCALL through ``redis-benchmark`` (C client, no pipelining). The round is in the
     operation id: redis-benchmark's random sequence may repeat between runs, and a repeated id
@@ -178,7 +184,7 @@ def run_redis_benchmark(
     args: list[str | bytes] = [
         "redis-benchmark", "-h", server.host, "-p", str(server.port), "-c", str(clients),
         "-n", str(requests), "-r", "1000000000", "-P", "1", "--csv",
-        "FCALL", function, "4", *ccr_keys(op_template),
+        call_command(function), function, "4", *ccr_keys(op_template),
         nul_free_payload("rb:op", "benchdigest"),
     ]  # fmt: skip
     out = subprocess.run(args, check=True, capture_output=True, timeout=600).stdout
@@ -196,9 +202,11 @@ def run_redis_benchmark(
 def check_equivalence(url: str, function: str) -> None:
     """The redis-benchmark encoding is the same request: same outcome and charges."""
     client = redis.Redis.from_url(url)
-    _replayed, raw = client.fcall(
-        function, 4, *ccr_keys("check:nul-free"), nul_free_payload("check", "d")
-    )
+    arguments = [*ccr_keys("check:nul-free"), nul_free_payload("check", "d")]
+    if call_command(function) == "EVALSHA":
+        _replayed, raw = client.evalsha(function, 4, *arguments)
+    else:
+        _replayed, raw = client.fcall(function, 4, *arguments)
     client.close()
     decoded = msgspec.msgpack.decode(raw)
     for item in decoded[0]:
