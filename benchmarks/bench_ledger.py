@@ -202,7 +202,7 @@ def run_redis_benchmark(
 def check_equivalence(url: str, function: str) -> None:
     """The redis-benchmark encoding is the same request: same outcome and charges."""
     client = redis.Redis.from_url(url)
-    arguments = [*ccr_keys("check:nul-free"), nul_free_payload("check", "d")]
+    arguments: list[str | bytes] = [*ccr_keys("check:nul-free"), nul_free_payload("check", "d")]
     if call_command(function) == "EVALSHA":
         _replayed, raw = client.evalsha(function, 4, *arguments)
     else:
