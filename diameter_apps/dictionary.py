@@ -272,15 +272,11 @@ _COMMANDS = (
     CommandDef(
         CommandCode.CREDIT_CONTROL,
         "Credit-Control",
-        request_required=(
-            _SESSION,
-            *_ORIGIN,
-            _DEST_REALM,
-            _AUTH_APP,
-            _SERVICE_CONTEXT_ID,
-            _CC_REQUEST_TYPE,
-            _CC_REQUEST_NUMBER,
-        ),
+        # The credit-control AVPs (Auth-Application-Id, Service-Context-Id, CC-Request-*) are
+        # required by diameter_apps.credit_control.parse_ccr, which knows the lenient cases
+        # (Kamailio puts Auth-Application-Id only inside Vendor-Specific-Application-Id) and
+        # builds the same 5005 Failed-AVP whichever AVP is missing.
+        request_required=(_SESSION, *_ORIGIN, _DEST_REALM),
         answer_required=(
             _SESSION,
             *_RESULT_ORIGIN,

@@ -270,3 +270,22 @@ def test_metrics_count_requests_results_and_units(gy_server: ServerProcess) -> N
     assert 'ocs_diameter_answers_total{command="CCR",result_code="2001"}' in text
     assert "ocs_diameter_request_latency_seconds_bucket" in text
     assert "ocs_diameter_peers_connected" in text
+
+
+def test_ccr_with_auth_application_id_only_in_vendor_specific_form_is_answered(
+    gy_server: ServerProcess,
+) -> None:
+    """Kamailio's cdp sends Auth-Application-Id only inside Vendor-Specific-Application-Id:
+    the lenient profile answers it normally."""
+    from diameter.message.avp import Avp
+
+    from tests.support.gy import plain
+
+    client = _client(gy_server)
+    request = plain(
+        ccr("s;kamailio;1", INITIAL, 0, msisdn="4917099000015", msccs=[Mscc(10)]), drop=(258,)
+    )
+    request.append_avp(Avp.new(260, value=[Avp.new(266, value=10415), Avp.new(258, value=4)]))
+    answer = client.request(request)
+    assert result_code(answer) == 2001
+    client.close()
