@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,14 +15,12 @@ from balance.ledger import Ledger
 from balance.records import Account, LedgerRecord
 from diameter_apps.codec import Message, decode_message
 from diameter_apps.events import RequestReceived
-from ocs.catalog_install import install_catalog
 from ocs.charging.credit_control import CreditControlHandler
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.sessions import SessionRegistry
 from ocs.config import ChargingConfig
 from ocs.logging_setup import make_logger
-from tariffs.loader import load_catalog
-from tests.support.charging import DEMO_CATALOG, Clock, ledger_records
+from tests.support.charging import Clock, demo_directory, ledger_records
 
 
 @dataclass
@@ -32,7 +30,6 @@ class Charging:
     clock: Clock
     client: aioredis.Redis
     sessions: SessionRegistry
-    ledgers: dict[str, Ledger] = field(default_factory=dict)
 
     async def send(self, request: PdMessage) -> PdMessage:
         """Encode with python-diameter, decode with ours, answer, decode with python-diameter."""
@@ -63,18 +60,9 @@ class Charging:
 
 @pytest.fixture
 async def charging(redis_url: str) -> AsyncIterator[Charging]:
-    catalog = load_catalog(DEMO_CATALOG)
     client = aioredis.Redis.from_url(redis_url)
-    ledgers: dict[str, Ledger] = {}
-
-    async def ledger_for(tenant: str) -> Ledger:
-        if tenant not in ledgers:
-            ledgers[tenant] = Ledger(client, tenant)
-        return ledgers[tenant]
-
     clock = Clock()
-    await install_catalog(catalog, ledger_for, now=int(clock.now) - 3600)
-    directory = TenantDirectory(catalog, ledger_for)
+    directory = await demo_directory(client, clock.now)
     sessions = SessionRegistry()
     handler = CreditControlHandler(
         directory,
@@ -85,6 +73,6 @@ async def charging(redis_url: str) -> AsyncIterator[Charging]:
         log=make_logger("warning"),
         clock=clock,
     )
-    yield Charging(handler, directory, clock, client, sessions, ledgers)
+    yield Charging(handler, directory, clock, client, sessions)
     await client.aclose()
     await asyncio.sleep(0)

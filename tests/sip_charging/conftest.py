@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,7 +16,6 @@ import redis.asyncio as aioredis
 
 from balance.ledger import Ledger
 from balance.records import Account, LedgerRecord
-from ocs.catalog_install import install_catalog
 from ocs.charging.directory import TenantDirectory
 from ocs.config import SipConfig
 from ocs.http_server import HttpRequest, HttpRouter, HttpServer
@@ -30,8 +29,7 @@ from ocs.sip_charging.http_api import CallApi
 from ocs.sip_charging.metrics import SipMetricsCollector
 from ocs.sip_charging.policy import CallPolicy
 from ocs.sip_charging.sweeper import AutoEndSweeper
-from tariffs.loader import load_catalog
-from tests.support.charging import DEMO_CATALOG, Clock, ledger_records
+from tests.support.charging import Clock, demo_directory, ledger_records
 
 ACME_CALLER = "4917099000001"  # acme range, opening balance 10.00 EUR
 ACME_CALLER_2 = "4917099000002"
@@ -52,7 +50,6 @@ class Harness:
     sweeper: AutoEndSweeper
     http: HttpServer
     metrics: Metrics
-    ledgers: dict[str, Ledger] = field(default_factory=dict)
 
     async def ledger(self, tenant: str) -> Ledger:
         return await self.directory.ledger(tenant)
@@ -114,18 +111,9 @@ def new_authorizer(harness: Harness) -> LedgerAuthorizer:
 
 @pytest.fixture
 async def harness(redis_url: str) -> AsyncIterator[Harness]:
-    catalog = load_catalog(DEMO_CATALOG)
     client = aioredis.Redis.from_url(redis_url)
-    ledgers: dict[str, Ledger] = {}
-
-    async def ledger_for(tenant: str) -> Ledger:
-        if tenant not in ledgers:
-            ledgers[tenant] = Ledger(client, tenant)
-        return ledgers[tenant]
-
     clock = Clock()
-    await install_catalog(catalog, ledger_for, now=int(clock.now) - 3600)
-    directory = TenantDirectory(catalog, ledger_for)
+    directory = await demo_directory(client, clock.now)
     log = make_logger("warning")
     policy = CallPolicy(grace_s=GRACE_S, route_uri="sip:+{callee}@gw.test")
     authorizer = LedgerAuthorizer(directory, policy, clock=clock, ping=client.ping, log=log)
@@ -135,9 +123,7 @@ async def harness(redis_url: str) -> AsyncIterator[Harness]:
     router = HttpRouter()
     http = HttpServer(router, metrics)
     CallApi(accounting).register(router)
-    yield Harness(
-        directory, clock, client, policy, authorizer, accounting, sweeper, http, metrics, ledgers
-    )
+    yield Harness(directory, clock, client, policy, authorizer, accounting, sweeper, http, metrics)
     await client.aclose()
     await asyncio.sleep(0)
 

@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from balance import keys
+from balance.ledger import Ledger
 from balance.records import LedgerRecord
 from balance.streams import RecordReader
+from ocs.catalog_install import install_catalog
+from ocs.charging.directory import TenantDirectory
+from tariffs.loader import load_catalog
 
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog"
 # Tuesday 2026-11-17 10:00:00 Europe/Berlin (acme's peak band until 19:00), epoch seconds.
@@ -34,3 +38,18 @@ async def ledger_records(
     reader = RecordReader(client, tenant, f"test-{next(_groups)}", "t")
     found = await reader.read(keys.vshard(subscriber), count=1000)
     return [r.record for r in found if r.record.subscriber == subscriber and r.record.kind == kind]
+
+
+async def demo_directory(client: Any, now: float) -> TenantDirectory:
+    """The demo catalog installed (as of an hour before ``now``) on ``client``'s Redis, with
+    ledgers on that admin connection."""
+    catalog = load_catalog(DEMO_CATALOG)
+    ledgers: dict[str, Ledger] = {}
+
+    async def ledger_for(tenant: str) -> Ledger:
+        if tenant not in ledgers:
+            ledgers[tenant] = Ledger(client, tenant)
+        return ledgers[tenant]
+
+    await install_catalog(catalog, ledger_for, now=int(now) - 3600)
+    return TenantDirectory(catalog, ledger_for)
