@@ -213,17 +213,9 @@ for i = 1, #items do
           drawn[#drawn + 1] = {h[1], take}
         end
       end
-      for k = 1, #unit_buckets do
-        if need <= 0 then break end
-        local b = unit_buckets[k]
-        local take = min(need, b[B_REMAINING])
-        if take > 0 then
-          b[B_REMAINING] = b[B_REMAINING] - take
-          need = need - take
-          from_buckets = from_buckets + take
-          drawn[#drawn + 1] = {b[B_ID], take}
-        end
-      end
+      local taken
+      need, taken = draw_units(unit_buckets, need, drawn)
+      from_buckets = from_buckets + taken
       local state = find_leg(r, key)
       local money_before = state[2]
       local leg_retail = 0

@@ -31,17 +31,7 @@ local drawn, leg_out = {}, {}
 local total, from_buckets_total, retail_total, wholesale_total = 0, 0, 0, 0
 for _, leg in ipairs(legs) do
   local key, units, p = leg[1], leg[2], leg[3]
-  local need, from_buckets = units, 0
-  for _, b in ipairs(unit_buckets) do
-    if need <= 0 then break end
-    local take = min(need, b[B_REMAINING])
-    if take > 0 then
-      b[B_REMAINING] = b[B_REMAINING] - take
-      need = need - take
-      from_buckets = from_buckets + take
-      drawn[#drawn + 1] = {b[B_ID], take}
-    end
-  end
+  local need, from_buckets = draw_units(unit_buckets, units, drawn)
   local cost = 0
   if need > 0 then
     if payg ~= 1 then fail('INSUFFICIENT', 'allowances do not cover the event') end

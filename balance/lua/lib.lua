@@ -278,6 +278,24 @@ local function take_money(acct, money_buckets, amount, as_hold, out, buckets_onl
   return out
 end
 
+-- Use up to `need` units from `buckets` in order, appending {bucket_id, units} to `drawn`.
+-- Returns the units still needed and the units taken.
+local function draw_units(buckets, need, drawn)
+  local taken = 0
+  for k = 1, #buckets do
+    if need <= 0 then break end
+    local b = buckets[k]
+    local take = min(need, b[B_REMAINING])
+    if take > 0 then
+      b[B_REMAINING] = b[B_REMAINING] - take
+      need = need - take
+      taken = taken + take
+      drawn[#drawn + 1] = {b[B_ID], take}
+    end
+  end
+  return need, taken
+end
+
 -- Return a hold to where it came from (release), or, with consume, drop the held amount.
 local function settle_hold(acct, hold, consume)
   local amount = hold[2]
