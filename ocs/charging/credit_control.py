@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import msgspec
 import structlog
@@ -76,7 +77,7 @@ from tariffs.subscribers import SubscriberRef
 
 Log = structlog.typing.FilteringBoundLogger
 # What turns the ledger step's result into the answer (the session path's post-ledger half).
-Finish = Callable[[object], CreditControlAnswer]
+Finish = Callable[[Any], CreditControlAnswer]
 
 # A request without MSCC and without rating group is charged under this ledger rating group.
 SINGLE_SERVICE_RATING_GROUP = 0
@@ -140,11 +141,14 @@ class CreditControlHandler:
         self.events = EventCharging(directory, log=log)
         # Metric series by (family, label values); bounded like the labels themselves.
         self._counters: dict[tuple[int, str, str | int], CounterSeries] = {}
+        # The directory's ledgers, once known: a CCR then starts its ledger call directly.
+        self._ledgers: dict[str, Ledger] = {}
 
     def __call__(self, event: RequestReceived) -> asyncio.Future[Message]:
         """The CCA for ``event``: a future that resolves to it, or fails with the
         ``DiameterError`` to answer with (the server maps anything else to 5012)."""
-        answered: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[Message] = loop.create_future()
         ccr: CreditControlRequest | None = None
         tenant = ""
         try:
@@ -160,12 +164,10 @@ class CreditControlHandler:
             tenant = ref.tenant
             finish: Finish
             if ccr.request_type is CcRequestType.EVENT:
-                work: asyncio.Future[object] = asyncio.ensure_future(
-                    self.events.answer(ccr, ref, now)
-                )
+                work: asyncio.Future[Any] = loop.create_task(self.events.answer(ccr, ref, now))
                 finish = _unchanged
             else:
-                work, finish = self._start_session_request(ccr, ref, now)
+                work, finish = self._start_session_request(ccr, ref, now, loop)
         except Exception as exc:
             self._settle(answered, ccr, tenant, exc)
             return answered
@@ -178,7 +180,7 @@ class CreditControlHandler:
         ccr: CreditControlRequest,
         tenant: str,
         finish: Finish,
-        work: asyncio.Future[object],
+        work: asyncio.Future[Any],
     ) -> None:
         if work.cancelled():
             answered.cancel()  # the server answers 5012 for a request cancelled at shutdown
@@ -296,8 +298,12 @@ class CreditControlHandler:
 
     # -- sessions (CCR-I / U / T) -------------------------------------------------------------
     def _start_session_request(
-        self, ccr: CreditControlRequest, ref: SubscriberRef, now: int
-    ) -> tuple[asyncio.Future[object], Finish]:
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        now: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> tuple[asyncio.Future[Any], Finish]:
         """Rate and plan inline; start the one ledger call; return it with its finishing step."""
         tenant = self.directory.snapshot.tenants[ref.tenant]
         terminating = ccr.request_type is CcRequestType.TERMINATION
@@ -314,7 +320,7 @@ class CreditControlHandler:
             )
         digest = ccr_fingerprint(ccr.message).hex()
 
-        def call(ledger: Ledger) -> Awaitable[CcrResult]:
+        def call(ledger: Ledger) -> Coroutine[Any, Any, CcrResult]:
             return ledger.credit_control(
                 ref.subscriber_id,
                 ccr.session_id,
@@ -326,14 +332,20 @@ class CreditControlHandler:
                 request_number=ccr.request_number,
             )
 
-        work = asyncio.ensure_future(self._on_ledger(ref.tenant, call))
-        finish = functools.partial(self._session_answer, ccr, ref, tenant, slots, now)
-        return work, finish  # type: ignore[return-value]
+        ledger = self._ledgers.get(ref.tenant)
+        work = loop.create_task(
+            call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
+        )
+        return work, functools.partial(self._session_answer, ccr, ref, tenant, slots, now)
 
-    async def _on_ledger(
-        self, tenant: str, call: Callable[[Ledger], Awaitable[CcrResult]]
+    async def _first_call(
+        self, tenant: str, call: Callable[[Ledger], Coroutine[Any, Any, CcrResult]]
     ) -> CcrResult:
-        return await call(await self.directory.ledger(tenant))
+        """The tenant's first ledger call: the directory may have to provision its ledger."""
+        ledger = await self.directory.ledger(tenant)
+        # The directory hands out one Ledger per tenant for the life of the process.
+        self._ledgers[tenant] = ledger
+        return await call(ledger)
 
     def _session_answer(
         self,
@@ -481,7 +493,7 @@ class CreditControlHandler:
         )
 
 
-def _unchanged(answer: object) -> CreditControlAnswer:
+def _unchanged(answer: Any) -> CreditControlAnswer:
     """The finishing step of an event: its coroutine already made the answer."""
     assert isinstance(answer, CreditControlAnswer)
     return answer
