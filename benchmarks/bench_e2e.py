@@ -26,10 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from balance.scripts import ScriptSet
 from benchmarks.bench_ledger import (
@@ -73,6 +75,7 @@ class Server:
         self.catalog = catalog
         self.processes = processes
         self.ports = [free_tcp_port()]
+        self.http_ports: list[int] = []
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
@@ -81,6 +84,7 @@ class Server:
         for number in range(self.processes):
             log = (self.workdir / f"ocs-{number}.log").open("wb")
             http_port = free_tcp_port()
+            self.http_ports.append(http_port)
             args = [
                 sys.executable, "-m", "ocs", "serve",
                 "--diameter-listen", f"127.0.0.1:{port}",
@@ -114,13 +118,26 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("ocs serve did not listen in time")
 
-    def cpu_s(self) -> float:
-        total = 0.0
+    def latency_buckets(self) -> dict[float, float]:
+        """The servers' own CCR latency histogram (arrival to answer written), summed."""
+        buckets: dict[float, float] = {}
+        for port in self.http_ports:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                text = reply.read().decode()
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name.endswith("_bucket") and sample.labels.get("command") == "CCR":
+                        le = float(sample.labels["le"])
+                        buckets[le] = buckets.get(le, 0.0) + sample.value
+        return buckets
+
+    def cpu_s_by_process(self) -> list[float]:
         ticks = os.sysconf("SC_CLK_TCK")
+        out = []
         for proc in self.procs:
             fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-        return total
+            out.append((int(fields[11]) + int(fields[12])) / ticks)
+        return out
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -158,15 +175,34 @@ def step_scenario(
     )  # fmt: skip
 
 
+def bucket_percentile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound (µs) of the histogram bucket holding quantile ``q`` of this step."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return 0.0
+    for bound, cumulative in zip(bounds, counts, strict=True):
+        if cumulative >= q * counts[-1]:
+            return bound * 1e6
+    return float("inf")
+
+
 def run_step(
     rate: float, server: Server, redis_server: EmbeddedRedis, catalog: Path, args: Any
 ) -> dict[str, Any]:
     scenario = step_scenario(rate, server.ports, catalog, args, server.processes)
-    cpu_before, redis_before = server.cpu_s(), redis_cpu_s(redis_server)
+    by_process_before = server.cpu_s_by_process()
+    redis_before = redis_cpu_s(redis_server)
+    latency_before = server.latency_buckets()
     outcome = simulate(scenario, redis_url=redis_server.url, progress=False, quiet=True)
     report = outcome.report
-    server_cpu = server.cpu_s() - cpu_before
+    by_process = [
+        after - before
+        for after, before in zip(server.cpu_s_by_process(), by_process_before, strict=True)
+    ]
+    server_cpu = sum(by_process)
     redis_cpu = redis_cpu_s(redis_server) - redis_before
+    latency_after = server.latency_buckets()
     answers = max(1, report["throughput"]["answers"])
     p99 = report["latency_us"]["p99"]
     achieved = report["throughput"]["steady_answers_per_s"]
@@ -177,11 +213,17 @@ def run_step(
         "achieved_ccr_per_s": achieved,
         "p50_us": report["latency_us"]["p50"],
         "p99_us": p99,
+        # Seen by the server (arrival to answer written), as histogram bucket bounds: the rest
+        # of the simulator's latency is the simulator, the kernel and waiting for a CPU.
+        "server_p50_us_at_most": bucket_percentile(latency_before, latency_after, 0.5),
+        "server_p99_us_at_most": bucket_percentile(latency_before, latency_after, 0.99),
         "errors": report["errors"],
         "verified": outcome.passed,
         "kept_up": kept_up,
         "passed": passed,
         "server_cpu_us_per_ccr": round(server_cpu / answers * 1e6, 1),
+        # How SO_REUSEPORT spread the work: each process's share of the server CPU.
+        "server_cpu_share_by_process": [round(c / max(server_cpu, 1e-9), 2) for c in by_process],
         "redis_cpu_us_per_ccr": round(redis_cpu / answers * 1e6, 1),
         "sim_cpu_us_per_ccr": round(report["cpu"]["workers_cpu_s"] / answers * 1e6, 1),
         "result_codes": report["result_codes"],
@@ -189,7 +231,8 @@ def run_step(
     verdict = "ok" if passed else "kept up, p99 over" if kept_up else "over"
     print(
         f"  {rate:8,.0f} CCR/s target: {achieved:8,.0f} achieved, p50 {step['p50_us'] / 1000:.2f}"
-        f" ms, p99 {p99 / 1000:.2f} ms, errors {sum(report['errors'].values())}, "
+        f" ms, p99 {p99 / 1000:.2f} ms (server p99 <= "
+        f"{step['server_p99_us_at_most'] / 1000:g} ms), errors {sum(report['errors'].values())}, "
         f"verified {'PASS' if outcome.passed else 'FAIL'}; CPU per CCR: server "
         f"{step['server_cpu_us_per_ccr']} µs, redis {step['redis_cpu_us_per_ccr']} µs, sim "
         f"{step['sim_cpu_us_per_ccr']} µs -> {verdict}",
@@ -266,6 +309,13 @@ def search(
             deadline = time.monotonic() + args.budget_s
             while time.monotonic() < deadline:
                 steps.append(run_step(rate, server, redis_server, catalog, args))
+                for attempt in range(2, args.p99_attempts + 1):
+                    if steps[-1]["passed"] or not steps[-1]["kept_up"]:
+                        break
+                    # Kept up but missed the p99 limit: on a shared machine one burst of other
+                    # work is enough for that, so the same rate gets another attempt.
+                    steps.append(run_step(rate, server, redis_server, catalog, args))
+                    steps[-1]["attempt"] = attempt
                 if not steps[-1]["kept_up"]:
                     break  # saturated (or wrong): the p99 limit was passed on the way
                 rate *= args.step_factor
@@ -317,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=100.0, help="per server layout")
     parser.add_argument("--processes", type=int, default=2, help="the multi-process layout")
     parser.add_argument("--sim-workers", type=int, default=2)
+    parser.add_argument(
+        "--p99-attempts",
+        type=int,
+        default=2,
+        help="attempts at a rate that kept up but missed the p99 limit (all are recorded)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument(
         "--no-profile", dest="profile", action="store_false", help="skip the py-spy profile"
@@ -349,7 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_to_redis_ceiling": round(ratio, 3),
         "targets": {"ccr_per_s": 12_000, "ratio": 0.25},
         "notes": "simulator, server and Redis share the machine (and other work running on "
-        "it: see load_average_before); N processes share the port with SO_REUSEPORT",
+        "it: see load_average_before); a rate that kept up but missed the p99 limit is tried "
+        "again up to p99_attempts times, every attempt recorded; N processes share the port "
+        "with SO_REUSEPORT",
+        "p99_attempts": args.p99_attempts,
         "machine": {**versions(), "cores": os.cpu_count()},
         "duration_s": round(time.monotonic() - started, 1),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
