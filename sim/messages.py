@@ -207,7 +207,7 @@ def _service_information(spec: CcrSpec) -> Avp | None:
         parts.append(
             Avp.grouped(
                 GppAvp.PS_INFORMATION,
-                [Avp.utf8(GppAvp.SGSN_MCC_MNC, spec.visited_plmn, vendor=VENDOR_3GPP, m=False)],
+                [Avp.utf8(GppAvp.SGSN_MCC_MNC, spec.visited_plmn, vendor=VENDOR_3GPP)],
                 vendor=VENDOR_3GPP,
             )
         )
