@@ -113,6 +113,7 @@ def _ccr_body(items: Sequence[RatingGroupRequest]) -> list[Any]:
                 1 if item.terminate else 0,
                 item.reserve_leg_key,
                 0 if item.reserve_price is None else ref(item.reserve_price),
+                *([list(item.block_kinds)] if item.block_kinds else []),
             ]
         )
     return [encoded, prices]
@@ -304,8 +305,12 @@ class Ledger:
         now_s: float,
         session_id: str = "",
         digest: str | None = None,
+        block_kinds: Sequence[str] = (),
     ) -> DebitResult:
-        """Direct debiting: all the units or nothing (``InsufficientCredit``), with a record."""
+        """Direct debiting: all the units or nothing (``InsufficientCredit``), with a record.
+
+        With ``on_exhaust`` BLOCK and ``block_kinds``, only a live bucket of those kinds stops
+        money from paying."""
         if not legs:
             raise InvalidRequest("a debit needs at least one leg")
         _, key_list = self._account_keys(subscriber, op_id)
@@ -316,6 +321,7 @@ class Ledger:
             _legs(legs),
             list(kinds),
             1 if on_exhaust is OnExhaust.PAYG else 0,
+            *([list(block_kinds)] if block_kinds else []),
         ]
         digest = digest or content_digest("debit", subscriber, *fields)
         payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]

@@ -76,6 +76,9 @@ class RatingGroupRequest(msgspec.Struct, frozen=True):
     reserve_price: Price | None = None
     valid_until_s: float = 0.0
     terminate: bool = False
+    block_kinds: tuple[str, ...] = ()
+    """With ``on_exhaust`` BLOCK: only a live bucket of one of these kinds stops money (empty:
+    BLOCK always stops money)."""
 
 
 class RatingGroupResult(msgspec.Struct, frozen=True, array_like=True):

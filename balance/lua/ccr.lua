@@ -12,7 +12,8 @@
 --   grow within a session: a smaller or equal one that is not a replay is refused.
 --   prices = list of 8-field prices (each distinct price once; items refer to them by position)
 --   item = {rating_group, service, used_legs, requested_units, default_units, kinds, payg(0/1),
---           terminate(0/1), reserve_leg_key, reserve_price (1-based index into prices, 0 none)}
+--           terminate(0/1), reserve_leg_key, reserve_price (1-based index into prices, 0 none),
+--           block_kinds (optional: with payg 0, only a live bucket of these kinds stops money)}
 --   (deadlines travel apart from the items: a retransmission carries the same items, so the
 --   caller can digest the items' bytes as they are)
 --   used_leg = {leg_key, units, price (1-based index into prices)}
@@ -108,8 +109,15 @@ for i = 1, #items do
   if type(rp) ~= 'number' or rp < 0 or rp > price_count or rp ~= floor(rp) then
     fail('BADARG', where('reserve_price must index prices (0 = none)', i))
   end
+  local bk = it[11]
+  if bk ~= nil then
+    if type(bk) ~= 'table' then fail('BADARG', where('block_kinds must be a list', i)) end
+    for k = 1, #bk do str(bk[k], 'block kind', i) end
+  end
   if rp == 0 then
-    if it[7] == 1 and requested ~= 0 then fail('BADARG', where('payg needs a reserve_price', i)) end
+    if (it[7] == 1 or (bk and #bk > 0)) and requested ~= 0 then
+      fail('BADARG', where('payg needs a reserve_price', i))
+    end
     it[10] = false
   else
     it[10] = prices[rp]
@@ -173,7 +181,8 @@ local none = {}
 
 for i = 1, #items do
   local it = items[i]
-  local rg_id, used_legs, kinds, payg = it[1], it[3], it[6], it[7] == 1
+  local rg_id, used_legs, kinds = it[1], it[3], it[6]
+  local payg = pays_money(acct, it[7], it[11], now)
   local r
   for k = 1, #session_rgs do
     if session_rgs[k][1] == rg_id then r = session_rgs[k] break end

@@ -1,7 +1,9 @@
 -- debit.lua: event charging (direct debiting): charge units at once, all or nothing, with a record.
 -- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, service, rating_group,
---                  session_id, legs, kinds, payg(0/1)}; leg = {leg_key, units, price}
+--                  session_id, legs, kinds, payg(0/1), block_kinds (optional)}
+--   leg = {leg_key, units, price}; with payg 0 and block_kinds, only a live bucket of those
+--   kinds stops money from paying
 -- Units are drawn from live buckets of the kinds in order, then (payg) money at each leg's price
 -- (an event is priced on its own: base 0, connect fee and minimum apply).
 -- Returns {replayed, msgpack {units, bucket_units, retail, wholesale, balance, held_money}}.
@@ -13,6 +15,11 @@ local rg = int(req[8], 'rating_group', 0)
 local session_id = str(req[9], 'session_id')
 local legs, kinds = req[10], req[11]
 local payg = int(req[12], 'payg', 0)
+local block_kinds = req[13]
+if block_kinds ~= nil then
+  if type(block_kinds) ~= 'table' then fail('BADARG', 'block_kinds must be a list') end
+  for _, k in ipairs(block_kinds) do str(k, 'block kind') end
+end
 if type(legs) ~= 'table' or #legs == 0 or #legs > 16 then fail('BADARG', 'legs: 1 to 16') end
 if type(kinds) ~= 'table' then fail('BADARG', 'kinds must be a list') end
 for _, k in ipairs(kinds) do str(k, 'kind') end
@@ -26,6 +33,7 @@ local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
 if acct[A_STATE] == BLOCKED then fail('BLOCKED', 'account is blocked') end
+payg = pays_money(acct, payg, block_kinds, now) and 1 or 0
 local unit_buckets, money_buckets = eligible(acct, kinds, now)
 local drawn, leg_out = {}, {}
 local total, from_buckets_total, retail_total, wholesale_total = 0, 0, 0, 0

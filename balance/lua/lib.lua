@@ -247,6 +247,20 @@ local function eligible(acct, kinds, now)
   return units, money
 end
 
+-- Whether money may pay after the buckets: `payg` (0/1) as rating said, except that with
+-- `block_kinds` (kinds whose bundle says on_exhaust: block) only a live bucket of one of them
+-- blocks money; a subscriber without such a bundle pays as you go.
+local function pays_money(acct, payg, block_kinds, now)
+  if payg == 1 then return true end
+  if type(block_kinds) ~= 'table' or #block_kinds == 0 then return false end
+  for _, kind in ipairs(block_kinds) do
+    for _, b in ipairs(acct[A_BUCKETS]) do
+      if b[B_KIND] == kind and is_live(b, now) then return false end
+    end
+  end
+  return true
+end
+
 local function money_available(acct, money_buckets)
   local total = acct[A_BALANCE] + acct[A_LIMIT]
   for _, b in ipairs(money_buckets) do total = total + b[B_REMAINING] end

@@ -434,6 +434,7 @@ class CreditControlHandler:
                     used=tuple(legs),
                     requested_units=requested,
                     on_exhaust=OnExhaust(rating.on_exhaust),
+                    block_kinds=rating.block_kinds,
                     reserve_leg_key=rating.price_key,
                     reserve_price=rating.price,
                     valid_until_s=float(now + validity + grace),

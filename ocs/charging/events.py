@@ -125,6 +125,7 @@ class EventCharging:
                     legs=(UsedLeg(rating.price_key, item.units, rating.price),),
                     kinds=rating.bucket_kinds,
                     on_exhaust=OnExhaust(rating.on_exhaust),
+                    block_kinds=rating.block_kinds,
                     now_s=now,
                     session_id=ccr.session_id,
                     digest=f"{digest}:{index}",

@@ -43,6 +43,7 @@ def call_item(
         used=tuple(used),
         requested_units=0 if terminate else requested_s,
         on_exhaust=OnExhaust(rating.on_exhaust),
+        block_kinds=rating.block_kinds,
         reserve_leg_key=rating.price_key,
         reserve_price=rating.price,
         valid_until_s=valid_until_s,

@@ -327,3 +327,46 @@ async def ledger_level_record_reading(ledger: Ledger) -> None:
 
 
 ALL = (*ALL, ledger_level_record_reading)
+
+
+async def a_blocking_bundle_stops_money_only_for_its_holders(ledger: Ledger) -> None:
+    """Rating says BLOCK when a blocking bundle is in scope; money still pays for a subscriber
+    who does not hold that bundle, and stops (even with the bundle used up) for one who does."""
+    other = "4917099000002"
+    for subscriber in (SUB, other):
+        await ledger.provision_account(subscriber, balance=1000, now_s=NOW)
+    await ledger.add_bucket(
+        SUB, bucket_id="cap", kind="capped.data", unit=BucketUnit.BYTES, amount=50,
+        expires_at_s=NOW + 3600, now_s=NOW - 10,
+    )  # fmt: skip
+    item = RatingGroupRequest(
+        rating_group=10,
+        service="data",
+        kinds=("capped.data",),
+        requested_units=200,
+        on_exhaust=OnExhaust.BLOCK,
+        block_kinds=("capped.data",),
+        reserve_leg_key="data:home",
+        reserve_price=PER_UNIT,
+        valid_until_s=NOW + 60,
+    )
+    holder = await ledger.credit_control(SUB, "h", "h:0", [item], now_s=NOW)
+    assert (holder.items[0].granted_units, holder.items[0].final) == (50, True)
+    assert holder.held_money == 0  # the bundle's 50 units only: money is blocked
+    free = await ledger.credit_control(other, "f", "f:0", [item], now_s=NOW)
+    assert free.items[0].granted_units == 200 and free.held_money == 200  # pays as it goes
+    debit = await ledger.debit_event(
+        other, "e:0", service="data", rating_group=10,
+        legs=(UsedLeg("data:home", 10, PER_UNIT),), kinds=("capped.data",),
+        on_exhaust=OnExhaust.BLOCK, block_kinds=("capped.data",), now_s=NOW,
+    )  # fmt: skip
+    assert debit.debit.retail == 10
+    with pytest.raises(InsufficientCredit):
+        await ledger.debit_event(
+            SUB, "e:1", service="data", rating_group=10,
+            legs=(UsedLeg("data:home", 100, PER_UNIT),), kinds=("capped.data",),
+            on_exhaust=OnExhaust.BLOCK, block_kinds=("capped.data",), now_s=NOW,
+        )  # fmt: skip
+
+
+ALL = (*ALL, a_blocking_bundle_stops_money_only_for_its_holders)

@@ -215,4 +215,4 @@ def test_shutdown_sends_dpr_to_connected_peers(redis_server: EmbeddedRedis, tmp_
     assert client.closed_by_peer()
     client.close()
     assert proc.stop() == 0
-    assert "diameter_peer_down" in proc.log_text()
+    assert "diameter_peer_down" in proc.log_path.read_text()  # the whole log, not its tail
