@@ -66,13 +66,13 @@ from ocs.charging.directory import TenantDirectory
 from ocs.charging.events import EventCharging
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
-from ocs.charging.usage import used_legs
+from ocs.charging.usage import RequestRater, used_legs
 from ocs.config import ChargingConfig
 from ocs.metrics import Counter, CounterSeries, Metrics
 from tariffs.errors import RatingError
 from tariffs.model import Tenant
 from tariffs.quota import size_grant_for
-from tariffs.rating import Rating, UsageRequest
+from tariffs.rating import Rating
 from tariffs.subscribers import SubscriberRef
 
 Log = structlog.typing.FilteringBoundLogger
@@ -389,28 +389,14 @@ class CreditControlHandler:
         self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, terminating: bool
     ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
         """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
-        rater = self.directory.snapshot.rater
-        visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
-        called = None
-        if ccr.ims is not None:
-            called = ccr.ims.called_party_address or ccr.ims.requested_party_address
+        request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant)
         slots: list[_Slot] = []
         items: list[RatingGroupRequest] = []
         grace = self.config.tcc_grace_s
         for service in ccr.services:
 
             def rate_at(at: int, service: ServiceRequest = service) -> Rating:
-                return rater.rate(
-                    UsageRequest(
-                        tenant=ref.tenant,
-                        now=at,
-                        service_context_id=ccr.service_context_id,
-                        rating_group=service.rating_group,
-                        service_identifier=service.service_identifier,
-                        visited_plmn=visited,
-                        called_number=called,
-                    )
-                )
+                return request_rater.rate(service, at)
 
             try:
                 rating = rate_at(now)

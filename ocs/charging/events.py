@@ -30,9 +30,10 @@ from diameter_apps.credit_control import (
 )
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.units import granted, requested_amount, used_amount
+from ocs.charging.usage import RequestRater
 from tariffs.errors import RatingError
 from tariffs.price import retail
-from tariffs.rating import Rating, UsageRequest
+from tariffs.rating import Rating
 from tariffs.subscribers import SubscriberRef
 
 Log = structlog.typing.FilteringBoundLogger
@@ -51,28 +52,12 @@ class EventCharging:
         self.log = log
 
     def _price(self, ccr: CreditControlRequest, ref: SubscriberRef, now: int) -> list[_Priced]:
-        rater = self.directory.snapshot.rater
-        visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
-        called = None
-        if ccr.sms is not None:
-            called = ccr.sms.recipient_address
-        if ccr.ims is not None:
-            called = ccr.ims.called_party_address or ccr.ims.requested_party_address
+        request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant)
         services = ccr.services or (ServiceRequest(from_mscc=False),)
         priced: list[_Priced] = []
         for service in services:
             try:
-                rating = rater.rate(
-                    UsageRequest(
-                        tenant=ref.tenant,
-                        now=now,
-                        service_context_id=ccr.service_context_id,
-                        rating_group=service.rating_group,
-                        service_identifier=service.service_identifier,
-                        visited_plmn=visited,
-                        called_number=called,
-                    )
-                )
+                rating = request_rater.rate(service, now)
             except RatingError as exc:
                 priced.append(_Priced(service, None, 0, int(exc.result_code)))
                 continue

@@ -13,9 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from balance.records import UsedLeg
-from diameter_apps.credit_control import TariffChangeUsage, UsedUnits
+from diameter_apps.credit_control import (
+    CreditControlRequest,
+    ServiceRequest,
+    TariffChangeUsage,
+    UsedUnits,
+)
 from ocs.charging.units import SECOND, used_amount
-from tariffs.rating import Rating
+from tariffs.rating import Rater, Rating, UsageRequest
 
 RateAt = Callable[[int], Rating]
 """Rates the request's usage as if it happened at the given epoch second (RatingError if not)."""
@@ -64,3 +69,35 @@ def used_legs(used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt) -
         after = report.tariff_change_usage == TariffChangeUsage.UNIT_AFTER_TARIFF_CHANGE
         _append(legs, rate_at(now if after else now - 1), units)
     return legs
+
+
+class RequestRater:
+    """Rates the services of one CCR. The request-wide rating keys are read once: the zone from
+    the visited network (PS-Information), the destination from IMS Called-Party-Address (else
+    Requested-Party-Address) or, for SMS, the recipient address."""
+
+    __slots__ = ("called", "ccr", "rater", "tenant", "visited")
+
+    def __init__(self, rater: Rater, ccr: CreditControlRequest, tenant: str) -> None:
+        self.rater = rater
+        self.ccr = ccr
+        self.tenant = tenant
+        self.visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
+        called = ccr.sms.recipient_address if ccr.sms is not None else None
+        if ccr.ims is not None:
+            called = ccr.ims.called_party_address or ccr.ims.requested_party_address or called
+        self.called = called
+
+    def rate(self, service: ServiceRequest, at: int) -> Rating:
+        """The rating of ``service`` as if used at ``at`` (RatingError when it has none)."""
+        return self.rater.rate(
+            UsageRequest(
+                tenant=self.tenant,
+                now=at,
+                service_context_id=self.ccr.service_context_id,
+                rating_group=service.rating_group,
+                service_identifier=service.service_identifier,
+                visited_plmn=self.visited,
+                called_number=self.called,
+            )
+        )
