@@ -9,19 +9,29 @@ with the same digest gets the stored answer, one with another digest is a client
 from __future__ import annotations
 
 import hashlib
+import struct
 
 from diameter_apps.codec import Message
 from diameter_apps.codes import AvpCode
 
 _RELAY_AVPS = frozenset({(int(AvpCode.ROUTE_RECORD), 0), (int(AvpCode.PROXY_INFO), 0)})
 DIGEST_BYTES = 16
+_AVP_FIELDS = struct.Struct(">IIII").pack
 
 
 def ccr_fingerprint(message: Message) -> bytes:
-    """16-byte BLAKE2b of the command code and every AVP except Route-Record and Proxy-Info."""
-    digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
-    digest.update(message.command_code.to_bytes(4, "big"))
+    """16-byte BLAKE2b of the command code and every AVP (code, flags, vendor, payload) except
+    Route-Record and Proxy-Info.
+
+    It digests the AVPs' fields as decoded rather than re-encoding each AVP (this runs once per
+    CCR on the hot path): one join, one hash.
+    """
+    relay = _RELAY_AVPS
+    header = _AVP_FIELDS
+    parts = [message.command_code.to_bytes(4, "big")]
     for avp in message.avps:
-        if (avp.code, avp.vendor) not in _RELAY_AVPS:
-            digest.update(avp.encode())
-    return digest.digest()
+        if (avp.code, avp.vendor) not in relay:
+            data = avp.data
+            parts.append(header(avp.code, avp.flags, avp.vendor, len(data)))
+            parts.append(data)
+    return hashlib.blake2b(b"".join(parts), digest_size=DIGEST_BYTES).digest()
