@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from diameter_apps.codec import HEADER_BYTES, Avp, Message, decode_message
+from diameter_apps.codec import HEADER_BYTES, Avp, Message
 from diameter_apps.codes import (
     FLAG_PROXIABLE,
     FLAG_REQUEST,
@@ -34,6 +34,7 @@ from diameter_apps.credit_control.codes import (
     RequestedAction,
     SubscriptionIdType,
 )
+from diameter_apps.errors import InvalidAvpLength, InvalidMessageLength
 
 GY_CONTEXT = "32251@3gpp.org"
 MMTEL_CONTEXT = "32275@3gpp.org"
@@ -363,42 +364,98 @@ def with_hop_by_hop(encoded: bytes, hop_by_hop: int, *, retransmit: bool) -> byt
     )
 
 
-def _granted(avp: Avp) -> int | None:
-    for child in avp.children():
-        if child.code in (Unit.BYTES, Unit.EVENTS) and child.vendor == 0:
-            return child.as_u64() if len(child.data) == 8 else child.as_u32()
-        if child.code == Unit.SECONDS and child.vendor == 0:
-            return child.as_u32()
+_AVP_HEAD = struct.Struct(">II")
+_VENDOR_BIT = 0x80 << 24  # in an AVP's flags-and-length word
+_FLAG_ERROR = 0x20
+_RESULT_CODE = int(AvpCode.RESULT_CODE)
+_MSCC = int(CcAvp.MULTIPLE_SERVICES_CREDIT_CONTROL)
+_RATING_GROUP = int(CcAvp.RATING_GROUP)
+_GSU = int(CcAvp.GRANTED_SERVICE_UNIT)
+_FUI = int(CcAvp.FINAL_UNIT_INDICATION)
+AVPS_PER_MESSAGE_MAX = 1024  # an answer with more top-level AVPs is rejected
+
+
+def _avp_at(data: bytes, pos: int, end: int) -> tuple[int, int, int, bool]:
+    """(code, data start, next AVP's offset, vendor-specific) of the AVP at ``pos``; only its
+    length is checked (the few values we read are checked where read)."""
+    if end - pos < 8:
+        raise InvalidAvpLength(f"{end - pos} bytes left cannot hold an AVP header")
+    code, flags_length = _AVP_HEAD.unpack_from(data, pos)
+    length = flags_length & 0xFFFFFF
+    vendor = flags_length >= _VENDOR_BIT
+    if length < (12 if vendor else 8) or pos + length > end:
+        raise InvalidAvpLength(f"AVP {code} claims {length} bytes at offset {pos}")
+    return code, pos + 8, pos + length, vendor
+
+
+def _unsigned(data: bytes, start: int, end: int, code: int) -> int:
+    if end - start not in (4, 8):
+        raise InvalidAvpLength(f"AVP {code} holds {end - start} bytes, not an Unsigned32/64")
+    return int.from_bytes(data[start:end], "big")
+
+
+_UNIT_CODES = frozenset((Unit.BYTES, Unit.EVENTS, Unit.SECONDS))
+
+
+def _granted(data: bytes, pos: int, end: int) -> int | None:
+    while pos < end:
+        code, begin, stop, vendor = _avp_at(data, pos, end)
+        if code in _UNIT_CODES and not vendor:
+            return _unsigned(data, begin, stop, code)
+        pos = (stop + 3) & ~3
     return None
 
 
+def _mscc_answer(data: bytes, pos: int, end: int) -> MsccAnswer:
+    rating_group = result = granted = None
+    final = False
+    while pos < end:
+        code, begin, stop, vendor = _avp_at(data, pos, end)
+        pos = (stop + 3) & ~3
+        if vendor:
+            continue
+        if code == _RATING_GROUP:
+            rating_group = _unsigned(data, begin, stop, code)
+        elif code == _RESULT_CODE:
+            result = _unsigned(data, begin, stop, code)
+        elif code == _GSU:
+            granted = _granted(data, begin, stop)
+        elif code == _FUI:
+            final = True
+    return MsccAnswer(rating_group, result, granted, final)
+
+
 def summarize_answer(data: bytes) -> AnswerSummary:
-    """Decode an answer and keep the Result-Codes and grants (raises the codec's errors)."""
-    message: Message = decode_message(data)
+    """Read an answer's Result-Code and grants with a scan of the few AVPs the simulator uses
+    (lengths checked, nothing else decoded): the simulator must cost the server it measures as
+    little CPU as possible, and the server's own tests own its answers' conformance. Raises
+    :class:`DiameterError` subclasses on a truncated or mis-sized message."""
+    size = len(data)
+    if size < HEADER_BYTES:
+        raise InvalidMessageLength(f"{size} bytes cannot hold a Diameter header")
+    version_length, flags_command, _app, hop_by_hop, _e2e = _HEADER.unpack_from(data)
+    if version_length & 0xFFFFFF != size:
+        raise InvalidMessageLength(f"header says {version_length & 0xFFFFFF} bytes, got {size}")
+    command = flags_command & 0xFFFFFF
+    result_code: int | None = None
     msccs: list[MsccAnswer] = []
-    if message.command_code == _CCR:
-        for mscc in message.find_all(CcAvp.MULTIPLE_SERVICES_CREDIT_CONTROL):
-            rating_group = result = granted = None
-            final = False
-            for child in mscc.children():
-                code = child.code
-                if child.vendor != 0:
-                    continue
-                if code == CcAvp.RATING_GROUP:
-                    rating_group = child.as_u32()
-                elif code == AvpCode.RESULT_CODE:
-                    result = child.as_u32()
-                elif code == CcAvp.GRANTED_SERVICE_UNIT:
-                    granted = _granted(child)
-                elif code == CcAvp.FINAL_UNIT_INDICATION:
-                    final = True
-            msccs.append(MsccAnswer(rating_group, result, granted, final))
+    pos = HEADER_BYTES
+    avps = 0
+    while pos < size:
+        code, begin, stop, vendor = _avp_at(data, pos, size)
+        pos = (stop + 3) & ~3
+        avps += 1
+        if avps > AVPS_PER_MESSAGE_MAX:
+            raise InvalidAvpLength(f"more than {AVPS_PER_MESSAGE_MAX} AVPs in one answer")
+        if vendor:
+            continue
+        if code == _RESULT_CODE:
+            if result_code is None:
+                result_code = _unsigned(data, begin, stop, code)
+        elif code == _MSCC and command == _CCR:
+            msccs.append(_mscc_answer(data, begin, stop))
     return AnswerSummary(
-        message.command_code,
-        message.hop_by_hop,
-        message.result_code,
-        message.is_error,
-        tuple(msccs),
+        command, hop_by_hop, result_code, bool((flags_command >> 24) & _FLAG_ERROR), tuple(msccs)
     )
 
 
