@@ -54,7 +54,12 @@ class Unit:
     EVENTS = int(CcAvp.CC_SERVICE_SPECIFIC_UNITS)
 
 
-class MsccRequest(msgspec.Struct, frozen=True):
+# The per-request value objects below hold only strings, numbers and each other, so they can
+# never be part of a reference cycle: gc=False keeps them out of the cyclic collector, which
+# otherwise runs every few hundred CCRs to walk them.
+
+
+class MsccRequest(msgspec.Struct, frozen=True, gc=False):
     """One Multiple-Services-Credit-Control of a request: ask ``requested`` (None: no RSU, 0: an
     empty RSU), report ``used`` (0: no USU), in ``unit``."""
 
@@ -64,13 +69,13 @@ class MsccRequest(msgspec.Struct, frozen=True):
     used: int = 0
 
 
-class PeerIdentity(msgspec.Struct, frozen=True):
+class PeerIdentity(msgspec.Struct, frozen=True, gc=False):
     origin_host: str
     origin_realm: str
     host_ip: str = "127.0.0.1"
 
 
-class CcrSpec(msgspec.Struct, frozen=True):
+class CcrSpec(msgspec.Struct, frozen=True, gc=False):
     """What distinguishes one Credit-Control-Request from another."""
 
     session_id: str
@@ -85,14 +90,14 @@ class CcrSpec(msgspec.Struct, frozen=True):
     sms_recipient: str | None = None
 
 
-class MsccAnswer(msgspec.Struct, frozen=True):
+class MsccAnswer(msgspec.Struct, frozen=True, gc=False):
     rating_group: int | None
     result_code: int | None
     granted: int | None
     final: bool
 
 
-class AnswerSummary(msgspec.Struct, frozen=True):
+class AnswerSummary(msgspec.Struct, frozen=True, gc=False):
     """What the simulator needs from an answer: its command Result-Code and its grants."""
 
     command_code: int
@@ -242,6 +247,12 @@ def _service_information(spec: CcrSpec) -> Avp | None:
 
 
 _HEADER = struct.Struct(">IIIII")
+_AVP_HEAD = struct.Struct(">II")
+_U32_AVP = struct.Struct(">III")
+_MANDATORY = 0x40 << 24  # the M bit in an AVP's flags-and-length word
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4, to the next 32-bit boundary
+_SESSION_ID = int(AvpCode.SESSION_ID)
+_CC_REQUEST_NUMBER = int(CcAvp.CC_REQUEST_NUMBER)
 _CCR_WORD = ((FLAG_REQUEST | FLAG_PROXIABLE) << 24) | _CCR
 CACHE_ENTRIES_MAX = 100_000  # per encoder: subscribers, MSCC shapes, visited networks
 
@@ -286,13 +297,15 @@ class CcrEncoder:
         self, spec: CcrSpec, *, hop_by_hop: int, end_to_end: int, omit_request_type: bool = False
     ) -> bytes:
         cached = self._cached
+        session = spec.session_id.encode()
         parts = [
-            Avp.utf8(AvpCode.SESSION_ID, spec.session_id).encode(),
+            _AVP_HEAD.pack(_SESSION_ID, _MANDATORY | (8 + len(session))),
+            session + _PADDING[len(session) & 3],
             self._fixed,
             cached(("ctx", spec.context), lambda: Avp.utf8(
                 CcAvp.SERVICE_CONTEXT_ID, spec.context).encode()),
             b"" if omit_request_type else self._request_types[spec.request_type],
-            _u32(CcAvp.CC_REQUEST_NUMBER, spec.request_number).encode(),
+            _U32_AVP.pack(_CC_REQUEST_NUMBER, _MANDATORY | 12, spec.request_number),
             cached(("sub", spec.msisdn, spec.imsi), lambda: _subscription_ids(spec)),
             self._tails.get(spec.request_type, b""),
         ]  # fmt: skip
@@ -364,7 +377,6 @@ def with_hop_by_hop(encoded: bytes, hop_by_hop: int, *, retransmit: bool) -> byt
     )
 
 
-_AVP_HEAD = struct.Struct(">II")
 _VENDOR_BIT = 0x80 << 24  # in an AVP's flags-and-length word
 _FLAG_ERROR = 0x20
 _RESULT_CODE = int(AvpCode.RESULT_CODE)

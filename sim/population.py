@@ -20,7 +20,7 @@ DOMESTIC_PREFIXES = ("4915", "4916", "4917", "4930")
 INTERNATIONAL_PREFIXES = ("4420", "3314", "3491", "1212")
 
 
-class SimSubscriber(msgspec.Struct, frozen=True, array_like=True):
+class SimSubscriber(msgspec.Struct, frozen=True, array_like=True, gc=False):
     tenant: str
     msisdn: str  # the ledger's subscriber id
     imsi: str | None

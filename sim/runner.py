@@ -9,6 +9,7 @@ full statistics at the end.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import queue
 import secrets
@@ -79,6 +80,9 @@ async def _worker_main(
     except Exception as exc:
         out.put(("error", index, f"{type(exc).__name__}: {exc}"))
         return
+    # What exists now (scenario, population, connections) lives for the whole run: frozen out
+    # of the cyclic collector so its full collections do not walk it again and again.
+    gc.freeze()
     out.put(("ready", index, None))
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(None, start.wait, 0.2):
