@@ -387,17 +387,16 @@ _FUI = int(CcAvp.FINAL_UNIT_INDICATION)
 AVPS_PER_MESSAGE_MAX = 1024  # an answer with more top-level AVPs is rejected
 
 
-def _avp_at(data: bytes, pos: int, end: int) -> tuple[int, int, int, bool]:
-    """(code, data start, next AVP's offset, vendor-specific) of the AVP at ``pos``; only its
-    length is checked (the few values we read are checked where read)."""
-    if end - pos < 8:
-        raise InvalidAvpLength(f"{end - pos} bytes left cannot hold an AVP header")
-    code, flags_length = _AVP_HEAD.unpack_from(data, pos)
-    length = flags_length & 0xFFFFFF
-    vendor = flags_length >= _VENDOR_BIT
-    if length < (12 if vendor else 8) or pos + length > end:
-        raise InvalidAvpLength(f"AVP {code} claims {length} bytes at offset {pos}")
-    return code, pos + 8, pos + length, vendor
+# The scan below is written out in each loop (no per-AVP helper call): it runs for every
+# answer, and a Python call per AVP would double its cost.
+
+
+def _bad_avp(code: int, length: int, pos: int) -> InvalidAvpLength:
+    return InvalidAvpLength(f"AVP {code} claims {length} bytes at offset {pos}")
+
+
+def _short_header(pos: int, end: int) -> InvalidAvpLength:
+    return InvalidAvpLength(f"{end - pos} bytes left at offset {pos} cannot hold an AVP header")
 
 
 def _unsigned(data: bytes, start: int, end: int, code: int) -> int:
@@ -410,10 +409,17 @@ _UNIT_CODES = frozenset((Unit.BYTES, Unit.EVENTS, Unit.SECONDS))
 
 
 def _granted(data: bytes, pos: int, end: int) -> int | None:
+    unpack = _AVP_HEAD.unpack_from
     while pos < end:
-        code, begin, stop, vendor = _avp_at(data, pos, end)
-        if code in _UNIT_CODES and not vendor:
-            return _unsigned(data, begin, stop, code)
+        if end - pos < 8:
+            raise _short_header(pos, end)
+        code, word = unpack(data, pos)
+        length = word & 0xFFFFFF
+        stop = pos + length
+        if length < (12 if word >= _VENDOR_BIT else 8) or stop > end:
+            raise _bad_avp(code, length, pos)
+        if code in _UNIT_CODES and word < _VENDOR_BIT:
+            return _unsigned(data, pos + 8, stop, code)
         pos = (stop + 3) & ~3
     return None
 
@@ -421,10 +427,18 @@ def _granted(data: bytes, pos: int, end: int) -> int | None:
 def _mscc_answer(data: bytes, pos: int, end: int) -> MsccAnswer:
     rating_group = result = granted = None
     final = False
+    unpack = _AVP_HEAD.unpack_from
     while pos < end:
-        code, begin, stop, vendor = _avp_at(data, pos, end)
+        if end - pos < 8:
+            raise _short_header(pos, end)
+        code, word = unpack(data, pos)
+        length = word & 0xFFFFFF
+        stop = pos + length
+        if length < (12 if word >= _VENDOR_BIT else 8) or stop > end:
+            raise _bad_avp(code, length, pos)
+        begin = pos + 8
         pos = (stop + 3) & ~3
-        if vendor:
+        if word >= _VENDOR_BIT:
             continue
         if code == _RATING_GROUP:
             rating_group = _unsigned(data, begin, stop, code)
@@ -451,21 +465,29 @@ def summarize_answer(data: bytes) -> AnswerSummary:
     command = flags_command & 0xFFFFFF
     result_code: int | None = None
     msccs: list[MsccAnswer] = []
+    unpack = _AVP_HEAD.unpack_from
     pos = HEADER_BYTES
     avps = 0
     while pos < size:
-        code, begin, stop, vendor = _avp_at(data, pos, size)
+        if size - pos < 8:
+            raise _short_header(pos, size)
+        code, word = unpack(data, pos)
+        length = word & 0xFFFFFF
+        stop = pos + length
+        if length < (12 if word >= _VENDOR_BIT else 8) or stop > size:
+            raise _bad_avp(code, length, pos)
+        begin = pos + 8
         pos = (stop + 3) & ~3
         avps += 1
-        if avps > AVPS_PER_MESSAGE_MAX:
-            raise InvalidAvpLength(f"more than {AVPS_PER_MESSAGE_MAX} AVPs in one answer")
-        if vendor:
+        if word >= _VENDOR_BIT:
             continue
         if code == _RESULT_CODE:
             if result_code is None:
                 result_code = _unsigned(data, begin, stop, code)
         elif code == _MSCC and command == _CCR:
             msccs.append(_mscc_answer(data, begin, stop))
+    if avps > AVPS_PER_MESSAGE_MAX:
+        raise InvalidAvpLength(f"{avps} AVPs in one answer, more than {AVPS_PER_MESSAGE_MAX}")
     return AnswerSummary(
         command, hop_by_hop, result_code, bool((flags_command >> 24) & _FLAG_ERROR), tuple(msccs)
     )
