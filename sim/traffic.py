@@ -26,6 +26,11 @@ from sim.scenario import Scenario
 from sim.stats import RunStats
 
 ARRIVAL_TICK_S = 0.002
+# The open-loop arrival clock sleeps until the next session is due, but never less than the
+# event loop's 1 ms timer resolution: shorter sleeps came back at once and spun the loop
+# thousands of times a second for nothing.
+ARRIVAL_SLEEP_MIN_S = 0.001
+ARRIVAL_SLEEP_MAX_S = 0.05  # so the run's deadline is noticed promptly at low rates
 TOO_BUSY_RETRY_S = 0.05
 RAMP_FLOOR = 0.1  # a ramp starts at 10 % of the rate
 SIP_CALL = Callable[["Worker", SimSubscriber], Awaitable[None]]
@@ -491,7 +496,7 @@ class Worker:
                 if load.ramp_s > 0 and elapsed < load.ramp_s:
                     ramp = RAMP_FLOOR + (1 - RAMP_FLOOR) * elapsed / load.ramp_s
                 due += 1.0 / (rate * ramp)
-            await self.sleep(max(0.0, min(due - loop.time(), ARRIVAL_TICK_S)))
+            await self.sleep(min(max(due - loop.time(), ARRIVAL_SLEEP_MIN_S), ARRIVAL_SLEEP_MAX_S))
 
     async def drain(self) -> None:
         """Let in-flight sessions finish (up to ``drain_s``); what is left is cancelled."""
