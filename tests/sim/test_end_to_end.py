@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from tests.support.server_process import ServerProcess
 CATALOG = str(Path(__file__).resolve().parents[2] / "examples" / "catalog")
 
 
-def short_scenario(diameter_port: int, **sections: dict[str, Any]) -> Scenario:
+def short_scenario(diameter_port: int, **sections: Any) -> Scenario:
     """A ~2 s run: every session kind, fast clocks, a few faults."""
     overrides: dict[str, Any] = {
         "load": {"rate": 40, "duration_s": 1.5, "drain_s": 15},
@@ -135,7 +135,9 @@ class _LosesRecords:
             stream = keys.stream_key(keys.subscriber_prefix(self.inner.tenant, subscriber))
             last = await self.inner.client.xrevrange(stream, count=1)
             if last:
-                await self.inner.client.xdel(stream, last[0][0])
+                record_id = last[0][0]
+                assert record_id is not None
+                await self.inner.client.xdel(stream, record_id)
         return result
 
 
@@ -151,7 +153,7 @@ class _WrongApp(OcsApp):
         return self.wrapped[tenant]
 
 
-async def _wrong_server(tmp_path: Path, redis_url: str, wrapper: type) -> AsyncIterator[int]:
+async def _wrong_server(tmp_path: Path, redis_url: str, wrapper: type) -> AsyncGenerator[int, None]:
     port = free_tcp_port()
     config = load_config(
         None,
