@@ -451,11 +451,20 @@ def _mscc_answer(data: bytes, pos: int, end: int) -> MsccAnswer:
     return MsccAnswer(rating_group, result, granted, final)
 
 
-def summarize_answer(data: bytes) -> AnswerSummary:
+MSCC_CACHE_ENTRIES_MAX = 10_000  # distinct MSCC answers remembered per reader
+
+
+def summarize_answer(
+    data: bytes, mscc_cache: dict[bytes, MsccAnswer] | None = None
+) -> AnswerSummary:
     """Read an answer's Result-Code and grants with a scan of the few AVPs the simulator uses
     (lengths checked, nothing else decoded): the simulator must cost the server it measures as
     little CPU as possible, and the server's own tests own its answers' conformance. Raises
-    :class:`DiameterError` subclasses on a truncated or mis-sized message."""
+    :class:`DiameterError` subclasses on a truncated or mis-sized message.
+
+    ``mscc_cache`` (the caller's, up to :data:`MSCC_CACHE_ENTRIES_MAX` entries) maps an MSCC's
+    bytes to what was read from them: a run's answers repeat a handful of MSCCs (same rating
+    group, grant and result), so most are read once."""
     size = len(data)
     if size < HEADER_BYTES:
         raise InvalidMessageLength(f"{size} bytes cannot hold a Diameter header")
@@ -485,7 +494,16 @@ def summarize_answer(data: bytes) -> AnswerSummary:
             if result_code is None:
                 result_code = _unsigned(data, begin, stop, code)
         elif code == _MSCC and command == _CCR:
-            msccs.append(_mscc_answer(data, begin, stop))
+            if mscc_cache is None:
+                msccs.append(_mscc_answer(data, begin, stop))
+                continue
+            raw = data[begin:stop]
+            known = mscc_cache.get(raw)
+            if known is None:
+                if len(mscc_cache) >= MSCC_CACHE_ENTRIES_MAX:
+                    mscc_cache.clear()
+                known = mscc_cache[raw] = _mscc_answer(data, begin, stop)
+            msccs.append(known)
     if avps > AVPS_PER_MESSAGE_MAX:
         raise InvalidAvpLength(f"{avps} AVPs in one answer, more than {AVPS_PER_MESSAGE_MAX}")
     return AnswerSummary(

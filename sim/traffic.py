@@ -75,6 +75,7 @@ class Worker:
         self.destination_realm = scenario.target.destination_realm
         self._next_client = 0
         self._encoders: dict[str, m.CcrEncoder] = {}
+        self._mscc_answers: dict[bytes, m.MsccAnswer] = {}
         self._session_numbers = 0
         self._aborted: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -239,7 +240,7 @@ class Worker:
 
     def _summarize(self, frame: bytes) -> m.AnswerSummary | None:
         try:
-            return m.summarize_answer(frame)
+            return m.summarize_answer(frame, self._mscc_answers)
         except DiameterError as exc:
             self.stats.errors[f"undecodable_answer_{type(exc).__name__}"] += 1
             return None

@@ -72,3 +72,16 @@ def test_a_result_code_of_the_wrong_size_raises() -> None:
     ).encode()  # fmt: skip
     with pytest.raises(DiameterError, match="Unsigned"):
         m.summarize_answer(bad)
+
+
+def test_cached_reads_agree_with_uncached_and_tell_msccs_apart() -> None:
+    cache: dict[bytes, m.MsccAnswer] = {}
+    first = m.summarize_answer(_cca(), cache)
+    assert first == m.summarize_answer(_cca()) and len(cache) == 3
+    assert m.summarize_answer(_cca(), cache) == first and len(cache) == 3
+    other = Message(
+        CommandCode.CREDIT_CONTROL, 4, flags=0x40, hop_by_hop=78, end_to_end=6,
+        avps=[Avp.u32(AvpCode.RESULT_CODE, 2001),
+              _mscc(10, 2001, Avp.u64(CcAvp.CC_TOTAL_OCTETS, 4_999_999_999))],
+    ).encode()  # fmt: skip
+    assert m.summarize_answer(other, cache).msccs[0].granted == 4_999_999_999
