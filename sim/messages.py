@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import msgspec
 
@@ -254,6 +255,7 @@ _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4, to the next 32-bit
 _SESSION_ID = int(AvpCode.SESSION_ID)
 _CC_REQUEST_NUMBER = int(CcAvp.CC_REQUEST_NUMBER)
 _CCR_WORD = ((FLAG_REQUEST | FLAG_PROXIABLE) << 24) | _CCR
+_T = TypeVar("_T")
 CACHE_ENTRIES_MAX = 100_000  # per encoder: subscribers, MSCC shapes, visited networks
 
 
@@ -285,12 +287,12 @@ class CcrEncoder:
         ).encode()
         self._cache: dict[object, bytes] = {}
 
-    def _cached(self, key: object, build: Callable[[], bytes]) -> bytes:
+    def _cached(self, key: object, build: Callable[[_T], bytes], source: _T) -> bytes:
         found = self._cache.get(key)
         if found is None:
             if len(self._cache) >= CACHE_ENTRIES_MAX:
                 self._cache.clear()
-            found = self._cache[key] = build()
+            found = self._cache[key] = build(source)
         return found
 
     def encode(
@@ -302,26 +304,33 @@ class CcrEncoder:
             _AVP_HEAD.pack(_SESSION_ID, _MANDATORY | (8 + len(session))),
             session + _PADDING[len(session) & 3],
             self._fixed,
-            cached(("ctx", spec.context), lambda: Avp.utf8(
-                CcAvp.SERVICE_CONTEXT_ID, spec.context).encode()),
+            cached(("ctx", spec.context), _context_bytes, spec),
             b"" if omit_request_type else self._request_types[spec.request_type],
             _U32_AVP.pack(_CC_REQUEST_NUMBER, _MANDATORY | 12, spec.request_number),
-            cached(("sub", spec.msisdn, spec.imsi), lambda: _subscription_ids(spec)),
+            cached(("sub", spec.msisdn, spec.imsi), _subscription_ids, spec),
             self._tails.get(spec.request_type, b""),
-        ]  # fmt: skip
+        ]
         if spec.msccs:
             parts.append(self._msi)
-            parts.extend(cached(mscc, lambda mscc=mscc: _mscc_avp(mscc).encode())  # type: ignore[misc]
-                         for mscc in spec.msccs)  # fmt: skip
+            for mscc in spec.msccs:
+                parts.append(cached(mscc, _mscc_bytes, mscc))
         if spec.visited_plmn or spec.called or spec.sms_recipient:
             key = ("info", spec.visited_plmn, spec.called, spec.sms_recipient)
-            parts.append(cached(key, lambda: _service_information_bytes(spec)))
+            parts.append(cached(key, _service_information_bytes, spec))
         body = b"".join(parts)
         return (
             _HEADER.pack((1 << 24) | (HEADER_BYTES + len(body)), _CCR_WORD, _CC, hop_by_hop,
                          end_to_end)
             + body
         )  # fmt: skip
+
+
+def _context_bytes(spec: CcrSpec) -> bytes:
+    return Avp.utf8(CcAvp.SERVICE_CONTEXT_ID, spec.context).encode()
+
+
+def _mscc_bytes(mscc: MsccRequest) -> bytes:
+    return _mscc_avp(mscc).encode()
 
 
 def _subscription_ids(spec: CcrSpec) -> bytes:
