@@ -13,6 +13,10 @@ from typing import Any
 from sim.histogram import Histogram
 
 SERVICES = ("data", "voice", "sms", "sip")
+_RESULT_LABELS: dict[int | str | None, str] = {
+    code: str(code) for code in (2001, 2002, 3004, 4010, 4011, 4012, 5030, 5031)
+}
+"""The Result-Code keys of the commonest answers, so the hot path does not format them."""
 
 
 def _add(target: dict[str, int], source: dict[str, int]) -> None:
@@ -72,7 +76,10 @@ class RunStats:
         if bucket is None:
             bucket = self.per_second[second] = Histogram()
         bucket.record(latency_us)
-        self.results[str(result) if result is not None else "none"] += 1
+        label = _RESULT_LABELS.get(result)
+        if label is None:
+            label = str(result) if result is not None else "none"
+        self.results[label] += 1
 
     def tenant(self, tenant: str) -> TenantTotals:
         totals = self.tenants.get(tenant)

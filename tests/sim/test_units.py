@@ -139,3 +139,14 @@ def test_unanswered_usage_is_a_failure_not_a_pass() -> None:
         stats, before, {"acme/4917099000001": 970}, [_record("a:1", 300, 30)], "sim-r-"
     )
     assert not result.passed and "unverifiable" in result.tenants[0].problems[0]
+
+
+def test_record_buckets_as_bucket_of_does() -> None:
+    values = [-5, 0, 1, 127, 128, 129, 255, 256, 10**6, 3_600_000_001, 10**12]
+    histogram = Histogram()
+    for value in values:
+        histogram.record(value)
+    expected: dict[int, int] = {}
+    for value in values:
+        expected[bucket_of(value)] = expected.get(bucket_of(value), 0) + 1
+    assert histogram.counts == expected and histogram.max_us == 10**12
