@@ -5,6 +5,11 @@ index. This task asks the ledger, every ``sweep_interval_s``, to void what is du
 releases each expired reservation exactly once and writes an expiry record for it, so funds of a
 gateway that died are never locked for ever. Several server processes may sweep at once: the
 script's index makes a second sweep of the same reservation a no-op.
+
+The running task sweeps a 1/``SWEEP_SLICES`` slice of the shards every
+``sweep_interval_s / SWEEP_SLICES``: the same shards every ``sweep_interval_s``, but in small
+steps, so one sweep (a script call per shard and tenant) never holds the event loop long enough
+to delay the CCRs waiting behind it.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from collections.abc import Callable
 
 import structlog
 
+from balance import keys
 from ocs.background import PeriodicTask
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.sessions import SessionRegistry
 
 Log = structlog.typing.FilteringBoundLogger
+SWEEP_SLICES = 16
 
 
 class TccSupervisor:
@@ -37,15 +44,25 @@ class TccSupervisor:
         self.log = log
         self.clock = clock
         self.on_released = on_released
-        self._task = PeriodicTask("tcc_sweep", self.sweep_once, interval_s, log)
+        self._next_slice = 0
+        self._task = PeriodicTask(
+            "tcc_sweep", self.sweep_next_slice, interval_s / SWEEP_SLICES, log
+        )
 
-    async def sweep_once(self) -> int:
-        """Release everything due now, for every tenant; returns how many reservations."""
+    async def sweep_next_slice(self) -> int:
+        """Release what is due in the next slice of the shards (the running task's step)."""
+        first = self._next_slice
+        self._next_slice = (first + 1) % SWEEP_SLICES
+        return await self.sweep_once(range(first, keys.VSHARDS, SWEEP_SLICES))
+
+    async def sweep_once(self, vshards: range | None = None) -> int:
+        """Release everything due now in ``vshards`` (all shards by default), for every
+        tenant; returns how many reservations."""
         released = 0
         now = self.clock()
         for tenant in self.directory.tenant_ids:
             ledger = await self.directory.ledger(tenant)
-            expired = await ledger.expire_due(now)
+            expired = await ledger.expire_due(now, vshards=vshards)
             for reservation in expired:
                 self.sessions.ended(reservation.session_id)
                 self.log.info(

@@ -266,3 +266,24 @@ async def test_session_released_by_tcc_is_unknown_afterwards(charging: Charging)
     with pytest.raises(DiameterError) as refused:
         await charging.send(ccr("s;tcc", UPDATE, 1, msccs=[Mscc(10)], **roam))
     assert refused.value.result_code == 5002
+
+
+async def test_sweeping_every_slice_releases_what_one_full_sweep_would(charging: Charging) -> None:
+    from ocs.charging.supervision import SWEEP_SLICES, TccSupervisor
+    from ocs.logging_setup import make_logger
+
+    roam = {"visited_plmn": "310260", "msisdn": ACME_3}
+    await charging.send(
+        ccr("s;slices", INITIAL, 0, msccs=[Mscc(10, {"cc_total_octets": MIB})], **roam)
+    )
+    supervisor = TccSupervisor(
+        charging.directory,
+        charging.sessions,
+        interval_s=1,
+        log=make_logger("error"),
+        clock=charging.clock,
+    )
+    charging.clock.now += 3600 + 61
+    released = [await supervisor.sweep_next_slice() for _ in range(SWEEP_SLICES)]
+    assert sorted(released) == [0] * (SWEEP_SLICES - 1) + [1]  # exactly one slice held it
+    assert (await charging.account("acme", ACME_3)).held_money == 0
