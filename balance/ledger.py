@@ -9,6 +9,7 @@ Every write is idempotent on an operation id; a replay returns the stored result
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from balance import keys
 from balance.errors import InvalidRequest, LedgerUnavailable, UnknownAccount, error_from_reply
+from balance.in_flight import InFlightLimit
 from balance.records import (
     Account,
     AccountSummary,
@@ -39,7 +41,7 @@ from balance.records import (
     UsedLeg,
     price_tuple,
 )
-from balance.scripts import LuaScript, ScriptCaller, ScriptSet
+from balance.scripts import LuaScript, ScriptCaller, ScriptSet, function_missing
 from balance.streams import RecordReader
 from tariffs.price import Price
 
@@ -128,6 +130,36 @@ def new_op_id() -> str:
     return uuid.uuid4().hex
 
 
+def _ccr_result(reply: Any) -> CcrResult:
+    replayed, raw = reply
+    decoded = _CCR_DECODER.decode(raw)
+    return CcrResult(decoded.items, decoded.balance, decoded.held_money, bool(replayed), raw)
+
+
+def _ledger_error(script: LuaScript, exc: BaseException) -> BaseException:
+    """What a failed script call raises: the script's own refusal (``OCS_*`` replies) as its
+    ledger error, Redis trouble as ``LedgerUnavailable``; NOPERM and anything else as is."""
+    if isinstance(exc, NoPermissionError):
+        return exc
+    if isinstance(exc, ResponseError):
+        mapped = error_from_reply(str(exc))
+        return mapped if mapped is not None else LedgerUnavailable(f"{script.name}: {exc}")
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return LedgerUnavailable(f"{script.name}: Redis unavailable: {exc}")
+    return exc
+
+
+def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (error := source.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
+
+
 class Ledger:
     """Ledger operations for one tenant over one Redis client (standalone or cluster)."""
 
@@ -152,7 +184,7 @@ class Ledger:
         self.buckets_max = buckets_max
         # Calls beyond the connection pool wait here instead of failing in the pool
         # (redis-py's cluster pool raises when it runs out of connections).
-        self._in_flight = asyncio.Semaphore(in_flight_max)
+        self._in_flight = InFlightLimit(in_flight_max)
         self._scripts = ScriptCaller(client, library=_SCRIPTS.library)
         self._readers: dict[tuple[str, str], RecordReader] = {}
 
@@ -197,25 +229,25 @@ class Ledger:
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _run(self, script: LuaScript, key_list: Sequence[str], payload: Any) -> Any:
-        encoded = [_ENCODER.encode(payload)]
+        return await self._run_encoded(script, key_list, _ENCODER.encode(payload))
+
+    async def _run_encoded(self, script: LuaScript, key_list: Sequence[str], encoded: bytes) -> Any:
+        await self._in_flight.enter()
         try:
-            async with self._in_flight:
-                try:
-                    return await self._scripts.call(script, key_list, encoded)
-                except RedisConnectionError:
-                    # A pooled connection died (Redis restarted, failed over). Every script is
-                    # idempotent on its operation id, so one retry on a fresh connection is safe:
-                    # if the first attempt was applied, the retry returns its stored result.
-                    return await self._scripts.call(script, key_list, encoded)
-        except NoPermissionError:
-            raise
-        except ResponseError as exc:
-            mapped = error_from_reply(str(exc))
-            if mapped is None:
-                raise LedgerUnavailable(f"{script.name}: {exc}") from exc
-            raise mapped from None
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise LedgerUnavailable(f"{script.name}: Redis unavailable: {exc}") from exc
+            try:
+                return await self._scripts.call(script, key_list, [encoded])
+            except RedisConnectionError:
+                # A pooled connection died (Redis restarted, failed over). Every script is
+                # idempotent on its operation id, so one retry on a fresh connection is safe:
+                # if the first attempt was applied, the retry returns its stored result.
+                return await self._scripts.call(script, key_list, [encoded])
+        except Exception as exc:
+            mapped = _ledger_error(script, exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        finally:
+            self._in_flight.leave()
 
     def _account_keys(self, subscriber: str, op_id: str) -> tuple[str, list[str]]:
         keys.check_subscriber(subscriber)
@@ -258,6 +290,65 @@ class Ledger:
         session rules (``UnknownSession`` 5002, ``SessionAlreadyOpen`` 5004) and a growing
         ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none.
         """
+        return await self.start_credit_control(
+            subscriber,
+            session_id,
+            op_id,
+            items,
+            now_s=now_s,
+            digest=digest,
+            request_kind=request_kind,
+            request_number=request_number,
+        )
+
+    def start_credit_control(
+        self,
+        subscriber: str,
+        session_id: str,
+        op_id: str,
+        items: Sequence[RatingGroupRequest],
+        *,
+        now_s: float,
+        digest: str | None = None,
+        request_kind: int = 0,
+        request_number: int = -1,
+    ) -> asyncio.Future[CcrResult]:
+        """``credit_control`` as a future, for the Diameter hot path: in steady state the
+        script call is written at once and the reply settles the future from a callback, with
+        no task or coroutine per request. Invalid arguments raise here, synchronously."""
+        key_list, encoded = self._ccr_request(
+            subscriber, session_id, op_id, items, now_s, digest, request_kind, request_number
+        )
+        script = _SCRIPTS["ccr"]
+        loop = asyncio.get_running_loop()
+        if self._in_flight.try_enter():
+            try:
+                reply = self._scripts.start(script, key_list, [encoded])
+            except BaseException:
+                self._in_flight.leave()
+                raise
+            if reply is not None:
+                result: asyncio.Future[CcrResult] = loop.create_future()
+                reply.add_done_callback(
+                    functools.partial(self._ccr_replied, result, key_list, encoded)
+                )
+                return result
+            self._in_flight.leave()
+        # Not connected yet, waiting for a slot, or not the lean connection: the full path.
+        return loop.create_task(self._ccr_slow(key_list, encoded))
+
+    def _ccr_request(
+        self,
+        subscriber: str,
+        session_id: str,
+        op_id: str,
+        items: Sequence[RatingGroupRequest],
+        now_s: float,
+        digest: str | None,
+        request_kind: int,
+        request_number: int,
+    ) -> tuple[list[str], bytes]:
+        """ccr.lua's keys and encoded request (see the script's header for the layout)."""
         if not items or len(items) > ITEMS_MAX:
             raise InvalidRequest(f"a request carries 1-{ITEMS_MAX} rating groups")
         keys.check_subscriber(subscriber)
@@ -288,9 +379,37 @@ class Ledger:
             request_kind,
             request_number,
         ]
-        replayed, raw = await self._run(_SCRIPTS["ccr"], key_list, payload)
-        decoded = _CCR_DECODER.decode(raw)
-        return CcrResult(decoded.items, decoded.balance, decoded.held_money, bool(replayed), raw)
+        return key_list, _ENCODER.encode(payload)
+
+    async def _ccr_slow(self, key_list: list[str], encoded: bytes) -> CcrResult:
+        return _ccr_result(await self._run_encoded(_SCRIPTS["ccr"], key_list, encoded))
+
+    def _ccr_replied(
+        self,
+        result: asyncio.Future[CcrResult],
+        key_list: list[str],
+        encoded: bytes,
+        reply: asyncio.Future[Any],
+    ) -> None:
+        self._in_flight.leave()
+        if result.done():
+            return  # the caller gave up (cancelled at shutdown)
+        error = reply.exception() if not reply.cancelled() else RedisConnectionError("cancelled")
+        if error is None:
+            try:
+                result.set_result(_ccr_result(reply.result()))
+            except Exception as exc:
+                result.set_exception(exc)
+            return
+        if isinstance(error, RedisConnectionError) or (
+            isinstance(error, ResponseError) and function_missing(error)
+        ):
+            # The full path reconnects or reloads the library, then calls again: safe, the
+            # script is idempotent on the operation id.
+            retry = asyncio.ensure_future(self._ccr_slow(key_list, encoded))
+            retry.add_done_callback(functools.partial(_copy_outcome, result))
+            return
+        result.set_exception(_ledger_error(_SCRIPTS["ccr"], error))
 
     async def debit_event(
         self,

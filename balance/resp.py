@@ -224,6 +224,12 @@ class RespLane:
             self._connection = connection
             return connection
 
+    @property
+    def ready(self) -> RespConnection | None:
+        """The open connection, if there is one (calls can then start without awaiting)."""
+        connection = self._connection
+        return connection if connection is not None and not connection.closed else None
+
     async def call(self, parts: Sequence[bytes | str | int]) -> Any:
         connection = self._connection
         if connection is None or connection.closed:

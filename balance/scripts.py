@@ -148,7 +148,7 @@ class ScriptSet:
         return self.scripts[name]
 
 
-def _function_missing(exc: ResponseError) -> bool:
+def function_missing(exc: ResponseError) -> bool:
     return "Function not found" in str(exc)
 
 
@@ -239,6 +239,22 @@ class ScriptCaller:
             loop.call_soon(self._flush)
         return await future
 
+    def start(
+        self, script: LuaScript, keys: Sequence[str], args: Sequence[bytes | str | int]
+    ) -> asyncio.Future[Any] | None:
+        """The call started at once, as a future of its raw reply, on the hot path's terms: an
+        open lean connection and the Functions library in use. None otherwise: ``call`` then
+        does what it takes (connecting, loading the library, EVALSHA, the redis-py pipeline).
+        A reply of "Function not found" or a lost connection is the caller's to retry through
+        ``call``, which reloads the library or reconnects."""
+        lane = self._lane
+        if lane is None or not self._functions or not script.function:
+            return None
+        connection = lane.ready
+        if connection is None:
+            return None
+        return connection.call(["FCALL", script.function, len(keys), *keys, *args])
+
     async def _function_call(
         self,
         lane: RespLane,
@@ -250,7 +266,7 @@ class ScriptCaller:
         try:
             return await lane.call(command)
         except ResponseError as exc:
-            if not _function_missing(exc):
+            if not function_missing(exc):
                 raise
         # Redis lost the library (FUNCTION FLUSH, a new server): load it and call again.
         try:

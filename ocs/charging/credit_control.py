@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -320,8 +320,8 @@ class CreditControlHandler:
             )
         digest = ccr_fingerprint(ccr.message).hex()
 
-        def call(ledger: Ledger) -> Coroutine[Any, Any, CcrResult]:
-            return ledger.credit_control(
+        def call(ledger: Ledger) -> asyncio.Future[CcrResult]:
+            return ledger.start_credit_control(
                 ref.subscriber_id,
                 ccr.session_id,
                 f"{ccr.session_id}:{ccr.request_number}",
@@ -333,13 +333,16 @@ class CreditControlHandler:
             )
 
         ledger = self._ledgers.get(ref.tenant)
-        work = loop.create_task(
-            call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
+        # In steady state the ledger call is started here and settles from a callback.
+        work = (
+            call(ledger)
+            if ledger is not None
+            else loop.create_task(self._first_call(ref.tenant, call))
         )
         return work, functools.partial(self._session_answer, ccr, ref, tenant, slots, now)
 
     async def _first_call(
-        self, tenant: str, call: Callable[[Ledger], Coroutine[Any, Any, CcrResult]]
+        self, tenant: str, call: Callable[[Ledger], asyncio.Future[CcrResult]]
     ) -> CcrResult:
         """The tenant's first ledger call: the directory may have to provision its ledger."""
         ledger = await self.directory.ledger(tenant)

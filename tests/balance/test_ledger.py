@@ -106,3 +106,28 @@ async def test_function_library_is_loaded_and_reloaded_after_loss(ledger: Ledger
     )
     assert all(result.items[0].granted_units == 1 for result in many)
     assert len(await ledger.client.function_list()) == 1
+
+
+async def test_hot_path_starts_the_call_without_a_task_and_waits_when_full(
+    redis_url: str,
+) -> None:
+    """``start_credit_control`` writes the call at once on an open lean connection; calls
+    beyond the in-flight limit wait for a slot, and every one is answered."""
+    client = aioredis.Redis.from_url(redis_url)
+    ledger = Ledger(client, "acme", in_flight_max=2)
+    try:
+        await ledger.provision_account("hot", balance=1000, now_s=scenarios.NOW)
+        started = [
+            ledger.start_credit_control(
+                "hot", f"h{n}", f"h{n}:0", [scenarios.rg(requested=1)], now_s=scenarios.NOW
+            )
+            for n in range(5)
+        ]
+        assert [isinstance(f, asyncio.Task) for f in started] == [False, False, True, True, True]
+        results = await asyncio.gather(*started)
+        assert [r.items[0].granted_units for r in results] == [1] * 5
+        hold = 1000 - results[0].balance
+        assert hold > 0 and results[-1].balance == 1000 - 5 * hold == 1000 - results[-1].held_money
+        assert ledger._in_flight.inside == 0
+    finally:
+        await ledger.aclose()

@@ -1,0 +1,52 @@
+"""How many ledger calls one ``Ledger`` has at Redis at once.
+
+An ``asyncio.Semaphore`` would do for coroutines, but the credit-control hot path starts its
+script call without a coroutine (``Ledger.start_credit_control``) and needs to take a slot
+synchronously or learn that it must wait. Slots are handed to waiters in arrival order; a call
+that enters synchronously never overtakes one that is already waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+
+class InFlightLimit:
+    """At most ``limit`` calls inside; the rest wait (``enter``) in arrival order."""
+
+    def __init__(self, limit: int) -> None:
+        if limit <= 0:
+            raise ValueError("the in-flight limit must be positive")
+        self.limit = limit
+        self.inside = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_enter(self) -> bool:
+        """Take a slot now if one is free and nobody is waiting for one."""
+        if self.inside < self.limit and not self._waiters:
+            self.inside += 1
+            return True
+        return False
+
+    async def enter(self) -> None:
+        """Take a slot, waiting for one if need be."""
+        if self.try_enter():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # the slot was handed over just before the cancellation
+            raise
+
+    def leave(self) -> None:
+        """Give the slot back: to the first live waiter, else to the pool."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on; ``inside`` is unchanged
+                return
+        self.inside -= 1
