@@ -267,6 +267,32 @@ def _mscc_avp(service: ServiceAnswer) -> Avp:
     return Avp.grouped(CcAvp.MULTIPLE_SERVICES_CREDIT_CONTROL, children)
 
 
+class MsccAvpCache:
+    """Encoded MSCC AVPs by the :class:`ServiceAnswer` they encode.
+
+    In steady state most answers grant the same quota with the same validity and thresholds,
+    so the same few MSCCs are built again and again; an AVP is a value (its wire form is kept),
+    so one built MSCC can go into any number of answers. Bounded: emptied when full.
+    """
+
+    def __init__(self, entries_max: int = 4096) -> None:
+        if entries_max <= 0:
+            raise ValueError("entries_max must be positive")
+        self.entries_max = entries_max
+        self._avps: dict[ServiceAnswer, Avp] = {}
+
+    def __len__(self) -> int:
+        return len(self._avps)
+
+    def avp(self, service: ServiceAnswer) -> Avp:
+        found = self._avps.get(service)
+        if found is None:
+            if len(self._avps) >= self.entries_max:
+                self._avps.clear()
+            found = self._avps[service] = _mscc_avp(service)
+        return found
+
+
 def _request_identity(request: CreditControlRequest | Message) -> tuple[Message, Avp, Avp, bool]:
     """(message, CC-Request-Type AVP, CC-Request-Number AVP, request had MSCC)."""
     if isinstance(request, CreditControlRequest):
@@ -293,8 +319,9 @@ def build_cca(
     *,
     origin_host: str,
     origin_realm: str,
+    mscc_avps: MsccAvpCache | None = None,
 ) -> Message:
-    """The CCA for ``request`` carrying ``answer``.
+    """The CCA for ``request`` carrying ``answer`` (MSCCs from ``mscc_avps`` when given).
 
     When the request had MSCCs, each :class:`ServiceAnswer` becomes an MSCC with its own
     Result-Code. Otherwise the single-service form is used: the (at most one) service's GSU,
@@ -312,7 +339,8 @@ def build_cca(
         avps.append(Avp.i32(CcAvp.CC_SESSION_FAILOVER, answer.cc_session_failover))
     single: ServiceAnswer | None = None
     if has_mscc:
-        avps.extend([_mscc_avp(service) for service in answer.services])
+        build = _mscc_avp if mscc_avps is None else mscc_avps.avp
+        avps.extend([build(service) for service in answer.services])
     elif answer.services:
         if len(answer.services) > 1:
             raise ValueError("a request without MSCC is answered with at most one service")

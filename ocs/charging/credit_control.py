@@ -51,6 +51,7 @@ from diameter_apps.credit_control import (
     CreditControlRequest,
     FinalUnitAction,
     FinalUnitIndication,
+    MsccAvpCache,
     RedirectServer,
     ServiceAnswer,
     ServiceRequest,
@@ -143,6 +144,7 @@ class CreditControlHandler:
         self._counters: dict[tuple[int, str, str | int], CounterSeries] = {}
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
+        self._mscc_avps = MsccAvpCache()
 
     def __call__(self, event: RequestReceived) -> asyncio.Future[Message]:
         """The CCA for ``event``: a future that resolves to it, or fails with the
@@ -260,7 +262,13 @@ class CreditControlHandler:
             )
         if self.metrics is not None:
             self._count(ccr, tenant, answer)
-        return build_cca(ccr, answer, origin_host=self.origin_host, origin_realm=self.origin_realm)
+        return build_cca(
+            ccr,
+            answer,
+            origin_host=self.origin_host,
+            origin_realm=self.origin_realm,
+            mscc_avps=self._mscc_avps,
+        )
 
     def _count(self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer) -> None:
         metrics = self.metrics

@@ -20,6 +20,7 @@ from diameter_apps.credit_control import (
     FinalUnitIndication,
     GrantedUnits,
     Money,
+    MsccAvpCache,
     RedirectServer,
     ServiceAnswer,
     build_cca,
@@ -352,3 +353,40 @@ def test_raw_request_without_cc_request_type_is_refused() -> None:
     request.avps = [a for a in request.avps if a.code != CcAvp.CC_REQUEST_TYPE]
     with pytest.raises(ValueError, match="answer_for_error"):
         build_cca(request, CreditControlAnswer(), origin_host=OUR_HOST, origin_realm=OUR_REALM)
+
+
+def test_mscc_cache_gives_the_same_bytes_and_stays_bounded() -> None:
+    """Cached MSCCs encode exactly as freshly built ones, for every kind of service answer."""
+    request = ccr(2, 5, body=[mscc(10, requested=rsu()), mscc(20, requested=rsu())])
+    services = (
+        ServiceAnswer(
+            rating_group=10,
+            granted=GrantedUnits(total_octets=50_000_000),
+            validity_time_s=900,
+            volume_quota_threshold_octets=5_000_000,
+            final_unit_indication=FinalUnitIndication(
+                action=FinalUnitAction.RESTRICT_ACCESS,
+                filter_ids=("walled-garden",),
+                restriction_filter_rules=("permit out ip from any to 192.0.2.1",),
+            ),
+        ),
+        ServiceAnswer(
+            rating_group=20,
+            granted=GrantedUnits(money=Money(1_500_000, 978)),
+            final_unit_indication=FinalUnitIndication(
+                action=FinalUnitAction.REDIRECT, redirect_server=RedirectServer(TOP_UP)
+            ),
+        ),
+    )
+    answer = CreditControlAnswer(services=services)
+    cache = MsccAvpCache(entries_max=2)
+    fresh = build_cca(request, answer, origin_host="ocs", origin_realm="r").encode()
+    for _ in range(3):
+        cached = build_cca(request, answer, origin_host="ocs", origin_realm="r", mscc_avps=cache)
+        assert cached.encode() == fresh
+    assert len(cache) == 2
+    other = ServiceAnswer(rating_group=30, result_code=ResultCode.CREDIT_LIMIT_REACHED)
+    cache.avp(other)
+    assert len(cache) == 1  # full: emptied, then the new entry
+    with pytest.raises(ValueError):
+        MsccAvpCache(entries_max=0)
