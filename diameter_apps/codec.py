@@ -78,6 +78,7 @@ _FLAGS = (0, AVP_FLAG_VENDOR, AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR | AVP_FLAG_MAN
 """AVP flags by (vendor present) | (M wanted) << 1."""
 _ADDRESS_FAMILY_IPV4 = 1
 _ADDRESS_FAMILY_IPV6 = 2
+_ADDRESS_PAYLOAD_MIN = 6  # family + an IPv4 address, the shortest Address
 _AVP_FLAGS_RESERVED = 0x1F
 # Plain ints for lookups on the hot path: an IntEnum member in a key tuple hashes slower.
 _SESSION_ID = int(AvpCode.SESSION_ID)
@@ -395,8 +396,12 @@ def decode_avps(data: bytes, depth: int = 1, limits: CodecLimits = DEFAULT_LIMIT
     return avps
 
 
-def _bad_length(data: bytes, pos: int, end: int, depth: int) -> InvalidAvpLength:
-    """5014 for the AVP at ``pos``, with whatever of its header is there as Failed-AVP."""
+def _bad_length(
+    data: bytes, pos: int, end: int, depth: int, rules: AvpRules | None = None
+) -> InvalidAvpLength:
+    """5014 for the AVP at ``pos``, whose length field is unusable. Failed-AVP is what of its
+    header is there with, as RFC 6733 §7.1.5 asks, a zero-filled payload of the minimum length
+    of its type when ``rules`` know the type (empty for Grouped, strings and unknown AVPs)."""
     if end - pos < 8:
         return InvalidAvpLength(
             f"{end - pos} trailing bytes cannot hold an AVP header",
@@ -407,9 +412,14 @@ def _bad_length(data: bytes, pos: int, end: int, depth: int) -> InvalidAvpLength
     vendor = (
         _U32.unpack_from(data, pos + 8)[0] if flags & AVP_FLAG_VENDOR and end - pos >= 12 else 0
     )
+    rule = rules.get((vendor << 32) | code) if rules is not None else None
+    payload = 0
+    if rule is not None:
+        _, size, kind = rule
+        payload = size or (_ADDRESS_PAYLOAD_MIN if kind == KIND_ADDRESS else 0)
     return InvalidAvpLength(
         f"AVP {code} length {word & 0xFFFFFF} is invalid",
-        failed_avps=(Avp(code, flags, vendor, b"", depth),),
+        failed_avps=(Avp(code, flags, vendor, bytes(payload), depth),),
     )
 
 
@@ -557,13 +567,13 @@ def _decode_checked(
                 flags = word >> 24
                 if flags & 0x80:
                     if length < 12 or stop > end:
-                        raise _bad_length(data, pos, end, depth)
+                        raise _bad_length(data, pos, end, depth, rules)
                     vendor = u32_unpack(data, pos + 8)[0]
                     avp = new_avp(code, flags, vendor, data[pos + 12 : stop], depth, None, None)
                     verdict = verdict_of((vendor << 40) | (code << 8) | flags)
                 else:
                     if length < 8 or stop > end:
-                        raise _bad_length(data, pos, end, depth)
+                        raise _bad_length(data, pos, end, depth, rules)
                     avp = new_avp(code, flags, 0, data[pos + 8 : stop], depth, None, None)
                     verdict = verdict_of((code << 8) | flags)
                 append(avp)
@@ -600,7 +610,7 @@ def _decode_checked(
                 else:
                     _check_address(avp)
         except struct.error:  # fewer than 8 bytes left for a header
-            raise _bad_length(data, pos, end, depth) from None
+            raise _bad_length(data, pos, end, depth, rules) from None
         if len(avps) > avps_max:
             raise UnableToComply(f"more than {avps_max} AVPs in one list")
 

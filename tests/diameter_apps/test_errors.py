@@ -230,7 +230,9 @@ def test_avp_overrunning_the_message_is_5014_still_echoing_session_id() -> None:
     (answer,) = sent(peer)
     assert answer.result_code == 5014
     assert answer.session_id == request.session_id
-    assert failed_avp_children(answer)[0].code == 415
+    (failed,) = failed_avp_children(answer)
+    # RFC 6733 §7.1.5: the header with a zero-filled payload of the type's minimum length.
+    assert failed.code == 415 and failed.data == bytes(4)
 
 
 def test_framing_error_closes_without_answer() -> None:
