@@ -109,6 +109,21 @@ class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server_request_timeout_s: float = 5.0
 
 
+class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # How long a request's outcome is kept to answer its retransmissions (RFC 6733 asks that
+    # duplicates be recognised for as long as a peer may retransmit; failover takes minutes).
+    idempotency_ttl_s: int = 3600
+    # A session the ledger has not heard of for this long is forgotten (its holds released).
+    session_idle_s: float = 86400.0
+    # Open sessions per subscriber account, and buckets per account: beyond them, 5006.
+    sessions_max: int = 32
+    buckets_max: int = 64
+
+    def limits(self) -> dict[str, Any]:
+        """The keyword arguments of ``balance.ledger.Ledger`` these settings stand for."""
+        return msgspec.structs.asdict(self)
+
+
 class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     path: str | None = None
 
@@ -125,6 +140,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sip: SipConfig = SipConfig()
     catalog: CatalogConfig = CatalogConfig()
     charging: ChargingConfig = ChargingConfig()
+    ledger: LedgerConfig = LedgerConfig()
     log: LogConfig = LogConfig()
 
 
@@ -135,6 +151,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "sip": SipConfig,
     "catalog": CatalogConfig,
     "charging": ChargingConfig,
+    "ledger": LedgerConfig,
     "log": LogConfig,
 }
 
@@ -235,6 +252,10 @@ def _check(config: Config) -> None:
         ("charging.validity_time_s", config.charging.validity_time_s),
         ("charging.sweep_interval_s", config.charging.sweep_interval_s),
         ("charging.server_request_timeout_s", config.charging.server_request_timeout_s),
+        ("ledger.idempotency_ttl_s", config.ledger.idempotency_ttl_s),
+        ("ledger.session_idle_s", config.ledger.session_idle_s),
+        ("ledger.sessions_max", config.ledger.sessions_max),
+        ("ledger.buckets_max", config.ledger.buckets_max),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")

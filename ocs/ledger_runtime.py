@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
 from balance.tenants import provision_tenant, tenant_password
-from ocs.config import RedisConfig
+from ocs.config import LedgerConfig, RedisConfig
 from ocs.embedded_redis import EmbeddedRedis
 
 REDIS_URL_FILE = "redis.url"
@@ -142,8 +142,9 @@ async def connect_admin(url: str, timeout_s: float = 1.0) -> aioredis.Redis | Re
 class LedgerRuntime:
     """Start (or connect to) the ledger's Redis, hand out per-tenant ledgers, stop cleanly."""
 
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, ledger: LedgerConfig | None = None) -> None:
         self.config = config
+        self.ledger_config = ledger or LedgerConfig()
         self.data_dir = Path(config.data_dir)
         self.embedded: EmbeddedRedis | None = None
         self.url = ""
@@ -186,6 +187,7 @@ class LedgerRuntime:
             cluster=self.cluster,
             pool_size=self.config.pool_size,
             timeout_s=self.config.timeout_s,
+            **self.ledger_config.limits(),
         )
         self._ledgers[tenant] = ledger
         return ledger

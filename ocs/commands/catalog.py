@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from balance.ledger import Ledger
 from balance.tenants import provision_tenant, tenant_password
 from ocs.catalog_install import install_catalog
 from ocs.catalog_store import store_catalog
-from ocs.config import ConfigError, load_config
+from ocs.config import Config, ConfigError, load_config
 from ocs.ledger_runtime import (
     TENANT_SECRET_FILE,
     RedisSetupError,
@@ -119,14 +120,9 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _redis_url(args: argparse.Namespace) -> str | None:
+def _redis_url(args: argparse.Namespace, config: Config) -> str | None:
     """``--redis-url``, ``OCS_REDIS_URL``, ``redis.url`` of ``--config``, then the URL a local
     ``ocs serve`` wrote under its data dir."""
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"ocs catalog load: {exc}", file=sys.stderr)
-        return None
     data_dir = args.data_dir or config.redis.data_dir
     try:
         return resolve_redis_url(args.redis_url or config.redis.url, data_dir=data_dir)
@@ -160,27 +156,39 @@ def run_load(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         _report(args.path, exc)
         return EXIT_PROBLEMS
-    url = _redis_url(args)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"ocs catalog load: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    url = _redis_url(args, config)
     if url is None:
         return EXIT_UNAVAILABLE
     secret, problem = _tenant_secret(args)
     if problem is not None:
         print(f"ocs catalog load: {problem}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    return asyncio.run(install(catalog, sources, url, secret, int(time.time())))
+    return asyncio.run(
+        install(catalog, sources, url, secret, int(time.time()), config.ledger.limits())
+    )
 
 
 async def install(
-    catalog: Catalog, sources: list[tuple[str, str]], url: str, secret: bytes | None, now: int
+    catalog: Catalog,
+    sources: list[tuple[str, str]],
+    url: str,
+    secret: bytes | None,
+    now: int,
+    ledger_limits: Mapping[str, Any] | None = None,
 ) -> int:
     """Install ``catalog`` into the Redis at ``url``, share its texts with every server, and
-    print one line per tenant."""
+    print one line per tenant (``ledger_limits``: the ``[ledger]`` settings)."""
     client = aioredis.Redis.from_url(url)
 
     async def ledger_for(tenant: str) -> Ledger:
         if secret is not None:
             await provision_tenant(client, tenant, tenant_password(secret, tenant))
-        return Ledger(client, tenant)
+        return Ledger(client, tenant, **(ledger_limits or {}))
 
     try:
         report = await install_catalog(catalog, ledger_for, now=now)

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from ocs.config import RedisConfig
+from balance.errors import LimitExceeded
+from ocs.config import LedgerConfig, RedisConfig
 from ocs.embedded_redis import EmbeddedRedis
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError, resolve_redis_url
-from tests.balance.scenarios import NOW
+from tests.balance.scenarios import NOW, rg
 
 
 def test_url_lookup_order(tmp_path: Path) -> None:
@@ -67,3 +68,17 @@ async def test_unreachable_external_redis_is_a_clear_error() -> None:
     runtime = LedgerRuntime(RedisConfig(url="redis://127.0.0.1:1/0", timeout_s=0.5))
     with pytest.raises(RedisSetupError, match="cannot reach Redis"):
         await runtime.start()
+
+
+async def test_ledger_settings_reach_the_tenants_ledgers(private_redis: EmbeddedRedis) -> None:
+    """``[ledger]`` limits apply to every tenant ledger the runtime hands out."""
+    runtime = LedgerRuntime(RedisConfig(url=private_redis.url), LedgerConfig(sessions_max=1))
+    await runtime.start()
+    try:
+        ledger = await runtime.ledger_for("acme")
+        await ledger.provision_account("limited", balance=1000, now_s=NOW)
+        await ledger.credit_control("limited", "a", "a:0", [rg(requested=1)], now_s=NOW)
+        with pytest.raises(LimitExceeded):
+            await ledger.credit_control("limited", "b", "b:0", [rg(requested=1)], now_s=NOW)
+    finally:
+        await runtime.stop()

@@ -50,12 +50,25 @@ def test_config_layers_file_env_and_overrides(tmp_path: Path) -> None:
     assert config.sip.allowed_sources == ("127.0.0.1", "::1")
 
 
+def test_ledger_limits_from_file_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "ocs.toml"
+    path.write_text("[ledger]\nsessions_max = 4\nidempotency_ttl_s = 600\n")
+    config = load_config(path, environ={"OCS_LEDGER_BUCKETS_MAX": "16"})
+    assert config.ledger.limits() == {
+        "idempotency_ttl_s": 600,
+        "session_idle_s": 86400.0,
+        "sessions_max": 4,
+        "buckets_max": 16,
+    }
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("[diameter]\nbogus = 1\n", "bogus"),
         ("[diameter]\nlisten_port = 70000\n", "diameter.listen_port"),
         ('[redis]\nappendfsync = "sometimes"\n', "redis.appendfsync"),
+        ("[ledger]\nsessions_max = 0\n", "ledger.sessions_max"),
         ("[diameter\n", "not valid TOML"),
     ],
 )
