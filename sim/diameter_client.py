@@ -8,8 +8,11 @@ framer and codec.
   owner (a session receiving ASR ends itself with CCR-T).
 - When the connection has been idle for ``watchdog_s`` we send DWR; ``close()`` sends DPR and
   waits briefly for the DPA.
-- A request unanswered after ``timeout_s`` resolves to None (a sweep every 100 ms, not a timer
-  per request).
+- A request unanswered after ``timeout_s`` resolves to None. One timer per connection, not one
+  per request: every request waits the same ``timeout_s``, so the oldest pending request (the
+  first in ``_pending``, which keeps sending order) always expires first, and the timer is armed
+  for it alone, or for the watchdog when nothing is pending. An idle simulator thus wakes only
+  when something is due, not ten times a second.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from diameter_apps.framer import Framer
 from diameter_apps.limits import DEFAULT_LIMITS
 from sim.messages import PeerIdentity, answer_to, cer, dpr, dwr, header_fields, summarize_answer
 
-SWEEP_INTERVAL_S = 0.1
+SWEEP_SLACK_S = 0.1  # a timeout may be noticed this late, so one timer serves many requests
 DPA_WAIT_S = 2.0
 _SERVER_REQUESTS: dict[int, str] = {
     CommandCode.DEVICE_WATCHDOG: "dwr",
@@ -70,6 +73,7 @@ class DiameterClient(asyncio.Protocol):
         self._flush_scheduled = False
         self._last_traffic = self.loop.time()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_at = 0.0  # when the armed sweeper fires
         self._handshake_hop = 0
         self._disconnect_hop = -1
         self._dpa: asyncio.Future[None] | None = None
@@ -109,7 +113,10 @@ class DiameterClient(asyncio.Protocol):
         if not self.is_open:
             future.set_result(None)
             return future
-        self._pending[hop_by_hop] = (future, self.loop.time() + self.timeout_s)
+        deadline = self.loop.time() + self.timeout_s
+        self._pending[hop_by_hop] = (future, deadline)
+        if deadline + SWEEP_SLACK_S < self._sweep_at:  # armed for the watchdog, further away
+            self._arm_sweeper(deadline + SWEEP_SLACK_S)
         self._write(encoded)
         return future
 
@@ -130,7 +137,7 @@ class DiameterClient(asyncio.Protocol):
         self._write(
             cer(self.peer, hop_by_hop=self._handshake_hop, end_to_end=self.next_end_to_end())
         )
-        self._sweeper = self.loop.call_later(SWEEP_INTERVAL_S, self._sweep)
+        self._arm_sweeper(self.loop.time() + self.timeout_s)
 
     def data_received(self, data: bytes) -> None:
         self._last_traffic = self.loop.time()
@@ -207,18 +214,34 @@ class DiameterClient(asyncio.Protocol):
 
     # -- timers --------------------------------------------------------------------------------
 
+    def _arm_sweeper(self, when: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._sweep_at = when
+        self._sweeper = self.loop.call_later(max(0.0, when - self.loop.time()), self._sweep)
+
     def _sweep(self) -> None:
+        self._sweeper = None
         now = self.loop.time()
-        expired = [hop for hop, (_f, deadline) in self._pending.items() if deadline <= now]
-        for hop in expired:
-            future, _deadline = self._pending.pop(hop)
+        pending = self._pending
+        # Oldest first (sending order, one timeout for all): stop at the first still in time.
+        while pending:
+            hop, (future, deadline) = next(iter(pending.items()))
+            if deadline > now:
+                break
+            del pending[hop]
             if not future.done():
                 future.set_result(None)
         if self.is_open and now - self._last_traffic >= self.watchdog_s:
             hop = self.next_hop_by_hop()
             self.send(dwr(self.peer, hop_by_hop=hop, end_to_end=self.next_end_to_end()), hop)
-        if self.is_open:
-            self._sweeper = self.loop.call_later(SWEEP_INTERVAL_S, self._sweep)
+        if not self.is_open:
+            return
+        if pending:
+            _future, oldest = next(iter(pending.values()))
+            self._arm_sweeper(oldest + SWEEP_SLACK_S)
+        else:
+            self._arm_sweeper(self._last_traffic + self.watchdog_s)
 
     def _abort(self, error: Exception) -> None:
         if not self.ready.done():

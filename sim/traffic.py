@@ -24,22 +24,17 @@ from sim.diameter_client import DiameterClient, connect
 from sim.population import SimSubscriber, called_number, visited_plmn
 from sim.scenario import Scenario
 from sim.stats import RunStats
+from sim.timer_wheel import TimerWheel
 
 ARRIVAL_TICK_S = 0.002
 # The open-loop arrival clock sleeps until the next session is due, but never less than the
 # event loop's 1 ms timer resolution: shorter sleeps came back at once and spun the loop
 # thousands of times a second for nothing.
 ARRIVAL_SLEEP_MIN_S = 0.001
-ARRIVAL_SLEEP_MAX_S = 0.05  # so the run's deadline is noticed promptly at low rates
 TOO_BUSY_RETRY_S = 0.05
 RAMP_FLOOR = 0.1  # a ramp starts at 10 % of the rate
 SIP_CALL = Callable[["Worker", SimSubscriber], Awaitable[None]]
 _EVENT_COMMITTING = frozenset({int(ResultCode.SUCCESS)})
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def session_prefix(run_id: str) -> str:
@@ -83,6 +78,7 @@ class Worker:
         self._second_offset = 0.0
         self._second_base = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._wheel: TimerWheel | None = None
         kinds = scenario.mix
         self._kinds = ("data", "voice", "sms", "sip")
         self._weights = (kinds.data, kinds.voice, kinds.sms, kinds.sip if sip_call else 0.0)
@@ -142,16 +138,17 @@ class Worker:
             loop = self._loop = asyncio.get_running_loop()
         return loop
 
-    async def sleep(self, delay_s: float) -> None:
-        """``asyncio.sleep`` without its per-call event-loop lookup (see :attr:`loop`)."""
-        loop = self.loop
-        future: asyncio.Future[None] = loop.create_future()
-        handle = loop.call_later(delay_s, _wake, future)
-        try:
-            await future
-        finally:
-            if future.cancelled():
-                handle.cancel()
+    @property
+    def timers(self) -> TimerWheel:
+        wheel = self._wheel
+        if wheel is None:
+            wheel = self._wheel = TimerWheel(self.loop)
+        return wheel
+
+    def sleep(self, delay_s: float) -> asyncio.Future[None]:
+        """Awaitable: ``asyncio.sleep`` on the worker's shared timers (see :mod:`sim.timer_wheel`)
+        and without its per-call event-loop lookup (see :attr:`loop`)."""
+        return self.timers.sleep(delay_s)
 
     def start_clock(self, start_at_wall: float) -> None:
         loop = self.loop
@@ -497,7 +494,9 @@ class Worker:
                 if load.ramp_s > 0 and elapsed < load.ramp_s:
                     ramp = RAMP_FLOOR + (1 - RAMP_FLOOR) * elapsed / load.ramp_s
                 due += 1.0 / (rate * ramp)
-            await self.sleep(min(max(due - loop.time(), ARRIVAL_SLEEP_MIN_S), ARRIVAL_SLEEP_MAX_S))
+            # Until the next arrival or the run's end, whichever comes first: no idle wake-ups.
+            wake = min(due, deadline) - loop.time()
+            await self.sleep(max(wake, ARRIVAL_SLEEP_MIN_S))
 
     async def drain(self) -> None:
         """Let in-flight sessions finish (up to ``drain_s``); what is left is cancelled."""

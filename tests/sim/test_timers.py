@@ -1,0 +1,68 @@
+"""The simulator's shared timers: sleeps that end together share one loop timer, and one
+connection timer expires unanswered requests oldest first."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sim import messages as m
+from sim.diameter_client import SWEEP_SLACK_S, DiameterClient
+from sim.timer_wheel import TimerWheel
+
+
+async def test_sleeps_ending_in_one_millisecond_share_a_timer() -> None:
+    loop = asyncio.get_running_loop()
+    wheel = TimerWheel(loop)
+    started = loop.time()
+    first = [wheel.sleep(0.02) for _ in range(5)]
+    later = wheel.sleep(0.04)
+    assert wheel.pending_slots == 2
+    await asyncio.gather(*first)
+    assert not later.done()
+    assert loop.time() - started >= 0.02 - 0.001
+    await later
+    assert loop.time() - started >= 0.04 - 0.001
+    assert wheel.pending_slots == 0
+
+
+async def test_a_cancelled_sleep_does_not_stop_the_others() -> None:
+    wheel = TimerWheel(asyncio.get_running_loop())
+    cancelled, kept = wheel.sleep(0.01), wheel.sleep(0.01)
+    cancelled.cancel()
+    await kept
+    assert cancelled.cancelled()
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def close(self) -> None:
+        pass
+
+
+async def test_unanswered_requests_expire_oldest_first_answered_ones_do_not() -> None:
+    client = DiameterClient(m.PeerIdentity("a.sim.local", "sim.local"), timeout_s=0.05,
+                            watchdog_s=60.0)  # fmt: skip
+    client.connection_made(_Transport())
+    loop = asyncio.get_running_loop()
+    old = client.send(b"first", 1)
+    await asyncio.sleep(0.02)
+    answered = client.send(b"second", 2)
+    young = client.send(b"third", 3)
+    frame = b"\x01\x00\x00\x14\x00\x00\x01\x10\x00\x00\x00\x04\x00\x00\x00\x02\x00\x00\x00\x00"
+    client.data_received(frame)
+    assert answered.result() == frame
+    started = loop.time()
+    assert await old is None
+    assert not young.done()  # sent 20 ms later: still in time
+    assert await young is None
+    assert loop.time() - started <= 0.02 + SWEEP_SLACK_S + 0.05
+    assert client.in_flight == 0
