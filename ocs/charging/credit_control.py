@@ -158,7 +158,7 @@ class CreditControlHandler:
             if ccr.deviations:
                 self.log.info("ccr_deviation", session=ccr.session_id, what=list(ccr.deviations))
             now = int(self.clock())
-            ref = self.directory.resolve((int(s.type), s.data) for s in ccr.subscription_ids)
+            ref = self.directory.resolve_ids(ccr.subscription_ids)
             if ref is None:
                 unknown = CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
                 answered.set_result(self._answer(ccr, "", unknown))

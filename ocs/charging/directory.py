@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 from balance.ledger import Ledger
-from diameter_apps.credit_control import CostInformation, currency_code
+from diameter_apps.credit_control import CostInformation, SubscriptionId, currency_code
 from tariffs.model import Catalog, Tenant
 from tariffs.rating import Rater
 from tariffs.subscribers import Resolver, SubscriberRef
 
 LedgerFactory = Callable[[str], Awaitable[Ledger]]
+
+
+# Resolutions remembered per snapshot: a session's CCR-I, -Us and -T name the same subscriber
+# the same way, and resolving (normalising, range search) costs more than the lookup.
+RESOLVED_ENTRIES_MAX = 200_000
 
 
 class CatalogSnapshot:
@@ -30,6 +35,20 @@ class CatalogSnapshot:
         self.currency_codes: dict[str, int] = {
             t.id: currency_code(t.currency) for t in catalog.tenants
         }
+        # Only this snapshot's answers: a reload starts a new snapshot with an empty memo.
+        self._resolved: dict[tuple[SubscriptionId, ...], SubscriberRef | None] = {}
+
+    def resolve_ids(self, ids: tuple[SubscriptionId, ...]) -> SubscriberRef | None:
+        """The subscriber a request's Subscription-Ids name (the first known one), remembered."""
+        try:
+            return self._resolved[ids]
+        except KeyError:
+            pass
+        ref = self.resolver.resolve_any((int(s.type), s.data) for s in ids)
+        if len(self._resolved) >= RESOLVED_ENTRIES_MAX:
+            self._resolved.clear()
+        self._resolved[ids] = ref
+        return ref
 
 
 class TenantDirectory:
@@ -45,6 +64,10 @@ class TenantDirectory:
 
     def resolve(self, identities: Iterable[tuple[int, str]]) -> SubscriberRef | None:
         return self.snapshot.resolver.resolve_any(identities)
+
+    def resolve_ids(self, ids: tuple[SubscriptionId, ...]) -> SubscriberRef | None:
+        """``resolve`` for a request's Subscription-Ids, remembered by the current snapshot."""
+        return self.snapshot.resolve_ids(ids)
 
     async def ledger(self, tenant: str) -> Ledger:
         """The tenant's ledger; the first call per tenant provisions its ACL user."""
