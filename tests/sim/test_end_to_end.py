@@ -102,14 +102,25 @@ def test_injected_duplicates_are_charged_once(server: ServerProcess, redis_url: 
     assert report["errors"] == {}
 
 
-class _ExtraMicroUnit:
-    """A ledger that, after every charging CCR, takes one more micro-unit (a wrong server)."""
+class _WrappedLedger:
+    """A ledger double: the server's hot path calls ``start_credit_control``, which here runs
+    the double's own ``credit_control``; everything else goes to the real ledger."""
 
     def __init__(self, inner: Ledger) -> None:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def start_credit_control(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(self.credit_control(*args, **kwargs))
+
+    async def credit_control(self, subscriber: str, *args: Any, **kwargs: Any) -> Any:
+        return await self.inner.credit_control(subscriber, *args, **kwargs)
+
+
+class _ExtraMicroUnit(_WrappedLedger):
+    """A ledger that, after every charging CCR, takes one more micro-unit (a wrong server)."""
 
     async def credit_control(self, subscriber: str, *args: Any, **kwargs: Any) -> Any:
         result = await self.inner.credit_control(subscriber, *args, **kwargs)
@@ -118,14 +129,8 @@ class _ExtraMicroUnit:
         return result
 
 
-class _LosesRecords:
+class _LosesRecords(_WrappedLedger):
     """A ledger that answers as usual but deletes the usage record it just wrote."""
-
-    def __init__(self, inner: Ledger) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     async def credit_control(self, subscriber: str, *args: Any, **kwargs: Any) -> Any:
         from balance import keys
