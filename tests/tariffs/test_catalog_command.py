@@ -54,7 +54,9 @@ def test_load_installs_tenants_subscribers_balances_bundles_and_acl(
 ) -> None:
     secret = tmp_path / "secret"
     secret.write_text("0123456789abcdef-deployment-secret\n")
+    # A data dir of its own: a local `ocs serve`'s var/redis (and its secret) is not this test's.
     args = ["catalog", "load", str(EXAMPLES), "--redis-url", redis_url]
+    args += ["--data-dir", str(tmp_path / "no-local-server")]
     assert main([*args, "--tenant-secret-file", str(secret)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "acme: 100 subscribers installed, 0 already present; ACL user set",
