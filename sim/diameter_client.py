@@ -2,8 +2,9 @@
 framer and codec.
 
 - CER on connect; ``ready`` resolves with the server's Origin-Realm from a 2001 CEA.
-- Requests are pipelined: each waits on a future keyed by its Hop-by-Hop id; writes made in
-  one loop iteration go out as one ``transport.write`` (batched).
+- Requests are pipelined: each waits on a :class:`sim.fiber.Wake` keyed by its Hop-by-Hop id,
+  resolved (resuming the session at once) when the answer is read; writes made in one loop
+  iteration go out as one ``transport.write`` (batched).
 - The server's DWR, DPR, RAR and ASR are answered 2001; RAR and ASR are also handed to the
   owner (a session receiving ASR ends itself with CCR-T).
 - When the connection has been idle for ``watchdog_s`` we send DWR; ``close()`` sends DPR and
@@ -29,6 +30,7 @@ from diameter_apps.codes import FLAG_REQUEST, CommandCode, ResultCode
 from diameter_apps.errors import DiameterError, FramingError
 from diameter_apps.framer import Framer
 from diameter_apps.limits import DEFAULT_LIMITS
+from sim.fiber import Wake, resolved
 from sim.messages import PeerIdentity, answer_to, cer, dpr, dwr, header_fields, summarize_answer
 
 SWEEP_SLACK_S = 0.1  # a timeout may be noticed this late, so one timer serves many requests
@@ -66,7 +68,7 @@ class DiameterClient(asyncio.Protocol):
         self.server_requests: dict[str, int] = {}
         self._framer = Framer(DEFAULT_LIMITS)
         self._transport: asyncio.Transport | None = None
-        self._pending: dict[int, tuple[asyncio.Future[bytes | None], float]] = {}
+        self._pending: dict[int, tuple[Wake[bytes | None], float]] = {}
         self._hop_ids = itertools.count(random.getrandbits(31) or 1)
         self._end_ids = itertools.count(random.getrandbits(31) or 1)
         self._out: list[bytes] = []
@@ -107,18 +109,17 @@ class DiameterClient(asyncio.Protocol):
             self._last_traffic = self.loop.time()
         self._out.clear()
 
-    def send(self, encoded: bytes, hop_by_hop: int) -> asyncio.Future[bytes | None]:
-        """Send a request; the future gets the answer's bytes, or None (timeout, lost)."""
-        future: asyncio.Future[bytes | None] = self.loop.create_future()
+    def send(self, encoded: bytes, hop_by_hop: int) -> Wake[bytes | None]:
+        """Send a request; the Wake gets the answer's bytes, or None (timeout, lost)."""
         if not self.is_open:
-            future.set_result(None)
-            return future
+            return resolved(None)
+        wake: Wake[bytes | None] = Wake()
         deadline = self.loop.time() + self.timeout_s
-        self._pending[hop_by_hop] = (future, deadline)
+        self._pending[hop_by_hop] = (wake, deadline)
         if deadline + SWEEP_SLACK_S < self._sweep_at:  # armed for the watchdog, further away
             self._arm_sweeper(deadline + SWEEP_SLACK_S)
         self._write(encoded)
-        return future
+        return wake
 
     def send_raw(self, encoded: bytes) -> None:
         """Write bytes that expect no answer we wait for (answers to server requests)."""
@@ -154,8 +155,7 @@ class DiameterClient(asyncio.Protocol):
                 continue
             waiter = pending.pop(hop_by_hop, None)
             if waiter is not None:
-                if not waiter[0].done():
-                    waiter[0].set_result(frame)
+                waiter[0].resolve(frame)  # the session reads its answer now
             elif command == CommandCode.CAPABILITIES_EXCHANGE and hop_by_hop == self._handshake_hop:
                 self._capabilities_answer(frame)
             elif (
@@ -169,10 +169,10 @@ class DiameterClient(asyncio.Protocol):
         self._transport = None
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for future, _deadline in self._pending.values():
-            if not future.done():
-                future.set_result(None)
-        self._pending.clear()
+        # Swapped out first: the sessions resumed here may retry on another connection.
+        pending, self._pending = self._pending, {}
+        for wake, _deadline in pending.values():
+            wake.resolve(None)
         if not self.ready.done():
             self.ready.set_exception(HandshakeError(f"connection closed before CEA: {exc}"))
         if self._dpa is not None and not self._dpa.done():
@@ -226,19 +226,18 @@ class DiameterClient(asyncio.Protocol):
         pending = self._pending
         # Oldest first (sending order, one timeout for all): stop at the first still in time.
         while pending:
-            hop, (future, deadline) = next(iter(pending.items()))
+            hop, (wake, deadline) = next(iter(pending.items()))
             if deadline > now:
                 break
             del pending[hop]
-            if not future.done():
-                future.set_result(None)
+            wake.resolve(None)  # may send (a retransmission): appended, with a later deadline
         if self.is_open and now - self._last_traffic >= self.watchdog_s:
             hop = self.next_hop_by_hop()
             self.send(dwr(self.peer, hop_by_hop=hop, end_to_end=self.next_end_to_end()), hop)
         if not self.is_open:
             return
         if pending:
-            _future, oldest = next(iter(pending.values()))
+            _wake, oldest = next(iter(pending.values()))
             self._arm_sweeper(oldest + SWEEP_SLACK_S)
         else:
             self._arm_sweeper(self._last_traffic + self.watchdog_s)

@@ -169,7 +169,7 @@ class SipCalls:
         reservation = response.header("X-OCS-Reservation") or ""
         max_s = int(response.header("X-Max-Duration") or "0")
         duration = min(worker.call_seconds(), max_s)
-        await worker.sleep(duration / worker.scenario.voice.time_scale)
+        await worker.sleep_in_task(duration / worker.scenario.voice.time_scale)
         status = await post_end(target.http_url, reservation, duration)
         totals = stats.tenant(subscriber.tenant)
         totals.ccrs += 1

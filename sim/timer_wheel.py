@@ -13,37 +13,39 @@ from __future__ import annotations
 
 import asyncio
 
-
-def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
-    for waiter in waiters:
-        if not waiter.done():  # a cancelled session's sleep
-            waiter.set_result(None)
+from sim.fiber import Wake, as_future
 
 
 class TimerWheel:
-    """``await wheel.sleep(delay_s)``: one loop timer per slot of ``slot_ms`` milliseconds."""
+    """``await wheel.wake_after(delay_s)`` in a session (:class:`sim.fiber.Fiber`),
+    ``await wheel.sleep(delay_s)`` in a Task: one loop timer per slot of ``slot_ms`` ms."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, slot_ms: int = 1) -> None:
         self._loop = loop
         self._slot_ms = slot_ms
         # slot number (due time in slots of the loop's clock) -> sleepers waking then
-        self._slots: dict[int, list[asyncio.Future[None]]] = {}
+        self._slots: dict[int, list[Wake[None]]] = {}
 
-    def sleep(self, delay_s: float) -> asyncio.Future[None]:
-        """A future done ``delay_s`` from now (rounded, like the loop's timers, to the slot)."""
+    def wake_after(self, delay_s: float) -> Wake[None]:
+        """Resolved ``delay_s`` from now (rounded, like the loop's timers, to the slot)."""
         loop = self._loop
         now = loop.time()
         slot = -(-round((now + max(delay_s, 0.0)) * 1000) // self._slot_ms)  # ceiling
-        future: asyncio.Future[None] = loop.create_future()
+        wake: Wake[None] = Wake()
         waiters = self._slots.get(slot)
         if waiters is None:
             waiters = self._slots[slot] = []
             loop.call_later(slot * self._slot_ms / 1000 - now, self._fire, slot)
-        waiters.append(future)
-        return future
+        waiters.append(wake)
+        return wake
+
+    def sleep(self, delay_s: float) -> asyncio.Future[None]:
+        """The same, as a Future for code running in an asyncio Task."""
+        return as_future(self.wake_after(delay_s), self._loop)
 
     def _fire(self, slot: int) -> None:
-        _wake_all(self._slots.pop(slot))
+        for wake in self._slots.pop(slot):
+            wake.resolve(None)  # resumes the sleeping session here and now
 
     @property
     def pending_slots(self) -> int:

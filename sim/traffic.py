@@ -10,10 +10,11 @@ verification reports those apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from diameter_apps.codes import CommandCode, ResultCode
@@ -21,6 +22,7 @@ from diameter_apps.credit_control.codes import CcRequestType
 from diameter_apps.errors import DiameterError
 from sim import messages as m
 from sim.diameter_client import DiameterClient, connect
+from sim.fiber import Fiber, Wake
 from sim.population import SimSubscriber, called_number, visited_plmn
 from sim.scenario import Scenario
 from sim.stats import RunStats
@@ -33,7 +35,7 @@ ARRIVAL_TICK_S = 0.002
 ARRIVAL_SLEEP_MIN_S = 0.001
 TOO_BUSY_RETRY_S = 0.05
 RAMP_FLOOR = 0.1  # a ramp starts at 10 % of the rate
-SIP_CALL = Callable[["Worker", SimSubscriber], Awaitable[None]]
+SIP_CALL = Callable[["Worker", SimSubscriber], Coroutine[Any, Any, None]]
 _EVENT_COMMITTING = frozenset({int(ResultCode.SUCCESS)})
 
 
@@ -73,7 +75,8 @@ class Worker:
         self._mscc_answers: dict[bytes, m.MsccAnswer] = {}
         self._session_numbers = 0
         self._aborted: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._sessions: set[Fiber] = set()  # running
+        self._all_ended: asyncio.Future[None] | None = None  # drain() waits on it
         self._t0 = 0.0
         self._second_offset = 0.0
         self._second_base = 0.0
@@ -145,9 +148,12 @@ class Worker:
             wheel = self._wheel = TimerWheel(self.loop)
         return wheel
 
-    def sleep(self, delay_s: float) -> asyncio.Future[None]:
-        """Awaitable: ``asyncio.sleep`` on the worker's shared timers (see :mod:`sim.timer_wheel`)
-        and without its per-call event-loop lookup (see :attr:`loop`)."""
+    def sleep(self, delay_s: float) -> Wake[None]:
+        """A session's ``asyncio.sleep``, on the worker's shared timers (see
+        :mod:`sim.timer_wheel`); code running in a Task awaits :meth:`sleep_in_task`."""
+        return self.timers.wake_after(delay_s)
+
+    def sleep_in_task(self, delay_s: float) -> asyncio.Future[None]:
         return self.timers.sleep(delay_s)
 
     def start_clock(self, start_at_wall: float) -> None:
@@ -182,7 +188,7 @@ class Worker:
         self.stats.sent["malformed" if malformed else kind] += 1
         started = time.perf_counter_ns()
         future = client.send(encoded, hop)
-        twin: asyncio.Future[bytes | None] | None = None
+        twin: Wake[bytes | None] | None = None
         if faults.retransmit_share and self.rng.random() < faults.retransmit_share:
             twin_hop = client.next_hop_by_hop()
             twin = client.send(m.with_hop_by_hop(encoded, twin_hop, retransmit=True), twin_hop)
@@ -243,7 +249,7 @@ class Worker:
             return None
 
     async def _compare_twin(
-        self, future: asyncio.Future[bytes | None], original: m.AnswerSummary, error: str
+        self, future: Wake[bytes | None], original: m.AnswerSummary, error: str
     ) -> None:
         frame = await future
         twin = self._summarize(frame) if frame is not None else None
@@ -319,7 +325,8 @@ class Worker:
             elif kind == "sms":
                 await self._sms(subscriber)
             elif self.sip_call is not None:
-                await self.sip_call(self, subscriber)
+                # A Task of its own: the SIP and HTTP code uses asyncio timeouts, which need one.
+                await self.loop.create_task(self.sip_call(self, subscriber))
         except Exception as exc:  # a simulator bug must show in the report, not kill the run
             self.stats.errors[f"sim_{type(exc).__name__}"] += 1
 
@@ -459,9 +466,15 @@ class Worker:
     # -- arrivals ------------------------------------------------------------------------------
 
     def _spawn(self) -> None:
-        task = self.loop.create_task(self.one_session())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Start a session now (its first request goes out with this iteration's writes)."""
+        session = Fiber(self.one_session(), self._session_ended)
+        self._sessions.add(session)
+        session.start()
+
+    def _session_ended(self, session: Fiber) -> None:
+        self._sessions.discard(session)
+        if not self._sessions and self._all_ended is not None and not self._all_ended.done():
+            self._all_ended.set_result(None)
 
     async def run_arrivals(self) -> None:
         """Start sessions until the run's time or count is over (open loop or concurrency)."""
@@ -473,10 +486,10 @@ class Worker:
         if load.concurrency > 0:
             target = max(1, round(load.concurrency * self.share))
             while loop.time() < deadline and (not budget or started < budget):
-                while len(self._tasks) < target and (not budget or started < budget):
+                while len(self._sessions) < target and (not budget or started < budget):
                     self._spawn()
                     started += 1
-                await self.sleep(ARRIVAL_TICK_S)
+                await self.sleep_in_task(ARRIVAL_TICK_S)
             return
         rate = self.scenario.session_rate() * self.share
         if rate <= 0:
@@ -496,20 +509,23 @@ class Worker:
                 due += 1.0 / (rate * ramp)
             # Until the next arrival or the run's end, whichever comes first: no idle wake-ups.
             wake = min(due, deadline) - loop.time()
-            await self.sleep(max(wake, ARRIVAL_SLEEP_MIN_S))
+            await self.sleep_in_task(max(wake, ARRIVAL_SLEEP_MIN_S))
 
     async def drain(self) -> None:
         """Let in-flight sessions finish (up to ``drain_s``); what is left is cancelled."""
-        if not self._tasks:
+        if not self._sessions:
             return
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=self.scenario.load.drain_s)
-        for task in pending:
-            task.cancel()
+        self._all_ended = self.loop.create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.scenario.load.drain_s):
+                await self._all_ended
+        pending = list(self._sessions)
+        for session in pending:
+            session.cancel()
         if pending:
             # Their last request may be in flight with usage the ledger may have committed:
             # an error, so a verification that disagrees is explained, not silently passed.
             self.stats.errors["sessions_cancelled_at_drain"] += len(pending)
-            await asyncio.gather(*pending, return_exceptions=True)
 
     def snapshot(self) -> dict[str, Any]:
         self.stats.cpu_s = time.thread_time()

@@ -7,6 +7,7 @@ import asyncio
 
 from sim import messages as m
 from sim.diameter_client import SWEEP_SLACK_S, DiameterClient
+from sim.fiber import Fiber, Wake, as_future
 from sim.timer_wheel import TimerWheel
 
 
@@ -15,7 +16,7 @@ async def test_sleeps_ending_in_one_millisecond_share_a_timer() -> None:
     wheel = TimerWheel(loop)
     started = loop.time()
     first = [wheel.sleep(0.02) for _ in range(5)]
-    later = wheel.sleep(0.04)
+    later = as_future(wheel.wake_after(0.04), loop)
     assert wheel.pending_slots == 2
     await asyncio.gather(*first)
     assert not later.done()
@@ -53,10 +54,10 @@ async def test_unanswered_requests_expire_oldest_first_answered_ones_do_not() ->
                             watchdog_s=60.0)  # fmt: skip
     client.connection_made(_Transport())
     loop = asyncio.get_running_loop()
-    old = client.send(b"first", 1)
+    old = as_future(client.send(b"first", 1), loop)
     await asyncio.sleep(0.02)
-    answered = client.send(b"second", 2)
-    young = client.send(b"third", 3)
+    answered = as_future(client.send(b"second", 2), loop)
+    young = as_future(client.send(b"third", 3), loop)
     frame = b"\x01\x00\x00\x14\x00\x00\x01\x10\x00\x00\x00\x04\x00\x00\x00\x02\x00\x00\x00\x00"
     client.data_received(frame)
     assert answered.result() == frame
@@ -66,3 +67,37 @@ async def test_unanswered_requests_expire_oldest_first_answered_ones_do_not() ->
     assert await young is None
     assert loop.time() - started <= 0.02 + SWEEP_SLACK_S + 0.05
     assert client.in_flight == 0
+
+
+async def test_a_fiber_resumes_when_its_wake_resolves_not_an_iteration_later() -> None:
+    wake: Wake[int] = Wake()
+    seen: list[int] = []
+    ended: list[Fiber] = []
+
+    async def session() -> None:
+        seen.append(await wake)
+        seen.append(await asyncio.sleep(0, result=2))  # an asyncio future works too
+
+    fiber = Fiber(session(), ended.append)
+    fiber.start()
+    assert seen == [] and not fiber.ended
+    wake.resolve(1)
+    assert seen == [1]  # already, inside resolve()
+    await asyncio.sleep(0.01)
+    assert seen == [1, 2] and ended == [fiber]
+
+
+async def test_a_cancelled_fiber_ignores_its_late_answer() -> None:
+    wake: Wake[int] = Wake()
+    reached: list[str] = []
+
+    async def session() -> None:
+        await wake
+        reached.append("after")
+
+    ended: list[Fiber] = []
+    fiber = Fiber(session(), ended.append)
+    fiber.start()
+    fiber.cancel()
+    wake.resolve(1)
+    assert reached == [] and ended == [fiber]
