@@ -46,13 +46,36 @@ if type(op_id) ~= 'string' or type(digest) ~= 'string' or type(tenant) ~= 'strin
   str(op_id, 'op_id') str(digest, 'digest') str(tenant, 'tenant') str(subscriber, 'subscriber')
   str(session_id, 'session_id')
 end
-local now = num(req[6], 'now_s')
-local idem_ttl = int(req[7], 'idem_ttl_s', 1)
-local idle_s = num(req[8], 'session_idle_s')
-local sessions_max = int(req[9], 'sessions_max', 1)
+-- The checks below test the usual valid value inline and call num/int (which raise the error)
+-- only when that test fails: type() interns its answer string and a Lua call costs more than
+-- the test. x == tonumber(x) holds exactly for numbers other than NaN; x % 1 ~= 0 is true for
+-- fractions, NaN and infinities.
+local now, idem_ttl, idle_s, sessions_max = req[6], req[7], req[8], req[9]
+if now == nil or tonumber(now) ~= now then num(now, 'now_s') end
+if idem_ttl == nil or tonumber(idem_ttl) ~= idem_ttl or idem_ttl < 1 or idem_ttl % 1 ~= 0
+    or idem_ttl >= 9007199254740992 then
+  int(idem_ttl, 'idem_ttl_s', 1)
+end
+if idle_s == nil or tonumber(idle_s) ~= idle_s then num(idle_s, 'session_idle_s') end
+if sessions_max == nil or tonumber(sessions_max) ~= sessions_max or sessions_max < 1
+    or sessions_max % 1 ~= 0 or sessions_max >= 9007199254740992 then
+  int(sessions_max, 'sessions_max', 1)
+end
 local body, deadlines = req[10], req[11]
-local request_kind = int0(req[12], 'request_kind', 0)
-local request_number = req[13] == nil and -1 or int(req[13], 'request_number', -1)
+local request_kind = req[12]
+if request_kind == nil then
+  request_kind = 0
+elseif tonumber(request_kind) ~= request_kind or request_kind < 0 or request_kind % 1 ~= 0
+    or request_kind >= 9007199254740992 then
+  int(request_kind, 'request_kind', 0)
+end
+local request_number = req[13]
+if request_number == nil then
+  request_number = -1
+elseif tonumber(request_number) ~= request_number or request_number < -1
+    or request_number % 1 ~= 0 or request_number >= 9007199254740992 then
+  int(request_number, 'request_number', -1)
+end
 if type(body) ~= 'table' then fail('BADARG', 'items and prices must be a list of two') end
 local items, prices = body[1], body[2]
 if type(items) ~= 'table' or #items == 0 or #items > 64 then
@@ -73,8 +96,9 @@ for i = 1, #items do
   if type(it) ~= 'table' then fail('BADARG', where('must be a list', i)) end
   local rg_id, requested, legs = it[1], it[4], it[3]
   local deadline = deadlines[i]
-  if type(deadline) ~= 'number' or deadline ~= deadline then num(deadline, 'valid_until_s', i) end
-  if type(rg_id) ~= 'number' or rg_id < 0 or rg_id ~= floor(rg_id) or rg_id >= 2^53 then
+  if deadline == nil or tonumber(deadline) ~= deadline then num(deadline, 'valid_until_s', i) end
+  if rg_id == nil or tonumber(rg_id) ~= rg_id or rg_id < 0 or rg_id % 1 ~= 0
+      or rg_id >= 9007199254740992 then
     int(rg_id, 'rating_group', 0, i)
   end
   if type(it[2]) ~= 'string' then str(it[2], 'service', i) end
@@ -83,18 +107,30 @@ for i = 1, #items do
     local leg = legs[j]
     if type(leg) ~= 'table' then fail('BADARG', where('must be a list', i, j)) end
     if type(leg[1]) ~= 'string' then str(leg[1], 'key', i, j) end
-    leg[2] = int0(leg[2], 'units', 0, i, j)
+    local units = leg[2]
+    if units == nil then
+      leg[2] = 0
+    elseif tonumber(units) ~= units or units < 0 or units % 1 ~= 0
+        or units >= 9007199254740992 then
+      int(units, 'units', 0, i, j)
+    end
     local p = leg[3]
-    if type(p) ~= 'number' or p < 1 or p > price_count or p ~= floor(p) then
+    if p == nil or tonumber(p) ~= p or p < 1 or p > price_count or p % 1 ~= 0 then
       fail('BADARG', where('price must index prices', i, j))
     end
     leg[3] = prices[p]
   end
-  if type(requested) ~= 'number' or requested < -1 or requested ~= floor(requested)
-      or requested >= 2^53 then
+  if requested == nil or tonumber(requested) ~= requested or requested < -1
+      or requested % 1 ~= 0 or requested >= 9007199254740992 then
     int(requested, 'requested_units', -1, i)
   end
-  if it[5] ~= nil then it[5] = int(it[5], 'default_units', 0, i) else it[5] = 0 end
+  local default_units = it[5]
+  if default_units == nil then
+    it[5] = 0
+  elseif tonumber(default_units) ~= default_units or default_units < 0
+      or default_units % 1 ~= 0 or default_units >= 9007199254740992 then
+    int(default_units, 'default_units', 0, i)
+  end
   local kinds = it[6]
   if type(kinds) ~= 'table' then fail('BADARG', where('kinds must be a list', i)) end
   for k = 1, #kinds do
@@ -106,7 +142,7 @@ for i = 1, #items do
   if type(it[9]) ~= 'string' then str(it[9], 'reserve_leg_key', i) end
   local rp = it[10]
   if rp == nil then rp = 0 end
-  if type(rp) ~= 'number' or rp < 0 or rp > price_count or rp ~= floor(rp) then
+  if tonumber(rp) ~= rp or rp < 0 or rp > price_count or rp % 1 ~= 0 then
     fail('BADARG', where('reserve_price must index prices (0 = none)', i))
   end
   local bk = it[11]
@@ -135,7 +171,8 @@ local acct = mp_unpack(got[2])
 local sessions = acct[A_SESSIONS]
 local session, session_index = nil, nil
 do
-  local kept, n = {}, 0
+  -- A new list only once a session is dropped (the usual call drops none).
+  local kept, n = nil, 0
   for s_i = 1, #sessions do
     local s = sessions[s_i]
     local keep = s[1] == session_id or now - s[2] < idle_s
@@ -145,12 +182,17 @@ do
     end
     if keep then
       n = n + 1
-      kept[n] = s
+      if kept then kept[n] = s end
       if s[1] == session_id and not session then session, session_index = s, n end
+    elseif not kept then
+      kept = {}
+      for k = 1, n do kept[k] = sessions[k] end
     end
   end
-  sessions = kept
-  acct[A_SESSIONS] = kept
+  if kept then
+    sessions = kept
+    acct[A_SESSIONS] = kept
+  end
 end
 
 if request_kind == 1 and session and #session[3] > 0 then
@@ -178,11 +220,12 @@ local session_rgs = session[3]
 local buckets = acct[A_BUCKETS]
 local blocked = acct[A_STATE] == BLOCKED
 local none = {}
+local last_kinds, last_units, last_money = nil, none, none
 
 for i = 1, #items do
   local it = items[i]
   local rg_id, used_legs, kinds = it[1], it[3], it[6]
-  local payg = pays_money(acct, it[7], it[11], now)
+  local payg = it[7] == 1 or pays_money(acct, it[7], it[11], now)
   local r
   for k = 1, #session_rgs do
     if session_rgs[k][1] == rg_id then r = session_rgs[k] break end
@@ -193,7 +236,21 @@ for i = 1, #items do
   end
   local holds = r[2]
   local unit_buckets, money_buckets = none, none
-  if #kinds > 0 and #buckets > 0 then unit_buckets, money_buckets = eligible(acct, kinds, now) end
+  if #kinds > 0 and #buckets > 0 then
+    -- Rating groups of one CCR usually name the same kinds: the eligible lists depend only on
+    -- the kinds, the buckets' kind, liveness and order keys, which nothing here changes.
+    local same = last_kinds ~= nil and #last_kinds == #kinds
+    if same then
+      for k = 1, #kinds do
+        if kinds[k] ~= last_kinds[k] then same = false break end
+      end
+    end
+    if not same then
+      last_units, last_money = eligible(acct, kinds, now)
+      last_kinds = kinds
+    end
+    unit_buckets, money_buckets = last_units, last_money
+  end
   local used_total, bucket_units, retail_total, wholesale_total = 0, 0, 0, 0
   local leak_units, leak_money = 0, 0
 
@@ -213,7 +270,8 @@ for i = 1, #items do
         if need <= 0 then break end
         local h = holds[k]
         if h[3] == 0 and h[2] > 0 then
-          local take = min(need, h[2])
+          local take = need
+          if h[2] < need then take = h[2] end
           local b = find_bucket(acct, h[1])
           if b then b[B_HELD] = b[B_HELD] - take end
           h[2] = h[2] - take
@@ -248,8 +306,16 @@ for i = 1, #items do
         state[2] = money_before + paid_units
       end
       local leg_wholesale = 0
-      if p[3] > 0 then leg_wholesale = wholesale(p, state[3] + units) - wholesale(p, state[3]) end
-      state[3] = state[3] + units
+      local all_before = state[3]
+      if p[3] > 0 then
+        -- wholesale(p, all_before + units) - wholesale(p, all_before), inline
+        local all_after = all_before + units
+        if all_after > 0 then leg_wholesale = ceil_mul_div(all_after, p[3], p[4]) end
+        if all_before > 0 then
+          leg_wholesale = leg_wholesale - ceil_mul_div(all_before, p[3], p[4])
+        end
+      end
+      state[3] = all_before + units
       used_total = used_total + units
       bucket_units = bucket_units + from_buckets
       retail_total = retail_total + leg_retail
@@ -283,7 +349,8 @@ for i = 1, #items do
     for k = 1, #unit_buckets do
       if granted >= requested then break end
       local b = unit_buckets[k]
-      local take = min(requested - granted, b[B_REMAINING])
+      local take = requested - granted
+      if b[B_REMAINING] < take then take = b[B_REMAINING] end
       if take > 0 then
         b[B_REMAINING] = b[B_REMAINING] - take
         b[B_HELD] = b[B_HELD] + take

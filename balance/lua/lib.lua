@@ -20,7 +20,7 @@
 local floor, min, max, huge = math.floor, math.min, math.max, math.huge
 local mp_pack, mp_unpack = cmsgpack.pack, cmsgpack.unpack
 local rcall = redis.call
-local ipairs, type, error = ipairs, type, error
+local ipairs, type, error, tonumber = ipairs, type, error, tonumber
 local tsort, tremove, sfind, ssub = table.sort, table.remove, string.find, string.sub
 
 local ACTIVE, BLOCKED = 0, 1
@@ -70,7 +70,16 @@ end
 
 local function check_price(p, what, i, j)
   if type(p) ~= 'table' then fail('BADARG', where(what, i, j) .. ' must be an 8-field price') end
-  for k = 1, 8 do p[k] = int0(p[k], what, 0, i, j) end
+  -- int0 inline for the usual valid field (v % 1 is NaN for NaN and infinities): a Lua call
+  -- per field costs more than the whole check.
+  for k = 1, 8 do
+    local v = p[k]
+    if v == nil then
+      p[k] = 0
+    elseif type(v) ~= 'number' or v < 0 or v % 1 ~= 0 or v >= 9007199254740992 then
+      p[k] = int(v, what, 0, i, j)
+    end
+  end
   if p[2] <= 0 or p[4] <= 0 then
     fail('BADARG', where(what, i, j) .. ': denominators must be positive')
   end
@@ -217,31 +226,64 @@ local function is_live(b, now)
   return b[B_EXPIRES] == 0 or now < b[B_EXPIRES]
 end
 
+-- Numeric loops instead of ipairs here and below: ipairs calls its iterator (a C function) once
+-- per element, which costs more than the loop body.
 local function find_bucket(acct, id)
-  for _, b in ipairs(acct[A_BUCKETS]) do
+  local buckets = acct[A_BUCKETS]
+  for k = 1, #buckets do
+    local b = buckets[k]
     if b[B_ID] == id then return b end
   end
   return nil
 end
 
+-- Bucket order within a kind: priority, expiry (0 = never, last), id.
+local function bucket_before(x, y)
+  if x[B_PRIORITY] ~= y[B_PRIORITY] then return x[B_PRIORITY] < y[B_PRIORITY] end
+  local ex = x[B_EXPIRES] == 0 and huge or x[B_EXPIRES]
+  local ey = y[B_EXPIRES] == 0 and huge or y[B_EXPIRES]
+  if ex ~= ey then return ex < ey end
+  return x[B_ID] < y[B_ID]
+end
+
 -- Live buckets of the given kinds, in the kinds' order, then priority, expiry, id.
--- Returns two lists: unit buckets and money buckets.
+-- Returns two lists: unit buckets and money buckets. A kind with one live bucket (the usual
+-- case) needs no sort and no group list.
 local function eligible(acct, kinds, now)
   local units, money = {}, {}
-  for _, kind in ipairs(kinds) do
-    local group = {}
-    for _, b in ipairs(acct[A_BUCKETS]) do
-      if b[B_KIND] == kind and is_live(b, now) then group[#group + 1] = b end
+  local buckets = acct[A_BUCKETS]
+  local nu, nm = 0, 0
+  for i = 1, #kinds do
+    local kind = kinds[i]
+    if kind == nil then break end
+    local group, count, first = nil, 0, nil
+    for k = 1, #buckets do
+      local b = buckets[k]
+      local expires = b[B_EXPIRES]
+      if b[B_KIND] == kind and (expires == 0 or now < expires) then
+        count = count + 1
+        if count == 1 then
+          first = b
+        else
+          if count == 2 then group = {first} end
+          group[count] = b
+        end
+      end
     end
-    tsort(group, function(x, y)
-      if x[B_PRIORITY] ~= y[B_PRIORITY] then return x[B_PRIORITY] < y[B_PRIORITY] end
-      local ex = x[B_EXPIRES] == 0 and huge or x[B_EXPIRES]
-      local ey = y[B_EXPIRES] == 0 and huge or y[B_EXPIRES]
-      if ex ~= ey then return ex < ey end
-      return x[B_ID] < y[B_ID]
-    end)
-    for _, b in ipairs(group) do
-      if b[B_UNIT] == 'money' then money[#money + 1] = b else units[#units + 1] = b end
+    if count == 1 then
+      if first[B_UNIT] == 'money' then
+        nm = nm + 1
+        money[nm] = first
+      else
+        nu = nu + 1
+        units[nu] = first
+      end
+    elseif count > 1 then
+      tsort(group, bucket_before)
+      for k = 1, count do
+        local b = group[k]
+        if b[B_UNIT] == 'money' then nm = nm + 1 money[nm] = b else nu = nu + 1 units[nu] = b end
+      end
     end
   end
   return units, money
@@ -253,8 +295,12 @@ end
 local function pays_money(acct, payg, block_kinds, now)
   if payg == 1 then return true end
   if type(block_kinds) ~= 'table' or #block_kinds == 0 then return false end
-  for _, kind in ipairs(block_kinds) do
-    for _, b in ipairs(acct[A_BUCKETS]) do
+  local buckets = acct[A_BUCKETS]
+  for i = 1, #block_kinds do
+    local kind = block_kinds[i]
+    if kind == nil then break end
+    for k = 1, #buckets do
+      local b = buckets[k]
       if b[B_KIND] == kind and is_live(b, now) then return false end
     end
   end
@@ -263,7 +309,7 @@ end
 
 local function money_available(acct, money_buckets)
   local total = acct[A_BALANCE] + acct[A_LIMIT]
-  for _, b in ipairs(money_buckets) do total = total + b[B_REMAINING] end
+  for k = 1, #money_buckets do total = total + money_buckets[k][B_REMAINING] end
   return total
 end
 
@@ -276,7 +322,8 @@ local function take_money(acct, money_buckets, amount, as_hold, out, buckets_onl
   for k = 1, #money_buckets do
     if left <= 0 then break end
     local b = money_buckets[k]
-    local take = min(left, b[B_REMAINING])
+    local take = left
+    if b[B_REMAINING] < left then take = b[B_REMAINING] end
     if take > 0 then
       b[B_REMAINING] = b[B_REMAINING] - take
       if as_hold then b[B_HELD] = b[B_HELD] + take end
@@ -299,7 +346,8 @@ local function draw_units(buckets, need, drawn)
   for k = 1, #buckets do
     if need <= 0 then break end
     local b = buckets[k]
-    local take = min(need, b[B_REMAINING])
+    local take = need
+    if b[B_REMAINING] < need then take = b[B_REMAINING] end
     if take > 0 then
       b[B_REMAINING] = b[B_REMAINING] - take
       need = need - take
@@ -342,20 +390,27 @@ local function find_rg(session, rg)
 end
 
 local function find_leg(r, key)
-  for _, leg in ipairs(r[3]) do
+  local legs = r[3]
+  local n = #legs
+  for k = 1, n do
+    local leg = legs[k]
     if leg[1] == key then return leg end
   end
   local leg = {key, 0, 0}
-  r[3][#r[3] + 1] = leg
+  legs[n + 1] = leg
   return leg
 end
 
 -- Earliest hold deadline over all sessions (0 = no holds): the expiry index score.
 local function next_deadline(acct)
   local best = 0
-  for _, s in ipairs(acct[A_SESSIONS]) do
-    for _, r in ipairs(s[3]) do
-      if #r[2] > 0 and r[4] > 0 and (best == 0 or r[4] < best) then best = r[4] end
+  local sessions = acct[A_SESSIONS]
+  for i = 1, #sessions do
+    local rgs = sessions[i][3]
+    for k = 1, #rgs do
+      local r = rgs[k]
+      local due = r[4]
+      if due > 0 and (best == 0 or due < best) and #r[2] > 0 then best = due end
     end
   end
   return best
