@@ -73,6 +73,7 @@ class DiameterClient(asyncio.Protocol):
         self._end_ids = itertools.count(random.getrandbits(31) or 1)
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._held = False  # see hold_writes()
         self._last_traffic = self.loop.time()
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_at = 0.0  # when the armed sweeper fires
@@ -98,9 +99,18 @@ class DiameterClient(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         self._out.append(data)
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and not self._held:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+
+    def hold_writes(self) -> None:
+        """Keep writes until :meth:`release_writes` (which writes them at once)."""
+        self._held = True
+
+    def release_writes(self) -> None:
+        self._held = False
+        if self._out and not self._flush_scheduled:
+            self._flush()
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -73,15 +73,16 @@ def as_future(wake: Wake[_T], loop: asyncio.AbstractEventLoop) -> asyncio.Future
 
 class Fiber:
     """Drives one coroutine: started at once, resumed by what it awaits; ``on_end(self)`` once
-    it returns, raises, or is cancelled."""
+    it returns, raises (the exception in ``error``) or is cancelled."""
 
-    __slots__ = ("_coro", "_on_end", "_waiting", "ended")
+    __slots__ = ("_coro", "_on_end", "_waiting", "ended", "error")
 
     def __init__(self, coro: Coroutine[Any, Any, None], on_end: Callable[[Fiber], None]) -> None:
         self._coro = coro
         self._on_end = on_end
         self._waiting: asyncio.Future[Any] | None = None
         self.ended = False
+        self.error: Exception | None = None
 
     def start(self) -> None:
         self._step(None)
@@ -92,6 +93,10 @@ class Fiber:
         try:
             waiting = self._coro.send(value)
         except StopIteration:
+            self._end()
+            return
+        except Exception as exc:  # for on_end to report: whoever resumed us is not to blame
+            self.error = exc
             self._end()
             return
         except BaseException:

@@ -12,17 +12,30 @@ its own timer would have: only the bookkeeping is shared.
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from sim.fiber import Wake, as_future
+
+
+class WriteBatch(Protocol):
+    """Connections whose writes wait while a slot's sessions run, then leave as one write each
+    in the same loop iteration (not one iteration later, as a scheduled flush would)."""
+
+    def hold_writes(self) -> None: ...
+
+    def release_writes(self) -> None: ...
 
 
 class TimerWheel:
     """``await wheel.wake_after(delay_s)`` in a session (:class:`sim.fiber.Fiber`),
     ``await wheel.sleep(delay_s)`` in a Task: one loop timer per slot of ``slot_ms`` ms."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, slot_ms: int = 1) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, slot_ms: int = 1, *, writes: WriteBatch | None = None
+    ) -> None:
         self._loop = loop
         self._slot_ms = slot_ms
+        self._writes = writes
         # slot number (due time in slots of the loop's clock) -> sleepers waking then
         self._slots: dict[int, list[Wake[None]]] = {}
 
@@ -44,8 +57,15 @@ class TimerWheel:
         return as_future(self.wake_after(delay_s), self._loop)
 
     def _fire(self, slot: int) -> None:
-        for wake in self._slots.pop(slot):
-            wake.resolve(None)  # resumes the sleeping session here and now
+        writes = self._writes
+        if writes is not None:
+            writes.hold_writes()
+        try:
+            for wake in self._slots.pop(slot):
+                wake.resolve(None)  # resumes the sleeping session here and now
+        finally:
+            if writes is not None:
+                writes.release_writes()
 
     @property
     def pending_slots(self) -> int:

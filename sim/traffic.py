@@ -116,6 +116,14 @@ class Worker:
         if command == CommandCode.ABORT_SESSION and session_id:
             self._aborted.add(session_id)
 
+    def hold_writes(self) -> None:
+        for client in self.clients:
+            client.hold_writes()
+
+    def release_writes(self) -> None:
+        for client in self.clients:
+            client.release_writes()
+
     def _client(self) -> DiameterClient | None:
         for _ in range(len(self.clients)):
             client = self.clients[self._next_client % len(self.clients)]
@@ -145,7 +153,7 @@ class Worker:
     def timers(self) -> TimerWheel:
         wheel = self._wheel
         if wheel is None:
-            wheel = self._wheel = TimerWheel(self.loop)
+            wheel = self._wheel = TimerWheel(self.loop, writes=self)
         return wheel
 
     def sleep(self, delay_s: float) -> Wake[None]:
@@ -477,7 +485,22 @@ class Worker:
             self._all_ended.set_result(None)
 
     async def run_arrivals(self) -> None:
-        """Start sessions until the run's time or count is over (open loop or concurrency)."""
+        """Start sessions until the run's time or count is over (open loop or concurrency).
+
+        The arrival clock runs as a fiber on the sessions' timer wheel, so an arrival and the
+        session timers due in the same millisecond are one wake-up and one write."""
+        ended: asyncio.Future[None] = self.loop.create_future()
+
+        def settle(clock: Fiber) -> None:
+            if clock.error is not None:
+                ended.set_exception(clock.error)
+            else:
+                ended.set_result(None)
+
+        Fiber(self._arrivals(), settle).start()
+        await ended
+
+    async def _arrivals(self) -> None:
         load = self.scenario.load
         loop = self.loop
         started = 0
@@ -489,7 +512,7 @@ class Worker:
                 while len(self._sessions) < target and (not budget or started < budget):
                     self._spawn()
                     started += 1
-                await self.sleep_in_task(ARRIVAL_TICK_S)
+                await self.sleep(ARRIVAL_TICK_S)
             return
         rate = self.scenario.session_rate() * self.share
         if rate <= 0:
@@ -509,7 +532,7 @@ class Worker:
                 due += 1.0 / (rate * ramp)
             # Until the next arrival or the run's end, whichever comes first: no idle wake-ups.
             wake = min(due, deadline) - loop.time()
-            await self.sleep_in_task(max(wake, ARRIVAL_SLEEP_MIN_S))
+            await self.sleep(max(wake, ARRIVAL_SLEEP_MIN_S))
 
     async def drain(self) -> None:
         """Let in-flight sessions finish (up to ``drain_s``); what is left is cancelled."""
