@@ -8,6 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from balance.ledger import Ledger
+from balance.records import BucketUnit
 from ocs.embedded_redis import EmbeddedRedis
 from tests.balance import scenarios
 
@@ -111,14 +112,14 @@ async def test_function_library_is_loaded_and_reloaded_after_loss(ledger: Ledger
 async def test_hot_path_starts_the_call_without_a_task_and_waits_when_full(
     redis_url: str,
 ) -> None:
-    """``start_credit_control`` writes the call at once on an open lean connection; calls
+    """``credit_control`` writes the call at once on an open lean connection; calls
     beyond the in-flight limit wait for a slot, and every one is answered."""
     client = aioredis.Redis.from_url(redis_url)
     ledger = Ledger(client, "acme", in_flight_max=2)
     try:
         await ledger.provision_account("hot", balance=1000, now_s=scenarios.NOW)
         started = [
-            ledger.start_credit_control(
+            ledger.credit_control(
                 "hot", f"h{n}", f"h{n}:0", [scenarios.rg(requested=1)], now_s=scenarios.NOW
             )
             for n in range(5)
@@ -131,3 +132,34 @@ async def test_hot_path_starts_the_call_without_a_task_and_waits_when_full(
         assert ledger._in_flight.inside == 0
     finally:
         await ledger.aclose()
+
+
+async def test_rating_groups_of_one_ccr_draw_buckets_of_their_own_kinds(ledger: Ledger) -> None:
+    """ccr.lua reuses one rating group's eligible buckets for the next when the kinds are the
+    same: groups with the same, other and more kinds in one CCR still draw in kind, priority and
+    expiry order, and see what the groups before them took."""
+    now = scenarios.NOW
+    await ledger.provision_account("sub", balance=0, now_s=now)
+    for bucket_id, kind, expires in (
+        ("a2", "a.data", now + 20),
+        ("a1", "a.data", now + 10),
+        ("b", "b.data", 0.0),
+        ("late", "a.data", now - 1),
+    ):
+        await ledger.add_bucket(
+            "sub", bucket_id=bucket_id, kind=kind, unit=BucketUnit.BYTES, amount=50,
+            expires_at_s=expires, now_s=now - 100,
+        )  # fmt: skip
+    groups = [
+        scenarios.rg(10, requested=60, kinds=("a.data",)),
+        scenarios.rg(20, requested=30, kinds=("a.data",)),
+        scenarios.rg(30, requested=20, kinds=("b.data",)),
+        scenarios.rg(40, requested=50, kinds=("a.data", "b.data")),
+        scenarios.rg(50, requested=5, kinds=("a.data", "b.data")),
+    ]
+    result = await ledger.credit_control("sub", "s", "s:0", groups, now_s=now)
+    assert [i.granted_units for i in result.items] == [60, 30, 20, 40, 0]
+    account = await ledger.query("sub")
+    assert {b.id: (b.remaining, b.held) for b in account.buckets} == {
+        "a1": (0, 50), "a2": (0, 50), "b": (0, 50), "late": (50, 0),
+    }  # fmt: skip
