@@ -6,7 +6,9 @@ callback each; sleeps that end in the same millisecond share one timer here inst
 
 The event loop's own timers already have millisecond resolution (uvloop rounds every delay to
 whole milliseconds of its millisecond clock), so with ``slot_ms=1`` a sleep ends exactly when
-its own timer would have: only the bookkeeping is shared.
+its own timer would have: only the bookkeeping is shared. A coarser slot
+(``load.session_timer_slot_ms``) lets a sleep end up to a slot later, so more sessions wake, and
+write, together.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class TimerWheel:
         finally:
             if writes is not None:
                 writes.release_writes()
+
+    @property
+    def slot_ms(self) -> int:
+        return self._slot_ms
 
     @property
     def pending_slots(self) -> int:

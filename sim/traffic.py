@@ -82,6 +82,7 @@ class Worker:
         self._second_base = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wheel: TimerWheel | None = None
+        self._arrival_wheel: TimerWheel | None = None
         kinds = scenario.mix
         self._kinds = ("data", "voice", "sms", "sip")
         self._weights = (kinds.data, kinds.voice, kinds.sms, kinds.sip if sip_call else 0.0)
@@ -151,9 +152,23 @@ class Worker:
 
     @property
     def timers(self) -> TimerWheel:
+        """The sessions' timers (on ``load.session_timer_slot_ms``)."""
         wheel = self._wheel
         if wheel is None:
-            wheel = self._wheel = TimerWheel(self.loop, writes=self)
+            wheel = self._wheel = TimerWheel(
+                self.loop, self.scenario.load.session_timer_slot_ms, writes=self
+            )
+        return wheel
+
+    @property
+    def arrival_timers(self) -> TimerWheel:
+        """The arrival clock's timers: always 1 ms, shared with the sessions' when theirs is."""
+        wheel = self._arrival_wheel
+        if wheel is None:
+            sessions = self.timers
+            wheel = self._arrival_wheel = (
+                sessions if sessions.slot_ms == 1 else TimerWheel(self.loop, writes=self)
+            )
         return wheel
 
     def sleep(self, delay_s: float) -> Wake[None]:
@@ -512,7 +527,7 @@ class Worker:
                 while len(self._sessions) < target and (not budget or started < budget):
                     self._spawn()
                     started += 1
-                await self.sleep(ARRIVAL_TICK_S)
+                await self.arrival_timers.wake_after(ARRIVAL_TICK_S)
             return
         rate = self.scenario.session_rate() * self.share
         if rate <= 0:
@@ -532,7 +547,7 @@ class Worker:
                 due += 1.0 / (rate * ramp)
             # Until the next arrival or the run's end, whichever comes first: no idle wake-ups.
             wake = min(due, deadline) - loop.time()
-            await self.sleep(max(wake, ARRIVAL_SLEEP_MIN_S))
+            await self.arrival_timers.wake_after(max(wake, ARRIVAL_SLEEP_MIN_S))
 
     async def drain(self) -> None:
         """Let in-flight sessions finish (up to ``drain_s``); what is left is cancelled."""

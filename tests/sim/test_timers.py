@@ -101,3 +101,13 @@ async def test_a_cancelled_fiber_ignores_its_late_answer() -> None:
     fiber.cancel()
     wake.resolve(1)
     assert reached == [] and ended == [fiber]
+
+
+async def test_a_coarser_slot_never_ends_a_sleep_early_nor_a_slot_late() -> None:
+    loop = asyncio.get_running_loop()
+    wheel = TimerWheel(loop, 5)
+    for delay in (0.001, 0.0123, 0.02):
+        started = loop.time()
+        await wheel.sleep(delay)
+        waited = loop.time() - started
+        assert delay - 0.001 <= waited <= delay + 0.005 + 0.02  # scheduling slack

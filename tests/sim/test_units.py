@@ -77,6 +77,7 @@ def test_malformed_ccr_lacks_request_type() -> None:
         ({"mix": {"data": 0, "voice": 0, "sms": 0, "sip": 0}}, "mix"),
         ({"faults": {"duplicate_share": 1.5}}, "faults.duplicate_share"),
         ({"workers": 0}, "workers"),
+        ({"load": {"session_timer_slot_ms": 0}}, "load.session_timer_slot_ms"),
         ({"load": {"rate_unit": "bogus"}}, "rate_unit"),
         ({"unknown_key": 1}, "unknown_key"),
     ],
