@@ -1,7 +1,7 @@
 """How many ledger calls one ``Ledger`` has at Redis at once.
 
 An ``asyncio.Semaphore`` would do for coroutines, but the credit-control hot path starts its
-script call without a coroutine (``Ledger.start_credit_control``) and needs to take a slot
+script call without a coroutine (``Ledger.credit_control``) and needs to take a slot
 synchronously or learn that it must wait. Slots are handed to waiters in arrival order; a call
 that enters synchronously never overtakes one that is already waiting.
 """

@@ -270,38 +270,7 @@ class Ledger:
 
     # -- credit control -------------------------------------------------------------------------
 
-    async def credit_control(
-        self,
-        subscriber: str,
-        session_id: str,
-        op_id: str,
-        items: Sequence[RatingGroupRequest],
-        *,
-        now_s: float,
-        digest: str | None = None,
-        request_kind: int = 0,
-        request_number: int = -1,
-    ) -> CcrResult:
-        """Commit, release and re-reserve every rating group of one CCR in one script call.
-
-        ``op_id`` for Diameter: ``f"{Session-Id}:{CC-Request-Number}"``. ``digest`` defaults to
-        a digest of the request content (deadlines excluded, since a retransmission arrives at
-        another time). ``request_kind`` 1/2/3 (INITIAL/UPDATE/TERMINATION) applies RFC 4006's
-        session rules (``UnknownSession`` 5002, ``SessionAlreadyOpen`` 5004) and a growing
-        ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none.
-        """
-        return await self.start_credit_control(
-            subscriber,
-            session_id,
-            op_id,
-            items,
-            now_s=now_s,
-            digest=digest,
-            request_kind=request_kind,
-            request_number=request_number,
-        )
-
-    def start_credit_control(
+    def credit_control(
         self,
         subscriber: str,
         session_id: str,
@@ -313,7 +282,15 @@ class Ledger:
         request_kind: int = 0,
         request_number: int = -1,
     ) -> asyncio.Future[CcrResult]:
-        """``credit_control`` as a future, for the Diameter hot path: in steady state the
+        """Commit, release and re-reserve every rating group of one CCR in one script call.
+
+        ``op_id`` for Diameter: ``f"{Session-Id}:{CC-Request-Number}"``. ``digest`` defaults to
+        a digest of the request content (deadlines excluded, since a retransmission arrives at
+        another time). ``request_kind`` 1/2/3 (INITIAL/UPDATE/TERMINATION) applies RFC 4006's
+        session rules (``UnknownSession`` 5002, ``SessionAlreadyOpen`` 5004) and a growing
+        ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none.
+
+        Not a coroutine but a future to await, for the Diameter hot path: in steady state the
         script call is written at once and the reply settles the future from a callback, with
         no task or coroutine per request. Invalid arguments raise here, synchronously."""
         key_list, encoded = self._ccr_request(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -328,8 +328,8 @@ class CreditControlHandler:
             )
         digest = ccr_fingerprint(ccr.message).hex()
 
-        def call(ledger: Ledger) -> asyncio.Future[CcrResult]:
-            return ledger.start_credit_control(
+        def call(ledger: Ledger) -> Awaitable[CcrResult]:
+            return ledger.credit_control(
                 ref.subscriber_id,
                 ccr.session_id,
                 f"{ccr.session_id}:{ccr.request_number}",
@@ -341,16 +341,15 @@ class CreditControlHandler:
             )
 
         ledger = self._ledgers.get(ref.tenant)
-        # In steady state the ledger call is started here and settles from a callback.
-        work = (
-            call(ledger)
-            if ledger is not None
-            else loop.create_task(self._first_call(ref.tenant, call))
+        # In steady state the ledger call is started here and settles from a callback (the
+        # ledger hands back a future; ensure_future returns it as it is).
+        work = asyncio.ensure_future(
+            call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
         )
         return work, functools.partial(self._session_answer, ccr, ref, tenant, slots, now)
 
     async def _first_call(
-        self, tenant: str, call: Callable[[Ledger], asyncio.Future[CcrResult]]
+        self, tenant: str, call: Callable[[Ledger], Awaitable[CcrResult]]
     ) -> CcrResult:
         """The tenant's first ledger call: the directory may have to provision its ledger."""
         ledger = await self.directory.ledger(tenant)

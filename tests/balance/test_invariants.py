@@ -53,6 +53,17 @@ class LedgerMachine(RuleBasedStateMachine):
     def run(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
 
+    def run_ccr(
+        self, session: str, op_id: str, items: list[RatingGroupRequest], now_s: float
+    ) -> CcrResult:
+        """``Ledger.credit_control`` starts its call at once: it must run inside the loop."""
+
+        async def call() -> CcrResult:
+            return await self.ledger.credit_control(SUB, session, op_id, items, now_s=now_s)
+
+        result: CcrResult = self.run(call())
+        return result
+
     def teardown(self) -> None:
         self.run(self.client.aclose())
         self.loop.close()
@@ -60,7 +71,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def _ccr(self, session: str, items: list[RatingGroupRequest]) -> None:
         self.ops += 1
         op_id = f"{session}:{self.ops}"
-        result = self.run(self.ledger.credit_control(SUB, session, op_id, items, now_s=self.now))
+        result = self.run_ccr(session, op_id, items, now_s=self.now)
         assert not result.replayed
         self.sent.append((session, op_id, items, result))
         for item, out in zip(items, result.items, strict=True):
@@ -122,7 +133,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         session, op_id, items, first = data.draw(st.sampled_from(self.sent))
         before = self.run(self.ledger.query(SUB))
-        again = self.run(self.ledger.credit_control(SUB, session, op_id, items, now_s=self.now + 1))
+        again = self.run_ccr(session, op_id, items, now_s=self.now + 1)
         assert again.replayed and again.raw == first.raw
         assert self.run(self.ledger.query(SUB)) == before
 

@@ -112,14 +112,14 @@ async def test_function_library_is_loaded_and_reloaded_after_loss(ledger: Ledger
 async def test_hot_path_starts_the_call_without_a_task_and_waits_when_full(
     redis_url: str,
 ) -> None:
-    """``start_credit_control`` writes the call at once on an open lean connection; calls
+    """``credit_control`` writes the call at once on an open lean connection; calls
     beyond the in-flight limit wait for a slot, and every one is answered."""
     client = aioredis.Redis.from_url(redis_url)
     ledger = Ledger(client, "acme", in_flight_max=2)
     try:
         await ledger.provision_account("hot", balance=1000, now_s=scenarios.NOW)
         started = [
-            ledger.start_credit_control(
+            ledger.credit_control(
                 "hot", f"h{n}", f"h{n}:0", [scenarios.rg(requested=1)], now_s=scenarios.NOW
             )
             for n in range(5)
