@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Usage: ensure-debian-packages.sh COMMAND:PACKAGE ...
-# Installs PACKAGE with apt-get when COMMAND is not on PATH (or under /usr/sbin).
+# Usage: ensure-debian-packages.sh WHAT:PACKAGE ...
+# Installs PACKAGE with apt-get when WHAT is missing: a command not on PATH (nor under
+# /usr/sbin), or, when WHAT starts with /, a file no path matching that glob exists for.
 set -euo pipefail
 missing=()
 for pair in "$@"; do
     cmd=${pair%%:*}
     pkg=${pair#*:}
-    if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    if [ "${cmd:0:1}" = "/" ]; then
+        # shellcheck disable=SC2086  # the glob is meant to expand
+        if ! ls $cmd >/dev/null 2>&1; then
+            missing+=("$pkg")
+        fi
+    elif ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
         missing+=("$pkg")
     fi
 done
