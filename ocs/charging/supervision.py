@@ -9,7 +9,9 @@ script's index makes a second sweep of the same reservation a no-op.
 The running task sweeps a 1/``SWEEP_SLICES`` slice of the shards every
 ``sweep_interval_s / SWEEP_SLICES``: the same shards every ``sweep_interval_s``, but in small
 steps, so one sweep (a script call per shard and tenant) never holds the event loop long enough
-to delay the CCRs waiting behind it.
+to delay the CCRs waiting behind it: with 256 slices a step is 4 shards per tenant (every ~20 ms
+at the default 5 s), where 16 slices made bursts of 64 calls per tenant that cost a few
+milliseconds of server time each and showed in the p99 of the CCRs queued behind them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ocs.charging.directory import TenantDirectory
 from ocs.charging.sessions import SessionRegistry
 
 Log = structlog.typing.FilteringBoundLogger
-SWEEP_SLICES = 16
+SWEEP_SLICES = 256
 
 
 class TccSupervisor:
