@@ -502,8 +502,9 @@ class Worker:
     async def run_arrivals(self) -> None:
         """Start sessions until the run's time or count is over (open loop or concurrency).
 
-        The arrival clock runs as a fiber on the sessions' timer wheel, so an arrival and the
-        session timers due in the same millisecond are one wake-up and one write."""
+        The arrival clock runs as a fiber on the worker's timer wheel (the sessions' own at the
+        default 1 ms slot), so an arrival and the session timers due in the same millisecond are
+        one wake-up and one write."""
         ended: asyncio.Future[None] = self.loop.create_future()
 
         def settle(clock: Fiber) -> None:
