@@ -17,6 +17,8 @@ from yaml.nodes import Node, ScalarNode
 
 from tariffs.errors import CatalogError, Problem
 from tariffs.model import (
+    ACTIVE,
+    SUSPENDED,
     Allowance,
     Bundle,
     Catalog,
@@ -31,6 +33,7 @@ from tariffs.model import (
     SubscriberEntry,
     SubscriberRange,
     Tenant,
+    TenantStatus,
     Unit,
     Zone,
 )
@@ -79,6 +82,7 @@ TENANT_KEYS = frozenset(
         "timezone",
         "home_zone",
         "final_unit",
+        "status",
         "services",
         "zones",
         "destinations",
@@ -214,6 +218,7 @@ class _TenantReader:
         )
         timezone = self._opt(get("timezone"), "timezone", self._timezone)
         final_unit = self._final_unit(get("final_unit"))
+        status = self._status(get("status"))
         services = self._services(get("services"))
         zones = self._zones(get("zones"))
         zone_names = {z.name for z in zones}
@@ -247,6 +252,7 @@ class _TenantReader:
             final_unit=final_unit or FinalUnitAction(),
             national_prefix="0" if national is None else national,
             international_prefix="00" if international is None else international,
+            status=status,
             source=self.file,
         )
 
@@ -329,6 +335,17 @@ class _TenantReader:
         if action == "RESTRICT_ACCESS" and filter_id is None:
             r.problem(node, "final_unit.filter_id", "RESTRICT_ACCESS needs a filter id")
         return FinalUnitAction(cast(FinalAction, action), url, filter_id)
+
+    def _status(self, node: Node | None) -> TenantStatus:
+        """``active`` (the default) or ``suspended``, as the model's own constants."""
+        if node is None:
+            return ACTIVE
+        text = self.r.string(node, "status")
+        if text == SUSPENDED:
+            return SUSPENDED
+        if text != ACTIVE and text is not None:
+            self.r.problem(node, "status", f"{text!r} is not active or suspended")
+        return ACTIVE
 
     def _services(self, node: Node | None) -> dict[str, Service]:
         r = self.r

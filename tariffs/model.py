@@ -18,6 +18,11 @@ Unit = Literal["byte", "second", "event"]
 ContextKind = Literal["data", "ims", "mms", "sms", "mmtel"]
 OnExhaust = Literal["payg", "block"]
 FinalAction = Literal["TERMINATE", "REDIRECT", "RESTRICT_ACCESS"]
+TenantStatus = Literal["active", "suspended"]
+# The two statuses as module constants: the loader stores these very objects, so the charging
+# hot path's ``tenant.status is SUSPENDED`` is one identity check.
+ACTIVE: TenantStatus = "active"
+SUSPENDED: TenantStatus = "suspended"
 
 # Service-Context-Id suffixes (3GPP TS 32.299 §7.1.12, the spec number of each charging domain).
 CONTEXT_SUFFIXES: dict[str, ContextKind] = {
@@ -155,6 +160,9 @@ class Tenant(msgspec.Struct, frozen=True):
     final_unit: FinalUnitAction
     national_prefix: str = "0"
     international_prefix: str = "00"
+    # An aggregator suspends a tenant (unpaid, being offboarded) without touching its
+    # subscribers: no new service, usage already consumed is still charged, refunds still paid.
+    status: TenantStatus = ACTIVE
     source: str = ""
 
     def service(self, name: str) -> Service | None:

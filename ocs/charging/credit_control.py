@@ -46,6 +46,7 @@ from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
     CcRequestType,
+    CheckBalanceResult,
     CreditControlAnswer,
     CreditControlFailureHandling,
     CreditControlRequest,
@@ -53,6 +54,7 @@ from diameter_apps.credit_control import (
     FinalUnitIndication,
     MsccAvpCache,
     RedirectServer,
+    RequestedAction,
     ServiceAnswer,
     ServiceRequest,
     build_cca,
@@ -71,7 +73,7 @@ from ocs.charging.usage import RequestRater, used_legs
 from ocs.config import ChargingConfig
 from ocs.metrics import Counter, CounterSeries, Metrics
 from tariffs.errors import RatingError
-from tariffs.model import Tenant
+from tariffs.model import SUSPENDED, Tenant
 from tariffs.quota import size_grant_for
 from tariffs.rating import Rating
 from tariffs.subscribers import SubscriberRef
@@ -158,18 +160,29 @@ class CreditControlHandler:
             if ccr.deviations:
                 self.log.info("ccr_deviation", session=ccr.session_id, what=list(ccr.deviations))
             now = int(self.clock())
-            ref = self.directory.resolve_ids(ccr.subscription_ids)
+            # One snapshot for the whole request: the subscriber, the tenant's status and its
+            # rating all come from the same catalog even if a reload lands meanwhile.
+            snapshot = self.directory.snapshot
+            ref = snapshot.resolve_ids(ccr.subscription_ids)
             if ref is None:
                 unknown = CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
                 answered.set_result(self._answer(ccr, "", unknown))
                 return answered
             tenant = ref.tenant
+            profile = snapshot.tenants[tenant]
+            # The request's one look at the tenant's status; the session path is handed the bool.
+            suspended = profile.status is SUSPENDED
+            if suspended and _refused_while_suspended(ccr):
+                # No rating, no ledger call: nothing is opened or reserved for a tenant whose
+                # service is suspended (CCR-U/T and refunds still go to the ledger).
+                answered.set_result(self._answer(ccr, tenant, _suspended_answer(ccr)))
+                return answered
             finish: Finish
             if ccr.request_type is CcRequestType.EVENT:
                 work: asyncio.Future[Any] = loop.create_task(self.events.answer(ccr, ref, now))
                 finish = _unchanged
             else:
-                work, finish = self._start_session_request(ccr, ref, now, loop)
+                work, finish = self._start_session_request(ccr, ref, profile, suspended, now, loop)
         except Exception as exc:
             self._settle(answered, ccr, tenant, exc)
             return answered
@@ -309,13 +322,17 @@ class CreditControlHandler:
         self,
         ccr: CreditControlRequest,
         ref: SubscriberRef,
+        tenant: Tenant,
+        suspended: bool,
         now: int,
         loop: asyncio.AbstractEventLoop,
     ) -> tuple[asyncio.Future[Any], Finish]:
         """Rate and plan inline; start the one ledger call; return it with its finishing step."""
-        tenant = self.directory.snapshot.tenants[ref.tenant]
         terminating = ccr.request_type is CcRequestType.TERMINATION
-        slots, items = self._plan(ccr, ref, now, terminating)
+        # A suspended tenant's CCR-U still commits what it reports (requested_units 0: commit
+        # and release, no new hold); ``_session_answer`` then denies every MSCC.
+        grant = not terminating and not suspended
+        slots, items = self._plan(ccr, ref, now, terminating, grant)
         if not items:
             # Nothing to rate still opens, checks or closes the session in the ledger (a bare
             # CCR-T releases every hold the session has).
@@ -346,7 +363,9 @@ class CreditControlHandler:
         work = asyncio.ensure_future(
             call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
         )
-        return work, functools.partial(self._session_answer, ccr, ref, tenant, slots, now)
+        return work, functools.partial(
+            self._session_answer, ccr, ref, tenant, suspended, slots, now
+        )
 
     async def _first_call(
         self, tenant: str, call: Callable[[Ledger], Awaitable[CcrResult]]
@@ -362,6 +381,7 @@ class CreditControlHandler:
         ccr: CreditControlRequest,
         ref: SubscriberRef,
         tenant: Tenant,
+        suspended: bool,
         slots: list[_Slot],
         now: int,
         outcome: CcrResult,
@@ -372,6 +392,10 @@ class CreditControlHandler:
         if any(r.outcome is Outcome.UNKNOWN_ACCOUNT for r in results):
             return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
         terminating = ccr.request_type is CcRequestType.TERMINATION
+        if suspended and not terminating:
+            # Decided by the same snapshot that planned no grant: usage was committed, nothing
+            # new is held, and the gateway is told to end the service (it then sends CCR-T).
+            return self._suspended_update(ccr, ref, slots, now)
         answers = (
             ()
             if terminating
@@ -395,8 +419,32 @@ class CreditControlHandler:
             )
         return CreditControlAnswer(result_code=_top_level_code(ccr, answers), services=answers)
 
+    def _suspended_update(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, slots: list[_Slot], now: int
+    ) -> CreditControlAnswer:
+        """A suspended tenant's CCR-U: every MSCC 4010 without a grant; the session stays
+        known here (its CCR-T, or an ASR, still has to find it)."""
+        self.sessions.seen(
+            ccr.session_id,
+            tenant=ref.tenant,
+            subscriber=ref.subscriber_id,
+            origin_host=ccr.origin_host,
+            origin_realm=ccr.origin_realm,
+            now_s=now,
+            waiting_for_credit=False,
+        )
+        return CreditControlAnswer(
+            result_code=ResultCode.END_USER_SERVICE_DENIED,
+            services=tuple(_denied(slot.service) for slot in slots),
+        )
+
     def _plan(
-        self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, terminating: bool
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        now: int,
+        terminating: bool,
+        grant: bool,
     ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
         """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
         request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant)
@@ -415,7 +463,7 @@ class CreditControlHandler:
                 slots.append(_Slot(service, failure=int(exc.result_code)))
                 continue
             requested = 0
-            if service.wants_grant and not terminating:
+            if grant and service.wants_grant:
                 requested = size_grant_for(rating, requested_amount(service.requested, rating.unit))
             validity = self._validity_s(rating, now)
             items.append(
@@ -488,6 +536,40 @@ class CreditControlHandler:
             quota_holding_time_s=self.config.quota_holding_time_s or None,
             final_unit_indication=final_unit_indication(tenant) if result.final else None,
         )
+
+
+def _refused_while_suspended(ccr: CreditControlRequest) -> bool:
+    """Whether a suspended tenant's request is refused before any rating or ledger work:
+    CCR-I and every CCR-E but a refund (money owed back to the subscriber is still paid).
+    Price enquiry and balance check are refused too: the service they ask about is denied."""
+    kind = ccr.request_type
+    if kind is CcRequestType.INITIAL:
+        return True
+    return (
+        kind is CcRequestType.EVENT and ccr.requested_action is not RequestedAction.REFUND_ACCOUNT
+    )
+
+
+def _suspended_answer(ccr: CreditControlRequest) -> CreditControlAnswer:
+    """4010 for the request and each of its MSCCs, nothing granted (NO_CREDIT for a balance
+    check, as for a blocked account)."""
+    return CreditControlAnswer(
+        result_code=ResultCode.END_USER_SERVICE_DENIED,
+        services=tuple(_denied(service) for service in ccr.services),
+        check_balance_result=(
+            CheckBalanceResult.NO_CREDIT
+            if ccr.requested_action is RequestedAction.CHECK_BALANCE
+            else None
+        ),
+    )
+
+
+def _denied(service: ServiceRequest) -> ServiceAnswer:
+    return ServiceAnswer(
+        result_code=ResultCode.END_USER_SERVICE_DENIED,
+        rating_group=service.rating_group,
+        service_identifier=service.service_identifier,
+    )
 
 
 def _unchanged(answer: Any) -> CreditControlAnswer:

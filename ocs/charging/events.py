@@ -7,6 +7,9 @@
   cover the requested units, NO_CREDIT otherwise; nothing is reserved.
 - PRICE_ENQUIRY: Cost-Information with the retail price of the requested units; nothing moves.
 
+A suspended tenant's events never get here but for REFUND_ACCOUNT: the handler answers the
+others 4010 before any rating or ledger work (``credit_control._refused_while_suspended``).
+
 Each MSCC of an event is its own ledger operation (op id ``Session-Id:Number:index``) so a
 retransmitted event is answered from the stored outcome and never debited twice.
 """

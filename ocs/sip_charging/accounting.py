@@ -33,6 +33,7 @@ from ocs.sip_charging.pricing import call_item, rate_call, requested_seconds
 from ocs.sip_charging.records import CallRecord, Ended, Intent, IntentKind
 from ocs.sip_charging.reservation import CallRef, parse_reservation
 from ocs.sip_charging.store import CallStore, Stored
+from tariffs.model import SUSPENDED
 from tariffs.rating import Rating
 
 Log = structlog.typing.FilteringBoundLogger
@@ -212,7 +213,11 @@ class CallAccounting:
         record = stored.record
         intent = record.pending
         assert intent is not None
-        rater = self.directory.snapshot.rater
+        snapshot = self.directory.snapshot
+        rater = snapshot.rater
+        profile = snapshot.tenants.get(ref.tenant)
+        # A suspended tenant's call still has its used seconds committed, but no new allowance.
+        suspended = profile is not None and profile.status is SUSPENDED
 
         def rate_at(at_s: int) -> Rating:
             return rate_call(rater, ref.tenant, record.callee, at_s)
@@ -224,7 +229,11 @@ class CallAccounting:
             new_seconds = max(0, intent.seconds - record.committed_s)
         legs = time_legs(new_seconds, intent.at_s, rate_at)
         reauth = intent.kind is IntentKind.REAUTH
-        requested = requested_seconds(rating, self.policy.call_duration_max_s) if reauth else 0
+        requested = (
+            requested_seconds(rating, self.policy.call_duration_max_s)
+            if reauth and not suspended
+            else 0
+        )
         valid_until = intent.at_s + requested + self.policy.grace_s + self.policy.expiry_margin_s
         item = call_item(
             rating,
@@ -258,7 +267,9 @@ class CallAccounting:
         if reauth:
             granted = outcome.granted_units if outcome.outcome is Outcome.OK else 0
             code = outcome.outcome.result_code
-            if outcome.outcome is Outcome.OK and granted <= 0:
+            if suspended:
+                code = Outcome.END_USER_SERVICE_DENIED.result_code
+            elif outcome.outcome is Outcome.OK and granted <= 0:
                 code = Outcome.CREDIT_LIMIT_REACHED.result_code
             changed = msgspec.structs.replace(
                 changed,

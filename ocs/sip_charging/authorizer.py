@@ -8,8 +8,9 @@ restarted server or another process gets the stored outcome and never reserves t
 authorized call also leaves a call record, and a later replay is answered from it without
 touching the ledger at all.
 
-Refusals (no credit, blocked) close the ledger session they opened, so refused attempts do not
-pile up against the subscriber's open-session limit.
+A suspended tenant (catalog ``status: suspended``) gets 403 / 4010 for a new call before any
+ledger session is opened. Refusals (no credit, blocked) close the ledger session they opened,
+so refused attempts do not pile up against the subscriber's open-session limit.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ocs.sip_charging.records import CallRecord
 from ocs.sip_charging.reservation import CallRef, call_ref
 from ocs.sip_charging.store import CallStore
 from tariffs.errors import RatingError
+from tariffs.model import SUSPENDED
 from tariffs.rating import Rating
 
 Log = structlog.typing.FilteringBoundLogger
@@ -85,6 +87,12 @@ class LedgerAuthorizer:
                         AuthOutcome.BLOCKED, tenant=tenant, result_code=ResultCode.INVALID_AVP_VALUE
                     )
                 return self._authorized(call, stored.record)
+            if snapshot.tenants[tenant].status is SUSPENDED:
+                # A new call of a suspended tenant: refused before any ledger work. (A replayed
+                # INVITE of a call authorized before the suspension got its 302 again above:
+                # that call may be up, and its end still settles through the call record.)
+                self.log.info("sip_tenant_suspended", tenant=tenant, call_id=request.call_id)
+                return CallAuthDecision(AuthOutcome.BLOCKED, tenant=tenant)
             now = int(self.clock())
             try:
                 rating = rate_call(snapshot.rater, tenant, request.callee, now)
