@@ -11,7 +11,8 @@ SO_REUSEPORT (``[diameter] reuse_port``, set here through ``OCS_DIAMETER_REUSE_P
 Redis; the simulator opens ``CONNECTIONS_PER_PROCESS`` connections per process and per worker so
 the kernel's spreading of connections over the processes evens out.
 
-    .venv/bin/python -m benchmarks.bench_e2e [--start-rate 500] [--step-s 5] [--processes 2]
+    .venv/bin/python -m benchmarks.bench_e2e [--start-rate 500] [--step-factor 1.25] [--step-s 5]
+        [--processes 2] [--sim-workers 1] [--ceiling-rounds 3]
 """
 
 from __future__ import annotations
@@ -366,12 +367,12 @@ def versions() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--start-rate", type=float, default=200.0, help="first step, CCR/s")
-    parser.add_argument("--step-factor", type=float, default=1.4)
+    parser.add_argument("--start-rate", type=float, default=500.0, help="first step, CCR/s")
+    parser.add_argument("--step-factor", type=float, default=1.25)
     parser.add_argument("--step-s", type=float, default=5.0, help="arrival seconds per step")
-    parser.add_argument("--budget-s", type=float, default=100.0, help="per server layout")
+    parser.add_argument("--budget-s", type=float, default=150.0, help="per server layout")
     parser.add_argument("--processes", type=int, default=2, help="the multi-process layout")
-    parser.add_argument("--sim-workers", type=int, default=2)
+    parser.add_argument("--sim-workers", type=int, default=1)
     parser.add_argument(
         "--p99-attempts",
         type=int,
