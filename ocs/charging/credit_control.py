@@ -404,13 +404,10 @@ class CreditControlHandler:
         if terminating:
             self.sessions.ended(ccr.session_id)
         else:
-            self.sessions.seen(
-                ccr.session_id,
-                tenant=ref.tenant,
-                subscriber=ref.subscriber_id,
-                origin_host=ccr.origin_host,
-                origin_realm=ccr.origin_realm,
-                now_s=now,
+            self._keep_session(
+                ccr,
+                ref,
+                now,
                 waiting_for_credit=any(
                     a.final_unit_indication is not None
                     or a.result_code == ResultCode.CREDIT_LIMIT_REACHED
@@ -419,11 +416,10 @@ class CreditControlHandler:
             )
         return CreditControlAnswer(result_code=_top_level_code(ccr, answers), services=answers)
 
-    def _suspended_update(
-        self, ccr: CreditControlRequest, ref: SubscriberRef, slots: list[_Slot], now: int
-    ) -> CreditControlAnswer:
-        """A suspended tenant's CCR-U: every MSCC 4010 without a grant; the session stays
-        known here (its CCR-T, or an ASR, still has to find it)."""
+    def _keep_session(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, *, waiting_for_credit: bool
+    ) -> None:
+        """Remember the open session here (for RAR after a top-up, ASR, Tcc and metrics)."""
         self.sessions.seen(
             ccr.session_id,
             tenant=ref.tenant,
@@ -431,8 +427,15 @@ class CreditControlHandler:
             origin_host=ccr.origin_host,
             origin_realm=ccr.origin_realm,
             now_s=now,
-            waiting_for_credit=False,
+            waiting_for_credit=waiting_for_credit,
         )
+
+    def _suspended_update(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, slots: list[_Slot], now: int
+    ) -> CreditControlAnswer:
+        """A suspended tenant's CCR-U: every MSCC 4010 without a grant; the session stays
+        known here (its CCR-T, or an ASR, still has to find it)."""
+        self._keep_session(ccr, ref, now, waiting_for_credit=False)
         return CreditControlAnswer(
             result_code=ResultCode.END_USER_SERVICE_DENIED,
             services=tuple(_denied(slot.service) for slot in slots),
