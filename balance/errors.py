@@ -107,6 +107,10 @@ class LedgerUnavailable(LedgerError):
     result_code = DIAMETER_UNABLE_TO_COMPLY
 
 
+class LedgerOverloaded(LedgerUnavailable):
+    """Refused before reaching Redis: too many calls were already waiting for it."""
+
+
 # The one table from script error prefix to exception.
 ERROR_BY_PREFIX: dict[str, type[LedgerError]] = {
     "OCS_BADARG": InvalidRequest,

@@ -4,6 +4,11 @@ An ``asyncio.Semaphore`` would do for coroutines, but the credit-control hot pat
 script call without a coroutine (``Ledger.credit_control``) and needs to take a slot
 synchronously or learn that it must wait. Slots are handed to waiters in arrival order; a call
 that enters synchronously never overtakes one that is already waiting.
+
+The queue of waiters can be bounded too: past ``waiting_max`` a call is refused at once
+(``QueueFull``) rather than queued behind work Redis cannot finish before the caller's own
+timeout. Under overload that keeps answers prompt (the caller answers 3004 TOO_BUSY and the
+client retries or fails over) instead of letting every queued request time out together.
 """
 
 from __future__ import annotations
@@ -12,15 +17,25 @@ import asyncio
 import collections
 
 
-class InFlightLimit:
-    """At most ``limit`` calls inside; the rest wait (``enter``) in arrival order."""
+class QueueFull(Exception):
+    """``waiting_max`` calls are already waiting for a slot."""
 
-    def __init__(self, limit: int) -> None:
-        if limit <= 0:
-            raise ValueError("the in-flight limit must be positive")
+
+class InFlightLimit:
+    """At most ``limit`` calls inside; up to ``waiting_max`` more (None: any number) wait
+    (``enter``) in arrival order; beyond that ``enter`` raises ``QueueFull``."""
+
+    def __init__(self, limit: int, waiting_max: int | None = None) -> None:
+        if limit <= 0 or (waiting_max is not None and waiting_max < 0):
+            raise ValueError("the in-flight limit must be positive, the queue not negative")
         self.limit = limit
+        self.waiting_max = waiting_max
         self.inside = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     def try_enter(self) -> bool:
         """Take a slot now if one is free and nobody is waiting for one."""
@@ -33,6 +48,8 @@ class InFlightLimit:
         """Take a slot, waiting for one if need be."""
         if self.try_enter():
             return
+        if self.waiting_max is not None and len(self._waiters) >= self.waiting_max:
+            raise QueueFull(f"{len(self._waiters)} calls already waiting for one of {self.limit}")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:

@@ -23,8 +23,14 @@ from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from balance import keys
-from balance.errors import InvalidRequest, LedgerUnavailable, UnknownAccount, error_from_reply
-from balance.in_flight import InFlightLimit
+from balance.errors import (
+    InvalidRequest,
+    LedgerOverloaded,
+    LedgerUnavailable,
+    UnknownAccount,
+    error_from_reply,
+)
+from balance.in_flight import InFlightLimit, QueueFull
 from balance.records import (
     Account,
     AccountSummary,
@@ -173,6 +179,7 @@ class Ledger:
         sessions_max: int = SESSIONS_MAX_DEFAULT,
         buckets_max: int = BUCKETS_MAX_DEFAULT,
         in_flight_max: int = IN_FLIGHT_MAX_DEFAULT,
+        waiting_max: int | None = None,
     ) -> None:
         if min(idempotency_ttl_s, sessions_max, buckets_max, in_flight_max) <= 0:
             raise InvalidRequest("ledger limits must be positive")
@@ -184,7 +191,9 @@ class Ledger:
         self.buckets_max = buckets_max
         # Calls beyond the connection pool wait here instead of failing in the pool
         # (redis-py's cluster pool raises when it runs out of connections).
-        self._in_flight = InFlightLimit(in_flight_max)
+        # Calls beyond ``waiting_max`` waiting ones are refused at once (LedgerOverloaded): a
+        # server sheds load instead of queueing requests into its Redis timeout.
+        self._in_flight = InFlightLimit(in_flight_max, waiting_max)
         self._scripts = ScriptCaller(client, library=_SCRIPTS.library)
         self._readers: dict[tuple[str, str], RecordReader] = {}
 
@@ -232,7 +241,10 @@ class Ledger:
         return await self._run_encoded(script, key_list, _ENCODER.encode(payload))
 
     async def _run_encoded(self, script: LuaScript, key_list: Sequence[str], encoded: bytes) -> Any:
-        await self._in_flight.enter()
+        try:
+            await self._in_flight.enter()
+        except QueueFull as exc:
+            raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
         try:
             try:
                 return await self._scripts.call(script, key_list, [encoded])

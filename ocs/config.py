@@ -118,6 +118,9 @@ class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Open sessions per subscriber account, and buckets per account: beyond them, 5006.
     sessions_max: int = 32
     buckets_max: int = 64
+    # Ledger calls per tenant that may wait for one of the [redis] pool_size slots; past it a
+    # request is answered 3004 TOO_BUSY at once (load shed) instead of queueing into a timeout.
+    waiting_max: int = 256
 
     def limits(self) -> dict[str, Any]:
         """The keyword arguments of ``balance.ledger.Ledger`` these settings stand for."""
@@ -256,6 +259,7 @@ def _check(config: Config) -> None:
         ("ledger.session_idle_s", config.ledger.session_idle_s),
         ("ledger.sessions_max", config.ledger.sessions_max),
         ("ledger.buckets_max", config.ledger.buckets_max),
+        ("ledger.waiting_max", config.ledger.waiting_max),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")

@@ -31,6 +31,7 @@ import structlog
 from balance.errors import (
     InvalidRequest,
     LedgerError,
+    LedgerOverloaded,
     LedgerUnavailable,
     LimitExceeded,
     OperationConflict,
@@ -237,6 +238,11 @@ class CreditControlHandler:
         """Ledger refusals as answers or wire errors; anything else is raised as it is."""
         try:
             raise exc
+        except LedgerOverloaded as exc:
+            # Shed load: one log line per refused request would only add to it (the 3004
+            # answers are counted in ocs_diameter_answers_total by Result-Code).
+            self.log.debug("ledger_overloaded", session=ccr.session_id, error=str(exc))
+            raise TooBusy(f"the ledger is overloaded: {exc}") from exc
         except LedgerUnavailable as exc:
             self.log.warning("ledger_unavailable", session=ccr.session_id, error=str(exc))
             raise TooBusy(f"the ledger is unavailable: {exc}") from exc

@@ -6,16 +6,18 @@ import asyncio
 
 import pytest
 
-from balance.in_flight import InFlightLimit
+from balance.in_flight import InFlightLimit, QueueFull
 
 
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        InFlightLimit(0)
+        InFlightLimit(0, waiting_max=1)
+    with pytest.raises(ValueError):
+        InFlightLimit(1, waiting_max=-1)
 
 
 async def test_waiters_get_slots_in_arrival_order_and_never_are_overtaken() -> None:
-    limit = InFlightLimit(1)
+    limit = InFlightLimit(1, waiting_max=8)
     assert limit.try_enter()
     order: list[int] = []
 
@@ -39,7 +41,7 @@ async def test_waiters_get_slots_in_arrival_order_and_never_are_overtaken() -> N
 
 
 async def test_a_cancelled_waiter_takes_no_slot() -> None:
-    limit = InFlightLimit(1)
+    limit = InFlightLimit(1, waiting_max=8)
     assert limit.try_enter()
     waiter = asyncio.ensure_future(limit.enter())
     await asyncio.sleep(0)
@@ -51,7 +53,7 @@ async def test_a_cancelled_waiter_takes_no_slot() -> None:
 
 
 async def test_a_slot_handed_to_a_waiter_cancelled_before_it_ran_is_given_back() -> None:
-    limit = InFlightLimit(1)
+    limit = InFlightLimit(1, waiting_max=8)
     assert limit.try_enter()
     waiter = asyncio.ensure_future(limit.enter())
     await asyncio.sleep(0)
@@ -60,3 +62,17 @@ async def test_a_slot_handed_to_a_waiter_cancelled_before_it_ran_is_given_back()
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert limit.inside == 0 and limit.try_enter()
+
+
+async def test_a_full_queue_refuses_at_once() -> None:
+    limit = InFlightLimit(1, waiting_max=1)
+    assert limit.try_enter()
+    waiter = asyncio.ensure_future(limit.enter())
+    await asyncio.sleep(0)
+    assert limit.waiting == 1
+    with pytest.raises(QueueFull):
+        await limit.enter()
+    limit.leave()
+    await waiter  # the queued call got the slot
+    limit.leave()
+    assert limit.inside == 0 and limit.waiting == 0

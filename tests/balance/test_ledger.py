@@ -7,6 +7,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
+from balance.errors import LedgerOverloaded, LedgerUnavailable
 from balance.ledger import Ledger
 from balance.records import BucketUnit
 from ocs.embedded_redis import EmbeddedRedis
@@ -130,6 +131,32 @@ async def test_hot_path_starts_the_call_without_a_task_and_waits_when_full(
         hold = 1000 - results[0].balance
         assert hold > 0 and results[-1].balance == 1000 - 5 * hold == 1000 - results[-1].held_money
         assert ledger._in_flight.inside == 0
+    finally:
+        await ledger.aclose()
+
+
+async def test_overload_is_refused_at_once_past_the_waiting_queue(redis_url: str) -> None:
+    """With every slot taken and ``waiting_max`` calls queued, the next call fails at once with
+    LedgerOverloaded (3004 for a CCR) and is not applied; the queued ones all are."""
+    client = aioredis.Redis.from_url(redis_url)
+    waiting = 4
+    ledger = Ledger(client, "acme", in_flight_max=1, waiting_max=waiting)
+    try:
+        await ledger.provision_account("busy", balance=1000, now_s=scenarios.NOW)
+        calls = 1 + waiting + 2  # one inside, `waiting` queued, two refused
+        started = [
+            ledger.credit_control(
+                "busy", f"b{n}", f"b{n}:0", [scenarios.rg(requested=1)], now_s=scenarios.NOW
+            )
+            for n in range(calls)
+        ]
+        outcomes = await asyncio.gather(*started, return_exceptions=True)
+        refused = [o for o in outcomes if isinstance(o, LedgerOverloaded)]
+        granted = [o for o in outcomes if not isinstance(o, BaseException)]
+        assert len(refused) == 2 and len(granted) == calls - 2
+        assert isinstance(refused[0], LedgerUnavailable)  # answered like Redis trouble: 3004
+        stored = await ledger.query("busy")
+        assert len(stored.sessions) == len(granted)  # the refused ones opened nothing
     finally:
         await ledger.aclose()
 

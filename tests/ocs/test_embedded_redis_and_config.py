@@ -59,6 +59,7 @@ def test_ledger_limits_from_file_and_env(tmp_path: Path) -> None:
         "session_idle_s": 86400.0,
         "sessions_max": 4,
         "buckets_max": 16,
+        "waiting_max": 256,
     }
 
 
