@@ -29,7 +29,7 @@ from diameter_apps.credit_control import (
     build_rar,
     parse_server_answer,
 )
-from ocs.background import BackgroundTask
+from ocs.background import STOP_WAIT_S, BackgroundTask
 from ocs.charging.sessions import OwnedSession, SessionRegistry
 
 NOTIFY_CHANNEL = "ocs:notify"
@@ -146,4 +146,5 @@ class NoticeListener:
         self._task.start()
 
     async def stop(self) -> None:
-        await self._task.stop()
+        if not await self._task.stop():
+            self.log.warning("notice_listener_not_stopped", waited_s=STOP_WAIT_S)

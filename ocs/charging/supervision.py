@@ -47,8 +47,13 @@ class TccSupervisor:
         self.clock = clock
         self.on_released = on_released
         self._next_slice = 0
+        # While Redis is down, a slice is tried again once a whole interval has passed.
         self._task = PeriodicTask(
-            "tcc_sweep", self.sweep_next_slice, interval_s / SWEEP_SLICES, log
+            "tcc_sweep",
+            self.sweep_next_slice,
+            interval_s / SWEEP_SLICES,
+            log,
+            failure_backoff_s=interval_s,
         )
 
     async def sweep_next_slice(self) -> int:
