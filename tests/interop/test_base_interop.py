@@ -200,19 +200,22 @@ def test_shutdown_sends_dpr_to_connected_peers(redis_server: EmbeddedRedis, tmp_
 
     proc = ServerProcess(tmp_path / "ocs", redis_url=redis_server.url)
     proc.start()
-    client, cea = _open(proc)
-    assert cea.result_code == 2001
-    assert proc.proc is not None
-    proc.proc.send_signal(signal.SIGTERM)
-    dpr = client.recv()
-    assert (dpr.header.command_code, dpr.header.is_request) == (282, True)
-    assert dpr.disconnect_cause == 0  # REBOOTING
-    dpa = DisconnectPeerAnswer()
-    dpa.header.hop_by_hop_identifier = dpr.header.hop_by_hop_identifier
-    dpa.header.end_to_end_identifier = dpr.header.end_to_end_identifier
-    dpa.result_code, dpa.origin_host, dpa.origin_realm = 2001, b"pgw.test.local", b"test.local"
-    client.send(dpa)
-    assert client.closed_by_peer()
-    client.close()
-    assert proc.stop() == 0
-    assert "diameter_peer_down" in proc.log_path.read_text()  # the whole log, not its tail
+    try:
+        client, cea = _open(proc)
+        assert cea.result_code == 2001
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+        dpr = client.recv()
+        assert (dpr.header.command_code, dpr.header.is_request) == (282, True)
+        assert dpr.disconnect_cause == 0  # REBOOTING
+        dpa = DisconnectPeerAnswer()
+        dpa.header.hop_by_hop_identifier = dpr.header.hop_by_hop_identifier
+        dpa.header.end_to_end_identifier = dpr.header.end_to_end_identifier
+        dpa.result_code, dpa.origin_host, dpa.origin_realm = 2001, b"pgw.test.local", b"test.local"
+        client.send(dpa)
+        assert client.closed_by_peer()
+        client.close()
+        assert proc.stop() == 0
+        assert "diameter_peer_down" in proc.log_path.read_text()  # the whole log, not its tail
+    finally:
+        proc.stop()  # a server that did not stop on SIGTERM is killed, never left running
