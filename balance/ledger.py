@@ -305,39 +305,6 @@ class Ledger:
         Not a coroutine but a future to await, for the Diameter hot path: in steady state the
         script call is written at once and the reply settles the future from a callback, with
         no task or coroutine per request. Invalid arguments raise here, synchronously."""
-        key_list, encoded = self._ccr_request(
-            subscriber, session_id, op_id, items, now_s, digest, request_kind, request_number
-        )
-        script = _SCRIPTS["ccr"]
-        loop = asyncio.get_running_loop()
-        if self._in_flight.try_enter():
-            try:
-                reply = self._scripts.start(script, key_list, [encoded])
-            except BaseException:
-                self._in_flight.leave()
-                raise
-            if reply is not None:
-                result: asyncio.Future[CcrResult] = loop.create_future()
-                reply.add_done_callback(
-                    functools.partial(self._ccr_replied, result, key_list, encoded)
-                )
-                return result
-            self._in_flight.leave()
-        # Not connected yet, waiting for a slot, or not the lean connection: the full path.
-        return loop.create_task(self._ccr_slow(key_list, encoded))
-
-    def _ccr_request(
-        self,
-        subscriber: str,
-        session_id: str,
-        op_id: str,
-        items: Sequence[RatingGroupRequest],
-        now_s: float,
-        digest: str | None,
-        request_kind: int,
-        request_number: int,
-    ) -> tuple[list[str], bytes]:
-        """ccr.lua's keys and encoded request (see the script's header for the layout)."""
         if not items or len(items) > ITEMS_MAX:
             raise InvalidRequest(f"a request carries 1-{ITEMS_MAX} rating groups")
         keys.check_subscriber(subscriber)
@@ -368,7 +335,24 @@ class Ledger:
             request_kind,
             request_number,
         ]
-        return key_list, _ENCODER.encode(payload)
+        encoded = _ENCODER.encode(payload)
+        script = _SCRIPTS["ccr"]
+        loop = asyncio.get_running_loop()
+        if self._in_flight.try_enter():
+            try:
+                reply = self._scripts.start(script, key_list, [encoded])
+            except BaseException:
+                self._in_flight.leave()
+                raise
+            if reply is not None:
+                result: asyncio.Future[CcrResult] = loop.create_future()
+                reply.add_done_callback(
+                    functools.partial(self._ccr_replied, result, key_list, encoded)
+                )
+                return result
+            self._in_flight.leave()
+        # Not connected yet, waiting for a slot, or not the lean connection: the full path.
+        return loop.create_task(self._ccr_slow(key_list, encoded))
 
     async def _ccr_slow(self, key_list: list[str], encoded: bytes) -> CcrResult:
         return _ccr_result(await self._run_encoded(_SCRIPTS["ccr"], key_list, encoded))

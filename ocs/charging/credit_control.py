@@ -83,6 +83,8 @@ Log = structlog.typing.FilteringBoundLogger
 # What turns the ledger step's result into the answer (the session path's post-ledger half).
 Finish = Callable[[Any], CreditControlAnswer]
 
+DENIED = ResultCode.END_USER_SERVICE_DENIED  # 4010: what a suspended tenant's MSCCs get
+
 # A request without MSCC and without rating group is charged under this ledger rating group.
 SINGLE_SERVICE_RATING_GROUP = 0
 
@@ -444,7 +446,7 @@ class CreditControlHandler:
         self._keep_session(ccr, ref, now, waiting_for_credit=False)
         return CreditControlAnswer(
             result_code=ResultCode.END_USER_SERVICE_DENIED,
-            services=tuple(_denied(slot.service) for slot in slots),
+            services=tuple(_coded(slot.service, DENIED) for slot in slots),
         )
 
     def _plan(
@@ -509,27 +511,15 @@ class CreditControlHandler:
     ) -> ServiceAnswer:
         service = slot.service
         if slot.failure is not None or slot.rating is None:
-            return ServiceAnswer(
-                result_code=slot.failure or ResultCode.RATING_FAILED,
-                rating_group=service.rating_group,
-                service_identifier=service.service_identifier,
-            )
+            return _coded(service, slot.failure or ResultCode.RATING_FAILED)
         result = results[slot.item]
         code = result.outcome.result_code
         if not service.wants_grant:
-            return ServiceAnswer(
-                result_code=code,
-                rating_group=service.rating_group,
-                service_identifier=service.service_identifier,
-            )
+            return _coded(service, code)
         if code == ResultCode.SUCCESS and slot.requested_units > 0 and result.granted_units <= 0:
             code = ResultCode.CREDIT_LIMIT_REACHED
         if code != ResultCode.SUCCESS:
-            return ServiceAnswer(
-                result_code=code,
-                rating_group=service.rating_group,
-                service_identifier=service.service_identifier,
-            )
+            return _coded(service, code)
         unit = slot.rating.unit
         amount = result.granted_units
         threshold = amount * self.config.threshold_percent // 100
@@ -564,7 +554,7 @@ def _suspended_answer(ccr: CreditControlRequest) -> CreditControlAnswer:
     check, as for a blocked account)."""
     return CreditControlAnswer(
         result_code=ResultCode.END_USER_SERVICE_DENIED,
-        services=tuple(_denied(service) for service in ccr.services),
+        services=tuple(_coded(service, DENIED) for service in ccr.services),
         check_balance_result=(
             CheckBalanceResult.NO_CREDIT
             if ccr.requested_action is RequestedAction.CHECK_BALANCE
@@ -573,9 +563,10 @@ def _suspended_answer(ccr: CreditControlRequest) -> CreditControlAnswer:
     )
 
 
-def _denied(service: ServiceRequest) -> ServiceAnswer:
+def _coded(service: ServiceRequest, code: int) -> ServiceAnswer:
+    """The answer to ``service`` that is only a Result-Code (no grant)."""
     return ServiceAnswer(
-        result_code=ResultCode.END_USER_SERVICE_DENIED,
+        result_code=code,
         rating_group=service.rating_group,
         service_identifier=service.service_identifier,
     )

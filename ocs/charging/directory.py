@@ -8,7 +8,7 @@ the old catalog or the new one, never a mix.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
 from balance.ledger import Ledger
 from diameter_apps.credit_control import CostInformation, SubscriptionId, currency_code
@@ -61,13 +61,6 @@ class TenantDirectory:
 
     def replace_catalog(self, catalog: Catalog) -> None:
         self.snapshot = CatalogSnapshot(catalog)
-
-    def resolve(self, identities: Iterable[tuple[int, str]]) -> SubscriberRef | None:
-        return self.snapshot.resolver.resolve_any(identities)
-
-    def resolve_ids(self, ids: tuple[SubscriptionId, ...]) -> SubscriberRef | None:
-        """``resolve`` for a request's Subscription-Ids, remembered by the current snapshot."""
-        return self.snapshot.resolve_ids(ids)
 
     async def ledger(self, tenant: str) -> Ledger:
         """The tenant's ledger; the first call per tenant provisions its ACL user."""

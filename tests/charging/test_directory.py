@@ -25,15 +25,16 @@ def test_resolution_is_remembered_per_snapshot_and_forgotten_on_reload() -> None
     catalog = load_catalog(DEMO_CATALOG)
     directory = TenantDirectory(catalog, _no_ledger)  # type: ignore[arg-type]
     ids = _ids("+49 170 99000042")
-    first = directory.resolve_ids(ids)
+    first = directory.snapshot.resolve_ids(ids)
     assert first is not None and first.tenant == "acme"
-    assert first == directory.resolve((int(s.type), s.data) for s in ids)
-    assert directory.resolve_ids(ids) is first  # remembered
-    assert directory.resolve_ids(_ids("4917099999999")) is None  # unknown, remembered as such
+    assert first == directory.snapshot.resolver.resolve_any((int(s.type), s.data) for s in ids)
+    assert directory.snapshot.resolve_ids(ids) is first  # remembered
+    unknown = _ids("4917099999999")
+    assert directory.snapshot.resolve_ids(unknown) is None  # unknown, remembered as such
 
     # A reload without acme's ranges: the same identities no longer resolve.
     without_acme = msgspec.structs.replace(
         catalog, tenants=tuple(t for t in catalog.tenants if t.id != "acme")
     )
     directory.replace_catalog(without_acme)
-    assert directory.resolve_ids(ids) is None
+    assert directory.snapshot.resolve_ids(ids) is None
