@@ -211,6 +211,30 @@ class LegCharge(msgspec.Struct, frozen=True, array_like=True):
     money_units: int
 
 
+class RecordContext(msgspec.Struct, frozen=True, array_like=True):
+    """What the caller knew of a charge beyond the ledger's own figures (who, where, which
+    rate card), passed through the script untouched and written on the records it makes, so
+    the usage store needs no join back to Redis. Lua never reads it: position 19 of a record.
+
+    ``source``: gy, ro, sms, sip, offline, admin, sweep. Times are epoch seconds; numbers are
+    E.164 digits; ``role_of_node`` -1 unknown, 0 originating, 1 terminating."""
+
+    source: str = ""
+    host_mno: str = ""
+    msisdn: str = ""
+    imsi: str = ""
+    started_at_s: float = 0.0
+    called: str = ""
+    calling: str = ""
+    visited_plmn: str = ""
+    apn: str = ""
+    charging_id: str = ""
+    role_of_node: int = -1
+    rate_card_version: str = ""
+    currency: str = ""
+    source_ref: str = ""
+
+
 class LedgerRecord(msgspec.Struct, frozen=True, array_like=True):
     """One entry of a shard's record stream. ``kind``: usage, debit, refund, expiry, topup,
     adjust, provision, bucket, expired, block, unblock. ``money_delta`` is the change of the
@@ -234,6 +258,7 @@ class LedgerRecord(msgspec.Struct, frozen=True, array_like=True):
     balance_after: int
     reason: str
     money_delta: int
+    context: RecordContext | None = None
 
 
 class StreamRecord(msgspec.Struct, frozen=True):
