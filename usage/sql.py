@@ -123,3 +123,7 @@ EXPORT_QUERY: Final = (
 # Retention (usage/retention.py): partitions with their bounds, and per-partition tenant counts.
 LIST_PARTITIONS: Final = "SELECT name, lo, hi FROM usage_partitions ORDER BY lo"
 DEFAULT_PARTITION_ROWS: Final = "SELECT count(*) FROM usage_records_default"
+LIST_PRUNING: Final = (
+    "SELECT relname::text FROM pg_class WHERE relname LIKE %s AND relkind = 'r'"
+    " AND relnamespace = current_schema()::regnamespace ORDER BY 1"
+)

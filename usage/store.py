@@ -93,6 +93,13 @@ def _aware(value: datetime | None, default: datetime, what: str) -> datetime:
     return value
 
 
+def _lost_server(exc: psycopg.Error) -> bool:
+    """A connection-level failure (server down, restarted, unreachable), not a query's error
+    (lock timeout, cancelled statement) that the caller may want to handle itself."""
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
 def months_of(rows: Sequence[UsageRow]) -> set[date]:
     """First days (UTC) of the months the rows' ``ended_at_s`` fall in."""
     days = {int(row.ended_at_s // _SECONDS_PER_DAY) for row in rows}
@@ -158,15 +165,28 @@ class UsageStore:
     # -- roles ---------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _as_role(self, role: str) -> AsyncIterator[AsyncConnection[Any]]:
+    async def _transaction(self, role: str | None) -> AsyncIterator[AsyncConnection[Any]]:
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                if role is None:
+                    await conn.execute("SET LOCAL statement_timeout = 0")
+                else:
+                    await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
                 yield conn
         except PoolTimeout as exc:
             raise StoreUnavailable(f"no usage store connection: {exc}") from exc
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"usage store: {exc}") from exc
+            if _lost_server(exc):
+                raise StoreUnavailable(f"usage store: {exc}") from exc
+            raise
+
+    def _as_role(self, role: str) -> Any:
+        return self._transaction(role)
+
+    def as_owner(self) -> Any:
+        """A transaction as the pool's login, the schema owner: maintenance (retention) that
+        works on partitions directly. No statement timeout: a month may take a while."""
+        return self._transaction(None)
 
     def as_writer(self) -> Any:
         """A transaction as ``ocs_writer`` (insert and read every tenant; no update/delete)."""

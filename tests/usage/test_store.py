@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from ocs.embedded_postgres import EmbeddedPostgres
-from tests.usage.rows import DEC_02, NOV_15, make_row, make_rows
+from tests.usage.rows import DEC_02, MAR_05, NOV_15, make_row, make_rows
 from usage import migrate
 from usage import sql as q
 from usage.row import UsageRow
@@ -137,7 +137,7 @@ async def test_rows_of_a_month_without_partition_move_out_of_the_default(
             " VALUES ('alpha', 1, '1-1', 'usage', '2026-03-05T00:00:00Z')"
         )
     # ... is moved into the month's partition when that month is created.
-    assert await store.store_batch([make_row("alpha", 3, ended_at_s=1_772_668_800.0)]) == 1
+    assert await store.store_batch([make_row("alpha", 3, ended_at_s=MAR_05)]) == 1
     with psycopg.connect(store_url) as conn:
         assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM usage_records_202603").fetchone() == (2,)
