@@ -28,20 +28,23 @@ def test_migrations_apply_on_empty_database_and_reapply_as_noop(
 ) -> None:
     url = postgres_server.create_database("ocs_test_migrate_empty")
     try:
-        assert migrate.apply(url) == ["0001_roles", "0002_usage_records", "0003_isolation"]
+        steps = ["0001_roles", "0002_usage_records", "0003_isolation", "0004_writer_partitions"]
+        assert migrate.apply(url) == steps
         assert migrate.apply(url) == []
         assert all(applied for _, applied in migrate.status(url))
         # Every step rolls back cleanly and applies again.
-        assert migrate.rollback(url, 3) == ["0003_isolation", "0002_usage_records", "0001_roles"]
+        assert migrate.rollback(url, 4) == steps[::-1]
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('usage_records')").fetchone() == (None,)
-        assert len(migrate.apply(url)) == 3
+        assert migrate.apply(url) == steps
     finally:
         postgres_server.drop_database("ocs_test_migrate_empty")
 
 
-def test_stage_columns_are_the_usage_row_fields() -> None:
-    assert tuple(name for name, _ in q.STAGE_COLUMNS) == UsageRow.__struct_fields__
+def test_batch_columns_are_the_usage_row_fields() -> None:
+    renamed = {"started_at": "started_at_s", "ended_at": "ended_at_s"}
+    names = tuple(renamed.get(name, name) for name, _ in q.BATCH_COLUMNS)
+    assert names == UsageRow.__struct_fields__
 
 
 async def test_store_batch_is_idempotent(store: UsageStore) -> None:
@@ -148,10 +151,25 @@ async def test_a_rejected_batch_stores_nothing(store: UsageStore) -> None:
     good = make_rows("alpha", 3)
     # Out of range for the integer / smallint columns: refused, never wrapped around.
     for bad in (make_row("alpha", 99, vshard=2**31), make_row("alpha", 98, role_of_node=40_000)):
-        with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        with pytest.raises(StoreError, match="out of range"):
             await store.store_batch([*good, bad])
     assert (await store.count_and_totals("alpha", end=_AFTER_NOV)).count == 0
     assert await store.store_batch(good) == 3
 
 
 _AFTER_NOV = datetime.fromtimestamp(NOV_15 + 86_400, UTC)
+
+
+async def test_a_month_dropped_behind_the_stores_back(store: UsageStore, store_url: str) -> None:
+    await store.store_batch(make_rows("alpha", 2))
+    with psycopg.connect(store_url, autocommit=True) as conn:  # another process pruned it
+        conn.execute("DROP TABLE usage_records_202511")
+    # The store still believes the month exists: its rows go through the parent (default).
+    assert await store.store_batch(make_rows("alpha", 3, first=10)) == 3
+    with psycopg.connect(store_url) as conn:
+        assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (3,)
+    # The next batch creates the month again, and the default's rows move into it.
+    assert await store.store_batch(make_rows("alpha", 1, first=20)) == 1
+    with psycopg.connect(store_url) as conn:
+        assert conn.execute("SELECT count(*) FROM usage_records_202511").fetchone() == (4,)
+        assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (0,)
