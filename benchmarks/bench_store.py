@@ -148,6 +148,14 @@ async def measure_ingest(url: str, records: int, batch: int, rounds: int) -> dic
                 f"  round: store_batch {ours[-1]:,.0f} rows/s, plain COPY {ceiling[-1]:,.0f},"
                 f" COPY into the indexed logged twin {indexed[-1]:,.0f}"
             )
+        # What a stored record costs on disk: heap, TOAST and the three indexes.
+        size = await (
+            await twin.execute(
+                "SELECT sum(pg_total_relation_size(name::regclass)) FROM usage_partitions"
+            )
+        ).fetchone()
+        count = await (await twin.execute("SELECT count(*) FROM usage_records")).fetchone()
+        bytes_per_row = int(size[0]) / int(count[0]) if size and count and count[0] else 0.0
     finally:
         await twin.execute(f"DROP TABLE {TWIN}, {TWIN_INDEXED}")
         await twin.close()
@@ -164,6 +172,7 @@ async def measure_ingest(url: str, records: int, batch: int, rounds: int) -> dic
         "indexed_twin_copy_rows_per_s": [round(x) for x in indexed],
         "indexed_twin_copy_median_rows_per_s": round(statistics.median(indexed)),
         "ratio_to_indexed_twin": round(statistics.median(ours) / statistics.median(indexed), 3),
+        "stored_bytes_per_row": round(bytes_per_row),
     }
 
 
