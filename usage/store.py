@@ -185,17 +185,10 @@ class UsageStore:
     # -- roles ---------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _transaction(
-        self, role: str | None, *, snapshot: bool = False
-    ) -> AsyncIterator[AsyncConnection[Any]]:
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection; a lost or unreachable server becomes ``StoreUnavailable``."""
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                if snapshot:
-                    await conn.execute(q.READ_ONLY_SNAPSHOT)
-                if role is None:
-                    await conn.execute("SET LOCAL statement_timeout = 0")
-                else:
-                    await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            async with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
             raise StoreUnavailable(f"no usage store connection: {exc}") from exc
@@ -203,6 +196,19 @@ class UsageStore:
             if _lost_server(exc):
                 raise StoreUnavailable(f"usage store: {exc}") from exc
             raise
+
+    @asynccontextmanager
+    async def _transaction(
+        self, role: str | None, *, snapshot: bool = False
+    ) -> AsyncIterator[AsyncConnection[Any]]:
+        async with self._connection() as conn, conn.transaction():
+            if snapshot:
+                await conn.execute(q.READ_ONLY_SNAPSHOT)
+            if role is None:
+                await conn.execute("SET LOCAL statement_timeout = 0")
+            else:
+                await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            yield conn
 
     def _as_role(self, role: str, *, snapshot: bool = False) -> Any:
         return self._transaction(role, snapshot=snapshot)
@@ -230,7 +236,7 @@ class UsageStore:
         file and its manifest's totals agree even while the exporter inserts)."""
         check_tenant(tenant)
         if tenant not in self._tenants:
-            async with self._pool.connection() as conn:
+            async with self._connection() as conn:
                 found = await (await conn.execute(q.TENANT_ROLE_OF, (tenant,))).fetchone()
             if found is None:
                 raise UnknownTenant(f"unknown tenant {tenant!r}: no usage stored for it")
@@ -243,7 +249,7 @@ class UsageStore:
         role name. Needs the pool's login to have CREATEROLE (the store's owner does)."""
         role = tenant_role(tenant)
         ident = sql.Identifier(role)
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             for _attempt in range(2):
                 try:
                     async with conn.transaction():
@@ -272,7 +278,7 @@ class UsageStore:
         return role
 
     async def tenants(self) -> list[TenantInfo]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             rows = await (await conn.execute(q.LIST_TENANTS)).fetchall()
         return [TenantInfo(tenant=t, role=r, retention_months=m) for t, r, m in rows]
 
@@ -280,7 +286,7 @@ class UsageStore:
         """The tenant's retention in months (None: back to the deployment's default)."""
         if months is not None and months < 1:
             raise StoreError(f"retention of {tenant}: at least 1 month, got {months}")
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(q.SET_RETENTION, (months, check_tenant(tenant)))
             if cur.rowcount == 0:
                 raise UnknownTenant(f"unknown tenant {tenant!r}: no usage stored for it")

@@ -83,7 +83,7 @@ def test_start_stop_kill_restart_keep_the_data(pg_dir: Path) -> None:
             psycopg.connect(f"postgresql://postgres@127.0.0.1:{server.port}/postgres").close()
         server.kill()
         assert not server.running
-        url = server.start()  # crash recovery, new password
+        assert server.start() == url  # crash recovery; the same URL
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT n FROM kept").fetchone() == (1,)
         server.stop()

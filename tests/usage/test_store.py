@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -13,7 +17,7 @@ from tests.usage.rows import DEC_02, MAR_05, NOV_15, make_row, make_rows
 from usage import migrate
 from usage import sql as q
 from usage.row import UsageRow
-from usage.store import StoreError, UnknownTenant, UsageStore, tenant_role
+from usage.store import StoreError, StoreUnavailable, UnknownTenant, UsageStore, tenant_role
 
 
 @pytest.fixture
@@ -173,3 +177,26 @@ async def test_a_month_dropped_behind_the_stores_back(store: UsageStore, store_u
     with psycopg.connect(store_url) as conn:
         assert conn.execute("SELECT count(*) FROM usage_records_202511").fetchone() == (4,)
         assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (0,)
+
+
+async def test_server_down_then_back(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """PostgreSQL stopping under the store: StoreUnavailable (nothing half-written), and the
+    same store works again once the server is back (dead pooled connections are replaced)."""
+    base = tempfile.mkdtemp(prefix="ocs-test-pg-")
+    os.chmod(base, 0o755)
+    server = EmbeddedPostgres(Path(base) / "pg", fsync=False)
+    try:
+        migrate.apply(server.start())
+        store = await UsageStore.open(server.url, pool_max=2, connect_timeout_s=2)
+        try:
+            assert await store.store_batch(make_rows("alpha", 3)) == 3
+            server.stop()
+            with pytest.raises(StoreUnavailable):
+                await store.store_batch(make_rows("alpha", 3, first=10))
+            server.start()  # same port, same password: the same store carries on
+            assert await store.store_batch(make_rows("alpha", 6)) == 3
+        finally:
+            await store.close()
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
