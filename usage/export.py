@@ -212,6 +212,8 @@ async def export(
         raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
     try:
         async with store.as_tenant(tenant, snapshot=True) as conn:
+            # One COPY of a long period outlasts [store] statement_timeout_s: the period bounds it.
+            await conn.execute(q.NO_STATEMENT_TIMEOUT)
             await _WRITERS[fmt](conn, params, tmp)
             figures = await _audit(conn, params)
         os.replace(tmp, out)

@@ -205,7 +205,7 @@ class UsageStore:
             if snapshot:
                 await conn.execute(q.READ_ONLY_SNAPSHOT)
             if role is None:
-                await conn.execute("SET LOCAL statement_timeout = 0")
+                await conn.execute(q.NO_STATEMENT_TIMEOUT)
             else:
                 await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
             yield conn
