@@ -59,7 +59,7 @@ def test_load_installs_tenants_subscribers_balances_bundles_and_acl(
     args = ["catalog", "load", str(EXAMPLES), "--redis-url", redis_url]
     args += ["--data-dir", str(tmp_path / "no-local-server")]
     assert main([*args, "--tenant-secret-file", str(secret)]) == 0
-    assert capsys.readouterr().out.splitlines() == [
+    assert capsys.readouterr().out.splitlines()[-2:] == [
         "acme: 100 subscribers installed, 0 already present; ACL user set",
         "globex: 100 subscribers installed, 0 already present; ACL user set",
     ]
@@ -85,6 +85,6 @@ def test_load_installs_tenants_subscribers_balances_bundles_and_acl(
     assert buckets == [("data_1g.data", 1 << 30)]
     # Loading again installs nothing twice.
     assert main(args) == 0
-    assert capsys.readouterr().out.splitlines()[0] == (
+    assert capsys.readouterr().out.splitlines()[3] == (
         "acme: 0 subscribers installed, 100 already present; ACL user not set (no secret)"
     )
