@@ -19,6 +19,7 @@ from tariffs.errors import CatalogError, Problem
 from tariffs.model import (
     ACTIVE,
     SUSPENDED,
+    TOPUP_MAX_DEFAULT,
     Allowance,
     Bundle,
     Catalog,
@@ -92,6 +93,7 @@ TENANT_KEYS = frozenset(
         "rate_cards",
         "bundles",
         "subscribers",
+        "topup_max",
     }
 )
 SERVICE_KEYS = frozenset(
@@ -233,6 +235,12 @@ class _TenantReader:
         cards = self._cards(top, root, services, zone_names, destinations, bands)
         bundles = self._bundles(get("bundles"), services, zone_names)
         ranges, entries = self._subscribers(get("subscribers"), bundles, tenant_id or "?")
+        topup_max = TOPUP_MAX_DEFAULT
+        if "topup_max" in top:
+            amount = r.money(top["topup_max"], "topup_max", self.currency)
+            if amount is not None and amount <= 0:
+                r.problem(top["topup_max"], "topup_max", "must be a positive amount")
+            topup_max = amount or TOPUP_MAX_DEFAULT
         if len(self.problems) > start or tenant_id is None:
             return None
         return Tenant(
@@ -253,6 +261,7 @@ class _TenantReader:
             national_prefix="0" if national is None else national,
             international_prefix="00" if international is None else international,
             status=status,
+            topup_max=topup_max,
             source=self.file,
         )
 
