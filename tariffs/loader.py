@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yaml.nodes import Node, ScalarNode
 
+from tariffs.currencies import ISO_4217
 from tariffs.errors import CatalogError, Problem
 from tariffs.model import (
     ACTIVE,
@@ -55,7 +56,6 @@ CATALOG_FILES_MAX = 10_000
 SUBSCRIBER_RANGE_SIZE_MAX = 100_000_000
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _DIGITS = re.compile(r"[0-9]{1,15}")
 _COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 _PLMN = re.compile(r"[0-9]{5,6}")
@@ -201,7 +201,7 @@ class _TenantReader:
         self.currency = self._opt(
             get("currency"),
             "currency",
-            lambda n, f: r.string(n, f, _CURRENCY, "an ISO 4217 currency code like EUR"),
+            lambda n, f: r.string(n, f, ISO_4217, "an ISO 4217 currency code like EUR"),
         )
         country = self._opt(
             get("country_code"),
