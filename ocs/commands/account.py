@@ -21,14 +21,32 @@ from redis.exceptions import RedisError
 
 from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger
-from balance.records import Account, OpResult
+from balance.records import OpResult
+from ocs.account_records import (
+    HISTORY_LIMIT_MAX,
+    HISTORY_SCAN_MAX,
+    LIST_LIMIT_MAX,
+    account_history,
+    list_accounts,
+)
+from ocs.account_view import (
+    Context,
+    account_json,
+    account_tables,
+    console,
+    format_amount,
+    history_json,
+    history_table,
+    list_json,
+    list_table,
+)
 from ocs.catalog_store import stored_catalog
 from ocs.charging.notifications import publish_notice
 from ocs.config import RedisConfig
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
 from ocs.subscriber_lookup import LookupRefused, Target, find_target
 from tariffs.errors import CatalogError
-from tariffs.model import TOPUP_MAX_DEFAULT
+from tariffs.model import TOPUP_MAX_DEFAULT, Catalog
 
 MICRO_PER_UNIT = Decimal(1_000_000)
 AMOUNT_ABS_MAX = Decimal(1_000_000_000)  # one billion currency units
@@ -56,14 +74,6 @@ def parse_amount(text: str, *, signed: bool = False) -> int:
     return int(micro)
 
 
-def format_amount(micro: int) -> str:
-    """Micro-units as a decimal with at least two places (``-1.5`` → ``-1.50``)."""
-    text = f"{Decimal(micro) / MICRO_PER_UNIT:f}"
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0")
-    return f"{whole}.{frac.ljust(2, '0')}"
-
-
 OP_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
@@ -78,8 +88,21 @@ def parse_op_id(text: str | None) -> str | None:
     return f"cli:{text}"
 
 
+def _connection_options(action: argparse.ArgumentParser) -> None:
+    action.add_argument(
+        "--redis-url",
+        help="Redis URL (default: OCS_REDIS_URL, then <data-dir>/redis.url from `ocs serve`)",
+    )
+    action.add_argument(
+        "--data-dir",
+        default=RedisConfig().data_dir,
+        help="where `ocs serve` keeps its embedded Redis (default var/redis)",
+    )
+    action.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def register(sub: Any) -> None:
-    parser = sub.add_parser("account", help="show and maintain subscriber accounts")
+    parser = sub.add_parser("account", help="show, list and maintain subscriber accounts")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
 
@@ -89,21 +112,28 @@ def register(sub: Any) -> None:
             "--tenant",
             help="tenant (MVNO) id; optional when the catalog's ranges or entries know the number",
         )
-        action.add_argument("subscriber", help="MSISDN (4917099000042 or +49 170 99000042) or IMSI")
         action.add_argument(
-            "--redis-url",
-            help="Redis URL (default: OCS_REDIS_URL, then <data-dir>/redis.url from `ocs serve`)",
+            "subscriber", help="MSISDN (4917099000042 or '+49 170 99000042') or IMSI"
         )
-        action.add_argument(
-            "--data-dir",
-            default=RedisConfig().data_dir,
-            help="where `ocs serve` keeps its embedded Redis (default var/redis)",
-        )
-        action.add_argument("--json", action="store_true", help="machine-readable output")
+        _connection_options(action)
         action.set_defaults(func=_run, action_name=name)
         return action
 
     common("show", "balances, buckets and open reservations")
+    history = common("history", "the account's usage and admin records, newest first")
+    history.add_argument(
+        "--limit", type=int, default=20, help=f"records to show (1-{HISTORY_LIMIT_MAX})"
+    )
+    listing = actions.add_parser("list", help="list or search accounts (SCAN, bounded)")
+    listing.add_argument("--tenant", help="only this tenant's accounts")
+    listing.add_argument(
+        "--match", default="*", help="glob on the subscriber id, e.g. '4917099*' or '*0042'"
+    )
+    listing.add_argument(
+        "--limit", type=int, default=50, help=f"accounts to show (1-{LIST_LIMIT_MAX})"
+    )
+    _connection_options(listing)
+    listing.set_defaults(func=_run, action_name="list", subscriber=None)
     create = common("create", "provision a new account (the catalog must cover the number)")
     create.add_argument("--balance", default="0", help="opening balance, e.g. 10.00")
     create.add_argument("--credit-limit", default="0", help="postpaid credit limit, e.g. 50.00")
@@ -125,94 +155,18 @@ def register(sub: Any) -> None:
         common(name, text).add_argument("--reason", default="")
 
 
-def _account_json(tenant: str, subscriber: str, account: Account, now_s: float) -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "subscriber": subscriber,
-        "state": account.state.value,
-        "balance": format_amount(account.balance),
-        "balance_micro": account.balance,
-        "held": format_amount(account.held_money),
-        "held_micro": account.held_money,
-        "credit_limit": format_amount(account.credit_limit),
-        "credit_limit_micro": account.credit_limit,
-        "buckets": [
-            {
-                "id": b.id,
-                "kind": b.kind,
-                "unit": b.unit,
-                "remaining": b.remaining,
-                "held": b.held,
-                "priority": b.priority,
-                "expires_at_s": b.expires_at_s,
-                "live": b.live(now_s),
-            }
-            for b in account.buckets
-        ],
-        "reservations": [
-            {
-                "session_id": s.session_id,
-                "rating_group": g.rating_group,
-                "granted_units": g.granted_units,
-                "valid_until_s": g.valid_until_s,
-                "held": [
-                    {"bucket_id": h.bucket_id or "balance", "amount": h.amount} for h in g.holds
-                ],
-            }
-            for s in account.sessions
-            for g in s.rating_groups
-            if g.holds
-        ],
-    }
-
-
-def _print_account(data: dict[str, Any]) -> None:
-    rows = [
-        ("tenant", data["tenant"]),
-        ("subscriber", data["subscriber"]),
-        ("state", data["state"]),
-        ("balance", data["balance"]),
-        ("held", data["held"]),
-        ("credit limit", data["credit_limit"]),
-    ]
-    for label, value in rows:
-        print(f"{label:<14}{value}")
-    if data["buckets"]:
-        print()
-        header = ("bucket", "kind", "unit", "remaining", "held", "prio", "expires_at_s", "live")
-        table = [header] + [
-            (b["id"], b["kind"], b["unit"], str(b["remaining"]), str(b["held"]),
-             str(b["priority"]), f"{b['expires_at_s']:.0f}" if b["expires_at_s"] else "never",
-             "yes" if b["live"] else "expired")
-            for b in data["buckets"]
-        ]  # fmt: skip
-        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        for row in table:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    if data["reservations"]:
-        print()
-        print("open reservations:")
-        for r in data["reservations"]:
-            held = ", ".join(f"{h['bucket_id']}={h['amount']}" for h in r["held"])
-            print(
-                f"  session {r['session_id']} rg {r['rating_group']}: "
-                f"{r['granted_units']} units until {r['valid_until_s']:.0f} ({held})"
-            )
-
-
-async def _target(client: Any, args: argparse.Namespace) -> Target:
-    name = args.action_name
+async def _catalog(client: Any) -> Catalog | None:
     try:
-        catalog = await stored_catalog(client)
+        return await stored_catalog(client)
     except CatalogError:
-        catalog = None  # a stored catalog that no longer validates: `ocs catalog load` says why
-    return find_target(
-        catalog,
-        args.tenant,
-        args.subscriber,
-        require_tenant=name in ("create", "topup"),
-        require_number=name == "create",
-    )
+        return None  # a stored catalog that no longer validates: `ocs catalog load` says why
+
+
+def _context(catalog: Catalog | None, tenant: str) -> Context:
+    info = catalog.tenant(tenant) if catalog is not None else None
+    if info is None:
+        return Context()
+    return Context(info.currency, info.timezone, {s.name: s.unit for s in info.services})
 
 
 def _check_topup(target: Target, amount: int) -> None:
@@ -226,50 +180,95 @@ def _check_topup(target: Target, amount: int) -> None:
         )
 
 
+def _check_limit(value: int, maximum: int) -> int:
+    if not 1 <= value <= maximum:
+        raise UsageError(f"--limit {value}: must be 1 to {maximum}")
+    return value
+
+
+async def _list(client: Any, args: argparse.Namespace, catalog: Catalog | None) -> Any:
+    limit = _check_limit(args.limit, LIST_LIMIT_MAX)
+    if args.tenant is not None and catalog is not None and catalog.tenant(args.tenant) is None:
+        raise LookupRefused(
+            f"unknown tenant {args.tenant!r} (the catalog has: "
+            f"{', '.join(t.id for t in catalog.tenants) or 'none'})"
+        )
+    found, more = await list_accounts(client, args.tenant, args.match, limit)
+    rows = [list_json(t, sub, account, _context(catalog, t)) for t, sub, account in found]
+    return {"action": "list", "accounts": rows, "more": more}
+
+
+async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> OpResult | None:
+    name, subscriber, now_s = args.action_name, target.subscriber, time.time()
+    if name == "create":
+        return await ledger.provision_account(
+            subscriber,
+            balance=parse_amount(args.balance, signed=True),
+            credit_limit=parse_amount(args.credit_limit, signed=True),
+            now_s=now_s,
+        )
+    if name == "topup":
+        amount = parse_amount(args.amount)
+        _check_topup(target, amount)
+        return await ledger.topup(
+            subscriber, amount, reason=args.reason, now_s=now_s, op_id=parse_op_id(args.op_id)
+        )
+    if name == "adjust":
+        delta = parse_amount(args.amount, signed=True)
+        limit = None if args.credit_limit is None else parse_amount(args.credit_limit, signed=True)
+        return await ledger.adjust(
+            subscriber,
+            delta,
+            reason=args.reason,
+            credit_limit=limit,
+            now_s=now_s,
+            op_id=parse_op_id(args.op_id),
+        )
+    if name == "block":
+        return await ledger.block(subscriber, reason=args.reason, now_s=now_s)
+    if name == "unblock":
+        return await ledger.unblock(subscriber, reason=args.reason, now_s=now_s)
+    return None  # show, history: read only
+
+
 async def _execute(args: argparse.Namespace, url: str) -> dict[str, Any]:
     client = aioredis.Redis.from_url(url, socket_timeout=5.0)
-    now_s = time.time()
     try:
-        target = await _target(client, args)
-        ledger = Ledger(client, target.tenant)
-        subscriber = target.subscriber
-        result: OpResult | None = None
+        catalog = await _catalog(client)
         name = args.action_name
-        if name == "create":
-            result = await ledger.provision_account(
-                subscriber,
-                balance=parse_amount(args.balance, signed=True),
-                credit_limit=parse_amount(args.credit_limit, signed=True),
-                now_s=now_s,
+        if name == "list":
+            data: dict[str, Any] = await _list(client, args, catalog)
+            return data
+        target = find_target(
+            catalog,
+            args.tenant,
+            args.subscriber,
+            require_tenant=name in ("create", "topup"),
+            require_number=name == "create",
+        )
+        ctx = _context(catalog, target.tenant)
+        ledger = Ledger(client, target.tenant)
+        if name == "history":
+            limit = _check_limit(args.limit, HISTORY_LIMIT_MAX)
+            await ledger.query(target.subscriber)  # UnknownAccount (5030) rather than nothing
+            entries, truncated = await account_history(
+                client, target.tenant, target.subscriber, limit
             )
-        elif name == "topup":
-            amount = parse_amount(args.amount)
-            _check_topup(target, amount)
-            result = await ledger.topup(
-                subscriber, amount, reason=args.reason, now_s=now_s, op_id=parse_op_id(args.op_id)
-            )
-        elif name == "adjust":
-            delta = parse_amount(args.amount, signed=True)
-            limit = (
-                None if args.credit_limit is None else parse_amount(args.credit_limit, signed=True)
-            )
-            result = await ledger.adjust(
-                subscriber,
-                delta,
-                reason=args.reason,
-                credit_limit=limit,
-                now_s=now_s,
-                op_id=parse_op_id(args.op_id),
-            )
-        elif name == "block":
-            result = await ledger.block(subscriber, reason=args.reason, now_s=now_s)
-        elif name == "unblock":
-            result = await ledger.unblock(subscriber, reason=args.reason, now_s=now_s)
+            return {
+                "action": name,
+                "tenant": target.tenant,
+                "subscriber": target.subscriber,
+                "records": [history_json(e.entry_id, e.record, ctx) for e in entries],
+                "truncated": truncated,
+            }
+        result = await _mutate(ledger, target, args)
         if name in ("topup", "block") and result is not None and not result.replayed:
             # Servers owning the subscriber's live sessions send RAR (top-up) or ASR (block).
-            await publish_notice(client, target.tenant, subscriber, name)
-        account = await ledger.query(subscriber)
-        data = _account_json(target.tenant, subscriber, account, now_s)
+            await publish_notice(client, target.tenant, target.subscriber, name)
+        account = await ledger.query(target.subscriber)
+        data = account_json(
+            target.tenant, target.subscriber, account, time.time(), ctx, imsi=target.imsi
+        )
         data["action"] = name
         data["replayed"] = bool(result and result.replayed)
         return data
@@ -286,6 +285,27 @@ def _fail(args: argparse.Namespace, code: int, kind: str, message: str, **extra:
         suffix = f" (result code {extra['result_code']})" if "result_code" in extra else ""
         print(f"ocs account {args.action_name}: {message}{suffix}", file=sys.stderr)
     return code
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    out = console()
+    name = args.action_name
+    if name == "list":
+        out.print(list_table(data["accounts"]))
+        count = len(data["accounts"])
+        more = "; more match: narrow with --match or raise --limit" if data["more"] else ""
+        out.print(f"{count} account{'s' if count != 1 else ''}{more}")
+        return
+    if name == "history":
+        out.print(f"{data['tenant']} {data['subscriber']}: latest {len(data['records'])} records")
+        out.print(history_table(data["records"]))
+        if data["truncated"]:
+            out.print(f"(stopped after {HISTORY_SCAN_MAX} stream entries)")
+        return
+    if data["replayed"] and name in ("topup", "adjust"):
+        out.print(f"op id {args.op_id} was already applied: nothing changed this time\n")
+    for table in account_tables(data):
+        out.print(table)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -309,9 +329,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        if data["replayed"] and data["action"] in ("topup", "adjust"):
-            print(f"op id {args.op_id} was already applied: nothing changed this time\n")
-        _print_account(data)
+        _print(args, data)
     return 0
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from balance.ledger import Ledger
 from ocs.catalog_store import store_catalog
 from ocs.cli import main
 from ocs.commands.account import UsageError, format_amount, parse_amount
@@ -187,3 +190,98 @@ def test_no_redis_is_a_clear_error(
         capsys, "account", "show", "--tenant", "acme", "--data-dir", str(tmp_path), "x"
     )
     assert code == 1 and "--redis-url" in err and "OCS_REDIS_URL" in err
+
+
+def load_demo(url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = ("catalog", "load", str(EXAMPLES), "--redis-url", url, "--data-dir", str(tmp_path))
+    assert run(capsys, *args)[0] == 0
+
+
+def test_show_is_a_table_in_currency_human_units_and_the_tenant_time_zone(
+    redis_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    load_demo(redis_url, capsys, tmp_path)
+    code, out, _ = run(
+        capsys, "account", "topup", "--redis-url", redis_url, "+4917099000042", "9.92"
+    )
+    assert code == 0
+    code, out, _ = run(capsys, "account", "show", "--redis-url", redis_url, "262019900000042")
+    assert code == 0
+    lines = [line.rstrip() for line in out.splitlines()]
+    assert "tenant        acme" in lines and "subscriber    4917099000042" in lines
+    assert "IMSI          262019900000042" in lines
+    assert "balance       19.92 EUR" in lines and "time zone     Europe/Berlin" in lines
+    (bucket,) = [line for line in lines if "data_1g.data" in line]
+    assert re.search(
+        r"1\.00 GiB\s+0 B\s+10\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00\s+live", bucket
+    )
+    assert "1073741824" not in out  # no raw bytes, no epoch seconds
+    data = json.loads(run(capsys, "account", "show", "--redis-url", redis_url, ACME_1, "--json")[1])
+    assert data["buckets"][0]["remaining"] == 1 << 30
+    assert data["buckets"][0]["remaining_text"] == "1.00 GiB"
+    assert data["currency"] == "EUR" and data["balance_text"] == "10.00 EUR"
+
+
+def test_history_shows_usage_and_admin_records_newest_first(
+    redis_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    load_demo(redis_url, capsys, tmp_path)
+    url = ("--redis-url", redis_url)
+    assert run(capsys, "account", "topup", *url, ACME_1, "5", "--op-id", "PAY-7")[0] == 0
+
+    async def refund() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            await Ledger(client, "acme").refund(
+                ACME_1, "r-1", amount=250_000, reason="dropped session", now_s=time.time(),
+                session_id="s-1", service="data", units=1536, bucket_id="data_1g.data#catalog",
+            )  # fmt: skip
+        finally:
+            await client.aclose()
+
+    asyncio.run(refund())
+    assert run(capsys, "account", "topup", *url, ACME_2, "1")[0] == 0  # same shard or not
+    code, out, _ = run(capsys, "account", "history", *url, ACME_1)
+    assert code == 0
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    assert lines[0] == f"acme {ACME_1}: latest 4 records"
+    kinds = [line.split()[1] for line in lines[3:]]
+    assert kinds == ["refund", "topup", "bucket", "provision"]
+    assert "1.50 KiB" in lines[3] and "0.25 EUR" in lines[3] and "15.25 EUR" in lines[3]
+    assert "session s-1" in lines[3]
+    assert "5.00 EUR" in lines[4] and "op cli:PAY-7" in lines[4]
+    assert "1.00 GiB" in lines[5]
+    code, out, _ = run(capsys, "account", "history", *url, ACME_1, "--limit", "1", "--json")
+    (record,) = json.loads(out)["records"]
+    assert record["kind"] == "refund" and record["units"] == 1536
+    assert record["money_delta_micro"] == 250_000 and record["balance_after_micro"] == 15_250_000
+    code, _, err = run(capsys, "account", "history", *url, ACME_1, "--limit", "0")
+    assert code == 2 and "--limit 0" in err
+    code, _, err = run(capsys, "account", "history", "--tenant", "acme", *url, "4917055555555")
+    assert code == 1 and "5030" in err
+
+
+def test_list_and_search(
+    redis_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    load_demo(redis_url, capsys, tmp_path)
+    url = ("--redis-url", redis_url)
+    code, out, _ = run(capsys, "account", "list", *url, "--match", "491709900004*")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("acme")]
+    assert [row[1] for row in rows] == [f"49170990000{n}" for n in range(40, 50)]
+    assert rows[0][2:5] == ["active", "10.00", "EUR"]
+    assert out.rstrip().endswith("10 accounts")
+    code, out, _ = run(capsys, "account", "list", *url, "--limit", "150", "--json")
+    data = json.loads(out)
+    assert len(data["accounts"]) == 150 and data["more"] is True
+    assert {a["tenant"] for a in data["accounts"]} == {"acme", "globex"}
+    code, out, _ = run(capsys, "account", "list", *url, "--tenant", "globex", "--limit", "500")
+    assert out.rstrip().endswith("100 accounts")
+    code, _, err = run(capsys, "account", "list", *url, "--tenant", "nosuch")
+    assert code == 1 and "unknown tenant 'nosuch'" in err
+    code, out, _ = run(capsys, "account", "list", *url, "--match", "*0042", "--json")
+    assert [a["subscriber"] for a in json.loads(out)["accounts"]] == [
+        "4917099000042",
+        "4917199000042",
+    ]
