@@ -34,7 +34,6 @@ from ocs.account_view import (
     account_json,
     account_tables,
     console,
-    format_amount,
     history_json,
     history_table,
     list_json,
@@ -45,6 +44,7 @@ from ocs.charging.notifications import publish_notice
 from ocs.config import RedisConfig
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
 from ocs.subscriber_lookup import LookupRefused, Target, find_target
+from tariffs.display import format_amount
 from tariffs.errors import CatalogError
 from tariffs.model import TOPUP_MAX_DEFAULT, Catalog
 

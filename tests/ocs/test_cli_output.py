@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ocs.account_view import format_bytes, format_instant, format_money, format_seconds, zone
 from ocs.cli import EXIT_BROKEN_PIPE, main, package_version
 from ocs.config import Config, load_config
+from tariffs.display import format_bytes, format_instant, format_money, format_seconds, zone
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "catalog"
