@@ -91,7 +91,8 @@ async def account_history(
     scanned = 0
     upper = "+"
     while len(out) < limit and scanned < scan_max:
-        batch = await client.xrevrange(stream, max=upper, min="-", count=_PAGE)
+        page = min(_PAGE, scan_max - scanned)
+        batch = await client.xrevrange(stream, max=upper, min="-", count=page)
         if not batch:
             return out, False
         for entry_id, fields in batch:
@@ -104,5 +105,7 @@ async def account_history(
                 out.append(HistoryEntry(_text(entry_id), record))
                 if len(out) == limit:
                     return out, False
+        if len(batch) < page:
+            return out, False  # reached the start of the stream
         upper = "(" + _text(batch[-1][0])
-    return out, scanned >= scan_max
+    return out, True  # stopped at scan_max; older entries may hold more of its records

@@ -285,3 +285,25 @@ def test_list_and_search(
         "4917099000042",
         "4917199000042",
     ]
+
+
+def test_history_walk_is_bounded(
+    redis_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from ocs.account_records import account_history
+
+    load_demo(redis_url, capsys, tmp_path)  # ACME_1: provision and bucket records
+
+    async def walk(limit: int, scan_max: int) -> tuple[list[str], bool]:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            entries, truncated = await account_history(
+                client, "acme", ACME_1, limit, scan_max=scan_max
+            )
+        finally:
+            await client.aclose()
+        return [e.record.kind for e in entries], truncated
+
+    assert asyncio.run(walk(10, 1000)) == (["bucket", "provision"], False)
+    assert asyncio.run(walk(1, 1000)) == (["bucket"], False)
+    assert asyncio.run(walk(10, 1)) == (["bucket"], True)  # stopped after one entry
