@@ -41,7 +41,7 @@ from ocs.account_view import (
 )
 from ocs.catalog_store import stored_catalog
 from ocs.charging.notifications import publish_notice
-from ocs.config import RedisConfig
+from ocs.config import Config, ConfigError, load_config
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
 from ocs.subscriber_lookup import LookupRefused, Target, find_target
 from tariffs.display import format_amount
@@ -91,12 +91,18 @@ def parse_op_id(text: str | None) -> str | None:
 def _connection_options(action: argparse.ArgumentParser) -> None:
     action.add_argument(
         "--redis-url",
-        help="Redis URL (default: OCS_REDIS_URL, then <data-dir>/redis.url from `ocs serve`)",
+        help="Redis URL (default: OCS_REDIS_URL, redis.url of --config, then "
+        "<data-dir>/redis.url from `ocs serve`)",
     )
     action.add_argument(
         "--data-dir",
-        default=RedisConfig().data_dir,
-        help="where `ocs serve` keeps its embedded Redis (default var/redis)",
+        help="where `ocs serve` keeps its embedded Redis (default: redis.data_dir, var/redis)",
+    )
+    action.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the deployment's TOML config: its [redis] and [ledger] settings (e.g. how long "
+        "an --op-id is remembered: ledger.idempotency_ttl_s)",
     )
     action.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -231,7 +237,7 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
     return None  # show, history: read only
 
 
-async def _execute(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[str, Any]:
     client = aioredis.Redis.from_url(url, socket_timeout=5.0)
     try:
         catalog = await _catalog(client)
@@ -247,7 +253,7 @@ async def _execute(args: argparse.Namespace, url: str) -> dict[str, Any]:
             require_number=name == "create",
         )
         ctx = _context(catalog, target.tenant)
-        ledger = Ledger(client, target.tenant)
+        ledger = Ledger(client, target.tenant, **config.ledger.limits())
         if name == "history":
             limit = _check_limit(args.limit, HISTORY_LIMIT_MAX)
             await ledger.query(target.subscriber)  # UnknownAccount (5030) rather than nothing
@@ -314,10 +320,15 @@ def _run(args: argparse.Namespace) -> int:
         if limit_text is not None and parse_amount(limit_text, signed=True) < 0:
             raise UsageError("the credit limit must not be negative")
         parse_op_id(getattr(args, "op_id", None))
-        url = resolve_redis_url(args.redis_url, data_dir=args.data_dir)
-        data = asyncio.run(_execute(args, url))
+        config = load_config(args.config)
+        url = resolve_redis_url(
+            args.redis_url or config.redis.url, data_dir=args.data_dir or config.redis.data_dir
+        )
+        data = asyncio.run(_execute(args, url, config))
     except (UsageError, InvalidRequest) as exc:
         return _fail(args, 2, "usage", str(exc))
+    except ConfigError as exc:
+        return _fail(args, 2, "config", str(exc))
     except LookupRefused as exc:
         return _fail(args, 1, "refused", str(exc))
     except LedgerError as exc:

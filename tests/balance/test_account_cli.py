@@ -307,3 +307,27 @@ def test_history_walk_is_bounded(
     assert asyncio.run(walk(10, 1000)) == (["bucket", "provision"], False)
     assert asyncio.run(walk(1, 1000)) == (["bucket"], False)
     assert asyncio.run(walk(10, 1)) == (["bucket"], True)  # stopped after one entry
+
+
+def test_config_file_gives_redis_and_how_long_an_op_id_is_remembered(
+    redis_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import redis as sync_redis
+
+    from balance import keys
+
+    store(redis_url)
+    config = tmp_path / "ocs.toml"
+    config.write_text(f'[redis]\nurl = "{redis_url}"\n[ledger]\nidempotency_ttl_s = 86400\n')
+    base = ("--tenant", "acme", "--config", str(config))
+    assert run(capsys, "account", "create", *base, ACME_1)[0] == 0
+    assert run(capsys, "account", "topup", *base, ACME_1, "5", "--op-id", "T-9")[0] == 0
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        op_key = keys.op_key(keys.subscriber_prefix("acme", ACME_1), "cli:T-9")
+        assert 3600 < client.ttl(op_key) <= 86400
+    finally:
+        client.close()
+    config.write_text("[ledger]\nidempotency_ttl = 1\n")
+    code, _, err = run(capsys, "account", "show", *base, ACME_1)
+    assert code == 2 and "idempotency_ttl" in err
