@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import sys
 import time
 from typing import Any
 
@@ -193,6 +194,15 @@ class OcsApp:
                     "`ocs catalog load` (per tenant, --dry-run first) or restart with "
                     "--catalog-replace",
                 )
+                # Also as plain text: an operator watching `make run` reads this, not JSON.
+                banner = [
+                    f"ocs serve: the catalog stored in Redis differs from {path}; serving the "
+                    "stored one, unchanged:",
+                    *(f"    {line}" for line in diff.lines()),
+                    f"  to apply {path}: `ocs catalog load {path} --dry-run`, then without "
+                    "--dry-run; or restart with --catalog-replace (drops tenants not in it)",
+                ]
+                print("\n".join(banner), file=sys.stderr, flush=True)
                 return stored.catalog
             self.log.warning("catalog_replacing_stored", path=path, difference=diff.lines())
         report = await install_catalog(catalog, self._ledger_for, now=int(self.clock()))

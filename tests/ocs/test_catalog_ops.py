@@ -236,8 +236,9 @@ def test_older_layout_is_read_and_a_concurrent_change_is_detected(redis_url: str
 
 def start_catalog(
     capsys: pytest.CaptureFixture[str], redis_url: str, path: Path, *, replace: bool = False
-) -> tuple[Catalog, list[dict[str, Any]]]:
-    """What ``ocs serve --catalog PATH`` does at start-up, and its JSON log lines."""
+) -> tuple[Catalog, list[dict[str, Any]], list[str]]:
+    """What ``ocs serve --catalog PATH`` does at start-up: the catalog it serves, its JSON log
+    lines and the plain-text lines it printed."""
     config = load_config(
         overrides={
             "redis": {"url": redis_url},
@@ -256,8 +257,10 @@ def start_catalog(
 
     capsys.readouterr()
     catalog = asyncio.run(scenario())
-    logs = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
-    return catalog, logs
+    err = capsys.readouterr().err
+    logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    banner = [line for line in err.splitlines() if line and not line.startswith("{")]
+    return catalog, logs, banner
 
 
 def test_serve_keeps_a_differing_stored_catalog_and_says_so(
@@ -269,22 +272,30 @@ def test_serve_keeps_a_differing_stored_catalog_and_says_so(
     shutil.copytree(EXAMPLES, combined)
     (combined / "initech.yaml").write_text((extra / "initech.yaml").read_text())
     # Start-up with nothing stored: the files are installed and stored.
-    catalog, _ = start_catalog(capsys, redis_url, EXAMPLES)
+    catalog, _, banner = start_catalog(capsys, redis_url, EXAMPLES)
+    assert banner == []
     assert [t.id for t in catalog.tenants] == ["acme", "globex"]
     # An operator loads a third tenant ...
     assert run(capsys, "catalog", "load", str(extra), *base)[0] == 0
     # ... and a restart with the demo catalog keeps it, logging the difference as an error.
-    catalog, logs = start_catalog(capsys, redis_url, EXAMPLES)
+    catalog, logs, banner = start_catalog(capsys, redis_url, EXAMPLES)
+    assert banner[0] == (
+        f"ocs serve: the catalog stored in Redis differs from {EXAMPLES}; serving the stored "
+        "one, unchanged:"
+    )
+    assert "    - initech: removed; rate rows +0 -12 ~0; subscribers +0 -100 ~0" in banner
+    assert "--catalog-replace" in banner[-1]
     assert sorted(t.id for t in catalog.tenants) == ["acme", "globex", "initech"]
     (event,) = [e for e in logs if e["event"] == "catalog_differs_from_stored"]
     assert event["level"] == "error"
     assert "- initech: removed; rate rows +0 -12 ~0; subscribers +0 -100 ~0" in event["difference"]
     assert stored_ids(redis_url) == ["acme", "globex", "initech"]
     # The same catalog as stored: no complaint.
-    catalog, logs = start_catalog(capsys, redis_url, combined)
+    catalog, logs, banner = start_catalog(capsys, redis_url, combined)
+    assert banner == []
     assert not [e for e in logs if e["event"] == "catalog_differs_from_stored"]
     # Told to, it replaces the stored catalog.
-    catalog, logs = start_catalog(capsys, redis_url, EXAMPLES, replace=True)
+    catalog, logs, _ = start_catalog(capsys, redis_url, EXAMPLES, replace=True)
     assert [e["event"] for e in logs if e["level"] == "warning"] == ["catalog_replacing_stored"]
     assert stored_ids(redis_url) == ["acme", "globex"]
     assert [t.id for t in load_catalog(EXAMPLES).tenants] == [t.id for t in catalog.tenants]
