@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,49 @@ def test_serve_keeps_a_differing_stored_catalog_and_says_so(
     assert [e["event"] for e in logs if e["level"] == "warning"] == ["catalog_replacing_stored"]
     assert stored_ids(redis_url) == ["acme", "globex"]
     assert [t.id for t in load_catalog(EXAMPLES).tenants] == [t.id for t in catalog.tenants]
+
+
+@pytest.mark.slow
+def test_make_run_restart_keeps_a_loaded_tenant(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's scenario with real `ocs serve` processes: a tenant loaded into a running
+    deployment (served at once), then a restart with the demo catalog (`make run`): still served
+    with its balance; only --catalog-replace goes back to the files."""
+    from tests.support.server_process import ServerProcess
+
+    extra = write(tmp_path / "loaded", initech=INITECH)
+    base = load_args(redis_url, tmp_path)
+
+    def serve(*extra_args: str) -> ServerProcess:
+        process = ServerProcess(
+            tmp_path / "ocs", redis_url=redis_url, catalog=str(EXAMPLES), extra_args=extra_args
+        )
+        process.start(timeout_s=60)
+        return process
+
+    server = serve()
+    try:
+        assert run(capsys, "catalog", "load", str(extra), *base)[0] == 0
+        code, _, _ = run(capsys, "account", "topup", "--redis-url", redis_url, "4917299000042",
+                         "9.92")  # fmt: skip
+        assert code == 0
+        deadline = time.monotonic() + 30  # the running server reloads on the catalog notice
+        while server.health()["tenants"] != ["acme", "globex", "initech"]:
+            assert time.monotonic() < deadline, server.health()
+            time.sleep(0.1)
+    finally:
+        assert server.stop() == 0
+    server = serve()
+    try:
+        assert server.health()["tenants"] == ["acme", "globex", "initech"]
+        assert "differs from" in server.log_text()
+    finally:
+        assert server.stop() == 0
+    code, out, _ = run(capsys, "account", "show", "--redis-url", redis_url, "4917299000042")
+    assert code == 0 and "19.92 EUR" in out
+    server = serve("--catalog-replace")
+    try:
+        assert server.health()["tenants"] == ["acme", "globex"]
+    finally:
+        assert server.stop() == 0
