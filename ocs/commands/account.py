@@ -1,8 +1,12 @@
-"""``ocs account``: look at and maintain one subscriber account from the command line.
+"""``ocs account``: show, list, trace (history) and maintain subscriber accounts.
 
-Amounts are decimal currency units on the command line (``5.00``) and integer micro-units in
-the ledger; ``Decimal`` is used only here, at that edge. Exit codes: 0 done, 1 the ledger
-refused (unknown subscriber, insufficient balance, ...) or Redis is unreachable, 2 bad input.
+The subscriber argument is resolved against the stored catalog (``ocs.subscriber_lookup``): an
+MSISDN, ``+49…`` or IMSI names its tenant and canonical MSISDN, and what could never be charged
+is refused before the ledger is touched. Amounts are decimal currency units on the command line
+(``5.00``) and integer micro-units in the ledger; ``Decimal`` is used only here, at that edge.
+Exit codes: 0 done; 1 refused (unknown tenant or number, the ledger's refusals such as unknown
+subscriber or insufficient balance) or Redis unreachable; 2 bad input. Under ``--json`` errors
+are JSON on stdout too.
 """
 
 from __future__ import annotations
