@@ -50,8 +50,16 @@ class StoredCatalog(msgspec.Struct, frozen=True):
 
     def sources_by_tenant(self) -> dict[str, tuple[str, str]]:
         """``{tenant id: (file, text)}`` (a tenant's ``source`` is the file it was read from)."""
-        texts = dict(self.sources)
-        return {t.id: (t.source, texts[t.source]) for t in self.catalog.tenants}
+        return by_tenant(self.catalog, self.sources)
+
+
+def by_tenant(catalog: Catalog, sources: Sequence[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """``{tenant id: (file, text)}``. A valid catalog has one tenant per source, in the sources'
+    order (``load_texts``); paired by position, not by file name, because two tenants loaded
+    from different directories may well share a name (``tenant.yaml``)."""
+    if len(catalog.tenants) != len(sources):
+        raise ValueError("a catalog and its sources must pair one tenant per file")
+    return {t.id: source for t, source in zip(catalog.tenants, sources, strict=True)}
 
 
 _encode = msgspec.json.Encoder().encode
@@ -98,14 +106,13 @@ def merge_sources(
     kept = [] if stored is None else [
         source for tenant, source in stored.sources_by_tenant().items() if tenant not in replaced
     ]  # fmt: skip
-    texts = dict(loaded_sources)
-    return sorted([*kept, *((t.source, texts[t.source]) for t in loaded.tenants)])
+    return sorted([*kept, *by_tenant(loaded, list(loaded_sources)).values()])
 
 
 def _fields(catalog: Catalog, sources: Sequence[tuple[str, str]]) -> dict[str, bytes]:
-    texts = dict(sources)
     return {
-        t.id: _encode(StoredTenant(file=t.source, text=texts[t.source])) for t in catalog.tenants
+        tenant: _encode(StoredTenant(file=file, text=text))
+        for tenant, (file, text) in by_tenant(catalog, sources).items()
     }
 
 

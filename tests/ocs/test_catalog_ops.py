@@ -346,3 +346,23 @@ def test_make_run_restart_keeps_a_loaded_tenant(
         assert server.health()["tenants"] == ["acme", "globex"]
     finally:
         assert server.stop() == 0
+
+
+def test_tenants_loaded_from_files_of_the_same_name_stay_apart(
+    redis_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = load_args(redis_url, tmp_path)
+    for tenant, text in (("acme", ACME), ("globex", GLOBEX)):
+        directory = write(tmp_path / tenant, tenant=text)  # both files are "tenant.yaml"
+        monkeypatch.chdir(directory)
+        assert run(capsys, "catalog", "load", "tenant.yaml", *base)[0] == 0
+    stored = asyncio.run(_stored(redis_url))
+    assert [(t.id, t.source) for t in stored.tenants] == [
+        ("acme", "tenant.yaml"),
+        ("globex", "tenant.yaml"),
+    ]
+    code, out, _ = run(capsys, "catalog", "load", "--remove", "acme", "--dry-run", *base)
+    assert code == 0 and "  globex: unchanged" in out
