@@ -167,7 +167,7 @@ class OcsApp:
             if path is None or not self.config.catalog.replace:
                 raise StartupError(
                     f"the catalog stored in Redis no longer validates:\n{exc}\n"
-                    "fix it with `ocs catalog load`, or start with --catalog PATH "
+                    "fix it with `ocs catalog load PATH --replace`, or start with --catalog PATH "
                     "--catalog-replace"
                 ) from exc
             stored = None

@@ -84,6 +84,12 @@ def register(sub: Any) -> None:
         help="remove this tenant from the deployment (repeatable); its accounts stay in Redis",
     )
     load.add_argument(
+        "--replace",
+        action="store_true",
+        help="make PATH the whole catalog: stored tenants not in PATH are removed (also the way "
+        "out when the stored catalog no longer validates)",
+    )
+    load.add_argument(
         "--dry-run",
         action="store_true",
         help="print what would change (tenants, rate rows, subscribers) and change nothing",
@@ -201,6 +207,12 @@ def run_load(args: argparse.Namespace) -> int:
     if args.tenant and args.path is None:
         print("ocs catalog load: --tenant picks tenants of PATH; give PATH", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    if args.replace and (args.path is None or args.remove):
+        print(
+            "ocs catalog load: --replace makes PATH the whole catalog: give PATH, not --remove",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     catalog, sources = Catalog(tenants=()), list[tuple[str, str]]()
     if args.path is not None:
         try:
@@ -241,6 +253,7 @@ def run_load(args: argparse.Namespace) -> int:
             int(time.time()),
             config.ledger.limits(),
             remove=tuple(args.remove),
+            replace=args.replace,
             dry_run=args.dry_run,
         )
     )
@@ -255,12 +268,13 @@ async def install(
     ledger_limits: Mapping[str, Any] | None = None,
     *,
     remove: tuple[str, ...] = (),
+    replace: bool = False,
     dry_run: bool = False,
 ) -> int:
-    """Load ``catalog``'s tenants into the deployment at ``url`` (and drop those in ``remove``):
-    print the difference against the stored catalog, then (unless ``dry_run``) install the
-    loaded tenants' subscribers, store the merged catalog and tell every server.
-    ``ledger_limits``: the ``[ledger]`` settings."""
+    """Load ``catalog``'s tenants into the deployment at ``url`` (and drop those in ``remove``;
+    with ``replace``, every stored tenant not in ``catalog``): print the difference against the
+    stored catalog, then (unless ``dry_run``) install the loaded tenants' subscribers, store the
+    merged catalog and tell every server. ``ledger_limits``: the ``[ledger]`` settings."""
     client = aioredis.Redis.from_url(url)
 
     async def ledger_for(tenant: str) -> Ledger:
@@ -269,11 +283,17 @@ async def install(
         return Ledger(client, tenant, **(ledger_limits or {}))
 
     try:
+        stored_valid = True
         try:
             stored = await read_stored(client)
         except CatalogError as exc:
             _report("the catalog stored in Redis", exc)
-            return EXIT_PROBLEMS
+            if not replace:
+                print("(--replace PATH replaces it as a whole)", file=sys.stderr)
+                return EXIT_PROBLEMS
+            stored, stored_valid = None, False
+        if replace and stored is not None:
+            remove = tuple(t.id for t in stored.catalog.tenants if catalog.tenant(t.id) is None)
         unknown = [t for t in remove if stored is None or stored.catalog.tenant(t) is None]
         if unknown:
             print(
@@ -294,7 +314,8 @@ async def install(
             print("dry run: nothing changed")
             return EXIT_OK
         report = await install_catalog(catalog, ledger_for, now=now)
-        await write_catalog(client, merged_sources, expected=stored)
+        # A stored catalog that does not validate has no tenants to compare: replaced as is.
+        await write_catalog(client, merged_sources, expected=stored, check_unchanged=stored_valid)
     except CatalogChanged as exc:
         print(f"ocs catalog load: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -366,3 +366,34 @@ def test_tenants_loaded_from_files_of_the_same_name_stay_apart(
     ]
     code, out, _ = run(capsys, "catalog", "load", "--remove", "acme", "--dry-run", *base)
     assert code == 0 and "  globex: unchanged" in out
+
+
+def test_replace_makes_the_files_the_whole_catalog(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = load_args(redis_url, tmp_path)
+    assert run(capsys, "catalog", "load", str(EXAMPLES), *base)[0] == 0
+    only_acme = write(tmp_path / "onlyacme", acme=ACME)
+    code, out, _ = run(capsys, "catalog", "load", str(only_acme), "--replace", "--dry-run", *base)
+    assert code == 0 and "- globex: removed" in out and stored_ids(redis_url) == ["acme", "globex"]
+    code, out, _ = run(capsys, "catalog", "load", str(only_acme), "--replace", *base)
+    assert code == 0 and out.splitlines()[-1].startswith("globex: removed from the catalog")
+    assert stored_ids(redis_url) == ["acme"]
+    code, _, err = run(capsys, "catalog", "load", "--replace", "--remove", "acme", *base)
+    assert code == 2 and "--replace makes PATH the whole catalog" in err
+
+
+def test_a_stored_catalog_that_no_longer_validates_is_replaced_only_when_told(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = load_args(redis_url, tmp_path)
+    client = redis.Redis.from_url(redis_url)
+    try:  # e.g. a currency a newer release no longer accepts
+        bad = json.dumps({"file": "old/acme.yaml", "text": ACME.replace("EUR", "XXX")})
+        client.hset(CATALOG_KEY, "acme", bad)
+    finally:
+        client.close()
+    code, out, err = run(capsys, "catalog", "load", str(EXAMPLES / "globex.yaml"), *base)
+    assert code == 1 and "old/acme.yaml:" in out and "--replace PATH replaces it" in err
+    code, out, _ = run(capsys, "catalog", "load", str(EXAMPLES), "--replace", *base)
+    assert code == 0 and stored_ids(redis_url) == ["acme", "globex"]
