@@ -93,7 +93,7 @@ def account_tables(data: dict[str, Any]) -> list[Table]:
             held.add_row(
                 r["session_id"],
                 str(r["rating_group"]),
-                str(r["granted_units"]),
+                r["granted_text"],
                 r["valid_until"],
                 ", ".join(f"{h['bucket_id']} {h['amount_text']}" for h in r["held"]),
             )
@@ -153,12 +153,21 @@ class Context:
     """What the catalog says about the tenant, for display: currency, time zone, units."""
 
     def __init__(
-        self, currency: str = "", timezone: str | None = None, units: dict[str, str] | None = None
+        self,
+        currency: str = "",
+        timezone: str | None = None,
+        units: dict[str, str] | None = None,
+        rating_group_units: dict[int, str] | None = None,
     ) -> None:
         self.currency = currency
         self.timezone = timezone or "UTC"
         self.tz = zone(timezone)
         self.units = units or {}  # service name → byte / second / event
+        self.rating_group_units = rating_group_units or {}  # Rating-Group → its service's unit
+
+    def granted(self, rating_group: int, units: int) -> str:
+        unit = self.rating_group_units.get(rating_group)
+        return format_units(units, unit) if unit else str(units)
 
     def money(self, micro: int) -> str:
         return format_money(micro, self.currency)
@@ -176,6 +185,7 @@ def account_json(
     imsi: str | None = None,
 ) -> dict[str, Any]:
     """The account with raw integers (``*_micro``, units) and their human forms (``*_text``)."""
+    bucket_units = {b.id: b.unit for b in account.buckets}
     return {
         "tenant": tenant,
         "subscriber": subscriber,
@@ -213,13 +223,16 @@ def account_json(
                 "session_id": s.session_id,
                 "rating_group": g.rating_group,
                 "granted_units": g.granted_units,
+                "granted_text": ctx.granted(g.rating_group, g.granted_units),
                 "valid_until_s": g.valid_until_s,
                 "valid_until": ctx.instant(g.valid_until_s),
                 "held": [
                     {
                         "bucket_id": h.bucket_id or "balance",
                         "amount": h.amount,
-                        "amount_text": ctx.money(h.amount) if h.is_money else str(h.amount),
+                        "amount_text": ctx.money(h.amount)
+                        if h.is_money
+                        else format_units(h.amount, bucket_units.get(h.bucket_id, "events")),
                     }
                     for h in g.holds
                 ],

@@ -176,7 +176,12 @@ def _context(catalog: Catalog | None, tenant: str) -> Context:
     info = catalog.tenant(tenant) if catalog is not None else None
     if info is None:
         return Context()
-    return Context(info.currency, info.timezone, {s.name: s.unit for s in info.services})
+    return Context(
+        info.currency,
+        info.timezone,
+        {s.name: s.unit for s in info.services},
+        {group: s.unit for s in info.services for group in s.rating_groups},
+    )
 
 
 def _check_topup(target: Target, amount: int) -> None:

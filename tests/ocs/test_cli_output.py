@@ -125,3 +125,36 @@ def test_human_units() -> None:
     assert format_instant(1_782_864_000, berlin) == "2026-07-01T02:00:00+02:00"
     assert format_instant(0, berlin) == "never"
     assert format_instant(1_767_225_600, zone("No/Such_Zone")) == "2026-01-01T00:00:00+00:00"
+
+
+def test_open_reservations_in_human_units() -> None:
+    import io
+
+    from balance.records import Account, Bucket, Hold, RatingGroupState, SessionState
+    from ocs.account_view import Context, account_json, account_tables, console
+
+    mib = 1 << 20
+    bucket = Bucket("data_1g.data#catalog", "data_1g.data", "bytes", 1 << 30, 10, 0.0, 10 * mib)
+    group = RatingGroupState(
+        rating_group=10,
+        holds=(Hold("data_1g.data#catalog", 10 * mib, 0), Hold("", 50_000, 1)),
+        legs=(),
+        valid_until_s=1_767_225_600.0,
+        granted_units=10 * mib,
+    )
+    account = Account(
+        1, 0, 9_950_000, 0, 50_000, (bucket,), (SessionState("s;1", 0.0, (group,)),), 0
+    )
+    ctx = Context("EUR", "Europe/Berlin", {"data": "byte"}, {10: "byte", 20: "byte"})
+    data = account_json("acme", "4917099000001", account, 1_767_225_000.0, ctx)
+    (reservation,) = data["reservations"]
+    assert reservation["granted_text"] == "10.00 MiB"
+    assert reservation["valid_until"] == "2026-01-01T01:00:00+01:00"
+    assert [h["amount_text"] for h in reservation["held"]] == ["10.00 MiB", "0.05 EUR"]
+    out = io.StringIO()
+    view = console(out)
+    for table in account_tables(data):
+        view.print(table)
+    text = out.getvalue()
+    assert "held          0.05 EUR" in text and "expires" in text and "never" in text
+    assert "s;1" in text and "10.00 MiB" in text and "data_1g.data#catalog 10.00 MiB" in text
