@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import sys
 import time
 from typing import Any
 
@@ -19,8 +20,9 @@ from balance.ledger import Ledger
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
+from ocs.catalog_diff import diff_catalogs
 from ocs.catalog_install import install_catalog
-from ocs.catalog_store import CATALOG_NOTICE, store_catalog, stored_catalog
+from ocs.catalog_store import CATALOG_NOTICE, read_stored, store_catalog, stored_catalog
 from ocs.charging.credit_control import CreditControlHandler
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.notifications import AccountNotice, NoticeListener, ServerInitiated
@@ -153,25 +155,56 @@ class OcsApp:
         )
 
     async def _load_catalog(self) -> Catalog:
-        """``--catalog``: validate, install its subscribers, share it; otherwise the catalog a
-        previous ``ocs catalog load`` stored in Redis."""
+        """The catalog stored in Redis (what ``ocs catalog load`` maintains). ``--catalog`` is
+        installed and stored only when nothing is stored yet, or with ``catalog.replace``; a
+        stored catalog that differs from it is kept and the difference logged as an error, so a
+        restart never silently undoes a load."""
         assert self.ledger.admin is not None
         path = self.config.catalog.path
-        if path is None:
-            try:
-                stored = await stored_catalog(self.ledger.admin)
-            except CatalogError as exc:
+        try:
+            stored = await read_stored(self.ledger.admin)
+        except CatalogError as exc:
+            if path is None or not self.config.catalog.replace:
                 raise StartupError(
-                    f"the catalog stored in Redis no longer validates:\n{exc}"
+                    f"the catalog stored in Redis no longer validates:\n{exc}\n"
+                    "fix it with `ocs catalog load PATH --replace`, or start with --catalog PATH "
+                    "--catalog-replace"
                 ) from exc
+            stored = None
+        if path is None:
             if stored is None:
                 self.log.warning("no_catalog", hint="pass --catalog or run `ocs catalog load`")
                 return Catalog(tenants=())
-            return stored
+            return stored.catalog
         try:
             catalog, sources = load_catalog_sources(path)
         except CatalogError as exc:
             raise StartupError(f"catalog {path} refused:\n{exc}") from exc
+        if stored is not None:
+            diff = diff_catalogs(stored.catalog, catalog)
+            if not diff.changed:
+                return stored.catalog
+            if not self.config.catalog.replace:
+                self.log.error(
+                    "catalog_differs_from_stored",
+                    path=path,
+                    kept="stored",
+                    difference=diff.lines(),
+                    hint="the catalog stored in Redis is served; apply the files with "
+                    "`ocs catalog load` (per tenant, --dry-run first) or restart with "
+                    "--catalog-replace",
+                )
+                # Also as plain text: an operator watching `make run` reads this, not JSON.
+                banner = [
+                    f"ocs serve: the catalog stored in Redis differs from {path}; serving the "
+                    "stored one, unchanged:",
+                    *(f"    {line}" for line in diff.lines()),
+                    f"  to apply {path}: `ocs catalog load {path} --dry-run`, then without "
+                    "--dry-run; or restart with --catalog-replace (drops tenants not in it)",
+                ]
+                print("\n".join(banner), file=sys.stderr, flush=True)
+                return stored.catalog
+            self.log.warning("catalog_replacing_stored", path=path, difference=diff.lines())
         report = await install_catalog(catalog, self._ledger_for, now=int(self.clock()))
         for tenant, (created, kept) in report.items():
             self.log.info("catalog_installed", tenant=tenant, created=created, already_present=kept)

@@ -146,6 +146,9 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     path: str | None = None
+    # With a catalog already stored in Redis, a server started with ``path`` keeps the stored one
+    # (and says how they differ) unless this is set: then ``path`` replaces it entirely.
+    replace: bool = False
 
 
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

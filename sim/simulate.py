@@ -24,6 +24,7 @@ from sim.runner import RunResult, load_run_population, new_run_id, run_traffic
 from sim.scenario import Scenario
 from sim.traffic import session_prefix
 from sim.verify import LedgerSnapshot, Verification, snapshot, verify_run
+from tariffs.loader import load_catalog
 
 
 class SimOutcome(msgspec.Struct):
@@ -92,7 +93,8 @@ def simulate(
     verification = None
     if redis_url and before is not None:
         verification = asyncio.run(_verify(redis_url, result, before, population))
-    report = build_report(result, verification)
+    currencies = {t.id: t.currency for t in load_catalog(scenario.catalog).tenants}
+    report = build_report(result, verification, currencies)
     write_reports(report, json_path, html_path)
     if not quiet:
         print_report(report, console)

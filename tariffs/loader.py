@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yaml.nodes import Node, ScalarNode
 
+from tariffs.currencies import ISO_4217
 from tariffs.errors import CatalogError, Problem
 from tariffs.model import (
     ACTIVE,
     SUSPENDED,
+    TOPUP_MAX_DEFAULT,
     Allowance,
     Bundle,
     Catalog,
@@ -54,7 +56,6 @@ CATALOG_FILES_MAX = 10_000
 SUBSCRIBER_RANGE_SIZE_MAX = 100_000_000
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _DIGITS = re.compile(r"[0-9]{1,15}")
 _COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 _PLMN = re.compile(r"[0-9]{5,6}")
@@ -92,6 +93,7 @@ TENANT_KEYS = frozenset(
         "rate_cards",
         "bundles",
         "subscribers",
+        "topup_max",
     }
 )
 SERVICE_KEYS = frozenset(
@@ -199,7 +201,7 @@ class _TenantReader:
         self.currency = self._opt(
             get("currency"),
             "currency",
-            lambda n, f: r.string(n, f, _CURRENCY, "an ISO 4217 currency code like EUR"),
+            lambda n, f: r.string(n, f, ISO_4217, "an ISO 4217 currency code like EUR"),
         )
         country = self._opt(
             get("country_code"),
@@ -233,6 +235,12 @@ class _TenantReader:
         cards = self._cards(top, root, services, zone_names, destinations, bands)
         bundles = self._bundles(get("bundles"), services, zone_names)
         ranges, entries = self._subscribers(get("subscribers"), bundles, tenant_id or "?")
+        topup_max = TOPUP_MAX_DEFAULT
+        if "topup_max" in top:
+            amount = r.money(top["topup_max"], "topup_max", self.currency)
+            if amount is not None and amount <= 0:
+                r.problem(top["topup_max"], "topup_max", "must be a positive amount")
+            topup_max = amount or TOPUP_MAX_DEFAULT
         if len(self.problems) > start or tenant_id is None:
             return None
         return Tenant(
@@ -253,6 +261,7 @@ class _TenantReader:
             national_prefix="0" if national is None else national,
             international_prefix="00" if international is None else international,
             status=status,
+            topup_max=topup_max,
             source=self.file,
         )
 

@@ -23,6 +23,9 @@ TenantStatus = Literal["active", "suspended"]
 # hot path's ``tenant.status is SUSPENDED`` is one identity check.
 ACTIVE: TenantStatus = "active"
 SUSPENDED: TenantStatus = "suspended"
+# The largest single top-up (micro-units) when a tenant's catalog does not set ``topup_max``:
+# a typo of a few zeros (``1e9``) is refused instead of credited.
+TOPUP_MAX_DEFAULT = 1_000_000_000  # 1,000.00 in the tenant currency
 
 # Service-Context-Id suffixes (3GPP TS 32.299 §7.1.12, the spec number of each charging domain).
 CONTEXT_SUFFIXES: dict[str, ContextKind] = {
@@ -163,6 +166,7 @@ class Tenant(msgspec.Struct, frozen=True):
     # An aggregator suspends a tenant (unpaid, being offboarded) without touching its
     # subscribers: no new service, usage already consumed is still charged, refunds still paid.
     status: TenantStatus = ACTIVE
+    topup_max: int = TOPUP_MAX_DEFAULT  # micro-units: the largest single top-up
     source: str = ""
 
     def service(self, name: str) -> Service | None:
