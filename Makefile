@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 CATALOG ?= examples/catalog
 ARGS    ?=
 
-.PHONY: run test bench lint deps sysdeps test-sysdeps clean
+.PHONY: run test bench lint docs deps sysdeps test-sysdeps clean
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap-venv.sh $(VENV)
@@ -31,10 +31,14 @@ test: test-sysdeps $(STAMP)
 bench: deps
 	$(PY) -m benchmarks.run_all
 
+# The documentation site into site/ (--strict: broken links and pages missing from the nav fail).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var site .pytest_cache .mypy_cache .ruff_cache
