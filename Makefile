@@ -29,7 +29,7 @@ test: test-sysdeps $(STAMP)
 	$(PY) -m pytest $(ARGS)
 
 bench: deps
-	$(PY) -m benchmarks.run_all
+	$(PY) -m benchmarks.run_all $(ARGS)
 
 # The documentation site into site/ (--strict: broken links and pages missing from the nav fail).
 docs: $(STAMP)
