@@ -16,10 +16,11 @@ deps: sysdeps $(STAMP)
 sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools
 
-# Kamailio's http_client module (tests/interop/test_kamailio.py) is a file, not a command.
+# Kamailio's http_client module (tests/interop/test_kamailio.py) is a file, not a command;
+# promtool (Debian package prometheus) checks deploy/prometheus/ in tests/deploy/.
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
-		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio \
+		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio promtool:prometheus \
 		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules'
 
 run: deps
