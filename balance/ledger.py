@@ -231,6 +231,11 @@ class Ledger:
         limits.setdefault("in_flight_max", pool_size)
         return cls(client, tenant, **limits)
 
+    @property
+    def pool(self) -> InFlightLimit:
+        """The in-flight limit in front of Redis (slots in use, waiting, waits so far)."""
+        return self._in_flight
+
     async def aclose(self) -> None:
         self._scripts.close()
         await self.client.aclose()

@@ -1,152 +1,113 @@
-"""Run every benchmark in turn: what ``make bench`` does.
+"""Run every benchmark one after the other: ``make bench`` (``--quick``), the suite's smoke run
+(``--smoke``), or the full runs that produced the published figures (``--full``).
 
-Each benchmark is its own module with a ``main(argv)`` that measures against a baseline taken in
-the same run and writes ``benchmarks/results/<name>.json``. This runs them one after the other
-(never in parallel: they would measure each other), continues past a failure, prints a summary
-and exits 1 if any failed.
+``--quick`` and ``--smoke`` write their JSON results under ``--output-dir`` (default
+``var/bench/``), never over ``benchmarks/results/``: their short runs are too noisy to replace
+the published figures. ``--full`` runs each benchmark with its own defaults, which write
+``benchmarks/results/<name>.json`` (about 15 minutes on 2 vCPUs; bench_e2e alone ~5).
 
-    .venv/bin/python -m benchmarks.run_all [--only codec,rating] [--quick] [--list]
-
-``--quick`` runs each on tiny sizes and writes to ``--output-dir`` (default a temporary
-directory), so the committed results are not replaced by figures of no value: it checks that
-the benchmarks still run, not how fast anything is.
+Exit status: 0 when every benchmark ran and exited 0, 1 otherwise (the summary names which).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> arguments per mode; ``out`` is the results file the short modes write to.
+Plan = Callable[[Path], list[str]]
+
+SMOKE: dict[str, Plan] = {
+    "bench_codec": lambda out: ["--number", "5", "--repeats", "10", "--output", str(out)],
+    "bench_rating": lambda out: ["--prefixes", "2000", "--events", "5000", "--output", str(out)],
+    "bench_ledger": lambda out: [
+        *("--clients", "4", "--requests", "200", "--rounds", "1"),
+        *("--output", str(out)),
+    ],
+    "bench_sip_transport": lambda out: [
+        *("--requests", "500", "--window", "8", "--repeats", "1", "--no-write")
+    ],
+    "bench_server": lambda out: ["--sessions", "100", "--repeat", "1"],
+    "bench_e2e": lambda out: [
+        *("--start-rate", "200", "--step-s", "1", "--budget-s", "4", "--processes", "1"),
+        *("--p99-attempts", "1", "--ceiling-rounds", "1", "--no-profile"),
+        *("--output", str(out)),
+    ],
+}
+
+QUICK: dict[str, Plan] = {
+    "bench_codec": lambda out: ["--repeats", "60", "--output", str(out)],
+    "bench_rating": lambda out: [
+        *("--prefixes", "50000", "--events", "200000", "--output", str(out))
+    ],
+    "bench_ledger": lambda out: ["--requests", "3000", "--rounds", "2", "--output", str(out)],
+    "bench_sip_transport": lambda out: ["--requests", "10000", "--repeats", "1", "--no-write"],
+    "bench_server": lambda out: ["--sessions", "1000", "--repeat", "2"],
+    "bench_e2e": lambda out: [
+        *("--budget-s", "45", "--processes", "1", "--ceiling-rounds", "1", "--no-profile"),
+        *("--output", str(out)),
+    ],
+}
+
+FULL: dict[str, Plan] = {name: (lambda out: []) for name in QUICK}
 
 
-class Benchmark(msgspec.Struct, frozen=True):
-    name: str
-    module: str
-    # Arguments of a quick run; ``{out}`` is replaced by the output directory.
-    quick: tuple[str, ...]
-    needs: tuple[str, ...] = ()  # commands it runs (checked before, named if missing)
-
-
-BENCHMARKS = (
-    Benchmark(
-        "codec",
-        "benchmarks.bench_codec",
-        ("--number", "2", "--repeats", "5", "--output", "{out}/codec.json"),
-    ),
-    Benchmark(
-        "rating",
-        "benchmarks.bench_rating",
-        ("--prefixes", "2000", "--events", "2000", "--output", "{out}/rating.json"),
-    ),
-    Benchmark(
-        "ledger",
-        "benchmarks.bench_ledger",
-        ("--clients", "2", "--requests", "200", "--rounds", "1", "--output", "{out}/ledger.json"),
-        needs=("redis-server", "redis-benchmark"),
-    ),
-    Benchmark(
-        "sip_transport",
-        "benchmarks.bench_sip_transport",
-        ("--requests", "300", "--repeats", "1", "--no-write"),
-    ),
-    Benchmark(
-        "server",
-        "benchmarks.bench_server",
-        ("--sessions", "40", "--repeat", "1"),
-        needs=("redis-server",),
-    ),
-    Benchmark(
-        "e2e",
-        "benchmarks.bench_e2e",
-        (
-            "--start-rate",
-            "50",
-            "--step-s",
-            "1",
-            "--budget-s",
-            "20",
-            "--processes",
-            "2",
-            "--ceiling-rounds",
-            "1",
-            "--no-profile",
-            "--output",
-            "{out}/e2e.json",
-        ),
-        needs=("redis-server", "redis-benchmark"),
-    ),
-)
-NAMES = tuple(b.name for b in BENCHMARKS)
-
-
-def _missing(benchmark: Benchmark) -> list[str]:
-    import shutil
-
-    return [command for command in benchmark.needs if shutil.which(command) is None]
-
-
-def run_one(benchmark: Benchmark, argv: Sequence[str]) -> int:
-    """The benchmark's exit code; an exception is reported and counts as a failure."""
-    missing = _missing(benchmark)
-    if missing:
-        print(f"{benchmark.name}: needs {', '.join(missing)} (make deps installs them)")
-        return 2
+def run_one(name: str, args: list[str], timeout_s: float) -> tuple[int, float, str]:
+    """(exit status, seconds, last output line) of ``python -m benchmarks.<name> args``."""
+    started = time.monotonic()
     try:
-        main: Callable[[list[str]], int | None] = importlib.import_module(benchmark.module).main
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse and the benchmarks' own exits
-        code = exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:  # one broken benchmark must not hide the others' results
-        print(f"{benchmark.name}: {type(exc).__name__}: {exc}")
-        return 1
-    return code or 0
-
-
-def _selected(only: str | None) -> list[Benchmark]:
-    if not only:
-        return list(BENCHMARKS)
-    names = [n.strip() for n in only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in NAMES]
-    if unknown:
-        raise SystemExit(
-            f"run_all: unknown benchmark {', '.join(unknown)} (have: {', '.join(NAMES)})"
+        done = subprocess.run(
+            [sys.executable, "-m", f"benchmarks.{name}", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
         )
-    return [b for b in BENCHMARKS if b.name in names]
+    except subprocess.TimeoutExpired:
+        return 124, time.monotonic() - started, f"timed out after {timeout_s:.0f} s"
+    output = (done.stdout + done.stderr).strip()
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    last = output.splitlines()[-1] if output else ""
+    return done.returncode, time.monotonic() - started, last
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--only", metavar="NAMES", help=f"comma-separated, of: {', '.join(NAMES)}")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: check they still run")
-    parser.add_argument("--output-dir", type=Path, help="--quick results (default: a temp dir)")
-    parser.add_argument("--list", action="store_true", help="print the benchmarks and exit")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="tiny runs: does each one work?")
+    mode.add_argument("--quick", action="store_true", help="short runs (the default)")
+    mode.add_argument("--full", action="store_true", help="published figures' runs")
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "var" / "bench")
+    parser.add_argument("--only", action="append", metavar="NAME", help="run only these")
+    parser.add_argument("--timeout-s", type=float, default=0, help="per benchmark; 0: by mode")
     args = parser.parse_args(argv)
-    selected = _selected(args.only)
-    if args.list:
-        for benchmark in selected:
-            print(f"{benchmark.name}\t{benchmark.module}")
-        return 0
-    with tempfile.TemporaryDirectory(prefix="bench-quick-") as tmp:
-        out = args.output_dir or Path(tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        outcomes: list[tuple[str, int, float]] = []
-        for benchmark in selected:
-            argv_one = [a.replace("{out}", str(out)) for a in benchmark.quick] if args.quick else []
-            print(f"== {benchmark.name} ({benchmark.module} {' '.join(argv_one)})", flush=True)
-            started = time.monotonic()
-            code = run_one(benchmark, argv_one)
-            outcomes.append((benchmark.name, code, time.monotonic() - started))
-            sys.stdout.flush()
-    print("== summary")
-    for name, code, seconds in outcomes:
-        print(f"{name:<14} {'ok' if code == 0 else f'FAILED (exit {code})':<18} {seconds:7.1f} s")
-    return 0 if all(code == 0 for _, code, _ in outcomes) else 1
+    plans, timeout_s = (
+        (SMOKE, 180.0) if args.smoke else (FULL, 3600.0) if args.full else (QUICK, 900.0)
+    )
+    timeout_s = args.timeout_s or timeout_s
+    names = [n for n in plans if not args.only or n in args.only]
+    unknown = set(args.only or ()) - set(plans)
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(sorted(unknown))} (have: {', '.join(plans)})")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    summary: list[tuple[str, int, float, str]] = []
+    for name in names:
+        print(f"== {name}", flush=True)
+        out = args.output_dir / f"{name.removeprefix('bench_')}.json"
+        status, seconds, last = run_one(name, plans[name](out), timeout_s)
+        summary.append((name, status, seconds, last))
+    print("\nbenchmark              status   seconds  last line")
+    for name, status, seconds, last in summary:
+        verdict = "ok" if status == 0 else f"FAIL {status}"
+        print(f"{name:<22} {verdict:<8} {seconds:7.1f}  {last[:90]}")
+    return 0 if all(status == 0 for _, status, _, _ in summary) else 1
 
 
 if __name__ == "__main__":

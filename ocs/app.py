@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import signal
 import sys
 import time
 from typing import Any
 
+import msgspec
 import structlog
 
 from balance.ledger import Ledger
@@ -56,6 +58,11 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def catalog_version(catalog: Catalog) -> str:
+    """A short digest of the catalog's content: equal on every process serving the same one."""
+    return hashlib.sha256(msgspec.msgpack.encode(catalog)).hexdigest()[:12]
+
+
 class StartupError(RuntimeError):
     """The server cannot start; the message says what to fix."""
 
@@ -73,6 +80,7 @@ class OcsApp:
         self.clock = clock
         self.metrics = Metrics()
         self.ledger = LedgerRuntime(config.redis, config.ledger)
+        self.metrics.ledger_pools = self.ledger.pool_stats
         self.sessions = SessionRegistry()
         self.directory: TenantDirectory | None = None
         self.diameter: DiameterServer | None = None
@@ -86,6 +94,7 @@ class OcsApp:
     async def start(self) -> None:
         await self._start_ledger()
         catalog = await self._load_catalog()
+        self._catalog_served(catalog)
         self.directory = TenantDirectory(catalog, self._ledger_for)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
@@ -223,10 +232,15 @@ class OcsApp:
             catalog = await stored_catalog(self.ledger.admin)
         except CatalogError as exc:
             self.log.error("catalog_reload_refused", problems=[str(p) for p in exc.problems])
+            self.metrics.catalog_reloads_total.labels("refused").inc()
             return
         if catalog is not None:
             self.directory.replace_catalog(catalog)
+            self._catalog_served(catalog)
             self.log.info("catalog_reloaded", tenants=[t.id for t in catalog.tenants])
+
+    def _catalog_served(self, catalog: Catalog) -> None:
+        self.metrics.catalog_loaded(catalog_version(catalog), len(catalog.tenants), self.clock())
 
     async def _ledger_for(self, tenant: str) -> Ledger:
         return await self.ledger.ledger_for(tenant)
