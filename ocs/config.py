@@ -175,13 +175,17 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     # None: the embedded private PostgreSQL under data_dir (its URL in <data_dir>/store.url).
     url: str | None = None
+    # The embedded PostgreSQL's data directory (owned by the postgres system user).
     data_dir: str = "var/pg"
     # 0 picks a free loopback port for the embedded server.
     embedded_port: int = 0
+    # Connections each process keeps open to the store, at least ...
     pool_min: int = 1
+    # ... and at most (a bounded pool: callers wait for a free connection beyond it).
     pool_max: int = 8
     # Any one statement longer than this is cancelled by the server (exports fetch in chunks).
     statement_timeout_s: float = 30.0
+    # How long opening a connection may take before the store counts as unavailable.
     connect_timeout_s: float = 10.0
     # Months of usage kept for a tenant with no retention of its own (`ocs usage retention`).
     retention_months: int = 24
