@@ -11,6 +11,9 @@ Layout under the tag ``T = {t:<tenant>:<vshard>}``:
 - ``T:op:<op_id>``      idempotency record (digest + stored result), with a TTL
 - ``T:exp``             the shard's reservation expiry index (zset subscriber -> deadline)
 - ``T:cdr``             the shard's record stream (usage, expiry, top-up, adjust, ... records)
+- ``T:ev``              the shard's event stream (provisioning events, notifications)
+- ``T:ev:dead``         the shard's dead letters (events a plug-in gave up on)
+- ``T:ev:redo``         operator re-deliveries (``ocs events retry / replay``) for one plug-in
 """
 
 from __future__ import annotations
@@ -67,6 +70,18 @@ def expiry_key(prefix: str) -> str:
 
 def stream_key(prefix: str) -> str:
     return f"{prefix}:cdr"
+
+
+def event_key(prefix: str) -> str:
+    return f"{prefix}:ev"
+
+
+def dead_letter_key(prefix: str) -> str:
+    return f"{prefix}:ev:dead"
+
+
+def redo_key(prefix: str) -> str:
+    return f"{prefix}:ev:redo"
 
 
 def acl_key_pattern(tenant: str) -> str:

@@ -57,6 +57,7 @@ SESSIONS_MAX_DEFAULT = 32
 BUCKETS_MAX_DEFAULT = 64
 IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
 ITEMS_MAX = 64
+BALANCE_BELOW_MAX = 8  # "balance below" notification levels per tenant
 EXPIRE_CONCURRENCY = 32
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -180,6 +181,7 @@ class Ledger:
         buckets_max: int = BUCKETS_MAX_DEFAULT,
         in_flight_max: int = IN_FLIGHT_MAX_DEFAULT,
         waiting_max: int | None = None,
+        balance_below: Sequence[int] = (),
     ) -> None:
         if min(idempotency_ttl_s, sessions_max, buckets_max, in_flight_max) <= 0:
             raise InvalidRequest("ledger limits must be positive")
@@ -189,6 +191,10 @@ class Ledger:
         self.session_idle_s = session_idle_s
         self.sessions_max = sessions_max
         self.buckets_max = buckets_max
+        if len(balance_below) > BALANCE_BELOW_MAX or any(level < 0 for level in balance_below):
+            raise InvalidRequest(f"balance_below: at most {BALANCE_BELOW_MAX} levels, each >= 0")
+        # The tenant's "balance below" notification levels (micro-units), sent with each CCR.
+        self._balance_below = sorted(int(level) for level in balance_below)
         # Calls beyond the connection pool wait here instead of failing in the pool
         # (redis-py's cluster pool raises when it runs out of connections).
         # Calls beyond ``waiting_max`` waiting ones are refused at once (LedgerOverloaded): a
@@ -273,6 +279,7 @@ class Ledger:
             keys.op_key(prefix, op_id),
             keys.account_key(prefix, subscriber),
             keys.stream_key(prefix),
+            keys.event_key(prefix),
         ]
 
     async def _admin(
@@ -319,6 +326,7 @@ class Ledger:
             keys.account_key(prefix, subscriber),
             keys.expiry_key(prefix),
             keys.stream_key(prefix),
+            keys.event_key(prefix),
         ]
         # The items are encoded once: their bytes are both digested and sent (deadlines go
         # apart, since a retransmission arrives later with the same content).
@@ -339,6 +347,7 @@ class Ledger:
             [float(i.valid_until_s) for i in items],
             request_kind,
             request_number,
+            self._balance_below,
         ]
         encoded = _ENCODER.encode(payload)
         script = _SCRIPTS["ccr"]
@@ -418,10 +427,13 @@ class Ledger:
             _legs(legs),
             list(kinds),
             1 if on_exhaust is OnExhaust.PAYG else 0,
-            *([list(block_kinds)] if block_kinds else []),
         ]
-        digest = digest or content_digest("debit", subscriber, *fields)
+        digest = digest or content_digest(
+            "debit", subscriber, *fields, *([list(block_kinds)] if block_kinds else [])
+        )
+        # The notification levels are configuration, not request content: outside the digest.
         payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
+        payload += [list(block_kinds), self._balance_below]
         replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload)
         return DebitResult(_DEBIT_DECODER.decode(raw), bool(replayed))
 

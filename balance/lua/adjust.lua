@@ -1,5 +1,6 @@
 -- adjust.lua: operator correction of the balance (signed) and/or the credit limit, with a reason.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
+-- shard event stream (admin_finish writes the change's event there)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, delta, reason,
 --                  credit_limit (-1 = unchanged)}
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.

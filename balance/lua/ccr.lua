@@ -4,9 +4,11 @@
 -- KEYS[2] account              {t:<tenant>:<vshard>}:a:<subscriber>
 -- KEYS[3] shard expiry index   {t:<tenant>:<vshard>}:exp     (zset subscriber -> deadline)
 -- KEYS[4] shard record stream  {t:<tenant>:<vshard>}:cdr
+-- KEYS[5] shard event stream   {t:<tenant>:<vshard>}:ev      (optional: threshold crossings)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, session_id, now_s, idem_ttl_s,
 --                  session_idle_s, sessions_max, {items, prices}, valid_until_s (one per item),
---                  request_kind, request_number}
+--                  request_kind, request_number, balance_below (optional: notification
+--                  levels in micro-units; depleted and negative are always evaluated)}
 --   request_kind: 1 INITIAL (the session must not be open), 2 UPDATE / 3 TERMINATION (it must
 --   be), 0 no session rule (callers without RFC 4006 sessions). request_number (-1 = none) must
 --   grow within a session: a smaller or equal one that is not a replay is refused.
@@ -166,6 +168,7 @@ if not got[2] then
   return {0, mp_pack({results, 0, 0})}
 end
 local acct = mp_unpack(got[2])
+local posted_before = acct[A_BALANCE] + acct[A_HELD]
 
 -- Forget idle sessions that hold nothing (their cumulative legs are no longer needed).
 local sessions = acct[A_SESSIONS]
@@ -400,6 +403,11 @@ end
 
 local balance = acct[A_BALANCE]
 local result = mp_pack({results, balance, acct[A_HELD]})
+-- Notifications: one comparison unless the posted balance went down (a commit).
+local posted = balance + acct[A_HELD]
+if posted < posted_before and KEYS[5] then
+  emit_crossings(KEYS[5], tenant, subscriber, op_id, now, posted_before, posted, req[14])
+end
 index_deadline(KEYS[3], subscriber, acct)
 rcall('SET', KEYS[2], mp_pack(acct))
 idem_store(KEYS[1], digest, result, idem_ttl)

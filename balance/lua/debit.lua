@@ -1,7 +1,9 @@
 -- debit.lua: event charging (direct debiting): charge units at once, all or nothing, with a record.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
+-- shard event stream (depleted / negative / balance_below crossings)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, service, rating_group,
---                  session_id, legs, kinds, payg(0/1), block_kinds (optional)}
+--                  session_id, legs, kinds, payg(0/1), block_kinds (optional: {} = none),
+--                  balance_below (optional: notification levels, micro-units)}
 --   leg = {leg_key, units, price}; with payg 0 and block_kinds, only a live bucket of those
 --   kinds stops money from paying
 -- Units are drawn from live buckets of the kinds in order, then (payg) money at each leg's price
@@ -63,5 +65,9 @@ local result = mp_pack({total, from_buckets_total, retail_total, wholesale_total
 rcall('SET', KEYS[2], mp_pack(acct))
 append_record(KEYS[3], record('debit', tenant, subscriber, session_id, op_id, service, rg, total,
   retail_total, wholesale_total, drawn, 0, 0, leg_out, now, acct[A_BALANCE], '', -retail_total))
+if KEYS[4] and retail_total > 0 then
+  local after = acct[A_BALANCE] + acct[A_HELD]
+  emit_crossings(KEYS[4], tenant, subscriber, op_id, now, after + retail_total, after, req[14])
+end
 idem_store(KEYS[1], digest, result, ttl)
 return {0, result}

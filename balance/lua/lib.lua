@@ -453,13 +453,60 @@ local function account_summary(acct)
   return mp_pack({acct[A_BALANCE], acct[A_HELD], acct[A_STATE], acct[A_LIMIT]})
 end
 
--- Write the account, its record and the idempotency entry; return the stored result. KEYS is
--- passed in: in the Functions library a script's keys are an argument, not a global.
+-- Provisioning / notification event (one entry of the shard's event stream, field "e",
+-- msgpack): {type, tenant, subscriber, op_id, at_s, payload map}; balance/events.py decodes it.
+-- Written by the same call as the change, so there is no change without its event and no event
+-- without its change; a replayed operation returns before any write, so it writes no event.
+local function emit_event(key, etype, tenant, subscriber, op_id, now, payload)
+  rcall('XADD', key, '*', 'e', mp_pack({etype, tenant, subscriber, op_id, now, payload}))
+end
+
+-- Edge-triggered notifications on the posted balance (balance + held money: holds come and go,
+-- the posted balance moves only with commits, top-ups and adjustments). One event per downward
+-- crossing of each level; a top-up lifts the balance above the level again, which re-arms it.
+-- `below` (optional) lists the tenant's "balance below" amounts, micro-units.
+local function emit_crossings(key, tenant, subscriber, op_id, now, before, after, below)
+  if before > 0 and after <= 0 then
+    emit_event(key, 'depleted', tenant, subscriber, op_id, now, {balance = after, before = before})
+  end
+  if before >= 0 and after < 0 then
+    emit_event(key, 'negative', tenant, subscriber, op_id, now, {balance = after, before = before})
+  end
+  if type(below) == 'table' then
+    for k = 1, #below do
+      local level = below[k]
+      if type(level) == 'number' and before >= level and after < level then
+        emit_event(key, 'balance_below', tenant, subscriber, op_id, now,
+          {balance = after, before = before, level = level})
+      end
+    end
+  end
+end
+
+-- Record kind -> event type of the account-maintenance scripts (no entry = no event).
+local ADMIN_EVENTS = {provision = 'created', block = 'blocked', unblock = 'unblocked',
+  topup = 'topped_up', adjust = 'adjusted', bucket = 'bundle_granted', refund = 'refunded'}
+
+-- Write the account, its record, its event (KEYS[4], the shard's event stream, when given) and
+-- the idempotency entry; return the stored result. KEYS is passed in: in the Functions library
+-- a script's keys are an argument, not a global.
 local function admin_finish(KEYS, acct, rec, digest, ttl)
   local result = account_summary(acct)
   rec[16] = acct[A_BALANCE]
   rcall('SET', KEYS[2], mp_pack(acct))
   append_record(KEYS[3], rec)
+  local ev_key = KEYS[4]
+  if ev_key then
+    local etype = ADMIN_EVENTS[rec[1]]
+    if etype then
+      if etype == 'bundle_granted' and rec[9] > 0 then etype = 'bundle_bought' end
+      local after = acct[A_BALANCE] + acct[A_HELD]
+      emit_event(ev_key, etype, rec[2], rec[3], rec[5], rec[15], {balance = acct[A_BALANCE],
+        state = acct[A_STATE], amount = rec[18], reason = rec[17], kind = rec[6], units = rec[8],
+        fee = rec[9], buckets = rec[11]})
+      emit_crossings(ev_key, rec[2], rec[3], rec[5], rec[15], after - rec[18], after, nil)
+    end
+  end
   idem_store(KEYS[1], digest, result, ttl)
   return {0, result}
 end

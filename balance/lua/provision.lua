@@ -1,5 +1,6 @@
 -- provision.lua: create a subscriber account.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
+-- shard event stream (admin_finish writes the change's event there)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, balance, credit_limit,
 --                  state(0 active, 1 blocked)}
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.

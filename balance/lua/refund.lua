@@ -1,5 +1,6 @@
 -- refund.lua: give money and/or bucket units back (REFUND_ACCOUNT), with a record.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
+-- shard event stream (admin_finish writes the change's event there)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, amount, bucket_id,
 --                  units, reason, session_id, service, rating_group}
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.

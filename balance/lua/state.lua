@@ -1,6 +1,7 @@
 -- state.lua: block or unblock an account (a blocked account gets no new grants; usage already
 -- granted is still committed).
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
+-- shard event stream (admin_finish writes the change's event there)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, state(0/1), reason}
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT.
