@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,12 +30,15 @@ class WebhookReceiver:
     secret: bytes = SECRET.encode()
     down: bool = False  # answer 503 (receiver down)
     refuse_subscriber: str = ""  # answer 503 for this subscriber's events only
+    delay_s: float = 0.0  # hold each answer this long (a kill lands mid-delivery)
     posts: int = 0
     delivered: list[Received] = field(default_factory=list)  # first delivery per key, in order
     duplicates: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, headers: Any, body: bytes) -> int:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         with self.lock:
             self.posts += 1
             event = json.loads(body)
