@@ -191,10 +191,8 @@ class Ledger:
         self.session_idle_s = session_idle_s
         self.sessions_max = sessions_max
         self.buckets_max = buckets_max
-        if len(balance_below) > BALANCE_BELOW_MAX or any(level < 0 for level in balance_below):
-            raise InvalidRequest(f"balance_below: at most {BALANCE_BELOW_MAX} levels, each >= 0")
-        # The tenant's "balance below" notification levels (micro-units), sent with each CCR.
-        self._balance_below = sorted(int(level) for level in balance_below)
+        self._balance_below: list[int] = []
+        self.set_balance_below(balance_below)
         # Calls beyond the connection pool wait here instead of failing in the pool
         # (redis-py's cluster pool raises when it runs out of connections).
         # Calls beyond ``waiting_max`` waiting ones are refused at once (LedgerOverloaded): a
@@ -236,6 +234,13 @@ class Ledger:
             )
         limits.setdefault("in_flight_max", pool_size)
         return cls(client, tenant, **limits)
+
+    def set_balance_below(self, levels: Sequence[int]) -> None:
+        """The tenant's "balance below" notification levels (micro-units), sent with each CCR
+        and debit; replaced when the catalog changes (no per-request lookup)."""
+        if len(levels) > BALANCE_BELOW_MAX or any(level < 0 for level in levels):
+            raise InvalidRequest(f"balance_below: at most {BALANCE_BELOW_MAX} levels, each >= 0")
+        self._balance_below = sorted(int(level) for level in levels)
 
     @property
     def pool(self) -> InFlightLimit:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,7 @@ class LedgerRuntime:
         self.cluster = False
         self.warnings: list[str] = []
         self._ledgers: dict[str, Ledger] = {}
+        self._balance_below: dict[str, tuple[int, ...]] = {}
 
     async def start(self) -> None:
         if self.config.url:
@@ -188,9 +189,16 @@ class LedgerRuntime:
             pool_size=self.config.pool_size,
             timeout_s=self.config.timeout_s,
             **self.ledger_config.limits(),
+            balance_below=self._balance_below.get(tenant, ()),
         )
         self._ledgers[tenant] = ledger
         return ledger
+
+    def set_notification_levels(self, levels: Mapping[str, Sequence[int]]) -> None:
+        """Each tenant's "balance below" levels from the catalog (on load and reload)."""
+        self._balance_below = {tenant: tuple(v) for tenant, v in levels.items()}
+        for tenant, ledger in self._ledgers.items():
+            ledger.set_balance_below(self._balance_below.get(tenant, ()))
 
     def pool_stats(self) -> list[tuple[str, int, int, int, int, float]]:
         """Per tenant: (tenant, slots, in use, waiting, waits so far, seconds waited so far);

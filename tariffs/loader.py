@@ -94,8 +94,11 @@ TENANT_KEYS = frozenset(
         "bundles",
         "subscribers",
         "topup_max",
+        "notifications",
     }
 )
+NOTIFICATION_KEYS = frozenset({"balance_below"})
+BALANCE_BELOW_MAX = 8  # levels per tenant (each CCR carries them to the ledger script)
 SERVICE_KEYS = frozenset(
     {
         "context",
@@ -241,6 +244,7 @@ class _TenantReader:
             if amount is not None and amount <= 0:
                 r.problem(top["topup_max"], "topup_max", "must be a positive amount")
             topup_max = amount or TOPUP_MAX_DEFAULT
+        balance_below = self._notifications(top.get("notifications"))
         if len(self.problems) > start or tenant_id is None:
             return None
         return Tenant(
@@ -262,8 +266,34 @@ class _TenantReader:
             international_prefix="00" if international is None else international,
             status=status,
             topup_max=topup_max,
+            notify_balance_below=balance_below,
             source=self.file,
         )
+
+    def _notifications(self, node: Node | None) -> tuple[int, ...]:
+        """``notifications: {balance_below: [5.00, 1.00]}``: levels whose downward crossing
+        sends the subscriber one notification (edge-triggered in the ledger scripts)."""
+        r = self.r
+        if node is None:
+            return ()
+        top = r.mapping(node, "notifications", NOTIFICATION_KEYS)
+        if top is None or "balance_below" not in top:
+            return ()
+        items = r.sequence(top["balance_below"], "notifications.balance_below")
+        if items is None:
+            return ()
+        if len(items) > BALANCE_BELOW_MAX:
+            r.problem(top["balance_below"], "notifications.balance_below",
+                      f"at most {BALANCE_BELOW_MAX} levels")  # fmt: skip
+            return ()
+        levels: list[int] = []
+        for item in items:
+            amount = r.money(item, "notifications.balance_below", self.currency)
+            if amount is not None and amount <= 0:
+                r.problem(item, "notifications.balance_below", "levels must be positive amounts")
+            elif amount is not None:
+                levels.append(amount)
+        return tuple(sorted(set(levels)))
 
     # -- small helpers ---------------------------------------------------------------------
 

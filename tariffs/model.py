@@ -167,6 +167,9 @@ class Tenant(msgspec.Struct, frozen=True):
     # subscribers: no new service, usage already consumed is still charged, refunds still paid.
     status: TenantStatus = ACTIVE
     topup_max: int = TOPUP_MAX_DEFAULT  # micro-units: the largest single top-up
+    # "Balance below" notification levels (micro-units): the ledger scripts write one
+    # balance_below event per downward crossing of each (depleted / negative always).
+    notify_balance_below: tuple[int, ...] = ()
     source: str = ""
 
     def service(self, name: str) -> Service | None:

@@ -82,3 +82,25 @@ async def test_ledger_settings_reach_the_tenants_ledgers(private_redis: Embedded
             await ledger.credit_control("limited", "b", "b:0", [rg(requested=1)], now_s=NOW)
     finally:
         await runtime.stop()
+
+
+async def test_catalog_notification_levels_reach_the_tenant_ledgers(
+    private_redis: EmbeddedRedis,
+) -> None:
+    """Levels set before and after a tenant's ledger exists both apply; the tenant's own ACL
+    user writes the event (its key pattern covers the shard's event stream)."""
+    from tests.balance.test_events import events_of
+
+    runtime = LedgerRuntime(RedisConfig(url=private_redis.url))
+    await runtime.start()
+    try:
+        runtime.set_notification_levels({"acme": (500,)})
+        ledger = await runtime.ledger_for("acme")
+        await ledger.provision_account("low", balance=1000, now_s=NOW)
+        await ledger.credit_control("low", "a", "a:0", [rg(used=600, terminate=True)], now_s=NOW)
+        runtime.set_notification_levels({"acme": (300,)})
+        await ledger.credit_control("low", "b", "b:0", [rg(used=200, terminate=True)], now_s=NOW)
+        got = [(e.type, e.payload.get("level")) for e in await events_of(ledger, "low")]
+        assert got == [("created", None), ("balance_below", 500), ("balance_below", 300)]
+    finally:
+        await runtime.stop()
