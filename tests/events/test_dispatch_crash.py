@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -39,7 +40,7 @@ async def wait_for(condition: object, timeout_s: float = 90.0) -> None:
 async def test_kill_9_mid_delivery_loses_nothing_and_duplicates_nothing_per_key(
     redis_url: str, tmp_path: Path
 ) -> None:
-    client = aioredis.Redis.from_url(redis_url)
+    client: Any = aioredis.Redis.from_url(redis_url)
     ledger = Ledger(client, "crash")
     subs = [f"49170990400{n:03d}" for n in range(EVENTS)]
     for s in subs:
