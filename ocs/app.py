@@ -117,6 +117,9 @@ class OcsApp:
                 clock=self.clock,
                 ping=self._ping_redis,
                 log=self.log,
+                on_auto_ended=lambda tenant, calls: self.metrics.sip_calls_auto_ended_total.labels(
+                    tenant
+                ).inc(calls),
             )
             self.sip.register(self.http.router, self.metrics)
             sip_address = await self.sip.start()

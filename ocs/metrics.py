@@ -348,6 +348,28 @@ class Metrics:
             "Reservations released by Tcc supervision, by tenant",
             ["tenant"],
         )
+        # Exception counters (seed 001's leakage), counted where the CCR result is already
+        # handled: no Redis call and nothing per CCR beyond a comparison.
+        self.leakage_money_total = counter(
+            "ocs_cc_leakage_money",
+            "Money (micro-units) of usage reported but not covered by credit, by tenant",
+            ["tenant"],
+        )
+        self.rating_failures_total = counter(
+            "ocs_cc_rating_failures",
+            "MSCCs answered 5031 RATING_FAILED (no rate for the usage), by tenant",
+            ["tenant"],
+        )
+        self.wholesale_above_retail_total = counter(
+            "ocs_cc_wholesale_above_retail",
+            "Committed rating groups whose wholesale cost exceeded their retail price, by tenant",
+            ["tenant"],
+        )
+        self.sip_calls_auto_ended_total = counter(
+            "ocs_sip_calls_auto_ended",
+            "SIP calls ended by the auto-end sweep (no end event by max duration + grace)",
+            ["tenant"],
+        )
         self.http_requests_total = counter(
             "ocs_http_requests", "HTTP requests on the admin listener, by status", ["status"]
         )

@@ -326,6 +326,14 @@ class CreditControlHandler:
             series = self._counters[key] = family.labels(first, str(second))
         return series
 
+    def _tenant_series(self, family: Counter, tenant: str) -> CounterSeries:
+        """``family.labels(tenant)``, remembered (the exception counters)."""
+        key = (id(family), tenant, "")
+        series = self._counters.get(key)
+        if series is None:
+            series = self._counters[key] = family.labels(tenant)
+        return series
+
     def _count_units(
         self, tenant: str, slots: list[_Slot], results: tuple[RatingGroupResult, ...]
     ) -> None:
@@ -333,8 +341,16 @@ class CreditControlHandler:
             return
         for slot in slots:
             if slot.rating is None or slot.item < 0:
+                if slot.failure is None or slot.failure == ResultCode.RATING_FAILED:
+                    self._tenant_series(self.metrics.rating_failures_total, tenant).inc()
                 continue
             result = results[slot.item]
+            if result.leakage_money:
+                self._tenant_series(self.metrics.leakage_money_total, tenant).inc(
+                    result.leakage_money
+                )
+            if result.wholesale > result.retail:
+                self._tenant_series(self.metrics.wholesale_above_retail_total, tenant).inc()
             service = slot.rating.service
             if result.granted_units:
                 self._series(self.metrics.granted_units_total, tenant, service).inc(

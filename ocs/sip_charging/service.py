@@ -38,6 +38,7 @@ class SipCharging:
         clock: Callable[[], float],
         ping: Callable[[], Awaitable[Any]],
         log: Log,
+        on_auto_ended: Callable[[str, int], None] | None = None,
     ) -> None:
         self.config = config
         self.policy = CallPolicy.from_config(config)
@@ -57,6 +58,7 @@ class SipCharging:
             interval_s=self.policy.sweep_interval_s,
             clock=clock,
             log=log,
+            on_ended=on_auto_ended,
         )
         self.server: SipServer | None = None
         self.log = log

@@ -31,7 +31,9 @@ class AutoEndSweeper:
         interval_s: float,
         clock: Callable[[], float],
         log: Log,
+        on_ended: Callable[[str, int], None] | None = None,
     ) -> None:
+        self.on_ended = on_ended  # (tenant, calls): the exception counter of /metrics
         self.directory = directory
         self.accounting = accounting
         self.interval_s = interval_s
@@ -45,7 +47,10 @@ class AutoEndSweeper:
         ended = 0
         for tenant in self.directory.tenant_ids:
             try:
-                ended += await self.accounting.sweep_tenant(tenant, now)
+                count = await self.accounting.sweep_tenant(tenant, now)
+                ended += count
+                if count and self.on_ended is not None:
+                    self.on_ended(tenant, count)
             except LedgerError as exc:
                 self.log.warning("sip_auto_end_failed", tenant=tenant, error=str(exc))
         return ended

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from ocs.cli import build_parser
 from ocs.config import ConfigError, load_config
+from ocs.dispatcher import DispatchMetrics
 from ocs.metrics import Metrics
 from ocs.sip.metrics import SipMetrics
 from ocs.sip_charging.metrics import SipMetricsCollector
@@ -26,6 +27,7 @@ from ocs.sip_charging.metrics import SipMetricsCollector
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "rules" / "ocs.yml"
+EVENT_RULES = DEPLOY / "prometheus" / "rules" / "events.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "ocs.json"
 OUR_PREFIXES = ("ocs_", "process_", "python_")
 
@@ -34,8 +36,10 @@ def exported_names() -> set[str]:
     """Every sample name ``ocs serve``'s /metrics can show (the SIP collector included)."""
     metrics = Metrics()
     metrics.registry.register(SipMetricsCollector(SipMetrics()))
+    dispatch = DispatchMetrics()  # `ocs dispatch --metrics-port`: its own /metrics
     names: set[str] = set()
-    for family in metrics.registry.collect():
+    families = [*metrics.registry.collect(), *dispatch.registry.collect()]
+    for family in families:
         if isinstance(family, CounterMetricFamily) or family.type == "counter":
             names.add(f"{family.name}_total")
         elif isinstance(family, HistogramMetricFamily) or family.type == "histogram":
@@ -79,6 +83,8 @@ def promtool() -> str:
 def test_promtool_checks_the_rules_and_the_config(promtool: str) -> None:
     for args in (
         ["check", "rules", str(RULES)],
+        ["check", "rules", str(EVENT_RULES)],
+        ["test", "rules", str(DEPLOY / "prometheus" / "tests" / "events_test.yml")],
         ["check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
         ["test", "rules", str(DEPLOY / "prometheus" / "tests" / "ocs_test.yml")],
     ):
@@ -88,8 +94,12 @@ def test_promtool_checks_the_rules_and_the_config(promtool: str) -> None:
 
 def test_alert_rules_name_existing_metrics() -> None:
     names = exported_names()
-    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    exprs = [r["expr"] for group in rules["groups"] for r in group["rules"]]
+    exprs = [
+        r["expr"]
+        for path in (RULES, EVENT_RULES)
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for r in group["rules"]
+    ]
     assert len(exprs) >= 10
     missing = {n for e in exprs for n in metric_names(e)} - names
     assert not missing, f"rules use metrics /metrics does not export: {sorted(missing)}"
