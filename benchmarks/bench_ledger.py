@@ -110,7 +110,11 @@ def ccr_keys(op_id: str) -> list[str]:
         keys.account_key(prefix, SUBSCRIBER),
         keys.expiry_key(prefix),
         keys.stream_key(prefix),
+        keys.event_key(prefix),  # as Ledger.credit_control sends (notification crossings)
     ]
+
+
+CCR_KEY_COUNT = len(ccr_keys("x"))
 
 
 def new_ledger(url: str, clients: int) -> tuple[aioredis.Redis, Ledger]:
@@ -184,7 +188,7 @@ def run_redis_benchmark(
     args: list[str | bytes] = [
         "redis-benchmark", "-h", server.host, "-p", str(server.port), "-c", str(clients),
         "-n", str(requests), "-r", "1000000000", "-P", "1", "--csv",
-        call_command(function), function, "4", *ccr_keys(op_template),
+        call_command(function), function, str(CCR_KEY_COUNT), *ccr_keys(op_template),
         nul_free_payload("rb:op", "benchdigest"),
     ]  # fmt: skip
     out = subprocess.run(args, check=True, capture_output=True, timeout=600).stdout
@@ -204,9 +208,9 @@ def check_equivalence(url: str, function: str) -> None:
     client = redis.Redis.from_url(url)
     arguments: list[str | bytes] = [*ccr_keys("check:nul-free"), nul_free_payload("check", "d")]
     if call_command(function) == "EVALSHA":
-        _replayed, raw = client.evalsha(function, 4, *arguments)
+        _replayed, raw = client.evalsha(function, CCR_KEY_COUNT, *arguments)
     else:
-        _replayed, raw = client.fcall(function, 4, *arguments)
+        _replayed, raw = client.fcall(function, CCR_KEY_COUNT, *arguments)
     client.close()
     decoded = msgspec.msgpack.decode(raw)
     for item in decoded[0]:

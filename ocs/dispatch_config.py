@@ -61,6 +61,7 @@ class DispatchConfig:
     handle_timeout_s: float = 10.0
     scan_every_s: float = 5.0
     trim: bool = True
+    streams_in_flight: int = 32
 
 
 def _names(where: str, value: Any, allowed: tuple[str, ...] | None) -> frozenset[str] | None:
@@ -141,6 +142,7 @@ def parse_dispatch(data: Any, source: str = "dispatch") -> DispatchConfig:
         handle_timeout_s=_number(s, settings, "handle_timeout_s", 10.0, 0.001),
         scan_every_s=_number(s, settings, "scan_every_s", 5.0, 0.001),
         trim=bool(settings.get("trim", True)),
+        streams_in_flight=int(_number(s, settings, "streams_in_flight", 32, 1)),
     )
 
 

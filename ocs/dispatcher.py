@@ -140,18 +140,27 @@ class Dispatcher:
         if trim_now:
             self._streams = await self._scan()
             self._next_scan_s = now + self.config.scan_every_s
-        calls = 0
-        for stream in self._streams:
-            lanes = list(self._lanes_for(stream))
-            for lane in lanes:
-                await self._fill(lane, now)
-            deliveries = [self._deliver(lane, now) for lane in lanes]
-            for handled in await asyncio.gather(*deliveries):
-                calls += handled
-            if self.config.trim and lanes and trim_now:
-                await self._trim(stream, lanes)
+        # Streams are independent (order is kept per subscriber, within one stream): up to
+        # streams_in_flight of them are served at once, so a slow receiver answer for one
+        # shard does not hold up the others.
+        limit = asyncio.Semaphore(self.config.streams_in_flight)
+
+        async def serve(stream: str) -> int:
+            async with limit:
+                return await self._serve_stream(stream, now, trim_now)
+
+        calls = sum(await asyncio.gather(*(serve(stream) for stream in self._streams)))
         self._publish(now)
         return calls
+
+    async def _serve_stream(self, stream: str, now: float, trim_now: bool) -> int:
+        lanes = list(self._lanes_for(stream))
+        for lane in lanes:
+            await self._fill(lane, now)
+        handled = await asyncio.gather(*(self._deliver(lane, now) for lane in lanes))
+        if self.config.trim and lanes and trim_now:
+            await self._trim(stream, lanes)
+        return sum(handled)
 
     async def _fill(self, lane: _Lane, now: float) -> None:
         if not lane.group_ready:
