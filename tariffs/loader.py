@@ -84,6 +84,7 @@ TENANT_KEYS = frozenset(
         "final_unit",
         "status",
         "services",
+        "context_defaults",
         "zones",
         "destinations",
         "time_bands",
@@ -220,6 +221,7 @@ class _TenantReader:
         final_unit = self._final_unit(get("final_unit"))
         status = self._status(get("status"))
         services = self._services(get("services"))
+        context_defaults = self._context_defaults(get("context_defaults"), services)
         zones = self._zones(get("zones"))
         zone_names = {z.name for z in zones}
         home_zone = "home"
@@ -253,6 +255,7 @@ class _TenantReader:
             national_prefix="0" if national is None else national,
             international_prefix="00" if international is None else international,
             status=status,
+            context_defaults=context_defaults,
             source=self.file,
         )
 
@@ -426,6 +429,27 @@ class _TenantReader:
         if not services and not any(p.field.startswith("services") for p in self.problems):
             r.problem(node, "services", "at least one service is needed")
         return services
+
+    def _context_defaults(
+        self, node: Node | None, services: dict[str, Service]
+    ) -> tuple[tuple[ContextKind, str], ...]:
+        """``context_defaults: {ims: voice}``: which service charges a request of a context whose
+        Rating-Group / Service-Identifier no service lists (unlisted contexts refuse: 5031)."""
+        out: list[tuple[ContextKind, str]] = []
+        for context, key_node, value in self._named(node, "context_defaults"):
+            field = f"context_defaults.{context}"
+            if context not in CONTEXTS:
+                self.r.problem(key_node, field, f"{context!r} is not one of {', '.join(CONTEXTS)}")
+                continue
+            name = self.r.string(value, field)
+            if name is None:
+                continue
+            if name not in services:
+                if not any(p.field.startswith(f"services.{name}") for p in self.problems):
+                    self.r.problem(value, field, f"service {name!r} is not defined under services")
+                continue
+            out.append((cast(ContextKind, context), name))
+        return tuple(out)
 
     def _zones(self, node: Node | None) -> list[Zone]:
         r = self.r

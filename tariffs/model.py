@@ -163,6 +163,10 @@ class Tenant(msgspec.Struct, frozen=True):
     # An aggregator suspends a tenant (unpaid, being offboarded) without touching its
     # subscribers: no new service, usage already consumed is still charged, refunds still paid.
     status: TenantStatus = ACTIVE
+    # Charging domain -> the service that charges a request of that domain whose Rating-Group /
+    # Service-Identifier no service lists (a stock client's fixed ids, e.g. Kamailio
+    # ims_charging's 100 / 1000 on 32260). A domain absent here refuses such a request (5031).
+    context_defaults: tuple[tuple[ContextKind, str], ...] = ()
     source: str = ""
 
     def service(self, name: str) -> Service | None:

@@ -9,7 +9,8 @@ Rules, in the order they are applied:
    the Service-Context-Id suffix gives the charging domain (32251 data, 32260 ims, 32270 mms,
    32274 sms, 32275 mmtel); then the Rating-Group picks the tenant's service in that domain, else
    the Service-Identifier, else the domain's ``default`` service. An unknown rating group or
-   service identifier is a rating failure (5031): usage is never free by omission.
+   service identifier is a rating failure (5031): usage is never free by omission, unless the
+   catalog's ``context_defaults`` names the service that charges that domain's unknown ids.
 2. Zone: the zone listing the visited PLMN (MCC+MNC), else the zone listing its MCC, else the
    default zone; no visited network means the tenant's ``home_zone``.
 3. Destination: the called number normalised to E.164, then the longest prefix.
@@ -118,6 +119,11 @@ class _TenantIndex:
                 self.by_ident[(service.context, ident)] = service
             if service.default:
                 self.default_service[service.context] = service
+        # The policy for ids no service lists (and for a bare request of a context with no
+        # ``default`` service): ``context_defaults`` of the catalog.
+        self.context_default: dict[str, Service] = {
+            context: self.services[name] for context, name in tenant.context_defaults
+        }
         self.home_zone = tenant.home_zone
         self.zone_by_plmn: dict[str, str] = {}
         self.zone_by_mcc: dict[str, str] = {}
@@ -348,6 +354,8 @@ class Rater:
         if request.rating_group is not None:
             found = index.by_group.get((kind, request.rating_group))
             if found is None:
+                found = index.context_default.get(kind)
+            if found is None:
                 raise RatingError(
                     f"rating group {request.rating_group} is not a {kind} service of "
                     f"{request.tenant}"
@@ -356,12 +364,14 @@ class Rater:
         if request.service_identifier is not None:
             found = index.by_ident.get((kind, request.service_identifier))
             if found is None:
+                found = index.context_default.get(kind)
+            if found is None:
                 raise RatingError(
                     f"service identifier {request.service_identifier} is not a {kind} service "
                     f"of {request.tenant}"
                 )
             return found
-        found = index.default_service.get(kind)
+        found = index.default_service.get(kind) or index.context_default.get(kind)
         if found is None:
             raise RatingError(
                 f"{request.tenant} has no default {kind} service; a rating group is needed"

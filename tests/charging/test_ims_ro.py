@@ -1,0 +1,54 @@
+"""IMS Ro through the Diameter path as a stock client sends it (Kamailio ims_charging's
+defaults): context defaults, terminating legs, the roaming zone from IMS-Information."""
+
+from __future__ import annotations
+
+from tests.charging.conftest import Charging
+from tests.support.gy import INITIAL, TERMINATION, UPDATE, Mscc, ccr, msccs_of, result_code
+
+KAMAILIO_CONTEXT = "ext.01.001.8.32260@3gpp.org"  # ims_charging: ext.<mnc>.<mcc>.<rel>.32260
+ACME_1 = "4917099000001"
+OPENING = 10_000_000
+CALLED = "sip:+4915112345678@ims.mnc001.mcc262.3gppnetwork.org;user=phone"  # acme de_mobile
+
+
+def kamailio_ccr(sid: str, kind: int, number: int, mscc: Mscc, **ims: object) -> object:
+    """A CCR shaped like ims_charging's: Rating-Group 100 and Service-Identifier 1000 in the
+    MSCC, Subscription-Id E.164, IMS-Information with Role-Of-Node and Called-Party-Address."""
+    return ccr(
+        sid,
+        kind,
+        number,
+        msisdn=ACME_1,
+        context=KAMAILIO_CONTEXT,
+        called=ims.pop("called", CALLED),
+        msccs=[mscc],
+        **ims,  # type: ignore[arg-type]
+    )
+
+
+def voice(requested: dict[str, int] | None, used: list[dict[str, int]] | None = None) -> Mscc:
+    return Mscc(100, requested, used or [], service_identifier=1000)
+
+
+async def test_kamailio_defaults_are_charged_as_voice_by_context_default(
+    charging: Charging,
+) -> None:
+    sid = "scscf;ro;defaults"
+    cca = await charging.send(kamailio_ccr(sid, INITIAL, 0, voice({"cc_time": 60})))
+    assert result_code(cca) == 2001
+    assert msccs_of(cca)[100]["result_code"] == 2001 and msccs_of(cca)[100]["time"] == 60
+    charging.clock.now += 30
+    cca = await charging.send(
+        kamailio_ccr(sid, UPDATE, 1, voice({"cc_time": 60}, [{"cc_time": 30}]))
+    )
+    assert msccs_of(cca)[100]["time"] == 60
+    charging.clock.now += 31
+    cca = await charging.send(kamailio_ccr(sid, TERMINATION, 2, voice(None, [{"cc_time": 31}])))
+    assert result_code(cca) == 2001
+    records = await charging.records("acme", ACME_1)
+    # Peak de_mobile 0.09/min, first increment 60 s then per second: 30 s -> 0.045 (charged up
+    # to 60 s on the first report), then 31 s more: 61 s in all = 0.0915.
+    assert sum(r.retail for r in records) == 91_500
+    assert {r.service for r in records} == {"voice"} and {r.rating_group for r in records} == {100}
+    assert (await charging.account("acme", ACME_1)).balance == OPENING - 91_500
