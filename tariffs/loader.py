@@ -26,6 +26,7 @@ from tariffs.model import (
     Destination,
     FinalAction,
     FinalUnitAction,
+    Leg,
     OnExhaust,
     RateCard,
     RateRow,
@@ -121,6 +122,7 @@ RATE_KEYS = frozenset(
         "increment",
         "connect_fee",
         "minimum",
+        "leg",
     }
 )
 CARD_KEYS = frozenset({"version", "effective_from", "rates"})
@@ -678,7 +680,7 @@ class _TenantReader:
         r = self.r
         rows: list[RateRow] = []
         dest_names = set(destinations)
-        seen: dict[tuple[str, str | None, str | None, str | None], int] = {}
+        seen: dict[tuple[str, str, str | None, str | None, str | None], int] = {}
         for index, row_node in enumerate(r.sequence(node, field) or []):
             where = f"{field}[{index}]"
             m = r.mapping(row_node, where, RATE_KEYS, ("service", "price", "cost"))
@@ -702,6 +704,17 @@ class _TenantReader:
                         r.problem(m[key], f"{where}.{key}", f"{name!r} is not defined under {what}")
                         ok = False
                     refs[key] = name
+            leg = r.string(m["leg"], f"{where}.leg") if "leg" in m else "mo"
+            if leg not in ("mo", "mt"):
+                if leg is not None:
+                    r.problem(m["leg"], f"{where}.leg", f"{leg!r} is not mo or mt")
+                ok = False
+            elif leg == "mt" and refs["dest"] is not None:
+                # The subscriber is the called party: the number in the request is their own.
+                r.problem(
+                    m["dest"], f"{where}.dest", "an mt row prices by zone and band, not destination"
+                )
+                ok = False
             price = r.money(m["price"], f"{where}.price", self.currency)
             cost = r.money(m["cost"], f"{where}.cost", self.currency)
             per = r.integer(m["per"], f"{where}.per", 1) if "per" in m else 1
@@ -737,14 +750,23 @@ class _TenantReader:
             except PriceError as exc:
                 r.problem(m["price"], f"{where}.price", f"{exc} (price {price}/{per} units)")
                 continue
-            row_key = (service, refs["zone"], refs["dest"], refs["band"])
+            row_key = (service, cast(str, leg), refs["zone"], refs["dest"], refs["band"])
             if row_key in seen:
                 r.problem(
-                    row_node, where, f"same service/zone/dest/band as {field}[{seen[row_key]}]"
+                    row_node, where, f"same service/leg/zone/dest/band as {field}[{seen[row_key]}]"
                 )
                 continue
             seen[row_key] = index
-            rows.append(RateRow(service, refs["zone"], refs["dest"], refs["band"], the_price))
+            rows.append(
+                RateRow(
+                    service,
+                    refs["zone"],
+                    refs["dest"],
+                    refs["band"],
+                    the_price,
+                    cast(Leg, leg),
+                )
+            )
         return rows
 
     def _bundles(

@@ -19,6 +19,9 @@ Rules, in the order they are applied:
 5. Rate card: the last card whose ``effective_from`` <= now. Row: the first that exists of
    (zone, dest, band), (zone, dest), (dest, band), (dest), (zone, band), (zone), (band), () —
    a destination match beats a zone match beats a band match. No row: rating failure (5031).
+   A terminating leg (``terminating``) looks only at the ``leg: mt`` rows, which have no
+   destination: free at home, charged when roaming, per zone, as the catalog says; a tenant
+   without mt rows refuses terminating legs (5031) rather than pricing them as outgoing calls.
 6. Buckets: the allowances of the service whose rating-group and zone scope admit the request,
    ordered by bundle priority (higher first), then kind name.
 """
@@ -64,6 +67,9 @@ class UsageRequest(msgspec.Struct, frozen=True):
     service: str | None = None
     visited_plmn: str | None = None
     called_number: str | None = None
+    # A terminating leg (the subscriber is called): priced by the ``leg: mt`` rows, by zone and
+    # band; the called number is the subscriber's own and is not a destination.
+    terminating: bool = False
 
 
 class Rating(msgspec.Struct, frozen=True):
@@ -100,7 +106,7 @@ def context_kind(service_context_id: str) -> ContextKind | None:
 
 
 _Scope = tuple[tuple[str, ...], OnExhaust, tuple[str, ...]]
-_RowKey = tuple[int, str, str, str | None, str]
+_RowKey = tuple[int, str, bool, str, str | None, str]
 
 
 class _TenantIndex:
@@ -141,15 +147,18 @@ class _TenantIndex:
         self.bands = BandSchedule(tenant.time_bands, ZoneInfo(tenant.timezone))
         self.cards: tuple[RateCard, ...] = tenant.rate_cards
         self.card_starts = tuple(card.effective_from for card in tenant.rate_cards)
-        self.rows: list[dict[tuple[str, str | None, str | None, str | None], int]] = [
-            {(r.service, r.zone, r.dest, r.band): i for i, r in enumerate(card.rates)}
+        self.rows: list[dict[tuple[str, bool, str | None, str | None, str | None], int]] = [
+            {
+                (r.service, r.leg == "mt", r.zone, r.dest, r.band): i
+                for i, r in enumerate(card.rates)
+            }
             for card in tenant.rate_cards
         ]
         self.row_memo: dict[_RowKey, tuple[Price, str]] = {}
         self.scope_memo: dict[tuple[str, int | None, str], _Scope] = {}
         self.service_memo: dict[tuple[str, int | None, int | None, str | None], Service] = {}
         self.rating_memo: dict[
-            tuple[int, str, int | None, str, str | None, str, int | None], Rating
+            tuple[int, str, int | None, str, str | None, str, int | None, bool], Rating
         ] = {}
 
     def zone(self, visited_plmn: str | None) -> str:
@@ -165,9 +174,15 @@ class _TenantIndex:
         return zone
 
     def row(
-        self, card_index: int, service: str, zone: str, dest: str | None, band: str
+        self,
+        card_index: int,
+        service: str,
+        zone: str,
+        dest: str | None,
+        band: str,
+        terminating: bool = False,
     ) -> tuple[Price, str]:
-        key = (card_index, service, zone, dest, band)
+        key = (card_index, service, terminating, zone, dest, band)
         found = self.row_memo.get(key)
         if found is not None:
             return found
@@ -184,11 +199,16 @@ class _TenantIndex:
             (None, None, None),
         )
         for cand_zone, cand_dest, cand_band in candidates:
-            index = rows.get((service, cand_zone, cand_dest, cand_band))
+            index = rows.get((service, terminating, cand_zone, cand_dest, cand_band))
             if index is not None:
                 found = (card.rates[index].price, f"{self.tenant.id}:{card.version}:{index}")
                 self.row_memo[key] = found
                 return found
+        if terminating:
+            raise RatingError(
+                f"no mt rate for {service} in zone {zone}, band {band} (tenant "
+                f"{self.tenant.id}, rate card {card.version}): terminating legs need leg: mt rows"
+            )
         raise RatingError(
             f"no rate for {service} in zone {zone}, destination {dest or '-'}, band {band} "
             f"(tenant {self.tenant.id}, rate card {card.version})"
@@ -257,7 +277,8 @@ class Rater:
         zone = index.zone(visited) if visited else index.home_zone
         dest: str | None = None
         called = request.called_number
-        if called:
+        terminating = request.terminating
+        if called and not terminating:
             if called[:1] == "+" and called[1:].isdigit() and called.isascii() and len(called) < 17:
                 dest = index.prefixes.longest(called[1:])
             else:
@@ -286,7 +307,16 @@ class Rater:
             if card_index + 1 < len(starts) and (change is None or starts[card_index + 1] < change):
                 change = starts[card_index + 1]
         # Identical inputs give an identical (frozen) Rating: reuse it.
-        key = (card_index, service.name, request.rating_group, zone, dest, band, change)
+        key = (
+            card_index,
+            service.name,
+            request.rating_group,
+            zone,
+            dest,
+            band,
+            change,
+            terminating,
+        )
         rating = index.rating_memo.get(key)
         if rating is None:
             rating = self._build(index, request, service, card_index, zone, dest, band, change)
@@ -306,7 +336,9 @@ class Rater:
         band: str,
         change: int | None,
     ) -> Rating:
-        price, price_key = index.row(card_index, service.name, zone, dest, band)
+        price, price_key = index.row(
+            card_index, service.name, zone, dest, band, request.terminating
+        )
         kinds, on_exhaust, blocking = index.scope(service.name, request.rating_group, zone)
         return Rating(
             tenant=request.tenant,

@@ -19,12 +19,14 @@ from diameter_apps.credit_control import (
     TariffChangeUsage,
     UsedUnits,
 )
+from diameter_apps.credit_control.codes import RoleOfNode
 from ocs.charging.units import SECOND, used_amount
 from tariffs.rating import Rater, Rating, UsageRequest
 
 RateAt = Callable[[int], Rating]
 """Rates the request's usage as if it happened at the given epoch second (RatingError if not)."""
 
+TERMINATING_ROLE = int(RoleOfNode.TERMINATING_ROLE)
 SPLITS_MAX = 16  # a report spanning more tariff boundaries than this is priced in 16 pieces
 
 
@@ -74,9 +76,10 @@ def used_legs(used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt) -
 class RequestRater:
     """Rates the services of one CCR. The request-wide rating keys are read once: the zone from
     the visited network (PS-Information), the destination from IMS Called-Party-Address (else
-    Requested-Party-Address) or, for SMS, the recipient address."""
+    Requested-Party-Address) or, for SMS, the recipient address; whether it is a terminating
+    leg from IMS Role-Of-Node (the subscriber is called: the tenant's mt rows price it)."""
 
-    __slots__ = ("called", "ccr", "rater", "tenant", "visited")
+    __slots__ = ("called", "ccr", "rater", "tenant", "terminating", "visited")
 
     def __init__(self, rater: Rater, ccr: CreditControlRequest, tenant: str) -> None:
         self.rater = rater
@@ -87,6 +90,7 @@ class RequestRater:
         if ccr.ims is not None:
             called = ccr.ims.called_party_address or ccr.ims.requested_party_address or called
         self.called = called
+        self.terminating = ccr.ims is not None and ccr.ims.role_of_node == TERMINATING_ROLE
 
     def rate(self, service: ServiceRequest, at: int) -> Rating:
         """The rating of ``service`` as if used at ``at`` (RatingError when it has none)."""
@@ -99,5 +103,6 @@ class RequestRater:
                 service_identifier=service.service_identifier,
                 visited_plmn=self.visited,
                 called_number=self.called,
+                terminating=self.terminating,
             )
         )

@@ -52,3 +52,24 @@ async def test_kamailio_defaults_are_charged_as_voice_by_context_default(
     assert sum(r.retail for r in records) == 91_500
     assert {r.service for r in records} == {"voice"} and {r.rating_group for r in records} == {100}
     assert (await charging.account("acme", ACME_1)).balance == OPENING - 91_500
+
+
+async def test_terminating_leg_at_home_is_free_not_an_outgoing_call(charging: Charging) -> None:
+    # The called party of an MT leg is the subscriber: rated as an outgoing call to it, this
+    # would cost 0.09/min (de_mobile peak); the tenant's mt row at home says free.
+    sid = "scscf;ro;mt-home"
+    me = "sip:+4917099000001@ims.mnc001.mcc262.3gppnetwork.org"
+    cca = await charging.send(
+        kamailio_ccr(sid, INITIAL, 0, voice({"cc_time": 600}), called=me, role_of_node=1)
+    )
+    assert msccs_of(cca)[100]["result_code"] == 2001 and msccs_of(cca)[100]["time"] == 600
+    charging.clock.now += 300
+    cca = await charging.send(
+        kamailio_ccr(
+            sid, TERMINATION, 1, voice(None, [{"cc_time": 300}]), called=me, role_of_node=1
+        )
+    )
+    assert result_code(cca) == 2001
+    (record,) = await charging.records("acme", ACME_1)
+    assert (record.units, record.retail, record.wholesale) == (300, 0, 0)
+    assert (await charging.account("acme", ACME_1)).balance == OPENING
