@@ -129,6 +129,9 @@ _CALLING_PARTY_ADDRESS = int(GppAvp.CALLING_PARTY_ADDRESS)
 _CHARGING_CHARACTERISTICS = int(GppAvp.CHARGING_CHARACTERISTICS)
 _IMS_CHARGING_IDENTIFIER = int(GppAvp.IMS_CHARGING_IDENTIFIER)
 _IMS_INFORMATION = int(GppAvp.IMS_INFORMATION)
+_IMS_VISITED_NETWORK_IDENTIFIER = int(GppAvp.IMS_VISITED_NETWORK_IDENTIFIER)
+_ACCESS_NETWORK_INFORMATION = int(GppAvp.ACCESS_NETWORK_INFORMATION)
+_ACCESS_NETWORK_INFO_MAX = 4  # P-Access-Network-Info headers kept (UE's and the network's)
 _PS_INFORMATION = int(GppAvp.PS_INFORMATION)
 _RAT_TYPE = int(GppAvp.RAT_TYPE)
 _RECIPIENT_ADDRESS = int(GppAvp.RECIPIENT_ADDRESS)
@@ -538,7 +541,8 @@ def _ps_information(avp: Avp) -> PsInformation:
 
 
 def _ims_information(avp: Avp) -> ImsInformation:
-    role = calling = called = requested = icid = None
+    role = calling = called = requested = icid = visited = None
+    access: list[str] = []
     try:
         for child in avp.children():
             if child.vendor != VENDOR_3GPP:
@@ -554,6 +558,11 @@ def _ims_information(avp: Avp) -> ImsInformation:
                 requested = child.as_str()
             elif code == _IMS_CHARGING_IDENTIFIER and icid is None:
                 icid = child.as_str()
+            elif code == _IMS_VISITED_NETWORK_IDENTIFIER and visited is None:
+                # OctetString: read leniently, a stray byte must not cost the whole request.
+                visited = child.data.decode("utf-8", "replace")
+            elif code == _ACCESS_NETWORK_INFORMATION and len(access) < _ACCESS_NETWORK_INFO_MAX:
+                access.append(child.data.decode("utf-8", "replace"))
     except DiameterError as error:
         raise _nest(error, avp) from None
     return ImsInformation(
@@ -562,6 +571,8 @@ def _ims_information(avp: Avp) -> ImsInformation:
         called_party_address=called,
         requested_party_address=requested,
         ims_charging_identifier=icid,
+        visited_network_identifier=visited,
+        access_network_info=tuple(access),
     )
 
 

@@ -74,10 +74,10 @@ def used_legs(used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt) -
 
 
 class RequestRater:
-    """Rates the services of one CCR. The request-wide rating keys are read once: the zone from
-    the visited network (PS-Information), the destination from IMS Called-Party-Address (else
-    Requested-Party-Address) or, for SMS, the recipient address; whether it is a terminating
-    leg from IMS Role-Of-Node (the subscriber is called: the tenant's mt rows price it)."""
+    """Rates the services of one CCR. The request-wide rating keys are read once: the zone
+    from the visited network (PS-Information, else IMS-Information), the destination from IMS
+    Called-Party-Address (else Requested-Party-Address) or, for SMS, the recipient address;
+    whether it is a terminating leg from IMS Role-Of-Node (the tenant's mt rows price it)."""
 
     __slots__ = ("called", "ccr", "rater", "tenant", "terminating", "visited")
 
@@ -85,7 +85,11 @@ class RequestRater:
         self.rater = rater
         self.ccr = ccr
         self.tenant = tenant
-        self.visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
+        visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
+        if visited is None and ccr.ims is not None:
+            # IMS voice: the P-CSCF's P-Access-Network-Info cell, else P-Visited-Network-ID.
+            visited = ccr.ims.visited_mcc_mnc
+        self.visited = visited
         called = ccr.sms.recipient_address if ccr.sms is not None else None
         if ccr.ims is not None:
             called = ccr.ims.called_party_address or ccr.ims.requested_party_address or called

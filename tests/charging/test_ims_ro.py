@@ -73,3 +73,40 @@ async def test_terminating_leg_at_home_is_free_not_an_outgoing_call(charging: Ch
     (record,) = await charging.records("acme", ACME_1)
     assert (record.units, record.retail, record.wholesale) == (300, 0, 0)
     assert (await charging.account("acme", ACME_1)).balance == OPENING
+
+
+# -- the roaming zone from IMS-Information ------------------------------------------------------
+
+PANI_FRANCE = "3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=2081000A1B2C3D45; network-provided"
+PANI_HOME_BY_UE = "3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=2620100A1B2C3D45"  # no network-provided
+VISITED_US = "ims.mnc260.mcc310.3gppnetwork.org"
+
+
+async def test_outgoing_call_roaming_in_the_eu_by_the_p_cscf_cell(charging: Charging) -> None:
+    sid = "scscf;ro;mo-eu"
+    cells = {"access_network_info": [PANI_HOME_BY_UE, PANI_FRANCE]}
+    await charging.send(kamailio_ccr(sid, INITIAL, 0, voice({"cc_time": 60}), **cells))
+    charging.clock.now += 45
+    await charging.send(kamailio_ccr(sid, TERMINATION, 1, voice(None, [{"cc_time": 45}]), **cells))
+    (record,) = await charging.records("acme", ACME_1)
+    # acme eu voice: 0.19/min, first increment 30 s then per second: 45 s = 0.1425. At home
+    # (what the UE's own header claims) it would be de_mobile peak, 0.09 for the first minute.
+    assert (record.retail, record.wholesale) == (142_500, 30_000)
+
+
+async def test_terminating_leg_roaming_is_charged_by_the_visited_network(
+    charging: Charging,
+) -> None:
+    sid = "scscf;ro;mt-us"
+    me = "tel:+4917099000001"
+    roaming = {"called": me, "role_of_node": 1, "ims_visited_network": VISITED_US}
+    await charging.send(kamailio_ccr(sid, INITIAL, 0, voice({"cc_time": 120}), **roaming))
+    charging.clock.now += 61
+    cca = await charging.send(
+        kamailio_ccr(sid, TERMINATION, 1, voice(None, [{"cc_time": 61}]), **roaming)
+    )
+    assert result_code(cca) == 2001
+    (record,) = await charging.records("acme", ACME_1)
+    # acme mt world: 0.79 per started minute (61 s = 2 minutes), wholesale 0.35/min.
+    assert (record.retail, record.wholesale) == (1_580_000, 355_834)
+    assert (await charging.account("acme", ACME_1)).balance == OPENING - 1_580_000

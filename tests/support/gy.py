@@ -99,8 +99,8 @@ def ccr(
     if called is not None:
         ims = ImsInformation(role_of_node=role_of_node, called_party_address=called)
         if ims_visited_network is not None:
-            ims.ims_visited_network_identifier = ims_visited_network.encode()
-        ims.access_network_information = [value.encode() for value in access_network_info]
+            ims.ims_visited_network_identifier = ims_visited_network
+        ims.access_network_information = list(access_network_info)
         info.ims_information = ims
         used_info = True
     recipients = [*([sms_recipient] if sms_recipient is not None else []), *sms_recipients]
