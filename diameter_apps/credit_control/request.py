@@ -159,8 +159,14 @@ class ImsInformation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SmsInformation(msgspec.Struct, frozen=True, kw_only=True):
-    recipient_address: str | None = None
-    """Address-Data of the first Recipient-Info / Recipient-Address (often ``tel:``/E.164)."""
+    recipient_addresses: tuple[str, ...] = ()
+    """Address-Data of each Recipient-Info (its first Recipient-Address with one), in order;
+    often ``tel:``/E.164. At most ``SMS_RECIPIENTS_MAX``."""
+
+    @property
+    def recipient_address(self) -> str | None:
+        """The first recipient (what a session request is rated by)."""
+        return self.recipient_addresses[0] if self.recipient_addresses else None
 
 
 class CreditControlRequest(msgspec.Struct, frozen=True):

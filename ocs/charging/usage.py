@@ -96,8 +96,9 @@ class RequestRater:
         self.called = called
         self.terminating = ccr.ims is not None and ccr.ims.role_of_node == TERMINATING_ROLE
 
-    def rate(self, service: ServiceRequest, at: int) -> Rating:
-        """The rating of ``service`` as if used at ``at`` (RatingError when it has none)."""
+    def rate(self, service: ServiceRequest, at: int, called: str | None = None) -> Rating:
+        """The rating of ``service`` as if used at ``at`` (RatingError when it has none), to
+        the request's destination or to ``called`` (one recipient of several)."""
         return self.rater.rate(
             UsageRequest(
                 tenant=self.tenant,
@@ -106,7 +107,7 @@ class RequestRater:
                 rating_group=service.rating_group,
                 service_identifier=service.service_identifier,
                 visited_plmn=self.visited,
-                called_number=self.called,
+                called_number=self.called if called is None else called,
                 terminating=self.terminating,
             )
         )
