@@ -20,6 +20,7 @@ sysdeps:
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio \
+		freeDiameterd:freediameterd \
 		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules'
 
 run: deps
