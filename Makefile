@@ -16,12 +16,14 @@ deps: sysdeps $(STAMP)
 sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools
 
-# Kamailio's http_client module (tests/interop/test_kamailio.py) is a file, not a command.
+# Kamailio's http_client and ims_charging modules (tests/interop/test_kamailio*.py) are files,
+# not commands.
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio \
 		freeDiameterd:freediameterd \
-		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules'
+		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
+		'/usr/lib/*/kamailio/modules/ims_charging.so:kamailio-ims-modules'
 
 run: deps
 	$(VENV)/bin/ocs serve --catalog $(CATALOG) $(ARGS)
