@@ -62,8 +62,11 @@ class DiameterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # client certificate is required and verified, its names bind the CER Origin-Host, and with
     # allowed_peers one of its names must be listed. Files are re-read when they change.
     tls_listen_port: int | None = None
+    # The server's certificate chain (PEM); required with tls_listen_port.
     tls_cert_file: str = ""
+    # The certificate's private key (PEM); required with tls_listen_port.
     tls_key_file: str = ""
+    # CA bundle (PEM) that client certificates must chain to; empty: no client certificate asked.
     tls_ca_file: str = ""
 
 
