@@ -18,12 +18,14 @@ sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 
-# Kamailio's http_client module (tests/interop/test_kamailio.py) is a file, not a command;
-# promtool (Debian package prometheus) checks deploy/prometheus/ in tests/deploy/.
+# Kamailio's http_client and ims_charging modules (tests/interop/test_kamailio*.py) are files,
+# not commands; promtool (Debian package prometheus) checks deploy/prometheus/ in tests/deploy/.
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio promtool:prometheus \
+		freeDiameterd:freediameterd \
 		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
+		'/usr/lib/*/kamailio/modules/ims_charging.so:kamailio-ims-modules' \
 		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 
 run: deps

@@ -37,6 +37,9 @@ from balance.records import (
     BucketUnit,
     CcrPayload,
     CcrResult,
+    DebitItem,
+    DebitManyPayload,
+    DebitManyResult,
     DebitPayload,
     DebitResult,
     OnExhaust,
@@ -55,6 +58,7 @@ IDEMPOTENCY_TTL_S_DEFAULT = 3600
 SESSION_IDLE_S_DEFAULT = 86400.0
 SESSIONS_MAX_DEFAULT = 32
 BUCKETS_MAX_DEFAULT = 64
+DEBIT_ITEMS_MAX = 32  # debit_many.lua's limit: an event's MSCCs
 IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
 ITEMS_MAX = 64
 BALANCE_BELOW_MAX = 8  # "balance below" notification levels per tenant
@@ -64,6 +68,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 _CCR_DECODER = msgspec.msgpack.Decoder(CcrPayload)
 _SUMMARY_DECODER = msgspec.msgpack.Decoder(AccountSummary)
 _DEBIT_DECODER = msgspec.msgpack.Decoder(DebitPayload)
+_DEBIT_MANY_DECODER = msgspec.msgpack.Decoder(DebitManyPayload)
 _ACCOUNT_DECODER = msgspec.msgpack.Decoder(Account)
 _EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
 
@@ -441,6 +446,50 @@ class Ledger:
         payload += [list(block_kinds), self._balance_below]
         replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload)
         return DebitResult(_DEBIT_DECODER.decode(raw), bool(replayed))
+
+    async def debit_many(
+        self,
+        subscriber: str,
+        op_id: str,
+        items: Sequence[DebitItem],
+        *,
+        now_s: float,
+        session_id: str = "",
+        digest: str | None = None,
+    ) -> DebitManyResult:
+        """Several direct debits in one script call (an event's MSCCs, an SMS's recipients):
+        each item all or nothing, in order; one idempotency record for the whole request. The
+        records' op ids are ``<op_id>:<item index>``. ``AccountBlocked`` refuses them all."""
+        if not items or len(items) > DEBIT_ITEMS_MAX:
+            raise InvalidRequest(f"a debit needs 1 to {DEBIT_ITEMS_MAX} items")
+        for item in items:
+            if not item.legs:
+                raise InvalidRequest(f"item {item.service!r} needs at least one leg")
+        _, key_list = self._account_keys(subscriber, op_id)
+        wire = [
+            [
+                item.service,
+                item.rating_group,
+                _legs(item.legs),
+                list(item.kinds),
+                1 if item.on_exhaust is OnExhaust.PAYG else 0,
+                list(item.block_kinds),
+            ]
+            for item in items
+        ]
+        digest = digest or content_digest("debit_many", subscriber, session_id, wire)
+        payload = [
+            op_id,
+            digest,
+            self.tenant,
+            subscriber,
+            now_s,
+            self.idempotency_ttl_s,
+            session_id,
+            wire,
+        ]
+        replayed, raw = await self._run(_SCRIPTS["debit_many"], key_list, payload)
+        return DebitManyResult(_DEBIT_MANY_DECODER.decode(raw), bool(replayed))
 
     async def refund(
         self,

@@ -32,6 +32,7 @@ from ocs.charging.sessions import SessionRegistry
 from ocs.charging.supervision import TccSupervisor
 from ocs.config import Config, ConfigError
 from ocs.diameter_server import DiameterServer, build_router
+from ocs.diameter_tls import TlsConfigError
 from ocs.embedded_redis import EmbeddedRedisError
 from ocs.http_server import HttpRouter, HttpServer
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
@@ -98,8 +99,19 @@ class OcsApp:
         self.directory = TenantDirectory(catalog, self._ledger_for)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
-        host, port = await self.diameter.start()
+        try:
+            host, port = await self.diameter.start()
+        except TlsConfigError as exc:
+            raise StartupError(f"Diameter TLS: {exc}") from exc
         self.log.info("diameter_listening", host=host, port=port)
+        if self.diameter.tls_address is not None:
+            tls_host, tls_port = self.diameter.tls_address
+            self.log.info(
+                "diameter_tls_listening",
+                host=tls_host,
+                port=tls_port,
+                client_certificates="required" if self.config.diameter.tls_ca_file else "none",
+            )
         self.http = HttpServer(
             HttpRouter(),
             self.metrics,

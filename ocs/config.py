@@ -57,6 +57,17 @@ class DiameterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # spreads connections over them. They must share one external Redis (--redis-url): the
     # embedded Redis is private to each process.
     reuse_port: bool = False
+    # Diameter over TLS/TCP (RFC 6733 §13) on its own port beside plain TCP (3869 by
+    # convention); None = no TLS listener. Certificate and key: PEM files. With tls_ca_file a
+    # client certificate is required and verified, its names bind the CER Origin-Host, and with
+    # allowed_peers one of its names must be listed. Files are re-read when they change.
+    tls_listen_port: int | None = None
+    # The server's certificate chain (PEM); required with tls_listen_port.
+    tls_cert_file: str = ""
+    # The certificate's private key (PEM); required with tls_listen_port.
+    tls_key_file: str = ""
+    # CA bundle (PEM) that client certificates must chain to; empty: no client certificate asked.
+    tls_ca_file: str = ""
 
 
 class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -352,6 +363,16 @@ def _check(config: Config) -> None:
         problems.append("charging.tcc_grace_s and quota_holding_time_s must not be negative")
     if config.sip.call_duration_max_s < 0:
         problems.append("sip.call_duration_max_s: must not be negative (0 = the service's max)")
+    tls = config.diameter
+    if tls.tls_listen_port is not None:
+        if not 0 <= tls.tls_listen_port <= 65535:
+            problems.append(f"diameter.tls_listen_port: {tls.tls_listen_port} is not a TCP port")
+        if not tls.tls_cert_file or not tls.tls_key_file:
+            problems.append("diameter.tls_listen_port needs tls_cert_file and tls_key_file")
+        elif tls.tls_listen_port == tls.listen_port and tls.listen_port != 0:
+            problems.append("diameter.tls_listen_port: must differ from listen_port")
+    elif tls.tls_cert_file or tls.tls_key_file or tls.tls_ca_file:
+        problems.append("diameter.tls_cert_file/tls_key_file/tls_ca_file need tls_listen_port")
     if config.diameter.message_bytes_max < 20:
         problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
     if config.store.pool_min > config.store.pool_max:

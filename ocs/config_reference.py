@@ -190,7 +190,9 @@ def render_example(all_sections: tuple[Section, ...]) -> str:
         for key in section.keys:
             lines += _wrap_comment(key.description)
             if key.default is None:
-                lines.append(f'# {key.name} = ""  (unset by default)')
+                # An example value of the key's own type, commented out.
+                example = "0" if key.type_text.startswith("int") else '""'
+                lines.append(f"# {key.name} = {example}  (unset by default)")
             else:
                 lines.append(f"{key.name} = {toml_value(key.default)}")
     return "\n".join(lines) + "\n"

@@ -306,6 +306,10 @@ class Metrics:
             "Diameter messages refused by the codec or framer, by Result-Code or 'closed'",
             ["reason"],
         )
+        self.tls_refused_total = counter(
+            "ocs_diameter_tls_refused",
+            "Diameter TLS connections refused: failed handshake or certificate not allowed",
+        )
         self.duplicates_total = counter(
             "ocs_diameter_duplicates", "Retransmitted requests answered from the duplicate cache"
         )

@@ -28,6 +28,7 @@ from tariffs.model import (
     Destination,
     FinalAction,
     FinalUnitAction,
+    Leg,
     OnExhaust,
     RateCard,
     RateRow,
@@ -85,6 +86,7 @@ TENANT_KEYS = frozenset(
         "final_unit",
         "status",
         "services",
+        "context_defaults",
         "zones",
         "destinations",
         "time_bands",
@@ -125,6 +127,7 @@ RATE_KEYS = frozenset(
         "increment",
         "connect_fee",
         "minimum",
+        "leg",
     }
 )
 CARD_KEYS = frozenset({"version", "effective_from", "rates"})
@@ -225,6 +228,7 @@ class _TenantReader:
         final_unit = self._final_unit(get("final_unit"))
         status = self._status(get("status"))
         services = self._services(get("services"))
+        context_defaults = self._context_defaults(get("context_defaults"), services)
         zones = self._zones(get("zones"))
         zone_names = {z.name for z in zones}
         home_zone = "home"
@@ -266,6 +270,7 @@ class _TenantReader:
             international_prefix="00" if international is None else international,
             status=status,
             topup_max=topup_max,
+            context_defaults=context_defaults,
             notify_balance_below=balance_below,
             source=self.file,
         )
@@ -465,6 +470,27 @@ class _TenantReader:
         if not services and not any(p.field.startswith("services") for p in self.problems):
             r.problem(node, "services", "at least one service is needed")
         return services
+
+    def _context_defaults(
+        self, node: Node | None, services: dict[str, Service]
+    ) -> tuple[tuple[ContextKind, str], ...]:
+        """``context_defaults: {ims: voice}``: which service charges a request of a context whose
+        Rating-Group / Service-Identifier no service lists (unlisted contexts refuse: 5031)."""
+        out: list[tuple[ContextKind, str]] = []
+        for context, key_node, value in self._named(node, "context_defaults"):
+            field = f"context_defaults.{context}"
+            if context not in CONTEXTS:
+                self.r.problem(key_node, field, f"{context!r} is not one of {', '.join(CONTEXTS)}")
+                continue
+            name = self.r.string(value, field)
+            if name is None:
+                continue
+            if name not in services:
+                if not any(p.field.startswith(f"services.{name}") for p in self.problems):
+                    self.r.problem(value, field, f"service {name!r} is not defined under services")
+                continue
+            out.append((cast(ContextKind, context), name))
+        return tuple(out)
 
     def _zones(self, node: Node | None) -> list[Zone]:
         r = self.r
@@ -693,7 +719,7 @@ class _TenantReader:
         r = self.r
         rows: list[RateRow] = []
         dest_names = set(destinations)
-        seen: dict[tuple[str, str | None, str | None, str | None], int] = {}
+        seen: dict[tuple[str, str, str | None, str | None, str | None], int] = {}
         for index, row_node in enumerate(r.sequence(node, field) or []):
             where = f"{field}[{index}]"
             m = r.mapping(row_node, where, RATE_KEYS, ("service", "price", "cost"))
@@ -717,6 +743,17 @@ class _TenantReader:
                         r.problem(m[key], f"{where}.{key}", f"{name!r} is not defined under {what}")
                         ok = False
                     refs[key] = name
+            leg = r.string(m["leg"], f"{where}.leg") if "leg" in m else "mo"
+            if leg not in ("mo", "mt"):
+                if leg is not None:
+                    r.problem(m["leg"], f"{where}.leg", f"{leg!r} is not mo or mt")
+                ok = False
+            elif leg == "mt" and refs["dest"] is not None:
+                # The subscriber is the called party: the number in the request is their own.
+                r.problem(
+                    m["dest"], f"{where}.dest", "an mt row prices by zone and band, not destination"
+                )
+                ok = False
             price = r.money(m["price"], f"{where}.price", self.currency)
             cost = r.money(m["cost"], f"{where}.cost", self.currency)
             per = r.integer(m["per"], f"{where}.per", 1) if "per" in m else 1
@@ -752,14 +789,23 @@ class _TenantReader:
             except PriceError as exc:
                 r.problem(m["price"], f"{where}.price", f"{exc} (price {price}/{per} units)")
                 continue
-            row_key = (service, refs["zone"], refs["dest"], refs["band"])
+            row_key = (service, cast(str, leg), refs["zone"], refs["dest"], refs["band"])
             if row_key in seen:
                 r.problem(
-                    row_node, where, f"same service/zone/dest/band as {field}[{seen[row_key]}]"
+                    row_node, where, f"same service/leg/zone/dest/band as {field}[{seen[row_key]}]"
                 )
                 continue
             seen[row_key] = index
-            rows.append(RateRow(service, refs["zone"], refs["dest"], refs["band"], the_price))
+            rows.append(
+                RateRow(
+                    service,
+                    refs["zone"],
+                    refs["dest"],
+                    refs["band"],
+                    the_price,
+                    cast(Leg, leg),
+                )
+            )
         return rows
 
     def _bundles(

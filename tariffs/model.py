@@ -19,6 +19,9 @@ ContextKind = Literal["data", "ims", "mms", "sms", "mmtel"]
 OnExhaust = Literal["payg", "block"]
 FinalAction = Literal["TERMINATE", "REDIRECT", "RESTRICT_ACCESS"]
 TenantStatus = Literal["active", "suspended"]
+# Which leg of a call a rate row prices: "mo" the subscriber's own outgoing usage (priced by
+# destination), "mt" a terminating leg, the subscriber being called (priced by zone only).
+Leg = Literal["mo", "mt"]
 # The two statuses as module constants: the loader stores these very objects, so the charging
 # hot path's ``tenant.status is SUSPENDED`` is one identity check.
 ACTIVE: TenantStatus = "active"
@@ -72,13 +75,15 @@ class Destination(msgspec.Struct, frozen=True):
 
 
 class RateRow(msgspec.Struct, frozen=True):
-    """The price of ``service`` usage; ``None`` in zone/dest/band means any."""
+    """The price of ``service`` usage; ``None`` in zone/dest/band means any. ``leg`` "mt" rows
+    price terminating legs (IMS Role-Of-Node TERMINATING) and never name a destination."""
 
     service: str
     zone: str | None
     dest: str | None
     band: str | None
     price: Price
+    leg: Leg = "mo"
 
 
 class RateCard(msgspec.Struct, frozen=True):
@@ -167,6 +172,10 @@ class Tenant(msgspec.Struct, frozen=True):
     # subscribers: no new service, usage already consumed is still charged, refunds still paid.
     status: TenantStatus = ACTIVE
     topup_max: int = TOPUP_MAX_DEFAULT  # micro-units: the largest single top-up
+    # Charging domain -> the service that charges a request of that domain whose Rating-Group /
+    # Service-Identifier no service lists (a stock client's fixed ids, e.g. Kamailio
+    # ims_charging's 100 / 1000 on 32260). A domain absent here refuses such a request (5031).
+    context_defaults: tuple[tuple[ContextKind, str], ...] = ()
     # "Balance below" notification levels (micro-units): the ledger scripts write one
     # balance_below event per downward crossing of each (depleted / negative always).
     notify_balance_below: tuple[int, ...] = ()
