@@ -34,7 +34,6 @@ EVENT_TYPES = (
     "depleted",
     "negative",
     "balance_below",
-    "bundle_expiring",  # written by the dispatcher's periodic check, not by a ledger script
 )
 _STREAM_RE = re.compile(r"^\{t:([A-Za-z0-9_.-]{1,64}):(\d{1,4})\}:ev(?::redo)?$")
 _ENTRY_RE = re.compile(r"^\d{1,20}-\d{1,20}$")

@@ -487,6 +487,7 @@ class Ledger:
             self.idempotency_ttl_s,
             session_id,
             wire,
+            self._balance_below,  # configuration, outside the digest
         ]
         replayed, raw = await self._run(_SCRIPTS["debit_many"], key_list, payload)
         return DebitManyResult(_DEBIT_MANY_DECODER.decode(raw), bool(replayed))

@@ -1,8 +1,10 @@
 -- debit_many.lua: an event's direct debits (CCR-EVENT with several MSCCs, or one SMS to several
 -- recipients), each item all or nothing, the whole request in one call with one idempotency
 -- record.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
--- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, session_id, items}
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
+-- shard event stream (depleted / negative / balance_below crossings)
+-- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, session_id, items,
+--                  balance_below (optional: notification levels, micro-units)}
 --   item = {service, rating_group, legs, kinds, payg(0/1), block_kinds (list, may be empty)}
 --   leg  = {leg_key, units, price}: as debit.lua, each leg priced on its own (connect fee and
 --          minimum apply per leg: one leg per SMS recipient).
@@ -40,6 +42,7 @@ if replay then return {1, replay} end
 local acct = load_account(got[2])
 if acct[A_STATE] == BLOCKED then fail('BLOCKED', 'account is blocked') end
 local buckets = acct[A_BUCKETS]
+local posted_before = acct[A_BALANCE] + acct[A_HELD]
 
 -- Everything an item may change, to put back when it cannot be paid in full.
 local function snapshot()
@@ -97,6 +100,10 @@ local result = mp_pack({out, acct[A_BALANCE], acct[A_HELD]})
 if #records > 0 then
   rcall('SET', KEYS[2], mp_pack(acct))
   for _, rec in ipairs(records) do append_record(KEYS[3], rec) end
+  local posted = acct[A_BALANCE] + acct[A_HELD]
+  if KEYS[4] and posted < posted_before then
+    emit_crossings(KEYS[4], tenant, subscriber, op_id, now, posted_before, posted, req[9])
+  end
 end
 idem_store(KEYS[1], digest, result, ttl)
 return {0, result}

@@ -115,3 +115,17 @@ async def test_debit_crosses_levels_and_goes_negative_on_postpaid(ledger: Ledger
     assert [e.type for e in await events_of(levels)] == [
         "created", "depleted", "negative", "balance_below",
     ]  # fmt: skip
+
+
+async def test_one_sms_to_several_recipients_notifies_once(ledger: Ledger) -> None:
+    from balance.records import DebitItem, UsedLeg
+    from tariffs.price import Price
+
+    levels = Ledger(ledger.client, "acme", balance_below=[15])
+    sub = "4917099000888"
+    await levels.provision_account(sub, balance=25, now_s=NOW)
+    sms = Price(10, 1, 1, 1)
+    items = [DebitItem("sms", 1, (UsedLeg("home", 1, sms), UsedLeg("home", 1, sms)))]
+    for _ in range(3):  # retransmitted: applied once
+        await levels.debit_many(sub, "m:0", items, now_s=NOW, session_id="m")
+    assert [e.type for e in await events_of(levels, sub)] == ["created", "balance_below"]
