@@ -27,6 +27,7 @@ from ocs.dispatch_config import DispatchConfig, PluginSpec
 from ocs.dispatch_core import Action, Decision, DeliveryQueue, Verdict
 from ocs.plugins import Plugin
 
+CLAIM_CHUNK = 1000  # ids per XCLAIM
 DEAD_LETTER_MAXLEN = 100_000  # per shard; approximate trim, the oldest dead letters go first
 
 
@@ -185,6 +186,19 @@ class Dispatcher:
             return
         if now >= lane.next_claim_s:
             lane.next_claim_s = now + self.config.claim_idle_s / 2
+            # Keep what we hold ours: an entry waiting for its backoff (or behind its
+            # subscriber's failing event) grows idle; re-claiming it resets that, so another
+            # dispatcher's XAUTOCLAIM does not take it while we still mean to deliver it.
+            held = list(lane.ack_ids.values())
+            for start in range(0, len(held), CLAIM_CHUNK):
+                await self.client.xclaim(
+                    lane.stream,
+                    lane.spec.group,
+                    self.consumer,
+                    min_idle_time=0,
+                    message_ids=held[start : start + CLAIM_CHUNK],
+                    justid=True,
+                )
             claimed = await self.client.xautoclaim(
                 lane.stream,
                 lane.spec.group,
@@ -208,7 +222,8 @@ class Dispatcher:
         others: list[str] = []
         for entry_id, fields in entries:
             if not fields:
-                continue  # trimmed or deleted while pending
+                others.append(_text(entry_id))  # trimmed or deleted while pending: let it go
+                continue
             stream_id = _text(entry_id)
             event_entry = stream_id
             if lane.redo:
