@@ -43,6 +43,9 @@ SMOKE: dict[str, Plan] = {
         *("--p99-attempts", "1", "--ceiling-rounds", "1", "--no-profile"),
         *("--output", str(out)),
     ],
+    "bench_dispatch": lambda out: [
+        *("--events", "100", "--rounds", "1", "--concurrency", "8", "--output", str(out))
+    ],
 }
 
 QUICK: dict[str, Plan] = {
@@ -61,6 +64,7 @@ QUICK: dict[str, Plan] = {
         *("--budget-s", "45", "--processes", "1", "--ceiling-rounds", "1", "--no-profile"),
         *("--output", str(out)),
     ],
+    "bench_dispatch": lambda out: ["--events", "1000", "--rounds", "2", "--output", str(out)],
 }
 
 FULL: dict[str, Plan] = {name: (lambda out: []) for name in QUICK}
