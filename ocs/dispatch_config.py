@@ -25,6 +25,17 @@ from balance.keys import TENANT_ID_RE
 from ocs.dispatch_core import Policy
 
 PLUGINS_MAX = 32
+# The dispatch file's keys (the docs' key check reads these as known vocabulary).
+POLICY_KEYS = frozenset({"attempts_max", "backoff_base_s", "backoff_max_s"})
+SETTINGS_KEYS = frozenset(
+    {"poll_s", "read_count", "claim_idle_s", "handle_timeout_s", "scan_every_s", "trim",
+     "streams_in_flight"}
+)  # fmt: skip
+PLUGIN_OPTION_KEYS = frozenset(
+    {"url", "secret", "secret_env", "timeout_s", "host_mno", "namespace", "operations",
+     "username", "password", "host", "port", "from", "to", "starttls", "language", "currency",
+     "templates", "directory", "interval_s", "batch_max", "prefix"}
+)  # fmt: skip
 NAME_MAX = 64
 
 

@@ -56,6 +56,11 @@ def _other_vocabulary() -> set[str]:
     for value in vars(loader).values():
         if isinstance(value, frozenset) and all(isinstance(v, str) for v in value):
             names |= value
+    from ocs import dispatch_config  # the dispatch file's keys and plug-in options
+
+    for value in vars(dispatch_config).values():
+        if isinstance(value, frozenset) and all(isinstance(v, str) for v in value):
+            names |= value
     for struct in (Bucket, LedgerRecord, RecordContext, UsageRow):
         names |= set(struct.__struct_fields__)
     return names
