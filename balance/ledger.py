@@ -39,10 +39,13 @@ from balance.records import (
     CcrResult,
     DebitPayload,
     DebitResult,
+    OfflinePayload,
+    OfflineResult,
     OnExhaust,
     OpResult,
     PriceTuple,
     RatingGroupRequest,
+    RecordContext,
     StreamRecord,
     UsedLeg,
     price_tuple,
@@ -64,6 +67,7 @@ _CCR_DECODER = msgspec.msgpack.Decoder(CcrPayload)
 _SUMMARY_DECODER = msgspec.msgpack.Decoder(AccountSummary)
 _DEBIT_DECODER = msgspec.msgpack.Decoder(DebitPayload)
 _ACCOUNT_DECODER = msgspec.msgpack.Decoder(Account)
+_OFFLINE_DECODER = msgspec.msgpack.Decoder(OfflinePayload)
 _EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
 
 _SCRIPTS = ScriptSet.load()
@@ -419,6 +423,58 @@ class Ledger:
         payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
         replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload)
         return DebitResult(_DEBIT_DECODER.decode(raw), bool(replayed))
+
+    def offline_usage(
+        self,
+        subscriber: str,
+        op_id: str,
+        *,
+        service: str,
+        rating_group: int,
+        legs: Sequence[UsedLeg],
+        kinds: Sequence[str] = (),
+        on_exhaust: OnExhaust = OnExhaust.PAYG,
+        block_kinds: Sequence[str] = (),
+        context: RecordContext,
+        usage_at_s: float,
+        now_s: float,
+    ) -> asyncio.Future[OfflineResult]:
+        """Commit usage already consumed (an offline xDR record), with no session: bundles
+        live at ``usage_at_s`` pay, then money; the rest is leakage on the record, never a
+        refusal. ``UnknownAccount`` when there is no account; ``OperationConflict`` when
+        ``op_id`` was applied with other content. The digest leaves ``context`` out: the same
+        record found again in another file (another file:line) is a replay, not a conflict.
+
+        Returns a future (a task), so an importer can keep hundreds in flight: calls made in
+        one event-loop turn leave as one pipeline."""
+        if not legs:
+            raise InvalidRequest("offline usage needs at least one leg")
+        _, key_list = self._account_keys(subscriber, op_id)
+        fields = [
+            service,
+            rating_group,
+            _legs(legs),
+            list(kinds),
+            1 if on_exhaust is OnExhaust.PAYG else 0,
+            list(block_kinds),
+        ]
+        digest = content_digest("offline", subscriber, usage_at_s, *fields)
+        payload = [
+            op_id,
+            digest,
+            self.tenant,
+            subscriber,
+            now_s,
+            self.idempotency_ttl_s,
+            *fields,
+            context,
+            usage_at_s,
+        ]
+        return asyncio.ensure_future(self._offline(key_list, payload))
+
+    async def _offline(self, key_list: list[str], payload: list[Any]) -> OfflineResult:
+        replayed, raw = await self._run(_SCRIPTS["offline"], key_list, payload)
+        return OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed))
 
     async def refund(
         self,

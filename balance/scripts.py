@@ -36,6 +36,7 @@ SCRIPT_FLAGS: dict[str, str] = {
     "state": "",
     "bucket": "",
     "debit": "",
+    "offline": "",
     "refund": "",
     "expire": "",
     "price_check": "no-writes",
