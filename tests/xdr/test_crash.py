@@ -17,11 +17,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from balance import keys
-from tests.support.charging import DEMO_CATALOG, TUESDAY_10_BERLIN, demo_directory
 from balance.ledger import _ACCOUNT_DECODER
+from tests.support.charging import DEMO_CATALOG, TUESDAY_10_BERLIN, demo_directory
 from tests.xdr.conftest import _DECODER, HEADER, Xdr
 from usage.xdr.importer import FileImport, ImportOptions
-from usage.xdr.manifest import ManifestStore
 
 RECORDS = 12_000
 ROOT = Path(__file__).resolve().parents[2]
