@@ -470,11 +470,55 @@ class Ledger:
             context,
             usage_at_s,
         ]
-        return asyncio.ensure_future(self._offline(key_list, payload))
+        encoded = _ENCODER.encode(payload)
+        script = _SCRIPTS["offline"]
+        loop = asyncio.get_running_loop()
+        # As credit_control: written at once on the lean connection, settled from a callback
+        # (no task per record), else the full path.
+        if self._in_flight.try_enter():
+            try:
+                reply = self._scripts.start(script, key_list, [encoded])
+            except BaseException:
+                self._in_flight.leave()
+                raise
+            if reply is not None:
+                result: asyncio.Future[OfflineResult] = loop.create_future()
+                reply.add_done_callback(
+                    functools.partial(self._offline_replied, result, key_list, encoded)
+                )
+                return result
+            self._in_flight.leave()
+        return loop.create_task(self._offline_slow(key_list, encoded))
 
-    async def _offline(self, key_list: list[str], payload: list[Any]) -> OfflineResult:
-        replayed, raw = await self._run(_SCRIPTS["offline"], key_list, payload)
+    async def _offline_slow(self, key_list: list[str], encoded: bytes) -> OfflineResult:
+        replayed, raw = await self._run_encoded(_SCRIPTS["offline"], key_list, encoded)
         return OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed))
+
+    def _offline_replied(
+        self,
+        result: asyncio.Future[OfflineResult],
+        key_list: list[str],
+        encoded: bytes,
+        reply: asyncio.Future[Any],
+    ) -> None:
+        self._in_flight.leave()
+        if result.done():
+            return
+        error = reply.exception() if not reply.cancelled() else RedisConnectionError("cancelled")
+        if error is None:
+            try:
+                replayed, raw = reply.result()
+                result.set_result(OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed)))
+            except Exception as exc:
+                result.set_exception(exc)
+            return
+        if isinstance(error, RedisConnectionError) or (
+            isinstance(error, ResponseError) and function_missing(error)
+        ):
+            retry = asyncio.ensure_future(self._offline_slow(key_list, encoded))
+            retry.add_done_callback(functools.partial(_copy_outcome, result))
+            return
+        result.set_exception(_ledger_error(_SCRIPTS["offline"], error))
 
     async def refund(
         self,

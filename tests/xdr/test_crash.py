@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -49,7 +50,7 @@ async def snapshot(client: aioredis.Redis) -> tuple[dict[str, int], dict[str, in
     for tenant in ("acme", "globex"):
         for shard in range(keys.VSHARDS):
             prefix = keys.shard_prefix(tenant, shard)
-            entries = await client.xrange(keys.stream_key(prefix))
+            entries: Any = await client.xrange(keys.stream_key(prefix))
             for _, fields in entries:
                 record = _DECODER.decode(fields[b"r"])
                 if record.kind != "usage":
@@ -59,8 +60,10 @@ async def snapshot(client: aioredis.Redis) -> tuple[dict[str, int], dict[str, in
                 sums["wholesale"] += record.wholesale
                 sums["leakage"] += record.leakage_money
                 sums["units"] += record.units
-    for key in await client.keys("*:a:*"):
-        balances[key.decode()] = _ACCOUNT_DECODER.decode(await client.get(key)).balance
+    names: Any = await client.keys("*:a:*")
+    for key in names:
+        raw: Any = await client.get(key)
+        balances[key.decode()] = _ACCOUNT_DECODER.decode(raw).balance
     return balances, sums, ops
 
 

@@ -43,6 +43,7 @@ UNRESOLVED = "-"
 LedgerFor = Callable[[str], Awaitable[Ledger]]
 StoredOps = Callable[[str, Sequence[str]], Awaitable[set[str]]]
 """(tenant, op ids) → the ones the usage store already holds."""
+_Call = tuple[RatedRecord, str, "asyncio.Future[OfflineResult] | None"]
 Progress = Callable[[int], None]
 """Called with the bytes consumed so far."""
 
@@ -219,6 +220,7 @@ class FileImport:
     async def _lines(self) -> None:
         builder = RecordBuilder(self.mapping)
         batch: list[tuple[RatedRecord, str]] = []
+        pending: tuple[list[_Call], list[Any]] | None = None
         with self.path.open("rb") as stream:
             reader = LineReader(self.mapping, stream)
             for raw in reader:
@@ -231,7 +233,7 @@ class FileImport:
                         )
                     ref = self.rater.resolve(record)
                     tenant = ref.tenant
-                    rated = self.rater.rate(record)
+                    rated = self.rater.rate(record, ref)
                 except Rejected as error:
                     self._totals(tenant).read += 1
                     self._reject(tenant, raw.line, error, raw.text)
@@ -242,7 +244,12 @@ class FileImport:
                 if not (self.options.rate_only or self.options.dry_run):
                     batch.append((rated, raw.text))
                     if len(batch) >= self.options.batch_size:
-                        await self._charge(batch)
+                        # One batch in flight while the next is parsed and rated: Redis and
+                        # Python work at once, and a batch leaves only once the one before it
+                        # is settled, so each subscriber's records apply in file order.
+                        if pending is not None:
+                            await self._settle(*pending)
+                        pending = await self._launch(batch)
                         batch = []
                         self._report(reader.position)
                 else:
@@ -251,15 +258,19 @@ class FileImport:
                     if totals.rated % self.options.batch_size == 0:
                         self._report(reader.position)
                         await asyncio.sleep(0)
+            if pending is not None:
+                await self._settle(*pending)
             if batch:
-                await self._charge(batch)
+                await self._settle(*await self._launch(batch))
             self._report(reader.position)
 
     def _report(self, position: int) -> None:
         if self.progress is not None:
             self.progress(position)
 
-    async def _charge(self, batch: list[tuple[RatedRecord, str]]) -> None:
+    async def _launch(self, batch: list[tuple[RatedRecord, str]]) -> tuple[list[_Call], list[Any]]:
+        """Send one batch's ledger calls (one pipeline per tenant); returns what ``_settle``
+        needs. Op ids the usage store already holds are not sent."""
         assert self.ledger_for is not None
         mno = self.options.mno
         stored: set[str] = set()
@@ -271,7 +282,7 @@ class FileImport:
                 stored |= await self.already_stored(tenant, op_ids)
         now = self.now()
         file = self.path.name
-        calls: list[tuple[RatedRecord, str, asyncio.Future[OfflineResult] | None]] = []
+        calls: list[_Call] = []
         for rated, text in batch:
             op_id = rated.op_id(mno)
             if op_id in stored:
@@ -292,9 +303,12 @@ class FileImport:
                 now_s=now,
             )
             calls.append((rated, text, future))
-        outcomes = await asyncio.gather(
-            *(f for _, _, f in calls if f is not None), return_exceptions=True
-        )
+        futures = [f for _, _, f in calls if f is not None]
+        await asyncio.sleep(0)  # let calls that went the slow way (tasks) write themselves
+        return calls, futures
+
+    async def _settle(self, calls: list[_Call], futures: list[Any]) -> None:
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
         answers = iter(outcomes)
         for rated, text, sent in calls:
             totals = self._totals(rated.tenant)

@@ -44,6 +44,15 @@ class NumberRules(msgspec.Struct, frozen=True):
 
     def normalise(self, raw: str) -> str | None:
         """``raw`` as E.164 digits (no ``+``), or None when it cannot be a number."""
+        if (
+            raw[:1] == "+"
+            and "+" in self.international_prefixes
+            and raw[1:].isdigit()
+            and raw.isascii()
+            and self.min_digits < len(raw) <= E164_DIGITS_MAX + 1
+            and not any(raw.startswith(rule.prefix) for rule in self.rewrite)
+        ):
+            return raw[1:]  # the usual "+<digits>", answered without the general parse
         text = raw.strip()
         head = text[:5].lower()
         if head.startswith(("tel:", "sip:")):

@@ -40,8 +40,14 @@ class RawLine(msgspec.Struct, frozen=True):
 
 
 def _bad_text(text: str) -> bool:
-    # surrogateescape turns undecodable bytes into lone surrogates
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    """Undecodable bytes (surrogateescape made them lone surrogates, which UTF-8 refuses)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class LineReader:

@@ -131,8 +131,10 @@ class XdrRater:
             )
         return ref
 
-    def rate(self, record: XdrRecord) -> RatedRecord:
-        ref = self.resolve(record)
+    def rate(self, record: XdrRecord, ref: SubscriberRef | None = None) -> RatedRecord:
+        """Price ``record`` (``ref``: its subscriber when the caller resolved it already)."""
+        if ref is None:
+            ref = self.resolve(record)
         tenant = self.rater.tenant(ref.tenant)
         service_name = record.service.service
         service = tenant.service(service_name) if tenant is not None else None
@@ -165,6 +167,10 @@ class XdrRater:
                 legs = [UsedLeg(first.price_key, record.quantity, first.price)]
         except RatingError as exc:
             raise Rejected(Reason.NO_RATE, str(exc)) from None
+        full_retail = full_wholesale = 0
+        for leg in legs:
+            full_retail += retail(leg.price, leg.units)
+            full_wholesale += wholesale(leg.price, leg.units)
         return RatedRecord(
             record=record,
             tenant=ref.tenant,
@@ -175,8 +181,8 @@ class XdrRater:
             kinds=first.bucket_kinds,
             on_exhaust=OnExhaust(first.on_exhaust),
             block_kinds=first.block_kinds,
-            retail=sum(retail(leg.price, leg.units) for leg in legs),
-            wholesale=sum(wholesale(leg.price, leg.units) for leg in legs),
+            retail=full_retail,
+            wholesale=full_wholesale,
             rate_card_version=first.version,
             zone=first.zone,
             destination=first.destination or "",

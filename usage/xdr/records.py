@@ -6,7 +6,6 @@ Every field problem is a ``Rejected`` with its reason; nothing here knows tenant
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -14,6 +13,7 @@ import msgspec
 from usage.xdr.mapping import TIME_EPOCH, TIME_EPOCH_MS, Mapping, ServiceRule
 from usage.xdr.parse import RawLine
 from usage.xdr.rejects import Reason, Rejected
+from usage.xdr.times import TimeParser
 
 RECORD_ID_CHARS_MAX = 128
 TEXT_FIELD_CHARS_MAX = 256
@@ -46,6 +46,7 @@ class RecordBuilder:
         self.mapping = mapping
         self.numbers = mapping.numbers
         self.zone = ZoneInfo(mapping.timezone)
+        self.times = TimeParser(mapping.time_format, self.zone)
         service_column = mapping.column("service")
         value_map = dict(service_column.value_map) if service_column is not None else {}
         self.kinds: dict[str, ServiceRule] = {}
@@ -119,13 +120,9 @@ class RecordBuilder:
                     raise ValueError(f"{text!r} is not whole seconds")
                 value = int(text)
                 return value // 1000 if fmt == TIME_EPOCH_MS else value
-            moment = datetime.strptime(text, fmt)
+            return self.times.parse(text)
         except ValueError as exc:
             raise Rejected(Reason.UNPARSEABLE, f"start time: {exc}") from None
-        if moment.tzinfo is None:
-            # Local wall time of the MNO; an ambiguous hour (DST end) is read as the first.
-            moment = moment.replace(tzinfo=self.zone)
-        return int(moment.timestamp())
 
     @staticmethod
     def _integer(text: str, what: str) -> int:
