@@ -194,7 +194,14 @@ class FileImport:
         if charging and self.manifests is not None:
             done = self.manifests.find(sha)
             if done is not None:
-                return ImportResult(str(self.path), sha, done.tenants, already_imported=True)
+                # Nothing is charged this time: every record the first import read is a
+                # duplicate now (its figures stay in the manifest).
+                seen = {
+                    tenant: TenantTotals(read=t.read, duplicate=t.charged + t.duplicate)
+                    for tenant, t in done.tenants.items()
+                    if t.charged + t.duplicate
+                }
+                return ImportResult(str(self.path), sha, seen, already_imported=True)
         result = ImportResult(str(self.path), sha, self.tenants)
         try:
             await self._lines()
