@@ -161,10 +161,16 @@ def ledger_ceiling(server: EmbeddedRedis, function: str, requests: int, round_no
     return float(fields[0].rsplit(b",", 1)[-1].strip(b'"'))
 
 
-def run_import(
-    url: str, catalog: Path, state: Path, file: Path, *extra: str
-) -> tuple[float, int, dict[str, Any]]:
-    """Wall seconds, peak RSS (KiB) and the JSON summary of one ``ocs xdr import`` process."""
+class ImportRun(msgspec.Struct):
+    wall_s: float
+    cpu_s: float  # user + system CPU of the import process
+    peak_rss_kib: int
+    summary: dict[str, Any]
+
+
+def run_import(url: str, catalog: Path, state: Path, file: Path, *extra: str) -> ImportRun:
+    """Wall and CPU seconds, peak RSS (KiB) and the JSON summary of one ``ocs xdr import``
+    process (CPU is what a loaded, shared machine cannot distort much; wall time is)."""
     command = [
         sys.executable, "-m", "ocs", "xdr", "import", "--mno", "telco_de", "--catalog",
         str(catalog), "--redis-url", url, "--state-dir", str(state), "--json", *extra, str(file),
@@ -180,7 +186,20 @@ def run_import(
     if process.returncode not in (0, 1):
         raise RuntimeError(f"ocs xdr import failed: {stderr.decode()}")
     (summary,) = json.loads(stdout)
-    return elapsed, int(usage.ru_maxrss), summary
+    return ImportRun(elapsed, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss), summary)
+
+
+def fcall_usec_per_call(url: str) -> float:
+    client = redis.Redis.from_url(url)
+    stats: Any = client.info("commandstats")
+    client.close()
+    return float(stats.get("cmdstat_fcall", {}).get("usec_per_call", 0.0))
+
+
+def reset_stats(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    client.config_resetstat()
+    client.close()
 
 
 def totals(summary: dict[str, Any]) -> dict[str, int]:
@@ -220,23 +239,28 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(install(server.url, catalog))
                 ceiling = ledger_ceiling(server, function, args.ceiling_requests, round_no)
                 state = tmp / f"state{round_no}"
-                e2e_s, e2e_rss, summary = run_import(server.url, catalog, state, full)
-                rate_s, rate_rss, _ = run_import(server.url, catalog, state, full, "--rate-only")
-                _, small_rss, _ = run_import(server.url, catalog, state, small, "--rate-only")
-                again_s, _, again = run_import(server.url, catalog, state, full)
-            figures = totals(summary)
+                reset_stats(server.url)
+                e2e = run_import(server.url, catalog, state, full)
+                script_usec = fcall_usec_per_call(server.url)
+                rate = run_import(server.url, catalog, state, full, "--rate-only")
+                small_run = run_import(server.url, catalog, state, small, "--rate-only")
+                again = run_import(server.url, catalog, state, full)
+            figures = totals(e2e.summary)
             run = {
                 "ledger_ceiling_per_s": round(ceiling, 1),
-                "end_to_end_s": round(e2e_s, 2),
-                "end_to_end_per_s": round(args.records / e2e_s, 1),
-                "ratio_to_ceiling": round(args.records / e2e_s / ceiling, 3),
-                "rate_only_s": round(rate_s, 2),
-                "rate_only_per_s": round(args.records / rate_s, 1),
-                "peak_rss_kib_full": e2e_rss,
-                "peak_rss_kib_rate_only_full": rate_rss,
-                "peak_rss_kib_rate_only_tenth": small_rss,
-                "same_file_again_s": round(again_s, 2),
-                "same_file_again_recognised": bool(again["already_imported"]),
+                "end_to_end_s": round(e2e.wall_s, 2),
+                "end_to_end_per_s": round(args.records / e2e.wall_s, 1),
+                "ratio_to_ceiling": round(args.records / e2e.wall_s / ceiling, 3),
+                "end_to_end_cpu_us_per_record": round(e2e.cpu_s / args.records * 1e6, 1),
+                "redis_us_per_offline_script": round(script_usec, 1),
+                "rate_only_s": round(rate.wall_s, 2),
+                "rate_only_per_s": round(args.records / rate.wall_s, 1),
+                "rate_only_cpu_us_per_record": round(rate.cpu_s / args.records * 1e6, 1),
+                "peak_rss_kib_full": e2e.peak_rss_kib,
+                "peak_rss_kib_rate_only_full": rate.peak_rss_kib,
+                "peak_rss_kib_rate_only_tenth": small_run.peak_rss_kib,
+                "same_file_again_s": round(again.wall_s, 2),
+                "same_file_again_recognised": bool(again.summary["already_imported"]),
                 "charged": figures["charged"],
                 "rejected": figures["rejected"],
                 "retail_micro": figures["retail"],
@@ -246,15 +270,24 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             print(
                 f"round {round_no + 1}: end to end {run['end_to_end_per_s']:,.0f} records/s "
-                f"({e2e_s:.1f} s) vs ledger ceiling {ceiling:,.0f}/s: ratio "
-                f"{run['ratio_to_ceiling']:.3f}; rate-only {run['rate_only_per_s']:,.0f}/s; "
-                f"peak RSS {e2e_rss // 1024} MiB (rate-only: {rate_rss // 1024} MiB full, "
-                f"{small_rss // 1024} MiB a tenth); charged {figures['charged']:,}, "
-                f"rejected {figures['rejected']:,}"
+                f"({e2e.wall_s:.1f} s, {run['end_to_end_cpu_us_per_record']} us CPU/record, "
+                f"Redis {script_usec:.0f} us/script) vs ledger ceiling {ceiling:,.0f}/s: ratio "
+                f"{run['ratio_to_ceiling']:.3f}; rate-only {run['rate_only_per_s']:,.0f}/s "
+                f"({run['rate_only_cpu_us_per_record']} us CPU/record); peak RSS "
+                f"{e2e.peak_rss_kib // 1024} MiB (rate-only: {rate.peak_rss_kib // 1024} MiB "
+                f"full, {small_run.peak_rss_kib // 1024} MiB a tenth); charged "
+                f"{figures['charged']:,}, rejected {figures['rejected']:,}"
             )
     median = {
         key: statistics.median(r[key] for r in runs)
-        for key in ("end_to_end_per_s", "ledger_ceiling_per_s", "rate_only_per_s")
+        for key in (
+            "end_to_end_per_s",
+            "ledger_ceiling_per_s",
+            "rate_only_per_s",
+            "end_to_end_cpu_us_per_record",
+            "rate_only_cpu_us_per_record",
+            "redis_us_per_offline_script",
+        )
     }
     result = {
         "benchmark": "offline xDR import: ocs xdr import of a generated file",
@@ -268,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         "median_ledger_ceiling_per_s": round(median["ledger_ceiling_per_s"], 1),
         "median_ratio": round(median["end_to_end_per_s"] / median["ledger_ceiling_per_s"], 3),
         "median_rate_only_per_s": round(median["rate_only_per_s"], 1),
+        "median_end_to_end_cpu_us_per_record": median["end_to_end_cpu_us_per_record"],
+        "median_rate_only_cpu_us_per_record": median["rate_only_cpu_us_per_record"],
+        "median_redis_us_per_offline_script": median["redis_us_per_offline_script"],
         "notes": "end to end and rate-only are wall times of the whole `ocs xdr import` "
         "process (interpreter start, catalog and mapping load, sha256 of the file included); "
         "ceiling: redis-benchmark FCALL of the same offline function, 4 connections x 32 "
