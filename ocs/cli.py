@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ocs.commands import account, catalog, serve, sim, xdr
+from ocs.commands import account, catalog, serve, sim, store, usage, xdr
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, account, catalog, sim, xdr)
+COMMAND_MODULES = (serve, account, catalog, sim, store, usage, xdr)
 
 
 def build_parser() -> argparse.ArgumentParser:
