@@ -30,20 +30,24 @@ from rich.table import Table
 
 from balance.errors import LedgerError
 from balance.ledger import Ledger
-from ocs.config import ConfigError, load_config
+from ocs.config import ConfigError, StoreConfig, load_config
+from ocs.embedded_postgres import StoreSetupError
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
+from ocs.store_runtime import open_usage_store, store_url
 from tariffs.errors import CatalogError
 from tariffs.loader import load_catalog
+from usage.store import StoreError, UsageStore
 from usage.xdr.importer import (
     BATCH_SIZE_DEFAULT,
+    AlreadyStored,
     FileImport,
     ImportOptions,
     ImportResult,
-    StoredOps,
 )
 from usage.xdr.manifest import ManifestStore, TenantTotals
 from usage.xdr.mapping import Mapping, MappingError, load_mapping, mapping_path
 from usage.xdr.rate import XdrRater
+from usage.xdr.stored import StoredOps
 from usage.xdr.watch import INTERVAL_S_MAX, INTERVAL_S_MIN, DropWatcher
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
@@ -88,7 +92,15 @@ def register(sub: Any) -> None:
     imp.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="file manifests (var/xdr)")
     imp.add_argument("--redis-url", help="Redis URL (default: OCS_REDIS_URL, then --data-dir)")
     imp.add_argument("--data-dir", help="where `ocs serve` keeps its embedded Redis")
-    imp.add_argument("--config", metavar="FILE", help="TOML config ([redis], [ledger])")
+    imp.add_argument("--config", metavar="FILE", help="TOML config ([redis], [ledger], [store])")
+    imp.add_argument(
+        "--store-url",
+        help="usage store (default: OCS_STORE_URL, [store] url, then its data dir): op ids "
+        "it holds are duplicates however old",
+    )
+    imp.add_argument(
+        "--no-store", action="store_true", help="no usage store: the ledger's TTL only"
+    )
     imp.add_argument("--json", action="store_true", help="machine-readable summary")
     imp.set_defaults(func=run_import)
 
@@ -172,7 +184,10 @@ class _Run:
         self.client: aioredis.Redis | None = None
         self.ledgers: dict[str, Ledger] = {}
         self.ledger_limits: dict[str, Any] = {}
-        self.already_stored: StoredOps | None = None
+        self.already_stored: AlreadyStored | None = None
+        self.store_url: str | None = None
+        self.store_config: StoreConfig | None = None
+        self.store: UsageStore | None = None
 
     async def ledger(self, tenant: str) -> Ledger:
         ledger = self.ledgers.get(tenant)
@@ -224,6 +239,8 @@ class _Run:
             await ledger.aclose()  # closes its script connection (and the shared client)
         if self.client is not None:
             await self.client.aclose()
+        if self.store is not None:
+            await self.store.close()
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -274,9 +291,19 @@ def run_import(args: argparse.Namespace) -> int:
             return EXIT_REJECTS
         run.client = aioredis.Redis.from_url(url, socket_timeout=10.0)
         run.ledger_limits = dict(config.ledger.limits())
+        if not args.no_store:
+            try:
+                run.store_url = store_url(config.store, args.store_url)
+                run.store_config = config.store
+            except StoreSetupError:
+                print(
+                    "ocs xdr import: no usage store configured: records are recognised as "
+                    "duplicates for the ledger's idempotency TTL only (--store-url to add it)",
+                    file=sys.stderr,
+                )
     try:
         results = asyncio.run(_execute(run))
-    except (LedgerError, RedisError, OSError) as exc:
+    except (LedgerError, RedisError, StoreError, OSError) as exc:
         print(
             f"ocs xdr import: stopped: {exc}; import the same files again to finish",
             file=sys.stderr,
@@ -296,6 +323,9 @@ def run_import(args: argparse.Namespace) -> int:
 
 async def _execute(run: _Run) -> list[ImportResult]:
     try:
+        if run.store_url is not None and run.store_config is not None:
+            run.store = await open_usage_store(run.store_url, run.store_config, "ocs-xdr-import")
+            run.already_stored = StoredOps(run.store)
         if run.args.watch:
             watcher = DropWatcher(
                 Path(run.args.watch),

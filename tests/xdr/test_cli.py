@@ -21,7 +21,7 @@ GOLDEN = Path(__file__).parent / "golden"
 def argv(xdr: Xdr, redis_url: str, *extra: str) -> list[str]:
     return [
         "xdr", "import", "--mno", "telco_de", "--catalog", str(DEMO_CATALOG),
-        "--redis-url", redis_url, "--state-dir", str(xdr.tmp / "state"), *extra,
+        "--redis-url", redis_url, "--state-dir", str(xdr.tmp / "state"), "--no-store", *extra,
     ]  # fmt: skip
 
 

@@ -41,7 +41,7 @@ HASH_CHUNK_BYTES = 1 << 20
 UNRESOLVED = "-"
 
 LedgerFor = Callable[[str], Awaitable[Ledger]]
-StoredOps = Callable[[str, Sequence[str]], Awaitable[set[str]]]
+AlreadyStored = Callable[[str, Sequence[str]], Awaitable[set[str]]]
 """(tenant, op ids) → the ones the usage store already holds."""
 _Call = tuple[RatedRecord, str, "asyncio.Future[OfflineResult] | None"]
 Progress = Callable[[int], None]
@@ -156,7 +156,7 @@ class FileImport:
         ledger_for: LedgerFor | None,
         manifests: ManifestStore | None,
         now: Callable[[], float],
-        already_stored: StoredOps | None = None,
+        already_stored: AlreadyStored | None = None,
         progress: Progress | None = None,
     ) -> None:
         if not 0 < options.batch_size <= BATCH_SIZE_MAX:
