@@ -173,7 +173,8 @@ def run_import(url: str, catalog: Path, state: Path, file: Path, *extra: str) ->
     process (CPU is what a loaded, shared machine cannot distort much; wall time is)."""
     command = [
         sys.executable, "-m", "ocs", "xdr", "import", "--mno", "telco_de", "--catalog",
-        str(catalog), "--redis-url", url, "--state-dir", str(state), "--json", *extra, str(file),
+        str(catalog), "--redis-url", url, "--state-dir", str(state), "--json", "--no-store", *extra,
+        str(file),
     ]  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
