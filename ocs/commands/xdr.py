@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,12 +31,14 @@ from rich.table import Table
 
 from balance.errors import LedgerError
 from balance.ledger import Ledger
+from ocs.commands.usage import InputError, parse_time
 from ocs.config import ConfigError, StoreConfig, load_config
 from ocs.embedded_postgres import StoreSetupError
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
 from ocs.store_runtime import open_usage_store, store_url
 from tariffs.errors import CatalogError
 from tariffs.loader import load_catalog
+from usage.sql import EXPORT_COLUMNS
 from usage.store import StoreError, UsageStore
 from usage.xdr.importer import (
     BATCH_SIZE_DEFAULT,
@@ -47,6 +50,7 @@ from usage.xdr.importer import (
 from usage.xdr.manifest import ManifestStore, TenantTotals
 from usage.xdr.mapping import Mapping, MappingError, load_mapping, mapping_path
 from usage.xdr.rate import XdrRater
+from usage.xdr.rerate import Rerater, RerateReport, stored_usage
 from usage.xdr.stored import StoredOps
 from usage.xdr.watch import INTERVAL_S_MAX, INTERVAL_S_MIN, DropWatcher
 
@@ -103,6 +107,23 @@ def register(sub: Any) -> None:
     )
     imp.add_argument("--json", action="store_true", help="machine-readable summary")
     imp.set_defaults(func=run_import)
+
+    rerate = actions.add_parser(
+        "rerate", help="what-if: a period's stored usage priced with a candidate catalog"
+    )
+    rerate.add_argument("--tenant", required=True)
+    rerate.add_argument("--from", dest="start", metavar="TIME", required=True, help="included")
+    rerate.add_argument("--to", dest="end", metavar="TIME", required=True, help="excluded")
+    rerate.add_argument(
+        "--catalog", required=True, help="the candidate catalog (directory or tenant file)"
+    )
+    rerate.add_argument(
+        "--current", default=DEFAULT_CATALOG, help="the catalog in force (default examples/catalog)"
+    )
+    rerate.add_argument("--store-url", help="usage store (default: OCS_STORE_URL, [store])")
+    rerate.add_argument("--config", metavar="FILE", help="TOML config ([store])")
+    rerate.add_argument("--json", action="store_true", help="machine-readable report")
+    rerate.set_defaults(func=run_rerate)
 
 
 def _mapping(args: argparse.Namespace) -> Mapping | None:
@@ -338,3 +359,78 @@ async def _execute(run: _Run) -> list[ImportResult]:
         return [await run.import_file(Path(name)) for name in run.args.files]
     finally:
         await run.close()
+
+
+def rerate_table(report: RerateReport, currency: str) -> Table:
+    table = Table(title="re-rating: catalog in force -> candidate", box=box.SIMPLE_HEAD)
+    for name in ("service", "zone", "records", "units", "billed"):
+        table.add_column(name, justify="left" if name in ("service", "zone") else "right")
+    for name in ("retail", "wholesale", "margin"):
+        table.add_column(f"{name} now -> candidate (change)", justify="right")
+    for (service, zone), line in sorted(report.lines.items()):
+        table.add_row(
+            service,
+            zone,
+            f"{line.records:,}",
+            f"{line.units:,}",
+            money(line.billed),
+            *(
+                f"{money(now)} -> {money(new)} ({'+' if new >= now else '-'}"
+                f"{money(abs(new - now))}) {currency}"
+                for now, new in (
+                    (line.retail_now, line.retail_candidate),
+                    (line.wholesale_now, line.wholesale_candidate),
+                    (line.margin_now, line.margin_candidate),
+                )
+            ),
+        )
+    return table
+
+
+def run_rerate(args: argparse.Namespace) -> int:
+    try:
+        start = parse_time(args.start, "--from")
+        end = parse_time(args.end, "--to")
+        current = load_catalog(args.current)
+        candidate = load_catalog(args.catalog)
+        rerater = Rerater(current, candidate, args.tenant)
+        config = load_config(args.config)
+        url = store_url(config.store, args.store_url)
+    except CatalogError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return EXIT_USAGE
+    except (InputError, ValueError, ConfigError, StoreSetupError) as exc:
+        print(f"ocs xdr rerate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def read() -> None:
+        store = await open_usage_store(url, config.store, "ocs-xdr-rerate")
+        try:
+            async for chunk in store.iter_export(args.tenant, start, end):
+                for usage in stored_usage(chunk, EXPORT_COLUMNS):
+                    rerater.add(usage)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(read())
+    except (StoreError, OSError) as exc:
+        print(f"ocs xdr rerate: {exc}", file=sys.stderr)
+        return EXIT_REJECTS
+    report = rerater.report
+    tenant = candidate.tenant(args.tenant)
+    currency = tenant.currency if tenant is not None else ""
+    if args.json:
+        lines = [
+            {"service": service, "zone": zone, **msgspec.to_builtins(line),
+             "margin_now": line.margin_now, "margin_candidate": line.margin_candidate}
+            for (service, zone), line in sorted(report.lines.items())
+        ]  # fmt: skip
+        print(json.dumps({"currency": currency, "lines": lines, "unrated": report.unrated}))
+    else:
+        console = Console() if Console().is_terminal else Console(width=200)
+        console.print(rerate_table(report, currency))
+        for reason, count in sorted(report.unrated.items()):
+            print(f"unrated: {count:,} records: {reason}", file=sys.stderr)
+    return EXIT_REJECTS if report.unrated else EXIT_OK
