@@ -203,3 +203,36 @@ async def test_missing_header_column_rejects_the_file(xdr: Xdr) -> None:
     )
     assert result.rejected == 1
     assert not (xdr.tmp / "state").exists()  # no manifest: the file was not imported
+
+
+def test_id_set_grows_then_stops_at_its_bound() -> None:
+    from usage.xdr.importer import IdSet
+
+    ids = IdSet(capacity=8, slots_max=64)
+    assert all(ids.add(f"id{i}") for i in range(32))
+    assert not ids.add("id5") and not ids.add("id31")
+    assert ids.full
+    assert ids.add("id-new") and ids.add("id-new")  # not remembered once full
+    assert not ids.add("id0")  # still known
+
+
+async def test_duplicate_beyond_the_id_set_is_caught_by_the_ledger(xdr: Xdr) -> None:
+    from usage.xdr.importer import FileImport, IdSet, ImportOptions
+
+    path = xdr.write(
+        "d.csv",
+        line("same", "SMS-MO", f"{DAY} 10:00:00", "1"),
+        line("same", "SMS-MO", f"{DAY} 10:00:00", "1"),  # identical: a replay
+        line("same", "SMS-MO", f"{DAY} 10:05:00", "2"),  # other content: refused
+    )
+    importer = FileImport(
+        path, xdr.mapping, xdr.rater, ImportOptions(mno="telco_de", batch_size=1),
+        ledger_for=xdr.ledger, manifests=None, now=xdr.clock,
+    )  # fmt: skip
+    importer.ids = IdSet(capacity=2, slots_max=2)
+    importer.ids.full = True
+    result = await importer.run()
+    totals = result.tenants["acme"]
+    assert (totals.charged, totals.duplicate, totals.rejected) == (1, 1, 1)
+    assert [r["reason"] for r in rejects(result.rejects_path)] == ["duplicate_id"]
+    assert (await xdr.account("acme", ACME_1)).balance == OPENING - 90_000

@@ -2,7 +2,7 @@
 
 Memory stays flat in the file's size: lines are streamed, records go to the ledger in
 batches of ``batch_size`` (one pipeline each), rejects are written as they are found. The only
-state that grows is the in-file duplicate check, 16 bytes per record id (``IdSet``).
+state that grows is the in-file duplicate check (``IdSet``), and only up to 8 MiB.
 
 Idempotency, in three layers:
 1. the file manifest (``ManifestStore``): a file whose sha256 was imported to the end is
@@ -71,26 +71,38 @@ class ImportResult(msgspec.Struct):
 
 class IdSet:
     """The record ids of one file, as 64-bit hashes in an open-addressing table (16 bytes per
-    id at most half full, instead of ~100 for a set of strings). Two ids with one hash (odds
+    id at most half full, instead of ~100 for a set of strings), growing to ``slots_max``
+    slots (8 MiB: 512Ki ids) and no further, so memory is bounded whatever the file's size.
+
+    Past that, ids are no longer remembered; an id repeated in the file is then caught by the
+    ledger instead (the same op id: a replay, counted as duplicate, or with other content a
+    ``duplicate_id`` reject), so it is still never charged twice. Two ids with one hash (odds
     ~n²/2⁶⁵) would make the second a false duplicate: rejected, never charged twice."""
 
-    def __init__(self, capacity: int = 1 << 16) -> None:
+    def __init__(self, capacity: int = 1 << 16, slots_max: int = 1 << 20) -> None:
         self._slots = array("q", bytes(8 * capacity))
         self._mask = capacity - 1
         self._count = 0
+        self._slots_max = slots_max
+        self.full = False
 
     def add(self, key: str) -> bool:
-        """Add ``key``; False when it was there already."""
+        """Add ``key``; False when it was there already (or True, unremembered, when full)."""
         value = hash(key) or 1  # 0 marks an empty slot
         slots, mask = self._slots, self._mask
         index = value & mask
         while True:
             found = slots[index]
             if found == 0:
+                if self.full:
+                    return True
                 slots[index] = value
                 self._count += 1
                 if self._count * 2 > mask:
-                    self._grow()
+                    if mask + 1 >= self._slots_max:
+                        self.full = True
+                    else:
+                        self._grow()
                 return True
             if found == value:
                 return False
