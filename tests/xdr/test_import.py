@@ -236,3 +236,24 @@ async def test_duplicate_beyond_the_id_set_is_caught_by_the_ledger(xdr: Xdr) -> 
     assert (totals.charged, totals.duplicate, totals.rejected) == (1, 1, 1)
     assert [r["reason"] for r in rejects(result.rejects_path)] == ["duplicate_id"]
     assert (await xdr.account("acme", ACME_1)).balance == OPENING - 90_000
+
+
+async def test_file_with_rejects_imports_again_once_fixed(xdr: Xdr) -> None:
+    ledger = await xdr.ledger("acme")
+    path = xdr.write(
+        "fix.csv",
+        line("ok", "SMS-MO", f"{DAY} 10:00:00", "1"),
+        line("late", "SMS-MO", f"{DAY} 10:00:00", "1", msisdn=ACME_2),
+    )
+    prefix = keys.subscriber_prefix("acme", ACME_2)
+    raw = await xdr.client.get(keys.account_key(prefix, ACME_2))
+    await xdr.client.delete(keys.account_key(prefix, ACME_2))  # not installed yet
+    first = await xdr.run(path)
+    assert (first.tenants["acme"].charged, first.rejected) == (1, 1)
+    await xdr.client.set(keys.account_key(prefix, ACME_2), raw)  # installed now
+    again = await xdr.run(path)
+    assert not again.already_imported
+    totals = again.tenants["acme"]
+    assert (totals.charged, totals.duplicate, totals.rejected) == (1, 1, 0)
+    assert (await ledger.query(ACME_2)).balance == OPENING - 90_000
+    assert (await xdr.run(path)).already_imported  # clean now: recorded

@@ -5,8 +5,8 @@ batches of ``batch_size`` (one pipeline each), rejects are written as they are f
 state that grows is the in-file duplicate check (``IdSet``), and only up to 8 MiB.
 
 Idempotency, in three layers:
-1. the file manifest (``ManifestStore``): a file whose sha256 was imported to the end is
-   recognised at once and nothing is read again;
+1. the file manifest (``ManifestStore``): a file whose sha256 was imported to the end with
+   nothing rejected is recognised at once and nothing is read again;
 2. the usage store (``already_stored``, when one is configured): op ids it holds are
    duplicates, however old (beyond the ledger's idempotency TTL);
 3. the ledger: op id ``xdr:<mno>:<record id>`` applies once; the same id again is a replay
@@ -224,7 +224,9 @@ class FileImport:
             self.rejects.close()
         if self.rejects.count and self.rejects.path is not None:
             result.rejects_path = self.rejects.path
-        if charging and self.manifests is not None and result.layout_error is None:
+        # A file with rejects gets no manifest: once the cause is fixed (a range added, the
+        # mapping corrected) the same file imports again, its charged lines as duplicates.
+        if charging and self.manifests is not None and result.rejected == 0:
             self.manifests.save(
                 FileManifest(
                     sha256=sha,
