@@ -30,6 +30,12 @@ def test_same_as_strptime(fmt: str) -> None:
         assert parser.parse(text) == reference(text, fmt, BERLIN), text
 
 
+def test_odd_digits_get_strptimes_answer() -> None:
+    parser = TimeParser("%Y%m%d%H%M%S", BERLIN)
+    for text in ("2026111710", "202611171000"):
+        assert parser.parse(text) == reference(text, "%Y%m%d%H%M%S", BERLIN)
+
+
 def test_other_formats_use_strptime() -> None:
     parser = TimeParser("%Y-%m-%dT%H:%M:%S%z", BERLIN)
     assert parser._fast is None
