@@ -467,38 +467,56 @@ class Ledger:
             now_s,
             self.idempotency_ttl_s,
             *fields,
-            context,
             usage_at_s,
         ]
-        encoded = _ENCODER.encode(payload)
+        # The context travels as ARGV[2] and is copied onto the record byte for byte.
+        args = [_ENCODER.encode(payload), _ENCODER.encode(context)]
         script = _SCRIPTS["offline"]
         loop = asyncio.get_running_loop()
         # As credit_control: written at once on the lean connection, settled from a callback
         # (no task per record), else the full path.
         if self._in_flight.try_enter():
             try:
-                reply = self._scripts.start(script, key_list, [encoded])
+                reply = self._scripts.start(script, key_list, args)
             except BaseException:
                 self._in_flight.leave()
                 raise
             if reply is not None:
                 result: asyncio.Future[OfflineResult] = loop.create_future()
                 reply.add_done_callback(
-                    functools.partial(self._offline_replied, result, key_list, encoded)
+                    functools.partial(self._offline_replied, result, key_list, args)
                 )
                 return result
             self._in_flight.leave()
-        return loop.create_task(self._offline_slow(key_list, encoded))
+        return loop.create_task(self._offline_slow(key_list, args))
 
-    async def _offline_slow(self, key_list: list[str], encoded: bytes) -> OfflineResult:
-        replayed, raw = await self._run_encoded(_SCRIPTS["offline"], key_list, encoded)
+    async def _offline_slow(self, key_list: list[str], args: list[bytes]) -> OfflineResult:
+        """The full path of ``_run_encoded`` (slot wait, one retry on a lost connection,
+        typed errors) for a script with two arguments."""
+        script = _SCRIPTS["offline"]
+        try:
+            await self._in_flight.enter()
+        except QueueFull as exc:
+            raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
+        try:
+            try:
+                replayed, raw = await self._scripts.call(script, key_list, args)
+            except RedisConnectionError:
+                replayed, raw = await self._scripts.call(script, key_list, args)
+        except Exception as exc:
+            mapped = _ledger_error(script, exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        finally:
+            self._in_flight.leave()
         return OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed))
 
     def _offline_replied(
         self,
         result: asyncio.Future[OfflineResult],
         key_list: list[str],
-        encoded: bytes,
+        args: list[bytes],
         reply: asyncio.Future[Any],
     ) -> None:
         self._in_flight.leave()
@@ -515,7 +533,7 @@ class Ledger:
         if isinstance(error, RedisConnectionError) or (
             isinstance(error, ResponseError) and function_missing(error)
         ):
-            retry = asyncio.ensure_future(self._offline_slow(key_list, encoded))
+            retry = asyncio.ensure_future(self._offline_slow(key_list, args))
             retry.add_done_callback(functools.partial(_copy_outcome, result))
             return
         result.set_exception(_ledger_error(_SCRIPTS["offline"], error))

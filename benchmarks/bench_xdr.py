@@ -129,20 +129,22 @@ async def install(url: str, catalog_dir: Path) -> None:
     await client.aclose()
 
 
-def offline_payload() -> bytes:
-    """One offline record as offline.lua reads it, NUL-free for redis-benchmark (zeros as nil,
-    integer times): a 61 s call priced per second, context filled as the importer does."""
+def offline_payload() -> tuple[bytes, bytes]:
+    """One offline record as offline.lua reads it (request, context), NUL-free for
+    redis-benchmark (zeros as nil, integer times): a 61 s call priced per second, the context
+    filled as the importer fills it."""
     price = [None if v == 0 else v for v in price_tuple(Price(3, 2, 1, 5, 60, 1))]
-    context = ["offline", "telco_de", "4917099000001", "262019900000001", NOW_S,
-               "4915112345678", "", "", "", "", -1, "acme-2026-01", "EUR",
-               "bench.csv:12345"]  # fmt: skip
-    payload = msgspec.msgpack.encode(
+    request = msgspec.msgpack.encode(
         ["bench", "benchdigest", "acme", "4917099000001", NOW_S, 3600, "voice", 1,
-         [["acme:acme-2026-01:3", 61, price]], [], 1, [], context, NOW_S]
+         [["acme:acme-2026-01:3", 61, price]], [], 1, [], NOW_S]
     )  # fmt: skip
-    if b"\x00" in payload:
+    context = msgspec.msgpack.encode(
+        ["offline", "telco_de", "4917099000001", "262019900000001", NOW_S, "4915112345678",
+         "", "", "", "", -1, "acme-2026-01", "EUR", "bench.csv:12345"]
+    )  # fmt: skip
+    if b"\x00" in request + context:
         raise RuntimeError("the redis-benchmark payload must not contain NUL bytes")
-    return payload
+    return request, context
 
 
 def ledger_ceiling(server: EmbeddedRedis, function: str, requests: int, round_no: int) -> float:
@@ -153,7 +155,7 @@ def ledger_ceiling(server: EmbeddedRedis, function: str, requests: int, round_no
         "redis-benchmark", "-h", server.host, "-p", str(server.port), "-c", "4",
         "-n", str(requests), "-r", "1000000000", "-P", "32", "--csv",
         "FCALL", function, "3", keys.op_key(prefix, f"xb{round_no}:__rand_int__"),
-        keys.account_key(prefix, "4917099000001"), keys.stream_key(prefix), offline_payload(),
+        keys.account_key(prefix, "4917099000001"), keys.stream_key(prefix), *offline_payload(),
     ]  # fmt: skip
     out = subprocess.run(args, check=True, capture_output=True, timeout=600).stdout
     header, _, body = out.partition(b"\n")

@@ -1,10 +1,14 @@
 -- offline.lua: usage already consumed (an offline xDR record), committed without a session.
 -- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, service, rating_group,
---                  legs, kinds, payg(0/1), block_kinds, context, usage_at_s}
---   leg = {leg_key, units, price}; context = balance/records.py RecordContext (an array), put
---   untouched at position 19 of the record; usage_at_s = when the usage happened: the bundles
---   live then are the ones that pay (as they would have online).
+--                  legs, kinds, payg(0/1), block_kinds, usage_at_s}
+--   leg = {leg_key, units, price}; usage_at_s = when the usage happened: the bundles live then
+--   are the ones that pay (as they would have online).
+-- ARGV[2] record context: msgpack RecordContext (balance/records.py), never decoded here: it
+--   becomes field 19 of the record byte for byte (an 18-field record packs as array16
+--   0xdc 0x00 0x12; the 19-field one is that header with 0x13, the same body, then the
+--   context). It travels apart from the request, so it is not in the digest: the same record
+--   found again in another file (another file:line) is a replay, not a conflict.
 -- The usage is never refused: per leg, live buckets of the kinds pay first, then (payg) money
 -- at the leg's price as far as the balance (plus credit limit) goes; what is left unpaid is
 -- leakage (units and money) on the record. A blocked account is charged all the same: the
@@ -19,11 +23,16 @@ local service = str(req[7], 'service')
 local rg = int(req[8], 'rating_group', 0)
 local legs, kinds = req[9], req[10]
 local payg = int(req[11], 'payg', 0)
-local block_kinds, context = req[12], req[13]
-local usage_at = num(req[14], 'usage_at_s')
+local block_kinds = req[12]
+local usage_at = num(req[13], 'usage_at_s')
+local context = ARGV[2]
 if type(block_kinds) ~= 'table' then fail('BADARG', 'block_kinds must be a list') end
 for _, k in ipairs(block_kinds) do str(k, 'block kind') end
-if type(context) ~= 'table' then fail('BADARG', 'context must be a list') end
+if type(context) ~= 'string' or #context == 0 then fail('BADARG', 'record context missing') end
+local first_byte = string.byte(context, 1)
+if (first_byte < 144 or first_byte > 159) and first_byte ~= 220 then
+  fail('BADARG', 'record context must be a msgpack array')
+end
 if type(legs) ~= 'table' or #legs == 0 or #legs > 16 then fail('BADARG', 'legs: 1 to 16') end
 if type(kinds) ~= 'table' then fail('BADARG', 'kinds must be a list') end
 for _, k in ipairs(kinds) do str(k, 'kind') end
@@ -70,10 +79,10 @@ end
 local balance = acct[A_BALANCE]
 local result = mp_pack({total, bucket_total, retail_total, wholesale_total, leak_units,
   leak_money, balance})
-local rec = record('usage', tenant, subscriber, '', op_id, service, rg, total, retail_total,
-  wholesale_total, drawn, leak_units, leak_money, leg_out, now, balance, '', -retail_total)
-rec[19] = context
+local packed = mp_pack(record('usage', tenant, subscriber, '', op_id, service, rg, total,
+  retail_total, wholesale_total, drawn, leak_units, leak_money, leg_out, now, balance, '',
+  -retail_total))
 rcall('SET', KEYS[2], mp_pack(acct))
-append_record(KEYS[3], rec)
+rcall('XADD', KEYS[3], '*', 'r', '\220\0\19' .. ssub(packed, 4) .. context)
 idem_store(KEYS[1], digest, result, ttl)
 return {0, result}

@@ -323,7 +323,13 @@ def run_import(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
     try:
-        results = asyncio.run(_execute(run))
+        import uvloop  # the event loop of `ocs serve`: less CPU per ledger call
+
+        runner: Callable[[Any], list[ImportResult]] = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    try:
+        results = runner(_execute(run))
     except (LedgerError, RedisError, StoreError, OSError) as exc:
         print(
             f"ocs xdr import: stopped: {exc}; import the same files again to finish",
