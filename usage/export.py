@@ -1,40 +1,48 @@
 """Export files for billing systems: one tenant's records of a period as CSV, JSONL or Parquet,
 with a manifest modelled on TAP3's AuditControlInfo.
 
-Streaming: records come from the store in chunks through a server-side cursor run as the
-tenant's own role (``UsageStore.iter_export``), are written and forgotten; Parquet is written one
-row group at a time. Memory is bounded by a chunk / row group whatever the period holds.
+Everything is read as the tenant's own database role, in one REPEATABLE READ snapshot: the file
+can hold nothing of another tenant, and the manifest's figures describe exactly the file even
+while the exporter keeps inserting. Streaming, bounded memory whatever the period holds:
 
-The data file is written under a temporary name and renamed when complete; the manifest
-(``<out>.manifest.json``) is written last, so its presence says the file is whole. TAP3 names of
-the manifest's figures: record_count ~ callEventDetailsCount, earliest/latest record ~
-earliestCallTimeStamp / latestCallTimeStamp, totals ~ totalCharge (retail), plus the wholesale
-cost and leakage the settlement needs; money is integer micro-units of ``currency``.
+- CSV: the server formats it (``COPY (SELECT ...) TO STDOUT (FORMAT csv)``); blocks go straight
+  to the file.
+- JSONL: one ``row_to_json`` text per record through a server-side cursor, in chunks.
+- Parquet: the CSV stream goes to a temporary file, which pyarrow's streaming CSV reader turns
+  into row groups of ``PARQUET_ROW_GROUP_ROWS`` (typed: int64 money, UTC timestamps).
+
+Times are ISO 8601 UTC with microseconds (``2025-12-02T08:00:00.010000Z``) in every format; money
+is integer micro-units of ``currency``. The data file is written under a temporary name and
+renamed when complete; the manifest (``<out>.manifest.json``) is written last, so its presence
+says the file is whole. TAP3 names of its figures: record_count ~ callEventDetailsCount,
+earliest/latest record ~ earliestCallTimeStamp / latestCallTimeStamp, totals.retail ~
+totalCharge, plus the wholesale cost and leakage the settlement needs.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
 import os
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
+from psycopg import AsyncConnection
 
+from usage import sql as q
 from usage.sql import EXPORT_COLUMNS
-from usage.store import UsageStore
+from usage.store import TIME_MAX, TIME_MIN, UsageStore, check_tenant
 
 FORMATS = ("csv", "jsonl", "parquet")
 MANIFEST_VERSION = 1
-PARQUET_ROW_GROUP_ROWS = 50_000
+PARQUET_ROW_GROUP_ROWS = 100_000
+PARQUET_READ_BLOCK_BYTES = 8 << 20
+JSONL_CHUNK_ROWS = 5_000
 HASH_BLOCK_BYTES = 1 << 20
 MONEY_FIELDS = ("retail", "wholesale", "leakage_money", "money_delta")
-_COL = {name: i for i, name in enumerate(EXPORT_COLUMNS)}
 _TIME_COLUMNS = frozenset({"started_at", "ended_at", "stored_at"})
 _INT16 = frozenset({"role_of_node"})
 _INT32 = frozenset({"vshard"})
@@ -54,151 +62,104 @@ class ExportResult(msgspec.Struct, frozen=True):
     manifest: dict[str, Any]
 
 
-class _Writer(Protocol):
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
-    def close(self) -> None: ...
+async def _write_csv(conn: AsyncConnection[Any], params: dict[str, Any], path: Path) -> None:
+    with path.open("wb") as out:
+        async with conn.cursor() as cur, cur.copy(q.EXPORT_CSV_COPY, params) as copy:
+            async for block in copy:
+                out.write(block)
 
 
-def _text(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    return value
+async def _write_jsonl(conn: AsyncConnection[Any], params: dict[str, Any], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        async with conn.cursor(name="usage_export_jsonl") as cur:
+            await cur.execute(q.EXPORT_JSON_LINES, params)
+            while chunk := await cur.fetchmany(JSONL_CHUNK_ROWS):
+                out.write("\n".join(line for (line,) in chunk))
+                out.write("\n")
 
 
-class _CsvWriter:
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("w", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._file)
-        self._csv.writerow(EXPORT_COLUMNS)
+def _parquet_schema() -> Any:
+    import pyarrow as pa  # late: slow to import, parquet only
 
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._csv.writerows([_text(v) for v in row] for row in rows)
+    def kind(name: str) -> Any:
+        if name in _TIME_COLUMNS:
+            return pa.timestamp("us", tz="UTC")
+        if name in _INT16:
+            return pa.int16()
+        if name in _INT32:
+            return pa.int32()
+        if name in _INT64:
+            return pa.int64()
+        return pa.string()
 
-    def close(self) -> None:
-        self._file.close()
-
-
-class _JsonlWriter:
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("wb")
-        self._encoder = msgspec.json.Encoder()
-
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        records = [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in rows]
-        self._file.write(self._encoder.encode_lines(records))
-
-    def close(self) -> None:
-        self._file.close()
+    return pa.schema([pa.field(name, kind(name)) for name in EXPORT_COLUMNS])
 
 
-class _ParquetWriter:
-    """Buffers up to a row group of columns, then writes it (one row group per flush)."""
+def _csv_to_parquet(csv_path: Path, path: Path) -> None:
+    import pyarrow as pa  # late: slow to import, parquet only
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
-    def __init__(self, path: Path) -> None:
-        import pyarrow as pa  # late: slow to import, parquet only
-        import pyarrow.parquet as pq
-
-        def kind(name: str) -> Any:
-            if name in _TIME_COLUMNS:
-                return pa.timestamp("us", tz="UTC")
-            if name in _INT16:
-                return pa.int16()
-            if name in _INT32:
-                return pa.int32()
-            if name in _INT64:
-                return pa.int64()
-            return pa.string()
-
-        self._pa = pa
-        self._schema = pa.schema([pa.field(name, kind(name)) for name in EXPORT_COLUMNS])
-        self._writer = pq.ParquetWriter(str(path), self._schema, compression="zstd")
-        self._pending: list[tuple[Any, ...]] = []
-
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._pending.extend(rows)
-        if len(self._pending) >= PARQUET_ROW_GROUP_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        columns = list(zip(*self._pending, strict=True))
-        arrays = [
-            self._pa.array(column, type=field.type)
-            for column, field in zip(columns, self._schema, strict=True)
-        ]
-        batch = self._pa.RecordBatch.from_arrays(arrays, schema=self._schema)
-        self._writer.write_batch(batch, row_group_size=len(self._pending))
-        self._pending = []
-
-    def close(self) -> None:
-        self._flush()
-        self._writer.close()
+    schema = _parquet_schema()
+    reader = pacsv.open_csv(
+        str(csv_path),
+        read_options=pacsv.ReadOptions(block_size=PARQUET_READ_BLOCK_BYTES),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema,
+            strings_can_be_null=False,  # an empty text column is "", only times may be null
+            timestamp_parsers=["%Y-%m-%dT%H:%M:%S.%fZ", pacsv.ISO8601],
+        ),
+    )
+    pending: list[Any] = []
+    rows = 0
+    with pq.ParquetWriter(str(path), schema, compression="zstd") as writer:
+        for batch in reader:
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= PARQUET_ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(pending, schema), rows)
+                pending, rows = [], 0
+        if rows:
+            writer.write_table(pa.Table.from_batches(pending, schema), rows)
 
 
-def _open_writer(fmt: str, path: Path) -> _Writer:
-    if fmt == "csv":
-        return _CsvWriter(path)
-    if fmt == "jsonl":
-        return _JsonlWriter(path)
-    if fmt == "parquet":
-        return _ParquetWriter(path)
-    raise ExportError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+async def _write_parquet(conn: AsyncConnection[Any], params: dict[str, Any], path: Path) -> None:
+    staged = path.with_name(path.name + ".csv")
+    try:
+        await _write_csv(conn, params, staged)
+        _csv_to_parquet(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
-class _Audit:
-    """The manifest's figures, accumulated as the rows stream past (rows come oldest first)."""
+_WRITERS = {"csv": _write_csv, "jsonl": _write_jsonl, "parquet": _write_parquet}
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.by_currency: dict[str, dict[str, int]] = {}
-        self.first: tuple[Any, ...] | None = None
-        self.last: tuple[Any, ...] | None = None
 
-    def add(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        self.count += len(rows)
-        if self.first is None:
-            self.first = rows[0]
-        self.last = rows[-1]
-        cur_i = _COL["currency"]
-        money_i = [(name, _COL[name]) for name in MONEY_FIELDS]
-        for row in rows:
-            totals = self.by_currency.get(row[cur_i])
-            if totals is None:
-                totals = self.by_currency[row[cur_i]] = dict.fromkeys(MONEY_FIELDS, 0)
-            for name, i in money_i:
-                totals[name] += row[i]
-
-    @staticmethod
-    def _point(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
-        if row is None:
-            return None
-        return {
-            "ended_at": row[_COL["ended_at"]].astimezone(UTC).isoformat(),
-            "vshard": row[_COL["vshard"]],
-            "entry_id": row[_COL["entry_id"]],
+async def _audit(conn: AsyncConnection[Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's figures, by SQL in the file's snapshot."""
+    by_currency: dict[str, dict[str, int]] = {}
+    count = 0
+    for currency, n, *money in await (await conn.execute(q.EXPORT_TOTALS, params)).fetchall():
+        count += n
+        by_currency[currency] = {
+            name: int(value) for name, value in zip(MONEY_FIELDS, money, strict=True)
         }
-
-    def figures(self) -> dict[str, Any]:
-        currencies = sorted(self.by_currency)
-        totals = dict.fromkeys(MONEY_FIELDS, 0)
-        for per in self.by_currency.values():
-            for name in MONEY_FIELDS:
-                totals[name] += per[name]
-        return {
-            "record_count": self.count,
-            # One currency per file, as TAP3's localCurrency; null (see totals_by_currency)
-            # if the tenant's records carry several.
-            "currency": currencies[0] if len(currencies) == 1 else None,
-            "totals": totals,
-            "totals_by_currency": {c: self.by_currency[c] for c in currencies},
-            "earliest_record": self._point(self.first),
-            "latest_record": self._point(self.last),
-        }
+    totals = {name: sum(c[name] for c in by_currency.values()) for name in MONEY_FIELDS}
+    points = []
+    for query in (q.EXPORT_FIRST, q.EXPORT_LAST):
+        row = await (await conn.execute(query, params)).fetchone()
+        keys = ("ended_at", "vshard", "entry_id")
+        points.append(None if row is None else dict(zip(keys, row, strict=True)))
+    return {
+        "record_count": count,
+        # One currency per file, as TAP3's localCurrency; null (see totals_by_currency) if the
+        # tenant's records carry several.
+        "currency": next(iter(by_currency)) if len(by_currency) == 1 else None,
+        "totals": totals,
+        "totals_by_currency": by_currency,
+        "earliest_record": points[0],
+        "latest_record": points[1],
+    }
 
 
 def sha256_of(path: Path) -> str:
@@ -229,7 +190,6 @@ async def export(
     fmt: str,
     out: Path,
     *,
-    chunk_rows: int = 5_000,
     now: datetime | None = None,
 ) -> ExportResult:
     """Write the tenant's records with ``start <= ended_at < end`` to ``out`` in ``fmt``, then
@@ -237,20 +197,27 @@ async def export(
     ``ExportError`` when the file cannot be written."""
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    for bound, what in ((start, "start"), (end, "end")):
+        if bound is not None and bound.tzinfo is None:
+            raise ExportError(f"{what}: a time zone is required")
+    params = {
+        "tenant": check_tenant(tenant),
+        "start": start or TIME_MIN,
+        "end": end or TIME_MAX,
+    }
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        writer = _open_writer(fmt, tmp)
+        tmp.touch()
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    audit = _Audit()
     try:
-        async for chunk in store.iter_export(tenant, start, end, chunk_rows=chunk_rows):
-            writer.write(chunk)
-            audit.add(chunk)
-        writer.close()
+        async with store.as_tenant(tenant, snapshot=True) as conn:
+            # One COPY of a long period outlasts [store] statement_timeout_s: the period bounds it.
+            await conn.execute(q.NO_STATEMENT_TIMEOUT)
+            await _WRITERS[fmt](conn, params, tmp)
+            figures = await _audit(conn, params)
         os.replace(tmp, out)
     except BaseException:
-        writer.close()
         tmp.unlink(missing_ok=True)
         raise
     manifest_path = out.with_name(out.name + ".manifest.json")
@@ -267,7 +234,7 @@ async def export(
             "bytes": out.stat().st_size,
             "sha256": sha256_of(out),
         },
-        **audit.figures(),
+        **figures,
         "money_unit": "integer micro-units (1e-6) of the currency",
         "columns": list(EXPORT_COLUMNS),
         "created_at": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),

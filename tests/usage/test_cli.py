@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ocs.cli import main
+from ocs.embedded_postgres import EmbeddedPostgres
 from tests.usage.rows import DEC_02, MAR_05, NOV_15, make_rows
 from usage.store import UsageStore
 
@@ -36,7 +37,7 @@ def seeded(store_url: str) -> str:
 
 def test_store_migrate_and_status(seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["store", "migrate", "--store-url", seeded]) == 0
-    assert capsys.readouterr().out.strip() == "schema up to date"
+    assert capsys.readouterr().out.splitlines() == ["schema up to date", "tenant roles checked: 2"]
     assert main(["store", "status", "--store-url", seeded]) == 0
     out = capsys.readouterr().out
     assert "migration 0003_isolation: applied" in out
@@ -93,3 +94,26 @@ def test_commands_without_a_store_say_where_they_looked(
     monkeypatch.delenv("OCS_STORE_URL", raising=False)
     assert main(["usage", "totals", "--tenant", "a", "--data-dir", str(tmp_path)]) == 2
     assert "no usage store to talk to" in capsys.readouterr().err
+
+
+def test_migrate_recreates_a_missing_tenant_role(
+    store_url: str, postgres_server: EmbeddedPostgres, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As after restoring a dump into another cluster: the database knows the tenant, the
+    cluster has no role for it."""
+
+    async def store_rows() -> None:
+        store = await UsageStore.open(store_url, pool_max=1)
+        try:
+            await store.store_batch(make_rows("restored-t", 2))
+        finally:
+            await store.close()
+
+    asyncio.run(store_rows())
+    with postgres_server.superuser_connect() as conn:
+        conn.execute('DROP ROLE "ocs_t_restored-t"')
+    assert main(["store", "migrate", "--store-url", store_url]) == 0
+    capsys.readouterr()
+    args = ["usage", "totals", "--store-url", store_url, "--tenant", "restored-t", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 2
