@@ -257,3 +257,21 @@ async def test_file_with_rejects_imports_again_once_fixed(xdr: Xdr) -> None:
     assert (totals.charged, totals.duplicate, totals.rejected) == (1, 1, 0)
     assert (await ledger.query(ACME_2)).balance == OPENING - 90_000
     assert (await xdr.run(path)).already_imported  # clean now: recorded
+
+
+async def test_tenant_option_rejects_other_tenants_records(xdr: Xdr) -> None:
+    from usage.xdr.rate import XdrRater
+
+    xdr.rater = XdrRater(xdr.rater.catalog, tenant="globex")
+    path = xdr.write(
+        "t.csv",
+        line("g1", "SMS-MO", f"{DAY} 10:00:00", "1", msisdn=GLOBEX_1),
+        line("a1", "SMS-MO", f"{DAY} 10:00:00", "1"),
+    )
+    result = await xdr.run(path)
+    assert result.tenants["globex"].charged == 1
+    assert [(r["line"], r["reason"]) for r in rejects(result.rejects_path)] == [
+        ("3", "unknown_subscriber")
+    ]
+    assert "belongs to acme, not globex" in rejects(result.rejects_path)[0]["detail"]
+    assert (await xdr.account("acme", ACME_1)).balance == OPENING
