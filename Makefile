@@ -13,14 +13,19 @@ $(STAMP): pyproject.toml
 
 deps: sysdeps $(STAMP)
 
+# Settlement PDFs (WeasyPrint) need Pango and a font: DejaVu from Debian.
 sysdeps:
-	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools
+	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
+		'/usr/lib/*/libpango-1.0.so.0:libpango-1.0-0' \
+		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 
 # Kamailio's http_client module (tests/interop/test_kamailio.py) is a file, not a command.
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio \
-		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules'
+		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
+		'/usr/lib/*/libpango-1.0.so.0:libpango-1.0-0' \
+		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 
 run: deps
 	$(VENV)/bin/ocs serve --catalog $(CATALOG) $(ARGS)
