@@ -1,0 +1,399 @@
+"""The settlement queries, in one place (the schema and the period membership function are in
+``usage/migrations/0100_settlement.sql``). Every value is a bound parameter."""
+
+from __future__ import annotations
+
+from typing import Final
+
+SETTLEMENT_ROLE: Final = "ocs_settlement"
+
+OPEN_PERIOD: Final = """
+INSERT INTO settlement_periods (host_mno, month, timezone, month_start, month_end, currency,
+    home_zone, default_zone, zone_plmns, zone_plmn_names, zone_mccs, zone_mcc_names)
+VALUES (%(mno)s, %(month)s, %(tz)s, %(start)s, %(end)s, %(currency)s, %(home)s, %(default)s,
+    %(plmns)s, %(plmn_zones)s, %(mccs)s, %(mcc_zones)s)
+ON CONFLICT (host_mno, month) DO NOTHING
+RETURNING id
+"""
+
+PERIOD: Final = """
+SELECT id, state, invoice_file, detail_services, cutoff, identity
+FROM settlement_periods WHERE host_mno = %s AND month = %s
+FOR UPDATE
+"""
+
+PERIOD_READ: Final = """
+SELECT id, state, invoice_file, detail_services, cutoff, identity
+FROM settlement_periods WHERE host_mno = %s AND month = %s
+"""
+
+SET_STATE: Final = "UPDATE settlement_periods SET state = %s WHERE id = %s"
+
+ADD_TRANSITION: Final = """
+INSERT INTO settlement_transitions (period_id, seq, from_state, to_state, event, actor, at, note)
+SELECT %(pid)s, coalesce(max(seq), 0) + 1, %(from)s, %(to)s, %(event)s, %(actor)s, %(at)s, %(note)s
+FROM settlement_transitions WHERE period_id = %(pid)s
+"""
+
+TRANSITIONS: Final = """
+SELECT seq, from_state, to_state, event, actor, at, note
+FROM settlement_transitions WHERE period_id = %s ORDER BY seq
+"""
+
+DELETE_INVOICE: Final = "DELETE FROM settlement_invoice_lines WHERE period_id = %s"
+COPY_INVOICE: Final = """
+COPY settlement_invoice_lines (period_id, line, day, service, zone, quantity, amount) FROM STDIN
+"""
+SET_INVOICE_FILE: Final = "UPDATE settlement_periods SET invoice_file = %s WHERE id = %s"
+
+# -- detail files: COPY into a text staging table, check every field in SQL, then convert ------
+
+CREATE_DETAIL_STAGE: Final = """
+CREATE TEMP TABLE settle_detail_stage (
+    line bigint GENERATED ALWAYS AS IDENTITY,
+    record_id text, imsi text, service text, zone text, started_at text,
+    quantity text, unit text, amount text, currency text
+) ON COMMIT DROP
+"""
+DETAIL_COLUMNS: Final = (
+    "record_id",
+    "imsi",
+    "service",
+    "zone",
+    "started_at",
+    "quantity",
+    "unit",
+    "amount",
+    "currency",
+)
+COPY_DETAIL: Final = """
+COPY settle_detail_stage (record_id, imsi, service, zone, started_at, quantity, unit, amount,
+    currency) FROM STDIN WITH (FORMAT csv, HEADER true)
+"""
+# One row per bad field, in file order (line + 1: the header is line 1).
+DETAIL_PROBLEMS: Final = r"""
+SELECT line + 1, field, message FROM (
+    SELECT s.line, v.field, v.message
+    FROM settle_detail_stage s
+    LEFT JOIN unnest(%(services)s::text[], %(units)s::text[]) AS svc(name, unit)
+           ON svc.name = s.service
+    CROSS JOIN LATERAL (VALUES
+        ('record_id', CASE WHEN coalesce(s.record_id, '') = '' OR length(s.record_id) > 128
+                           THEN 'must be 1..128 characters' END),
+        ('imsi', CASE WHEN coalesce(s.imsi, '') !~ '^[0-9]{5,15}$'
+                      THEN quote_literal(coalesce(s.imsi, ''))
+                           || ' is not an IMSI (5-15 digits)' END),
+        ('service', CASE WHEN svc.name IS NULL
+                         THEN quote_literal(coalesce(s.service, ''))
+                              || ' is not a service of the MNO' END),
+        ('zone', CASE WHEN NOT coalesce(s.zone, '') = ANY(%(zones)s::text[])
+                      THEN quote_literal(coalesce(s.zone, '')) || ' is not a zone of the MNO' END),
+        ('started_at', CASE WHEN coalesce(s.started_at, '') !~ (
+              '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?'
+              || '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$')
+                            THEN quote_literal(coalesce(s.started_at, ''))
+                                 || ' is not an ISO 8601 time with an offset' END),
+        ('quantity', CASE WHEN coalesce(s.quantity, '') !~ '^[0-9]{1,18}$'
+                          THEN quote_literal(coalesce(s.quantity, ''))
+                               || ' is not a whole number' END),
+        ('unit', CASE WHEN svc.name IS NOT NULL AND s.unit IS DISTINCT FROM svc.unit
+                      THEN quote_literal(coalesce(s.unit, '')) || ': ' || s.service
+                           || ' is counted in ' || svc.unit END),
+        ('amount', CASE WHEN coalesce(s.amount, '') !~ '^-?[0-9]{1,13}(\.[0-9]{1,6})?$'
+                        THEN quote_literal(coalesce(s.amount, ''))
+                             || ' is not an amount (at most 6 decimals)' END),
+        ('currency', CASE WHEN s.currency IS DISTINCT FROM %(currency)s
+                          THEN quote_literal(coalesce(s.currency, '')) || ': the MNO invoices in '
+                               || %(currency)s END)
+    ) AS v(field, message)
+    WHERE v.message IS NOT NULL
+) bad
+ORDER BY line, field
+LIMIT %(limit)s
+"""
+DETAIL_DUPLICATE_IDS: Final = """
+SELECT min(line) + 1, max(line) + 1, record_id FROM settle_detail_stage
+GROUP BY record_id HAVING count(*) > 1 ORDER BY 1 LIMIT %(limit)s
+"""
+DELETE_DETAIL: Final = "DELETE FROM settlement_detail_records WHERE period_id = %s"
+INSERT_DETAIL: Final = """
+INSERT INTO settlement_detail_records
+    (period_id, line, record_ref, imsi, service, zone, started_at, quantity, amount)
+SELECT %(pid)s, line + 1, record_id, imsi, service, zone, started_at::timestamptz,
+       quantity::bigint, (amount::numeric * 1000000)::bigint
+FROM settle_detail_stage
+"""
+SET_DETAIL_SERVICES: Final = """
+UPDATE settlement_periods SET detail_services = ARRAY(
+    SELECT DISTINCT service FROM settlement_detail_records WHERE period_id = %(pid)s ORDER BY 1)
+WHERE id = %(pid)s
+RETURNING detail_services
+"""
+
+# -- reconciliation ----------------------------------------------------------------------------
+
+SET_CUTOFF: Final = "UPDATE settlement_periods SET cutoff = clock_timestamp() WHERE id = %s"
+CLEAR_RESULTS: Final = """
+DELETE FROM settlement_discrepancies WHERE period_id = %(pid)s;
+DELETE FROM settlement_allocations WHERE period_id = %(pid)s;
+"""
+# The period's records, once, in a temporary table: every later step reads this snapshot.
+CREATE_OURS: Final = """
+CREATE TEMP TABLE settle_ours ON COMMIT DROP AS
+SELECT row_number() OVER () AS id, r.*
+FROM settlement_period_records(%(pid)s) AS r
+"""
+ALLOCATE: Final = """
+INSERT INTO settlement_allocations
+    (period_id, tenant, service, unit, records, quantity, wholesale, subscribers)
+SELECT %(pid)s, tenant, service, max(unit), count(*), sum(quantity), sum(amount),
+       count(DISTINCT subscriber)
+FROM settle_ours GROUP BY tenant, service
+"""
+OUR_CELLS: Final = """
+SELECT tenant, day::text, service, zone, sum(quantity)::bigint, sum(amount)::bigint
+FROM settle_ours WHERE NOT service = ANY(%(covered)s::text[])
+GROUP BY tenant, day, service, zone
+"""
+INVOICE_LINES: Final = """
+SELECT line, day::text, service, zone, quantity, amount
+FROM settlement_invoice_lines WHERE period_id = %s ORDER BY line
+"""
+DETAIL_CELLS: Final = """
+SELECT (d.started_at AT TIME ZONE p.timezone)::date::text, d.service, d.zone,
+       sum(d.quantity)::bigint, sum(d.amount)::bigint
+FROM settlement_detail_records d JOIN settlement_periods p ON p.id = d.period_id
+WHERE d.period_id = %(pid)s
+GROUP BY 1, 2, 3
+"""
+INSERT_DISCREPANCY: Final = """
+INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
+    our_quantity, their_quantity, our_amount, their_amount, delta, disputable, evidence)
+VALUES (%s, %s, %s, %s, %s::date, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+# Record matching (settlement/matching.py states the rules; this is the same in SQL).
+MATCH_SETUP: Final = """
+CREATE TEMP TABLE m_ours ON COMMIT DROP AS
+    SELECT id, tenant, imsi, service, t, day, zone, quantity AS q, amount AS a, ref
+    FROM settle_ours WHERE service = ANY(%(covered)s::text[]);
+CREATE TEMP TABLE m_theirs ON COMMIT DROP AS
+    SELECT d.line AS id, d.imsi, d.service,
+           floor(extract(epoch FROM d.started_at))::bigint AS t,
+           (d.started_at AT TIME ZONE p.timezone)::date AS day, d.zone,
+           d.quantity AS q, d.amount AS a, d.record_ref AS ref
+    FROM settlement_detail_records d JOIN settlement_periods p ON p.id = d.period_id
+    WHERE d.period_id = %(pid)s;
+CREATE TEMP TABLE m_pairs (our_id bigint NOT NULL, their_id bigint NOT NULL) ON COMMIT DROP;
+CREATE TEMP TABLE m_tol ON COMMIT DROP AS
+    SELECT * FROM unnest(%(tol_services)s::text[], %(tol_qa)s::bigint[], %(tol_qp)s::bigint[],
+                         %(tol_ma)s::bigint[], %(tol_mp)s::bigint[]) AS u(service, qa, qp, ma, mp);
+"""
+# Round 0: a (IMSI, service, start second) key held by exactly one record on each side is a
+# pair greedy takes (its Δstart 0 is unbeatable and unshared): one hash join for the bulk.
+MATCH_EXACT: Final = """
+INSERT INTO m_pairs
+SELECT o.id, t.id
+FROM (SELECT imsi, service, t, min(id) AS id FROM m_ours GROUP BY 1, 2, 3 HAVING count(*) = 1) o
+JOIN (SELECT imsi, service, t, min(id) AS id FROM m_theirs GROUP BY 1, 2, 3 HAVING count(*) = 1) t
+  USING (imsi, service, t)
+"""
+MATCH_LEFTOVERS: Final = """
+CREATE TEMP TABLE r_ours ON COMMIT DROP AS
+    SELECT o.* FROM m_ours o WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.our_id = o.id);
+CREATE TEMP TABLE r_theirs ON COMMIT DROP AS
+    SELECT t.* FROM m_theirs t WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.their_id = t.id);
+CREATE INDEX ON r_ours (imsi, service, t);
+ANALYZE r_ours;
+ANALYZE r_theirs;
+"""
+# Later rounds, on what is left: every pair that is each side's best (Δstart, Δquantity, id).
+MATCH_ROUND: Final = """
+WITH c AS (
+    SELECT o.id AS our_id, t.id AS their_id, abs(o.t - t.t) AS dt, abs(o.q - t.q) AS dq
+    FROM r_theirs t
+    JOIN r_ours o ON o.imsi = t.imsi AND o.service = t.service
+                 AND o.t BETWEEN t.t - %(window)s AND t.t + %(window)s
+), ranked AS (
+    SELECT our_id, their_id,
+           row_number() OVER (PARTITION BY their_id ORDER BY dt, dq, our_id) AS rt,
+           row_number() OVER (PARTITION BY our_id ORDER BY dt, dq, their_id) AS ro
+    FROM c
+), fresh AS (
+    INSERT INTO m_pairs SELECT our_id, their_id FROM ranked WHERE rt = 1 AND ro = 1
+    RETURNING our_id, their_id
+), gone_ours AS (
+    DELETE FROM r_ours WHERE id IN (SELECT our_id FROM fresh)
+), gone_theirs AS (
+    DELETE FROM r_theirs WHERE id IN (SELECT their_id FROM fresh)
+)
+SELECT count(*) FROM fresh
+"""
+# Classified pairs that differ at all (an exact pair is no discrepancy), then the unpaired.
+MATCH_RESULTS: Final = """
+INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
+    our_quantity, their_quantity, our_amount, their_amount, delta, disputable, evidence)
+SELECT %(pid)s, 'record',
+       CASE WHEN NOT w.q_ok THEN 'quantity_mismatch' WHEN NOT w.m_ok THEN 'price_mismatch'
+            ELSE 'matched' END,
+       o.tenant, t.day, t.service, t.zone, o.q, t.q, o.a, t.a, t.a - o.a,
+       NOT (w.q_ok AND w.m_ok), 'ours ' || o.ref || '; theirs line ' || t.id || ' ' || t.ref
+FROM m_pairs p
+JOIN m_ours o ON o.id = p.our_id
+JOIN m_theirs t ON t.id = p.their_id
+LEFT JOIN m_tol tol ON tol.service = o.service
+CROSS JOIN LATERAL (SELECT
+    settlement_within(o.q, t.q, coalesce(tol.qa, 0), coalesce(tol.qp, 0)) AS q_ok,
+    settlement_within(o.a, t.a, coalesce(tol.ma, 0), coalesce(tol.mp, 0)) AS m_ok) w
+WHERE o.q <> t.q OR o.a <> t.a;
+
+INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
+    our_quantity, their_quantity, our_amount, their_amount, delta, disputable, evidence)
+SELECT %(pid)s, 'record', 'missing_ours', coalesce(own.tenant, ''), t.day, t.service, t.zone,
+       0, t.q, 0, t.a, t.a, true, 'theirs line ' || t.id || ' ' || t.ref
+FROM r_theirs t
+LEFT JOIN LATERAL (
+    SELECT e.tenant
+    FROM unnest(%(entry_imsis)s::text[], %(entry_tenants)s::text[]) AS e(imsi, tenant)
+    WHERE e.imsi = t.imsi
+    UNION ALL
+    SELECT g.tenant
+    FROM unnest(%(range_first)s::numeric[], %(range_last)s::numeric[], %(range_digits)s::int[],
+                %(range_tenants)s::text[]) AS g(first, last, digits, tenant)
+    WHERE length(t.imsi) = g.digits AND t.imsi::numeric BETWEEN g.first AND g.last
+    LIMIT 1
+) own ON true;
+
+INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
+    our_quantity, their_quantity, our_amount, their_amount, delta, disputable, evidence)
+SELECT %(pid)s, 'record', 'missing_theirs', o.tenant, o.day, o.service, o.zone,
+       o.q, 0, o.a, 0, -o.a, true, 'ours ' || o.ref
+FROM r_ours o;
+"""
+
+INVOICE_TOTAL: Final = """
+SELECT coalesce(sum(amount), 0)::bigint FROM settlement_invoice_lines WHERE period_id = %s
+"""
+ALLOCATED: Final = """
+SELECT tenant, sum(wholesale)::bigint FROM settlement_allocations WHERE period_id = %s
+GROUP BY tenant ORDER BY tenant
+"""
+DIFFERENCES: Final = """
+SELECT owner, disputable, sum(delta)::bigint FROM settlement_discrepancies WHERE period_id = %s
+GROUP BY owner, disputable
+"""
+SET_IDENTITY: Final = "UPDATE settlement_periods SET identity = %s WHERE id = %s"
+# Approval re-reads the period's records: a record committed late with an earlier stored_at
+# (an exporter transaction open across the cutoff) would change them.
+RECHECK_ALLOCATION: Final = """
+SELECT tenant, service, count(*), sum(quantity)::bigint, sum(amount)::bigint
+FROM settlement_period_records(%s) GROUP BY tenant, service ORDER BY 1, 2
+"""
+STORED_ALLOCATION: Final = """
+SELECT tenant, service, records, quantity, wholesale FROM settlement_allocations
+WHERE period_id = %s ORDER BY 1, 2
+"""
+
+EXCEPTIONS_SUMMARY: Final = """
+SELECT owner, level, kind, disputable, count(*), sum(delta)::bigint
+FROM settlement_discrepancies WHERE period_id = %s
+GROUP BY owner, level, kind, disputable ORDER BY owner = '', owner, level, kind, disputable
+"""
+EXCEPTIONS_LIST: Final = """
+SELECT id, level, kind, owner, day::text, service, zone, our_quantity, their_quantity,
+       our_amount, their_amount, delta, disputable, evidence, dispute_id
+FROM settlement_discrepancies
+WHERE period_id = %(pid)s AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+  AND (%(kind)s::text IS NULL OR kind = %(kind)s) AND (disputable OR %(all)s)
+ORDER BY abs(delta) DESC, id
+LIMIT %(limit)s
+"""
+
+# -- disputes ----------------------------------------------------------------------------------
+
+DISPUTABLE_GROUPS: Final = """
+SELECT owner, kind, count(*), sum(delta)::bigint FROM settlement_discrepancies
+WHERE period_id = %s AND disputable AND dispute_id IS NULL
+GROUP BY owner, kind
+"""
+INSERT_DISPUTE: Final = """
+INSERT INTO settlement_disputes (period_id, owner, kind, records, claimed, created_at)
+VALUES (%(pid)s, %(owner)s, %(kind)s, %(records)s, %(claimed)s, %(at)s)
+ON CONFLICT (period_id, owner, kind) DO NOTHING
+RETURNING id
+"""
+LINK_DISPUTE: Final = """
+UPDATE settlement_discrepancies SET dispute_id = %(id)s
+WHERE period_id = %(pid)s AND owner = %(owner)s AND kind = %(kind)s AND disputable
+"""
+DISPUTE: Final = """
+SELECT d.id, d.period_id, d.owner, d.kind, d.records, d.claimed, d.accepted, d.state,
+       p.host_mno, p.month
+FROM settlement_disputes d JOIN settlement_periods p ON p.id = d.period_id
+WHERE d.id = %s FOR UPDATE OF d
+"""
+SET_DISPUTE: Final = "UPDATE settlement_disputes SET state = %s, accepted = %s WHERE id = %s"
+ADD_DISPUTE_EVENT: Final = """
+INSERT INTO settlement_dispute_events (dispute_id, seq, from_state, to_state, actor, at, note)
+SELECT %(id)s, coalesce(max(seq), 0) + 1, %(from)s, %(to)s, %(actor)s, %(at)s, %(note)s
+FROM settlement_dispute_events WHERE dispute_id = %(id)s
+"""
+DISPUTES_OF_PERIOD: Final = """
+SELECT id, owner, kind, records, claimed, accepted, state FROM settlement_disputes
+WHERE period_id = %s ORDER BY id
+"""
+# The evidence of a dispute: its discrepancies with the invoice line(s) and record ids.
+DISPUTE_EVIDENCE: Final = """
+SELECT id, level, kind, owner, day::text, service, zone, our_quantity, their_quantity,
+       our_amount, their_amount, delta, evidence
+FROM settlement_discrepancies WHERE dispute_id = %s ORDER BY id
+"""
+
+# -- statements and summary --------------------------------------------------------------------
+
+# As the tenant's role: its own records of each period of the month (row-level security).
+TENANT_PERIODS: Final = """
+SELECT id, host_mno, state FROM settlement_period_states
+WHERE month = %s AND state IN ('reconciled', 'disputed', 'approved', 'closed') ORDER BY host_mno
+"""
+TENANT_USAGE: Final = """
+SELECT service, max(unit), count(*), sum(quantity)::bigint, sum(amount)::bigint
+FROM settlement_period_records(%s) GROUP BY service ORDER BY service
+"""
+TENANT_ACTIVE: Final = """
+SELECT count(DISTINCT r.subscriber)
+FROM settlement_period_states s CROSS JOIN LATERAL settlement_period_records(s.id) AS r
+WHERE s.month = %s AND s.state IN ('reconciled', 'disputed', 'approved', 'closed')
+  AND r.subscriber <> ''
+"""
+TENANT_DISPUTES: Final = """
+SELECT d.id, s.host_mno, d.kind, d.records, d.claimed, d.state, d.accepted
+FROM settlement_disputes d JOIN settlement_period_states s ON s.id = d.period_id
+WHERE s.month = %s ORDER BY d.id
+"""
+UPSERT_STATEMENT: Final = """
+INSERT INTO settlement_statements (tenant, month, issued_at, amount_due, currency, figures)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (tenant, month) DO UPDATE SET issued_at = EXCLUDED.issued_at,
+    amount_due = EXCLUDED.amount_due, currency = EXCLUDED.currency, figures = EXCLUDED.figures
+"""
+
+PORTFOLIO_PERIODS: Final = """
+SELECT id, host_mno, state, currency, identity FROM settlement_periods WHERE month = %s
+ORDER BY host_mno
+"""
+PORTFOLIO_ALLOCATIONS: Final = """
+SELECT a.tenant, p.host_mno, p.state, sum(a.records)::bigint, sum(a.wholesale)::bigint
+FROM settlement_allocations a JOIN settlement_periods p ON p.id = a.period_id
+WHERE p.month = %s GROUP BY a.tenant, p.host_mno, p.state ORDER BY 1, 2
+"""
+PORTFOLIO_CREDITS: Final = """
+SELECT p.host_mno, coalesce(sum(coalesce(d.accepted, d.claimed)) FILTER (
+           WHERE d.state IN ('accepted', 'credited')), 0)::bigint,
+       coalesce(sum(d.claimed) FILTER (WHERE d.state IN ('open', 'sent')), 0)::bigint
+FROM settlement_periods p LEFT JOIN settlement_disputes d ON d.period_id = p.id
+WHERE p.month = %s GROUP BY p.host_mno
+"""
+PORTFOLIO_STATEMENTS: Final = """
+SELECT tenant, amount_due, figures FROM settlement_statements WHERE month = %s ORDER BY tenant
+"""
