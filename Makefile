@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 
 deps: sysdeps $(STAMP)
 
+# PostgreSQL's server binaries live under /usr/lib/postgresql/<version>/bin (not on PATH).
 # Settlement PDFs (WeasyPrint) need Pango and a font: DejaVu from Debian.
 sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
+		'/usr/lib/postgresql/*/bin/initdb:postgresql' \
 		'/usr/lib/*/libpango-1.0.so.0:libpango-1.0-0' \
 		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 
@@ -24,6 +26,7 @@ test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio \
 		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
+		'/usr/lib/postgresql/*/bin/initdb:postgresql' \
 		'/usr/lib/*/libpango-1.0.so.0:libpango-1.0-0' \
 		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 

@@ -127,6 +127,23 @@ class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return msgspec.structs.asdict(self)
 
 
+class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The usage store of record (PostgreSQL; usage/)."""
+
+    # None: the embedded private PostgreSQL under data_dir (its URL in <data_dir>/store.url).
+    url: str | None = None
+    data_dir: str = "var/pg"
+    # 0 picks a free loopback port for the embedded server.
+    embedded_port: int = 0
+    pool_min: int = 1
+    pool_max: int = 8
+    # Any one statement longer than this is cancelled by the server (exports fetch in chunks).
+    statement_timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    # Months of usage kept for a tenant with no retention of its own (`ocs usage retention`).
+    retention_months: int = 24
+
+
 class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     path: str | None = None
 
@@ -142,6 +159,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis: RedisConfig = RedisConfig()
     sip: SipConfig = SipConfig()
     catalog: CatalogConfig = CatalogConfig()
+    store: StoreConfig = StoreConfig()
     charging: ChargingConfig = ChargingConfig()
     ledger: LedgerConfig = LedgerConfig()
     log: LogConfig = LogConfig()
@@ -153,6 +171,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "redis": RedisConfig,
     "sip": SipConfig,
     "catalog": CatalogConfig,
+    "store": StoreConfig,
     "charging": ChargingConfig,
     "ledger": LedgerConfig,
     "log": LogConfig,
@@ -233,6 +252,7 @@ def _check(config: Config) -> None:
         ("http.listen_port", config.http.listen_port),
         ("sip.listen_port", config.sip.listen_port),
         ("redis.embedded_port", config.redis.embedded_port),
+        ("store.embedded_port", config.store.embedded_port),
     ):
         if not 0 <= port <= 65535:
             problems.append(f"{section}: {port} is not a TCP/UDP port")
@@ -260,6 +280,11 @@ def _check(config: Config) -> None:
         ("ledger.sessions_max", config.ledger.sessions_max),
         ("ledger.buckets_max", config.ledger.buckets_max),
         ("ledger.waiting_max", config.ledger.waiting_max),
+        ("store.pool_min", config.store.pool_min),
+        ("store.pool_max", config.store.pool_max),
+        ("store.statement_timeout_s", config.store.statement_timeout_s),
+        ("store.connect_timeout_s", config.store.connect_timeout_s),
+        ("store.retention_months", config.store.retention_months),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")
@@ -271,5 +296,7 @@ def _check(config: Config) -> None:
         problems.append("sip.call_duration_max_s: must not be negative (0 = the service's max)")
     if config.diameter.message_bytes_max < 20:
         problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
+    if config.store.pool_min > config.store.pool_max:
+        problems.append("store.pool_min: must not exceed store.pool_max")
     if problems:
         raise ConfigError("; ".join(problems))
