@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+# A tuple of statements is run one by one (a prepared statement holds one command).
+
 SETTLEMENT_ROLE: Final = "ocs_settlement"
 
 OPEN_PERIOD: Final = """
@@ -133,10 +135,14 @@ RETURNING detail_services
 # -- reconciliation ----------------------------------------------------------------------------
 
 SET_CUTOFF: Final = "UPDATE settlement_periods SET cutoff = clock_timestamp() WHERE id = %s"
-CLEAR_RESULTS: Final = """
-DELETE FROM settlement_discrepancies WHERE period_id = %(pid)s;
-DELETE FROM settlement_allocations WHERE period_id = %(pid)s;
-"""
+CLEAR_RESULTS: Final = (
+    """
+DELETE FROM settlement_discrepancies WHERE period_id = %(pid)s
+""",
+    """
+DELETE FROM settlement_allocations WHERE period_id = %(pid)s
+""",
+)
 # The period's records, once, in a temporary table: every later step reads this snapshot.
 CREATE_OURS: Final = """
 CREATE TEMP TABLE settle_ours ON COMMIT DROP AS
@@ -173,22 +179,30 @@ VALUES (%s, %s, %s, %s, %s::date, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 # Record matching (settlement/matching.py states the rules; this is the same in SQL).
-MATCH_SETUP: Final = """
+MATCH_SETUP: Final = (
+    """
 CREATE TEMP TABLE m_ours ON COMMIT DROP AS
     SELECT id, tenant, imsi, service, t, day, zone, quantity AS q, amount AS a, ref
-    FROM settle_ours WHERE service = ANY(%(covered)s::text[]);
+    FROM settle_ours WHERE service = ANY(%(covered)s::text[])
+""",
+    """
 CREATE TEMP TABLE m_theirs ON COMMIT DROP AS
     SELECT d.line AS id, d.imsi, d.service,
            floor(extract(epoch FROM d.started_at))::bigint AS t,
            (d.started_at AT TIME ZONE p.timezone)::date AS day, d.zone,
            d.quantity AS q, d.amount AS a, d.record_ref AS ref
     FROM settlement_detail_records d JOIN settlement_periods p ON p.id = d.period_id
-    WHERE d.period_id = %(pid)s;
-CREATE TEMP TABLE m_pairs (our_id bigint NOT NULL, their_id bigint NOT NULL) ON COMMIT DROP;
+    WHERE d.period_id = %(pid)s
+""",
+    """
+CREATE TEMP TABLE m_pairs (our_id bigint NOT NULL, their_id bigint NOT NULL) ON COMMIT DROP
+""",
+    """
 CREATE TEMP TABLE m_tol ON COMMIT DROP AS
     SELECT * FROM unnest(%(tol_services)s::text[], %(tol_qa)s::bigint[], %(tol_qp)s::bigint[],
-                         %(tol_ma)s::bigint[], %(tol_mp)s::bigint[]) AS u(service, qa, qp, ma, mp);
-"""
+                         %(tol_ma)s::bigint[], %(tol_mp)s::bigint[]) AS u(service, qa, qp, ma, mp)
+""",
+)
 # Round 0: a (IMSI, service, start second) key held by exactly one record on each side is a
 # pair greedy takes (its Δstart 0 is unbeatable and unshared): one hash join for the bulk.
 MATCH_EXACT: Final = """
@@ -198,15 +212,25 @@ FROM (SELECT imsi, service, t, min(id) AS id FROM m_ours GROUP BY 1, 2, 3 HAVING
 JOIN (SELECT imsi, service, t, min(id) AS id FROM m_theirs GROUP BY 1, 2, 3 HAVING count(*) = 1) t
   USING (imsi, service, t)
 """
-MATCH_LEFTOVERS: Final = """
+MATCH_LEFTOVERS: Final = (
+    """
 CREATE TEMP TABLE r_ours ON COMMIT DROP AS
-    SELECT o.* FROM m_ours o WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.our_id = o.id);
+    SELECT o.* FROM m_ours o WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.our_id = o.id)
+""",
+    """
 CREATE TEMP TABLE r_theirs ON COMMIT DROP AS
-    SELECT t.* FROM m_theirs t WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.their_id = t.id);
-CREATE INDEX ON r_ours (imsi, service, t);
-ANALYZE r_ours;
-ANALYZE r_theirs;
-"""
+    SELECT t.* FROM m_theirs t WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.their_id = t.id)
+""",
+    """
+CREATE INDEX ON r_ours (imsi, service, t)
+""",
+    """
+ANALYZE r_ours
+""",
+    """
+ANALYZE r_theirs
+""",
+)
 # Later rounds, on what is left: every pair that is each side's best (Δstart, Δquantity, id).
 MATCH_ROUND: Final = """
 WITH c AS (
@@ -230,7 +254,8 @@ WITH c AS (
 SELECT count(*) FROM fresh
 """
 # Classified pairs that differ at all (an exact pair is no discrepancy), then the unpaired.
-MATCH_RESULTS: Final = """
+MATCH_RESULTS: Final = (
+    """
 INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
     our_quantity, their_quantity, our_amount, their_amount, delta, disputable, evidence)
 SELECT %(pid)s, 'record',
@@ -245,8 +270,9 @@ LEFT JOIN m_tol tol ON tol.service = o.service
 CROSS JOIN LATERAL (SELECT
     settlement_within(o.q, t.q, coalesce(tol.qa, 0), coalesce(tol.qp, 0)) AS q_ok,
     settlement_within(o.a, t.a, coalesce(tol.ma, 0), coalesce(tol.mp, 0)) AS m_ok) w
-WHERE o.q <> t.q OR o.a <> t.a;
-
+WHERE o.q <> t.q OR o.a <> t.a
+""",
+    """
 INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
     our_quantity, their_quantity, our_amount, their_amount, delta, disputable, evidence)
 SELECT %(pid)s, 'record', 'missing_ours', coalesce(own.tenant, ''), t.day, t.service, t.zone,
@@ -262,14 +288,16 @@ LEFT JOIN LATERAL (
                 %(range_tenants)s::text[]) AS g(first, last, digits, tenant)
     WHERE length(t.imsi) = g.digits AND t.imsi::numeric BETWEEN g.first AND g.last
     LIMIT 1
-) own ON true;
-
+) own ON true
+""",
+    """
 INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
     our_quantity, their_quantity, our_amount, their_amount, delta, disputable, evidence)
 SELECT %(pid)s, 'record', 'missing_theirs', o.tenant, o.day, o.service, o.zone,
        o.q, 0, o.a, 0, -o.a, true, 'ours ' || o.ref
-FROM r_ours o;
-"""
+FROM r_ours o
+""",
+)
 
 INVOICE_TOTAL: Final = """
 SELECT coalesce(sum(amount), 0)::bigint FROM settlement_invoice_lines WHERE period_id = %s

@@ -10,6 +10,7 @@ tenant's figures run as that tenant's role (``usage.settle_reports``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -374,7 +375,7 @@ class SettlementStore:
             pid = period.id
             covered = list(period.detail_services)
             await conn.execute(q.SET_CUTOFF, (pid,))
-            await conn.execute(q.CLEAR_RESULTS, {"pid": pid})
+            await self._run(conn, q.CLEAR_RESULTS, {"pid": pid})
             cur = await conn.execute(q.CREATE_OURS, {"pid": pid})
             records = max(cur.rowcount, 0)
             await conn.execute("ANALYZE settle_ours")
@@ -423,6 +424,14 @@ class SettlementStore:
                 summary,
             )  # fmt: skip
 
+    @staticmethod
+    async def _run(
+        conn: AsyncConnection[Any], statements: tuple[str, ...], params: dict[str, Any]
+    ) -> None:
+        for statement in statements:
+            names = set(re.findall(r"%\((\w+)\)s", statement))
+            await conn.execute(statement, {k: v for k, v in params.items() if k in names})
+
     async def _invoice(self, conn: AsyncConnection[Any], period: PeriodRow) -> Invoice:
         from settlement.invoice import InvoiceLine
 
@@ -437,7 +446,8 @@ class SettlementStore:
         tenants: Catalog,
     ) -> int:  # fmt: skip
         tol = {s: mno.tolerance(s) for s in mno.services}
-        await conn.execute(
+        await self._run(
+            conn,
             q.MATCH_SETUP,
             {
                 "pid": pid,
@@ -449,9 +459,9 @@ class SettlementStore:
                 "tol_mp": [t.money_relative_ppm for t in tol.values()],
             },
         )
-        await conn.execute("ANALYZE m_ours; ANALYZE m_theirs")
+        await self._run(conn, ("ANALYZE m_ours", "ANALYZE m_theirs"), {})
         await conn.execute(q.MATCH_EXACT)
-        await conn.execute(q.MATCH_LEFTOVERS)
+        await self._run(conn, q.MATCH_LEFTOVERS, {})
         rounds = 0
         while True:
             row = await (
@@ -462,7 +472,7 @@ class SettlementStore:
                 break
             if rounds >= MATCH_ROUNDS_MAX:
                 raise SettlementError(f"record matching did not settle in {rounds} rounds")
-        await conn.execute(q.MATCH_RESULTS, {"pid": pid, **_imsi_owners(tenants)})
+        await self._run(conn, q.MATCH_RESULTS, {"pid": pid, **_imsi_owners(tenants)})
         return rounds
 
     async def _identity(self, conn: AsyncConnection[Any], pid: int) -> Identity:
@@ -609,8 +619,6 @@ class SettlementStore:
 
 def _copy_problem(file: str, exc: psycopg.Error) -> Problem:
     """COPY's own error (e.g. a row with too many fields) at its line."""
-    import re
-
     context = getattr(exc.diag, "context", "") or ""
     found = re.search(r"line (\d+)", context)
     line = int(found.group(1)) if found else 0

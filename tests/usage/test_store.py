@@ -28,14 +28,24 @@ def test_migrations_apply_on_empty_database_and_reapply_as_noop(
 ) -> None:
     url = postgres_server.create_database("ocs_test_migrate_empty")
     try:
-        assert migrate.apply(url) == ["0001_roles", "0002_usage_records", "0003_isolation"]
+        assert migrate.apply(url) == [
+            "0001_roles",
+            "0002_usage_records",
+            "0003_isolation",
+            "0100_settlement",
+        ]
         assert migrate.apply(url) == []
         assert all(applied for _, applied in migrate.status(url))
         # Every step rolls back cleanly and applies again.
-        assert migrate.rollback(url, 3) == ["0003_isolation", "0002_usage_records", "0001_roles"]
+        assert migrate.rollback(url, 4) == [
+            "0100_settlement",
+            "0003_isolation",
+            "0002_usage_records",
+            "0001_roles",
+        ]
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('usage_records')").fetchone() == (None,)
-        assert len(migrate.apply(url)) == 3
+        assert len(migrate.apply(url)) == 4
     finally:
         postgres_server.drop_database("ocs_test_migrate_empty")
 
