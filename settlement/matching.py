@@ -5,8 +5,9 @@ the same data and require identical results. The rules, stated once:
 
 - a candidate pair has the same IMSI and service and start times at most ``window_s`` apart;
 - pairs are taken greedily in the order (|Δstart|, |Δquantity|, their id, our id), each record
-  in at most one pair (SQL reaches the same set by rounds of "mutual best" pairs: with a strict
-  order every mutual-best pair is one greedy takes, and the least remaining pair always is one);
+  in at most one pair. SQL reaches the same set by rounds of "mutual best" pairs: with a strict
+  order every mutual-best pair is one greedy takes, and the least remaining pair always is one.
+  The store's "our id" is the record's identity text, so ties break the same way every run;
 - a pair is a quantity mismatch beyond the service's quantity tolerance, else a price mismatch
   beyond its money tolerance, else matched (any money difference left is tolerated);
 - a record of theirs with no pair is missing on our side, owned by the tenant its IMSI belongs

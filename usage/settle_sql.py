@@ -231,16 +231,18 @@ ANALYZE r_ours
 ANALYZE r_theirs
 """,
 )
-# Later rounds, on what is left: every pair that is each side's best (Δstart, Δquantity, id).
+# Later rounds, on what is left: every pair that is each side's best in the one order
+# (Δstart, Δquantity, their line, our record id): ties break the same way on every run.
 MATCH_ROUND: Final = """
 WITH c AS (
-    SELECT o.id AS our_id, t.id AS their_id, abs(o.t - t.t) AS dt, abs(o.q - t.q) AS dq
+    SELECT o.id AS our_id, o.ref AS our_ref, t.id AS their_id, abs(o.t - t.t) AS dt,
+           abs(o.q - t.q) AS dq
     FROM r_theirs t
     JOIN r_ours o ON o.imsi = t.imsi AND o.service = t.service
                  AND o.t BETWEEN t.t - %(window)s AND t.t + %(window)s
 ), ranked AS (
     SELECT our_id, their_id,
-           row_number() OVER (PARTITION BY their_id ORDER BY dt, dq, our_id) AS rt,
+           row_number() OVER (PARTITION BY their_id ORDER BY dt, dq, our_ref) AS rt,
            row_number() OVER (PARTITION BY our_id ORDER BY dt, dq, their_id) AS ro
     FROM c
 ), fresh AS (

@@ -351,7 +351,7 @@ class SettlementStore:
                 for first, last, ref in dupes
             ]
             if problems:
-                problems.sort(key=lambda p: p.line)
+                problems.sort(key=lambda p: (p.line, p.field))
                 raise InputFileError(problems[:DETAIL_PROBLEMS_MAX])
             await conn.execute(q.DELETE_DETAIL, (period.id,))
             cur = await conn.execute(q.INSERT_DETAIL, {"pid": period.id})
