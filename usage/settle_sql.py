@@ -413,9 +413,24 @@ SELECT id, host_mno, state, currency, identity FROM settlement_periods WHERE mon
 ORDER BY host_mno
 """
 PORTFOLIO_ALLOCATIONS: Final = """
-SELECT a.tenant, p.host_mno, p.state, sum(a.records)::bigint, sum(a.wholesale)::bigint
+SELECT a.tenant, p.host_mno, p.state, a.service, a.records, a.quantity, a.wholesale
 FROM settlement_allocations a JOIN settlement_periods p ON p.id = a.period_id
-WHERE p.month = %s GROUP BY a.tenant, p.host_mno, p.state ORDER BY 1, 2
+WHERE p.month = %s ORDER BY 1, 2, 4
+"""
+PORTFOLIO_ACTIVE: Final = """
+SELECT r.tenant, count(DISTINCT r.subscriber)
+FROM settlement_period_states s CROSS JOIN LATERAL settlement_period_records(s.id) AS r
+WHERE s.month = %s AND s.state IN ('reconciled', 'disputed', 'approved', 'closed')
+  AND r.subscriber <> ''
+GROUP BY r.tenant
+"""
+PORTFOLIO_REJECTED: Final = """
+SELECT d.owner, coalesce(sum(CASE WHEN d.state = 'rejected' THEN d.claimed
+                                  WHEN d.state IN ('accepted', 'credited')
+                                  THEN d.claimed - coalesce(d.accepted, d.claimed)
+                                  ELSE 0 END), 0)::bigint
+FROM settlement_disputes d JOIN settlement_periods p ON p.id = d.period_id
+WHERE p.month = %s AND d.owner <> '' GROUP BY d.owner
 """
 PORTFOLIO_CREDITS: Final = """
 SELECT p.host_mno, coalesce(sum(coalesce(d.accepted, d.claimed)) FILTER (

@@ -238,7 +238,8 @@ AS $$
     LEFT JOIN pz ON pz.plmn = r.visited_plmn
     LEFT JOIN mz ON mz.mcc = left(r.visited_plmn, 3)
 $$;
-GRANT EXECUTE ON FUNCTION settlement_period_records(bigint) TO ocs_tenant, ocs_settlement;
+GRANT EXECUTE ON FUNCTION settlement_period_records(bigint)
+    TO ocs_tenant, ocs_settlement, ocs_portfolio;
 
 -- settlement.model.Tolerance in SQL: within `absolute` OR within `ppm` of the larger figure.
 CREATE FUNCTION settlement_within(ours bigint, theirs bigint, absolute bigint, ppm bigint)
