@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import psycopg
+from psycopg import sql
 
 from settlement.errors import SettlementError
 from settlement.model import Contract, SettlementCatalog
@@ -16,10 +17,17 @@ from settlement.periods import PeriodState
 from settlement.settle import MvnoSettlement, settle_mvno
 from settlement.statement import DisputeLine, MnoSection, StatementView, UsageLine
 from usage import settle_sql as q
-from usage.settle_store import SettlementStore, identity_of
+from usage.settle_store import SettlementStore, identity_of, records_call, with_records
 from usage.store import PORTFOLIO_ROLE, check_tenant, tenant_role
 
 _ORDER = list(PeriodState)
+
+
+def _union(calls: list[sql.Composed]) -> sql.Composed:
+    """The records of several periods as one relation (for distinct subscribers)."""
+    return sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT tenant, subscriber FROM {}").format(call) for call in calls
+    )
 
 
 def rejected_amount(state: str, claimed: int, accepted: int | None) -> int:
@@ -45,8 +53,10 @@ async def statement_view(
     try:
         async with store.as_role(role) as conn:
             periods = await (await conn.execute(q.TENANT_PERIODS, (month,))).fetchall()
-            for pid, mno_id, state in periods:
-                usage = await (await conn.execute(q.TENANT_USAGE, (pid,))).fetchall()
+            calls = [records_call(facts) for facts in periods]
+            for facts, call in zip(periods, calls, strict=True):
+                mno_id, state = facts[1], facts[2]
+                usage = await (await conn.execute(with_records(q.TENANT_USAGE, call))).fetchall()
                 if not usage:
                     continue
                 mno = catalog.mno(mno_id)
@@ -60,7 +70,11 @@ async def statement_view(
                         ),
                     )
                 )
-            active_row = await (await conn.execute(q.TENANT_ACTIVE, (month,))).fetchone()
+            active_row = (
+                await (await conn.execute(with_records(q.TENANT_ACTIVE, _union(calls)))).fetchone()
+                if calls
+                else None
+            )
             rows = await (await conn.execute(q.TENANT_DISPUTES, (month,))).fetchall()
     except psycopg.errors.InvalidParameterValue as exc:  # SET ROLE to a role that is not there
         raise SettlementError(f"tenant {tenant}: no usage stored for it ({exc})") from None
@@ -172,7 +186,12 @@ async def portfolio_summary(
             for m, c, o in await (await conn.execute(q.PORTFOLIO_CREDITS, (month,))).fetchall()
         }
         allocations = await (await conn.execute(q.PORTFOLIO_ALLOCATIONS, (month,))).fetchall()
-        active = dict(await (await conn.execute(q.PORTFOLIO_ACTIVE, (month,))).fetchall())
+        facts = await (await conn.execute(q.PORTFOLIO_PERIOD_FACTS, (month,))).fetchall()
+        active: dict[str, int] = {}
+        if facts:
+            union = _union([records_call(f) for f in facts])
+            found = await (await conn.execute(with_records(q.PORTFOLIO_ACTIVE, union))).fetchall()
+            active = {str(t): int(n) for t, n in found}
         rejected = dict(await (await conn.execute(q.PORTFOLIO_REJECTED, (month,))).fetchall())
         issued = {
             t

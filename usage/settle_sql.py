@@ -120,10 +120,11 @@ GROUP BY record_id HAVING count(*) > 1 ORDER BY 1 LIMIT %(limit)s
 DELETE_DETAIL: Final = "DELETE FROM settlement_detail_records WHERE period_id = %s"
 INSERT_DETAIL: Final = """
 INSERT INTO settlement_detail_records
-    (period_id, line, record_ref, imsi, service, zone, started_at, quantity, amount)
-SELECT %(pid)s, line + 1, record_id, imsi, service, zone, started_at::timestamptz,
+    (period_id, line, record_ref, imsi, service, zone, started_at, t, day, quantity, amount)
+SELECT %(pid)s, line + 1, record_id, imsi, service, zone, at,
+       floor(extract(epoch FROM at))::bigint, (at AT TIME ZONE %(tz)s)::date,
        quantity::bigint, (amount::numeric * 1000000)::bigint
-FROM settle_detail_stage
+FROM (SELECT *, started_at::timestamptz AS at FROM settle_detail_stage) AS s
 """
 SET_DETAIL_SERVICES: Final = """
 UPDATE settlement_periods SET detail_services = ARRAY(
@@ -134,7 +135,13 @@ RETURNING detail_services
 
 # -- reconciliation ----------------------------------------------------------------------------
 
-SET_CUTOFF: Final = "UPDATE settlement_periods SET cutoff = clock_timestamp() WHERE id = %s"
+SET_CUTOFF: Final = "UPDATE settlement_periods SET cutoff = now() WHERE id = %s"
+# What settlement_records needs to know of a period (the tenant role may read this view).
+PERIOD_FACTS: Final = """
+SELECT id, host_mno, state, timezone, month_start, month_end, cutoff, prev_cutoff, home_zone,
+       default_zone, zone_plmns, zone_plmn_names, zone_mccs, zone_mcc_names
+FROM settlement_period_states
+"""
 CLEAR_RESULTS: Final = (
     """
 DELETE FROM settlement_discrepancies WHERE period_id = %(pid)s
@@ -144,33 +151,33 @@ DELETE FROM settlement_allocations WHERE period_id = %(pid)s
 """,
 )
 # The period's records, once, in a temporary table: every later step reads this snapshot.
-CREATE_OURS: Final = """
-CREATE TEMP TABLE settle_ours ON COMMIT DROP AS
-SELECT row_number() OVER () AS id, r.*
-FROM settlement_period_records(%(pid)s) AS r
+# Queries with {records} get ``settlement_records(<the period's facts as constants>)`` there
+# (usage/settle_store.py records_call): constants let the planner prune partitions.
+CREATE_CELLS: Final = """
+CREATE TEMP TABLE settle_cells ON COMMIT DROP AS
+SELECT tenant, day, service, zone, max(unit) AS unit, count(*) AS records,
+       sum(quantity)::bigint AS quantity, sum(amount)::bigint AS amount
+FROM {records} AS r
+GROUP BY tenant, day, service, zone
 """
 ALLOCATE: Final = """
-INSERT INTO settlement_allocations
-    (period_id, tenant, service, unit, records, quantity, wholesale, subscribers)
-SELECT %(pid)s, tenant, service, max(unit), count(*), sum(quantity), sum(amount),
-       count(DISTINCT subscriber)
-FROM settle_ours GROUP BY tenant, service
+INSERT INTO settlement_allocations (period_id, tenant, service, unit, records, quantity, wholesale)
+SELECT %(pid)s, tenant, service, max(unit), sum(records), sum(quantity), sum(amount)
+FROM settle_cells GROUP BY tenant, service
 """
+RECORD_COUNT: Final = "SELECT coalesce(sum(records), 0)::bigint FROM settle_cells"
 OUR_CELLS: Final = """
-SELECT tenant, day::text, service, zone, sum(quantity)::bigint, sum(amount)::bigint
-FROM settle_ours WHERE NOT service = ANY(%(covered)s::text[])
-GROUP BY tenant, day, service, zone
+SELECT tenant, day::text, service, zone, quantity, amount
+FROM settle_cells WHERE NOT service = ANY(%(covered)s::text[])
 """
 INVOICE_LINES: Final = """
 SELECT line, day::text, service, zone, quantity, amount
 FROM settlement_invoice_lines WHERE period_id = %s ORDER BY line
 """
 DETAIL_CELLS: Final = """
-SELECT (d.started_at AT TIME ZONE p.timezone)::date::text, d.service, d.zone,
-       sum(d.quantity)::bigint, sum(d.amount)::bigint
-FROM settlement_detail_records d JOIN settlement_periods p ON p.id = d.period_id
-WHERE d.period_id = %(pid)s
-GROUP BY 1, 2, 3
+SELECT day::text, service, zone, sum(quantity)::bigint, sum(amount)::bigint
+FROM settlement_detail_records WHERE period_id = %(pid)s
+GROUP BY day, service, zone
 """
 INSERT_DISCREPANCY: Final = """
 INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
@@ -182,71 +189,65 @@ VALUES (%s, %s, %s, %s, %s::date, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 MATCH_SETUP: Final = (
     """
 CREATE TEMP TABLE m_ours ON COMMIT DROP AS
-    SELECT id, tenant, imsi, service, t, day, zone, quantity AS q, amount AS a, ref
-    FROM settle_ours WHERE service = ANY(%(covered)s::text[])
+SELECT row_number() OVER () AS id, tenant, imsi, service, t, day, zone, quantity AS q,
+       amount AS a, ref
+FROM {records} AS r WHERE service = ANY(%(covered)s::text[])
 """,
     """
-CREATE TEMP TABLE m_theirs ON COMMIT DROP AS
-    SELECT d.line AS id, d.imsi, d.service,
-           floor(extract(epoch FROM d.started_at))::bigint AS t,
-           (d.started_at AT TIME ZONE p.timezone)::date AS day, d.zone,
-           d.quantity AS q, d.amount AS a, d.record_ref AS ref
-    FROM settlement_detail_records d JOIN settlement_periods p ON p.id = d.period_id
-    WHERE d.period_id = %(pid)s
-""",
-    """
-CREATE TEMP TABLE m_pairs (our_id bigint NOT NULL, their_id bigint NOT NULL) ON COMMIT DROP
+CREATE TEMP TABLE m_pairs (our_id bigint NOT NULL, their_id bigint NOT NULL,
+                           same boolean NOT NULL) ON COMMIT DROP
 """,
     """
 CREATE TEMP TABLE m_tol ON COMMIT DROP AS
-    SELECT * FROM unnest(%(tol_services)s::text[], %(tol_qa)s::bigint[], %(tol_qp)s::bigint[],
-                         %(tol_ma)s::bigint[], %(tol_mp)s::bigint[]) AS u(service, qa, qp, ma, mp)
+SELECT * FROM unnest(%(tol_services)s::text[], %(tol_qa)s::bigint[], %(tol_qp)s::bigint[],
+                     %(tol_ma)s::bigint[], %(tol_mp)s::bigint[]) AS u(service, qa, qp, ma, mp)
 """,
 )
 # Round 0: a (IMSI, service, start second) key held by exactly one record on each side is a
 # pair greedy takes (its Δstart 0 is unbeatable and unshared): one hash join for the bulk.
 MATCH_EXACT: Final = """
 INSERT INTO m_pairs
-SELECT o.id, t.id
-FROM (SELECT imsi, service, t, min(id) AS id FROM m_ours GROUP BY 1, 2, 3 HAVING count(*) = 1) o
-JOIN (SELECT imsi, service, t, min(id) AS id FROM m_theirs GROUP BY 1, 2, 3 HAVING count(*) = 1) t
+SELECT o.id, t.id, o.q = t.q AND o.a = t.a
+FROM (SELECT imsi, service, t, min(id) AS id, min(q) AS q, min(a) AS a
+      FROM m_ours GROUP BY 1, 2, 3 HAVING count(*) = 1) o
+JOIN (SELECT imsi, service, t, min(line) AS id, min(quantity) AS q, min(amount) AS a
+      FROM settlement_detail_records WHERE period_id = %(pid)s
+      GROUP BY 1, 2, 3 HAVING count(*) = 1) t
   USING (imsi, service, t)
 """
 MATCH_LEFTOVERS: Final = (
     """
 CREATE TEMP TABLE r_ours ON COMMIT DROP AS
-    SELECT o.* FROM m_ours o WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.our_id = o.id)
+SELECT o.* FROM m_ours o WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.our_id = o.id)
 """,
     """
 CREATE TEMP TABLE r_theirs ON COMMIT DROP AS
-    SELECT t.* FROM m_theirs t WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.their_id = t.id)
+SELECT d.line AS id, d.imsi, d.service, d.t, d.day, d.zone, d.quantity AS q, d.amount AS a,
+       d.record_ref AS ref
+FROM settlement_detail_records d
+WHERE d.period_id = %(pid)s
+  AND NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.their_id = d.line)
 """,
-    """
-CREATE INDEX ON r_ours (imsi, service, t)
-""",
-    """
-ANALYZE r_ours
-""",
-    """
-ANALYZE r_theirs
-""",
+    "CREATE INDEX ON r_ours (imsi, service, t)",
+    "ANALYZE r_ours",
+    "ANALYZE r_theirs",
 )
 # Later rounds, on what is left: every pair that is each side's best in the one order
 # (Δstart, Δquantity, their line, our record id): ties break the same way on every run.
 MATCH_ROUND: Final = """
 WITH c AS (
     SELECT o.id AS our_id, o.ref AS our_ref, t.id AS their_id, abs(o.t - t.t) AS dt,
-           abs(o.q - t.q) AS dq
+           abs(o.q - t.q) AS dq, o.q = t.q AND o.a = t.a AS same
     FROM r_theirs t
     JOIN r_ours o ON o.imsi = t.imsi AND o.service = t.service
                  AND o.t BETWEEN t.t - %(window)s AND t.t + %(window)s
 ), ranked AS (
-    SELECT our_id, their_id,
+    SELECT our_id, their_id, same,
            row_number() OVER (PARTITION BY their_id ORDER BY dt, dq, our_ref) AS rt,
            row_number() OVER (PARTITION BY our_id ORDER BY dt, dq, their_id) AS ro
     FROM c
 ), fresh AS (
-    INSERT INTO m_pairs SELECT our_id, their_id FROM ranked WHERE rt = 1 AND ro = 1
+    INSERT INTO m_pairs SELECT our_id, their_id, same FROM ranked WHERE rt = 1 AND ro = 1
     RETURNING our_id, their_id
 ), gone_ours AS (
     DELETE FROM r_ours WHERE id IN (SELECT our_id FROM fresh)
@@ -267,12 +268,13 @@ SELECT %(pid)s, 'record',
        NOT (w.q_ok AND w.m_ok), 'ours ' || o.ref || '; theirs line ' || t.id || ' ' || t.ref
 FROM m_pairs p
 JOIN m_ours o ON o.id = p.our_id
-JOIN m_theirs t ON t.id = p.their_id
+JOIN (SELECT line AS id, service, day, zone, quantity AS q, amount AS a, record_ref AS ref
+      FROM settlement_detail_records WHERE period_id = %(pid)s) t ON t.id = p.their_id
 LEFT JOIN m_tol tol ON tol.service = o.service
 CROSS JOIN LATERAL (SELECT
     settlement_within(o.q, t.q, coalesce(tol.qa, 0), coalesce(tol.qp, 0)) AS q_ok,
     settlement_within(o.a, t.a, coalesce(tol.ma, 0), coalesce(tol.mp, 0)) AS m_ok) w
-WHERE o.q <> t.q OR o.a <> t.a
+WHERE NOT p.same
 """,
     """
 INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, service, zone,
@@ -317,7 +319,7 @@ SET_IDENTITY: Final = "UPDATE settlement_periods SET identity = %s WHERE id = %s
 # (an exporter transaction open across the cutoff) would change them.
 RECHECK_ALLOCATION: Final = """
 SELECT tenant, service, count(*), sum(quantity)::bigint, sum(amount)::bigint
-FROM settlement_period_records(%s) GROUP BY tenant, service ORDER BY 1, 2
+FROM {records} AS r GROUP BY tenant, service ORDER BY 1, 2
 """
 STORED_ALLOCATION: Final = """
 SELECT tenant, service, records, quantity, wholesale FROM settlement_allocations
@@ -383,18 +385,19 @@ FROM settlement_discrepancies WHERE dispute_id = %s ORDER BY id
 
 # As the tenant's role: its own records of each period of the month (row-level security).
 TENANT_PERIODS: Final = """
-SELECT id, host_mno, state FROM settlement_period_states
-WHERE month = %s AND state IN ('reconciled', 'disputed', 'approved', 'closed') ORDER BY host_mno
+SELECT id, host_mno, state, timezone, month_start, month_end, cutoff, prev_cutoff, home_zone,
+       default_zone, zone_plmns, zone_plmn_names, zone_mccs, zone_mcc_names
+FROM settlement_period_states
+WHERE month = %s AND state IN ('reconciled', 'disputed', 'approved', 'closed')
+ORDER BY host_mno
 """
 TENANT_USAGE: Final = """
 SELECT service, max(unit), count(*), sum(quantity)::bigint, sum(amount)::bigint
-FROM settlement_period_records(%s) GROUP BY service ORDER BY service
+FROM {records} AS r GROUP BY service ORDER BY service
 """
+# {records} here is the UNION ALL of the month's periods (a subscriber counts once).
 TENANT_ACTIVE: Final = """
-SELECT count(DISTINCT r.subscriber)
-FROM settlement_period_states s CROSS JOIN LATERAL settlement_period_records(s.id) AS r
-WHERE s.month = %s AND s.state IN ('reconciled', 'disputed', 'approved', 'closed')
-  AND r.subscriber <> ''
+SELECT count(DISTINCT subscriber) FROM ({records}) AS r WHERE subscriber <> ''
 """
 TENANT_DISPUTES: Final = """
 SELECT d.id, s.host_mno, d.kind, d.records, d.claimed, d.state, d.accepted
@@ -418,11 +421,14 @@ FROM settlement_allocations a JOIN settlement_periods p ON p.id = a.period_id
 WHERE p.month = %s ORDER BY 1, 2, 4
 """
 PORTFOLIO_ACTIVE: Final = """
-SELECT r.tenant, count(DISTINCT r.subscriber)
-FROM settlement_period_states s CROSS JOIN LATERAL settlement_period_records(s.id) AS r
-WHERE s.month = %s AND s.state IN ('reconciled', 'disputed', 'approved', 'closed')
-  AND r.subscriber <> ''
-GROUP BY r.tenant
+SELECT tenant, count(DISTINCT subscriber) FROM ({records}) AS r
+WHERE subscriber <> '' GROUP BY tenant
+"""
+PORTFOLIO_PERIOD_FACTS: Final = """
+SELECT id, host_mno, state, timezone, month_start, month_end, cutoff, prev_cutoff, home_zone,
+       default_zone, zone_plmns, zone_plmn_names, zone_mccs, zone_mcc_names
+FROM settlement_period_states
+WHERE month = %s AND state IN ('reconciled', 'disputed', 'approved', 'closed')
 """
 PORTFOLIO_REJECTED: Final = """
 SELECT d.owner, coalesce(sum(CASE WHEN d.state = 'rejected' THEN d.claimed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -64,6 +65,7 @@ class ReconcileResult(msgspec.Struct, frozen=True):
     rate_checks: int
     match_rounds: int
     summary: list[tuple[str, str, str, bool, int, int]]  # owner, level, kind, over, count, Σ
+    steps: dict[str, float] = {}  # seconds per step (the benchmark reports them)
 
 
 def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:
@@ -102,6 +104,29 @@ def identity_of(value: Any) -> Identity | None:
     )
 
 
+def records_call(facts: tuple[Any, ...] | list[Any]) -> sql.Composed:
+    """``settlement_records(...)`` with a period's facts (a PERIOD_FACTS row without its id,
+    state) as literal constants: the planner inlines the function and prunes partitions."""
+    (_pid, mno, _state, tz, start, end, cutoff, prev_cutoff, home, default,
+     plmns, plmn_zones, mccs, mcc_zones) = facts  # fmt: skip
+    if cutoff is None:
+        raise SettlementError(f"period {mno}: not reconciled yet (no cutoff)")
+    values = [
+        sql.Literal(mno), sql.Literal(tz), sql.Literal(start), sql.Literal(end),
+        sql.Literal(cutoff), sql.SQL("NULL::timestamptz") if prev_cutoff is None
+        else sql.Literal(prev_cutoff), sql.Literal(home), sql.Literal(default),
+        sql.SQL("{}::text[]").format(sql.Literal(list(plmns))),
+        sql.SQL("{}::text[]").format(sql.Literal(list(plmn_zones))),
+        sql.SQL("{}::text[]").format(sql.Literal(list(mccs))),
+        sql.SQL("{}::text[]").format(sql.Literal(list(mcc_zones))),
+    ]  # fmt: skip
+    return sql.SQL("settlement_records({})").format(sql.SQL(", ").join(values))
+
+
+def with_records(template: str, records: sql.Composable) -> sql.Composed:
+    return sql.SQL(template).format(records=records)  # type: ignore[arg-type]
+
+
 def _imsi_owners(tenants: Catalog) -> dict[str, list[Any]]:
     """The catalog's IMSI ranges and entries as SQL arrays (owner of an MNO-only record)."""
     out: dict[str, list[Any]] = {
@@ -125,17 +150,40 @@ def _imsi_owners(tenants: Catalog) -> dict[str, list[Any]]:
     return out
 
 
+class _Clock:
+    """Seconds per step of a reconciliation, for the benchmark and the operator's log."""
+
+    def __init__(self, steps: dict[str, float]) -> None:
+        self.steps = steps
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps[name] = round(self.steps.get(name, 0.0) + now - self.last, 3)
+        self.last = now
+
+
 class SettlementStore:
     """Build with ``await SettlementStore.open(url)``."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], statement_timeout_s: float) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], statement_timeout_s: float, work_mem_mb: int
+    ) -> None:
         self._pool = pool
         self._timeout_ms = int(statement_timeout_s * 1000)
+        self._work_mem_kb = int(work_mem_mb) * 1024
 
     @classmethod
     async def open(
-        cls, url: str, *, statement_timeout_s: float = 900.0, connect_timeout_s: float = 10.0
+        cls,
+        url: str,
+        *,
+        statement_timeout_s: float = 900.0,
+        connect_timeout_s: float = 10.0,
+        work_mem_mb: int = 256,
     ) -> SettlementStore:
+        """``work_mem_mb``: per sort/hash of a settlement query; a month's GROUP BY and the
+        matching joins stay in memory instead of spilling to disk (a batch job, one at a time)."""
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo=url,
             min_size=1,
@@ -154,7 +202,7 @@ class SettlementStore:
         except (PoolTimeout, psycopg.Error) as exc:
             await pool.close()
             raise SettlementError(f"cannot connect to the usage store: {exc}") from exc
-        return cls(pool, statement_timeout_s)
+        return cls(pool, statement_timeout_s, work_mem_mb)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -166,10 +214,15 @@ class SettlementStore:
         await self.close()
 
     @asynccontextmanager
-    async def as_role(self, role: str) -> AsyncIterator[AsyncConnection[Any]]:
-        """One transaction as ``role`` (reverted at its end), with the settlement timeout."""
+    async def as_role(
+        self, role: str, *, repeatable: bool = False
+    ) -> AsyncIterator[AsyncConnection[Any]]:
+        """One transaction as ``role`` (reverted at its end), with the settlement timeout;
+        ``repeatable``: every query of it sees the same rows (REPEATABLE READ)."""
         try:
             async with self._pool.connection() as conn, conn.transaction():
+                if repeatable:
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
                 await conn.execute(
                     sql.SQL("SET LOCAL statement_timeout = {}").format(
@@ -239,6 +292,13 @@ class SettlementStore:
             pid, mno_id, month, PeriodState(state), invoice_file, tuple(services), cutoff,
             identity_of(identity),
         )  # fmt: skip
+
+    @staticmethod
+    async def _facts(conn: AsyncConnection[Any], pid: int) -> tuple[Any, ...]:
+        row = await (await conn.execute(q.PERIOD_FACTS + " WHERE id = %s", (pid,))).fetchone()
+        if row is None:
+            raise SettlementError(f"no settlement period with id {pid}")
+        return tuple(row)
 
     async def _record(
         self,
@@ -354,7 +414,7 @@ class SettlementStore:
                 problems.sort(key=lambda p: (p.line, p.field))
                 raise InputFileError(problems[:DETAIL_PROBLEMS_MAX])
             await conn.execute(q.DELETE_DETAIL, (period.id,))
-            cur = await conn.execute(q.INSERT_DETAIL, {"pid": period.id})
+            cur = await conn.execute(q.INSERT_DETAIL, {"pid": period.id, "tz": mno.timezone})
             count = max(cur.rowcount, 0)
             services = await (
                 await conn.execute(q.SET_DETAIL_SERVICES, {"pid": period.id})
@@ -369,17 +429,24 @@ class SettlementStore:
     async def reconcile(
         self, mno: HostMno, month: str, tenants: Catalog, actor: str, now_s: float
     ) -> ReconcileResult:
-        async with self.as_role(q.SETTLEMENT_ROLE) as conn:
+        # one snapshot for every scan below: the cells and the matched records are the same rows
+        async with self.as_role(q.SETTLEMENT_ROLE, repeatable=True) as conn:
             period = await self._period(conn, mno.id, month)
             step(period.state, PeriodEvent.RECONCILE, actor, now_s)
             pid = period.id
             covered = list(period.detail_services)
+            steps: dict[str, float] = {}
+            clock = _Clock(steps)
             await conn.execute(q.SET_CUTOFF, (pid,))
             await self._run(conn, q.CLEAR_RESULTS, {"pid": pid})
-            cur = await conn.execute(q.CREATE_OURS, {"pid": pid})
-            records = max(cur.rowcount, 0)
-            await conn.execute("ANALYZE settle_ours")
+            clock.lap("clear")
+            records_sql = records_call(await self._facts(conn, pid))
+            await conn.execute(with_records(q.CREATE_CELLS, records_sql))
+            clock.lap("cells_sql")
             await conn.execute(q.ALLOCATE, {"pid": pid})
+            counted = await (await conn.execute(q.RECORD_COUNT)).fetchone()
+            records = int(counted[0]) if counted else 0
+            clock.lap("allocate")
             ours = [
                 OurCell(t, d, s, z, int(qty), int(amt))
                 for t, d, s, z, qty, amt in await (
@@ -407,10 +474,12 @@ class SettlementStore:
             ]  # fmt: skip
             async with conn.cursor() as c:
                 await c.executemany(q.INSERT_DISCREPANCY, rows)
+            clock.lap("cells")
             rounds = 0
             if covered:
-                rounds = await self._match(conn, pid, mno, covered, tenants)
+                rounds = await self._match(conn, pid, mno, covered, tenants, clock, records_sql)
             identity = await self._identity(conn, pid)
+            clock.lap("identity")
             await conn.execute(q.SET_IDENTITY, (identity_json(identity), pid))
             await self._step(conn, period, PeriodEvent.RECONCILE, actor, now_s, identity.describe())
             summary = [
@@ -421,7 +490,7 @@ class SettlementStore:
             ]
             return ReconcileResult(
                 await self._period(conn, mno.id, month), identity, records, len(rates), rounds,
-                summary,
+                summary, steps,
             )  # fmt: skip
 
     @staticmethod
@@ -430,7 +499,11 @@ class SettlementStore:
     ) -> None:
         for statement in statements:
             names = set(re.findall(r"%\((\w+)\)s", statement))
-            await conn.execute(statement, {k: v for k, v in params.items() if k in names})
+            values = {k: v for k, v in params.items() if k in names}
+            if "{records}" in statement:
+                await conn.execute(with_records(statement, params["records"]), values)
+            else:
+                await conn.execute(statement, values)
 
     async def _invoice(self, conn: AsyncConnection[Any], period: PeriodRow) -> Invoice:
         from settlement.invoice import InvoiceLine
@@ -443,13 +516,14 @@ class SettlementStore:
 
     async def _match(
         self, conn: AsyncConnection[Any], pid: int, mno: HostMno, covered: list[str],
-        tenants: Catalog,
+        tenants: Catalog, clock: _Clock, records: sql.Composable,
     ) -> int:  # fmt: skip
         tol = {s: mno.tolerance(s) for s in mno.services}
         await self._run(
             conn,
             q.MATCH_SETUP,
             {
+                "records": records,
                 "pid": pid,
                 "covered": covered,
                 "tol_services": list(tol),
@@ -459,9 +533,12 @@ class SettlementStore:
                 "tol_mp": [t.money_relative_ppm for t in tol.values()],
             },
         )
-        await self._run(conn, ("ANALYZE m_ours", "ANALYZE m_theirs"), {})
-        await conn.execute(q.MATCH_EXACT)
-        await self._run(conn, q.MATCH_LEFTOVERS, {})
+        await self._run(conn, ("ANALYZE m_ours",), {})
+        clock.lap("match_setup")
+        await conn.execute(q.MATCH_EXACT, {"pid": pid})
+        clock.lap("match_exact")
+        await self._run(conn, q.MATCH_LEFTOVERS, {"pid": pid})
+        clock.lap("match_leftovers")
         rounds = 0
         while True:
             row = await (
@@ -472,7 +549,9 @@ class SettlementStore:
                 break
             if rounds >= MATCH_ROUNDS_MAX:
                 raise SettlementError(f"record matching did not settle in {rounds} rounds")
+        clock.lap("match_rounds")
         await self._run(conn, q.MATCH_RESULTS, {"pid": pid, **_imsi_owners(tenants)})
+        clock.lap("match_results")
         return rounds
 
     async def _identity(self, conn: AsyncConnection[Any], pid: int) -> Identity:
@@ -593,7 +672,10 @@ class SettlementStore:
                 raise NotBalancedError(
                     f"{mno_id} {month} does not add up, approval refused: {identity.describe()}"
                 )
-            now = await (await conn.execute(q.RECHECK_ALLOCATION, (period.id,))).fetchall()
+            records_sql = records_call(await self._facts(conn, period.id))
+            now = await (
+                await conn.execute(with_records(q.RECHECK_ALLOCATION, records_sql))
+            ).fetchall()
             stored = await (await conn.execute(q.STORED_ALLOCATION, (period.id,))).fetchall()
             if [tuple(r) for r in now] != [tuple(r) for r in stored]:
                 raise NotBalancedError(

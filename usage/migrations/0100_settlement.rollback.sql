@@ -1,5 +1,7 @@
 DROP FUNCTION settlement_within(bigint, bigint, bigint, bigint);
 DROP FUNCTION settlement_period_records(bigint);
+DROP FUNCTION settlement_records(text, text, timestamptz, timestamptz, timestamptz, timestamptz,
+    text, text, text[], text[], text[], text[]);
 DROP VIEW settlement_period_states;
 DROP TABLE settlement_statements, settlement_discrepancies, settlement_dispute_events,
     settlement_disputes, settlement_allocations, settlement_detail_records,
