@@ -72,45 +72,59 @@ COPY_DETAIL: Final = """
 COPY settle_detail_stage (record_id, imsi, service, zone, started_at, quantity, unit, amount,
     currency) FROM STDIN WITH (FORMAT csv, HEADER true)
 """
-# One row per bad field, in file order (line + 1: the header is line 1).
+# One row per bad field, in file order (line + 1: the header is line 1). Each field is checked
+# once per record; only the records with a problem are expanded into one row per field.
 DETAIL_PROBLEMS: Final = r"""
-SELECT line + 1, field, message FROM (
-    SELECT s.line, v.field, v.message
+WITH checked AS (
+    SELECT s.*, svc.name AS svc_name, svc.unit AS svc_unit,
+        (coalesce(s.record_id, '') <> '' AND length(s.record_id) <= 128) AS id_ok,
+        coalesce(s.imsi, '') ~ '^[0-9]{5,15}$' AS imsi_ok,
+        svc.name IS NOT NULL AS service_ok,
+        coalesce(s.zone, '') = ANY(%(zones)s::text[]) AS zone_ok,
+        coalesce(s.started_at, '') ~ (
+            '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?'
+            || '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$') AS at_ok,
+        coalesce(s.quantity, '') ~ '^[0-9]{1,18}$' AS quantity_ok,
+        (svc.name IS NULL OR s.unit IS NOT DISTINCT FROM svc.unit) AS unit_ok,
+        coalesce(s.amount, '') ~ '^-?[0-9]{1,13}(\.[0-9]{1,6})?$' AS amount_ok,
+        s.currency IS NOT DISTINCT FROM %(currency)s AS currency_ok
     FROM settle_detail_stage s
     LEFT JOIN unnest(%(services)s::text[], %(units)s::text[]) AS svc(name, unit)
            ON svc.name = s.service
-    CROSS JOIN LATERAL (VALUES
-        ('record_id', CASE WHEN coalesce(s.record_id, '') = '' OR length(s.record_id) > 128
-                           THEN 'must be 1..128 characters' END),
-        ('imsi', CASE WHEN coalesce(s.imsi, '') !~ '^[0-9]{5,15}$'
-                      THEN quote_literal(coalesce(s.imsi, ''))
-                           || ' is not an IMSI (5-15 digits)' END),
-        ('service', CASE WHEN svc.name IS NULL
-                         THEN quote_literal(coalesce(s.service, ''))
-                              || ' is not a service of the MNO' END),
-        ('zone', CASE WHEN NOT coalesce(s.zone, '') = ANY(%(zones)s::text[])
-                      THEN quote_literal(coalesce(s.zone, '')) || ' is not a zone of the MNO' END),
-        ('started_at', CASE WHEN coalesce(s.started_at, '') !~ (
-              '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?'
-              || '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$')
-                            THEN quote_literal(coalesce(s.started_at, ''))
-                                 || ' is not an ISO 8601 time with an offset' END),
-        ('quantity', CASE WHEN coalesce(s.quantity, '') !~ '^[0-9]{1,18}$'
-                          THEN quote_literal(coalesce(s.quantity, ''))
-                               || ' is not a whole number' END),
-        ('unit', CASE WHEN svc.name IS NOT NULL AND s.unit IS DISTINCT FROM svc.unit
-                      THEN quote_literal(coalesce(s.unit, '')) || ': ' || s.service
-                           || ' is counted in ' || svc.unit END),
-        ('amount', CASE WHEN coalesce(s.amount, '') !~ '^-?[0-9]{1,13}(\.[0-9]{1,6})?$'
-                        THEN quote_literal(coalesce(s.amount, ''))
-                             || ' is not an amount (at most 6 decimals)' END),
-        ('currency', CASE WHEN s.currency IS DISTINCT FROM %(currency)s
-                          THEN quote_literal(coalesce(s.currency, '')) || ': the MNO invoices in '
-                               || %(currency)s END)
-    ) AS v(field, message)
-    WHERE v.message IS NOT NULL
-) bad
-ORDER BY line, field
+), bad AS (
+    SELECT * FROM checked
+    WHERE NOT (id_ok AND imsi_ok AND service_ok AND zone_ok AND at_ok AND quantity_ok
+               AND unit_ok AND amount_ok AND currency_ok)
+    ORDER BY line
+    LIMIT %(limit)s
+)
+SELECT line + 1, field, message FROM bad
+CROSS JOIN LATERAL (VALUES
+    ('record_id', CASE WHEN NOT id_ok THEN 'must be 1..128 characters' END),
+    ('imsi', CASE WHEN NOT imsi_ok
+                  THEN quote_literal(coalesce(imsi, '')) || ' is not an IMSI (5-15 digits)' END),
+    ('service', CASE WHEN NOT service_ok
+                     THEN quote_literal(coalesce(service, ''))
+                          || ' is not a service of the MNO' END),
+    ('zone', CASE WHEN NOT zone_ok
+                  THEN quote_literal(coalesce(zone, '')) || ' is not a zone of the MNO' END),
+    ('started_at', CASE WHEN NOT at_ok
+                        THEN quote_literal(coalesce(started_at, ''))
+                             || ' is not an ISO 8601 time with an offset' END),
+    ('quantity', CASE WHEN NOT quantity_ok
+                      THEN quote_literal(coalesce(quantity, '')) || ' is not a whole number' END),
+    ('unit', CASE WHEN NOT unit_ok
+                  THEN quote_literal(coalesce(unit, '')) || ': ' || service
+                       || ' is counted in ' || svc_unit END),
+    ('amount', CASE WHEN NOT amount_ok
+                    THEN quote_literal(coalesce(amount, ''))
+                         || ' is not an amount (at most 6 decimals)' END),
+    ('currency', CASE WHEN NOT currency_ok
+                      THEN quote_literal(coalesce(currency, '')) || ': the MNO invoices in '
+                           || %(currency)s END)
+) AS v(field, message)
+WHERE v.message IS NOT NULL
+ORDER BY 1, 2
 LIMIT %(limit)s
 """
 DETAIL_DUPLICATE_IDS: Final = """
@@ -216,6 +230,8 @@ JOIN (SELECT imsi, service, t, min(line) AS id, min(quantity) AS q, min(amount) 
   USING (imsi, service, t)
 """
 MATCH_LEFTOVERS: Final = (
+    # statistics first: without them the anti-joins below plan as nested loops (quadratic)
+    "ANALYZE m_pairs",
     """
 CREATE TEMP TABLE r_ours ON COMMIT DROP AS
 SELECT o.* FROM m_ours o WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.our_id = o.id)

@@ -293,6 +293,12 @@ class SettlementStore:
             identity_of(identity),
         )  # fmt: skip
 
+    async def _analyze(self, table: str) -> None:
+        """Fresh statistics after a bulk load, so the matching joins are planned as hash joins
+        (autovacuum may be minutes behind). Run as the pool's login: the tables' owner."""
+        async with self._pool.connection() as conn:
+            await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
     @staticmethod
     async def _facts(conn: AsyncConnection[Any], pid: int) -> tuple[Any, ...]:
         row = await (await conn.execute(q.PERIOD_FACTS + " WHERE id = %s", (pid,))).fetchone()
@@ -422,7 +428,8 @@ class SettlementStore:
             covered = ",".join(services[0]) if services else ""
             note = f"{file}: {count} records ({covered})"
             await self._step(conn, period, PeriodEvent.IMPORT_DETAIL, actor, now_s, note)
-            return count
+        await self._analyze("settlement_detail_records")
+        return count
 
     # -- reconciliation ------------------------------------------------------------------------
 
