@@ -202,14 +202,9 @@ VALUES (%s, %s, %s, %s, %s::date, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 # Record matching (settlement/matching.py states the rules; this is the same in SQL).
 MATCH_SETUP: Final = (
     """
-CREATE TEMP TABLE m_ours ON COMMIT DROP AS
-SELECT row_number() OVER () AS id, tenant, imsi, service, t, day, zone, quantity AS q,
-       amount AS a, ref
-FROM {records} AS r WHERE service = ANY(%(covered)s::text[])
-""",
-    """
-CREATE TEMP TABLE m_pairs (our_id bigint NOT NULL, their_id bigint NOT NULL,
-                           same boolean NOT NULL) ON COMMIT DROP
+CREATE TEMP TABLE m_pairs (our_ref text NOT NULL, their_id bigint NOT NULL, same boolean NOT NULL,
+                           tenant text NOT NULL, oq bigint NOT NULL, oa bigint NOT NULL)
+ON COMMIT DROP
 """,
     """
 CREATE TEMP TABLE m_tol ON COMMIT DROP AS
@@ -217,34 +212,54 @@ SELECT * FROM unnest(%(tol_services)s::text[], %(tol_qa)s::bigint[], %(tol_qp)s:
                      %(tol_ma)s::bigint[], %(tol_mp)s::bigint[]) AS u(service, qa, qp, ma, mp)
 """,
 )
-# Round 0: a (IMSI, service, start second) key held by exactly one record on each side is a
-# pair greedy takes (its Δstart 0 is unbeatable and unshared): one hash join for the bulk.
-MATCH_EXACT: Final = """
-INSERT INTO m_pairs
-SELECT o.id, t.id, o.q = t.q AND o.a = t.a
-FROM (SELECT imsi, service, t, min(id) AS id, min(q) AS q, min(a) AS a
-      FROM m_ours GROUP BY 1, 2, 3 HAVING count(*) = 1) o
-JOIN (SELECT imsi, service, t, min(line) AS id, min(quantity) AS q, min(amount) AS a
-      FROM settlement_detail_records WHERE period_id = %(pid)s
-      GROUP BY 1, 2, 3 HAVING count(*) = 1) t
-  USING (imsi, service, t)
+# Round 0, in one pass that keeps nothing of the agreeing bulk: both sides grouped by
+# (IMSI, service, start second) and joined. A key held by exactly one record on each side is a
+# pair greedy takes (its Δstart 0 is unbeatable and unshared); when the two agree exactly it
+# is no discrepancy and is dropped here. What remains (pairs that differ, keys of one side
+# only, keys held twice) is small: the records behind it go to the later rounds.
+MATCH_KEYS: Final = """
+CREATE TEMP TABLE m_keys ON COMMIT DROP AS
+SELECT imsi, service, t, o.n AS on_, th.n AS tn, o.ref, o.tenant, o.q AS oq, o.a AS oa,
+       th.id, th.q AS tq, th.a AS ta
+FROM (SELECT imsi, service, t, count(*) AS n, min(ref) AS ref, min(tenant) AS tenant,
+             min(quantity) AS q, min(amount) AS a
+      FROM {records} AS r WHERE service = ANY(%(covered)s::text[])
+      GROUP BY imsi, service, t) o
+FULL JOIN (SELECT imsi, service, t, count(*) AS n, min(line) AS id, min(quantity) AS q,
+                  min(amount) AS a
+           FROM settlement_detail_records WHERE period_id = %(pid)s
+           GROUP BY imsi, service, t) th
+USING (imsi, service, t)
+WHERE NOT coalesce(o.n = 1 AND th.n = 1 AND o.q = th.q AND o.a = th.a, false)
 """
 MATCH_LEFTOVERS: Final = (
-    # statistics first: without them the anti-joins below plan as nested loops (quadratic)
-    "ANALYZE m_pairs",
+    "ANALYZE m_keys",
+    """
+INSERT INTO m_pairs
+SELECT ref, id, false, tenant, oq, oa FROM m_keys WHERE on_ = 1 AND tn = 1
+""",
+    # the records of keys that are not a unique pair: a semi-join with the small key set
     """
 CREATE TEMP TABLE r_ours ON COMMIT DROP AS
-SELECT o.* FROM m_ours o WHERE NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.our_id = o.id)
+SELECT r.ref, r.tenant, r.imsi, r.service, r.t, r.day, r.zone, r.quantity AS q, r.amount AS a
+FROM {records} AS r
+JOIN (SELECT imsi, service, t FROM m_keys
+      WHERE on_ IS NOT NULL AND NOT (on_ = 1 AND tn IS NOT DISTINCT FROM 1)) k
+  USING (imsi, service, t)
+WHERE r.service = ANY(%(covered)s::text[])
 """,
     """
 CREATE TEMP TABLE r_theirs ON COMMIT DROP AS
 SELECT d.line AS id, d.imsi, d.service, d.t, d.day, d.zone, d.quantity AS q, d.amount AS a,
        d.record_ref AS ref
 FROM settlement_detail_records d
+JOIN (SELECT imsi, service, t FROM m_keys
+      WHERE tn IS NOT NULL AND NOT (tn = 1 AND on_ IS NOT DISTINCT FROM 1)) k
+  USING (imsi, service, t)
 WHERE d.period_id = %(pid)s
-  AND NOT EXISTS (SELECT 1 FROM m_pairs p WHERE p.their_id = d.line)
 """,
     "CREATE INDEX ON r_ours (imsi, service, t)",
+    # statistics: without them the joins below may plan as nested loops (quadratic)
     "ANALYZE r_ours",
     "ANALYZE r_theirs",
 )
@@ -252,21 +267,22 @@ WHERE d.period_id = %(pid)s
 # (Δstart, Δquantity, their line, our record id): ties break the same way on every run.
 MATCH_ROUND: Final = """
 WITH c AS (
-    SELECT o.id AS our_id, o.ref AS our_ref, t.id AS their_id, abs(o.t - t.t) AS dt,
-           abs(o.q - t.q) AS dq, o.q = t.q AND o.a = t.a AS same
+    SELECT o.ref AS our_ref, t.id AS their_id, abs(o.t - t.t) AS dt, abs(o.q - t.q) AS dq,
+           o.q = t.q AND o.a = t.a AS same, o.tenant, o.q AS oq, o.a AS oa
     FROM r_theirs t
     JOIN r_ours o ON o.imsi = t.imsi AND o.service = t.service
                  AND o.t BETWEEN t.t - %(window)s AND t.t + %(window)s
 ), ranked AS (
-    SELECT our_id, their_id, same,
+    SELECT our_ref, their_id, same, tenant, oq, oa,
            row_number() OVER (PARTITION BY their_id ORDER BY dt, dq, our_ref) AS rt,
-           row_number() OVER (PARTITION BY our_id ORDER BY dt, dq, their_id) AS ro
+           row_number() OVER (PARTITION BY our_ref ORDER BY dt, dq, their_id) AS ro
     FROM c
 ), fresh AS (
-    INSERT INTO m_pairs SELECT our_id, their_id, same FROM ranked WHERE rt = 1 AND ro = 1
-    RETURNING our_id, their_id
+    INSERT INTO m_pairs
+    SELECT our_ref, their_id, same, tenant, oq, oa FROM ranked WHERE rt = 1 AND ro = 1
+    RETURNING our_ref, their_id
 ), gone_ours AS (
-    DELETE FROM r_ours WHERE id IN (SELECT our_id FROM fresh)
+    DELETE FROM r_ours WHERE ref IN (SELECT our_ref FROM fresh)
 ), gone_theirs AS (
     DELETE FROM r_theirs WHERE id IN (SELECT their_id FROM fresh)
 )
@@ -280,16 +296,15 @@ INSERT INTO settlement_discrepancies (period_id, level, kind, owner, day, servic
 SELECT %(pid)s, 'record',
        CASE WHEN NOT w.q_ok THEN 'quantity_mismatch' WHEN NOT w.m_ok THEN 'price_mismatch'
             ELSE 'matched' END,
-       o.tenant, t.day, t.service, t.zone, o.q, t.q, o.a, t.a, t.a - o.a,
-       NOT (w.q_ok AND w.m_ok), 'ours ' || o.ref || '; theirs line ' || t.id || ' ' || t.ref
+       p.tenant, t.day, t.service, t.zone, p.oq, t.q, p.oa, t.a, t.a - p.oa,
+       NOT (w.q_ok AND w.m_ok), 'ours ' || p.our_ref || '; theirs line ' || t.id || ' ' || t.ref
 FROM m_pairs p
-JOIN m_ours o ON o.id = p.our_id
 JOIN (SELECT line AS id, service, day, zone, quantity AS q, amount AS a, record_ref AS ref
       FROM settlement_detail_records WHERE period_id = %(pid)s) t ON t.id = p.their_id
-LEFT JOIN m_tol tol ON tol.service = o.service
+LEFT JOIN m_tol tol ON tol.service = t.service
 CROSS JOIN LATERAL (SELECT
-    settlement_within(o.q, t.q, coalesce(tol.qa, 0), coalesce(tol.qp, 0)) AS q_ok,
-    settlement_within(o.a, t.a, coalesce(tol.ma, 0), coalesce(tol.mp, 0)) AS m_ok) w
+    settlement_within(p.oq, t.q, coalesce(tol.qa, 0), coalesce(tol.qp, 0)) AS q_ok,
+    settlement_within(p.oa, t.a, coalesce(tol.ma, 0), coalesce(tol.mp, 0)) AS m_ok) w
 WHERE NOT p.same
 """,
     """

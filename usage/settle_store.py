@@ -530,9 +530,6 @@ class SettlementStore:
             conn,
             q.MATCH_SETUP,
             {
-                "records": records,
-                "pid": pid,
-                "covered": covered,
                 "tol_services": list(tol),
                 "tol_qa": [t.quantity_absolute for t in tol.values()],
                 "tol_qp": [t.quantity_relative_ppm for t in tol.values()],
@@ -540,11 +537,12 @@ class SettlementStore:
                 "tol_mp": [t.money_relative_ppm for t in tol.values()],
             },
         )
-        await self._run(conn, ("ANALYZE m_ours",), {})
         clock.lap("match_setup")
-        await conn.execute(q.MATCH_EXACT, {"pid": pid})
-        clock.lap("match_exact")
-        await self._run(conn, q.MATCH_LEFTOVERS, {"pid": pid})
+        await conn.execute(with_records(q.MATCH_KEYS, records), {"pid": pid, "covered": covered})
+        clock.lap("match_keys")
+        await self._run(
+            conn, q.MATCH_LEFTOVERS, {"pid": pid, "covered": covered, "records": records}
+        )
         clock.lap("match_leftovers")
         rounds = 0
         while True:
