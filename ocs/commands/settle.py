@@ -44,7 +44,8 @@ from settlement.invoice import INVOICE_BYTES_MAX, parse_invoice
 from settlement.model import SettlementCatalog
 from settlement.periods import check_actor, check_month
 from settlement.reconcile import Identity, owner_label
-from settlement.statement import money, render_csv, render_html, render_pdf
+from settlement.statement import money as _money_trimmed
+from settlement.statement import render_csv, render_html, render_pdf
 from tariffs.errors import CatalogError
 from tariffs.loader import load_catalog
 from tariffs.model import Catalog
@@ -53,6 +54,13 @@ from usage.settle_store import SettlementStore
 
 EXIT_OK, EXIT_STORE, EXIT_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 DEFAULT_CATALOG = "examples/catalog"
+
+
+def money(micro: int) -> str:
+    """Micro-units with all 6 decimals, so columns of figures line up."""
+    text = _money_trimmed(micro)
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(6, '0')}"
 
 
 class _Refused(Exception):
@@ -534,7 +542,7 @@ def _summary(args: argparse.Namespace) -> int:
         print(f"  exposure {money(s.exposure)}, covered by MVNO wholesale {money(s.covered)}, "
               f"at risk {money(s.at_risk)}")  # fmt: skip
         print(f"  {'operator':<12} {'status':<17} {'wholesale':>14} {'margin+fees':>14} "
-              f"{'margin %':>9} {'amount due':>14} statement")  # fmt: skip
+              f"{'% of whs.':>9} {'amount due':>14} statement")  # fmt: skip
         for o in s.operators:
             f = o.figures
             pct = f"{100 * o.margin / f.wholesale:.1f}" if f.wholesale else "-"
