@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ocs.commands import account, catalog, serve, settle, sim, store
+from ocs.commands import account, catalog, serve, settle, sim, store, usage
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, account, catalog, sim, store, settle)
+COMMAND_MODULES = (serve, account, catalog, sim, store, usage, settle)
 
 
 def build_parser() -> argparse.ArgumentParser:

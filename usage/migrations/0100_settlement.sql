@@ -1,4 +1,4 @@
--- depends: 0003_isolation
+-- depends: 0004_writer_partitions
 -- Wholesale settlement (settlement/ holds the arithmetic; this is where its figures live).
 --
 -- ocs_settlement: the role `ocs settle` works as. It reads every tenant's usage (a policy of its
