@@ -143,3 +143,35 @@ async def test_portfolio_summary(
     }
     assert {o.tenant: o.figures for o in again.operators}["acme"] == view.settlement
     assert q.SETTLEMENT_ROLE == "ocs_settlement"
+
+
+async def test_a_rejected_dispute_passes_through_per_contract(
+    usage_store: UsageStore, settle_store: SettlementStore, mno: HostMno, tenants: Catalog,
+    wholesale: SettlementCatalog,
+) -> None:  # fmt: skip
+    from settlement.disputes import DisputeEvent
+
+    await _month(usage_store, settle_store, mno, tenants)
+    disputes = {
+        (o, k): (i, c) for i, o, k, _n, c, _a, _s in await settle_store.disputes(mno.id, MONTH)
+    }
+    globex_id, globex_claim = disputes[("globex", "price_mismatch")]
+    acme_id, _acme_claim = disputes[("acme", "price_mismatch")]
+    for dispute_id in (globex_id, acme_id):
+        await settle_store.dispute(dispute_id, DisputeEvent.SEND, "ops", 5.0)
+        await settle_store.dispute(dispute_id, DisputeEvent.REJECT, "mno", 6.0)
+    views = {}
+    for tenant in ("acme", "globex"):
+        contract = wholesale.contract(tenant)
+        assert contract is not None
+        views[tenant] = await statement_view(
+            settle_store, tenant, MONTH, contract, wholesale, "2026-02-01T00:00:00+00:00"
+        )
+    # globex's contract passes rejected disputes through, acme's absorbs them
+    assert views["globex"].settlement.rejected_disputes == globex_claim
+    assert views["acme"].settlement.rejected_disputes == 0
+    s = views["globex"].settlement
+    assert s.amount_due == (
+        s.wholesale + s.margin + sum(s.markups.values()) + s.platform_fee
+        + s.commitment_shortfall + globex_claim
+    )  # fmt: skip
