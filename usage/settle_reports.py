@@ -17,7 +17,8 @@ from settlement.periods import PeriodState
 from settlement.settle import MvnoSettlement, settle_mvno
 from settlement.statement import DisputeLine, MnoSection, StatementView, UsageLine
 from usage import settle_sql as q
-from usage.settle_store import SettlementStore, identity_of, records_call, with_records
+from usage.settle_rows import identity_of, records_call, with_records
+from usage.settle_store import SettlementStore
 from usage.store import PORTFOLIO_ROLE, check_tenant, tenant_role
 
 _ORDER = list(PeriodState)

@@ -9,26 +9,22 @@ tenant's figures run as that tenant's role (``usage.settle_reports``).
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import msgspec
 import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from settlement.disputes import DisputeEvent, DisputeState, check_accepted, dispute_step
 from settlement.errors import InputFileError, NotBalancedError, SettlementError
-from settlement.invoice import Invoice
-from settlement.model import HostMno, SettlementCatalog
-from settlement.periods import PeriodEvent, PeriodState, check_month, next_month, step
+from settlement.invoice import Invoice, InvoiceLine
+from settlement.model import HostMno
+from settlement.periods import PeriodEvent, PeriodState, step
 from settlement.reconcile import (
     Identity,
     OurCell,
@@ -40,127 +36,23 @@ from settlement.reconcile import (
 from tariffs.errors import Problem
 from tariffs.model import Catalog
 from usage import settle_sql as q
+from usage.settle_rows import (
+    Clock,
+    PeriodRow,
+    ReconcileResult,
+    copy_problem,
+    identity_json,
+    identity_of,
+    imsi_owners,
+    month_bounds,
+    records_call,
+    with_records,
+)
 
 DETAIL_BYTES_MAX = 16 * 1024**3
 DETAIL_PROBLEMS_MAX = 100
 COPY_CHUNK_BYTES = 1024 * 1024
 MATCH_ROUNDS_MAX = 10_000
-
-
-class PeriodRow(msgspec.Struct, frozen=True):
-    id: int
-    host_mno: str
-    month: str
-    state: PeriodState
-    invoice_file: str
-    detail_services: tuple[str, ...]
-    cutoff: datetime | None
-    identity: Identity | None
-
-
-class ReconcileResult(msgspec.Struct, frozen=True):
-    period: PeriodRow
-    identity: Identity
-    records: int
-    rate_checks: int
-    match_rounds: int
-    summary: list[tuple[str, str, str, bool, int, int]]  # owner, level, kind, over, count, Σ
-    steps: dict[str, float] = {}  # seconds per step (the benchmark reports them)
-
-
-def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:
-    """The month's first instant and the next month's, in the MNO's time zone."""
-    zone = ZoneInfo(timezone)
-    nxt = next_month(check_month(month))
-    start = datetime(int(month[:4]), int(month[5:7]), 1, tzinfo=zone)
-    end = datetime(int(nxt[:4]), int(nxt[5:7]), 1, tzinfo=zone)
-    return start, end
-
-
-def identity_json(identity: Identity) -> str:
-    return json.dumps(
-        {
-            "invoice_total": identity.invoice_total,
-            "allocated": identity.allocated,
-            "unallocated": identity.unallocated,
-            "disputed": identity.disputed,
-            "tolerated": identity.tolerated,
-            "balanced": identity.balanced,
-        },
-        sort_keys=True,
-    )
-
-
-def identity_of(value: Any) -> Identity | None:
-    if not value:
-        return None
-    data = value if isinstance(value, dict) else json.loads(value)
-    return Identity(
-        int(data["invoice_total"]),
-        {str(k): int(v) for k, v in data["allocated"].items()},
-        int(data["unallocated"]),
-        int(data["disputed"]),
-        int(data["tolerated"]),
-    )
-
-
-def records_call(facts: tuple[Any, ...] | list[Any]) -> sql.Composed:
-    """``settlement_records(...)`` with a period's facts (a PERIOD_FACTS row without its id,
-    state) as literal constants: the planner inlines the function and prunes partitions."""
-    (_pid, mno, _state, tz, start, end, cutoff, prev_cutoff, home, default,
-     plmns, plmn_zones, mccs, mcc_zones) = facts  # fmt: skip
-    if cutoff is None:
-        raise SettlementError(f"period {mno}: not reconciled yet (no cutoff)")
-    values = [
-        sql.Literal(mno), sql.Literal(tz), sql.Literal(start), sql.Literal(end),
-        sql.Literal(cutoff), sql.SQL("NULL::timestamptz") if prev_cutoff is None
-        else sql.Literal(prev_cutoff), sql.Literal(home), sql.Literal(default),
-        sql.SQL("{}::text[]").format(sql.Literal(list(plmns))),
-        sql.SQL("{}::text[]").format(sql.Literal(list(plmn_zones))),
-        sql.SQL("{}::text[]").format(sql.Literal(list(mccs))),
-        sql.SQL("{}::text[]").format(sql.Literal(list(mcc_zones))),
-    ]  # fmt: skip
-    return sql.SQL("settlement_records({})").format(sql.SQL(", ").join(values))
-
-
-def with_records(template: str, records: sql.Composable) -> sql.Composed:
-    return sql.SQL(template).format(records=records)  # type: ignore[arg-type]
-
-
-def _imsi_owners(tenants: Catalog) -> dict[str, list[Any]]:
-    """The catalog's IMSI ranges and entries as SQL arrays (owner of an MNO-only record)."""
-    out: dict[str, list[Any]] = {
-        "range_first": [],
-        "range_last": [],
-        "range_digits": [],
-        "range_tenants": [],
-        "entry_imsis": [],
-        "entry_tenants": [],
-    }
-    for tenant in tenants.tenants:
-        for rng in tenant.ranges:
-            out["range_first"].append(int(rng.imsi_first))
-            out["range_last"].append(int(rng.imsi_last))
-            out["range_digits"].append(len(rng.imsi_first))
-            out["range_tenants"].append(tenant.id)
-        for entry in tenant.entries:
-            if entry.imsi:
-                out["entry_imsis"].append(entry.imsi)
-                out["entry_tenants"].append(tenant.id)
-    return out
-
-
-class _Clock:
-    """Seconds per step of a reconciliation, for the benchmark and the operator's log."""
-
-    def __init__(self, steps: dict[str, float]) -> None:
-        self.steps = steps
-        self.last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.steps[name] = round(self.steps.get(name, 0.0) + now - self.last, 3)
-        self.last = now
 
 
 class SettlementStore:
@@ -395,7 +287,7 @@ class SettlementStore:
                         while chunk := handle.read(COPY_CHUNK_BYTES):
                             await copy.write(chunk)
             except psycopg.errors.DataError as exc:  # a row COPY itself cannot split
-                raise InputFileError([_copy_problem(file, exc)]) from None
+                raise InputFileError([copy_problem(file, exc)]) from None
             bad = await (
                 await conn.execute(
                     q.DETAIL_PROBLEMS,
@@ -443,7 +335,7 @@ class SettlementStore:
             pid = period.id
             covered = list(period.detail_services)
             steps: dict[str, float] = {}
-            clock = _Clock(steps)
+            clock = Clock(steps)
             await conn.execute(q.SET_CUTOFF, (pid,))
             await self._run(conn, q.CLEAR_RESULTS, {"pid": pid})
             clock.lap("clear")
@@ -513,8 +405,6 @@ class SettlementStore:
                 await conn.execute(statement, values)
 
     async def _invoice(self, conn: AsyncConnection[Any], period: PeriodRow) -> Invoice:
-        from settlement.invoice import InvoiceLine
-
         lines = await (await conn.execute(q.INVOICE_LINES, (period.id,))).fetchall()
         return Invoice(
             period.invoice_file,
@@ -523,7 +413,7 @@ class SettlementStore:
 
     async def _match(
         self, conn: AsyncConnection[Any], pid: int, mno: HostMno, covered: list[str],
-        tenants: Catalog, clock: _Clock, records: sql.Composable,
+        tenants: Catalog, clock: Clock, records: sql.Composable,
     ) -> int:  # fmt: skip
         tol = {s: mno.tolerance(s) for s in mno.services}
         await self._run(
@@ -555,7 +445,7 @@ class SettlementStore:
             if rounds >= MATCH_ROUNDS_MAX:
                 raise SettlementError(f"record matching did not settle in {rounds} rounds")
         clock.lap("match_rounds")
-        await self._run(conn, q.MATCH_RESULTS, {"pid": pid, **_imsi_owners(tenants)})
+        await self._run(conn, q.MATCH_RESULTS, {"pid": pid, **imsi_owners(tenants)})
         clock.lap("match_results")
         return rounds
 
@@ -695,19 +585,3 @@ class SettlementStore:
             period = await self._period(conn, mno_id, month)
             await self._step(conn, period, PeriodEvent.CLOSE, actor, now_s)
             return await self._period(conn, mno_id, month)
-
-    def catalog_check(self, catalog: SettlementCatalog, mno_id: str) -> HostMno:
-        mno = catalog.mno(mno_id)
-        if mno is None:
-            known = ", ".join(m.id for m in catalog.mnos) or "none"
-            raise SettlementError(f"unknown host MNO {mno_id!r} (the catalog has: {known})")
-        return mno
-
-
-def _copy_problem(file: str, exc: psycopg.Error) -> Problem:
-    """COPY's own error (e.g. a row with too many fields) at its line."""
-    context = getattr(exc.diag, "context", "") or ""
-    found = re.search(r"line (\d+)", context)
-    line = int(found.group(1)) if found else 0
-    message = (exc.diag.message_primary or str(exc)).strip()
-    return Problem(file, line, "(row)", message)

@@ -41,7 +41,7 @@ from settlement.catalog import load_settlement_catalog
 from settlement.disputes import DisputeEvent
 from settlement.errors import InputFileError, SettlementError, TransitionError
 from settlement.invoice import INVOICE_BYTES_MAX, parse_invoice
-from settlement.model import SettlementCatalog
+from settlement.model import HostMno, SettlementCatalog
 from settlement.periods import check_actor, check_month
 from settlement.reconcile import Identity, owner_label
 from settlement.statement import money as _money_trimmed
@@ -196,6 +196,14 @@ def _catalogs(args: argparse.Namespace) -> tuple[Catalog, SettlementCatalog]:
     return tenants, load_settlement_catalog(args.catalog, tenants)
 
 
+def _mno(catalog: SettlementCatalog, mno_id: str) -> HostMno:
+    mno = catalog.mno(mno_id)
+    if mno is None:
+        known = ", ".join(m.id for m in catalog.mnos) or "none"
+        raise ValueError(f"unknown host MNO {mno_id!r} (the catalog has: {known})")
+    return mno
+
+
 def _actor(args: argparse.Namespace) -> str:
     return check_actor(args.actor or getpass.getuser())
 
@@ -277,7 +285,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _open(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         period = await store.open_period(mno, args.month, _actor(args), _now())
         print(f"period {mno.id} {args.month} opened (id {period.id}), state {period.state}")
         return EXIT_OK
@@ -287,7 +295,7 @@ def _open(args: argparse.Namespace) -> int:
 
 def _import_invoice(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         path = Path(args.file)
         try:
             if path.stat().st_size > INVOICE_BYTES_MAX:
@@ -308,7 +316,7 @@ def _import_invoice(args: argparse.Namespace) -> int:
 
 def _import_detail(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         count = await store.import_detail(mno, args.month, args.file, _actor(args), _now())
         print(f"detail {args.file}: {count:,} records loaded")
         return EXIT_OK
@@ -318,7 +326,7 @@ def _import_detail(args: argparse.Namespace) -> int:
 
 def _reconcile(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, tenants: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         started = time.perf_counter()
         result = await store.reconcile(mno, args.month, tenants, _actor(args), _now())
         took = time.perf_counter() - started
@@ -349,7 +357,7 @@ def _print_summary(summary: list[tuple[Any, ...]]) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         period = await store.period(mno.id, args.month)
         print(f"period {mno.id} {args.month}: {period.state}")
         if period.invoice_file:
@@ -369,7 +377,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _exceptions(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         owner = "" if args.unallocated else args.tenant
         limit = max(1, min(int(args.limit), 10_000))
         period, summary, rows = await store.exceptions(
@@ -394,7 +402,7 @@ def _exceptions(args: argparse.Namespace) -> int:
 
 def _dispute_raise(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         created = await store.raise_disputes(mno.id, args.month, _actor(args), _now())
         for did, owner, kind, count, claimed in created:
             print(
@@ -408,7 +416,7 @@ def _dispute_raise(args: argparse.Namespace) -> int:
 
 def _dispute_list(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         for did, owner, kind, count, claimed, accepted, state in await store.disputes(
             mno.id, args.month
         ):
@@ -460,7 +468,7 @@ def _dispute_evidence(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         identity = await store.approve(mno.id, args.month, _actor(args), _now())
         print(f"approved {mno.id} {args.month}:")
         print("\n".join(_identity_lines(identity, mno.currency)))
@@ -471,7 +479,7 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _close(args: argparse.Namespace) -> int:
     async def body(store: SettlementStore, _t: Catalog, catalog: SettlementCatalog) -> int:
-        mno = store.catalog_check(catalog, args.mno)
+        mno = _mno(catalog, args.mno)
         period = await store.close_period(mno.id, args.month, _actor(args), _now())
         print(f"period {mno.id} {args.month} is {period.state}; later records go to the next one")
         return EXIT_OK
