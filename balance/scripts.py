@@ -37,6 +37,7 @@ SCRIPT_FLAGS: dict[str, str] = {
     "bucket": "",
     "debit": "",
     "debit_many": "",
+    "offline": "",
     "refund": "",
     "expire": "",
     "price_check": "no-writes",

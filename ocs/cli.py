@@ -16,13 +16,17 @@ from ocs.commands import (
     events,
     report,
     serve,
+    settle,
     sim,
     store,
     usage,
+    xdr,
 )
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, account, catalog, config, sim, store, usage, dispatch, events, report)
+COMMAND_MODULES = (
+    serve, account, catalog, config, sim, store, usage, xdr, settle, dispatch, events, report,
+)  # fmt: skip
 DISTRIBUTION = "mvna-ocs"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left
 
