@@ -540,6 +540,7 @@ class Ledger:
             self.idempotency_ttl_s,
             *fields,
             usage_at_s,
+            self._balance_below,  # configuration, outside the digest
         ]
         # The context travels as ARGV[2] and is copied onto the record byte for byte.
         args = [_ENCODER.encode(payload), _ENCODER.encode(context)]

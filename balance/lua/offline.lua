@@ -1,7 +1,9 @@
 -- offline.lua: usage already consumed (an offline xDR record), committed without a session.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
+-- shard event stream (depleted / negative / balance_below crossings)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, service, rating_group,
---                  legs, kinds, payg(0/1), block_kinds, usage_at_s}
+--                  legs, kinds, payg(0/1), block_kinds, usage_at_s, balance_below (optional:
+--                  notification levels, micro-units)}
 --   leg = {leg_key, units, price}; usage_at_s = when the usage happened: the bundles live then
 --   are the ones that pay (as they would have online).
 -- ARGV[2] record context: msgpack RecordContext (balance/records.py), never decoded here: it
@@ -45,6 +47,7 @@ local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
+local posted_before = acct[A_BALANCE] + acct[A_HELD]
 local pays = pays_money(acct, payg, block_kinds, usage_at)
 local unit_buckets, money_buckets = eligible(acct, kinds, usage_at)
 local drawn, leg_out = {}, {}
@@ -84,5 +87,9 @@ local packed = mp_pack(record('usage', tenant, subscriber, '', op_id, service, r
   -retail_total))
 rcall('SET', KEYS[2], mp_pack(acct))
 rcall('XADD', KEYS[3], '*', 'r', '\220\0\19' .. ssub(packed, 4) .. context)
+if KEYS[4] and retail_total > 0 then
+  emit_crossings(KEYS[4], tenant, subscriber, op_id, now, posted_before,
+    balance + acct[A_HELD], req[14])
+end
 idem_store(KEYS[1], digest, result, ttl)
 return {0, result}

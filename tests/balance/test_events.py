@@ -129,3 +129,19 @@ async def test_one_sms_to_several_recipients_notifies_once(ledger: Ledger) -> No
     for _ in range(3):  # retransmitted: applied once
         await levels.debit_many(sub, "m:0", items, now_s=NOW, session_id="m")
     assert [e.type for e in await events_of(levels, sub)] == ["created", "balance_below"]
+
+
+async def test_offline_usage_crosses_levels_once(ledger: Ledger) -> None:
+    from balance.records import RecordContext, UsedLeg
+    from tests.balance.scenarios import PER_UNIT
+
+    levels = Ledger(ledger.client, "acme", balance_below=[50])
+    sub = "4917099000999"
+    await levels.provision_account(sub, balance=100, now_s=NOW)
+    leg = [UsedLeg("data", 80, PER_UNIT)]
+    for _ in range(2):  # the same xDR record imported twice: applied once
+        await levels.offline_usage(
+            sub, "x:1", service="data", rating_group=10, legs=leg,
+            context=RecordContext(source="offline"), usage_at_s=NOW, now_s=NOW,
+        )  # fmt: skip
+    assert [e.type for e in await events_of(levels, sub)] == ["created", "balance_below"]
