@@ -23,6 +23,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from balance import keys
+from balance.access import AccessGuard, Repair
 from balance.errors import (
     InvalidRequest,
     LedgerOverloaded,
@@ -180,7 +181,10 @@ class Ledger:
         buckets_max: int = BUCKETS_MAX_DEFAULT,
         in_flight_max: int = IN_FLIGHT_MAX_DEFAULT,
         waiting_max: int | None = None,
+        repair: Repair | None = None,
     ) -> None:
+        """``repair`` re-provisions the tenant's ACL user and the Functions library on an admin
+        connection (see ``balance.access``); without it a Redis that forgot them stays refused."""
         if min(idempotency_ttl_s, sessions_max, buckets_max, in_flight_max) <= 0:
             raise InvalidRequest("ledger limits must be positive")
         self.client = client
@@ -194,7 +198,12 @@ class Ledger:
         # Calls beyond ``waiting_max`` waiting ones are refused at once (LedgerOverloaded): a
         # server sheds load instead of queueing requests into its Redis timeout.
         self._in_flight = InFlightLimit(in_flight_max, waiting_max)
-        self._scripts = ScriptCaller(client, library=_SCRIPTS.library)
+        self.access = AccessGuard(repair)
+        self._scripts = ScriptCaller(
+            client,
+            library=_SCRIPTS.library,
+            reload_library=self.access.repair if self.access.enabled else None,
+        )
         self._readers: dict[tuple[str, str], RecordReader] = {}
 
     @classmethod
@@ -245,14 +254,16 @@ class Ledger:
             await self._in_flight.enter()
         except QueueFull as exc:
             raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
+        call = functools.partial(self._scripts.call, script, key_list, [encoded])
         try:
             try:
-                return await self._scripts.call(script, key_list, [encoded])
+                return await self.access.run(call)
             except RedisConnectionError:
                 # A pooled connection died (Redis restarted, failed over). Every script is
                 # idempotent on its operation id, so one retry on a fresh connection is safe:
-                # if the first attempt was applied, the retry returns its stored result.
-                return await self._scripts.call(script, key_list, [encoded])
+                # if the first attempt was applied, the retry returns its stored result. The
+                # fresh connection may find the tenant's user gone: ``access`` repairs it.
+                return await self.access.run(call)
         except Exception as exc:
             mapped = _ledger_error(script, exc)
             if mapped is exc:
@@ -542,7 +553,8 @@ class Ledger:
         keys.check_subscriber(subscriber)
         prefix = keys.subscriber_prefix(self.tenant, subscriber)
         try:
-            raw = await self.client.get(keys.account_key(prefix, subscriber))
+            account_key = keys.account_key(prefix, subscriber)
+            raw = await self.access.run(lambda: self.client.get(account_key))
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise LedgerUnavailable(f"query: Redis unavailable: {exc}") from exc
         if raw is None:
@@ -588,7 +600,7 @@ class Ledger:
     def record_reader(self, group: str, consumer: str) -> RecordReader:
         reader = self._readers.get((group, consumer))
         if reader is None:
-            reader = RecordReader(self.client, self.tenant, group, consumer)
+            reader = RecordReader(self.client, self.tenant, group, consumer, guard=self.access)
             self._readers[(group, consumer)] = reader
         return reader
 
@@ -608,7 +620,8 @@ class Ledger:
 
     async def ack(self, group: str, records: Sequence[StreamRecord]) -> int:
         """Acknowledge exported records (they are then never delivered to the group again)."""
-        return await RecordReader(self.client, self.tenant, group, "ack").ack(records)
+        reader = RecordReader(self.client, self.tenant, group, "ack", guard=self.access)
+        return await reader.ack(records)
 
 
 def tenant_username(tenant: str) -> str:

@@ -70,7 +70,7 @@ class OcsApp:
         self.log = logger or make_logger(config.log.level, json=config.log.json)
         self.clock = clock
         self.metrics = Metrics()
-        self.ledger = LedgerRuntime(config.redis, config.ledger)
+        self.ledger = LedgerRuntime(config.redis, config.ledger, log=self.log)
         self.sessions = SessionRegistry()
         self.directory: TenantDirectory | None = None
         self.diameter: DiameterServer | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+import structlog
 from redis.asyncio.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.exceptions import RedisError
@@ -142,8 +144,15 @@ async def connect_admin(url: str, timeout_s: float = 1.0) -> aioredis.Redis | Re
 class LedgerRuntime:
     """Start (or connect to) the ledger's Redis, hand out per-tenant ledgers, stop cleanly."""
 
-    def __init__(self, config: RedisConfig, ledger: LedgerConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: RedisConfig,
+        ledger: LedgerConfig | None = None,
+        *,
+        log: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
         self.config = config
+        self.log = log
         self.ledger_config = ledger or LedgerConfig()
         self.data_dir = Path(config.data_dir)
         self.embedded: EmbeddedRedis | None = None
@@ -157,8 +166,13 @@ class LedgerRuntime:
         if self.config.url:
             self.url = self.config.url
         else:
+            # The ACL file keeps the tenant users across a restart of the embedded Redis
+            # (ACL SETUSER is not in the AOF; provision_tenant saves them with ACL SAVE).
             self.embedded = EmbeddedRedis(
-                self.data_dir, port=self.config.embedded_port, appendfsync=self.config.appendfsync
+                self.data_dir,
+                port=self.config.embedded_port,
+                appendfsync=self.config.appendfsync,
+                aclfile=True,
             )
             await asyncio.to_thread(self.embedded.start)
             self.url = self.embedded.url
@@ -187,10 +201,20 @@ class LedgerRuntime:
             cluster=self.cluster,
             pool_size=self.config.pool_size,
             timeout_s=self.config.timeout_s,
+            repair=functools.partial(self._repair_access, tenant, password),
             **self.ledger_config.limits(),
         )
         self._ledgers[tenant] = ledger
         return ledger
+
+    async def _repair_access(self, tenant: str, password: str) -> None:
+        """Redis refused the tenant's user or lacked the library (restarted, flushed, failed
+        over): provision both again on the admin connection. Called by the tenant's ledger."""
+        if self.admin is None:
+            raise RedisSetupError("the ledger runtime is stopped")
+        await provision_tenant(self.admin, tenant, password)
+        if self.log is not None:
+            self.log.warning("tenant_access_repaired", tenant=tenant)
 
     async def stop(self) -> None:
         for ledger in self._ledgers.values():
