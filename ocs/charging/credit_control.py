@@ -409,7 +409,9 @@ class CreditControlHandler:
             if terminating
             else tuple(self._service_answer(slot, results, tenant, now) for slot in slots)
         )
-        if terminating:
+        code = _top_level_code(ccr, answers)
+        if terminating or (ccr.request_type is CcRequestType.INITIAL and code in _SESSION_REFUSED):
+            # A refused CCR-I establishes no session: the ledger kept none either (ccr.lua).
             self.sessions.ended(ccr.session_id)
         else:
             self._keep_session(
@@ -422,7 +424,7 @@ class CreditControlHandler:
                     for a in answers
                 ),
             )
-        return CreditControlAnswer(result_code=_top_level_code(ccr, answers), services=answers)
+        return CreditControlAnswer(result_code=code, services=answers)
 
     def _keep_session(
         self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, *, waiting_for_credit: bool
@@ -586,11 +588,22 @@ def _failed(ccr: CreditControlRequest, code: int) -> tuple[Avp, ...]:
 
 def _top_level_code(ccr: CreditControlRequest, answers: tuple[ServiceAnswer, ...]) -> int:
     """Session-level Result-Code: a single-service request carries its service's code; with
-    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused."""
+    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused
+    or, on a CCR-I, every MSCC is."""
     if not answers:
         return ResultCode.SUCCESS
     if not ccr.has_mscc:
         return answers[0].result_code
     if all(a.result_code == ResultCode.END_USER_SERVICE_DENIED for a in answers):
         return ResultCode.END_USER_SERVICE_DENIED
+    if ccr.request_type is CcRequestType.INITIAL and all(
+        a.result_code in _SESSION_REFUSED for a in answers
+    ):
+        # Every service of a CCR-I refused by the ledger: the session is not established (the
+        # ledger keeps none), so the command-level code says so and no CCR-T is expected.
+        return ResultCode.CREDIT_LIMIT_REACHED
     return ResultCode.SUCCESS
+
+
+# Command-level codes of a CCR-I that establish no session (ccr.lua drops it in the same call).
+_SESSION_REFUSED = frozenset((ResultCode.CREDIT_LIMIT_REACHED, ResultCode.END_USER_SERVICE_DENIED))
