@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
@@ -188,11 +189,23 @@ class OcsApp:
         assert self.ledger.admin is not None and self.directory is not None
         try:
             catalog = await stored_catalog(self.ledger.admin)
+            if catalog is not None:
+                self.directory.replace_catalog(catalog)
         except CatalogError as exc:
-            self.log.error("catalog_reload_refused", problems=[str(p) for p in exc.problems])
+            self.log.error(
+                "catalog_reload_refused",
+                problems=[str(p) for p in exc.problems],
+                kept="the catalog in use",
+            )
+            return
+        except (RedisError, OSError):
+            raise  # Redis trouble: the notice listener reconnects and the next notice retries
+        except Exception as exc:
+            # Whatever else a bad catalog trips over, the running one stays (never a crash of
+            # the listener that also carries RAR/ASR notices).
+            self.log.error("catalog_reload_refused", error=repr(exc), kept="the catalog in use")
             return
         if catalog is not None:
-            self.directory.replace_catalog(catalog)
             self.log.info("catalog_reloaded", tenants=[t.id for t in catalog.tenants])
 
     async def _ledger_for(self, tenant: str) -> Ledger:

@@ -51,6 +51,9 @@ from tariffs.yamlread import Reader, compose, line_of
 
 CATALOG_FILE_BYTES_MAX = 64 * 1024 * 1024
 CATALOG_FILES_MAX = 10_000
+# IANA zone names: ASCII words joined by "/" (the longest is 32 characters).
+TIMEZONE_CHARS_MAX = 64
+_TIMEZONE_RE = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
 SUBSCRIBER_RANGE_SIZE_MAX = 100_000_000
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -269,8 +272,12 @@ class _TenantReader:
         if name is None:
             return None
         try:
+            # The name becomes a path under the tz database: check its shape before zoneinfo
+            # opens it ("Europe" is a directory, 300 characters are too long for a file name).
+            if len(name) > TIMEZONE_CHARS_MAX or not _TIMEZONE_RE.fullmatch(name):
+                raise ValueError(name)
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             self.r.problem(node, field, f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)")
             return None
         return name
