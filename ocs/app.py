@@ -95,6 +95,9 @@ class OcsApp:
             self.metrics,
             health=self._health,
             request_bytes_max=self.config.http.request_bytes_max,
+            request_timeout_s=self.config.http.request_timeout_s,
+            idle_timeout_s=self.config.http.idle_timeout_s,
+            connections_max=self.config.http.connections_max,
         )
         host, port = await self.http.start(
             self.config.http.listen_host, self.config.http.listen_port
