@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 T = TypeVar("T")
 Repair = Callable[[], Awaitable[None]]
@@ -59,12 +60,21 @@ class AccessGuard:
         if not future.cancelled() and future.exception() is None:
             self.repairs += 1
 
-    async def run(self, make_call: Callable[[], Awaitable[T]]) -> T:
-        """``make_call()``; after a refused login, one repair and one more try."""
-        try:
-            return await make_call()
-        except (AuthenticationError, ResponseError) as exc:
-            if self._repair is None or not access_lost(exc):
-                raise
-        await self.repair()
-        return await make_call()
+    async def run(self, make_call: Callable[[], Awaitable[T]], *, idempotent: bool = False) -> T:
+        """``make_call()``; after a refused login, one repair and one more try. ``idempotent``
+        calls are also tried again once after a lost connection: a restarted Redis first
+        shows as the pooled connection closing, and only the next connection is refused."""
+        retried = repaired = False
+        while True:
+            try:
+                return await make_call()
+            except (RedisConnectionError, ResponseError) as exc:
+                if access_lost(exc):
+                    if self._repair is None or repaired:
+                        raise
+                    repaired = True
+                    await self.repair()
+                elif idempotent and not retried and isinstance(exc, RedisConnectionError):
+                    retried = True
+                else:
+                    raise

@@ -554,7 +554,7 @@ class Ledger:
         prefix = keys.subscriber_prefix(self.tenant, subscriber)
         try:
             account_key = keys.account_key(prefix, subscriber)
-            raw = await self.access.run(lambda: self.client.get(account_key))
+            raw = await self.access.run(lambda: self.client.get(account_key), idempotent=True)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise LedgerUnavailable(f"query: Redis unavailable: {exc}") from exc
         if raw is None:

@@ -55,7 +55,8 @@ class RecordReader:
         try:
             stream = self.stream(vshard)
             await self._guard.run(
-                lambda: self.client.xgroup_create(stream, self.group, id="0", mkstream=True)
+                lambda: self.client.xgroup_create(stream, self.group, id="0", mkstream=True),
+                idempotent=True,
             )
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
@@ -105,5 +106,5 @@ class RecordReader:
         acked = 0
         for stream, ids in by_stream.items():
             xack = functools.partial(self.client.xack, stream, self.group, *ids)
-            acked += int(await self._guard.run(xack))
+            acked += int(await self._guard.run(xack, idempotent=True))
         return acked

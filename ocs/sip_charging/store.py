@@ -72,9 +72,12 @@ class CallStore:
         # The ledger's guard: a restarted Redis that forgot the tenant's user gets it back.
         self._guard = guard or AccessGuard()
 
-    async def _call(self, what: str, make_call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _call(
+        self, what: str, make_call: Callable[[], Awaitable[Any]], *, idempotent: bool = True
+    ) -> Any:
+        """``idempotent``: safe to send again after a lost connection (all but ``swap``)."""
         try:
-            return await self._guard.run(make_call)
+            return await self._guard.run(make_call, idempotent=idempotent)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise LedgerUnavailable(f"{what}: Redis unavailable: {exc}") from exc
         except RedisError as exc:
@@ -116,6 +119,7 @@ class CallStore:
                     "" if deadline_s is None else deadline_s,
                 ],
             ),
+            idempotent=False,  # a compare-and-set applied once would fail a second time
         )
         return Stored(bytes(raw)) if int(swapped) == 1 else None
 
