@@ -44,6 +44,7 @@ from balance.records import (
     OpResult,
     PriceTuple,
     RatingGroupRequest,
+    RefundResult,
     StreamRecord,
     UsedLeg,
     price_tuple,
@@ -64,6 +65,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 _CCR_DECODER = msgspec.msgpack.Decoder(CcrPayload)
 _SUMMARY_DECODER = msgspec.msgpack.Decoder(AccountSummary)
 _DEBIT_DECODER = msgspec.msgpack.Decoder(DebitPayload)
+_REFUND_DECODER = msgspec.msgpack.Decoder(RefundResult)
 _ACCOUNT_DECODER = msgspec.msgpack.Decoder(Account)
 _EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
 
@@ -190,6 +192,7 @@ class Ledger:
         self.client = client
         self.tenant = keys.check_tenant(tenant)
         self.idempotency_ttl_s = idempotency_ttl_s
+        self.idempotency_ttl_default_s = idempotency_ttl_s
         self.session_idle_s = session_idle_s
         self.sessions_max = sessions_max
         self.buckets_max = buckets_max
@@ -205,6 +208,13 @@ class Ledger:
             reload_library=self.access.repair if self.access.enabled else None,
         )
         self._readers: dict[tuple[str, str], RecordReader] = {}
+
+    def use_idempotency_window(self, seconds: int | None) -> None:
+        """The tenant's catalog window (None or 0: the deployment default): how long an
+        operation id is recognised, and a debit refundable. Read by every later call."""
+        if seconds is not None and seconds < 0:
+            raise InvalidRequest("an idempotency window must not be negative")
+        self.idempotency_ttl_s = seconds or self.idempotency_ttl_default_s
 
     @classmethod
     def for_tenant(
@@ -409,14 +419,18 @@ class Ledger:
         session_id: str = "",
         digest: str | None = None,
         block_kinds: Sequence[str] = (),
+        refund_ref: str = "",
     ) -> DebitResult:
         """Direct debiting: all the units or nothing (``InsufficientCredit``), with a record.
 
         With ``on_exhaust`` BLOCK and ``block_kinds``, only a live bucket of those kinds stops
-        money from paying."""
+        money from paying. ``refund_ref`` keeps what was taken, for ``refund_debit`` to give
+        back (at most that) within the idempotency window."""
         if not legs:
             raise InvalidRequest("a debit needs at least one leg")
-        _, key_list = self._account_keys(subscriber, op_id)
+        prefix, key_list = self._account_keys(subscriber, op_id)
+        if refund_ref:
+            key_list.append(keys.debit_key(prefix, subscriber, refund_ref))
         fields = [
             service,
             rating_group,
@@ -459,6 +473,33 @@ class Ledger:
             service,
             rating_group,
         )
+
+    async def refund_debit(
+        self,
+        subscriber: str,
+        op_id: str,
+        *,
+        debit_ref: str,
+        units: int,
+        now_s: float,
+        reason: str = "REFUND_ACCOUNT",
+        session_id: str = "",
+        service: str = "",
+        rating_group: int = 0,
+    ) -> RefundResult:
+        """REFUND_ACCOUNT of the debit made with ``refund_ref=debit_ref``: ``units`` of it back
+        (capped at what is left), its money and bucket units in proportion; never more than it
+        took. ``NoRefundableDebit`` when there is no such debit (or nothing left of it)."""
+        if units <= 0 or not debit_ref:
+            raise InvalidRequest("a refund names its debit and gives back at least one unit")
+        prefix, key_list = self._account_keys(subscriber, op_id)
+        key_list.append(keys.debit_key(prefix, subscriber, debit_ref))
+        fields = [units, reason, session_id, service, rating_group]
+        digest = content_digest("refund_debit", subscriber, debit_ref, *fields)
+        payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
+        replayed, raw = await self._run(_SCRIPTS["refund_debit"], key_list, payload)
+        result = _REFUND_DECODER.decode(raw)
+        return msgspec.structs.replace(result, replayed=bool(replayed))
 
     # -- account maintenance --------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ SCRIPT_FLAGS: dict[str, str] = {
     "bucket": "",
     "debit": "",
     "refund": "",
+    "refund_debit": "",
     "expire": "",
     "price_check": "no-writes",
 }

@@ -51,6 +51,9 @@ from tariffs.yamlread import Reader, compose, line_of
 
 CATALOG_FILE_BYTES_MAX = 64 * 1024 * 1024
 CATALOG_FILES_MAX = 10_000
+# Bounds of a tenant's idempotency window: a minute (Diameter retransmissions) to 90 days (each
+# operation's record is kept that long in Redis: memory grows with the window).
+IDEMPOTENCY_WINDOW_S = (60, 90 * 86400)
 # IANA zone names: ASCII words joined by "/" (the longest is 32 characters).
 TIMEZONE_CHARS_MAX = 64
 _TIMEZONE_RE = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
@@ -86,6 +89,7 @@ TENANT_KEYS = frozenset(
         "home_zone",
         "final_unit",
         "status",
+        "idempotency_window",
         "services",
         "zones",
         "destinations",
@@ -222,6 +226,7 @@ class _TenantReader:
         timezone = self._opt(get("timezone"), "timezone", self._timezone)
         final_unit = self._final_unit(get("final_unit"))
         status = self._status(get("status"))
+        window = self._idempotency_window(get("idempotency_window"))
         services = self._services(get("services"))
         zones = self._zones(get("zones"))
         zone_names = {z.name for z in zones}
@@ -256,6 +261,7 @@ class _TenantReader:
             national_prefix="0" if national is None else national,
             international_prefix="00" if international is None else international,
             status=status,
+            idempotency_ttl_s=window,
             source=self.file,
         )
 
@@ -266,6 +272,23 @@ class _TenantReader:
         if node is None:
             return None
         return cast("str | None", read(node, field))  # type: ignore[operator]
+
+    def _idempotency_window(self, node: Node | None) -> int:
+        """How long the ledger recognises a retransmission (and a debit stays refundable):
+        an ISO 8601 duration of whole days, hours, minutes or seconds; 0 = the default."""
+        if node is None:
+            return 0
+        field = "idempotency_window"
+        duration = self.r.convert(node, field, parse_duration)
+        if duration is None:
+            return 0
+        low, high = IDEMPOTENCY_WINDOW_S
+        if duration.months or not low <= duration.seconds <= high:
+            self.r.problem(
+                node, field, f"must be {low} s to {high // 86400} days, in D/H/M/S (e.g. P7D)"
+            )
+            return 0
+        return duration.seconds
 
     def _timezone(self, node: Node, field: str) -> str | None:
         name = self.r.string(node, field)

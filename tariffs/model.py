@@ -163,6 +163,9 @@ class Tenant(msgspec.Struct, frozen=True):
     # An aggregator suspends a tenant (unpaid, being offboarded) without touching its
     # subscribers: no new service, usage already consumed is still charged, refunds still paid.
     status: TenantStatus = ACTIVE
+    # How long the ledger recognises a retransmitted operation (and an event debit stays
+    # refundable), in seconds; 0 = the deployment's [ledger] idempotency_ttl_s.
+    idempotency_ttl_s: int = 0
     source: str = ""
 
     def service(self, name: str) -> Service | None:

@@ -2,7 +2,10 @@
 
 - DIRECT_DEBITING: the requested units (RSU, else USU, else the service's default grant) are
   debited at once, all or nothing: 2001 with the units granted, or 4012 (4010 when blocked).
-- REFUND_ACCOUNT: the retail price of the reported units goes back to the balance.
+- REFUND_ACCOUNT: refers to the DIRECT_DEBITING event of the same Session-Id (MSCC by
+  position) within the tenant's idempotency window; the units asked (capped at what is left of
+  that debit) go back with their share of its money and bucket units, never more than it took.
+  No such debit, or nothing left of it: 5002 DIAMETER_UNKNOWN_SESSION_ID.
 - CHECK_BALANCE: Check-Balance-Result ENOUGH_CREDIT when buckets of the eligible kinds or money
   cover the requested units, NO_CREDIT otherwise; nothing is reserved.
 - PRICE_ENQUIRY: Cost-Information with the retail price of the requested units; nothing moves.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from balance.errors import AccountBlocked, InsufficientCredit
+from balance.errors import AccountBlocked, InsufficientCredit, NoRefundableDebit
 from balance.records import OnExhaust, UsedLeg
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
@@ -91,18 +94,25 @@ class EventCharging:
                 continue
             rating = item.rating
             op_id = f"{ccr.session_id}:{ccr.request_number}:{index}"
+            # A refund names its debit: the DIRECT_DEBITING event of the same Session-Id, the
+            # MSCC at the same position.
+            debit_ref = f"{ccr.session_id}:{index}"
             if action is RequestedAction.REFUND_ACCOUNT:
-                await ledger.refund(
-                    ref.subscriber_id,
-                    op_id,
-                    amount=retail(rating.price, item.units),
-                    reason="REFUND_ACCOUNT",
-                    now_s=now,
-                    session_id=ccr.session_id,
-                    service=rating.service,
-                    rating_group=service.rating_group or 0,
-                )
-                answers.append(_granted(service, item.units, rating))
+                try:
+                    refunded = await ledger.refund_debit(
+                        ref.subscriber_id,
+                        op_id,
+                        debit_ref=debit_ref,
+                        units=item.units,
+                        now_s=now,
+                        session_id=ccr.session_id,
+                        service=rating.service,
+                        rating_group=service.rating_group or 0,
+                    )
+                except NoRefundableDebit:
+                    answers.append(_refused(service, ResultCode.UNKNOWN_SESSION_ID))
+                    continue
+                answers.append(_granted(service, refunded.units, rating))
                 continue
             try:
                 await ledger.debit_event(
@@ -117,6 +127,7 @@ class EventCharging:
                     now_s=now,
                     session_id=ccr.session_id,
                     digest=f"{digest}:{index}",
+                    refund_ref=debit_ref,
                 )
             except InsufficientCredit:
                 answers.append(_refused(service, ResultCode.CREDIT_LIMIT_REACHED))
