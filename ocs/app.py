@@ -24,7 +24,8 @@ from ocs.catalog_install import install_catalog
 from ocs.catalog_store import CATALOG_NOTICE, store_catalog, stored_catalog
 from ocs.charging.credit_control import CreditControlHandler
 from ocs.charging.directory import TenantDirectory
-from ocs.charging.notifications import AccountNotice, NoticeListener, ServerInitiated
+from ocs.charging.durable_requests import DurableServerRequests, PeerStore, consumer_name
+from ocs.charging.notifications import AccountNotice, NoticeListener
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.supervision import TccSupervisor
 from ocs.config import Config, ConfigError
@@ -78,12 +79,17 @@ class OcsApp:
         self.http: HttpServer | None = None
         self.supervisor: TccSupervisor | None = None
         self.notices: NoticeListener | None = None
-        self.server_initiated: ServerInitiated | None = None
+        self.peers: PeerStore | None = None
+        self.server_requests: DurableServerRequests | None = None
         self.sip: SipCharging | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
         await self._start_ledger()
+        assert self.ledger.admin is not None
+        self.peers = PeerStore(
+            self.ledger.admin, ttl_s=int(self.config.ledger.session_idle_s), log=self.log
+        )
         catalog = await self._load_catalog()
         self.directory = TenantDirectory(catalog, self._ledger_for)
         router = build_router(self._register_applications)
@@ -129,14 +135,19 @@ class OcsApp:
         )
         self.supervisor.start()
         assert self.ledger.admin is not None
-        self.server_initiated = ServerInitiated(
-            self.sessions,
+        self.server_requests = DurableServerRequests(
+            self.ledger.admin,
+            self.peers,
             self._send_server_request,
+            lambda: self.diameter.open_peers.keys() if self.diameter is not None else (),
+            consumer=consumer_name(self.config.diameter.origin_host),
             origin_host=self.config.diameter.origin_host,
             origin_realm=self.config.diameter.origin_realm,
             timeout_s=self.config.charging.server_request_timeout_s,
             log=self.log,
         )
+        self.server_requests.start()
+        # Catalog reloads still come as pub/sub notices (every process acts on each one).
         self.notices = NoticeListener(self.ledger.admin, self._on_notice, log=self.log)
         self.notices.start()
 
@@ -183,10 +194,9 @@ class OcsApp:
         return catalog
 
     async def _on_notice(self, notice: AccountNotice) -> None:
+        # Account notices (top-up, block) travel as a stream: DurableServerRequests.
         if notice.event == CATALOG_NOTICE:
             await self._reload_catalog()
-        elif self.server_initiated is not None:
-            await self.server_initiated.handle(notice)
 
     async def _reload_catalog(self) -> None:
         assert self.ledger.admin is not None and self.directory is not None
@@ -227,6 +237,7 @@ class OcsApp:
             clock=self.clock,
             profile=Profile.LENIENT if self.config.diameter.lenient else Profile.STRICT,
             metrics=self.metrics,
+            peers=self.peers,
         )
         router.register(
             ApplicationId.CREDIT_CONTROL, CommandCode.CREDIT_CONTROL, handler, vendor_id=VENDOR_3GPP
@@ -266,6 +277,8 @@ class OcsApp:
     async def stop(self) -> None:
         if self.notices is not None:
             await self.notices.stop()
+        if self.server_requests is not None:
+            await self.server_requests.stop()
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self.sip is not None:

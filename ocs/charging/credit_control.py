@@ -67,6 +67,7 @@ from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, Unkno
 from diameter_apps.events import RequestReceived
 from diameter_apps.validation import Profile
 from ocs.charging.directory import TenantDirectory
+from ocs.charging.durable_requests import PeerStore
 from ocs.charging.events import EventCharging
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
@@ -134,8 +135,10 @@ class CreditControlHandler:
         clock: Callable[[], float],
         profile: Profile = Profile.LENIENT,
         metrics: Metrics | None = None,
+        peers: PeerStore | None = None,
     ) -> None:
         self.directory = directory
+        self.peers = peers  # the shared session → peer store (durable RAR/ASR); None: none
         self.config = config
         self.origin_host = origin_host
         self.origin_realm = origin_realm
@@ -412,6 +415,10 @@ class CreditControlHandler:
         code = _top_level_code(ccr, answers)
         if terminating or (ccr.request_type is CcRequestType.INITIAL and code in _SESSION_REFUSED):
             # A refused CCR-I establishes no session: the ledger kept none either (ccr.lua).
+            if self.peers is not None and (
+                terminating or self.sessions.get(ccr.session_id) is not None
+            ):
+                self.peers.forget(ref.tenant, ref.subscriber_id, ccr.session_id)
             self.sessions.ended(ccr.session_id)
         else:
             self._keep_session(
@@ -429,7 +436,23 @@ class CreditControlHandler:
     def _keep_session(
         self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, *, waiting_for_credit: bool
     ) -> None:
-        """Remember the open session here (for RAR after a top-up, ASR, Tcc and metrics)."""
+        """Remember the open session here (Tcc, metrics) and, when new or changed, in the
+        shared peer store (RAR after a top-up, ASR, from any process)."""
+        if self.peers is not None:
+            known = self.sessions.get(ccr.session_id)
+            if (
+                known is None
+                or known.waiting_for_credit != waiting_for_credit
+                or known.origin_host != ccr.origin_host
+            ):
+                self.peers.remember(
+                    ref.tenant,
+                    ref.subscriber_id,
+                    ccr.session_id,
+                    ccr.origin_host,
+                    ccr.origin_realm,
+                    waiting_for_credit,
+                )
         self.sessions.seen(
             ccr.session_id,
             tenant=ref.tenant,

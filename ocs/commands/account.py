@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger
 from balance.records import Account, OpResult
-from ocs.charging.notifications import publish_notice
+from ocs.charging.durable_requests import publish_account_notice
 from ocs.config import RedisConfig
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
 
@@ -201,8 +201,9 @@ async def _execute(args: argparse.Namespace, url: str) -> dict[str, Any]:
         elif name == "unblock":
             result = await ledger.unblock(args.subscriber, reason=args.reason, now_s=now_s)
         if name in ("topup", "block") and result is not None and not result.replayed:
-            # Servers owning the subscriber's live sessions send RAR (top-up) or ASR (block).
-            await publish_notice(client, args.tenant, args.subscriber, name)
+            # A server holding a connection to each live session's client sends it a RAR
+            # (top-up) or an ASR (block): a durable notice, taken whenever a server runs.
+            await publish_account_notice(client, args.tenant, args.subscriber, name)
         account = await ledger.query(args.subscriber)
         data = _account_json(args.tenant, args.subscriber, account, now_s)
         data["action"] = name
