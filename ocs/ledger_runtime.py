@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
 from balance.tenants import provision_tenant, tenant_password
+from ocs.background import PeriodicTask
 from ocs.config import LedgerConfig, RedisConfig
 from ocs.embedded_redis import EmbeddedRedis
 
@@ -32,6 +33,7 @@ TENANT_SECRET_FILE = "tenant.secret"
 TENANT_SECRET_BYTES = 32
 REDIS_URL_ENV = "OCS_REDIS_URL"
 REQUIRED_EVICTION_POLICY = "noeviction"
+EMBEDDED_CHECK_S = 0.5  # how often ocs serve checks that its embedded Redis still runs
 
 
 class RedisSetupError(RuntimeError):
@@ -161,6 +163,7 @@ class LedgerRuntime:
         self.cluster = False
         self.warnings: list[str] = []
         self._ledgers: dict[str, Ledger] = {}
+        self._watchdog: PeriodicTask | None = None
 
     async def start(self) -> None:
         if self.config.url:
@@ -184,6 +187,21 @@ class LedgerRuntime:
         except BaseException:
             await self.stop()
             raise
+        if self.embedded is not None and self.log is not None:
+            self._watchdog = PeriodicTask(
+                "embedded_redis_watchdog", self._restart_if_dead, EMBEDDED_CHECK_S, self.log
+            )
+            self._watchdog.start()
+
+    async def _restart_if_dead(self) -> None:
+        """The embedded Redis is ours: if its process died, start it again on the same port
+        and directory (it replays its AOF; the ACL file keeps the tenant users)."""
+        embedded = self.embedded
+        if embedded is None or embedded.running:
+            return
+        await asyncio.to_thread(embedded.start)
+        if self.log is not None:
+            self.log.warning("embedded_redis_restarted", url=embedded.url)
 
     async def ledger_for(self, tenant: str) -> Ledger:
         """The tenant's ledger on its own ACL user (created or refreshed on first use)."""
@@ -217,6 +235,9 @@ class LedgerRuntime:
             self.log.warning("tenant_access_repaired", tenant=tenant)
 
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            await self._watchdog.stop()
+            self._watchdog = None
         for ledger in self._ledgers.values():
             with contextlib.suppress(RedisError, OSError):
                 await ledger.aclose()

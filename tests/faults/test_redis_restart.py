@@ -93,3 +93,27 @@ def test_ccrs_succeed_again_after_the_functions_library_is_lost(
     admin.close()
     assert libraries, "the server reloads the library with its admin connection"
     client.close()
+
+
+def test_the_embedded_redis_is_restarted_after_a_kill_9(tmp_path: Path) -> None:
+    """With no --redis-url, ocs serve owns its Redis: it starts it again from its AOF (the ACL
+    file keeps the tenant users) when the process dies."""
+    import os
+    import signal
+
+    server = ServerProcess(tmp_path / "ocs", redis_url=None, catalog=CATALOG)
+    server.start()
+    try:
+        client = _client(server)
+        assert _session_code(client, "4917099000022") == 2001
+        url = (tmp_path / "ocs" / "redis" / "redis.url").read_text().strip()
+        admin = redis.Redis.from_url(url)
+        pid = int(admin.info("server")["process_id"])
+        admin.close()
+        os.kill(pid, signal.SIGKILL)
+        _, recovered_s = _wait_for_success(client, "4917099000022")
+        print(f"\ncharging recovered {recovered_s:.2f} s after the embedded Redis was killed")
+        client.close()
+        assert "embedded_redis_restarted" in server.log_text()
+    finally:
+        server.stop()
