@@ -28,6 +28,11 @@ EXAMPLE = (Path(CATALOG) / "acme.yaml").read_text()
 TZ_LINE = "timezone: Europe/Berlin"
 
 
+def _log(server: ServerProcess) -> str:
+    """The server's whole log (``log_text`` is only its tail)."""
+    return server.log_path.read_text(errors="replace")
+
+
 def _problems(text: str) -> list[str]:
     with pytest.raises(CatalogError) as caught:
         load_texts([("c.yaml", text)])
@@ -111,9 +116,9 @@ def test_a_running_server_keeps_its_catalog_when_a_bad_one_is_published(
         admin.publish(NOTIFY_CHANNEL, encode_notice("", "", "catalog"))
         admin.close()
         deadline = time.monotonic() + 30
-        while "catalog_reload_refused" not in server.log_text() and time.monotonic() < deadline:
+        while "catalog_reload_refused" not in _log(server) and time.monotonic() < deadline:
             time.sleep(0.1)
-        log = server.log_text()
+        log = _log(server)
         assert "catalog_reload_refused" in log, log
         assert "acme.yaml:" in log and "is not an IANA time zone" in log
         assert "Traceback" not in log
