@@ -18,7 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from ocs.api import sql as q
-from usage.store import UsageStore, check_tenant
+from usage.store import StoreError, UsageStore, check_tenant
 
 Role = Literal["read", "operate", "admin"]
 Scope = Literal["portfolio", "tenant"]
@@ -92,7 +92,7 @@ async def create_key(
     for tenant in tenants:
         try:
             check_tenant(tenant)
-        except ValueError as exc:
+        except StoreError as exc:
             raise KeyError_(str(exc)) from None
     if len(label) > 200:
         raise KeyError_("label: at most 200 characters")

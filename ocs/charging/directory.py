@@ -31,7 +31,7 @@ class CatalogSnapshot:
     def __init__(self, catalog: Catalog, dynamic: DynamicDirectory | None = None) -> None:
         self.catalog = catalog
         # Subscribers created at run time (ocs api); shared by every snapshot.
-        self.dynamic = dynamic or DynamicDirectory()
+        self.dynamic = DynamicDirectory() if dynamic is None else dynamic
         self.resolver = Resolver(catalog)
         self.rater = Rater(catalog)
         self.tenants: dict[str, Tenant] = {t.id: t for t in catalog.tenants}
@@ -73,7 +73,7 @@ class TenantDirectory:
         ledger_factory: LedgerFactory,
         dynamic: DynamicDirectory | None = None,
     ) -> None:
-        self.dynamic = dynamic or DynamicDirectory()
+        self.dynamic = DynamicDirectory() if dynamic is None else dynamic
         self.snapshot = CatalogSnapshot(catalog, self.dynamic)
         self._ledger_factory = ledger_factory
         self._ledgers: dict[str, Ledger] = {}

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -152,10 +154,18 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(f"api: {exc}", 2)
 
+    class Server(uvicorn.Server):
+        """uvicorn re-raises a captured SIGTERM after its shutdown (the process then dies of
+        the signal); here SIGINT/SIGTERM are a clean stop with exit code 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     async def run() -> None:
         state = await open_state(config, args)
         try:
-            server = uvicorn.Server(
+            server = Server(
                 uvicorn.Config(
                     build_app(state),
                     host=host,
@@ -165,6 +175,9 @@ def _serve(args: argparse.Namespace) -> int:
                     lifespan="off",
                 )
             )
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
             await server.serve()
         finally:
             await state.store.close()
