@@ -19,9 +19,10 @@ sysdeps:
 		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 
 # Kamailio's http_client module (tests/interop/test_kamailio.py) is a file, not a command.
+# chromium: the dashboards' browser tests (Playwright drives Debian's build, never downloads one).
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
-		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio \
+		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio chromium:chromium \
 		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
 		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 

@@ -15,7 +15,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from ocs.api import operator, portfolio
+from ocs.api import dashboards, operator, portfolio
+from ocs.api.dashboards import LoginRequired, login_redirect
 from ocs.api.errors import HANDLERS
 from ocs.api.state import ApiState
 
@@ -125,10 +126,11 @@ def build_app(state: ApiState, *, extra_handlers: list[Any] | None = None) -> Li
             healthz,
             operator.router,
             portfolio.router,
+            dashboards.router,
             *(extra_handlers or []),
         ],
         openapi_config=openapi,
-        exception_handlers=HANDLERS,
+        exception_handlers={**HANDLERS, LoginRequired: login_redirect},
         state=State({"api": state}),
         request_max_body_size=state.config.api.body_bytes_max,
         debug=state.config.log.level == "debug",

@@ -67,14 +67,6 @@ TENANT_SUBSCRIBERS: Final = """
 SELECT tenant, count(DISTINCT subscriber) FROM usage_records
 WHERE ended_at >= %(start)s AND ended_at < %(end)s GROUP BY tenant
 """
-# Traffic over time: retail and records per tenant and day.
-DAILY: Final = """
-SELECT tenant, date_trunc('day', ended_at) AS day, count(*), coalesce(sum(retail), 0),
-       coalesce(sum(wholesale), 0)
-FROM usage_records
-WHERE ended_at >= %(start)s AND ended_at < %(end)s
-GROUP BY tenant, day ORDER BY tenant, day
-"""
 # Alert inputs: records priced below cost, leakage, and how far behind the export is.
 NEGATIVE_MARGIN: Final = """
 SELECT tenant, count(*), coalesce(sum(wholesale - retail), 0) FROM usage_records
@@ -87,3 +79,25 @@ WHERE ended_at >= %(start)s AND ended_at < %(end)s AND leakage_money <> 0
 GROUP BY tenant ORDER BY tenant
 """
 LATEST_STORED: Final = "SELECT tenant, max(stored_at) FROM usage_records GROUP BY tenant"
+
+# The operator dashboard, as the tenant's role (row-level security adds the tenant filter too).
+TENANT_DAILY: Final = """
+SELECT to_char(date_trunc('day', ended_at), 'YYYY-MM-DD') AS day, service,
+       coalesce(sum(retail), 0), coalesce(sum(units), 0)
+FROM usage_records
+WHERE tenant = %(tenant)s AND ended_at >= %(start)s AND ended_at < %(end)s AND kind = 'usage'
+GROUP BY day, service ORDER BY day, service
+"""
+TOP_SUBSCRIBERS: Final = """
+SELECT subscriber, count(*), coalesce(sum(retail), 0)
+FROM usage_records
+WHERE tenant = %(tenant)s AND ended_at >= %(start)s AND ended_at < %(end)s AND subscriber <> ''
+GROUP BY subscriber ORDER BY sum(retail) DESC, subscriber LIMIT %(limit)s
+"""
+PORTFOLIO_DAILY: Final = """
+SELECT to_char(date_trunc('day', ended_at), 'YYYY-MM-DD') AS day, tenant,
+       coalesce(sum(retail), 0), coalesce(sum(wholesale), 0)
+FROM usage_records
+WHERE ended_at >= %(start)s AND ended_at < %(end)s
+GROUP BY day, tenant ORDER BY day, tenant
+"""
