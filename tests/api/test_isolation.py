@@ -68,7 +68,10 @@ async def test_every_operation_for_every_key(api: Api) -> None:
             "/api/v1/tenants/acme/subscribers", json={"subscriber": number}, headers=maker
         )
         assert made.status_code == 201, made.text
+        writes.append(("post", "/api/v1/tenants/{tenant}/subscribers"))
         return number
+
+    writes: list[tuple[str, str]] = []
 
     # Catalog subscribers cannot be deleted or SIM-swapped; a dynamic one can.
     subscriber = await dynamic_subscriber("4915551000000")
@@ -83,6 +86,8 @@ async def test_every_operation_for_every_key(api: Api) -> None:
             method.upper(), url, json=_body(op, n), headers=api.auth(keys[(holder, role)])
         )
         want = expected(op, holder, role)
+        if method in ("post", "delete", "put", "patch") and answer.status_code < 300:
+            writes.append((method, path))
         if answer.status_code != want:
             failures.append(
                 f"{method.upper()} {url} {holder}/{role}: {answer.status_code} != {want} "
@@ -91,6 +96,23 @@ async def test_every_operation_for_every_key(api: Api) -> None:
         if want == 403:
             assert "globex" not in answer.text or holder == "sibling"
     assert not failures, "\n".join(failures)
+    # Every write that succeeded left one audit entry naming its key, address and the after.
+    async with api.state.store.as_portfolio() as conn:
+        rows = await (
+            await conn.execute("SELECT tenant, actor, source, action, after FROM api_audit")
+        ).fetchall()
+    assert len(rows) == len(writes)
+    write_paths = {path for _, path in writes}
+    write_routes = {
+        p
+        for p, item in document["paths"].items()
+        for m in item
+        if m in ("post", "delete") and p.startswith("/api/")
+    }
+    assert write_routes <= write_paths, f"write routes never run: {write_routes - write_paths}"
+    for tenant, actor, source, action, after in rows:
+        assert tenant == "acme" and len(actor) == 12 and source == "203.0.113.7"
+        assert action.startswith("subscriber.") and after is not None
 
 
 @pytest.mark.parametrize("sibling_key", ["{t:globex:0}:acct:4917199000042", "ocs:catalog"])
