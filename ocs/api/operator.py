@@ -45,10 +45,10 @@ from ocs.subscriber_directory import (
     read_entry,
     remove_entry,
 )
-from ocs.subscriber_lookup import LookupRefused, Target, find_target, resolve
+from ocs.subscriber_lookup import Target
 from tariffs.display import format_amount
 from tariffs.model import Tenant
-from tariffs.subscribers import normalise_digits
+from tariffs.subscribers import Resolver, normalise_digits
 
 REASON_MAX = 200
 MSISDN = re.compile(r"[1-9]\d{5,14}")
@@ -93,16 +93,17 @@ async def _target(state: ApiState, tenant: str, subscriber: str, *, create: bool
     """The account a path or body names: a catalog subscriber of the tenant, or a dynamic one
     (``ocs.subscriber_directory``). Another tenant's number is "unknown" here (404), or "not
     available" on create (409), never naming that tenant."""
-    catalog = await state.catalog()
     info = await _tenant(state, tenant)
-    try:
-        target = find_target(catalog, tenant, subscriber, require_tenant=True)
-    except LookupRefused:
+    resolver = state.resolver
+    ref = None if resolver is None else (
+        resolver.by_msisdn(subscriber) or resolver.by_imsi(subscriber)
+    )  # fmt: skip
+    if ref is not None:
+        if ref.tenant == tenant:
+            return Target(tenant, ref.subscriber_id, info, imsi=ref.imsi, in_catalog=True)
         if create:
-            raise Conflict(f"number {subscriber!r} is not available to tenant {tenant!r}") from None
-        raise NotFound(f"unknown subscriber {subscriber!r} in tenant {tenant!r}") from None
-    if target.in_catalog:
-        return target
+            raise Conflict(f"number {subscriber!r} is not available to tenant {tenant!r}")
+        raise NotFound(f"unknown subscriber {subscriber!r} in tenant {tenant!r}")
     digits = normalise_digits(subscriber)
     if digits is None or not MSISDN.fullmatch(digits):
         if create:
@@ -118,13 +119,18 @@ async def _target(state: ApiState, tenant: str, subscriber: str, *, create: bool
     return Target(tenant, digits, info, imsi=None if entry is None else entry.imsi)
 
 
-def _imsi(state_catalog: Any, text: str) -> str:
+def _imsi(resolver: Resolver | None, text: str) -> str:
     digits = normalise_digits(text)
     if digits is None or not IMSI.fullmatch(digits):
         raise FieldError("imsi", f"{text!r} is not an IMSI (6 to 15 digits)")
-    if state_catalog is not None and resolve(state_catalog, digits) is not None:
+    if resolver is not None and resolver.by_imsi(digits) is not None:
         raise Conflict(f"IMSI {digits} belongs to a catalog subscriber range")
     return digits
+
+
+async def _resolver(state: ApiState) -> Resolver | None:
+    await state.catalog()  # refreshes the resolver with the catalog
+    return state.resolver
 
 
 def _amount(field: str, text: str, *, signed: bool = False) -> int:
@@ -287,7 +293,7 @@ async def create_subscriber(
     limit = _amount("credit_limit", data.credit_limit, signed=True)
     if limit < 0:
         raise FieldError("credit_limit", "must not be negative")
-    imsi = None if data.imsi is None else _imsi(await state.catalog(), data.imsi)
+    imsi = None if data.imsi is None else _imsi(await _resolver(state), data.imsi)
 
     async def change(ledger: Any, target: Target, actor: str) -> OpResult:
         if target.in_catalog:
@@ -319,7 +325,7 @@ async def sim_swap(
     request: Request[Any, Any, Any], tenant: Tenant_, subscriber: str, data: SimSwap
 ) -> AccountView:
     state = _state(request)
-    imsi = _imsi(await state.catalog(), data.imsi)
+    imsi = _imsi(await _resolver(state), data.imsi)
 
     async def change(ledger: Any, target: Target, actor: str) -> OpResult | None:
         if target.in_catalog:

@@ -19,6 +19,7 @@ from ocs.config import Config
 from ocs.ledger_runtime import LedgerRuntime
 from tariffs.errors import CatalogError
 from tariffs.model import Catalog
+from tariffs.subscribers import Resolver
 from usage.store import UnknownTenant, UsageStore
 
 CATALOG_REFRESH_S = 2.0
@@ -41,6 +42,7 @@ class ApiState:
         self.ledgers = ledgers
         self.clock = clock
         self._catalog: Catalog | None = None
+        self.resolver: Resolver | None = None  # built once per catalog, not per request
         self._catalog_raw: dict[bytes, bytes] | None = None
         self._catalog_at = -1e18
         self._catalog_lock = asyncio.Lock()
@@ -85,6 +87,7 @@ class ApiState:
                 except CatalogError:
                     stored = None  # `ocs catalog load` says why; serve nothing meanwhile
                 self._catalog = None if stored is None else stored.catalog
+                self.resolver = None if self._catalog is None else Resolver(self._catalog)
                 self._catalog_raw = raw
             self._catalog_at = self.clock()
         return self._catalog
