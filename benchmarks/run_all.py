@@ -81,6 +81,29 @@ BENCHMARKS = (
         ),
         needs=("redis-server", "redis-benchmark"),
     ),
+    Benchmark(
+        "store",
+        "benchmarks.bench_store",
+        (
+            "--records",
+            "2000",
+            "--batch",
+            "500",
+            "--rounds",
+            "1",
+            "--formats",
+            "csv",
+            "--no-fsync",
+            "--output",
+            "{out}/store.json",
+        ),
+    ),
+    Benchmark(
+        "api",
+        "benchmarks.bench_api",
+        ("--rate", "100", "--seconds", "2", "--output", "{out}/api.json"),
+        needs=("redis-server",),
+    ),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 
