@@ -218,6 +218,22 @@ class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replace: bool = False
 
 
+class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``ocs api``: the operator / portfolio HTTP API and dashboards (ocs/api/)."""
+
+    listen: str = "127.0.0.1:8480"
+    # `ocs apikey create` without --expires.
+    key_expires_days: int = 90
+    # A key's lookup is remembered this long: a revoked key stops working within it.
+    key_cache_s: float = 5.0
+    # Largest page of usage records or audit entries one request returns.
+    page_max: int = 1000
+    # Largest request body (a CSV import included) in bytes.
+    body_bytes_max: int = 4 * 1024 * 1024
+    # Dashboard login cookie lifetime.
+    session_s: int = 8 * 3600
+
+
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Logging on stderr."""
 
@@ -236,6 +252,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     store: StoreConfig = StoreConfig()
     charging: ChargingConfig = ChargingConfig()
     ledger: LedgerConfig = LedgerConfig()
+    api: ApiConfig = ApiConfig()
     log: LogConfig = LogConfig()
 
 
@@ -248,6 +265,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "store": StoreConfig,
     "charging": ChargingConfig,
     "ledger": LedgerConfig,
+    "api": ApiConfig,
     "log": LogConfig,
 }
 
@@ -362,6 +380,11 @@ def _check(config: Config) -> None:
         ("store.statement_timeout_s", config.store.statement_timeout_s),
         ("store.connect_timeout_s", config.store.connect_timeout_s),
         ("store.retention_months", config.store.retention_months),
+        ("api.key_expires_days", config.api.key_expires_days),
+        ("api.key_cache_s", config.api.key_cache_s),
+        ("api.page_max", config.api.page_max),
+        ("api.body_bytes_max", config.api.body_bytes_max),
+        ("api.session_s", config.api.session_s),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")
@@ -385,5 +408,6 @@ def _check(config: Config) -> None:
         problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
     if config.store.pool_min > config.store.pool_max:
         problems.append("store.pool_min: must not exceed store.pool_max")
+    parse_host_port(config.api.listen, "api.listen")
     if problems:
         raise ConfigError("; ".join(problems))

@@ -71,7 +71,7 @@ class LedgerAuthorizer:
 
     async def authorize(self, request: CallAuthRequest) -> CallAuthDecision:
         snapshot = self.directory.snapshot
-        subscriber = snapshot.resolver.by_msisdn(request.caller)
+        subscriber = snapshot.by_msisdn(request.caller)
         if subscriber is None:
             return CallAuthDecision(AuthOutcome.UNKNOWN_SUBSCRIBER)
         tenant = subscriber.tenant
