@@ -43,6 +43,7 @@ from balance.records import (
     OpResult,
     PriceTuple,
     RatingGroupRequest,
+    RecordContext,
     StreamRecord,
     UsedLeg,
     price_tuple,
@@ -69,6 +70,25 @@ _EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
 _SCRIPTS = ScriptSet.load()
 
 RedisClient = aioredis.Redis | RedisCluster
+Context = RecordContext | bytes | None
+"""A record context for the records an operation writes: the struct, or its msgpack bytes
+(encode once with ``encode_context`` and reuse, e.g. for every CCR of a session)."""
+
+
+def encode_context(context: RecordContext) -> bytes:
+    """The context's msgpack array, as the scripts copy it onto their records."""
+    return _ENCODER.encode(context)
+
+
+def _script_args(encoded: bytes, context: Context) -> list[bytes | str | int]:
+    """ARGV of a record-writing script: the request, then the context if there is one. The
+    context travels apart from the request and its digest, so it never makes a retransmission
+    look different."""
+    if context is None:
+        return [encoded]
+    if isinstance(context, RecordContext):
+        context = _ENCODER.encode(context)
+    return [encoded, context]
 
 
 class ExpiredReservation(msgspec.Struct, frozen=True):
@@ -237,22 +257,28 @@ class Ledger:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    async def _run(self, script: LuaScript, key_list: Sequence[str], payload: Any) -> Any:
-        return await self._run_encoded(script, key_list, _ENCODER.encode(payload))
+    async def _run(
+        self, script: LuaScript, key_list: Sequence[str], payload: Any, context: Context = None
+    ) -> Any:
+        return await self._run_encoded(
+            script, key_list, _script_args(_ENCODER.encode(payload), context)
+        )
 
-    async def _run_encoded(self, script: LuaScript, key_list: Sequence[str], encoded: bytes) -> Any:
+    async def _run_encoded(
+        self, script: LuaScript, key_list: Sequence[str], args: list[bytes | str | int]
+    ) -> Any:
         try:
             await self._in_flight.enter()
         except QueueFull as exc:
             raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
         try:
             try:
-                return await self._scripts.call(script, key_list, [encoded])
+                return await self._scripts.call(script, key_list, args)
             except RedisConnectionError:
                 # A pooled connection died (Redis restarted, failed over). Every script is
                 # idempotent on its operation id, so one retry on a fresh connection is safe:
                 # if the first attempt was applied, the retry returns its stored result.
-                return await self._scripts.call(script, key_list, [encoded])
+                return await self._scripts.call(script, key_list, args)
         except Exception as exc:
             mapped = _ledger_error(script, exc)
             if mapped is exc:
@@ -271,13 +297,19 @@ class Ledger:
         ]
 
     async def _admin(
-        self, script: str, subscriber: str, op_id: str | None, now_s: float, *fields: Any
+        self,
+        script: str,
+        subscriber: str,
+        op_id: str | None,
+        now_s: float,
+        *fields: Any,
+        context: Context = None,
     ) -> OpResult:
         op = op_id or new_op_id()
         _, key_list = self._account_keys(subscriber, op)
         digest = content_digest(script, subscriber, *fields)
         payload = [op, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
-        replayed, raw = await self._run(_SCRIPTS[script], key_list, payload)
+        replayed, raw = await self._run(_SCRIPTS[script], key_list, payload, context)
         return OpResult(_SUMMARY_DECODER.decode(raw), bool(replayed))
 
     # -- credit control -------------------------------------------------------------------------
@@ -293,6 +325,7 @@ class Ledger:
         digest: str | None = None,
         request_kind: int = 0,
         request_number: int = -1,
+        context: Context = None,
     ) -> asyncio.Future[CcrResult]:
         """Commit, release and re-reserve every rating group of one CCR in one script call.
 
@@ -300,7 +333,8 @@ class Ledger:
         a digest of the request content (deadlines excluded, since a retransmission arrives at
         another time). ``request_kind`` 1/2/3 (INITIAL/UPDATE/TERMINATION) applies RFC 4006's
         session rules (``UnknownSession`` 5002, ``SessionAlreadyOpen`` 5004) and a growing
-        ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none.
+        ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none. ``context`` goes onto
+        the usage records as is (not digested: pass the session's encoded bytes).
 
         Not a coroutine but a future to await, for the Diameter hot path: in steady state the
         script call is written at once and the reply settles the future from a callback, with
@@ -335,33 +369,33 @@ class Ledger:
             request_kind,
             request_number,
         ]
-        encoded = _ENCODER.encode(payload)
+        args = _script_args(_ENCODER.encode(payload), context)
         script = _SCRIPTS["ccr"]
         loop = asyncio.get_running_loop()
         if self._in_flight.try_enter():
             try:
-                reply = self._scripts.start(script, key_list, [encoded])
+                reply = self._scripts.start(script, key_list, args)
             except BaseException:
                 self._in_flight.leave()
                 raise
             if reply is not None:
                 result: asyncio.Future[CcrResult] = loop.create_future()
                 reply.add_done_callback(
-                    functools.partial(self._ccr_replied, result, key_list, encoded)
+                    functools.partial(self._ccr_replied, result, key_list, args)
                 )
                 return result
             self._in_flight.leave()
         # Not connected yet, waiting for a slot, or not the lean connection: the full path.
-        return loop.create_task(self._ccr_slow(key_list, encoded))
+        return loop.create_task(self._ccr_slow(key_list, args))
 
-    async def _ccr_slow(self, key_list: list[str], encoded: bytes) -> CcrResult:
-        return _ccr_result(await self._run_encoded(_SCRIPTS["ccr"], key_list, encoded))
+    async def _ccr_slow(self, key_list: list[str], args: list[bytes | str | int]) -> CcrResult:
+        return _ccr_result(await self._run_encoded(_SCRIPTS["ccr"], key_list, args))
 
     def _ccr_replied(
         self,
         result: asyncio.Future[CcrResult],
         key_list: list[str],
-        encoded: bytes,
+        args: list[bytes | str | int],
         reply: asyncio.Future[Any],
     ) -> None:
         self._in_flight.leave()
@@ -379,7 +413,7 @@ class Ledger:
         ):
             # The full path reconnects or reloads the library, then calls again: safe, the
             # script is idempotent on the operation id.
-            retry = asyncio.ensure_future(self._ccr_slow(key_list, encoded))
+            retry = asyncio.ensure_future(self._ccr_slow(key_list, args))
             retry.add_done_callback(functools.partial(_copy_outcome, result))
             return
         result.set_exception(_ledger_error(_SCRIPTS["ccr"], error))
@@ -398,6 +432,7 @@ class Ledger:
         session_id: str = "",
         digest: str | None = None,
         block_kinds: Sequence[str] = (),
+        context: Context = None,
     ) -> DebitResult:
         """Direct debiting: all the units or nothing (``InsufficientCredit``), with a record.
 
@@ -417,7 +452,7 @@ class Ledger:
         ]
         digest = digest or content_digest("debit", subscriber, *fields)
         payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
-        replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload)
+        replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload, context)
         return DebitResult(_DEBIT_DECODER.decode(raw), bool(replayed))
 
     async def refund(
@@ -433,6 +468,7 @@ class Ledger:
         session_id: str = "",
         service: str = "",
         rating_group: int = 0,
+        context: Context = None,
     ) -> OpResult:
         """REFUND_ACCOUNT: money back to the balance and/or units back to a bucket."""
         return await self._admin(
@@ -447,6 +483,7 @@ class Ledger:
             session_id,
             service,
             rating_group,
+            context=context,
         )
 
     # -- account maintenance --------------------------------------------------------------------
@@ -460,10 +497,18 @@ class Ledger:
         blocked: bool = False,
         now_s: float,
         op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
         """Create the account (``AccountExists`` if there is one); credit_limit > 0 = postpaid."""
         return await self._admin(
-            "provision", subscriber, op_id, now_s, balance, credit_limit, 1 if blocked else 0
+            "provision",
+            subscriber,
+            op_id,
+            now_s,
+            balance,
+            credit_limit,
+            1 if blocked else 0,
+            context=context,
         )
 
     async def topup(
@@ -474,10 +519,11 @@ class Ledger:
         now_s: float,
         reason: str = "topup",
         op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
         if amount <= 0:
             raise InvalidRequest("a top-up amount must be positive")
-        return await self._admin("topup", subscriber, op_id, now_s, amount, reason)
+        return await self._admin("topup", subscriber, op_id, now_s, amount, reason, context=context)
 
     async def adjust(
         self,
@@ -488,6 +534,7 @@ class Ledger:
         now_s: float,
         credit_limit: int | None = None,
         op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
         """Operator correction; ``credit_limit`` also sets the postpaid limit when given."""
         if not reason:
@@ -495,17 +542,31 @@ class Ledger:
         if credit_limit is not None and credit_limit < 0:
             raise InvalidRequest("a credit limit must not be negative")
         limit = -1 if credit_limit is None else credit_limit
-        return await self._admin("adjust", subscriber, op_id, now_s, delta, reason, limit)
+        return await self._admin(
+            "adjust", subscriber, op_id, now_s, delta, reason, limit, context=context
+        )
 
     async def block(
-        self, subscriber: str, *, now_s: float, reason: str = "", op_id: str | None = None
+        self,
+        subscriber: str,
+        *,
+        now_s: float,
+        reason: str = "",
+        op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
-        return await self._admin("state", subscriber, op_id, now_s, 1, reason)
+        return await self._admin("state", subscriber, op_id, now_s, 1, reason, context=context)
 
     async def unblock(
-        self, subscriber: str, *, now_s: float, reason: str = "", op_id: str | None = None
+        self,
+        subscriber: str,
+        *,
+        now_s: float,
+        reason: str = "",
+        op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
-        return await self._admin("state", subscriber, op_id, now_s, 0, reason)
+        return await self._admin("state", subscriber, op_id, now_s, 0, reason, context=context)
 
     async def add_bucket(
         self,
@@ -520,6 +581,7 @@ class Ledger:
         expires_at_s: float = 0.0,
         fee: int = 0,
         op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
         """Add an allowance (bundle purchase when ``fee`` > 0, charged in the same step)."""
         return await self._admin(
@@ -535,6 +597,7 @@ class Ledger:
             float(expires_at_s),
             fee,
             self.buckets_max,
+            context=context,
         )
 
     async def query(self, subscriber: str) -> Account:
@@ -552,7 +615,7 @@ class Ledger:
     # -- reservation expiry ---------------------------------------------------------------------
 
     async def expire_shard(
-        self, vshard: int, now_s: float, *, limit: int = 100
+        self, vshard: int, now_s: float, *, limit: int = 100, context: Context = None
     ) -> list[ExpiredReservation]:
         """Release the due reservations of one shard (at most ``limit`` subscribers)."""
         if not 0 <= vshard < keys.VSHARDS or limit <= 0:
@@ -562,6 +625,7 @@ class Ledger:
             _SCRIPTS["expire"],
             [keys.expiry_key(prefix), keys.stream_key(prefix)],
             [prefix, self.tenant, now_s, limit],
+            context,
         )
         return [
             ExpiredReservation(vshard, sub, session, rg, units, money)
@@ -569,7 +633,12 @@ class Ledger:
         ]
 
     async def expire_due(
-        self, now_s: float, *, limit: int = 100, vshards: Iterable[int] | None = None
+        self,
+        now_s: float,
+        *,
+        limit: int = 100,
+        vshards: Iterable[int] | None = None,
+        context: Context = None,
     ) -> list[ExpiredReservation]:
         """The sweeper: every shard (or the given ones), ``limit`` subscribers per shard."""
         shards = list(range(keys.VSHARDS) if vshards is None else vshards)
@@ -577,7 +646,7 @@ class Ledger:
         for start in range(0, len(shards), EXPIRE_CONCURRENCY):
             batch = shards[start : start + EXPIRE_CONCURRENCY]
             results = await asyncio.gather(
-                *(self.expire_shard(shard, now_s, limit=limit) for shard in batch)
+                *(self.expire_shard(shard, now_s, limit=limit, context=context) for shard in batch)
             )
             for result in results:
                 released.extend(result)

@@ -131,6 +131,7 @@ _IMS_CHARGING_IDENTIFIER = int(GppAvp.IMS_CHARGING_IDENTIFIER)
 _IMS_INFORMATION = int(GppAvp.IMS_INFORMATION)
 _PS_INFORMATION = int(GppAvp.PS_INFORMATION)
 _RAT_TYPE = int(GppAvp.RAT_TYPE)
+_CHARGING_ID = int(GppAvp.CHARGING_ID)
 _RECIPIENT_ADDRESS = int(GppAvp.RECIPIENT_ADDRESS)
 _RECIPIENT_INFO = int(GppAvp.RECIPIENT_INFO)
 _REPORTING_REASON = int(GppAvp.REPORTING_REASON)
@@ -509,7 +510,7 @@ def _user_equipment(avp: Avp) -> UserEquipment:
 
 
 def _ps_information(avp: Avp) -> PsInformation:
-    mcc_mnc = location = apn = rat = characteristics = None
+    mcc_mnc = location = apn = rat = characteristics = charging_id = None
     try:
         for child in avp.children():
             code = child.code
@@ -530,11 +531,16 @@ def _ps_information(avp: Avp) -> PsInformation:
                     rat = child.data[0]
                 elif code == _CHARGING_CHARACTERISTICS and characteristics is None:
                     characteristics = child.as_str()
+                elif code == _CHARGING_ID and charging_id is None:
+                    # OctetString of the bearer's 32-bit id (TS 29.061): shown as the number
+                    # the PGW's offline CDRs print; another length as hex.
+                    raw = child.as_bytes()
+                    charging_id = str(int.from_bytes(raw, "big")) if len(raw) == 4 else raw.hex()
             elif child.vendor == 0 and code == _CALLED_STATION_ID and apn is None:
                 apn = child.as_str()
     except DiameterError as error:
         raise _nest(error, avp) from None
-    return PsInformation(mcc_mnc, location, apn, rat, characteristics)
+    return PsInformation(mcc_mnc, location, apn, rat, characteristics, charging_id)
 
 
 def _ims_information(avp: Avp) -> ImsInformation:

@@ -31,6 +31,7 @@ from diameter_apps.credit_control import (
     ServiceRequest,
     ccr_fingerprint,
 )
+from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.units import granted, requested_amount, used_amount
 from ocs.charging.usage import RequestRater
@@ -84,6 +85,15 @@ class EventCharging:
         answers: list[ServiceAnswer] = []
         ledger = await self.directory.ledger(ref.tenant)
         digest = ccr_fingerprint(ccr.message).hex()
+        # One context for the event's records (built only when something is charged).
+        version = next((p.rating.version for p in priced if p.rating is not None), "")
+        context = encoded_ccr_context(
+            ccr,
+            ref,
+            self.directory.snapshot.tenants[ref.tenant],
+            rate_card_version=version,
+            started_at_s=ccr.event_timestamp_s or now,
+        )
         for index, item in enumerate(priced):
             service = item.service
             if item.rating is None:
@@ -101,6 +111,7 @@ class EventCharging:
                     session_id=ccr.session_id,
                     service=rating.service,
                     rating_group=service.rating_group or 0,
+                    context=context,
                 )
                 answers.append(_granted(service, item.units, rating))
                 continue
@@ -117,6 +128,7 @@ class EventCharging:
                     now_s=now,
                     session_id=ccr.session_id,
                     digest=f"{digest}:{index}",
+                    context=context,
                 )
             except InsufficientCredit:
                 answers.append(_refused(service, ResultCode.CREDIT_LIMIT_REACHED))

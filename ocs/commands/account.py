@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger
-from balance.records import Account, OpResult
+from balance.records import Account, OpResult, RecordContext
 from ocs.charging.notifications import publish_notice
 from ocs.config import RedisConfig
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
@@ -175,6 +175,8 @@ async def _execute(args: argparse.Namespace, url: str) -> dict[str, Any]:
     client = aioredis.Redis.from_url(url, socket_timeout=5.0)
     ledger = Ledger(client, args.tenant)
     now_s = time.time()
+    # Operator changes are marked as such on their records (the usage store's ``source``).
+    context = RecordContext(source="admin", msisdn=args.subscriber, source_ref="cli")
     try:
         result: OpResult | None = None
         name = args.action_name
@@ -184,22 +186,34 @@ async def _execute(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 balance=parse_amount(args.balance, signed=True),
                 credit_limit=parse_amount(args.credit_limit, signed=True),
                 now_s=now_s,
+                context=context,
             )
         elif name == "topup":
             amount = parse_amount(args.amount)
-            result = await ledger.topup(args.subscriber, amount, reason=args.reason, now_s=now_s)
+            result = await ledger.topup(
+                args.subscriber, amount, reason=args.reason, now_s=now_s, context=context
+            )
         elif name == "adjust":
             delta = parse_amount(args.amount, signed=True)
             limit = (
                 None if args.credit_limit is None else parse_amount(args.credit_limit, signed=True)
             )
             result = await ledger.adjust(
-                args.subscriber, delta, reason=args.reason, credit_limit=limit, now_s=now_s
+                args.subscriber,
+                delta,
+                reason=args.reason,
+                credit_limit=limit,
+                now_s=now_s,
+                context=context,
             )
         elif name == "block":
-            result = await ledger.block(args.subscriber, reason=args.reason, now_s=now_s)
+            result = await ledger.block(
+                args.subscriber, reason=args.reason, now_s=now_s, context=context
+            )
         elif name == "unblock":
-            result = await ledger.unblock(args.subscriber, reason=args.reason, now_s=now_s)
+            result = await ledger.unblock(
+                args.subscriber, reason=args.reason, now_s=now_s, context=context
+            )
         if name in ("topup", "block") and result is not None and not result.replayed:
             # Servers owning the subscriber's live sessions send RAR (top-up) or ASR (block).
             await publish_notice(client, args.tenant, args.subscriber, name)
