@@ -127,6 +127,34 @@ class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return msgspec.structs.asdict(self)
 
 
+class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``ocs export``: the usage streams drained into the store (docs/exporter.md)."""
+
+    # Metrics and /healthz of the exporter process.
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9464
+    # Rows per store transaction; a batch also goes when its first entry waited linger_ms.
+    batch_size: int = 2000
+    linger_ms: int = 200
+    # XREADGROUP BLOCK on a standalone Redis (a cluster is polled with this as the idle backoff).
+    block_ms: int = 1000
+    # Entries per stream per read (a read covers all 1,024 shards of a tenant at once).
+    read_count: int = 64
+    # Pending entries idle this long (their exporter died) are claimed by another (XAUTOCLAIM).
+    claim_idle_ms: int = 30000
+    # /healthz says degraded when a tenant's oldest unexported record is older than this.
+    lag_degraded_s: float = 30.0
+    # Alert (ocs_export_stream_bound_exceeded) when a tenant's streams hold more records than
+    # this: with the store down they grow by the charging rate (about 300 bytes per record).
+    stream_bound_records: int = 5_000_000
+    # How often the tenant list (stored catalog) and the lag are looked at.
+    tenants_refresh_s: float = 10.0
+    lag_interval_s: float = 5.0
+    # Store failures back off exponentially up to this.
+    retry_max_s: float = 10.0
+    group: str = "ocs-export"
+
+
 class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     path: str | None = None
 
@@ -145,6 +173,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     charging: ChargingConfig = ChargingConfig()
     ledger: LedgerConfig = LedgerConfig()
     log: LogConfig = LogConfig()
+    export: ExportConfig = ExportConfig()
 
 
 SECTIONS: dict[str, type[msgspec.Struct]] = {
@@ -156,6 +185,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "charging": ChargingConfig,
     "ledger": LedgerConfig,
     "log": LogConfig,
+    "export": ExportConfig,
 }
 
 ENV_PREFIX = "OCS_"
@@ -233,6 +263,7 @@ def _check(config: Config) -> None:
         ("http.listen_port", config.http.listen_port),
         ("sip.listen_port", config.sip.listen_port),
         ("redis.embedded_port", config.redis.embedded_port),
+        ("export.listen_port", config.export.listen_port),
     ):
         if not 0 <= port <= 65535:
             problems.append(f"{section}: {port} is not a TCP/UDP port")
@@ -260,6 +291,15 @@ def _check(config: Config) -> None:
         ("ledger.sessions_max", config.ledger.sessions_max),
         ("ledger.buckets_max", config.ledger.buckets_max),
         ("ledger.waiting_max", config.ledger.waiting_max),
+        ("export.batch_size", config.export.batch_size),
+        ("export.block_ms", config.export.block_ms),
+        ("export.read_count", config.export.read_count),
+        ("export.claim_idle_ms", config.export.claim_idle_ms),
+        ("export.lag_degraded_s", config.export.lag_degraded_s),
+        ("export.stream_bound_records", config.export.stream_bound_records),
+        ("export.tenants_refresh_s", config.export.tenants_refresh_s),
+        ("export.lag_interval_s", config.export.lag_interval_s),
+        ("export.retry_max_s", config.export.retry_max_s),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")
@@ -271,5 +311,9 @@ def _check(config: Config) -> None:
         problems.append("sip.call_duration_max_s: must not be negative (0 = the service's max)")
     if config.diameter.message_bytes_max < 20:
         problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
+    if config.export.linger_ms < 0:
+        problems.append("export.linger_ms: must not be negative")
+    if not config.export.group:
+        problems.append("export.group: must not be empty")
     if problems:
         raise ConfigError("; ".join(problems))
