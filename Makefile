@@ -13,14 +13,17 @@ $(STAMP): pyproject.toml
 
 deps: sysdeps $(STAMP)
 
+# PostgreSQL's server binaries live under /usr/lib/postgresql/<version>/bin (not on PATH).
 sysdeps:
-	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools
+	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
+		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 
 # Kamailio's http_client module (tests/interop/test_kamailio.py) is a file, not a command.
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio \
-		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules'
+		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
+		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 
 run: deps
 	$(VENV)/bin/ocs serve --catalog $(CATALOG) $(ARGS)

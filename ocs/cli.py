@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ocs.commands import account, catalog, serve, sim
+from ocs.commands import account, catalog, serve, sim, store
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, account, catalog, sim)
+COMMAND_MODULES = (serve, account, catalog, sim, store)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -155,6 +155,23 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     group: str = "ocs-export"
 
 
+class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The usage store of record (PostgreSQL; usage/)."""
+
+    # None: the embedded private PostgreSQL under data_dir (its URL in <data_dir>/store.url).
+    url: str | None = None
+    data_dir: str = "var/pg"
+    # 0 picks a free loopback port for the embedded server.
+    embedded_port: int = 0
+    pool_min: int = 1
+    pool_max: int = 8
+    # Any one statement longer than this is cancelled by the server (exports fetch in chunks).
+    statement_timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    # Months of usage kept for a tenant with no retention of its own (`ocs usage retention`).
+    retention_months: int = 24
+
+
 class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     path: str | None = None
 
@@ -170,6 +187,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis: RedisConfig = RedisConfig()
     sip: SipConfig = SipConfig()
     catalog: CatalogConfig = CatalogConfig()
+    store: StoreConfig = StoreConfig()
     charging: ChargingConfig = ChargingConfig()
     ledger: LedgerConfig = LedgerConfig()
     log: LogConfig = LogConfig()
@@ -182,6 +200,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "redis": RedisConfig,
     "sip": SipConfig,
     "catalog": CatalogConfig,
+    "store": StoreConfig,
     "charging": ChargingConfig,
     "ledger": LedgerConfig,
     "log": LogConfig,
@@ -264,6 +283,7 @@ def _check(config: Config) -> None:
         ("sip.listen_port", config.sip.listen_port),
         ("redis.embedded_port", config.redis.embedded_port),
         ("export.listen_port", config.export.listen_port),
+        ("store.embedded_port", config.store.embedded_port),
     ):
         if not 0 <= port <= 65535:
             problems.append(f"{section}: {port} is not a TCP/UDP port")
@@ -300,6 +320,11 @@ def _check(config: Config) -> None:
         ("export.tenants_refresh_s", config.export.tenants_refresh_s),
         ("export.lag_interval_s", config.export.lag_interval_s),
         ("export.retry_max_s", config.export.retry_max_s),
+        ("store.pool_min", config.store.pool_min),
+        ("store.pool_max", config.store.pool_max),
+        ("store.statement_timeout_s", config.store.statement_timeout_s),
+        ("store.connect_timeout_s", config.store.connect_timeout_s),
+        ("store.retention_months", config.store.retention_months),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")
@@ -315,5 +340,7 @@ def _check(config: Config) -> None:
         problems.append("export.linger_ms: must not be negative")
     if not config.export.group:
         problems.append("export.group: must not be empty")
+    if config.store.pool_min > config.store.pool_max:
+        problems.append("store.pool_min: must not exceed store.pool_max")
     if problems:
         raise ConfigError("; ".join(problems))

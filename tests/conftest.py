@@ -1,4 +1,5 @@
-"""Shared fixtures: a private redis-server per test session, on a free loopback port."""
+"""Shared fixtures: a private redis-server and a private PostgreSQL per test session, on free
+loopback ports."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from ocs.embedded_postgres import EmbeddedPostgres
 from ocs.embedded_redis import EmbeddedRedis
+from tests.support.postgres import fresh_database, session_postgres
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +39,17 @@ def private_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    """One private PostgreSQL for the whole run (fsync off: tests only), stopped at the end."""
+    with session_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def store_url(postgres_server: EmbeddedPostgres) -> Iterator[str]:
+    """A fresh, migrated database of the shared server for this test alone (its URL)."""
+    with fresh_database(postgres_server) as url:
+        yield url

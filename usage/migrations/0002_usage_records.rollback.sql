@@ -1,0 +1,3 @@
+DROP VIEW usage_partitions;
+DROP FUNCTION usage_ensure_month(date);
+DROP TABLE usage_records;

@@ -1,0 +1,329 @@
+"""The async API of the usage store (PostgreSQL through psycopg 3 and psycopg_pool).
+
+The pool's login is the schema owner. Every data query runs inside a transaction that first does
+``SET LOCAL ROLE`` to the narrowest role for the job: ``ocs_writer`` for batches (insert-only),
+``ocs_t_<tenant>`` for a tenant's reads (row-level security shows it its own rows only),
+``ocs_portfolio`` for cross-tenant reads. The role reverts at the end of the transaction, so a
+pooled connection never carries one caller's role into the next. A query that forgets its
+``WHERE tenant =`` still cannot see a sibling's rows: the database filters them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from usage import sql as q
+from usage.row import UsageRow
+
+WRITER_ROLE = "ocs_writer"
+PORTFOLIO_ROLE = "ocs_portfolio"
+TENANT_GROUP_ROLE = "ocs_tenant"
+TENANT_ROLE_PREFIX = "ocs_t_"
+# The catalog's tenant ids (tariffs/loader.py); anything else is refused before any SQL.
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ROLE_NAME_BYTES_MAX = 63  # PostgreSQL's NAMEDATALEN - 1
+BATCH_ROWS_MAX = 100_000
+EXPORT_CHUNK_ROWS = 5_000
+_SECONDS_PER_DAY = 86_400
+TIME_MIN = datetime(1, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class StoreError(RuntimeError):
+    """The store refused or failed an operation; the message says which and why."""
+
+
+class StoreUnavailable(StoreError):
+    """PostgreSQL cannot be reached (down, wrong URL, refused login)."""
+
+
+class UnknownTenant(StoreError):
+    """No role exists for this tenant: nothing was ever stored for it (or it is misspelt)."""
+
+
+class UsageTotals(msgspec.Struct, frozen=True):
+    """Counts and sums of a tenant's records in a period (money in micro-units)."""
+
+    count: int
+    retail: int
+    wholesale: int
+    leakage_money: int
+    money_delta: int
+    units: int
+
+
+class TenantInfo(msgspec.Struct, frozen=True):
+    tenant: str
+    role: str
+    retention_months: int | None  # None: the deployment's default
+
+
+def check_tenant(tenant: str) -> str:
+    if not TENANT_ID.fullmatch(tenant):
+        raise StoreError(f"tenant {tenant!r}: expected 1-63 of [a-z0-9_-], starting [a-z0-9]")
+    return tenant
+
+
+def tenant_role(tenant: str) -> str:
+    """``ocs_t_<tenant>``; a tenant id too long for a role name is cut and given a hash suffix
+    (still one role per tenant, still recognisable)."""
+    role = TENANT_ROLE_PREFIX + check_tenant(tenant)
+    if len(role) <= ROLE_NAME_BYTES_MAX:
+        return role
+    digest = hashlib.sha256(tenant.encode()).hexdigest()[:8]
+    return role[: ROLE_NAME_BYTES_MAX - 9] + "_" + digest
+
+
+def _aware(value: datetime | None, default: datetime, what: str) -> datetime:
+    if value is None:
+        return default
+    if value.tzinfo is None:
+        raise StoreError(f"{what}: a time zone is required (e.g. 2026-12-01T00:00:00+00:00)")
+    return value
+
+
+def months_of(rows: Sequence[UsageRow]) -> set[date]:
+    """First days (UTC) of the months the rows' ``ended_at_s`` fall in."""
+    days = {int(row.ended_at_s // _SECONDS_PER_DAY) for row in rows}
+    months = set()
+    for day in days:
+        tm = time.gmtime(day * _SECONDS_PER_DAY)
+        months.add(date(tm.tm_year, tm.tm_mon, 1))
+    return months
+
+
+class UsageStore:
+    """One pool of connections to the store. Build with ``await UsageStore.open(url)``."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._months: set[date] = set()  # partitions known to exist
+        self._tenants: set[str] = set()  # tenant roles known to exist
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        pool_min: int = 1,
+        pool_max: int = 8,
+        statement_timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        application_name: str = "ocs-usage",
+    ) -> UsageStore:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            conninfo=url,
+            min_size=pool_min,
+            max_size=pool_max,
+            open=False,
+            timeout=connect_timeout_s,
+            check=AsyncConnectionPool.check_connection,  # a restarted server's dead sockets
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, int(connect_timeout_s)),
+                "application_name": application_name,
+                "options": (
+                    f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+                    " -c client_min_messages=warning -c timezone=UTC"
+                ),
+            },
+        )
+        try:
+            await pool.open(wait=True, timeout=connect_timeout_s)
+        except (PoolTimeout, psycopg.Error) as exc:
+            await pool.close()
+            raise StoreUnavailable(f"cannot connect to the usage store: {exc}") from exc
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> UsageStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- roles ---------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _as_role(self, role: str) -> AsyncIterator[AsyncConnection[Any]]:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                yield conn
+        except PoolTimeout as exc:
+            raise StoreUnavailable(f"no usage store connection: {exc}") from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"usage store: {exc}") from exc
+
+    def as_writer(self) -> Any:
+        """A transaction as ``ocs_writer`` (insert and read every tenant; no update/delete)."""
+        return self._as_role(WRITER_ROLE)
+
+    def as_portfolio(self) -> Any:
+        """A read transaction as ``ocs_portfolio`` (every tenant's rows)."""
+        return self._as_role(PORTFOLIO_ROLE)
+
+    @asynccontextmanager
+    async def as_tenant(self, tenant: str) -> AsyncIterator[AsyncConnection[Any]]:
+        """A transaction as the tenant's own role: the database shows it that tenant's rows
+        only. ``UnknownTenant`` if the tenant has no role (nothing stored for it yet)."""
+        check_tenant(tenant)
+        if tenant not in self._tenants:
+            async with self._pool.connection() as conn:
+                found = await (await conn.execute(q.TENANT_ROLE_OF, (tenant,))).fetchone()
+            if found is None:
+                raise UnknownTenant(f"unknown tenant {tenant!r}: no usage stored for it")
+            self._tenants.add(tenant)
+        async with self._as_role(tenant_role(tenant)) as conn:
+            yield conn
+
+    async def ensure_tenant(self, tenant: str) -> str:
+        """Create (or refresh) the tenant's role and its registration; idempotent. Returns the
+        role name. Needs the pool's login to have CREATEROLE (the store's owner does)."""
+        role = tenant_role(tenant)
+        ident = sql.Identifier(role)
+        async with self._pool.connection() as conn:
+            for _attempt in range(2):
+                try:
+                    async with conn.transaction():
+                        facts = await (await conn.execute(q.ROLE_FACTS, (role,))).fetchone()
+                        if facts is None:
+                            await conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(ident))
+                        elif facts[0] or facts[1]:
+                            raise StoreError(
+                                f"role {role} is SUPERUSER or BYPASSRLS: it would see every "
+                                "tenant; fix it by hand (ALTER ROLE ... NOSUPERUSER NOBYPASSRLS)"
+                            )
+                        else:
+                            await conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident))
+                        await conn.execute(
+                            sql.SQL("GRANT {} TO {}").format(
+                                sql.Identifier(TENANT_GROUP_ROLE), ident
+                            )
+                        )
+                        # Membership of the owner: what lets it SET ROLE to the tenant.
+                        await conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(ident))
+                        await conn.execute(q.UPSERT_TENANT, (tenant, role))
+                    break
+                except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                    continue  # another process created the role at the same moment: refresh
+        self._tenants.add(tenant)
+        return role
+
+    async def tenants(self) -> list[TenantInfo]:
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(q.LIST_TENANTS)).fetchall()
+        return [TenantInfo(tenant=t, role=r, retention_months=m) for t, r, m in rows]
+
+    async def set_retention(self, tenant: str, months: int | None) -> None:
+        """The tenant's retention in months (None: back to the deployment's default)."""
+        if months is not None and months < 1:
+            raise StoreError(f"retention of {tenant}: at least 1 month, got {months}")
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(q.SET_RETENTION, (months, check_tenant(tenant)))
+            if cur.rowcount == 0:
+                raise UnknownTenant(f"unknown tenant {tenant!r}: no usage stored for it")
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def ensure_months(self, months: set[date]) -> None:
+        """Create the month partitions missing among ``months`` (each in a short transaction
+        of its own, so no batch waits on the DDL lock)."""
+        missing = sorted(months - self._months)
+        for month in missing:
+            async with self.as_writer() as conn:
+                await conn.execute(q.ENSURE_MONTH, (month,))
+            self._months.add(month)
+
+    async def store_batch(self, rows: Sequence[UsageRow]) -> int:
+        """Store rows of one or more tenants in ONE transaction: binary COPY into a staging
+        table, then INSERT ... ON CONFLICT DO NOTHING. Returns how many rows were new (a
+        re-delivered row counts 0). All or nothing: on an exception nothing is stored."""
+        if not rows:
+            return 0
+        if len(rows) > BATCH_ROWS_MAX:
+            raise StoreError(f"batch of {len(rows)} rows: at most {BATCH_ROWS_MAX}")
+        for tenant in {row.tenant for row in rows} - self._tenants:
+            await self.ensure_tenant(tenant)
+        await self.ensure_months(months_of(rows))
+        astuple = msgspec.structs.astuple
+        async with self.as_writer() as conn:
+            await conn.execute(q.CREATE_STAGE)
+            async with conn.cursor() as cur:
+                async with cur.copy(q.COPY_STAGE) as copy:
+                    copy.set_types(q.STAGE_TYPES)
+                    for row in rows:
+                        await copy.write_row(astuple(row))
+                await cur.execute(q.INSERT_FROM_STAGE)
+                stored: int = cur.rowcount
+        return max(stored, 0)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def exists_op(self, tenant: str, op_id: str) -> bool:
+        """Whether any record of this operation id is stored for the tenant (xDR import)."""
+        async with self.as_writer() as conn:
+            found = await (
+                await conn.execute(q.EXISTS_OP, (check_tenant(tenant), op_id))
+            ).fetchone()
+        return bool(found and found[0])
+
+    async def count_and_totals(
+        self,
+        tenant: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        kinds: Sequence[str] | None = None,
+    ) -> UsageTotals:
+        """Count and money sums of the tenant's records with ``start <= ended_at < end``
+        (None: unbounded), read as the tenant's role; optionally only these ``kinds``."""
+        params: dict[str, Any] = {
+            "tenant": tenant,
+            "start": _aware(start, TIME_MIN, "start"),
+            "end": _aware(end, TIME_MAX, "end"),
+        }
+        query = q.TOTALS
+        if kinds is not None:
+            query, params["kinds"] = q.TOTALS_KINDS, list(kinds)
+        async with self.as_tenant(tenant) as conn:
+            row = await (await conn.execute(query, params)).fetchone()
+        assert row is not None  # an aggregate always answers one row
+        return UsageTotals(*(int(v) for v in row))
+
+    async def iter_export(
+        self,
+        tenant: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        chunk_rows: int = EXPORT_CHUNK_ROWS,
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The tenant's records in ``[start, end)``, oldest first, in chunks of ``chunk_rows``
+        tuples (columns ``usage.sql.EXPORT_COLUMNS``), through a server-side cursor as the
+        tenant's role: memory stays one chunk whatever the period holds."""
+        params = {
+            "tenant": tenant,
+            "start": _aware(start, TIME_MIN, "start"),
+            "end": _aware(end, TIME_MAX, "end"),
+        }
+        async with (
+            self.as_tenant(tenant) as conn,
+            conn.cursor(name="usage_export", binary=True) as cur,
+        ):
+            await cur.execute(q.EXPORT_QUERY, params)
+            while chunk := await cur.fetchmany(chunk_rows):
+                yield chunk
