@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ocs.commands import account, catalog, serve, sim, store
+from ocs.commands import account, catalog, export, serve, sim, store, up
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, account, catalog, sim, store)
+COMMAND_MODULES = (serve, account, catalog, sim, store, export, up)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,7 +57,7 @@ PIPELINE_MAX = 256
 class UsageSink(Protocol):
     """Where rows go: ``usage.store.UsageStore`` (idempotent on (tenant, vshard, entry_id))."""
 
-    async def ensure_tenant(self, tenant: str) -> None: ...
+    async def ensure_tenant(self, tenant: str) -> object: ...
 
     async def store_batch(self, rows: Sequence[UsageRow]) -> int:
         """Insert ``rows`` in one transaction; the number newly inserted (the rest were there)."""
@@ -177,7 +177,7 @@ class TenantWorker:
     # -- Redis steps ----------------------------------------------------------------------------
 
     async def _pipelined(
-        self, build: Callable[[Any, str], None], streams: Sequence[str]
+        self, build: Callable[[Any, str], object], streams: Sequence[str]
     ) -> list[Any]:
         results: list[Any] = []
         for start in range(0, len(streams), PIPELINE_MAX):
@@ -248,31 +248,55 @@ class TenantWorker:
         return claimed
 
     async def ack_and_trim(self, entries: Sequence[Entry]) -> None:
-        """XACK what is stored, then XTRIM each touched stream below its oldest entry that is
-        still pending (or just past what we acknowledged when nothing is)."""
+        """XACK what is stored, then trim the streams it came from."""
         group = self.config.group
         by_shard = acks_by_stream(entries)
-        shards = sorted(by_shard)
         pipe = self.client.pipeline(transaction=False)
-        for shard in shards:
-            stream = self.streams[shard]
-            pipe.xack(stream, group, *by_shard[shard])
-            pipe.xpending(stream, group)
-        replies = await pipe.execute()
-        pipe = self.client.pipeline(transaction=False)
-        for index, shard in enumerate(shards):
-            pending = replies[2 * index + 1]
-            oldest = _text(pending["min"]) if pending.get("pending") else None
-            pipe.xtrim(self.streams[shard], minid=trim_point(by_shard[shard][-1], oldest))
+        for shard, ids in by_shard.items():
+            pipe.xack(self.streams[shard], group, *ids)
         await pipe.execute()
+        await self.trim([self.streams[shard] for shard in sorted(by_shard)])
+
+    async def trim(self, streams: Sequence[str]) -> None:
+        """XTRIM each stream below its oldest pending entry or, with nothing pending, up to the
+        group's last delivered entry: whichever exporter acknowledges last trims what the
+        others acknowledged before it, and the lag pass trims what a crash between XACK and
+        XTRIM left behind."""
+        group = self.config.group
+        replies = await self._pipelined(
+            lambda pipe, s: (pipe.xpending(s, group), pipe.xinfo_groups(s)), streams
+        )
+        pipe = self.client.pipeline(transaction=False)
+        trimming = False
+        for index, stream in enumerate(streams):
+            pending, groups = replies[2 * index], replies[2 * index + 1]
+            if isinstance(pending, Exception) or isinstance(groups, Exception):
+                continue  # a stream without our group yet: nothing of it was delivered
+            delivered = next(
+                (_text(g["last-delivered-id"]) for g in groups if _text(g["name"]) == group), ""
+            )
+            if not delivered or delivered == "0-0":
+                continue
+            oldest = _text(pending["min"]) if pending.get("pending") else None
+            pipe.xtrim(stream, minid=trim_point(delivered, oldest))
+            trimming = True
+        if trimming:
+            await pipe.execute()
 
     async def measure_lag(self) -> TenantLag:
+        """Entries left in the streams and the oldest one's age (after trimming what is
+        stored but was left untrimmed)."""
         lengths = await self._pipelined(lambda pipe, s: pipe.xlen(s), self.streams)
-        lengths = [n if isinstance(n, int) else 0 for n in lengths]
-        busy = [s for s, n in zip(self.streams, lengths, strict=True) if n]
-        firsts = await self._pipelined(lambda pipe, s: pipe.xrange(s, count=1), busy)
-        oldest = [_text(f[0][0]) for f in firsts if isinstance(f, list) and f]
-        self.lag = TenantLag.of(lengths, oldest, self.clock())
+        busy = [s for s, n in zip(self.streams, lengths, strict=True) if isinstance(n, int) and n]
+        lengths, oldest = [], []
+        if busy:
+            await self.trim(busy)
+            lengths = await self._pipelined(lambda pipe, s: pipe.xlen(s), busy)
+            firsts = await self._pipelined(lambda pipe, s: pipe.xrange(s, count=1), busy)
+            oldest = [_text(f[0][0]) for f in firsts if isinstance(f, list) and f]
+        self.lag = TenantLag.of(
+            [n if isinstance(n, int) else 0 for n in lengths], oldest, self.clock()
+        )
         self.metrics.lag_entries.labels(self.tenant).set(self.lag.entries)
         self.metrics.lag_seconds.labels(self.tenant).set(self.lag.oldest_s)
         exceeded = self.lag.entries > self.config.stream_bound_records

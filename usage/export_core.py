@@ -148,15 +148,16 @@ def successor(entry_id: str) -> str:
     return f"{ms}-{seq + 1}"
 
 
-def trim_point(last_acked: str, pending_min: str | None) -> str:
-    """How far a stream may be trimmed after acknowledging up to ``last_acked``.
+def trim_point(last_delivered: str, pending_min: str | None) -> str:
+    """How far a stream may be trimmed (XTRIM MINID) once a batch is acknowledged.
 
-    Everything below the group's oldest pending entry was delivered and is no longer pending,
-    so it was acknowledged, hence stored; with nothing pending, everything up to what we just
-    acknowledged is stored. Entries never delivered are above both, so never trimmed."""
+    Entries are delivered in id order, so everything up to the group's last-delivered id was
+    delivered; of those, what is not pending was acknowledged, i.e. stored. So: below the
+    oldest pending entry when there is one, else everything up to the last delivered entry.
+    Entries never delivered are above both, so never trimmed."""
     if pending_min is not None:
         return pending_min
-    return successor(last_acked)
+    return successor(last_delivered)
 
 
 def entry_age_s(entry_id: str, now_s: float) -> float:

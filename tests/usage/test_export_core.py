@@ -90,7 +90,7 @@ def test_acks_are_grouped_per_shard_in_stream_order() -> None:
 
 def test_trim_point_never_passes_a_pending_entry() -> None:
     assert successor("1700-5") == "1700-6"
-    assert trim_point("1700-5", None) == "1700-6"  # nothing pending: all we acked goes
+    assert trim_point("1700-5", None) == "1700-6"  # nothing pending: all delivered is stored
     assert trim_point("1700-5", "1600-0") == "1600-0"  # another consumer's older pending entry
     assert vshard_of("{t:acme:1023}:cdr") == 1023
 
