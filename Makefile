@@ -26,7 +26,7 @@ test-sysdeps:
 		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 
 run: deps
-	$(VENV)/bin/ocs serve --catalog $(CATALOG) $(ARGS)
+	$(VENV)/bin/ocs up --catalog $(CATALOG) $(ARGS)
 
 test: test-sysdeps $(STAMP)
 	$(PY) -m pytest $(ARGS)
