@@ -152,6 +152,10 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lag_interval_s: float = 5.0
     # Store failures back off exponentially up to this.
     retry_max_s: float = 10.0
+    # Batches stored at once per tenant (PostgreSQL inserts one while the next is prepared).
+    store_concurrency: int = 2
+    # How often acknowledged entries are trimmed from their streams.
+    trim_interval_ms: int = 1000
     group: str = "ocs-export"
 
 
@@ -320,6 +324,8 @@ def _check(config: Config) -> None:
         ("export.tenants_refresh_s", config.export.tenants_refresh_s),
         ("export.lag_interval_s", config.export.lag_interval_s),
         ("export.retry_max_s", config.export.retry_max_s),
+        ("export.store_concurrency", config.export.store_concurrency),
+        ("export.trim_interval_ms", config.export.trim_interval_ms),
         ("store.pool_min", config.store.pool_min),
         ("store.pool_max", config.store.pool_max),
         ("store.statement_timeout_s", config.store.statement_timeout_s),

@@ -172,7 +172,12 @@ class TenantWorker:
         self._batch = Batch(config.batch_size, config.linger_ms / 1000.0)
         self._backoff = Backoff(max_s=config.retry_max_s)
         self._next_claim_s = 0.0
+        self._next_trim_s = 0.0
         self._idle_s = 0.0
+        # Batches being stored: up to store_concurrency, so PostgreSQL inserts one batch while
+        # this process reads and converts the next.
+        self._inflight: set[asyncio.Task[bool]] = set()
+        self._dirty: set[int] = set()  # shards acknowledged since the last trim
 
     # -- Redis steps ----------------------------------------------------------------------------
 
@@ -247,15 +252,21 @@ class TenantWorker:
             self.log.info("export_claimed", entries=len(claimed))
         return claimed
 
-    async def ack_and_trim(self, entries: Sequence[Entry]) -> None:
-        """XACK what is stored, then trim the streams it came from."""
+    async def ack(self, entries: Sequence[Entry]) -> None:
+        """XACK what is stored; its streams are trimmed by the next trim pass (at most
+        ``trim_interval_ms`` later: one pass per interval instead of one per batch)."""
         group = self.config.group
         by_shard = acks_by_stream(entries)
         pipe = self.client.pipeline(transaction=False)
         for shard, ids in by_shard.items():
             pipe.xack(self.streams[shard], group, *ids)
         await pipe.execute()
-        await self.trim([self.streams[shard] for shard in sorted(by_shard)])
+        self._dirty.update(by_shard)
+
+    async def trim_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        if dirty:
+            await self.trim([self.streams[shard] for shard in sorted(dirty)])
 
     async def trim(self, streams: Sequence[str]) -> None:
         """XTRIM each stream below its oldest pending entry or, with nothing pending, up to the
@@ -306,8 +317,8 @@ class TenantWorker:
     # -- the loop -------------------------------------------------------------------------------
 
     async def export(self, entries: Sequence[Entry], stop: asyncio.Event) -> bool:
-        """Store, ack and trim one batch; retried with backoff until it is stored. False when
-        stopped first (the entries stay pending: claimed after a restart)."""
+        """Store and ack one batch; the store is retried with backoff until it takes it. False
+        when stopped first (the entries stay pending: claimed after a restart)."""
         rows, bad = rows_of(self.tenant, entries, self.service_units)
         if bad:
             # Kept pending in their streams (never acknowledged, never trimmed past) and loud:
@@ -335,7 +346,13 @@ class TenantWorker:
         self.metrics.duplicates.labels(self.tenant).inc(len(rows) - inserted)
         self.metrics.batches.labels(self.tenant).inc()
         if good:
-            await self.ack_and_trim(good)
+            try:
+                await self.ack(good)
+            except (RedisError, OSError) as exc:
+                # Stored but not acknowledged: still pending, so claimed again once idle and
+                # then refused by the store as duplicates. Nothing lost, nothing doubled.
+                self.metrics.failures.labels(self.tenant, "redis").inc()
+                self.log.warning("export_ack_failed", error=repr(exc))
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -352,7 +369,12 @@ class TenantWorker:
                 self.log.warning("export_redis_failed", error=repr(exc), retry_s=delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-        # Entries read but not stored stay pending; a restarted exporter claims them.
+        # Batches being stored finish (or give up, stopped); entries read but not stored stay
+        # pending, and a restarted exporter claims them.
+        if self._inflight:
+            await asyncio.wait(self._inflight)
+        with contextlib.suppress(RedisError, OSError):
+            await self.trim_dirty()
 
     async def _step(self, stop: asyncio.Event) -> None:
         now = self.clock()
@@ -367,13 +389,24 @@ class TenantWorker:
             self._batch.add(await self.read(block_ms), self.clock())
         if self._batch.ready(self.clock()):
             await self._export_all(self._batch.take(), stop)
+        if self.clock() >= self._next_trim_s:
+            self._next_trim_s = self.clock() + self.config.trim_interval_ms / 1000.0
+            await self.trim_dirty()
 
     async def _export_all(self, entries: Sequence[Entry], stop: asyncio.Event) -> bool:
+        """Hand the entries to export tasks, ``batch_size`` each, at most ``store_concurrency``
+        in flight; False once a batch gave up because we are stopping."""
         size = self.config.batch_size
         for start in range(0, len(entries), size):
-            if not await self.export(entries[start : start + size], stop):
-                return False
-        return True
+            while len(self._inflight) >= self.config.store_concurrency:
+                done, self._inflight = await asyncio.wait(
+                    self._inflight, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not all(task.result() for task in done):
+                    return False
+            task = asyncio.create_task(self.export(entries[start : start + size], stop))
+            self._inflight.add(task)
+        return not stop.is_set()
 
 
 class Exporter:

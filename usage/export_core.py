@@ -11,14 +11,13 @@ in its stream (pending or new) and a re-delivered entry is refused by the store'
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 
 from balance import keys
-from balance.records import LedgerRecord
+from balance.records import LedgerRecord, RecordContext
 from usage.row import UsageRow
 
 # The catalog's service units (tariffs.model Unit) as the store names them.
@@ -55,60 +54,75 @@ def unit_of(record: LedgerRecord, service_units: Mapping[str, str]) -> str:
     return UNIT_NAMES.get(service_units.get(record.service, ""), "")
 
 
+class _BucketJson(msgspec.Struct, frozen=True):
+    bucket: str
+    units: int
+
+
+class _LegJson(msgspec.Struct, frozen=True):
+    leg: str
+    units: int
+    retail: int
+    wholesale: int
+
+
+_JSON = msgspec.json.Encoder()
+_NO_CONTEXT = RecordContext()
+
+
 def usage_row(
     tenant: str, entry: Entry, record: LedgerRecord, service_units: Mapping[str, str]
 ) -> UsageRow:
-    """The stored row of one ledger record (its context fields flattened beside it)."""
-    ctx = record.context
-    buckets = json.dumps(
-        [{"bucket": b.bucket_id, "units": b.units} for b in record.buckets], separators=(",", ":")
-    )
-    legs = json.dumps(
-        [
-            {"leg": g.leg_key, "units": g.units, "retail": g.retail, "wholesale": g.wholesale}
-            for g in record.legs
-        ],
-        separators=(",", ":"),
-    )
-    unit = unit_of(record, service_units)
+    """The stored row of one ledger record (its context fields flattened beside it). Runs once
+    per exported record: msgspec's JSON encoder and one context object keep it to a few µs."""
+    ctx = record.context or _NO_CONTEXT
+    drawn = record.buckets
+    legs = record.legs
+    kind = record.kind
     return UsageRow(
         tenant=tenant,
         vshard=entry.vshard,
         entry_id=entry.entry_id,
-        kind=record.kind,
-        source=ctx.source if ctx is not None else "",
+        kind=kind,
+        source=ctx.source,
         op_id=record.op_id,
         session_id=record.session_id,
-        host_mno=ctx.host_mno if ctx is not None else "",
+        host_mno=ctx.host_mno,
         subscriber=record.subscriber,
-        msisdn=ctx.msisdn if ctx is not None and ctx.msisdn else record.subscriber,
-        imsi=ctx.imsi if ctx is not None else "",
+        msisdn=ctx.msisdn or record.subscriber,
+        imsi=ctx.imsi,
         service=record.service,
         rating_group=record.rating_group,
-        started_at_s=ctx.started_at_s if ctx is not None else 0.0,
+        started_at_s=ctx.started_at_s,
         ended_at_s=record.at_s,
         units=record.units,
-        unit=unit,
-        bucket_units=sum(b.units for b in record.buckets),
+        unit=unit_of(record, service_units),
+        bucket_units=sum(b.units for b in drawn),
         retail=record.retail,
         wholesale=record.wholesale,
-        currency=ctx.currency if ctx is not None else "",
+        currency=ctx.currency,
         leakage_units=record.leakage_units,
         leakage_money=record.leakage_money,
         money_delta=record.money_delta,
         balance_after=record.balance_after,
-        called=ctx.called if ctx is not None else "",
-        calling=ctx.calling if ctx is not None else "",
-        visited_plmn=ctx.visited_plmn if ctx is not None else "",
-        apn=ctx.apn if ctx is not None else "",
-        charging_id=ctx.charging_id if ctx is not None else "",
-        role_of_node=ctx.role_of_node if ctx is not None else -1,
-        rate_card_version=ctx.rate_card_version if ctx is not None else "",
-        rate_row=record.legs[0].leg_key if record.legs else "",
-        buckets=buckets,
-        legs=legs,
-        reason="" if record.kind in _BUCKET_KINDS else record.reason,
-        source_ref=ctx.source_ref if ctx is not None else "",
+        called=ctx.called,
+        calling=ctx.calling,
+        visited_plmn=ctx.visited_plmn,
+        apn=ctx.apn,
+        charging_id=ctx.charging_id,
+        role_of_node=ctx.role_of_node,
+        rate_card_version=ctx.rate_card_version,
+        rate_row=legs[0].leg_key if legs else "",
+        buckets=_JSON.encode([_BucketJson(b.bucket_id, b.units) for b in drawn]).decode()
+        if drawn
+        else "[]",
+        legs=_JSON.encode(
+            [_LegJson(g.leg_key, g.units, g.retail, g.wholesale) for g in legs]
+        ).decode()
+        if legs
+        else "[]",
+        reason="" if kind in _BUCKET_KINDS else record.reason,
+        source_ref=ctx.source_ref,
     )
 
 
