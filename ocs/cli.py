@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ocs.commands import account, catalog, export, serve, sim, store, up
+from ocs.commands import account, catalog, export, serve, sim, store, up, usage
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, account, catalog, sim, store, export, up)
+COMMAND_MODULES = (serve, account, catalog, sim, store, usage, export, up)
 
 
 def build_parser() -> argparse.ArgumentParser:

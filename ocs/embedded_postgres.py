@@ -10,13 +10,14 @@ Layout under ``data_dir`` (``var/pg`` by default)::
 
     cluster/       PGDATA, owned by postgres, mode 0700; also the unix socket directory
     postgres.log   the server's stderr
+    owner.secret   the product role's password (mode 0600), made once
     store.url      the product's URL (mode 0600): what ``resolve_store_url`` finds
 
 Authentication: the superuser only over the unix socket inside the cluster directory (trust; the
 directory is 0700, so only root and postgres reach it) for the one-time setup; everything else over
 loopback TCP with a SCRAM password. The product connects as its own login role (``ocs``, owner of
-the ``ocs`` database, CREATEROLE so it can create the tenant roles), with a fresh random password
-each start, never as the superuser. ``fsync=off`` only when the caller asks (tests).
+the ``ocs`` database, CREATEROLE so it can create the tenant roles) with a random password made
+once per cluster, never as the superuser. ``fsync=off`` only when the caller asks (tests).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from psycopg import sql
 from ocs.embedded_redis import free_tcp_port
 
 STORE_URL_FILE = "store.url"
+OWNER_SECRET_FILE = "owner.secret"
 STORE_URL_ENV = "OCS_STORE_URL"
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"
@@ -327,9 +329,24 @@ class EmbeddedPostgres:
                 time.sleep(0.05)
         return False
 
+    def _owner_password(self) -> str:
+        """Made once per cluster and kept (0600) beside it: the URL stays valid across restarts,
+        so clients holding it (an exporter's pool) reconnect when the server is back."""
+        path = self.data_dir / OWNER_SECRET_FILE
+        try:
+            password = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            password = ""
+        if not password:
+            password = secrets.token_hex(16)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(password + "\n")
+        return password
+
     def _setup_product(self) -> None:
-        """The product's login role (fresh password), its database, and ``store.url``."""
-        self._password = secrets.token_hex(16)
+        """The product's login role, its database, and ``store.url``."""
+        self._password = self._owner_password()
         with self.superuser_connect() as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (OWNER_ROLE,))
             verb = "ALTER" if exists.fetchone() else "CREATE"

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Final
 
-# The staging table has UsageRow's fields, in order and with its names (tests check that), so a
-# batch is COPYed straight from ``msgspec.structs.astuple(row)``. Created once per connection by
-# the writer; ON COMMIT DELETE ROWS empties it after each batch. Every integer is staged as int8:
-# psycopg's binary int4/int2 dumpers wrap silently on overflow (2**31 -> -2**31), while int8
-# raises and PostgreSQL's int8 -> integer/smallint assignment cast refuses out-of-range values.
-STAGE_COLUMNS: Final = (
+# A batch row as COPYed: UsageRow's fields in order (tests check that), except the two epoch
+# times, converted once in Python to timestamptz (started_at None when the row has no start).
+# Both write paths COPY these same values, so a row stored by one and re-delivered through the
+# other has the same ended_at, hence the same identity. Binary COPY needs the column's exact
+# type; psycopg's binary int4/int2 dumpers wrap silently on overflow (2**31 -> -2**31), so the
+# store checks vshard and role_of_node against these ranges before it COPYs (int8 raises).
+BATCH_COLUMNS: Final = (
     ("tenant", "text"),
-    ("vshard", "int8"),
+    ("vshard", "int4"),
     ("entry_id", "text"),
     ("kind", "text"),
     ("source", "text"),
@@ -27,8 +28,8 @@ STAGE_COLUMNS: Final = (
     ("imsi", "text"),
     ("service", "text"),
     ("rating_group", "int8"),
-    ("started_at_s", "float8"),
-    ("ended_at_s", "float8"),
+    ("started_at", "timestamptz"),  # UsageRow.started_at_s
+    ("ended_at", "timestamptz"),  # UsageRow.ended_at_s
     ("units", "int8"),
     ("unit", "text"),
     ("bucket_units", "int8"),
@@ -44,7 +45,7 @@ STAGE_COLUMNS: Final = (
     ("visited_plmn", "text"),
     ("apn", "text"),
     ("charging_id", "text"),
-    ("role_of_node", "int8"),
+    ("role_of_node", "int2"),
     ("rate_card_version", "text"),
     ("rate_row", "text"),
     ("buckets", "text"),
@@ -52,38 +53,34 @@ STAGE_COLUMNS: Final = (
     ("reason", "text"),
     ("source_ref", "text"),
 )
-STAGE_TYPES: Final = tuple(t for _, t in STAGE_COLUMNS)
+BATCH_TYPES: Final = tuple(t for _, t in BATCH_COLUMNS)
+INT4_RANGE: Final = range(-(2**31), 2**31)
+INT2_RANGE: Final = range(-(2**15), 2**15)
+# The columns of usage_records that come from a UsageRow (all but stored_at), in table order.
+RECORD_COLUMNS: Final = tuple(name for name, _ in BATCH_COLUMNS)
+_RECORD_LIST = ", ".join(RECORD_COLUMNS)
 
+# Fast path: straight into the month's partition (partitions carry no row-level security; the
+# writer may INSERT into them, never read them). A unique violation rolls it back to the
+# idempotent path below.
+COPY_PARTITION: Final = "COPY {} (" + _RECORD_LIST + ") FROM STDIN (FORMAT BINARY)"
+
+# Idempotent path: a staging table created once per connection by the writer (ON COMMIT DELETE
+# ROWS empties it after each batch), then one INSERT that skips rows already stored; its
+# rowcount is the number of rows new.
 CREATE_STAGE: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS usage_stage ("
-    + ", ".join(f"{name} {kind}" for name, kind in STAGE_COLUMNS)
+    + ", ".join(f"{name} {kind}" for name, kind in BATCH_COLUMNS)
     + ") ON COMMIT DELETE ROWS"
 )
-
 COPY_STAGE: Final = "COPY usage_stage FROM STDIN (FORMAT BINARY)"
-
-# The columns of usage_records that come from a UsageRow (all but stored_at), in table order.
-RECORD_COLUMNS: Final = tuple(
-    {"started_at_s": "started_at", "ended_at_s": "ended_at"}.get(name, name)
-    for name, _ in STAGE_COLUMNS
-)
-
-# to_timestamp(float8) keeps microseconds; a start of 0 means "none" and is stored as NULL.
-_SELECT_STAGED = ", ".join(
-    "CASE WHEN started_at_s > 0 THEN to_timestamp(started_at_s) END"
-    if name == "started_at_s"
-    else "to_timestamp(ended_at_s)"
-    if name == "ended_at_s"
-    else name
-    for name, _ in STAGE_COLUMNS
-)
-
-# Idempotent on the identity: a re-delivered entry conflicts and is skipped; rowcount is the
-# number of rows newly stored.
 INSERT_FROM_STAGE: Final = (
-    f"INSERT INTO usage_records ({', '.join(RECORD_COLUMNS)}) "
-    f"SELECT {_SELECT_STAGED} FROM usage_stage ON CONFLICT DO NOTHING"
+    f"INSERT INTO usage_records ({_RECORD_LIST}) "
+    f"SELECT {_RECORD_LIST} FROM usage_stage ON CONFLICT DO NOTHING"
 )
+
+NO_STATEMENT_TIMEOUT: Final = "SET LOCAL statement_timeout = 0"
+READ_ONLY_SNAPSHOT: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 ENSURE_MONTH: Final = "SELECT usage_ensure_month(%s)"
 
@@ -114,12 +111,45 @@ TOTALS_KINDS: Final = TOTALS + " AND kind = ANY(%(kinds)s)"
 # What an export holds: every stored column, in table order, oldest first. The order matches
 # the identity index (tenant, ended_at, vshard, entry_id), so no sort is needed.
 EXPORT_COLUMNS: Final = (*RECORD_COLUMNS, "stored_at")
-EXPORT_QUERY: Final = (
-    f"SELECT {', '.join(EXPORT_COLUMNS)} FROM usage_records"
-    " WHERE tenant = %(tenant)s AND ended_at >= %(start)s AND ended_at < %(end)s"
-    " ORDER BY tenant, ended_at, vshard, entry_id"
+_PERIOD = " WHERE tenant = %(tenant)s AND ended_at >= %(start)s AND ended_at < %(end)s"
+_ORDER = " ORDER BY tenant, ended_at, vshard, entry_id"
+EXPORT_QUERY: Final = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM usage_records" + _PERIOD + _ORDER
+
+# Export files are formatted by the server (COPY is C, Python per-cell formatting is not):
+# times as ISO 8601 UTC with microseconds, the same text in CSV, JSONL and (parsed) Parquet.
+EXPORT_TIME_FORMAT: Final = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+_EXPORT_TEXT_COLUMNS = ", ".join(
+    f"to_char({name} AT TIME ZONE 'UTC', '{EXPORT_TIME_FORMAT}') AS {name}"
+    if name in ("started_at", "ended_at", "stored_at")
+    else name
+    for name in EXPORT_COLUMNS
+)
+_EXPORT_TEXT_SELECT = f"SELECT {_EXPORT_TEXT_COLUMNS} FROM usage_records" + _PERIOD + _ORDER
+# psycopg binds COPY's parameters client-side (the server takes none in COPY).
+EXPORT_CSV_COPY: Final = f"COPY ({_EXPORT_TEXT_SELECT}) TO STDOUT (FORMAT csv, HEADER)"
+EXPORT_JSON_LINES: Final = f"SELECT row_to_json(r)::text FROM ({_EXPORT_TEXT_SELECT}) r"
+
+# The manifest's figures, read in the same snapshot as the file.
+EXPORT_TOTALS: Final = (
+    "SELECT currency, count(*), coalesce(sum(retail), 0), coalesce(sum(wholesale), 0),"
+    " coalesce(sum(leakage_money), 0), coalesce(sum(money_delta), 0)"
+    " FROM usage_records" + _PERIOD + " GROUP BY currency ORDER BY currency"
+)
+EXPORT_FIRST: Final = (
+    f"SELECT to_char(ended_at AT TIME ZONE 'UTC', '{EXPORT_TIME_FORMAT}'), vshard, entry_id"
+    " FROM usage_records" + _PERIOD + _ORDER + " LIMIT 1"
+)
+EXPORT_LAST: Final = (
+    f"SELECT to_char(ended_at AT TIME ZONE 'UTC', '{EXPORT_TIME_FORMAT}'), vshard, entry_id"
+    " FROM usage_records"
+    + _PERIOD
+    + " ORDER BY tenant DESC, ended_at DESC, vshard DESC, entry_id DESC LIMIT 1"
 )
 
 # Retention (usage/retention.py): partitions with their bounds, and per-partition tenant counts.
 LIST_PARTITIONS: Final = "SELECT name, lo, hi FROM usage_partitions ORDER BY lo"
 DEFAULT_PARTITION_ROWS: Final = "SELECT count(*) FROM usage_records_default"
+LIST_PRUNING: Final = (
+    "SELECT relname::text FROM pg_class WHERE relname LIKE %s AND relkind = 'r'"
+    " AND relnamespace = current_schema()::regnamespace ORDER BY 1"
+)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -35,7 +34,6 @@ TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 ROLE_NAME_BYTES_MAX = 63  # PostgreSQL's NAMEDATALEN - 1
 BATCH_ROWS_MAX = 100_000
 EXPORT_CHUNK_ROWS = 5_000
-_SECONDS_PER_DAY = 86_400
 TIME_MIN = datetime(1, 1, 1, tzinfo=UTC)
 TIME_MAX = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -93,14 +91,43 @@ def _aware(value: datetime | None, default: datetime, what: str) -> datetime:
     return value
 
 
-def months_of(rows: Sequence[UsageRow]) -> set[date]:
-    """First days (UTC) of the months the rows' ``ended_at_s`` fall in."""
-    days = {int(row.ended_at_s // _SECONDS_PER_DAY) for row in rows}
-    months = set()
-    for day in days:
-        tm = time.gmtime(day * _SECONDS_PER_DAY)
-        months.add(date(tm.tm_year, tm.tm_mon, 1))
-    return months
+def _lost_server(exc: psycopg.Error) -> bool:
+    """A connection-level failure (server down, restarted, unreachable), not a query's error
+    (lock timeout, cancelled statement) that the caller may want to handle itself."""
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
+def copy_values_by_month(rows: Sequence[UsageRow]) -> dict[date, list[tuple[Any, ...]]]:
+    """The rows as COPY tuples (``usage.sql.BATCH_COLUMNS``), grouped by the month (UTC) of
+    their end. The epoch floats become datetimes here, once, for both write paths."""
+    out: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
+    astuple = msgspec.structs.astuple
+    fromtimestamp = datetime.fromtimestamp
+    int4, int2 = q.INT4_RANGE, q.INT2_RANGE
+    for row in rows:
+        if row.vshard not in int4 or row.role_of_node not in int2:
+            raise StoreError(
+                f"row {row.tenant}/{row.entry_id}: vshard {row.vshard} or role_of_node "
+                f"{row.role_of_node} out of range for its column"
+            )
+        values = astuple(row)
+        # The month of the datetime stored (rounded to microseconds), not of the float.
+        ended = fromtimestamp(row.ended_at_s, UTC)
+        started = fromtimestamp(row.started_at_s, UTC) if row.started_at_s > 0 else None
+        out.setdefault((ended.year, ended.month), []).append(
+            (*values[:13], started, ended, *values[15:])
+        )
+    return {date(year, month, 1): values for (year, month), values in out.items()}
+
+
+async def _copy(
+    conn: AsyncConnection[Any], statement: str | sql.Composed, values: Iterable[tuple[Any, ...]]
+) -> None:
+    async with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(q.BATCH_TYPES)
+        for value in values:
+            await copy.write_row(value)
 
 
 class UsageStore:
@@ -108,7 +135,7 @@ class UsageStore:
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
-        self._months: set[date] = set()  # partitions known to exist
+        self._months: dict[date, str] = {}  # month -> its partition, known to exist
         self._tenants: set[str] = set()  # tenant roles known to exist
 
     @classmethod
@@ -158,15 +185,38 @@ class UsageStore:
     # -- roles ---------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _as_role(self, role: str) -> AsyncIterator[AsyncConnection[Any]]:
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection; a lost or unreachable server becomes ``StoreUnavailable``."""
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            async with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
             raise StoreUnavailable(f"no usage store connection: {exc}") from exc
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"usage store: {exc}") from exc
+            if _lost_server(exc):
+                raise StoreUnavailable(f"usage store: {exc}") from exc
+            raise
+
+    @asynccontextmanager
+    async def _transaction(
+        self, role: str | None, *, snapshot: bool = False
+    ) -> AsyncIterator[AsyncConnection[Any]]:
+        async with self._connection() as conn, conn.transaction():
+            if snapshot:
+                await conn.execute(q.READ_ONLY_SNAPSHOT)
+            if role is None:
+                await conn.execute(q.NO_STATEMENT_TIMEOUT)
+            else:
+                await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            yield conn
+
+    def _as_role(self, role: str, *, snapshot: bool = False) -> Any:
+        return self._transaction(role, snapshot=snapshot)
+
+    def as_owner(self) -> Any:
+        """A transaction as the pool's login, the schema owner: maintenance (retention) that
+        works on partitions directly. No statement timeout: a month may take a while."""
+        return self._transaction(None)
 
     def as_writer(self) -> Any:
         """A transaction as ``ocs_writer`` (insert and read every tenant; no update/delete)."""
@@ -177,17 +227,21 @@ class UsageStore:
         return self._as_role(PORTFOLIO_ROLE)
 
     @asynccontextmanager
-    async def as_tenant(self, tenant: str) -> AsyncIterator[AsyncConnection[Any]]:
+    async def as_tenant(
+        self, tenant: str, *, snapshot: bool = False
+    ) -> AsyncIterator[AsyncConnection[Any]]:
         """A transaction as the tenant's own role: the database shows it that tenant's rows
-        only. ``UnknownTenant`` if the tenant has no role (nothing stored for it yet)."""
+        only. ``UnknownTenant`` if the tenant has no role (nothing stored for it yet).
+        ``snapshot``: REPEATABLE READ, READ ONLY — every query sees the same data (an export
+        file and its manifest's totals agree even while the exporter inserts)."""
         check_tenant(tenant)
         if tenant not in self._tenants:
-            async with self._pool.connection() as conn:
+            async with self._connection() as conn:
                 found = await (await conn.execute(q.TENANT_ROLE_OF, (tenant,))).fetchone()
             if found is None:
                 raise UnknownTenant(f"unknown tenant {tenant!r}: no usage stored for it")
             self._tenants.add(tenant)
-        async with self._as_role(tenant_role(tenant)) as conn:
+        async with self._as_role(tenant_role(tenant), snapshot=snapshot) as conn:
             yield conn
 
     async def ensure_tenant(self, tenant: str) -> str:
@@ -195,7 +249,7 @@ class UsageStore:
         role name. Needs the pool's login to have CREATEROLE (the store's owner does)."""
         role = tenant_role(tenant)
         ident = sql.Identifier(role)
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             for _attempt in range(2):
                 try:
                     async with conn.transaction():
@@ -224,7 +278,7 @@ class UsageStore:
         return role
 
     async def tenants(self) -> list[TenantInfo]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             rows = await (await conn.execute(q.LIST_TENANTS)).fetchall()
         return [TenantInfo(tenant=t, role=r, retention_months=m) for t, r, m in rows]
 
@@ -232,7 +286,7 @@ class UsageStore:
         """The tenant's retention in months (None: back to the deployment's default)."""
         if months is not None and months < 1:
             raise StoreError(f"retention of {tenant}: at least 1 month, got {months}")
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(q.SET_RETENTION, (months, check_tenant(tenant)))
             if cur.rowcount == 0:
                 raise UnknownTenant(f"unknown tenant {tenant!r}: no usage stored for it")
@@ -242,33 +296,43 @@ class UsageStore:
     async def ensure_months(self, months: set[date]) -> None:
         """Create the month partitions missing among ``months`` (each in a short transaction
         of its own, so no batch waits on the DDL lock)."""
-        missing = sorted(months - self._months)
-        for month in missing:
+        for month in sorted(months - self._months.keys()):
             async with self.as_writer() as conn:
-                await conn.execute(q.ENSURE_MONTH, (month,))
-            self._months.add(month)
+                found = await (await conn.execute(q.ENSURE_MONTH, (month,))).fetchone()
+            assert found is not None
+            self._months[month] = found[0]
 
     async def store_batch(self, rows: Sequence[UsageRow]) -> int:
-        """Store rows of one or more tenants in ONE transaction: binary COPY into a staging
-        table, then INSERT ... ON CONFLICT DO NOTHING. Returns how many rows were new (a
-        re-delivered row counts 0). All or nothing: on an exception nothing is stored."""
+        """Store rows of one or more tenants in ONE transaction, idempotently on the row's
+        identity; returns how many rows were new (a re-delivered row counts 0). All or nothing:
+        on an exception nothing is stored.
+
+        Fast path: a binary COPY per month straight into the month's partition. If any row is
+        already stored (a unique violation: re-delivery after a crash), that is rolled back to
+        a savepoint and the idempotent path runs: binary COPY into a staging table, then
+        INSERT ... ON CONFLICT DO NOTHING."""
         if not rows:
             return 0
         if len(rows) > BATCH_ROWS_MAX:
             raise StoreError(f"batch of {len(rows)} rows: at most {BATCH_ROWS_MAX}")
         for tenant in {row.tenant for row in rows} - self._tenants:
             await self.ensure_tenant(tenant)
-        await self.ensure_months(months_of(rows))
-        astuple = msgspec.structs.astuple
+        by_month = copy_values_by_month(rows)
+        await self.ensure_months(set(by_month))
         async with self.as_writer() as conn:
+            try:
+                async with conn.transaction():  # a savepoint
+                    for month, values in by_month.items():
+                        table = sql.Identifier(self._months[month])
+                        await _copy(conn, sql.SQL(q.COPY_PARTITION).format(table), values)
+                return len(rows)
+            except psycopg.errors.UniqueViolation:
+                pass  # some rows are stored already: skip them below
+            except psycopg.errors.UndefinedTable:
+                self._months.clear()  # a month was pruned meanwhile: the parent routes rows
             await conn.execute(q.CREATE_STAGE)
-            async with conn.cursor() as cur:
-                async with cur.copy(q.COPY_STAGE) as copy:
-                    copy.set_types(q.STAGE_TYPES)
-                    for row in rows:
-                        await copy.write_row(astuple(row))
-                await cur.execute(q.INSERT_FROM_STAGE)
-                stored: int = cur.rowcount
+            await _copy(conn, q.COPY_STAGE, (v for values in by_month.values() for v in values))
+            stored: int = (await conn.execute(q.INSERT_FROM_STAGE)).rowcount
         return max(stored, 0)
 
     # -- reading -------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
     start.set_defaults(func=_start)
 
     for name, help_text, func in (
-        ("migrate", "apply pending schema migrations", _migrate),
+        ("migrate", "apply pending schema migrations; recreate missing tenant roles", _migrate),
         ("status", "migrations, partitions and tenants of the store", _status),
         ("url", "print the store URL the ocs commands would use", _url),
     ):
@@ -108,14 +108,30 @@ def _start(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     try:
-        _, url = resolve_url(args)
+        config, url = resolve_url(args)
         applied = migrate.apply(url)
+        print("applied: " + ", ".join(applied) if applied else "schema up to date")
+        refreshed = asyncio.run(_refresh_tenant_roles(url, config))
     except (ConfigError, StoreSetupError) as exc:
         return _fail(str(exc), 2)
-    except migrate.MigrationError as exc:
+    except (migrate.MigrationError, StoreError) as exc:
         return _fail(str(exc), 1)
-    print("applied: " + ", ".join(applied) if applied else "schema up to date")
+    if refreshed:
+        print(f"tenant roles checked: {refreshed}")
     return 0
+
+
+async def _refresh_tenant_roles(url: str, config: StoreConfig) -> int:
+    """Recreate any registered tenant's role that is missing: roles live in the cluster, not
+    in the database, so a database restored into another cluster arrives without them."""
+    store = await open_usage_store(url, config, "ocs-store-migrate")
+    try:
+        tenants = await store.tenants()
+        for tenant in tenants:
+            await store.ensure_tenant(tenant.tenant)
+        return len(tenants)
+    finally:
+        await store.close()
 
 
 def _status(args: argparse.Namespace) -> int:

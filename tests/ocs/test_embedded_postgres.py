@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,7 +83,7 @@ def test_start_stop_kill_restart_keep_the_data(pg_dir: Path) -> None:
             psycopg.connect(f"postgresql://postgres@127.0.0.1:{server.port}/postgres").close()
         server.kill()
         assert not server.running
-        url = server.start()  # crash recovery, new password
+        assert server.start() == url  # crash recovery; the same URL
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT n FROM kept").fetchone() == (1,)
         server.stop()
@@ -94,3 +98,32 @@ def test_start_stop_kill_restart_keep_the_data(pg_dir: Path) -> None:
 def test_fsync_is_on_unless_asked_off(pg_dir: Path) -> None:
     with EmbeddedPostgres(pg_dir) as server, psycopg.connect(server.url) as conn:
         assert conn.execute("SHOW fsync").fetchone() == ("on",)
+
+
+def test_store_start_command_runs_until_sigterm(pg_dir: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocs.cli", "store", "start", "--data-dir", str(pg_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url_file = pg_dir / STORE_URL_FILE
+        deadline = time.monotonic() + 60
+        while not url_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert url_file.exists(), proc.stderr.read() if proc.poll() is not None else "timeout"
+        status = subprocess.run(
+            [sys.executable, "-m", "ocs.cli", "store", "status", "--data-dir", str(pg_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert status.returncode == 0, status.stderr
+        assert "migration 0004_writer_partitions: applied" in status.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.startswith("usage store ready:")
+    assert not (pg_dir / STORE_URL_FILE).exists()

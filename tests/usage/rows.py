@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from usage.row import UsageRow
 
-# 2026-11-15T12:00:00Z and 2026-12-02T08:00:00Z
+# 2025-11-15T12:00:00Z, 2025-12-02T08:00:00Z and 2026-03-05T00:00:00Z
 NOV_15 = 1_763_208_000.0
 DEC_02 = 1_764_662_400.0
+MAR_05 = 1_772_668_800.0
 
 
 def make_row(tenant: str, n: int, *, ended_at_s: float = NOV_15, **fields: object) -> UsageRow:

@@ -47,6 +47,9 @@ async def test_a_tenant_reads_only_its_own_rows(store: UsageStore) -> None:
         "INSERT INTO usage_records (tenant, vshard, entry_id, kind, ended_at)"
         " VALUES ('beta', 1, 'x', 'usage', now())",
         "SELECT count(*) FROM usage_records_default",  # a partition, by name: no way around RLS
+        "SELECT count(*) FROM usage_records_202511",
+        "INSERT INTO usage_records_202511 (tenant, vshard, entry_id, kind, ended_at)"
+        " VALUES ('beta', 1, 'x', 'usage', '2025-11-20T00:00:00Z')",
         "SELECT count(*) FROM usage_tenants",
         "TRUNCATE usage_records",
     ],
@@ -64,6 +67,8 @@ async def test_the_writer_inserts_but_never_updates_or_deletes(store: UsageStore
     for statement in (
         "UPDATE usage_records SET retail = 0",
         "DELETE FROM usage_records",
+        "SELECT count(*) FROM usage_records_202511",  # may COPY into a month, never read it
+        "DELETE FROM usage_records_202511",
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             async with store.as_writer() as conn:

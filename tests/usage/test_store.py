@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from ocs.embedded_postgres import EmbeddedPostgres
-from tests.usage.rows import DEC_02, NOV_15, make_row, make_rows
+from tests.usage.rows import DEC_02, MAR_05, NOV_15, make_row, make_rows
 from usage import migrate
 from usage import sql as q
 from usage.row import UsageRow
-from usage.store import StoreError, UnknownTenant, UsageStore, tenant_role
+from usage.store import StoreError, StoreUnavailable, UnknownTenant, UsageStore, tenant_role
 
 
 @pytest.fixture
@@ -28,20 +32,23 @@ def test_migrations_apply_on_empty_database_and_reapply_as_noop(
 ) -> None:
     url = postgres_server.create_database("ocs_test_migrate_empty")
     try:
-        assert migrate.apply(url) == ["0001_roles", "0002_usage_records", "0003_isolation"]
+        steps = ["0001_roles", "0002_usage_records", "0003_isolation", "0004_writer_partitions"]
+        assert migrate.apply(url) == steps
         assert migrate.apply(url) == []
         assert all(applied for _, applied in migrate.status(url))
         # Every step rolls back cleanly and applies again.
-        assert migrate.rollback(url, 3) == ["0003_isolation", "0002_usage_records", "0001_roles"]
+        assert migrate.rollback(url, 4) == steps[::-1]
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('usage_records')").fetchone() == (None,)
-        assert len(migrate.apply(url)) == 3
+        assert migrate.apply(url) == steps
     finally:
         postgres_server.drop_database("ocs_test_migrate_empty")
 
 
-def test_stage_columns_are_the_usage_row_fields() -> None:
-    assert tuple(name for name, _ in q.STAGE_COLUMNS) == UsageRow.__struct_fields__
+def test_batch_columns_are_the_usage_row_fields() -> None:
+    renamed = {"started_at": "started_at_s", "ended_at": "ended_at_s"}
+    names = tuple(renamed.get(name, name) for name, _ in q.BATCH_COLUMNS)
+    assert names == UsageRow.__struct_fields__
 
 
 async def test_store_batch_is_idempotent(store: UsageStore) -> None:
@@ -137,7 +144,7 @@ async def test_rows_of_a_month_without_partition_move_out_of_the_default(
             " VALUES ('alpha', 1, '1-1', 'usage', '2026-03-05T00:00:00Z')"
         )
     # ... is moved into the month's partition when that month is created.
-    assert await store.store_batch([make_row("alpha", 3, ended_at_s=1_772_668_800.0)]) == 1
+    assert await store.store_batch([make_row("alpha", 3, ended_at_s=MAR_05)]) == 1
     with psycopg.connect(store_url) as conn:
         assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM usage_records_202603").fetchone() == (2,)
@@ -148,10 +155,48 @@ async def test_a_rejected_batch_stores_nothing(store: UsageStore) -> None:
     good = make_rows("alpha", 3)
     # Out of range for the integer / smallint columns: refused, never wrapped around.
     for bad in (make_row("alpha", 99, vshard=2**31), make_row("alpha", 98, role_of_node=40_000)):
-        with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        with pytest.raises(StoreError, match="out of range"):
             await store.store_batch([*good, bad])
     assert (await store.count_and_totals("alpha", end=_AFTER_NOV)).count == 0
     assert await store.store_batch(good) == 3
 
 
 _AFTER_NOV = datetime.fromtimestamp(NOV_15 + 86_400, UTC)
+
+
+async def test_a_month_dropped_behind_the_stores_back(store: UsageStore, store_url: str) -> None:
+    await store.store_batch(make_rows("alpha", 2))
+    with psycopg.connect(store_url, autocommit=True) as conn:  # another process pruned it
+        conn.execute("DROP TABLE usage_records_202511")
+    # The store still believes the month exists: its rows go through the parent (default).
+    assert await store.store_batch(make_rows("alpha", 3, first=10)) == 3
+    with psycopg.connect(store_url) as conn:
+        assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (3,)
+    # The next batch creates the month again, and the default's rows move into it.
+    assert await store.store_batch(make_rows("alpha", 1, first=20)) == 1
+    with psycopg.connect(store_url) as conn:
+        assert conn.execute("SELECT count(*) FROM usage_records_202511").fetchone() == (4,)
+        assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (0,)
+
+
+async def test_server_down_then_back(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """PostgreSQL stopping under the store: StoreUnavailable (nothing half-written), and the
+    same store works again once the server is back (dead pooled connections are replaced)."""
+    base = tempfile.mkdtemp(prefix="ocs-test-pg-")
+    os.chmod(base, 0o755)
+    server = EmbeddedPostgres(Path(base) / "pg", fsync=False)
+    try:
+        migrate.apply(server.start())
+        store = await UsageStore.open(server.url, pool_max=2, connect_timeout_s=2)
+        try:
+            assert await store.store_batch(make_rows("alpha", 3)) == 3
+            server.stop()
+            with pytest.raises(StoreUnavailable):
+                await store.store_batch(make_rows("alpha", 3, first=10))
+            server.start()  # same port, same password: the same store carries on
+            assert await store.store_batch(make_rows("alpha", 6)) == 3
+        finally:
+            await store.close()
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
