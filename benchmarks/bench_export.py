@@ -56,7 +56,8 @@ from tariffs.loader import load_catalog_sources
 from usage import migrate
 from usage import sql as q
 from usage.export_core import Entry, rows_of
-from usage.store import UsageStore
+from usage.row import UsageRow
+from usage.store import UsageStore, copy_values_by_month
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = Path(__file__).parent / "results" / "export.json"
@@ -130,24 +131,45 @@ async def _count(store: UsageStore, tenant: str) -> int:
         return 0
 
 
-def copy_ceiling(store_url: str, records: int, batch: int, now_s: float) -> float:
-    """Seconds for a binary COPY of the same rows, ``batch`` rows per transaction."""
+def same_rows(records: int, now_s: float) -> list[UsageRow]:
     entries = [Entry(n % keys.VSHARDS, f"{n}-0", make_record(n, now_s)) for n in range(records)]
     rows, _ = rows_of(TENANT, entries, {"data": "byte"})
-    tuples = [msgspec.structs.astuple(r) for r in rows]
-    columns = ", ".join(f"{name} {kind}" for name, kind in q.STAGE_COLUMNS)
+    return rows
+
+
+def copy_ceiling(store_url: str, rows: list[UsageRow], batch: int) -> float:
+    """Seconds for a plain binary COPY of the same rows (as the store converts them),
+    ``batch`` rows per transaction, into a table of the same columns without any index."""
+    tuples = [v for values in copy_values_by_month(rows).values() for v in values]
+    columns = ", ".join(f"{name} {kind}" for name, kind in q.BATCH_COLUMNS)
     with psycopg.connect(store_url, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE bench_copy ({columns})")
         started = time.perf_counter()
         for start in range(0, len(tuples), batch):
-            with conn.transaction(), conn.cursor() as cur:
-                with cur.copy("COPY bench_copy FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(q.STAGE_TYPES)
-                    for values in tuples[start : start + batch]:
-                        copy.write_row(values)
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy("COPY bench_copy FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(q.BATCH_TYPES)
+                for values in tuples[start : start + batch]:
+                    copy.write_row(values)
         elapsed = time.perf_counter() - started
         conn.execute("DROP TABLE bench_copy")
     return elapsed
+
+
+async def store_only(store_url: str, rows: list[UsageRow], batch: int) -> float:
+    """Seconds for ``UsageStore.store_batch`` of the same rows (no Redis): the store's share."""
+    store = await UsageStore.open(store_url, pool_max=2)
+    try:
+        await store.ensure_tenant(TENANT)
+        started = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            await store.store_batch(rows[start : start + batch])
+        return time.perf_counter() - started
+    finally:
+        await store.close()
 
 
 def redis_memory(url: str) -> int:
@@ -164,7 +186,7 @@ def stream_entries(url: str, tenants: tuple[str, ...] = ("acme", "globex")) -> i
     for tenant in tenants:
         for shard in range(keys.VSHARDS):
             pipe.xlen(keys.stream_key(keys.shard_prefix(tenant, shard)))
-    total = sum(pipe.execute())
+    total = sum(int(n) for n in pipe.execute())
     client.close()
     return total
 
@@ -288,8 +310,8 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             lag_p99_s=lags[int(0.99 * (len(lags) - 1))] if lags else None,
             lag_max_s=lags[-1] if lags else None, lag_samples=len(lags),
         )  # fmt: skip
-        out = {"without_exporter": without, "with_exporter": with_exporter,
-               "p99_ratio": round(with_exporter["p99_us"] / max(1, without["p99_us"]), 3)}  # fmt: skip
+        ratio = round(with_exporter["p99_us"] / max(1, without["p99_us"]), 3)
+        out = {"without_exporter": without, "with_exporter": with_exporter, "p99_ratio": ratio}
     finally:
         for proc in (exporter, serve):
             if proc is not None and proc.poll() is None:
@@ -318,11 +340,16 @@ def drain_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             migrate.apply(url)
             fill_streams(redis_server.url, args.records, now_s)
             drain_s = asyncio.run(drain(redis_server.url, url, args.records, args.batch))
-            copy_s = copy_ceiling(url, args.records, args.batch, now_s)
             left = stream_entries(redis_server.url, (TENANT,))
+            rows = same_rows(args.records, now_s)
+            copy_s = copy_ceiling(url, rows, args.batch)
+            store_url = pg.create_database(f"store_only_{number}")
+            migrate.apply(store_url)
+            store_s = asyncio.run(store_only(store_url, rows, args.batch))
             rounds.append({
                 "exporter_records_per_s": round(args.records / drain_s),
                 "copy_records_per_s": round(args.records / copy_s),
+                "store_batch_records_per_s": round(args.records / store_s),
                 "ratio": round(copy_s / drain_s, 3),
                 "left_in_streams": left,
             })  # fmt: skip
@@ -338,6 +365,9 @@ def drain_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             r["exporter_records_per_s"] for r in rounds
         ),
         "copy_records_per_s_median": statistics.median(r["copy_records_per_s"] for r in rounds),
+        "store_batch_records_per_s_median": statistics.median(
+            r["store_batch_records_per_s"] for r in rounds
+        ),
         "ratio_median": statistics.median(r["ratio"] for r in rounds),
     }
 
