@@ -216,7 +216,13 @@ def _health(port: int) -> dict[str, Any]:
 
 
 def sim_phase(
-    workdir: Path, redis_url: str, port: int, catalog: Path, rate: float, seconds: float
+    workdir: Path,
+    redis_url: str,
+    port: int,
+    catalog: Path,
+    rate: float,
+    seconds: float,
+    store_url: str | None = None,
 ) -> dict[str, Any]:
     scenario = load_scenario(
         None,
@@ -234,8 +240,8 @@ def sim_phase(
         },
     )  # fmt: skip
     outcome = simulate(
-        scenario, redis_url=redis_url, progress=False, quiet=True,
-        json_path=workdir / "sim.json", html_path=workdir / "sim.html",
+        scenario, redis_url=redis_url, progress=False, quiet=True, store_url=store_url,
+        json_path=workdir / "sim.json", html_path=workdir / "sim.html", export_wait_s=300,
     )  # fmt: skip
     report = outcome.report
     return {
@@ -299,7 +305,7 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         with_exporter = sim_phase(
-            workdir, redis_server.url, diameter, catalog, args.rate, args.sim_s
+            workdir, redis_server.url, diameter, catalog, args.rate, args.sim_s, pg.url
         )
         sampling.set()
         sampler.join()
@@ -380,13 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=500.0, help="CCR/s offered by ocs sim")
     parser.add_argument("--sim-s", type=float, default=60.0, help="seconds per load phase")
     parser.add_argument("--skip-load", action="store_true", help="only the drain figures")
+    parser.add_argument("--skip-drain", action="store_true", help="only the load figures")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="ocs-bench-export-"))
     os.chmod(base, 0o755)  # the private PostgreSQL runs as `postgres` when we are root
     try:
-        result: dict[str, Any] = {"machine": machine_facts(), "drain": drain_runs(base, args)}
-        print(json.dumps(result["drain"], indent=1), flush=True)
+        result: dict[str, Any] = {"machine": machine_facts()}
+        if not args.skip_drain:
+            result["drain"] = drain_runs(base, args)
+            print(json.dumps(result["drain"], indent=1), flush=True)
         if not args.skip_load:
             result["load"] = {"rate_ccr_per_s": args.rate, "seconds": args.sim_s,
                               **load_runs(base, args)}  # fmt: skip

@@ -155,7 +155,7 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Batches stored at once per tenant (PostgreSQL inserts one while the next is prepared).
     store_concurrency: int = 2
     # How often acknowledged entries are trimmed from their streams.
-    trim_interval_ms: int = 1000
+    trim_interval_ms: int = 2000
     group: str = "ocs-export"
 
 
