@@ -387,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-s", type=float, default=60.0, help="seconds per load phase")
     parser.add_argument("--skip-load", action="store_true", help="only the drain figures")
     parser.add_argument("--skip-drain", action="store_true", help="only the load figures")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="ocs-bench-export-"))
@@ -401,7 +402,10 @@ def main(argv: list[str] | None = None) -> int:
                               **load_runs(base, args)}  # fmt: skip
             print(json.dumps(result["load"], indent=1), flush=True)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep:
+            print(f"work directory kept: {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"-> {args.output}")

@@ -197,3 +197,37 @@ async def _true(value: bool) -> bool:
 
 async def _zero(length: Any) -> bool:
     return await length == 0
+
+
+async def test_a_stream_keeps_exactly_what_is_not_stored(
+    redis_url: str, admin: aioredis.Redis
+) -> None:
+    """Trimming is exact: with one record not yet stored behind 150 stored ones in the same
+    stream, the stream holds that one record (an approximate trim would keep its whole node)."""
+    await install_catalog_texts(admin, only=["acme"])
+    sink = MemorySink()
+    exporter = _exporter(redis_url, admin, sink, retry_max_s=0.1)
+    task = await _start(exporter)
+    try:
+        await wait_for(lambda: _true("acme" in exporter.workers), what="worker")
+        client = await exporter.tenant_client("acme")
+        ledger = Ledger(client, "acme")
+        subscriber = "4917099000777"
+        await ledger.provision_account(subscriber, balance=1000, now_s=1.0)
+        for _ in range(149):
+            await ledger.topup(subscriber, 1, now_s=1.0)
+        await wait_for(lambda: _true(len(sink.rows) == 150), what="stored")
+        sink.failing = True
+        await ledger.topup(subscriber, 1, now_s=2.0)
+        await wait_for(lambda: _true(sink.calls >= 3 + len(sink.rows) // 50), what="retrying")
+        stream = keys.stream_key(keys.subscriber_prefix("acme", subscriber))
+        await wait_for(lambda: _is(client.xlen(stream), 1), what="only the unstored record left")
+        sink.failing = False
+        await wait_for(lambda: _true(len(sink.rows) == 151), what="stored at last")
+        await wait_for(lambda: _is(client.xlen(stream), 0), what="empty")
+    finally:
+        await _stop(exporter, task)
+
+
+async def _is(value: Any, expected: int) -> bool:
+    return bool(await value == expected)
