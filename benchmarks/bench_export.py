@@ -191,6 +191,32 @@ def stream_entries(url: str, tenants: tuple[str, ...] = ("acme", "globex")) -> i
     return total
 
 
+def stream_diagnostics(url: str) -> dict[str, Any]:
+    """What the streams hold when the run ends: entries, pending, the oldest entry's age."""
+    client = redis.Redis.from_url(url)
+    out: dict[str, Any] = {}
+    try:
+        for tenant in ("acme", "globex"):
+            names = [keys.stream_key(keys.shard_prefix(tenant, v)) for v in range(keys.VSHARDS)]
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.xlen(name)
+                pipe.xpending(name, "ocs-export")
+            replies = pipe.execute(raise_on_error=False)
+            lengths = replies[0::2]
+            pending = [r.get("pending", 0) if isinstance(r, dict) else 0 for r in replies[1::2]]
+            busy = [n for n, length in zip(names, lengths, strict=True) if length]
+            oldest = [client.xrange(n, count=1)[0][0].decode() for n in busy[:50]]
+            ages = [time.time() - int(i.split("-")[0]) / 1000 for i in oldest]
+            out[tenant] = {
+                "entries": sum(lengths), "pending": sum(pending), "busy_streams": len(busy),
+                "oldest_age_s": round(max(ages, default=0.0), 1),
+            }  # fmt: skip
+    finally:
+        client.close()
+    return out
+
+
 def _wait_http(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -310,6 +336,7 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         sampling.set()
         sampler.join()
         memory_3 = redis_memory(redis_server.url)
+        with_exporter["streams_at_end"] = stream_diagnostics(redis_server.url)
         lags.sort()
         with_exporter.update(
             used_memory_start=memory_2, used_memory_end=memory_3,
@@ -383,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=500.0, help="CCR/s offered by ocs sim")
+    parser.add_argument("--rate", type=float, default=300.0, help="CCR/s offered by ocs sim")
     parser.add_argument("--sim-s", type=float, default=60.0, help="seconds per load phase")
     parser.add_argument("--skip-load", action="store_true", help="only the drain figures")
     parser.add_argument("--skip-drain", action="store_true", help="only the load figures")
