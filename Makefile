@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 CATALOG ?= examples/catalog
 ARGS    ?=
 
-.PHONY: run test bench lint deps sysdeps test-sysdeps clean
+.PHONY: run test bench lint docs deps sysdeps test-sysdeps clean
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap-venv.sh $(VENV)
@@ -18,11 +18,14 @@ sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 
-# Kamailio's http_client module (tests/interop/test_kamailio.py) is a file, not a command.
+# Kamailio's http_client and ims_charging modules (tests/interop/test_kamailio*.py) are files,
+# not commands; promtool (Debian package prometheus) checks deploy/prometheus/ in tests/deploy/.
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
-		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio \
+		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio promtool:prometheus \
+		freeDiameterd:freediameterd \
 		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
+		'/usr/lib/*/kamailio/modules/ims_charging.so:kamailio-ims-modules' \
 		'/usr/lib/postgresql/*/bin/initdb:postgresql'
 
 run: deps
@@ -32,7 +35,11 @@ test: test-sysdeps $(STAMP)
 	$(PY) -m pytest $(ARGS)
 
 bench: deps
-	$(PY) -m benchmarks.run_all
+	$(PY) -m benchmarks.run_all $(ARGS)
+
+# The documentation site into site/ (--strict: broken links and pages missing from the nav fail).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -40,4 +47,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var site .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 
 
 class QueueFull(Exception):
@@ -31,6 +32,10 @@ class InFlightLimit:
         self.limit = limit
         self.waiting_max = waiting_max
         self.inside = 0
+        # Calls that had to wait for a slot, and their total wait: read by the metrics at scrape
+        # time. Only the waiting path touches them; a call that enters at once costs nothing.
+        self.waits = 0
+        self.wait_s = 0.0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @property
@@ -52,12 +57,16 @@ class InFlightLimit:
             raise QueueFull(f"{len(self._waiters)} calls already waiting for one of {self.limit}")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self.waits += 1
+        started = time.perf_counter()
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.leave()  # the slot was handed over just before the cancellation
             raise
+        finally:
+            self.wait_s += time.perf_counter() - started
 
     def leave(self) -> None:
         """Give the slot back: to the first live waiter, else to the pool."""

@@ -141,6 +141,60 @@ class DebitResult(msgspec.Struct, frozen=True):
     replayed: bool
 
 
+class DebitItem(msgspec.Struct, frozen=True):
+    """One service of an event debited with others in one call (``Ledger.debit_many``)."""
+
+    service: str
+    rating_group: int
+    legs: tuple[UsedLeg, ...]
+    kinds: tuple[str, ...] = ()
+    on_exhaust: OnExhaust = OnExhaust.PAYG
+    block_kinds: tuple[str, ...] = ()
+
+
+class DebitItemResult(msgspec.Struct, frozen=True, array_like=True):
+    """``status`` 0 debited, 1 not enough credit (nothing was taken for this item)."""
+
+    status: int
+    units: int
+    bucket_units: int
+    retail: int
+    wholesale: int
+
+    @property
+    def debited(self) -> bool:
+        return self.status == 0
+
+
+class DebitManyPayload(msgspec.Struct, frozen=True, array_like=True):
+    items: tuple[DebitItemResult, ...]
+    balance: int
+    held_money: int
+
+
+class DebitManyResult(msgspec.Struct, frozen=True):
+    debit: DebitManyPayload
+    replayed: bool
+
+
+class OfflinePayload(msgspec.Struct, frozen=True, array_like=True):
+    """What offline.lua did with one consumed usage record (``units`` = bundles + money +
+    leakage units; ``retail`` is what money paid, ``leakage_money`` what it could not)."""
+
+    units: int
+    bucket_units: int
+    retail: int
+    wholesale: int
+    leakage_units: int
+    leakage_money: int
+    balance: int
+
+
+class OfflineResult(msgspec.Struct, frozen=True):
+    charge: OfflinePayload
+    replayed: bool
+
+
 class Bucket(msgspec.Struct, frozen=True, array_like=True):
     id: str
     kind: str

@@ -36,6 +36,8 @@ SCRIPT_FLAGS: dict[str, str] = {
     "state": "",
     "bucket": "",
     "debit": "",
+    "debit_many": "",
+    "offline": "",
     "refund": "",
     "expire": "",
     "price_check": "no-writes",

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import signal
+import sys
 import time
 from typing import Any
 
+import msgspec
 import structlog
 
 from balance.ledger import Ledger
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
+from ocs.catalog_diff import diff_catalogs
 from ocs.catalog_install import install_catalog
-from ocs.catalog_store import CATALOG_NOTICE, store_catalog, stored_catalog
+from ocs.catalog_store import CATALOG_NOTICE, read_stored, store_catalog, stored_catalog
 from ocs.charging.credit_control import CreditControlHandler
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.notifications import AccountNotice, NoticeListener, ServerInitiated
@@ -28,6 +32,7 @@ from ocs.charging.sessions import SessionRegistry
 from ocs.charging.supervision import TccSupervisor
 from ocs.config import Config, ConfigError
 from ocs.diameter_server import DiameterServer, build_router
+from ocs.diameter_tls import TlsConfigError
 from ocs.embedded_redis import EmbeddedRedisError
 from ocs.http_server import HttpRouter, HttpServer
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
@@ -54,6 +59,11 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def catalog_version(catalog: Catalog) -> str:
+    """A short digest of the catalog's content: equal on every process serving the same one."""
+    return hashlib.sha256(msgspec.msgpack.encode(catalog)).hexdigest()[:12]
+
+
 class StartupError(RuntimeError):
     """The server cannot start; the message says what to fix."""
 
@@ -71,6 +81,7 @@ class OcsApp:
         self.clock = clock
         self.metrics = Metrics()
         self.ledger = LedgerRuntime(config.redis, config.ledger)
+        self.metrics.ledger_pools = self.ledger.pool_stats
         self.sessions = SessionRegistry()
         self.directory: TenantDirectory | None = None
         self.diameter: DiameterServer | None = None
@@ -84,11 +95,23 @@ class OcsApp:
     async def start(self) -> None:
         await self._start_ledger()
         catalog = await self._load_catalog()
+        self._catalog_served(catalog)
         self.directory = TenantDirectory(catalog, self._ledger_for)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
-        host, port = await self.diameter.start()
+        try:
+            host, port = await self.diameter.start()
+        except TlsConfigError as exc:
+            raise StartupError(f"Diameter TLS: {exc}") from exc
         self.log.info("diameter_listening", host=host, port=port)
+        if self.diameter.tls_address is not None:
+            tls_host, tls_port = self.diameter.tls_address
+            self.log.info(
+                "diameter_tls_listening",
+                host=tls_host,
+                port=tls_port,
+                client_certificates="required" if self.config.diameter.tls_ca_file else "none",
+            )
         self.http = HttpServer(
             HttpRouter(),
             self.metrics,
@@ -153,25 +176,56 @@ class OcsApp:
         )
 
     async def _load_catalog(self) -> Catalog:
-        """``--catalog``: validate, install its subscribers, share it; otherwise the catalog a
-        previous ``ocs catalog load`` stored in Redis."""
+        """The catalog stored in Redis (what ``ocs catalog load`` maintains). ``--catalog`` is
+        installed and stored only when nothing is stored yet, or with ``catalog.replace``; a
+        stored catalog that differs from it is kept and the difference logged as an error, so a
+        restart never silently undoes a load."""
         assert self.ledger.admin is not None
         path = self.config.catalog.path
-        if path is None:
-            try:
-                stored = await stored_catalog(self.ledger.admin)
-            except CatalogError as exc:
+        try:
+            stored = await read_stored(self.ledger.admin)
+        except CatalogError as exc:
+            if path is None or not self.config.catalog.replace:
                 raise StartupError(
-                    f"the catalog stored in Redis no longer validates:\n{exc}"
+                    f"the catalog stored in Redis no longer validates:\n{exc}\n"
+                    "fix it with `ocs catalog load PATH --replace`, or start with --catalog PATH "
+                    "--catalog-replace"
                 ) from exc
+            stored = None
+        if path is None:
             if stored is None:
                 self.log.warning("no_catalog", hint="pass --catalog or run `ocs catalog load`")
                 return Catalog(tenants=())
-            return stored
+            return stored.catalog
         try:
             catalog, sources = load_catalog_sources(path)
         except CatalogError as exc:
             raise StartupError(f"catalog {path} refused:\n{exc}") from exc
+        if stored is not None:
+            diff = diff_catalogs(stored.catalog, catalog)
+            if not diff.changed:
+                return stored.catalog
+            if not self.config.catalog.replace:
+                self.log.error(
+                    "catalog_differs_from_stored",
+                    path=path,
+                    kept="stored",
+                    difference=diff.lines(),
+                    hint="the catalog stored in Redis is served; apply the files with "
+                    "`ocs catalog load` (per tenant, --dry-run first) or restart with "
+                    "--catalog-replace",
+                )
+                # Also as plain text: an operator watching `make run` reads this, not JSON.
+                banner = [
+                    f"ocs serve: the catalog stored in Redis differs from {path}; serving the "
+                    "stored one, unchanged:",
+                    *(f"    {line}" for line in diff.lines()),
+                    f"  to apply {path}: `ocs catalog load {path} --dry-run`, then without "
+                    "--dry-run; or restart with --catalog-replace (drops tenants not in it)",
+                ]
+                print("\n".join(banner), file=sys.stderr, flush=True)
+                return stored.catalog
+            self.log.warning("catalog_replacing_stored", path=path, difference=diff.lines())
         report = await install_catalog(catalog, self._ledger_for, now=int(self.clock()))
         for tenant, (created, kept) in report.items():
             self.log.info("catalog_installed", tenant=tenant, created=created, already_present=kept)
@@ -190,10 +244,15 @@ class OcsApp:
             catalog = await stored_catalog(self.ledger.admin)
         except CatalogError as exc:
             self.log.error("catalog_reload_refused", problems=[str(p) for p in exc.problems])
+            self.metrics.catalog_reloads_total.labels("refused").inc()
             return
         if catalog is not None:
             self.directory.replace_catalog(catalog)
+            self._catalog_served(catalog)
             self.log.info("catalog_reloaded", tenants=[t.id for t in catalog.tenants])
+
+    def _catalog_served(self, catalog: Catalog) -> None:
+        self.metrics.catalog_loaded(catalog_version(catalog), len(catalog.tenants), self.clock())
 
     async def _ledger_for(self, tenant: str) -> Ledger:
         return await self.ledger.ledger_for(tenant)

@@ -1,8 +1,9 @@
 """Install a catalog's subscribers into the ledger: accounts with opening balances and buckets.
 
-Idempotent per subscriber (operation ids derive from the subscriber), and an account that
-already exists is left untouched, so restarting a server or loading a catalog again never resets
-a balance; it only adds the subscribers that are new.
+Idempotent per subscriber (operation ids derive from the subscriber). An account that already
+exists keeps its balance, so loading a catalog again never resets one; it adds the subscribers
+that are new, and to existing accounts only the catalog bundle buckets they lack (an interrupted
+load completes on the next run).
 """
 
 from __future__ import annotations

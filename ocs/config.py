@@ -21,18 +21,31 @@ class ConfigError(ValueError):
 
 
 class DiameterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Diameter credit-control listener (Gy/Ro, TCP) and the base-protocol limits."""
+
+    # Address the Diameter listener binds (--diameter-listen HOST:PORT).
     listen_host: str = "127.0.0.1"
+    # TCP port of the Diameter listener; 0 picks a free port.
     listen_port: int = 3868
+    # Our Origin-Host in CEA and every answer (--origin-host).
     origin_host: str = "ocs.mvna.local"
+    # Our Origin-Realm; requests must name it as Destination-Realm, else 3003 (--origin-realm).
     origin_realm: str = "mvna.local"
+    # Product-Name sent in the CEA.
     product_name: str = "mvna-ocs"
+    # Vendor-Id sent in the CEA (0: none registered).
     vendor_id: int = 0
     # Empty means any peer may connect; otherwise CER Origin-Hosts not listed get 3010.
     allowed_peers: tuple[str, ...] = ()
+    # Tw: a DWR is sent after this long without traffic (RFC 3539; at least 6 s).
     watchdog_s: float = 30.0
+    # Random jitter added to or taken from Tw.
     watchdog_jitter_s: float = 2.0
+    # Largest message accepted; a larger header length closes the connection unread.
     message_bytes_max: int = 65536
+    # Most AVPs in one AVP list (message body or one Grouped AVP); more gives 5012.
     avps_max: int = 1024
+    # Deepest Grouped AVP nesting; deeper gives 5004.
     avp_depth_max: int = 8
     # Accept known real-peer deviations (duplicated Origin-Host, missing M bit) and log them.
     lenient: bool = True
@@ -44,41 +57,76 @@ class DiameterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # spreads connections over them. They must share one external Redis (--redis-url): the
     # embedded Redis is private to each process.
     reuse_port: bool = False
+    # Diameter over TLS/TCP (RFC 6733 §13) on its own port beside plain TCP (3869 by
+    # convention); None = no TLS listener. Certificate and key: PEM files. With tls_ca_file a
+    # client certificate is required and verified, its names bind the CER Origin-Host, and with
+    # allowed_peers one of its names must be listed. Files are re-read when they change.
+    tls_listen_port: int | None = None
+    # The server's certificate chain (PEM); required with tls_listen_port.
+    tls_cert_file: str = ""
+    # The certificate's private key (PEM); required with tls_listen_port.
+    tls_key_file: str = ""
+    # CA bundle (PEM) that client certificates must chain to; empty: no client certificate asked.
+    tls_ca_file: str = ""
 
 
 class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Admin HTTP listener: /healthz, /metrics and the SIP call API (no authentication: keep it
+    on an internal address)."""
+
+    # Address the HTTP listener binds (--http-listen HOST:PORT).
     listen_host: str = "127.0.0.1"
+    # TCP port of the HTTP listener; 0 picks a free port.
     listen_port: int = 8080
+    # Largest request head and largest body accepted; a larger body gets 413.
     request_bytes_max: int = 65536
 
 
 class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    # None: start the embedded private redis-server under data_dir.
+    """The ledger's Redis: an external one (url) or a private embedded redis-server."""
+
+    # External Redis, redis://[user:pass@]host:port/db (a cluster is detected); unset: start
+    # the embedded private redis-server under data_dir (--redis-url).
     url: str | None = None
+    # Embedded Redis data, the redis.url file CLI commands read, and tenant.secret
+    # (--redis-data-dir).
     data_dir: str = "var/redis"
+    # Embedded Redis fsync policy: always, everysec or no.
     appendfsync: str = "everysec"
-    # 0 picks a free loopback port for the embedded server.
+    # Port of the embedded Redis; 0 picks a free loopback port.
     embedded_port: int = 0
+    # Per-call timeout; a call not answered in time fails as "ledger unavailable" (3004).
     timeout_s: float = 1.0
+    # Connections (ledger calls in flight) per tenant.
     pool_size: int = 64
 
 
 class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """SIP credit check: a redirect server on UDP and TCP, and its call accounting."""
+
+    # Serve SIP at all (--no-sip turns it off).
     enabled: bool = True
+    # Address of the SIP listener, UDP and TCP (--sip-listen HOST:PORT).
     listen_host: str = "127.0.0.1"
+    # Port of the SIP listener, UDP and TCP; 0 picks a free port.
     listen_port: int = 5060
     # Empty means any source may ask; otherwise others are answered 403 or dropped.
     allowed_sources: tuple[str, ...] = ()
+    # Sources not allowed get 403 Source Not Allowed (true) or no answer at all (false).
     reject_unknown_sources: bool = True
+    # Larger messages get 513 Message Too Large (or are dropped when they cannot be answered).
     message_bytes_max: int = 8192
+    # More header lines get 400 Too Many Headers.
     headers_max: int = 64
     # INVITE/OPTIONS waiting for the ledger at once; beyond it: 503 (X-OCS-Result 3004).
     receive_queue_max: int = 1024
-    # Retry-After of 503 answers; how long one authorization may take before a 503.
+    # Retry-After of every 503 answer.
     retry_after_s: int = 5
+    # How long one authorization (or OPTIONS health check) may take before a 503.
     authorize_timeout_s: float = 5.0
-    # Live server transactions (≈ requests in the last 32 s) and open TCP connections.
+    # Live server transactions (≈ requests in the last 32 s); beyond it new requests get 503.
     transactions_max: int = 100000
+    # Open TCP connections; further ones are closed at once.
     tcp_connections_max: int = 1024
     # Contact of the 302: a URI template ({callee}, {caller}, {tenant} are E.164 digits / the
     # tenant id), e.g. "sip:+{callee}@gw.example.net"; empty echoes the INVITE's Request-URI.
@@ -88,13 +136,16 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # A call with no end event by its granted time + this grace is committed in full
     # (auto-end); it must exceed the longest ringing time the proxy allows.
     call_end_grace_s: int = 180
-    # How often the auto-end sweeper looks for overdue calls; how long ended calls are kept
-    # (a repeated end event within it gets the stored answer).
+    # How often the auto-end sweeper looks for overdue calls.
     call_sweep_interval_s: float = 5.0
+    # How long a call record is kept after its last change (a repeated end event within it
+    # gets the stored answer, after it 404).
     call_record_ttl_s: int = 604800
 
 
 class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How grants are sized and supervised in credit control."""
+
     # Validity-Time of a grant (capped at the next tariff boundary); the client reports by then.
     validity_time_s: int = 3600
     # A reservation silent for validity + grace is released by the server (Tcc supervision).
@@ -110,13 +161,16 @@ class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Limits of the ledger in Redis; also read by `ocs catalog load --config`."""
+
     # How long a request's outcome is kept to answer its retransmissions (RFC 6733 asks that
     # duplicates be recognised for as long as a peer may retransmit; failover takes minutes).
     idempotency_ttl_s: int = 3600
     # A session the ledger has not heard of for this long is forgotten (its holds released).
     session_idle_s: float = 86400.0
-    # Open sessions per subscriber account, and buckets per account: beyond them, 5006.
+    # Open sessions per subscriber account; one more is answered 5006 RESOURCES_EXCEEDED.
     sessions_max: int = 32
+    # Buckets (bundle allowances) per account; beyond it, 5006.
     buckets_max: int = 64
     # Ledger calls per tenant that may wait for one of the [redis] pool_size slots; past it a
     # request is answered 3004 TOO_BUSY at once (load shed) instead of queueing into a timeout.
@@ -164,24 +218,39 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     # None: the embedded private PostgreSQL under data_dir (its URL in <data_dir>/store.url).
     url: str | None = None
+    # The embedded PostgreSQL's data directory (owned by the postgres system user).
     data_dir: str = "var/pg"
     # 0 picks a free loopback port for the embedded server.
     embedded_port: int = 0
+    # Connections each process keeps open to the store, at least ...
     pool_min: int = 1
+    # ... and at most (a bounded pool: callers wait for a free connection beyond it).
     pool_max: int = 8
     # Any one statement longer than this is cancelled by the server (exports fetch in chunks).
     statement_timeout_s: float = 30.0
+    # How long opening a connection may take before the store counts as unavailable.
     connect_timeout_s: float = 10.0
     # Months of usage kept for a tenant with no retention of its own (`ocs usage retention`).
     retention_months: int = 24
 
 
 class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where the tenant catalog comes from."""
+
+    # A tenant file or directory installed and shared at start-up (--catalog); unset: the
+    # catalog stored in Redis by `ocs catalog load`.
     path: str | None = None
+    # With a catalog already stored in Redis, a server started with ``path`` keeps the stored one
+    # (and says how they differ) unless this is set: then ``path`` replaces it entirely.
+    replace: bool = False
 
 
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Logging on stderr."""
+
+    # debug, info, warning or error; per-request lines only at debug (--log-level).
     level: str = "info"
+    # JSON lines (true) or human-readable console lines (false).
     json: bool = True
 
 
@@ -340,6 +409,16 @@ def _check(config: Config) -> None:
         problems.append("charging.tcc_grace_s and quota_holding_time_s must not be negative")
     if config.sip.call_duration_max_s < 0:
         problems.append("sip.call_duration_max_s: must not be negative (0 = the service's max)")
+    tls = config.diameter
+    if tls.tls_listen_port is not None:
+        if not 0 <= tls.tls_listen_port <= 65535:
+            problems.append(f"diameter.tls_listen_port: {tls.tls_listen_port} is not a TCP port")
+        if not tls.tls_cert_file or not tls.tls_key_file:
+            problems.append("diameter.tls_listen_port needs tls_cert_file and tls_key_file")
+        elif tls.tls_listen_port == tls.listen_port and tls.listen_port != 0:
+            problems.append("diameter.tls_listen_port: must differ from listen_port")
+    elif tls.tls_cert_file or tls.tls_key_file or tls.tls_ca_file:
+        problems.append("diameter.tls_cert_file/tls_key_file/tls_ca_file need tls_listen_port")
     if config.diameter.message_bytes_max < 20:
         problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
     if config.export.linger_ms < 0:

@@ -20,7 +20,7 @@ import inspect
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 
@@ -45,6 +45,9 @@ from diameter_apps.router import Router
 from diameter_apps.validation import Profile
 from ocs.config import DiameterConfig
 from ocs.metrics import CounterSeries, HistogramSeries, Metrics
+
+if TYPE_CHECKING:
+    from ocs.diameter_tls import TlsListener
 
 COMMAND_NAMES = {
     257: "CER",
@@ -116,6 +119,10 @@ class DiameterConnection(asyncio.Protocol):
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.start(transport, self.server.settings)
+
+    def start(self, transport: asyncio.BaseTransport, settings: PeerSettings) -> None:
+        """Begin serving ``transport`` (TCP, or TLS once its handshake is done) as a peer."""
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
@@ -124,7 +131,7 @@ class DiameterConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         self.remote = f"{peername[0]}:{peername[1]}" if peername else "?"
         self.peer = PeerConnection(
-            self.server.settings,
+            settings,
             self.server.router,
             self.server.duplicates,
             self.loop.time(),
@@ -360,6 +367,9 @@ class DiameterServer:
         self.connections: set[DiameterConnection] = set()
         self.open_peers: dict[str, DiameterConnection] = {}
         self._server: asyncio.base_events.Server | None = None
+        # Diameter over TLS (ocs.diameter_tls), when [diameter] tls_listen_port is set.
+        self.tls: TlsListener | None = None
+        self.tls_address: tuple[str, int] | None = None
         self._command_metrics: dict[int, CommandMetrics] = {}
 
     def command_metrics(self, command_code: int) -> CommandMetrics:
@@ -386,7 +396,22 @@ class DiameterServer:
             backlog=1024,
         )
         sockname = self._server.sockets[0].getsockname()
+        if self.config.tls_listen_port is not None:
+            await self._start_tls()
         return str(sockname[0]), int(sockname[1])
+
+    async def _start_tls(self) -> None:
+        """The TLS/TCP listener (TlsConfigError, naming the file, if the files are unusable)."""
+        # Imported here: the TLS module builds on this one (and plain TCP needs none of it).
+        from ocs.diameter_tls import TlsContextSource, TlsListener, listen_socket
+
+        tls_port = self.config.tls_listen_port
+        assert tls_port is not None
+        source = TlsContextSource(self.config, self.log)
+        sock = listen_socket(self.config.listen_host, tls_port, self.config.reuse_port)
+        self.tls = TlsListener(self, source, sock)
+        self.tls.start()
+        self.tls_address = self.tls.address
 
     @property
     def open_peer_count(self) -> int:
@@ -435,6 +460,8 @@ class DiameterServer:
         """Stop accepting, let each peer finish in-flight requests and exchange DPR/DPA."""
         if self._server is not None:
             self._server.close()
+        if self.tls is not None:
+            await self.tls.close()
         for conn in list(self.connections):
             conn.begin_shutdown()
         deadline = self.loop.time() + grace_s

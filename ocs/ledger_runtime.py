@@ -192,6 +192,14 @@ class LedgerRuntime:
         self._ledgers[tenant] = ledger
         return ledger
 
+    def pool_stats(self) -> list[tuple[str, int, int, int, int, float]]:
+        """Per tenant: (tenant, slots, in use, waiting, waits so far, seconds waited so far);
+        read by ``/metrics`` at scrape time, nothing is counted per request for it."""
+        return [
+            (tenant, p.limit, p.inside, p.waiting, p.waits, p.wait_s)
+            for tenant, p in ((t, ledger.pool) for t, ledger in self._ledgers.items())
+        ]
+
     async def stop(self) -> None:
         for ledger in self._ledgers.values():
             with contextlib.suppress(RedisError, OSError):

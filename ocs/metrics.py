@@ -14,10 +14,18 @@ keep the series objects ``labels()`` returns (they are stable) instead of lookin
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+import importlib.metadata
+import platform
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -185,11 +193,90 @@ class _Collector:
             yield family.collect()
 
 
+# Per tenant: (tenant, slots, in use, waiting, waits so far, seconds waited so far).
+PoolStats = Callable[[], Sequence[tuple[str, int, int, int, int, float]]]
+
+
+def product_version() -> str:
+    try:
+        return importlib.metadata.version("mvna-ocs")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class _StateCollector:
+    """Values read at scrape time: build info, the catalog in use, the ledger pools."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        build = GaugeMetricFamily(
+            "ocs_build_info", "The running release (always 1)", labels=("version", "python")
+        )
+        build.add_metric((m.version, platform.python_version()), 1)
+        yield build
+        catalog = GaugeMetricFamily(
+            "ocs_catalog_info",
+            "The catalog this process serves (always 1): version = digest of its content",
+            labels=("version",),
+        )
+        if m.catalog_version:
+            catalog.add_metric((m.catalog_version,), 1)
+        yield catalog
+        yield GaugeMetricFamily(
+            "ocs_catalog_loaded_timestamp_seconds",
+            "When this process last loaded or reloaded its catalog (Unix time; 0: never)",
+            value=m.catalog_loaded_at,
+        )
+        yield GaugeMetricFamily(
+            "ocs_catalog_tenants",
+            "Tenants in the catalog this process serves",
+            value=m.catalog_tenants,
+        )
+        pools = m.ledger_pools() if m.ledger_pools is not None else ()
+        size = GaugeMetricFamily(
+            "ocs_ledger_pool_size", "Ledger call slots (redis.pool_size)", labels=("tenant",)
+        )
+        in_use = GaugeMetricFamily(
+            "ocs_ledger_pool_in_use", "Ledger calls at Redis now", labels=("tenant",)
+        )
+        waiting = GaugeMetricFamily(
+            "ocs_ledger_pool_waiting", "Ledger calls waiting for a slot now", labels=("tenant",)
+        )
+        waits = CounterMetricFamily(
+            "ocs_ledger_pool_waits", "Ledger calls that had to wait for a slot", labels=("tenant",)
+        )
+        waited = CounterMetricFamily(
+            "ocs_ledger_pool_wait_seconds",
+            "Time ledger calls spent waiting for a slot, in total",
+            labels=("tenant",),
+        )
+        for tenant, slots, inside, queued, count, seconds in pools:
+            size.add_metric((tenant,), slots)
+            in_use.add_metric((tenant,), inside)
+            waiting.add_metric((tenant,), queued)
+            waits.add_metric((tenant,), count)
+            waited.add_metric((tenant,), seconds)
+        yield from (size, in_use, waiting, waits, waited)
+
+
 class Metrics:
     """Every metric the server exports; components get this object passed in."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # The standard process_* (CPU, memory, file descriptors) and python_* (interpreter,
+        # garbage collector) metrics, read at scrape time like everything else here.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.version = product_version()
+        self.catalog_version = ""
+        self.catalog_loaded_at = 0.0
+        self.catalog_tenants = 0
+        self.ledger_pools: PoolStats | None = None
         families: list[Counter | Gauge | Histogram] = []
 
         def counter(name: str, doc: str, labelnames: Sequence[str] = ()) -> Counter:
@@ -218,6 +305,10 @@ class Metrics:
             "ocs_diameter_decode_errors",
             "Diameter messages refused by the codec or framer, by Result-Code or 'closed'",
             ["reason"],
+        )
+        self.tls_refused_total = counter(
+            "ocs_diameter_tls_refused",
+            "Diameter TLS connections refused: failed handshake or certificate not allowed",
         )
         self.duplicates_total = counter(
             "ocs_diameter_duplicates", "Retransmitted requests answered from the duplicate cache"
@@ -264,7 +355,28 @@ class Metrics:
         self.http_requests_total = counter(
             "ocs_http_requests", "HTTP requests on the admin listener, by status", ["status"]
         )
+        self.ledger_call_seconds = Histogram(
+            "ocs_ledger_call_seconds",
+            "Credit-control ledger calls, from the call being started to its reply being "
+            "handled, by kind (session: CCR-I/U/T, one script call; event: CCR-E)",
+            ["kind"],
+            buckets=LATENCY_BUCKETS_S,
+        )
+        families.append(self.ledger_call_seconds)
+        self.catalog_reloads_total = counter(
+            "ocs_catalog_reloads",
+            "Catalog loads and reloads by outcome (loaded, refused)",
+            ["outcome"],
+        )
         self.registry.register(_Collector(families))
+        self.registry.register(_StateCollector(self))
+
+    def catalog_loaded(self, version: str, tenants: int, at: float) -> None:
+        """Record the catalog this process now serves (at start-up and on every reload)."""
+        self.catalog_version = version
+        self.catalog_tenants = tenants
+        self.catalog_loaded_at = at
+        self.catalog_reloads_total.labels("loaded").inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition format."""

@@ -1,9 +1,11 @@
-"""The run's report: a JSON document, a terminal table (rich) and a self-contained HTML page
-with latency-over-time and throughput plots as inline SVG (no scripts, no network)."""
+"""The run's report: a JSON document, a terminal table (rich) and a self-contained HTML page:
+throughput and latency plots (``sim.plots``, static SVG inline: no script, no network), the
+scenario and the verification as tables, money in the tenant currency, data in KiB/MiB/GiB and
+time in minutes. The seed the run used is recorded, so a failing run can be replayed with
+``--seed``."""
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -14,6 +16,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from sim.report_html import render_html
 from sim.runner import RunResult
 from sim.verify import Verification
 
@@ -27,7 +30,12 @@ def steady_window(result: RunResult) -> tuple[int, int]:
     return first, last
 
 
-def build_report(result: RunResult, verification: Verification | None) -> dict[str, Any]:
+def build_report(
+    result: RunResult,
+    verification: Verification | None,
+    currencies: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``currencies``: each tenant's currency (from the catalog), for money in the page."""
     stats = result.stats
     series = [
         {
@@ -48,6 +56,8 @@ def build_report(result: RunResult, verification: Verification | None) -> dict[s
     tenants = {name: totals.to_wire() for name, totals in sorted(stats.tenants.items())}
     return {
         "run_id": result.run_id,
+        "seed": result.scenario.seed,
+        "currencies": dict(sorted((currencies or {}).items())),
         "session_prefix": f"sim-{result.run_id}-",
         "started_at": result.started_at,
         "arrivals_s": round(result.arrivals_s, 3),
@@ -96,6 +106,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     table.add_column("value")
     target = throughput["target_ccr_per_s"]
     table.add_row("elapsed", f"{report['elapsed_s']:.1f} s ({report['arrivals_s']:.1f} s arrivals)")
+    table.add_row("seed", f"{report['seed']} (replay with --seed {report['seed']})")
     table.add_row(
         "answers/s",
         f"{throughput['steady_answers_per_s']:,.0f} steady, {throughput['answers_per_s']:,.0f} "
@@ -162,85 +173,6 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     for problem in verification["problems"]:
         console.print(f"[red]{problem}[/red]")
     console.print("[bold green]PASS[/]" if verification["passed"] else "[bold red]FAIL[/]")
-
-
-def _svg_chart(
-    title: str, series: list[tuple[str, str, list[tuple[float, float]]]], y_unit: str
-) -> str:
-    """One line chart: ``series`` = (label, colour, points)."""
-    width, height, left, bottom, top, right = 720, 260, 60, 30, 24, 110
-    xs = [x for _, _, pts in series for x, _ in pts] or [0.0, 1.0]
-    ys = [y for _, _, pts in series for _, y in pts] or [0.0, 1.0]
-    x_max = max(max(xs), 1.0)
-    y_max = max(max(ys), 1e-9) * 1.1
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def px(x: float, y: float) -> str:
-        return f"{left + plot_w * x / x_max:.1f},{top + plot_h * (1 - y / y_max):.1f}"
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{html.escape(title)}">',
-        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>',
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
-        'stroke="#999"/>',
-    ]
-    for tick in range(5):
-        value = y_max * tick / 4
-        y = top + plot_h * (1 - tick / 4)
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end">'
-            f"{value:,.1f}</text>"
-        )
-    parts.append(
-        f'<text x="{left + plot_w / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
-        f"second of the run (y: {html.escape(y_unit)})</text>"
-    )
-    for position, (label, colour, points) in enumerate(series):
-        if points:
-            line = " ".join(px(x, y) for x, y in points)
-            parts.append(
-                f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{line}"/>'
-            )
-        parts.append(
-            f'<text x="{width - right + 8}" y="{top + 14 + 16 * position}" font-size="11" '
-            f'fill="{colour}">{html.escape(label)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def render_html(report: dict[str, Any]) -> str:
-    rows = report["per_second"]
-    latency = _svg_chart(
-        "Latency per second",
-        [
-            ("p50", "#1f77b4", [(r["second"], r["p50_us"] / 1000) for r in rows]),
-            ("p99", "#d62728", [(r["second"], r["p99_us"] / 1000) for r in rows]),
-        ],
-        "ms",
-    )
-    throughput = _svg_chart(
-        "Answers per second",
-        [("answers", "#2ca02c", [(r["second"], r["answers"]) for r in rows])],
-        "answers/s",
-    )
-    verification = report["verification"]
-    verdict = "not run" if verification is None else ("PASS" if verification["passed"] else "FAIL")
-    summary = {k: report[k] for k in ("throughput", "latency_us", "result_codes", "errors", "cpu")}
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>ocs sim {html.escape(report['run_id'])}</title>"
-        "<style>body{font-family:sans-serif;margin:24px}pre{background:#f6f6f6;padding:8px}"
-        "</style></head><body>"
-        f"<h1>ocs sim run {html.escape(report['run_id'])}</h1>"
-        f"<p>Verification: <b>{verdict}</b></p>"
-        f"{latency}<br>{throughput}"
-        f"<h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=2))}</pre>"
-        f"<h2>Per tenant</h2><pre>{html.escape(json.dumps(report['tenants'], indent=2))}</pre>"
-        f"<h2>Verification</h2><pre>{html.escape(json.dumps(verification, indent=2))}</pre>"
-        "</body></html>"
-    )
 
 
 def write_reports(report: dict[str, Any], json_path: Path | None, html_path: Path | None) -> None:

@@ -51,6 +51,16 @@ class RunResult(msgspec.Struct):
     workers: int
 
 
+SEED_MAX = 2**32 - 1
+
+
+def with_seed(scenario: Scenario) -> Scenario:
+    """The scenario with the seed the run uses: its own, or (0) a random one from 1..2**32-1."""
+    if scenario.seed:
+        return scenario
+    return msgspec.structs.replace(scenario, seed=secrets.randbelow(SEED_MAX) + 1)
+
+
 def _budget(total: int, workers: int, index: int) -> int:
     if total <= 0:
         return 0
@@ -67,7 +77,7 @@ async def _worker_main(
     start: Any,
     start_at: Any,
 ) -> None:
-    seed = (scenario.seed or secrets.randbits(32)) * 1_000_003 + index
+    seed = scenario.seed * 1_000_003 + index  # drawn by the parent when 0: see with_seed
     worker = Worker(
         index,
         scenario,
@@ -166,7 +176,9 @@ def run_traffic(
     in_process: bool = False,
     progress: ProgressHook | None = None,
 ) -> RunResult:
-    """Run the traffic and return merged statistics (no verification)."""
+    """Run the traffic and return merged statistics (no verification). A random seed (0) is
+    drawn here, once, and kept on the result's scenario, so any run can be replayed."""
+    scenario = with_seed(scenario)
     workers = 1 if in_process else scenario.workers
     scenario_raw = msgspec.msgpack.encode(scenario)
     population_raw = msgspec.msgpack.encode(population)
@@ -303,10 +315,12 @@ def load_run_population(scenario: Scenario) -> list[SimSubscriber]:
 
 
 __all__ = [
+    "SEED_MAX",
     "RunError",
     "RunResult",
     "load_run_population",
     "new_run_id",
     "run_traffic",
     "session_prefix",
+    "with_seed",
 ]

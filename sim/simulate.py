@@ -25,6 +25,7 @@ from sim.scenario import Scenario
 from sim.traffic import session_prefix
 from sim.verify import LedgerSnapshot, Verification, snapshot, verify_run
 from sim.verify_store import EXPORT_WAIT_S_DEFAULT
+from tariffs.loader import load_catalog
 
 
 class SimOutcome(msgspec.Struct):
@@ -109,7 +110,8 @@ def simulate(
         verification = asyncio.run(
             _verify(redis_url, result, before, population, store_url, export_wait_s)
         )
-    report = build_report(result, verification)
+    currencies = {t.id: t.currency for t in load_catalog(scenario.catalog).tenants}
+    report = build_report(result, verification, currencies)
     write_reports(report, json_path, html_path)
     if not quiet:
         print_report(report, console)

@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yaml.nodes import Node, ScalarNode
 
+from tariffs.currencies import ISO_4217
 from tariffs.errors import CatalogError, Problem
 from tariffs.model import (
     ACTIVE,
     SUSPENDED,
+    TOPUP_MAX_DEFAULT,
     Allowance,
     Bundle,
     Catalog,
@@ -26,6 +28,7 @@ from tariffs.model import (
     Destination,
     FinalAction,
     FinalUnitAction,
+    Leg,
     OnExhaust,
     RateCard,
     RateRow,
@@ -54,7 +57,6 @@ CATALOG_FILES_MAX = 10_000
 SUBSCRIBER_RANGE_SIZE_MAX = 100_000_000
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _DIGITS = re.compile(r"[0-9]{1,15}")
 _COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 _PLMN = re.compile(r"[0-9]{5,6}")
@@ -84,6 +86,7 @@ TENANT_KEYS = frozenset(
         "final_unit",
         "status",
         "services",
+        "context_defaults",
         "zones",
         "destinations",
         "time_bands",
@@ -92,6 +95,7 @@ TENANT_KEYS = frozenset(
         "rate_cards",
         "bundles",
         "subscribers",
+        "topup_max",
     }
 )
 SERVICE_KEYS = frozenset(
@@ -120,6 +124,7 @@ RATE_KEYS = frozenset(
         "increment",
         "connect_fee",
         "minimum",
+        "leg",
     }
 )
 CARD_KEYS = frozenset({"version", "effective_from", "rates"})
@@ -199,7 +204,7 @@ class _TenantReader:
         self.currency = self._opt(
             get("currency"),
             "currency",
-            lambda n, f: r.string(n, f, _CURRENCY, "an ISO 4217 currency code like EUR"),
+            lambda n, f: r.string(n, f, ISO_4217, "an ISO 4217 currency code like EUR"),
         )
         country = self._opt(
             get("country_code"),
@@ -220,6 +225,7 @@ class _TenantReader:
         final_unit = self._final_unit(get("final_unit"))
         status = self._status(get("status"))
         services = self._services(get("services"))
+        context_defaults = self._context_defaults(get("context_defaults"), services)
         zones = self._zones(get("zones"))
         zone_names = {z.name for z in zones}
         home_zone = "home"
@@ -233,6 +239,12 @@ class _TenantReader:
         cards = self._cards(top, root, services, zone_names, destinations, bands)
         bundles = self._bundles(get("bundles"), services, zone_names)
         ranges, entries = self._subscribers(get("subscribers"), bundles, tenant_id or "?")
+        topup_max = TOPUP_MAX_DEFAULT
+        if "topup_max" in top:
+            amount = r.money(top["topup_max"], "topup_max", self.currency)
+            if amount is not None and amount <= 0:
+                r.problem(top["topup_max"], "topup_max", "must be a positive amount")
+            topup_max = amount or TOPUP_MAX_DEFAULT
         if len(self.problems) > start or tenant_id is None:
             return None
         return Tenant(
@@ -253,6 +265,8 @@ class _TenantReader:
             national_prefix="0" if national is None else national,
             international_prefix="00" if international is None else international,
             status=status,
+            topup_max=topup_max,
+            context_defaults=context_defaults,
             source=self.file,
         )
 
@@ -426,6 +440,27 @@ class _TenantReader:
         if not services and not any(p.field.startswith("services") for p in self.problems):
             r.problem(node, "services", "at least one service is needed")
         return services
+
+    def _context_defaults(
+        self, node: Node | None, services: dict[str, Service]
+    ) -> tuple[tuple[ContextKind, str], ...]:
+        """``context_defaults: {ims: voice}``: which service charges a request of a context whose
+        Rating-Group / Service-Identifier no service lists (unlisted contexts refuse: 5031)."""
+        out: list[tuple[ContextKind, str]] = []
+        for context, key_node, value in self._named(node, "context_defaults"):
+            field = f"context_defaults.{context}"
+            if context not in CONTEXTS:
+                self.r.problem(key_node, field, f"{context!r} is not one of {', '.join(CONTEXTS)}")
+                continue
+            name = self.r.string(value, field)
+            if name is None:
+                continue
+            if name not in services:
+                if not any(p.field.startswith(f"services.{name}") for p in self.problems):
+                    self.r.problem(value, field, f"service {name!r} is not defined under services")
+                continue
+            out.append((cast(ContextKind, context), name))
+        return tuple(out)
 
     def _zones(self, node: Node | None) -> list[Zone]:
         r = self.r
@@ -654,7 +689,7 @@ class _TenantReader:
         r = self.r
         rows: list[RateRow] = []
         dest_names = set(destinations)
-        seen: dict[tuple[str, str | None, str | None, str | None], int] = {}
+        seen: dict[tuple[str, str, str | None, str | None, str | None], int] = {}
         for index, row_node in enumerate(r.sequence(node, field) or []):
             where = f"{field}[{index}]"
             m = r.mapping(row_node, where, RATE_KEYS, ("service", "price", "cost"))
@@ -678,6 +713,17 @@ class _TenantReader:
                         r.problem(m[key], f"{where}.{key}", f"{name!r} is not defined under {what}")
                         ok = False
                     refs[key] = name
+            leg = r.string(m["leg"], f"{where}.leg") if "leg" in m else "mo"
+            if leg not in ("mo", "mt"):
+                if leg is not None:
+                    r.problem(m["leg"], f"{where}.leg", f"{leg!r} is not mo or mt")
+                ok = False
+            elif leg == "mt" and refs["dest"] is not None:
+                # The subscriber is the called party: the number in the request is their own.
+                r.problem(
+                    m["dest"], f"{where}.dest", "an mt row prices by zone and band, not destination"
+                )
+                ok = False
             price = r.money(m["price"], f"{where}.price", self.currency)
             cost = r.money(m["cost"], f"{where}.cost", self.currency)
             per = r.integer(m["per"], f"{where}.per", 1) if "per" in m else 1
@@ -713,14 +759,23 @@ class _TenantReader:
             except PriceError as exc:
                 r.problem(m["price"], f"{where}.price", f"{exc} (price {price}/{per} units)")
                 continue
-            row_key = (service, refs["zone"], refs["dest"], refs["band"])
+            row_key = (service, cast(str, leg), refs["zone"], refs["dest"], refs["band"])
             if row_key in seen:
                 r.problem(
-                    row_node, where, f"same service/zone/dest/band as {field}[{seen[row_key]}]"
+                    row_node, where, f"same service/leg/zone/dest/band as {field}[{seen[row_key]}]"
                 )
                 continue
             seen[row_key] = index
-            rows.append(RateRow(service, refs["zone"], refs["dest"], refs["band"], the_price))
+            rows.append(
+                RateRow(
+                    service,
+                    refs["zone"],
+                    refs["dest"],
+                    refs["band"],
+                    the_price,
+                    cast(Leg, leg),
+                )
+            )
         return rows
 
     def _bundles(

@@ -19,10 +19,16 @@ ContextKind = Literal["data", "ims", "mms", "sms", "mmtel"]
 OnExhaust = Literal["payg", "block"]
 FinalAction = Literal["TERMINATE", "REDIRECT", "RESTRICT_ACCESS"]
 TenantStatus = Literal["active", "suspended"]
+# Which leg of a call a rate row prices: "mo" the subscriber's own outgoing usage (priced by
+# destination), "mt" a terminating leg, the subscriber being called (priced by zone only).
+Leg = Literal["mo", "mt"]
 # The two statuses as module constants: the loader stores these very objects, so the charging
 # hot path's ``tenant.status is SUSPENDED`` is one identity check.
 ACTIVE: TenantStatus = "active"
 SUSPENDED: TenantStatus = "suspended"
+# The largest single top-up (micro-units) when a tenant's catalog does not set ``topup_max``:
+# a typo of a few zeros (``1e9``) is refused instead of credited.
+TOPUP_MAX_DEFAULT = 1_000_000_000  # 1,000.00 in the tenant currency
 
 # Service-Context-Id suffixes (3GPP TS 32.299 §7.1.12, the spec number of each charging domain).
 CONTEXT_SUFFIXES: dict[str, ContextKind] = {
@@ -69,13 +75,15 @@ class Destination(msgspec.Struct, frozen=True):
 
 
 class RateRow(msgspec.Struct, frozen=True):
-    """The price of ``service`` usage; ``None`` in zone/dest/band means any."""
+    """The price of ``service`` usage; ``None`` in zone/dest/band means any. ``leg`` "mt" rows
+    price terminating legs (IMS Role-Of-Node TERMINATING) and never name a destination."""
 
     service: str
     zone: str | None
     dest: str | None
     band: str | None
     price: Price
+    leg: Leg = "mo"
 
 
 class RateCard(msgspec.Struct, frozen=True):
@@ -163,6 +171,11 @@ class Tenant(msgspec.Struct, frozen=True):
     # An aggregator suspends a tenant (unpaid, being offboarded) without touching its
     # subscribers: no new service, usage already consumed is still charged, refunds still paid.
     status: TenantStatus = ACTIVE
+    topup_max: int = TOPUP_MAX_DEFAULT  # micro-units: the largest single top-up
+    # Charging domain -> the service that charges a request of that domain whose Rating-Group /
+    # Service-Identifier no service lists (a stock client's fixed ids, e.g. Kamailio
+    # ims_charging's 100 / 1000 on 32260). A domain absent here refuses such a request (5031).
+    context_defaults: tuple[tuple[ContextKind, str], ...] = ()
     source: str = ""
 
     def service(self, name: str) -> Service | None:

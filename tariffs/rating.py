@@ -9,7 +9,8 @@ Rules, in the order they are applied:
    the Service-Context-Id suffix gives the charging domain (32251 data, 32260 ims, 32270 mms,
    32274 sms, 32275 mmtel); then the Rating-Group picks the tenant's service in that domain, else
    the Service-Identifier, else the domain's ``default`` service. An unknown rating group or
-   service identifier is a rating failure (5031): usage is never free by omission.
+   service identifier is a rating failure (5031): usage is never free by omission, unless the
+   catalog's ``context_defaults`` names the service that charges that domain's unknown ids.
 2. Zone: the zone listing the visited PLMN (MCC+MNC), else the zone listing its MCC, else the
    default zone; no visited network means the tenant's ``home_zone``.
 3. Destination: the called number normalised to E.164, then the longest prefix.
@@ -18,6 +19,9 @@ Rules, in the order they are applied:
 5. Rate card: the last card whose ``effective_from`` <= now. Row: the first that exists of
    (zone, dest, band), (zone, dest), (dest, band), (dest), (zone, band), (zone), (band), () —
    a destination match beats a zone match beats a band match. No row: rating failure (5031).
+   A terminating leg (``terminating``) looks only at the ``leg: mt`` rows, which have no
+   destination: free at home, charged when roaming, per zone, as the catalog says; a tenant
+   without mt rows refuses terminating legs (5031) rather than pricing them as outgoing calls.
 6. Buckets: the allowances of the service whose rating-group and zone scope admit the request,
    ordered by bundle priority (higher first), then kind name.
 """
@@ -63,6 +67,9 @@ class UsageRequest(msgspec.Struct, frozen=True):
     service: str | None = None
     visited_plmn: str | None = None
     called_number: str | None = None
+    # A terminating leg (the subscriber is called): priced by the ``leg: mt`` rows, by zone and
+    # band; the called number is the subscriber's own and is not a destination.
+    terminating: bool = False
 
 
 class Rating(msgspec.Struct, frozen=True):
@@ -99,7 +106,7 @@ def context_kind(service_context_id: str) -> ContextKind | None:
 
 
 _Scope = tuple[tuple[str, ...], OnExhaust, tuple[str, ...]]
-_RowKey = tuple[int, str, str, str | None, str]
+_RowKey = tuple[int, str, bool, str, str | None, str]
 
 
 class _TenantIndex:
@@ -118,6 +125,11 @@ class _TenantIndex:
                 self.by_ident[(service.context, ident)] = service
             if service.default:
                 self.default_service[service.context] = service
+        # The policy for ids no service lists (and for a bare request of a context with no
+        # ``default`` service): ``context_defaults`` of the catalog.
+        self.context_default: dict[str, Service] = {
+            context: self.services[name] for context, name in tenant.context_defaults
+        }
         self.home_zone = tenant.home_zone
         self.zone_by_plmn: dict[str, str] = {}
         self.zone_by_mcc: dict[str, str] = {}
@@ -135,15 +147,18 @@ class _TenantIndex:
         self.bands = BandSchedule(tenant.time_bands, ZoneInfo(tenant.timezone))
         self.cards: tuple[RateCard, ...] = tenant.rate_cards
         self.card_starts = tuple(card.effective_from for card in tenant.rate_cards)
-        self.rows: list[dict[tuple[str, str | None, str | None, str | None], int]] = [
-            {(r.service, r.zone, r.dest, r.band): i for i, r in enumerate(card.rates)}
+        self.rows: list[dict[tuple[str, bool, str | None, str | None, str | None], int]] = [
+            {
+                (r.service, r.leg == "mt", r.zone, r.dest, r.band): i
+                for i, r in enumerate(card.rates)
+            }
             for card in tenant.rate_cards
         ]
         self.row_memo: dict[_RowKey, tuple[Price, str]] = {}
         self.scope_memo: dict[tuple[str, int | None, str], _Scope] = {}
         self.service_memo: dict[tuple[str, int | None, int | None, str | None], Service] = {}
         self.rating_memo: dict[
-            tuple[int, str, int | None, str, str | None, str, int | None], Rating
+            tuple[int, str, int | None, str, str | None, str, int | None, bool], Rating
         ] = {}
 
     def zone(self, visited_plmn: str | None) -> str:
@@ -159,9 +174,15 @@ class _TenantIndex:
         return zone
 
     def row(
-        self, card_index: int, service: str, zone: str, dest: str | None, band: str
+        self,
+        card_index: int,
+        service: str,
+        zone: str,
+        dest: str | None,
+        band: str,
+        terminating: bool = False,
     ) -> tuple[Price, str]:
-        key = (card_index, service, zone, dest, band)
+        key = (card_index, service, terminating, zone, dest, band)
         found = self.row_memo.get(key)
         if found is not None:
             return found
@@ -178,11 +199,16 @@ class _TenantIndex:
             (None, None, None),
         )
         for cand_zone, cand_dest, cand_band in candidates:
-            index = rows.get((service, cand_zone, cand_dest, cand_band))
+            index = rows.get((service, terminating, cand_zone, cand_dest, cand_band))
             if index is not None:
                 found = (card.rates[index].price, f"{self.tenant.id}:{card.version}:{index}")
                 self.row_memo[key] = found
                 return found
+        if terminating:
+            raise RatingError(
+                f"no mt rate for {service} in zone {zone}, band {band} (tenant "
+                f"{self.tenant.id}, rate card {card.version}): terminating legs need leg: mt rows"
+            )
         raise RatingError(
             f"no rate for {service} in zone {zone}, destination {dest or '-'}, band {band} "
             f"(tenant {self.tenant.id}, rate card {card.version})"
@@ -251,7 +277,8 @@ class Rater:
         zone = index.zone(visited) if visited else index.home_zone
         dest: str | None = None
         called = request.called_number
-        if called:
+        terminating = request.terminating
+        if called and not terminating:
             if called[:1] == "+" and called[1:].isdigit() and called.isascii() and len(called) < 17:
                 dest = index.prefixes.longest(called[1:])
             else:
@@ -280,7 +307,16 @@ class Rater:
             if card_index + 1 < len(starts) and (change is None or starts[card_index + 1] < change):
                 change = starts[card_index + 1]
         # Identical inputs give an identical (frozen) Rating: reuse it.
-        key = (card_index, service.name, request.rating_group, zone, dest, band, change)
+        key = (
+            card_index,
+            service.name,
+            request.rating_group,
+            zone,
+            dest,
+            band,
+            change,
+            terminating,
+        )
         rating = index.rating_memo.get(key)
         if rating is None:
             rating = self._build(index, request, service, card_index, zone, dest, band, change)
@@ -300,7 +336,9 @@ class Rater:
         band: str,
         change: int | None,
     ) -> Rating:
-        price, price_key = index.row(card_index, service.name, zone, dest, band)
+        price, price_key = index.row(
+            card_index, service.name, zone, dest, band, request.terminating
+        )
         kinds, on_exhaust, blocking = index.scope(service.name, request.rating_group, zone)
         return Rating(
             tenant=request.tenant,
@@ -348,6 +386,8 @@ class Rater:
         if request.rating_group is not None:
             found = index.by_group.get((kind, request.rating_group))
             if found is None:
+                found = index.context_default.get(kind)
+            if found is None:
                 raise RatingError(
                     f"rating group {request.rating_group} is not a {kind} service of "
                     f"{request.tenant}"
@@ -356,12 +396,14 @@ class Rater:
         if request.service_identifier is not None:
             found = index.by_ident.get((kind, request.service_identifier))
             if found is None:
+                found = index.context_default.get(kind)
+            if found is None:
                 raise RatingError(
                     f"service identifier {request.service_identifier} is not a {kind} service "
                     f"of {request.tenant}"
                 )
             return found
-        found = index.default_service.get(kind)
+        found = index.default_service.get(kind) or index.context_default.get(kind)
         if found is None:
             raise RatingError(
                 f"{request.tenant} has no default {kind} service; a rating group is needed"

@@ -18,7 +18,7 @@ Errors are not answered here: raise a DiameterError and use ``answers.answer_for
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
 
 import msgspec
 
@@ -400,21 +400,18 @@ def build_cca(
     )
 
 
-ISO_4217_NUMERIC: Mapping[str, int] = {
-    "AED": 784, "ARS": 32, "AUD": 36, "BGN": 975, "BRL": 986, "CAD": 124, "CHF": 756,
-    "CLP": 152, "CNY": 156, "COP": 170, "CZK": 203, "DKK": 208, "EGP": 818, "EUR": 978,
-    "GBP": 826, "GHS": 936, "HKD": 344, "HUF": 348, "IDR": 360, "ILS": 376, "INR": 356,
-    "ISK": 352, "JPY": 392, "KES": 404, "KRW": 410, "MAD": 504, "MXN": 484, "MYR": 458,
-    "NGN": 566, "NOK": 578, "NZD": 554, "PEN": 604, "PHP": 608, "PKR": 586, "PLN": 985,
-    "RON": 946, "RSD": 941, "SAR": 682, "SEK": 752, "SGD": 702, "THB": 764, "TRY": 949,
-    "TWD": 901, "UAH": 980, "USD": 840, "VND": 704, "XAF": 950, "XOF": 952, "ZAR": 710,
-}  # fmt: skip
-"""ISO 4217 numeric codes of the currencies a tenant is likely to bill in."""
-
-
+@functools.lru_cache(maxsize=512)
 def currency_code(alpha: str) -> int:
-    """ISO 4217 numeric code of an alphabetic one ("EUR" → 978), for Currency-Code AVPs."""
-    try:
-        return ISO_4217_NUMERIC[alpha.upper()]
-    except KeyError:
-        raise ValueError(f"no ISO 4217 numeric code known for currency {alpha!r}") from None
+    """ISO 4217 numeric code of an alphabetic one ("EUR" → 978), for Currency-Code AVPs.
+
+    From pycountry's ISO 4217 table, the same one the catalog loader checks a tenant's
+    currency against, so every currency a catalog accepts has its code here.
+    """
+    # Imported on first use: pycountry pulls in importlib.metadata and with it ``socket``, which
+    # merely importing this sans-IO package must not load (tests/diameter_apps/test_sans_io.py).
+    import pycountry
+
+    found = pycountry.currencies.get(alpha_3=alpha) if len(alpha) == 3 else None
+    if found is None or found.alpha_3 != alpha.upper():
+        raise ValueError(f"{alpha!r} is not an ISO 4217 currency code")
+    return int(found.numeric)

@@ -129,6 +129,10 @@ _CALLING_PARTY_ADDRESS = int(GppAvp.CALLING_PARTY_ADDRESS)
 _CHARGING_CHARACTERISTICS = int(GppAvp.CHARGING_CHARACTERISTICS)
 _IMS_CHARGING_IDENTIFIER = int(GppAvp.IMS_CHARGING_IDENTIFIER)
 _IMS_INFORMATION = int(GppAvp.IMS_INFORMATION)
+_IMS_VISITED_NETWORK_IDENTIFIER = int(GppAvp.IMS_VISITED_NETWORK_IDENTIFIER)
+_ACCESS_NETWORK_INFORMATION = int(GppAvp.ACCESS_NETWORK_INFORMATION)
+SMS_RECIPIENTS_MAX = 16  # recipients of one SMS event (each is a ledger leg: debit_many's limit)
+_ACCESS_NETWORK_INFO_MAX = 4  # P-Access-Network-Info headers kept (UE's and the network's)
 _PS_INFORMATION = int(GppAvp.PS_INFORMATION)
 _RAT_TYPE = int(GppAvp.RAT_TYPE)
 _CHARGING_ID = int(GppAvp.CHARGING_ID)
@@ -544,7 +548,8 @@ def _ps_information(avp: Avp) -> PsInformation:
 
 
 def _ims_information(avp: Avp) -> ImsInformation:
-    role = calling = called = requested = icid = None
+    role = calling = called = requested = icid = visited = None
+    access: list[str] = []
     try:
         for child in avp.children():
             if child.vendor != VENDOR_3GPP:
@@ -560,6 +565,11 @@ def _ims_information(avp: Avp) -> ImsInformation:
                 requested = child.as_str()
             elif code == _IMS_CHARGING_IDENTIFIER and icid is None:
                 icid = child.as_str()
+            elif code == _IMS_VISITED_NETWORK_IDENTIFIER and visited is None:
+                # OctetString: read leniently, a stray byte must not cost the whole request.
+                visited = child.data.decode("utf-8", "replace")
+            elif code == _ACCESS_NETWORK_INFORMATION and len(access) < _ACCESS_NETWORK_INFO_MAX:
+                access.append(child.data.decode("utf-8", "replace"))
     except DiameterError as error:
         raise _nest(error, avp) from None
     return ImsInformation(
@@ -568,6 +578,8 @@ def _ims_information(avp: Avp) -> ImsInformation:
         called_party_address=called,
         requested_party_address=requested,
         ims_charging_identifier=icid,
+        visited_network_identifier=visited,
+        access_network_info=tuple(access),
     )
 
 
@@ -580,10 +592,11 @@ def _first_address(recipient_addresses: Iterable[Avp]) -> str | None:
 
 
 def _sms_information(avp: Avp) -> SmsInformation:
-    """Recipient-Info { Recipient-Address { Address-Data } } (TS 32.299 Rel-8+), or a
-    Recipient-Address directly in SMS-Information (earlier drafts some SMSCs still send)."""
+    """Recipient-Info { Recipient-Address { Address-Data } } per recipient (TS 32.299 Rel-8+),
+    or Recipient-Address directly in SMS-Information (earlier drafts some SMSCs still send).
+    More than ``SMS_RECIPIENTS_MAX`` recipients is 5008 on the first one beyond."""
     try:
-        recipient: str | None = None
+        recipients: list[str] = []
         for child in avp.children():
             if child.vendor != VENDOR_3GPP:
                 continue
@@ -591,11 +604,18 @@ def _sms_information(avp: Avp) -> SmsInformation:
                 recipient = _first_address(child.find_all(_RECIPIENT_ADDRESS, VENDOR_3GPP))
             elif child.code == _RECIPIENT_ADDRESS:
                 recipient = _first_address((child,))
-            if recipient is not None:
-                break
+            else:
+                continue
+            if recipient is None:
+                continue
+            if len(recipients) == SMS_RECIPIENTS_MAX:
+                raise AvpOccursTooManyTimes(
+                    f"more than {SMS_RECIPIENTS_MAX} SMS recipients", failed_avps=(child,)
+                )
+            recipients.append(recipient)
     except DiameterError as error:
         raise _nest(error, avp) from None
-    return SmsInformation(recipient_address=recipient)
+    return SmsInformation(recipient_addresses=tuple(recipients))
 
 
 def _service_information(

@@ -18,6 +18,7 @@ from diameter_apps.credit_control.codes import (
     SubscriptionIdType,
     TariffChangeUsage,
 )
+from diameter_apps.credit_control.ims_location import ims_visited_plmn
 from diameter_apps.credit_control.location import UserLocation
 
 # The hot-path structs below are not kw_only: parse_ccr builds them positionally (3x cheaper
@@ -146,11 +147,28 @@ class ImsInformation(msgspec.Struct, frozen=True, kw_only=True):
     called_party_address: str | None = None
     requested_party_address: str | None = None
     ims_charging_identifier: str | None = None
+    visited_network_identifier: str | None = None
+    """IMS-Visited-Network-Identifier (P-Visited-Network-ID), as sent."""
+    access_network_info: tuple[str, ...] = ()
+    """Every Access-Network-Information (P-Access-Network-Info header values), as sent."""
+
+    @property
+    def visited_mcc_mnc(self) -> str | None:
+        """The PLMN the subscriber is in, read from the two above (None when neither says)."""
+        if not self.access_network_info and not self.visited_network_identifier:
+            return None
+        return ims_visited_plmn(self.access_network_info, self.visited_network_identifier)
 
 
 class SmsInformation(msgspec.Struct, frozen=True, kw_only=True):
-    recipient_address: str | None = None
-    """Address-Data of the first Recipient-Info / Recipient-Address (often ``tel:``/E.164)."""
+    recipient_addresses: tuple[str, ...] = ()
+    """Address-Data of each Recipient-Info (its first Recipient-Address with one), in order;
+    often ``tel:``/E.164. At most ``SMS_RECIPIENTS_MAX``."""
+
+    @property
+    def recipient_address(self) -> str | None:
+        """The first recipient (what a session request is rated by)."""
+        return self.recipient_addresses[0] if self.recipient_addresses else None
 
 
 class CreditControlRequest(msgspec.Struct, frozen=True):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -73,7 +74,7 @@ from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
 from ocs.charging.usage import RequestRater, used_legs
 from ocs.config import ChargingConfig
-from ocs.metrics import Counter, CounterSeries, Metrics
+from ocs.metrics import Counter, CounterSeries, HistogramSeries, Metrics
 from tariffs.errors import RatingError
 from tariffs.model import SUSPENDED, Tenant
 from tariffs.quota import size_grant_for
@@ -151,6 +152,15 @@ class CreditControlHandler:
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
         self._mscc_avps = MsccAvpCache()
+        # Ledger call latency, by kind: the series are looked up once, observed per CCR.
+        self._ledger_latency: tuple[HistogramSeries, HistogramSeries] | None = (
+            (
+                metrics.ledger_call_seconds.labels("session"),
+                metrics.ledger_call_seconds.labels("event"),
+            )
+            if metrics is not None
+            else None
+        )
 
     def __call__(self, event: RequestReceived) -> asyncio.Future[Message]:
         """The CCA for ``event``: a future that resolves to it, or fails with the
@@ -190,7 +200,11 @@ class CreditControlHandler:
         except Exception as exc:
             self._settle(answered, ccr, tenant, exc)
             return answered
-        work.add_done_callback(functools.partial(self._ledger_done, answered, ccr, tenant, finish))
+        # perf_counter, not the loop's clock: uvloop's time() moves in millisecond steps.
+        started = time.perf_counter()
+        work.add_done_callback(
+            functools.partial(self._ledger_done, answered, ccr, tenant, finish, started)
+        )
         return answered
 
     def _ledger_done(
@@ -199,8 +213,12 @@ class CreditControlHandler:
         ccr: CreditControlRequest,
         tenant: str,
         finish: Finish,
+        started: float,
         work: asyncio.Future[Any],
     ) -> None:
+        latency = self._ledger_latency
+        if latency is not None:
+            latency[ccr.request_type is CcRequestType.EVENT].observe(time.perf_counter() - started)
         if work.cancelled():
             answered.cancel()  # the server answers 5012 for a request cancelled at shutdown
             return

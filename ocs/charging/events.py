@@ -10,8 +10,14 @@
 A suspended tenant's events never get here but for REFUND_ACCOUNT: the handler answers the
 others 4010 before any rating or ledger work (``credit_control._refused_while_suspended``).
 
-Each MSCC of an event is its own ledger operation (op id ``Session-Id:Number:index``) so a
-retransmitted event is answered from the stored outcome and never debited twice.
+Direct debiting of every MSCC of an event is ONE ledger call (``Ledger.debit_many``, op id
+``Session-Id:Number``): each MSCC all or nothing, so one MSCC's 4012 leaves the others debited,
+and a retransmitted event is answered from the stored outcome and never debited twice.
+
+An SMS to several recipients (one Recipient-Info each) is charged per recipient, each by its own
+destination: one ledger leg per recipient, so the message is paid for every recipient or for
+none. The requested units (RSU, else USU, else the service's default grant) are per recipient;
+the answer grants their sum. (A refund is still one ledger call per MSCC: refunds are rare.)
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from balance.errors import AccountBlocked, InsufficientCredit
-from balance.records import OnExhaust, UsedLeg
+from balance.errors import AccountBlocked
+from balance.records import DebitItem, DebitItemResult, OnExhaust, UsedLeg
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
     CheckBalanceResult,
@@ -44,10 +50,17 @@ Log = structlog.typing.FilteringBoundLogger
 
 
 class _Priced(msgspec.Struct):
+    """One MSCC of the event: its rating (the first recipient's), units in all, and its legs
+    (one per recipient; none when it could not be rated)."""
+
     service: ServiceRequest
     rating: Rating | None
     units: int
     failure: int | None = None
+    legs: tuple[UsedLeg, ...] = ()
+
+    def retail(self) -> int:
+        return sum(retail(leg.price, leg.units) for leg in self.legs)
 
 
 class EventCharging:
@@ -58,10 +71,18 @@ class EventCharging:
     def _price(self, ccr: CreditControlRequest, ref: SubscriberRef, now: int) -> list[_Priced]:
         request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant)
         services = ccr.services or (ServiceRequest(from_mscc=False),)
+        recipients = ccr.sms.recipient_addresses if ccr.sms is not None else ()
         priced: list[_Priced] = []
         for service in services:
             try:
                 rating = request_rater.rate(service, now)
+                # Several recipients: each is rated by its own destination (any one unratable
+                # refuses the MSCC: the message cannot go to part of its recipients unpaid).
+                ratings = (
+                    [rating, *(request_rater.rate(service, now, to) for to in recipients[1:])]
+                    if len(recipients) > 1
+                    else [rating]
+                )
             except RatingError as exc:
                 priced.append(_Priced(service, None, 0, int(exc.result_code)))
                 continue
@@ -70,7 +91,8 @@ class EventCharging:
                 units = sum(used_amount(u.units, rating.unit) for u in service.used)
             if not units:
                 units = rating.default_grant_units
-            priced.append(_Priced(service, rating, units))
+            legs = tuple(UsedLeg(r.price_key, units, r.price) for r in ratings)
+            priced.append(_Priced(service, rating, units * len(legs), legs=legs))
         return priced
 
     async def answer(
@@ -82,68 +104,89 @@ class EventCharging:
             return self._price_enquiry(ref, priced)
         if action is RequestedAction.CHECK_BALANCE:
             return await self._check_balance(ref, priced, now)
+        if action is RequestedAction.REFUND_ACCOUNT:
+            return await self._refund(ccr, ref, priced, now)
+        return await self._debit(ccr, ref, priced, now)
+
+    async def _debit(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, priced: list[_Priced], now: int
+    ) -> CreditControlAnswer:
+        """DIRECT_DEBITING: every rated MSCC in one ledger call, each all or nothing."""
+        payable = [item for item in priced if item.rating is not None]
+        outcomes: dict[int, DebitItemResult] = {}
+        if payable:
+            ledger = await self.directory.ledger(ref.tenant)
+            try:
+                result = await ledger.debit_many(
+                    ref.subscriber_id,
+                    f"{ccr.session_id}:{ccr.request_number}",
+                    [_debit_item(item) for item in payable],
+                    now_s=now,
+                    session_id=ccr.session_id,
+                    digest=ccr_fingerprint(ccr.message).hex(),
+                    context=self._context(ccr, ref, payable, now),
+                )
+            except AccountBlocked:
+                denied = [_refused(p.service, _denied_code(p)) for p in priced]
+                return CreditControlAnswer(
+                    result_code=_event_code(ccr, denied), services=tuple(denied)
+                )
+            outcomes = {id(item): r for item, r in zip(payable, result.debit.items, strict=True)}
+        answers: list[ServiceAnswer] = []
+        for item in priced:
+            outcome = outcomes.get(id(item))
+            if item.rating is None or outcome is None:
+                answers.append(_refused(item.service, item.failure or ResultCode.RATING_FAILED))
+            elif outcome.debited:
+                answers.append(_granted(item.service, item.units, item.rating))
+            else:
+                answers.append(_refused(item.service, ResultCode.CREDIT_LIMIT_REACHED))
+        return CreditControlAnswer(result_code=_event_code(ccr, answers), services=tuple(answers))
+
+    async def _refund(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, priced: list[_Priced], now: int
+    ) -> CreditControlAnswer:
+        """REFUND_ACCOUNT: the retail price of each MSCC's units back (a call per MSCC)."""
         answers: list[ServiceAnswer] = []
         ledger = await self.directory.ledger(ref.tenant)
-        digest = ccr_fingerprint(ccr.message).hex()
-        # One context for the event's records (built only when something is charged).
+        context = self._context(ccr, ref, priced, now)
+        for index, item in enumerate(priced):
+            service = item.service
+            if item.rating is None:
+                answers.append(_refused(service, item.failure or ResultCode.RATING_FAILED))
+                continue
+            await ledger.refund(
+                ref.subscriber_id,
+                f"{ccr.session_id}:{ccr.request_number}:{index}",
+                amount=item.retail(),
+                reason="REFUND_ACCOUNT",
+                now_s=now,
+                session_id=ccr.session_id,
+                service=item.rating.service,
+                rating_group=service.rating_group or 0,
+                context=context,
+            )
+            answers.append(_granted(service, item.units, item.rating))
+        return CreditControlAnswer(result_code=_event_code(ccr, answers), services=tuple(answers))
+
+    def _context(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, priced: list[_Priced], now: int
+    ) -> bytes:
+        """One record context for the event's records (built only when something is charged)."""
         version = next((p.rating.version for p in priced if p.rating is not None), "")
-        context = encoded_ccr_context(
+        return encoded_ccr_context(
             ccr,
             ref,
             self.directory.snapshot.tenants[ref.tenant],
             rate_card_version=version,
             started_at_s=ccr.event_timestamp_s or now,
         )
-        for index, item in enumerate(priced):
-            service = item.service
-            if item.rating is None:
-                answers.append(_refused(service, item.failure or ResultCode.RATING_FAILED))
-                continue
-            rating = item.rating
-            op_id = f"{ccr.session_id}:{ccr.request_number}:{index}"
-            if action is RequestedAction.REFUND_ACCOUNT:
-                await ledger.refund(
-                    ref.subscriber_id,
-                    op_id,
-                    amount=retail(rating.price, item.units),
-                    reason="REFUND_ACCOUNT",
-                    now_s=now,
-                    session_id=ccr.session_id,
-                    service=rating.service,
-                    rating_group=service.rating_group or 0,
-                    context=context,
-                )
-                answers.append(_granted(service, item.units, rating))
-                continue
-            try:
-                await ledger.debit_event(
-                    ref.subscriber_id,
-                    op_id,
-                    service=rating.service,
-                    rating_group=service.rating_group or 0,
-                    legs=(UsedLeg(rating.price_key, item.units, rating.price),),
-                    kinds=rating.bucket_kinds,
-                    on_exhaust=OnExhaust(rating.on_exhaust),
-                    block_kinds=rating.block_kinds,
-                    now_s=now,
-                    session_id=ccr.session_id,
-                    digest=f"{digest}:{index}",
-                    context=context,
-                )
-            except InsufficientCredit:
-                answers.append(_refused(service, ResultCode.CREDIT_LIMIT_REACHED))
-                continue
-            except AccountBlocked:
-                answers.append(_refused(service, ResultCode.END_USER_SERVICE_DENIED))
-                continue
-            answers.append(_granted(service, item.units, rating))
-        return CreditControlAnswer(result_code=_event_code(ccr, answers), services=tuple(answers))
 
     def _price_enquiry(self, ref: SubscriberRef, priced: list[_Priced]) -> CreditControlAnswer:
         failures = [p for p in priced if p.rating is None]
         if failures:
             return CreditControlAnswer(result_code=failures[0].failure or ResultCode.RATING_FAILED)
-        total = sum(retail(p.rating.price, p.units) for p in priced if p.rating is not None)
+        total = sum(p.retail() for p in priced)
         return CreditControlAnswer(
             result_code=ResultCode.SUCCESS, cost_information=self.directory.cost(ref.tenant, total)
         )
@@ -176,12 +219,18 @@ class EventCharging:
                 for b in account.buckets
                 if b.kind in rating.bucket_kinds and b.unit == "money" and b.live(now)
             )
-            missing = max(0, item.units - covered)
+            cost = 0
+            missing = False
+            for leg in item.legs:  # in order, as the debit draws: buckets first, then money
+                need = leg.units - min(covered, leg.units)
+                covered -= leg.units - need
+                if need:
+                    missing = True
+                    cost += retail(leg.price, need)
             if missing:
                 if rating.on_exhaust != "payg":
                     enough = False
                     continue
-                cost = retail(rating.price, missing)
                 if cost > money:
                     enough = False
                 money -= cost
@@ -191,6 +240,26 @@ class EventCharging:
                 CheckBalanceResult.ENOUGH_CREDIT if enough else CheckBalanceResult.NO_CREDIT
             ),
         )
+
+
+def _debit_item(item: _Priced) -> DebitItem:
+    rating = item.rating
+    assert rating is not None
+    return DebitItem(
+        service=rating.service,
+        rating_group=item.service.rating_group or 0,
+        legs=item.legs,
+        kinds=rating.bucket_kinds,
+        on_exhaust=OnExhaust(rating.on_exhaust),
+        block_kinds=rating.block_kinds,
+    )
+
+
+def _denied_code(item: _Priced) -> int:
+    """An MSCC's code when the account is blocked: 4010, or its own rating failure."""
+    if item.rating is None:
+        return item.failure or ResultCode.RATING_FAILED
+    return ResultCode.END_USER_SERVICE_DENIED
 
 
 def _granted(service: ServiceRequest, units: int, rating: Rating) -> ServiceAnswer:

@@ -19,12 +19,14 @@ from diameter_apps.credit_control import (
     TariffChangeUsage,
     UsedUnits,
 )
+from diameter_apps.credit_control.codes import RoleOfNode
 from ocs.charging.units import SECOND, used_amount
 from tariffs.rating import Rater, Rating, UsageRequest
 
 RateAt = Callable[[int], Rating]
 """Rates the request's usage as if it happened at the given epoch second (RatingError if not)."""
 
+TERMINATING_ROLE = int(RoleOfNode.TERMINATING_ROLE)
 SPLITS_MAX = 16  # a report spanning more tariff boundaries than this is priced in 16 pieces
 
 
@@ -72,24 +74,31 @@ def used_legs(used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt) -
 
 
 class RequestRater:
-    """Rates the services of one CCR. The request-wide rating keys are read once: the zone from
-    the visited network (PS-Information), the destination from IMS Called-Party-Address (else
-    Requested-Party-Address) or, for SMS, the recipient address."""
+    """Rates the services of one CCR. The request-wide rating keys are read once: the zone
+    from the visited network (PS-Information, else IMS-Information), the destination from IMS
+    Called-Party-Address (else Requested-Party-Address) or, for SMS, the recipient address;
+    whether it is a terminating leg from IMS Role-Of-Node (the tenant's mt rows price it)."""
 
-    __slots__ = ("called", "ccr", "rater", "tenant", "visited")
+    __slots__ = ("called", "ccr", "rater", "tenant", "terminating", "visited")
 
     def __init__(self, rater: Rater, ccr: CreditControlRequest, tenant: str) -> None:
         self.rater = rater
         self.ccr = ccr
         self.tenant = tenant
-        self.visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
+        visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
+        if visited is None and ccr.ims is not None:
+            # IMS voice: the P-CSCF's P-Access-Network-Info cell, else P-Visited-Network-ID.
+            visited = ccr.ims.visited_mcc_mnc
+        self.visited = visited
         called = ccr.sms.recipient_address if ccr.sms is not None else None
         if ccr.ims is not None:
             called = ccr.ims.called_party_address or ccr.ims.requested_party_address or called
         self.called = called
+        self.terminating = ccr.ims is not None and ccr.ims.role_of_node == TERMINATING_ROLE
 
-    def rate(self, service: ServiceRequest, at: int) -> Rating:
-        """The rating of ``service`` as if used at ``at`` (RatingError when it has none)."""
+    def rate(self, service: ServiceRequest, at: int, called: str | None = None) -> Rating:
+        """The rating of ``service`` as if used at ``at`` (RatingError when it has none), to
+        the request's destination or to ``called`` (one recipient of several)."""
         return self.rater.rate(
             UsageRequest(
                 tenant=self.tenant,
@@ -98,6 +107,7 @@ class RequestRater:
                 rating_group=service.rating_group,
                 service_identifier=service.service_identifier,
                 visited_plmn=self.visited,
-                called_number=self.called,
+                called_number=self.called if called is None else called,
+                terminating=self.terminating,
             )
         )

@@ -1,8 +1,12 @@
-"""``ocs account``: look at and maintain one subscriber account from the command line.
+"""``ocs account``: show, list, trace (history) and maintain subscriber accounts.
 
-Amounts are decimal currency units on the command line (``5.00``) and integer micro-units in
-the ledger; ``Decimal`` is used only here, at that edge. Exit codes: 0 done, 1 the ledger
-refused (unknown subscriber, insufficient balance, ...) or Redis is unreachable, 2 bad input.
+The subscriber argument is resolved against the stored catalog (``ocs.subscriber_lookup``): an
+MSISDN, ``+49…`` or IMSI names its tenant and canonical MSISDN, and what could never be charged
+is refused before the ledger is touched. Amounts are decimal currency units on the command line
+(``5.00``) and integer micro-units in the ledger; ``Decimal`` is used only here, at that edge.
+Exit codes: 0 done; 1 refused (unknown tenant or number, the ledger's refusals such as unknown
+subscriber or insufficient balance) or Redis unreachable; 2 bad input. Under ``--json`` errors
+are JSON on stdout too.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 from decimal import Decimal, InvalidOperation
@@ -20,10 +25,32 @@ from redis.exceptions import RedisError
 
 from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger
-from balance.records import Account, OpResult, RecordContext
+from balance.records import OpResult, RecordContext
+from ocs.account_records import (
+    HISTORY_LIMIT_MAX,
+    HISTORY_SCAN_MAX,
+    LIST_LIMIT_MAX,
+    account_history,
+    list_accounts,
+)
+from ocs.account_view import (
+    Context,
+    account_json,
+    account_tables,
+    console,
+    history_json,
+    history_table,
+    list_json,
+    list_table,
+)
+from ocs.catalog_store import stored_catalog
 from ocs.charging.notifications import publish_notice
-from ocs.config import RedisConfig
+from ocs.config import Config, ConfigError, load_config
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
+from ocs.subscriber_lookup import LookupRefused, Target, find_target
+from tariffs.display import format_amount
+from tariffs.errors import CatalogError
+from tariffs.model import TOPUP_MAX_DEFAULT, Catalog
 
 MICRO_PER_UNIT = Decimal(1_000_000)
 AMOUNT_ABS_MAX = Decimal(1_000_000_000)  # one billion currency units
@@ -51,174 +78,221 @@ def parse_amount(text: str, *, signed: bool = False) -> int:
     return int(micro)
 
 
-def format_amount(micro: int) -> str:
-    """Micro-units as a decimal with at least two places (``-1.5`` → ``-1.50``)."""
-    text = f"{Decimal(micro) / MICRO_PER_UNIT:f}"
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0")
-    return f"{whole}.{frac.ljust(2, '0')}"
+OP_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+def parse_op_id(text: str | None) -> str | None:
+    """An operator-chosen idempotency key, namespaced so it can never equal a Diameter one."""
+    if text is None:
+        return None
+    if not OP_ID.fullmatch(text):
+        raise UsageError(
+            f"--op-id {text!r}: 1 to 128 letters, digits or ._:@/+=- (e.g. a ticket number)"
+        )
+    return f"cli:{text}"
+
+
+def _connection_options(action: argparse.ArgumentParser) -> None:
+    action.add_argument(
+        "--redis-url",
+        help="Redis URL (default: OCS_REDIS_URL, redis.url of --config, then "
+        "<data-dir>/redis.url from `ocs serve`)",
+    )
+    action.add_argument(
+        "--data-dir",
+        help="where `ocs serve` keeps its embedded Redis (default: redis.data_dir, var/redis)",
+    )
+    action.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the deployment's TOML config: its [redis] and [ledger] settings (e.g. how long "
+        "an --op-id is remembered: ledger.idempotency_ttl_s)",
+    )
+    action.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("account", help="show and maintain subscriber accounts")
+    parser = sub.add_parser("account", help="show, list and maintain subscriber accounts")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
 
     def common(name: str, help_text: str) -> argparse.ArgumentParser:
         action: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
-        action.add_argument("--tenant", required=True, help="tenant (MVNO) id")
-        action.add_argument("subscriber", help="subscriber id (as provisioned, e.g. MSISDN)")
         action.add_argument(
-            "--redis-url",
-            help="Redis URL (default: OCS_REDIS_URL, then <data-dir>/redis.url from `ocs serve`)",
+            "--tenant",
+            help="tenant (MVNO) id; optional when the catalog's ranges or entries know the number",
         )
         action.add_argument(
-            "--data-dir",
-            default=RedisConfig().data_dir,
-            help="where `ocs serve` keeps its embedded Redis (default var/redis)",
+            "subscriber", help="MSISDN (4917099000042 or '+49 170 99000042') or IMSI"
         )
-        action.add_argument("--json", action="store_true", help="machine-readable output")
+        _connection_options(action)
         action.set_defaults(func=_run, action_name=name)
         return action
 
     common("show", "balances, buckets and open reservations")
-    create = common("create", "provision a new account")
+    history = common("history", "the account's usage and admin records, newest first")
+    history.add_argument(
+        "--limit", type=int, default=20, help=f"records to show (1-{HISTORY_LIMIT_MAX})"
+    )
+    listing = actions.add_parser("list", help="list or search accounts (SCAN, bounded)")
+    listing.add_argument("--tenant", help="only this tenant's accounts")
+    listing.add_argument(
+        "--match", default="*", help="glob on the subscriber id, e.g. '4917099*' or '*0042'"
+    )
+    listing.add_argument(
+        "--limit", type=int, default=50, help=f"accounts to show (1-{LIST_LIMIT_MAX})"
+    )
+    _connection_options(listing)
+    listing.set_defaults(func=_run, action_name="list", subscriber=None)
+    create = common("create", "provision a new account (the catalog must cover the number)")
     create.add_argument("--balance", default="0", help="opening balance, e.g. 10.00")
     create.add_argument("--credit-limit", default="0", help="postpaid credit limit, e.g. 50.00")
-    topup = common("topup", "add money to the balance")
+    topup = common("topup", "add money to the balance (at most the tenant's topup_max)")
     topup.add_argument("amount", help="amount in currency units, e.g. 5.00")
     topup.add_argument("--reason", default="topup")
+    topup.add_argument(
+        "--op-id",
+        help="idempotency key: a retried command with the same key credits once",
+    )
     adjust = common("adjust", "operator correction (signed), with a reason")
     adjust.add_argument("amount", help="signed amount, e.g. -1.25 or 2.00")
     adjust.add_argument("--reason", required=True, help="why (kept on the ledger record)")
     adjust.add_argument("--credit-limit", help="also set the postpaid credit limit")
+    adjust.add_argument(
+        "--op-id", help="idempotency key: a retried command with the same key applies once"
+    )
     for name, text in (("block", "stop new grants"), ("unblock", "allow grants again")):
         common(name, text).add_argument("--reason", default="")
 
 
-def _account_json(tenant: str, subscriber: str, account: Account, now_s: float) -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "subscriber": subscriber,
-        "state": account.state.value,
-        "balance": format_amount(account.balance),
-        "balance_micro": account.balance,
-        "held": format_amount(account.held_money),
-        "held_micro": account.held_money,
-        "credit_limit": format_amount(account.credit_limit),
-        "credit_limit_micro": account.credit_limit,
-        "buckets": [
-            {
-                "id": b.id,
-                "kind": b.kind,
-                "unit": b.unit,
-                "remaining": b.remaining,
-                "held": b.held,
-                "priority": b.priority,
-                "expires_at_s": b.expires_at_s,
-                "live": b.live(now_s),
-            }
-            for b in account.buckets
-        ],
-        "reservations": [
-            {
-                "session_id": s.session_id,
-                "rating_group": g.rating_group,
-                "granted_units": g.granted_units,
-                "valid_until_s": g.valid_until_s,
-                "held": [
-                    {"bucket_id": h.bucket_id or "balance", "amount": h.amount} for h in g.holds
-                ],
-            }
-            for s in account.sessions
-            for g in s.rating_groups
-            if g.holds
-        ],
-    }
-
-
-def _print_account(data: dict[str, Any]) -> None:
-    rows = [
-        ("tenant", data["tenant"]),
-        ("subscriber", data["subscriber"]),
-        ("state", data["state"]),
-        ("balance", data["balance"]),
-        ("held", data["held"]),
-        ("credit limit", data["credit_limit"]),
-    ]
-    for label, value in rows:
-        print(f"{label:<14}{value}")
-    if data["buckets"]:
-        print()
-        header = ("bucket", "kind", "unit", "remaining", "held", "prio", "expires_at_s", "live")
-        table = [header] + [
-            (b["id"], b["kind"], b["unit"], str(b["remaining"]), str(b["held"]),
-             str(b["priority"]), f"{b['expires_at_s']:.0f}" if b["expires_at_s"] else "never",
-             "yes" if b["live"] else "expired")
-            for b in data["buckets"]
-        ]  # fmt: skip
-        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        for row in table:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    if data["reservations"]:
-        print()
-        print("open reservations:")
-        for r in data["reservations"]:
-            held = ", ".join(f"{h['bucket_id']}={h['amount']}" for h in r["held"])
-            print(
-                f"  session {r['session_id']} rg {r['rating_group']}: "
-                f"{r['granted_units']} units until {r['valid_until_s']:.0f} ({held})"
-            )
-
-
-async def _execute(args: argparse.Namespace, url: str) -> dict[str, Any]:
-    client = aioredis.Redis.from_url(url, socket_timeout=5.0)
-    ledger = Ledger(client, args.tenant)
-    now_s = time.time()
-    # Operator changes are marked as such on their records (the usage store's ``source``).
-    context = RecordContext(source="admin", msisdn=args.subscriber, source_ref="cli")
+async def _catalog(client: Any) -> Catalog | None:
     try:
-        result: OpResult | None = None
+        return await stored_catalog(client)
+    except CatalogError:
+        return None  # a stored catalog that no longer validates: `ocs catalog load` says why
+
+
+def _context(catalog: Catalog | None, tenant: str) -> Context:
+    info = catalog.tenant(tenant) if catalog is not None else None
+    if info is None:
+        return Context()
+    return Context(
+        info.currency,
+        info.timezone,
+        {s.name: s.unit for s in info.services},
+        {group: s.unit for s in info.services for group in s.rating_groups},
+    )
+
+
+def _check_topup(target: Target, amount: int) -> None:
+    limit = target.tenant_info.topup_max if target.tenant_info else TOPUP_MAX_DEFAULT
+    if amount > limit:
+        currency = f" {target.tenant_info.currency}" if target.tenant_info else ""
+        raise LookupRefused(
+            f"top-up {format_amount(amount)}{currency} is more than tenant {target.tenant!r}'s "
+            f"maximum single top-up of {format_amount(limit)}{currency} (catalog field "
+            "topup_max)"
+        )
+
+
+def _check_limit(value: int, maximum: int) -> int:
+    if not 1 <= value <= maximum:
+        raise UsageError(f"--limit {value}: must be 1 to {maximum}")
+    return value
+
+
+async def _list(client: Any, args: argparse.Namespace, catalog: Catalog | None) -> Any:
+    limit = _check_limit(args.limit, LIST_LIMIT_MAX)
+    if args.tenant is not None and catalog is not None and catalog.tenant(args.tenant) is None:
+        raise LookupRefused(
+            f"unknown tenant {args.tenant!r} (the catalog has: "
+            f"{', '.join(t.id for t in catalog.tenants) or 'none'})"
+        )
+    found, more = await list_accounts(client, args.tenant, args.match, limit)
+    rows = [list_json(t, sub, account, _context(catalog, t)) for t, sub, account in found]
+    return {"action": "list", "accounts": rows, "more": more}
+
+
+async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> OpResult | None:
+    name, subscriber, now_s = args.action_name, target.subscriber, time.time()
+    # Operator changes are marked as such on their records (the usage store's ``source``).
+    context = RecordContext(source="admin", msisdn=subscriber, source_ref="cli")
+    if name == "create":
+        return await ledger.provision_account(
+            subscriber,
+            balance=parse_amount(args.balance, signed=True),
+            credit_limit=parse_amount(args.credit_limit, signed=True),
+            now_s=now_s,
+            context=context,
+        )
+    if name == "topup":
+        amount = parse_amount(args.amount)
+        _check_topup(target, amount)
+        return await ledger.topup(
+            subscriber,
+            amount,
+            reason=args.reason,
+            now_s=now_s,
+            op_id=parse_op_id(args.op_id),
+            context=context,
+        )
+    if name == "adjust":
+        delta = parse_amount(args.amount, signed=True)
+        limit = None if args.credit_limit is None else parse_amount(args.credit_limit, signed=True)
+        return await ledger.adjust(
+            subscriber,
+            delta,
+            reason=args.reason,
+            credit_limit=limit,
+            now_s=now_s,
+            op_id=parse_op_id(args.op_id),
+            context=context,
+        )
+    if name == "block":
+        return await ledger.block(subscriber, reason=args.reason, now_s=now_s, context=context)
+    if name == "unblock":
+        return await ledger.unblock(subscriber, reason=args.reason, now_s=now_s, context=context)
+    return None  # show, history: read only
+
+
+async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[str, Any]:
+    client = aioredis.Redis.from_url(url, socket_timeout=5.0)
+    try:
+        catalog = await _catalog(client)
         name = args.action_name
-        if name == "create":
-            result = await ledger.provision_account(
-                args.subscriber,
-                balance=parse_amount(args.balance, signed=True),
-                credit_limit=parse_amount(args.credit_limit, signed=True),
-                now_s=now_s,
-                context=context,
+        if name == "list":
+            data: dict[str, Any] = await _list(client, args, catalog)
+            return data
+        target = find_target(
+            catalog,
+            args.tenant,
+            args.subscriber,
+            require_tenant=name in ("create", "topup"),
+            require_number=name == "create",
+        )
+        ctx = _context(catalog, target.tenant)
+        ledger = Ledger(client, target.tenant, **config.ledger.limits())
+        if name == "history":
+            limit = _check_limit(args.limit, HISTORY_LIMIT_MAX)
+            await ledger.query(target.subscriber)  # UnknownAccount (5030) rather than nothing
+            entries, truncated = await account_history(
+                client, target.tenant, target.subscriber, limit
             )
-        elif name == "topup":
-            amount = parse_amount(args.amount)
-            result = await ledger.topup(
-                args.subscriber, amount, reason=args.reason, now_s=now_s, context=context
-            )
-        elif name == "adjust":
-            delta = parse_amount(args.amount, signed=True)
-            limit = (
-                None if args.credit_limit is None else parse_amount(args.credit_limit, signed=True)
-            )
-            result = await ledger.adjust(
-                args.subscriber,
-                delta,
-                reason=args.reason,
-                credit_limit=limit,
-                now_s=now_s,
-                context=context,
-            )
-        elif name == "block":
-            result = await ledger.block(
-                args.subscriber, reason=args.reason, now_s=now_s, context=context
-            )
-        elif name == "unblock":
-            result = await ledger.unblock(
-                args.subscriber, reason=args.reason, now_s=now_s, context=context
-            )
+            return {
+                "action": name,
+                "tenant": target.tenant,
+                "subscriber": target.subscriber,
+                "records": [history_json(e.entry_id, e.record, ctx) for e in entries],
+                "truncated": truncated,
+            }
+        result = await _mutate(ledger, target, args)
         if name in ("topup", "block") and result is not None and not result.replayed:
             # Servers owning the subscriber's live sessions send RAR (top-up) or ASR (block).
-            await publish_notice(client, args.tenant, args.subscriber, name)
-        account = await ledger.query(args.subscriber)
-        data = _account_json(args.tenant, args.subscriber, account, now_s)
+            await publish_notice(client, target.tenant, target.subscriber, name)
+        account = await ledger.query(target.subscriber)
+        data = account_json(
+            target.tenant, target.subscriber, account, time.time(), ctx, imsi=target.imsi
+        )
         data["action"] = name
         data["replayed"] = bool(result and result.replayed)
         return data
@@ -226,37 +300,75 @@ async def _execute(args: argparse.Namespace, url: str) -> dict[str, Any]:
         await client.aclose()
 
 
+def _fail(args: argparse.Namespace, code: int, kind: str, message: str, **extra: Any) -> int:
+    """One error: a line on stderr, or under ``--json`` an ``{"error": ...}`` object on stdout."""
+    if getattr(args, "json", False):
+        error = {"kind": kind, "message": message, "exit_code": code, **extra}
+        print(json.dumps({"action": args.action_name, "error": error}, indent=2, sort_keys=True))
+    else:
+        suffix = f" (result code {extra['result_code']})" if "result_code" in extra else ""
+        print(f"ocs account {args.action_name}: {message}{suffix}", file=sys.stderr)
+    return code
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    out = console()
+    name = args.action_name
+    if name == "list":
+        out.print(list_table(data["accounts"]))
+        count = len(data["accounts"])
+        more = "; more match: narrow with --match or raise --limit" if data["more"] else ""
+        out.print(f"{count} account{'s' if count != 1 else ''}{more}")
+        return
+    if name == "history":
+        out.print(f"{data['tenant']} {data['subscriber']}: latest {len(data['records'])} records")
+        out.print(history_table(data["records"]))
+        if data["truncated"]:
+            out.print(f"(stopped after {HISTORY_SCAN_MAX} stream entries)")
+        return
+    if data["replayed"] and name in ("topup", "adjust"):
+        out.print(f"op id {args.op_id} was already applied: nothing changed this time\n")
+    for table in account_tables(data):
+        out.print(table)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         limit_text = getattr(args, "credit_limit", None)
         if limit_text is not None and parse_amount(limit_text, signed=True) < 0:
             raise UsageError("the credit limit must not be negative")
-        url = resolve_redis_url(args.redis_url, data_dir=args.data_dir)
-        data = asyncio.run(_execute(args, url))
+        parse_op_id(getattr(args, "op_id", None))
+        config = load_config(args.config)
+        url = resolve_redis_url(
+            args.redis_url or config.redis.url, data_dir=args.data_dir or config.redis.data_dir
+        )
+        data = asyncio.run(_execute(args, url, config))
     except (UsageError, InvalidRequest) as exc:
-        print(f"ocs account {args.action_name}: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, 2, "usage", str(exc))
+    except ConfigError as exc:
+        return _fail(args, 2, "config", str(exc))
+    except LookupRefused as exc:
+        return _fail(args, 1, "refused", str(exc))
     except LedgerError as exc:
-        print(f"ocs account {args.action_name}: {_describe(exc, args)} "
-              f"(result code {exc.result_code})", file=sys.stderr)  # fmt: skip
-        return 1
+        return _fail(args, 1, type(exc).__name__, _describe(exc, args), result_code=exc.result_code)
     except RedisSetupError as exc:
-        print(f"ocs account {args.action_name}: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args, 1, "redis", str(exc))
     except (RedisError, OSError) as exc:
-        print(f"ocs account {args.action_name}: Redis error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args, 1, "redis", f"Redis error: {exc}")
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        _print_account(data)
+        _print(args, data)
     return 0
 
 
 def _describe(exc: LedgerError, args: argparse.Namespace) -> str:
     name = type(exc).__name__
     if name == "UnknownAccount":
-        return f"no subscriber {args.subscriber!r} in tenant {args.tenant!r}"
+        where = f" in tenant {args.tenant!r}" if args.tenant else ""
+        return f"no account for subscriber {args.subscriber!r}{where}"
     if name == "AccountExists":
-        return f"subscriber {args.subscriber!r} already has an account in tenant {args.tenant!r}"
+        return f"subscriber {args.subscriber!r} already has an account"
+    if name == "OperationConflict" and getattr(args, "op_id", None):
+        return f"op id {args.op_id!r} was already used for a different operation on this account"
     return str(exc) or name

@@ -3,9 +3,12 @@
 ``check`` validates a tenant file or a directory of them and prints every problem as
 ``file:line: field: what is wrong`` (exit 1), or a summary per tenant (exit 0).
 ``load`` installs a valid catalog into the deployment's Redis through the ledger's provisioning
-API: per tenant its ACL user (when a tenant secret is given), then each subscriber's account
-with its opening balance and its bundles' bucket instances. Accounts that already exist are left
-as they are, so running ``load`` again after adding subscribers installs only the new ones.
+API, tenant by tenant: the tenants in the files given (or only those named by ``--tenant``)
+replace their stored versions, every other stored tenant is kept, and a tenant leaves only with
+``--remove``. Per loaded tenant: its ACL user (when a tenant secret is given), then each new
+subscriber's account with its opening balance and its bundles' bucket instances (an existing
+account keeps its balance). The difference against the stored catalog is printed first;
+``--dry-run`` stops there.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from balance.errors import LedgerError
 from balance.ledger import Ledger
 from balance.tenants import provision_tenant, tenant_password
+from ocs.catalog_diff import diff_catalogs
 from ocs.catalog_install import install_catalog
-from ocs.catalog_store import store_catalog
+from ocs.catalog_store import CatalogChanged, merge_sources, read_stored, write_catalog
 from ocs.config import Config, ConfigError, load_config
 from ocs.ledger_runtime import (
     TENANT_SECRET_FILE,
@@ -36,7 +40,7 @@ from ocs.ledger_runtime import (
     resolve_redis_url,
 )
 from tariffs.errors import CatalogError
-from tariffs.loader import load_catalog, load_catalog_sources
+from tariffs.loader import load_catalog, load_catalog_sources, load_texts
 from tariffs.model import Catalog, Tenant
 from tariffs.provisioning import subscriber_count
 
@@ -62,7 +66,34 @@ def register(sub: Any) -> None:
     load = commands.add_parser(
         "load", help="install tenants, ACL users, subscribers, balances and bundles into Redis"
     )
-    load.add_argument("path", metavar="PATH", help="tenant YAML file or directory of them")
+    load.add_argument(
+        "path", metavar="PATH", nargs="?", help="tenant YAML file or directory of them"
+    )
+    load.add_argument(
+        "--tenant",
+        metavar="T",
+        action="append",
+        default=[],
+        help="load only this tenant of PATH (repeatable; default: every tenant in PATH)",
+    )
+    load.add_argument(
+        "--remove",
+        metavar="T",
+        action="append",
+        default=[],
+        help="remove this tenant from the deployment (repeatable); its accounts stay in Redis",
+    )
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="make PATH the whole catalog: stored tenants not in PATH are removed (also the way "
+        "out when the stored catalog no longer validates)",
+    )
+    load.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would change (tenants, rate rows, subscribers) and change nothing",
+    )
     load.add_argument("--config", metavar="FILE", help="TOML config file (for redis.url)")
     load.add_argument(
         "--redis-url",
@@ -150,12 +181,57 @@ def _tenant_secret(args: argparse.Namespace) -> tuple[bytes | None, str | None]:
     return None, None
 
 
+def select_tenants(
+    catalog: Catalog, sources: list[tuple[str, str]], wanted: list[str]
+) -> tuple[Catalog, list[tuple[str, str]]] | str:
+    """The tenants of ``catalog`` named in ``wanted`` (all when empty) and their files' texts, or
+    the reason it cannot be done."""
+    if not wanted:
+        return catalog, sources
+    present = {t.id for t in catalog.tenants}
+    missing = [t for t in wanted if t not in present]
+    if missing:
+        return (
+            f"--tenant {', '.join(missing)}: not in the files given "
+            f"(they define: {', '.join(sorted(present)) or 'no tenant'})"
+        )
+    tenants = tuple(t for t in catalog.tenants if t.id in wanted)
+    files = {t.source for t in tenants}
+    return Catalog(tenants), [source for source in sources if source[0] in files]
+
+
 def run_load(args: argparse.Namespace) -> int:
-    try:
-        catalog, sources = load_catalog_sources(args.path)
-    except CatalogError as exc:
-        _report(args.path, exc)
-        return EXIT_PROBLEMS
+    if args.path is None and not args.remove:
+        print("ocs catalog load: give PATH, --remove TENANT, or both", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.tenant and args.path is None:
+        print("ocs catalog load: --tenant picks tenants of PATH; give PATH", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.replace and (args.path is None or args.remove):
+        print(
+            "ocs catalog load: --replace makes PATH the whole catalog: give PATH, not --remove",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    catalog, sources = Catalog(tenants=()), list[tuple[str, str]]()
+    if args.path is not None:
+        try:
+            catalog, sources = load_catalog_sources(args.path)
+        except CatalogError as exc:
+            _report(args.path, exc)
+            return EXIT_PROBLEMS
+        selected = select_tenants(catalog, sources, args.tenant)
+        if isinstance(selected, str):
+            print(f"ocs catalog load: {selected}", file=sys.stderr)
+            return EXIT_PROBLEMS
+        catalog, sources = selected
+    both = sorted({t.id for t in catalog.tenants} & set(args.remove))
+    if both:
+        print(
+            f"ocs catalog load: {', '.join(both)} both loaded and removed; choose one",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -169,7 +245,17 @@ def run_load(args: argparse.Namespace) -> int:
         print(f"ocs catalog load: {problem}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     return asyncio.run(
-        install(catalog, sources, url, secret, int(time.time()), config.ledger.limits())
+        install(
+            catalog,
+            sources,
+            url,
+            secret,
+            int(time.time()),
+            config.ledger.limits(),
+            remove=tuple(args.remove),
+            replace=args.replace,
+            dry_run=args.dry_run,
+        )
     )
 
 
@@ -180,9 +266,15 @@ async def install(
     secret: bytes | None,
     now: int,
     ledger_limits: Mapping[str, Any] | None = None,
+    *,
+    remove: tuple[str, ...] = (),
+    replace: bool = False,
+    dry_run: bool = False,
 ) -> int:
-    """Install ``catalog`` into the Redis at ``url``, share its texts with every server, and
-    print one line per tenant (``ledger_limits``: the ``[ledger]`` settings)."""
+    """Load ``catalog``'s tenants into the deployment at ``url`` (and drop those in ``remove``;
+    with ``replace``, every stored tenant not in ``catalog``): print the difference against the
+    stored catalog, then (unless ``dry_run``) install the loaded tenants' subscribers, store the
+    merged catalog and tell every server. ``ledger_limits``: the ``[ledger]`` settings."""
     client = aioredis.Redis.from_url(url)
 
     async def ledger_for(tenant: str) -> Ledger:
@@ -191,8 +283,42 @@ async def install(
         return Ledger(client, tenant, **(ledger_limits or {}))
 
     try:
+        stored_valid = True
+        try:
+            stored = await read_stored(client)
+        except CatalogError as exc:
+            _report("the catalog stored in Redis", exc)
+            if not replace:
+                print("(--replace PATH replaces it as a whole)", file=sys.stderr)
+                return EXIT_PROBLEMS
+            stored, stored_valid = None, False
+        if replace and stored is not None:
+            remove = tuple(t.id for t in stored.catalog.tenants if catalog.tenant(t.id) is None)
+        unknown = [t for t in remove if stored is None or stored.catalog.tenant(t) is None]
+        if unknown:
+            print(
+                f"ocs catalog load: --remove {', '.join(unknown)}: no such tenant in the stored "
+                "catalog",
+                file=sys.stderr,
+            )
+            return EXIT_PROBLEMS
+        merged_sources = merge_sources(stored, catalog, sources, remove)
+        try:
+            merged = load_texts(merged_sources)
+        except CatalogError as exc:  # e.g. a loaded range overlapping a kept tenant's
+            _report("the catalog after this load", exc)
+            return EXIT_PROBLEMS
+        for line in diff_catalogs(stored.catalog if stored else None, merged).lines():
+            print(line)
+        if dry_run:
+            print("dry run: nothing changed")
+            return EXIT_OK
         report = await install_catalog(catalog, ledger_for, now=now)
-        await store_catalog(client, sources)
+        # A stored catalog that does not validate has no tenants to compare: replaced as is.
+        await write_catalog(client, merged_sources, expected=stored, check_unchanged=stored_valid)
+    except CatalogChanged as exc:
+        print(f"ocs catalog load: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         print(f"ocs catalog load: Redis at {url} unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -204,4 +330,6 @@ async def install(
     acl = "ACL user set" if secret is not None else "ACL user not set (no secret)"
     for tenant, (created, kept) in report.items():
         print(f"{tenant}: {created} subscribers installed, {kept} already present; {acl}")
+    for tenant in remove:
+        print(f"{tenant}: removed from the catalog (its accounts stay in Redis)")
     return EXIT_OK

@@ -28,7 +28,17 @@ def register(sub: Any) -> None:
     parser.add_argument("--no-sip", action="store_true", help="do not serve SIP")
     parser.add_argument("--redis-url", metavar="URL", help="external Redis instead of embedded")
     parser.add_argument("--redis-data-dir", metavar="DIR", help="embedded Redis data directory")
-    parser.add_argument("--catalog", metavar="PATH", help="catalog YAML file or directory")
+    parser.add_argument(
+        "--catalog",
+        metavar="PATH",
+        help="catalog YAML file or directory; used only when Redis holds no catalog yet (a "
+        "differing stored catalog is kept and the difference logged), see --catalog-replace",
+    )
+    parser.add_argument(
+        "--catalog-replace",
+        action="store_true",
+        help="replace the catalog stored in Redis with --catalog (tenants not in it are dropped)",
+    )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.set_defaults(func=run)
 
@@ -64,6 +74,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         out["redis"]["data_dir"] = args.redis_data_dir
     if args.catalog:
         out["catalog"]["path"] = args.catalog
+    if args.catalog_replace:
+        out["catalog"]["replace"] = True
     if args.log_level:
         out["log"]["level"] = args.log_level
     return out

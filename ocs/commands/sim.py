@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
             "under --redis-data-dir) the run ends with a ledger verification: PASS or FAIL."
         ),
     )
-    parser.add_argument("--scenario", metavar="FILE", help="scenario YAML (see the README)")
+    parser.add_argument("--scenario", metavar="FILE", help="scenario YAML (docs: simulator)")
     parser.add_argument("--diameter", metavar="HOST:PORT", help="server (default 127.0.0.1:3868)")
     parser.add_argument("--sip", metavar="HOST:PORT", help="SIP server (default 127.0.0.1:5060)")
     parser.add_argument("--http", metavar="URL", help="HTTP API (default http://127.0.0.1:8080)")

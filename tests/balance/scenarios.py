@@ -18,7 +18,14 @@ from balance.errors import (
     UnknownAccount,
 )
 from balance.ledger import Ledger
-from balance.records import BucketUnit, LedgerRecord, OnExhaust, RatingGroupRequest, UsedLeg
+from balance.records import (
+    BucketUnit,
+    DebitItem,
+    LedgerRecord,
+    OnExhaust,
+    RatingGroupRequest,
+    UsedLeg,
+)
 from balance.streams import RecordReader
 from tariffs.price import Price, retail
 
@@ -370,3 +377,43 @@ async def a_blocking_bundle_stops_money_only_for_its_holders(ledger: Ledger) -> 
 
 
 ALL = (*ALL, a_blocking_bundle_stops_money_only_for_its_holders)
+
+
+async def debit_many_items_each_all_or_nothing_in_one_call(ledger: Ledger) -> None:
+    await ledger.provision_account(SUB, balance=25, now_s=NOW)
+    await ledger.add_bucket(
+        SUB, bucket_id="sms", kind="s20.sms", unit=BucketUnit.EVENTS, amount=1, now_s=NOW
+    )
+    sms, dear = Price(10, 1, 1, 1), Price(20, 1, 5, 1)
+    items = [
+        # Two recipients: the bucket pays the first, money (10) the second.
+        DebitItem("sms", 1, (UsedLeg("home", 1, sms), UsedLeg("home", 1, sms)), ("s20.sms",)),
+        # 20 more would leave -5: refused whole, nothing of it taken (not even a partial leg).
+        DebitItem("sms", 2, (UsedLeg("home", 1, sms), UsedLeg("intl", 1, dear))),
+        DebitItem("sms", 3, (UsedLeg("home", 1, sms),)),  # still paid after the refusal
+    ]
+    result = await ledger.debit_many(SUB, "ev:0", items, now_s=NOW, session_id="ev")
+    assert [(i.status, i.units, i.bucket_units, i.retail) for i in result.debit.items] == [
+        (0, 2, 1, 10),
+        (1, 0, 0, 0),
+        (0, 1, 0, 10),
+    ]
+    assert (result.debit.balance, result.replayed) == (5, False)
+    replay = await ledger.debit_many(SUB, "ev:0", items, now_s=NOW + 5, session_id="ev")
+    assert replay.replayed and replay.debit == result.debit
+    with pytest.raises(OperationConflict):
+        await ledger.debit_many(SUB, "ev:0", items[:1], now_s=NOW, session_id="ev")
+    debits = [r for r in await records_of(ledger) if r.kind == "debit"]
+    # One record per debited item, op id "<op>:<item index>", the balance after that item.
+    assert [(r.op_id, r.rating_group, r.retail, r.balance_after) for r in debits] == [
+        ("ev:0:0", 1, 10, 15),
+        ("ev:0:2", 3, 10, 5),
+    ]
+    account = await ledger.query(SUB)
+    assert account.balance == 5 and account.held_money == 0
+    await ledger.block(SUB, reason="fraud", now_s=NOW)
+    with pytest.raises(AccountBlocked):
+        await ledger.debit_many(SUB, "ev:1", items[2:], now_s=NOW, session_id="ev")
+
+
+ALL = (*ALL, debit_many_items_each_all_or_nothing_in_one_call)

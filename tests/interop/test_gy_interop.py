@@ -272,6 +272,31 @@ def test_metrics_count_requests_results_and_units(gy_server: ServerProcess) -> N
     assert "ocs_diameter_peers_connected" in text
 
 
+def test_metrics_of_the_process_build_catalog_and_ledger(gy_server: ServerProcess) -> None:
+    """Runs after the sessions above (same module server): acme's ledger is in use."""
+    text = gy_server.http_get("/metrics").decode()
+    for needle in (
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "python_gc_collections_total{",
+        'ocs_build_info{python="',
+        'ocs_catalog_info{version="',
+        'ocs_catalog_reloads_total{outcome="loaded"}',
+        'ocs_ledger_pool_size{tenant="acme"} 64.0',
+        'ocs_ledger_pool_waiting{tenant="acme"} 0.0',
+        'ocs_ledger_call_seconds_count{kind="session"}',
+    ):
+        assert needle in text, needle
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(("ocs_catalog_loaded_timestamp", "ocs_catalog_tenants"))
+    }
+    assert values["ocs_catalog_loaded_timestamp_seconds"] > 1.7e9
+    # 2 demo tenants, 3 once test_catalog_load_reaches_a_running_server has added initech.
+    assert values["ocs_catalog_tenants"] in (2, 3)
+
+
 def test_ccr_with_auth_application_id_only_in_vendor_specific_form_is_answered(
     gy_server: ServerProcess,
 ) -> None:

@@ -16,6 +16,7 @@ from balance.ledger import Ledger
 from ocs.app import OcsApp
 from ocs.config import load_config
 from ocs.embedded_redis import free_tcp_port
+from sim.plots import is_self_contained
 from sim.scenario import Scenario, load_scenario
 from sim.simulate import SimOutcome, simulate
 from tests.support.server_process import ServerProcess
@@ -83,9 +84,9 @@ def test_run_against_ocs_serve_passes(
         assert check["record_retail"] > 0 and check["charge_records"] > 0
     assert json.loads((tmp_path / "r.json").read_text())["run_id"] == outcome.result.run_id
     page = (tmp_path / "r.html").read_text()
-    assert page.count("<svg") == 2 and "http" not in page.split("<svg", 1)[1].replace(
-        "http://www.w3.org/2000/svg", ""
-    )
+    assert page.count("<svg") == 2 and is_self_contained(page)
+    assert f"seed {report['seed']}" in page and report["seed"] != 0
+    assert " EUR</td>" in page  # money in the tenant currency
 
 
 def test_injected_duplicates_are_charged_once(server: ServerProcess, redis_url: str) -> None:

@@ -11,6 +11,8 @@ from diameter.message.avp.grouped import (
     ImsInformation,
     MultipleServicesCreditControl,
     PsInformation,
+    RecipientAddress,
+    RecipientInfo,
     RequestedServiceUnit,
     ServiceInformation,
     SmsInformation,
@@ -59,6 +61,10 @@ def ccr(
     visited_plmn: str | None = None,
     called: str | None = None,
     sms_recipient: str | None = None,
+    sms_recipients: Sequence[str] = (),
+    role_of_node: int = 0,
+    ims_visited_network: str | None = None,
+    access_network_info: Sequence[str] = (),
     requested_action: int | None = None,
     realm: str = "test.local",
     origin_host: str = "pgw.test.local",
@@ -91,10 +97,21 @@ def ccr(
         info.ps_information = PsInformation(tgpp_sgsn_mcc_mnc=visited_plmn)
         used_info = True
     if called is not None:
-        info.ims_information = ImsInformation(role_of_node=0, called_party_address=called)
+        ims = ImsInformation(role_of_node=role_of_node, called_party_address=called)
+        if ims_visited_network is not None:
+            ims.ims_visited_network_identifier = ims_visited_network
+        ims.access_network_information = list(access_network_info)
+        info.ims_information = ims
         used_info = True
-    if sms_recipient is not None:
-        info.sms_information = SmsInformation()
+    recipients = [*([sms_recipient] if sms_recipient is not None else []), *sms_recipients]
+    if recipients:
+        # One Recipient-Info per recipient (TS 32.299 §7.2.151), each with its Recipient-Address.
+        info.sms_information = SmsInformation(
+            recipient_info=[
+                RecipientInfo(recipient_address=[RecipientAddress(address_type=1, address_data=r)])
+                for r in recipients
+            ]
+        )
         used_info = True
     if used_info:
         msg.service_information = info

@@ -31,10 +31,10 @@ def test_check_broken_catalog_lists_every_problem(
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [
         f"{bad}:14: rates[0].price: -0.10 is negative; prices and fees must be >= 0",
-        f"{bad}:16: colour: unknown key (expected one of: bundles, country_code, currency, "
-        "destinations, final_unit, home_zone, international_prefix, national_prefix, "
-        "rate_cards, rates, services, status, subscribers, tenant, time_bands, timezone, version, "
-        "zones)",
+        f"{bad}:16: colour: unknown key (expected one of: bundles, context_defaults, "
+        "country_code, currency, destinations, final_unit, home_zone, international_prefix, "
+        "national_prefix, rate_cards, rates, services, status, subscribers, tenant, time_bands, "
+        "timezone, topup_max, version, zones)",
     ]
     assert "2 problems; catalog refused" in captured.err
 
@@ -59,7 +59,7 @@ def test_load_installs_tenants_subscribers_balances_bundles_and_acl(
     args = ["catalog", "load", str(EXAMPLES), "--redis-url", redis_url]
     args += ["--data-dir", str(tmp_path / "no-local-server")]
     assert main([*args, "--tenant-secret-file", str(secret)]) == 0
-    assert capsys.readouterr().out.splitlines() == [
+    assert capsys.readouterr().out.splitlines()[-2:] == [
         "acme: 100 subscribers installed, 0 already present; ACL user set",
         "globex: 100 subscribers installed, 0 already present; ACL user set",
     ]
@@ -85,6 +85,6 @@ def test_load_installs_tenants_subscribers_balances_bundles_and_acl(
     assert buckets == [("data_1g.data", 1 << 30)]
     # Loading again installs nothing twice.
     assert main(args) == 0
-    assert capsys.readouterr().out.splitlines()[0] == (
+    assert capsys.readouterr().out.splitlines()[3] == (
         "acme: 0 subscribers installed, 100 already present; ACL user not set (no secret)"
     )

@@ -158,19 +158,18 @@ def ims_information(
     return Avp.grouped(GppAvp.IMS_INFORMATION, children, G)
 
 
-def sms_information(recipient: str = "+33612345678") -> Avp:
-    address = Avp.grouped(
-        GppAvp.RECIPIENT_ADDRESS,
-        [Avp.enum(899, 1, G), Avp.utf8(GppAvp.ADDRESS_DATA, recipient, G)],
-        G,
-        m=False,
-    )
-    return Avp.grouped(
-        GppAvp.SMS_INFORMATION,
-        [Avp.grouped(GppAvp.RECIPIENT_INFO, [address], G, m=False)],
-        G,
-        m=False,
-    )
+def sms_information(*recipients: str) -> Avp:
+    """SMS-Information with one Recipient-Info per recipient (default: one, +33612345678)."""
+    infos = []
+    for recipient in recipients or ("+33612345678",):
+        address = Avp.grouped(
+            GppAvp.RECIPIENT_ADDRESS,
+            [Avp.enum(899, 1, G), Avp.utf8(GppAvp.ADDRESS_DATA, recipient, G)],
+            G,
+            m=False,
+        )
+        infos.append(Avp.grouped(GppAvp.RECIPIENT_INFO, [address], G, m=False))
+    return Avp.grouped(GppAvp.SMS_INFORMATION, infos, G, m=False)
 
 
 def ccr_avps(

@@ -338,7 +338,7 @@ def test_answer_values_out_of_range_are_programming_errors() -> None:
     with pytest.raises(ValueError, match="currency"):
         CreditControlAnswer(remaining_balance=Money(1))
     with pytest.raises(ValueError, match="ISO 4217"):
-        currency_code("XXX")
+        currency_code("XYZ")  # not in ISO 4217
 
 
 def test_single_service_request_cannot_get_two_service_answers() -> None:

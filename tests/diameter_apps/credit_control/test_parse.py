@@ -30,6 +30,7 @@ from diameter_apps.credit_control.codes import (
     ReportingReason,
 )
 from diameter_apps.dictionary import default_dictionary
+from diameter_apps.errors import DiameterError
 from diameter_apps.limits import DEFAULT_LIMITS
 from diameter_apps.validation import Profile, RequestChecker
 from tests.diameter_apps.credit_control.ccr_builders import (
@@ -225,8 +226,26 @@ def test_sms_event_direct_debiting() -> None:
     assert parsed.domain is ServiceDomain.SMS
     assert parsed.request_type is CcRequestType.EVENT
     assert parsed.requested_action is RequestedAction.DIRECT_DEBITING
-    assert parsed.sms == SmsInformation(recipient_address="+33612345678")
+    assert parsed.sms == SmsInformation(recipient_addresses=("+33612345678",))
+    assert parsed.sms.recipient_address == "+33612345678"
     assert parsed.services[0].requested == ServiceUnits(service_specific_units=1)
+
+
+def test_sms_to_several_recipients_keeps_each_in_order() -> None:
+    numbers = [f"+4915100000{i:02d}" for i in range(16)]
+    request = ccr(4, 0, context=SMS, body=[
+        Avp.enum(CcAvp.REQUESTED_ACTION, 0),
+        service_information(sms_information(*numbers)),
+    ])  # fmt: skip
+    parsed = parse_ccr(request)
+    assert parsed.sms is not None and parsed.sms.recipient_addresses == tuple(numbers)
+    too_many = ccr(4, 0, context=SMS, body=[
+        Avp.enum(CcAvp.REQUESTED_ACTION, 0),
+        service_information(sms_information(*numbers, "+4930123")),
+    ])  # fmt: skip
+    with pytest.raises(DiameterError) as caught:
+        parse_ccr(too_many)
+    assert caught.value.result_code == 5009
 
 
 @pytest.mark.parametrize("action", list(RequestedAction))
