@@ -184,11 +184,13 @@ class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``ocs export``: the usage streams drained into the store (docs/exporter.md)."""
 
-    # Metrics and /healthz of the exporter process.
+    # Metrics and /healthz of the exporter process: address and port.
     listen_host: str = "127.0.0.1"
+    # The metrics port (0: any free port).
     listen_port: int = 9464
-    # Rows per store transaction; a batch also goes when its first entry waited linger_ms.
+    # Rows per store transaction.
     batch_size: int = 2000
+    # A partial batch is stored this long after its first entry arrived.
     linger_ms: int = 200
     # XREADGROUP BLOCK on a standalone Redis (a cluster is polled with this as the idle backoff).
     block_ms: int = 1000
@@ -201,8 +203,9 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Alert (ocs_export_stream_bound_exceeded) when a tenant's streams hold more records than
     # this: with the store down they grow by the charging rate (about 300 bytes per record).
     stream_bound_records: int = 5_000_000
-    # How often the tenant list (stored catalog) and the lag are looked at.
+    # How often the tenant list (the stored catalog) is read again.
     tenants_refresh_s: float = 10.0
+    # How often the lag is measured (and leftovers of a crash trimmed).
     lag_interval_s: float = 5.0
     # Store failures back off exponentially up to this.
     retry_max_s: float = 10.0
@@ -210,6 +213,7 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     store_concurrency: int = 2
     # How often acknowledged entries are trimmed from their streams.
     trim_interval_ms: int = 2000
+    # The consumer group every exporter process shares.
     group: str = "ocs-export"
 
 
