@@ -179,7 +179,7 @@ async def test_a_month_dropped_behind_the_stores_back(store: UsageStore, store_u
         assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (0,)
 
 
-async def test_server_down_then_back(tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_server_down_then_back() -> None:
     """PostgreSQL stopping under the store: StoreUnavailable (nothing half-written), and the
     same store works again once the server is back (dead pooled connections are replaced)."""
     base = tempfile.mkdtemp(prefix="ocs-test-pg-")
