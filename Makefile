@@ -36,7 +36,7 @@ test-sysdeps:
 		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 
 run: deps
-	$(VENV)/bin/ocs serve --catalog $(CATALOG) $(ARGS)
+	$(VENV)/bin/ocs up --catalog $(CATALOG) $(ARGS)
 
 test: test-sysdeps $(STAMP)
 	$(PY) -m pytest $(ARGS)
