@@ -10,22 +10,26 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ocs.commands import (
     account,
+    api,
     catalog,
     config,
     dispatch,
     events,
+    export,
     report,
     serve,
     settle,
     sim,
     store,
+    up,
     usage,
     xdr,
 )
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
 COMMAND_MODULES = (
-    serve, account, catalog, config, sim, store, usage, xdr, settle, dispatch, events, report,
+    serve, up, account, catalog, config, sim, store, usage, export, xdr, settle, api, dispatch,
+    events, report,
 )  # fmt: skip
 DISTRIBUTION = "mvna-ocs"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left

@@ -179,6 +179,9 @@ class Tenant(msgspec.Struct, frozen=True):
     # "Balance below" notification levels (micro-units): the ledger scripts write one
     # balance_below event per downward crossing of each (depleted / negative always).
     notify_balance_below: tuple[int, ...] = ()
+    # How long the ledger recognises a retransmitted operation (and an event debit stays
+    # refundable), in seconds; 0 = the deployment's [ledger] idempotency_ttl_s.
+    idempotency_ttl_s: int = 0
     source: str = ""
 
     def service(self, name: str) -> Service | None:

@@ -1,12 +1,14 @@
 -- adjust.lua: operator correction of the balance (signed) and/or the credit limit, with a reason.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
--- shard event stream (admin_finish writes the change's event there)
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream (admin_finish
+-- writes the change's event to the shard's event stream, derived from it)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, delta, reason,
 --                  credit_limit (-1 = unchanged)}
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_INSUFFICIENT (the result would be
 -- below zero for prepaid, below -credit_limit for postpaid).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local delta = int(req[7], 'delta')
 local reason = str(req[8], 'reason')
@@ -22,4 +24,4 @@ if acct[A_BALANCE] + delta < -acct[A_LIMIT] then
 end
 acct[A_BALANCE] = acct[A_BALANCE] + delta
 return admin_finish(KEYS, acct, record('adjust', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {}, 0, 0,
-  {}, now, 0, reason, delta), digest, ttl)
+  {}, now, 0, reason, delta), digest, ttl, ctx)

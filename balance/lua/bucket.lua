@@ -1,14 +1,16 @@
 -- bucket.lua: add a bundle allowance (a bucket), optionally charging its fee from the balance in
 -- the same step (a bundle purchase). Expired buckets that hold nothing are dropped here (each
 -- with an 'expired' record), which keeps the bucket list bounded.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
--- shard event stream (a 'bundle_expired' event per dropped bucket, 'bundle_granted'/'_bought')
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream (the shard's event
+-- stream is derived from it: a 'bundle_expired' event per dropped bucket, 'bundle_granted'/'_bought')
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, bucket_id, kind, unit,
 --                  amount, priority, expires_at_s (0 never), fee, buckets_max}
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_EXISTS (bucket id in use),
 -- OCS_INSUFFICIENT (fee not covered), OCS_LIMIT (too many buckets).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local id, kind, unit = str(req[7], 'bucket_id'), str(req[8], 'kind'), str(req[9], 'unit')
 local amount = int(req[10], 'amount', 0)
@@ -38,11 +40,10 @@ acct[A_BUCKETS] = kept
 acct[A_BALANCE] = acct[A_BALANCE] - fee
 for _, b in ipairs(dropped) do
   append_record(KEYS[3], record('expired', tenant, subscriber, '', op_id, b[B_KIND], 0,
-    b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0))
-  if KEYS[4] then
-    emit_event(KEYS[4], 'bundle_expired', tenant, subscriber, op_id, now,
-      {bucket = b[B_ID], kind = b[B_KIND], unit = b[B_UNIT], remaining = b[B_REMAINING]})
-  end
+    b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0),
+    ctx)
+  emit_event(event_stream(KEYS[3]), 'bundle_expired', tenant, subscriber, op_id, now,
+    {bucket = b[B_ID], kind = b[B_KIND], unit = b[B_UNIT], remaining = b[B_REMAINING]})
 end
 return admin_finish(KEYS, acct, record('bucket', tenant, subscriber, '', op_id, kind, 0, amount, fee, 0,
-  {{id, amount}}, 0, 0, {}, now, 0, unit, -fee), digest, ttl)
+  {{id, amount}}, 0, 0, {}, now, 0, unit, -fee), digest, ttl, ctx)

@@ -21,7 +21,8 @@ local floor, min, max, huge = math.floor, math.min, math.max, math.huge
 local mp_pack, mp_unpack = cmsgpack.pack, cmsgpack.unpack
 local rcall = redis.call
 local ipairs, type, error, tonumber = ipairs, type, error, tonumber
-local tsort, tremove, sfind, ssub = table.sort, table.remove, string.find, string.sub
+local tsort, tremove, sfind, ssub, sbyte = table.sort, table.remove, string.find, string.sub,
+  string.byte
 
 local ACTIVE, BLOCKED = 0, 1
 local A_VERSION, A_STATE, A_BALANCE, A_LIMIT, A_HELD, A_BUCKETS, A_SESSIONS, A_NEXT = 1, 2, 3, 4, 5, 6, 7, 8
@@ -438,8 +439,28 @@ local function record(kind, tenant, subscriber, session, op_id, service, rg, uni
     wholesale_money, drawn, leak_units, leak_money, legs, now, balance_after, reason, money_delta}
 end
 
-local function append_record(stream, rec)
-  rcall('XADD', stream, '*', 'r', mp_pack(rec))
+-- The caller's record context (optional ARGV[2]: a msgpack array, balance/records.py
+-- RecordContext) becomes field 19 byte for byte, never decoded here: an 18-field record packs
+-- as array16 (0xdc 0x00 0x12), so the 19-field one is that header with 0x13, the same body, then
+-- the context's bytes. Costs one string concatenation per record.
+local function with_context(packed, ctx)
+  if ctx == nil then return packed end
+  return '\220\0\19' .. ssub(packed, 4) .. ctx
+end
+
+-- ARGV[2] checked before anything is written: absent, or one msgpack array (fixarray 0x90-0x9f,
+-- array16 0xdc) that the record can carry as it is.
+local function record_context(ctx)
+  if ctx == nil or ctx == '' then return nil end
+  local b = sbyte(ctx, 1)
+  if (b < 144 or b > 159) and b ~= 220 then
+    fail('BADARG', 'record context must be a msgpack array')
+  end
+  return ctx
+end
+
+local function append_record(stream, rec, ctx)
+  rcall('XADD', stream, '*', 'r', with_context(mp_pack(rec), ctx))
 end
 
 -- Shared by the account-maintenance scripts: {op_id, digest, tenant, subscriber, now_s,
@@ -451,6 +472,16 @@ end
 
 local function account_summary(acct)
   return mp_pack({acct[A_BALANCE], acct[A_HELD], acct[A_STATE], acct[A_LIMIT]})
+end
+
+-- The shard's event stream {t:<tenant>:<vshard>}:ev, derived from its record stream
+-- {t:<tenant>:<vshard>}:cdr (balance/keys.py event_key / stream_key) rather than passed as a
+-- key: the record context, refund records (debit.lua KEYS[4], debit_many.lua KEYS[3 + i]) and
+-- the CCR layout already use the key positions. Redis Cluster routes a call by its declared
+-- keys; this undeclared key carries the same hash tag as the declared record stream, so it is
+-- in the same slot on the same node, which Redis accepts (only cross-slot access is refused).
+local function event_stream(record_stream)
+  return ssub(record_stream, 1, #record_stream - 4) .. ':ev'
 end
 
 -- Provisioning / notification event (one entry of the shard's event stream, field "e",
@@ -487,25 +518,23 @@ end
 local ADMIN_EVENTS = {provision = 'created', block = 'blocked', unblock = 'unblocked',
   topup = 'topped_up', adjust = 'adjusted', bucket = 'bundle_granted', refund = 'refunded'}
 
--- Write the account, its record, its event (KEYS[4], the shard's event stream, when given) and
--- the idempotency entry; return the stored result. KEYS is passed in: in the Functions library
--- a script's keys are an argument, not a global.
-local function admin_finish(KEYS, acct, rec, digest, ttl)
+-- Write the account, its record (with the caller's context), its event (the shard's event
+-- stream) and the idempotency entry; return the stored result. KEYS is passed in: in the
+-- Functions library a script's keys are an argument, not a global.
+local function admin_finish(KEYS, acct, rec, digest, ttl, ctx)
   local result = account_summary(acct)
   rec[16] = acct[A_BALANCE]
   rcall('SET', KEYS[2], mp_pack(acct))
-  append_record(KEYS[3], rec)
-  local ev_key = KEYS[4]
-  if ev_key then
-    local etype = ADMIN_EVENTS[rec[1]]
-    if etype then
-      if etype == 'bundle_granted' and rec[9] > 0 then etype = 'bundle_bought' end
-      local after = acct[A_BALANCE] + acct[A_HELD]
-      emit_event(ev_key, etype, rec[2], rec[3], rec[5], rec[15], {balance = acct[A_BALANCE],
-        state = acct[A_STATE], amount = rec[18], reason = rec[17], kind = rec[6], units = rec[8],
-        fee = rec[9], buckets = rec[11]})
-      emit_crossings(ev_key, rec[2], rec[3], rec[5], rec[15], after - rec[18], after, nil)
-    end
+  append_record(KEYS[3], rec, ctx)
+  local etype = ADMIN_EVENTS[rec[1]]
+  if etype then
+    local ev_key = event_stream(KEYS[3])
+    if etype == 'bundle_granted' and rec[9] > 0 then etype = 'bundle_bought' end
+    local after = acct[A_BALANCE] + acct[A_HELD]
+    emit_event(ev_key, etype, rec[2], rec[3], rec[5], rec[15], {balance = acct[A_BALANCE],
+      state = acct[A_STATE], amount = rec[18], reason = rec[17], kind = rec[6], units = rec[8],
+      fee = rec[9], buckets = rec[11]})
+    emit_crossings(ev_key, rec[2], rec[3], rec[5], rec[15], after - rec[18], after, nil)
   end
   idem_store(KEYS[1], digest, result, ttl)
   return {0, result}

@@ -1,6 +1,6 @@
 -- offline.lua: usage already consumed (an offline xDR record), committed without a session.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream, KEYS[4] (optional)
--- shard event stream (depleted / negative / balance_below crossings)
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream (the shard's
+-- event stream, derived from it, gets the depleted / negative / balance_below crossings)
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, service, rating_group,
 --                  legs, kinds, payg(0/1), block_kinds, usage_at_s, balance_below (optional:
 --                  notification levels, micro-units)}
@@ -87,8 +87,8 @@ local packed = mp_pack(record('usage', tenant, subscriber, '', op_id, service, r
   -retail_total))
 rcall('SET', KEYS[2], mp_pack(acct))
 rcall('XADD', KEYS[3], '*', 'r', '\220\0\19' .. ssub(packed, 4) .. context)
-if KEYS[4] and retail_total > 0 then
-  emit_crossings(KEYS[4], tenant, subscriber, op_id, now, posted_before,
+if retail_total > 0 then
+  emit_crossings(event_stream(KEYS[3]), tenant, subscriber, op_id, now, posted_before,
     balance + acct[A_HELD], req[14])
 end
 idem_store(KEYS[1], digest, result, ttl)

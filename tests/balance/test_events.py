@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 from balance import keys
 from balance.events import Event, decode_event, parse_event_id
 from balance.ledger import Ledger
-from balance.records import BucketUnit
-from tests.balance.scenarios import NOW, SUB, rg
+from balance.records import BucketUnit, UsedLeg
+from tests.balance.scenarios import NOW, PER_UNIT, SUB, rg
 
 
 async def events_of(ledger: Ledger, subscriber: str = SUB) -> list[Event]:
@@ -105,9 +105,6 @@ async def test_a_crossing_notifies_once_under_retransmissions_and_top_up_rearms(
 
 
 async def test_debit_crosses_levels_and_goes_negative_on_postpaid(ledger: Ledger) -> None:
-    from balance.records import UsedLeg
-    from tests.balance.scenarios import PER_UNIT
-
     levels = Ledger(ledger.client, "acme", balance_below=[50])
     await levels.provision_account(SUB, balance=100, credit_limit=1000, now_s=NOW)
     leg = [UsedLeg("sms", 200, PER_UNIT)]
@@ -145,3 +142,19 @@ async def test_offline_usage_crosses_levels_once(ledger: Ledger) -> None:
             context=RecordContext(source="offline"), usage_at_s=NOW, now_s=NOW,
         )  # fmt: skip
     assert [e.type for e in await events_of(levels, sub)] == ["created", "balance_below"]
+
+
+async def test_refund_of_an_event_debit_is_a_refunded_event(ledger: Ledger) -> None:
+    # refund_debit.lua derives the event stream from its record stream, as every script does.
+    await ledger.provision_account(SUB, balance=1_000, now_s=NOW, op_id="p1")
+    debit = await ledger.debit_event(
+        SUB, "d1", service="sms", rating_group=0, legs=(UsedLeg("sms", 3, PER_UNIT),),
+        now_s=NOW, refund_ref="e1:0",
+    )  # fmt: skip
+    refunded = await ledger.refund_debit(SUB, "r1", debit_ref="e1:0", units=3, now_s=NOW)
+    await ledger.refund_debit(SUB, "r1", debit_ref="e1:0", units=3, now_s=NOW)  # replay
+    events = await events_of(ledger)
+    assert [e.type for e in events] == ["created", "refunded"]
+    assert events[1].op_id == "r1" and events[1].payload["units"] == 3
+    assert events[1].payload["amount"] == refunded.money == debit.debit.retail > 0
+    assert events[1].payload["balance"] == 1_000
