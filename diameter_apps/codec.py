@@ -788,8 +788,13 @@ class Message:
 
     @property
     def result_code(self) -> int | None:
-        avp = self.find(_RESULT_CODE)
-        return None if avp is None else avp.as_u32()
+        # A scan, not find(): this is read once per answer we send (metrics), on a built answer
+        # that has no index yet and where Result-Code sits second; building the index costs
+        # more than the scan.
+        for avp in self.avps:
+            if avp.code == _RESULT_CODE and not avp.vendor:
+                return avp.as_u32()
+        return None
 
     # --- wire ------------------------------------------------------------------------------
 
