@@ -1,21 +1,25 @@
-"""Instructions per CCR of the real ``ocs serve`` process, counted by callgrind: a figure that does
-not depend on the machine's load, so changes of a few per cent show (wall-clock figures on the
-shared machine cannot resolve them).
+"""Instructions per CCR of the real ``ocs serve`` process, counted by callgrind: a figure far less
+sensitive to the machine's load than wall-clock time, so changes of a few per cent show (CPU
+time on the shared machine cannot resolve them).
 
 The server runs under ``valgrind --tool=callgrind --instr-atstart=no``; this process is the
 client (the simulator's encoder, over TCP). After a warm-up, ``callgrind_control -i on`` and
 ``-z`` open the measured window; N CCRs (Gy sessions of I, U, U, U, T with two MSCCs, demo
 catalog, stage by stage) go in writes of 64, each write answered before the next; ``-d`` dumps.
-Then ``-z``, the same number of fresh CCRs one per write, ``-d``. callgrind only reads its
+Then ``-z``, the same number of fresh CCRs one per write, ``-d``. Each window runs ``--repeat``
+times and the least is kept: how many CCRs share an event-loop turn or a Redis round trip depends
+on timing, so on a loaded machine single windows differ by a few per cent. callgrind only reads its
 commands while the program runs, so each command is followed by Device-Watchdog requests until
 it is taken: a few DWRs (~0.1 % of a window) fall inside the windows.
 
 Reported to ``benchmarks/results/instructions.json``: instructions per CCR (total and by object
 file: libpython, uvloop, hiredis, msgspec, ...), and, from a separate in-process run under
 cProfile (never the measured one), Python function calls per CCR and self-time share by package
-(diameter_apps, ocs, balance, tariffs, other).
+(diameter_apps, ocs, balance, tariffs, other); and, with ``redis-server`` under callgrind and the
+server plain, instructions per ledger script call.
 
-    .venv/bin/python -m benchmarks.bench_instructions [--ccrs 300] [--warmup 100] [--no-profile]
+    .venv/bin/python -m benchmarks.bench_instructions [--ccrs 300] [--warmup 100] [--repeat 3]
+        [--no-profile] [--no-redis]
 """
 
 from __future__ import annotations
@@ -245,16 +249,25 @@ def measure(
         seen: set[Path] = set()
         control(client, proc.pid, "-i", "on")
         for label, per_write in (("writes_of_64", WRITE_CCRS), ("one_per_write", 1)):
-            batch = fresh(stage_order(session_waves(catalog, sessions))[: args.ccrs], label)
-            control(client, proc.pid, "-z")
-            codes = send_all(client, batch, per_write)
-            control(client, proc.pid, "-d")
-            figures = window_figures(newest_dump(dumps, seen), len(batch))
-            figures["ccrs"] = len(batch)
-            figures["result_codes"] = {str(k): v for k, v in codes.items()}
-            windows[label] = figures
-            print(f"{label}: {figures['instructions_per_ccr']:,} instructions per CCR "
-                  f"{figures['by_object_per_ccr']}", flush=True)  # fmt: skip
+            runs: list[dict[str, Any]] = []
+            for run in range(args.repeat):
+                specs = stage_order(session_waves(catalog, sessions))[: args.ccrs]
+                batch = fresh(specs, f"{label}-{run}")
+                control(client, proc.pid, "-z")
+                codes = send_all(client, batch, per_write)
+                control(client, proc.pid, "-d")
+                figures = window_figures(newest_dump(dumps, seen), len(batch))
+                figures["ccrs"] = len(batch)
+                figures["result_codes"] = {str(k): v for k, v in codes.items()}
+                runs.append(figures)
+            # How many CCRs share a loop turn or a Redis round trip depends on timing on a
+            # loaded machine: the least of the runs is the least disturbed one.
+            best = dict(min(runs, key=lambda r: int(r["instructions_per_ccr"])))
+            best["instructions_per_ccr_runs"] = [r["instructions_per_ccr"] for r in runs]
+            windows[label] = best
+            print(f"{label}: {best['instructions_per_ccr']:,} instructions per CCR (runs "
+                  f"{best['instructions_per_ccr_runs']}) {best['by_object_per_ccr']}",
+                  flush=True)  # fmt: skip
         client.sock.close()
         return windows
     finally:
@@ -265,6 +278,109 @@ def measure(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def start_server(
+    workdir: Path, catalog: Path, redis_url: str, wrapper: list[str], name: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``ocs serve`` (under ``wrapper``, e.g. valgrind) on free ports; (process, Diameter port)
+    once its HTTP listener answers."""
+    diameter_port, http_port = free_tcp_port(), free_tcp_port()
+    command = [
+        *wrapper,
+        sys.executable, "-m", "ocs", "serve",
+        "--diameter-listen", f"127.0.0.1:{diameter_port}",
+        "--http-listen", f"127.0.0.1:{http_port}",
+        "--no-sip", "--redis-url", redis_url,
+        "--redis-data-dir", str(workdir / f"{name}-data"),
+        "--catalog", str(catalog), "--log-level", "warning",
+        "--origin-realm", "bench.local",
+    ]  # fmt: skip
+    log_path = workdir / f"{name}.log"
+    proc = subprocess.Popen(
+        command, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, cwd=workdir
+    )
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ocs serve exited: {log_path.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
+            return proc, diameter_port
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("ocs serve did not listen in time") from None
+            time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def script_calls(url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return sum(
+        int(v["calls"])
+        for k, v in stats.items()
+        if k in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_evalsha_ro", "cmdstat_fcall")
+    )
+
+
+def measure_redis(args: argparse.Namespace, workdir: Path, catalog: Path) -> dict[str, Any]:
+    """redis-server under callgrind, the server plain: instructions per ledger script call
+    (serverCron runs at 10 Hz, so callgrind takes its commands without a wake-up)."""
+    dumps = workdir / "callgrind-redis"
+    dumps.mkdir()
+    wrapper = workdir / "redis-under-callgrind"
+    wrapper.write_text(
+        "#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no "
+        f'--callgrind-out-file={dumps}/callgrind.out.%p redis-server "$@"\n',
+        encoding="utf-8",
+    )
+    wrapper.chmod(0o755)
+    with EmbeddedRedis(workdir / "redis-cg", server_bin=str(wrapper)) as redis_server:
+        pid = redis_server.pid
+        assert pid is not None
+        proc, port = start_server(workdir, catalog, redis_server.url, [], "ocs-plain")
+        try:
+            client = Client(port, "bench.local")
+            sessions = -(-args.ccrs // 5)
+            send_all(client, fresh(stage_order(session_waves(catalog, sessions)), "rwarm"), 64)
+            subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True,
+                           capture_output=True, timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+            subprocess.run(["callgrind_control", "-z", str(pid)], check=True,
+                           capture_output=True, timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+            calls_before = script_calls(redis_server.url)
+            batch = fresh(stage_order(session_waves(catalog, sessions))[: args.ccrs], "redis")
+            codes = send_all(client, batch, WRITE_CCRS)
+            calls = script_calls(redis_server.url) - calls_before
+            subprocess.run(["callgrind_control", "-d", str(pid)], check=True,
+                           capture_output=True, timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+            total, _ = parse_dump(newest_dump(dumps, set()))
+            client.sock.close()
+        finally:
+            stop(proc)
+    return {
+        "ccrs": len(batch),
+        "script_calls": calls,
+        "instructions_per_script_call": round(total / max(calls, 1)),
+        "instructions_per_ccr": round(total / len(batch)),
+        "instructions_total": total,
+        "result_codes": {str(k): v for k, v in codes.items()},
+    }
 
 
 def package_of(filename: str) -> str:
@@ -332,7 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--ccrs", type=int, default=300, help="per measured window")
     parser.add_argument("--warmup", type=int, default=100, help="CCRs before the windows")
+    parser.add_argument("--repeat", type=int, default=3, help="windows per mode; least kept")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--no-redis", dest="redis", action="store_false", help="skip redis-server's figure"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -343,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
         catalog = bench_catalog(workdir / "catalog")
         with EmbeddedRedis(workdir / "redis") as redis_server:
             windows = measure(args, workdir, catalog, redis_server.url)
+        redis_figures = measure_redis(args, workdir, catalog) if args.redis else None
+        if redis_figures is not None:
+            print(f"redis-server: {redis_figures['instructions_per_script_call']:,} "
+                  "instructions per ledger script call", flush=True)  # fmt: skip
+        with EmbeddedRedis(workdir / "redis-profile") as redis_server:
             packages = None
             if args.profile:
                 import uvloop
@@ -359,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip(),
         "mix": "Gy sessions I,U,U,U,T; two MSCCs; demo catalog; stage by stage",
         "windows": windows,
+        "redis_server": redis_figures,
         "python_by_package_cprofile": packages,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

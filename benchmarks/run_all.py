@@ -43,7 +43,8 @@ SMOKE: dict[str, Plan] = {
         *("--ceiling-requests", "500", "--output", str(out)),
     ],
     "bench_instructions": lambda out: [
-        *("--ccrs", "20", "--warmup", "10", "--no-profile", "--out", str(out))
+        *("--ccrs", "20", "--warmup", "10", "--repeat", "1", "--no-profile", "--no-redis"),
+        *("--out", str(out)),
     ],
     "bench_e2e": lambda out: [
         *("--start-rate", "200", "--step-s", "1", "--budget-s", "4", "--processes", "1"),
@@ -65,7 +66,16 @@ QUICK: dict[str, Plan] = {
         *("--records", "50000", "--rounds", "2", "--export-records", "100000"),
         *("--output", str(out)),
     ],
-    "bench_instructions": lambda out: ["--ccrs", "100", "--warmup", "50", "--out", str(out)],
+    "bench_instructions": lambda out: [
+        "--ccrs",
+        "100",
+        "--warmup",
+        "50",
+        "--repeat",
+        "1",
+        "--out",
+        str(out),
+    ],
     "bench_e2e": lambda out: [
         *("--budget-s", "45", "--processes", "1", "--ceiling-rounds", "1", "--no-profile"),
         *("--output", str(out)),
