@@ -13,6 +13,7 @@ import hmac
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
 from balance import keys
 from balance.ledger import tenant_username
@@ -20,7 +21,9 @@ from balance.scripts import ScriptSet, load_library
 
 LEDGER_SCRIPTS = ScriptSet.load()
 
-# Commands the charging path needs, directly or inside the scripts; nothing administrative.
+# Commands the charging path needs, directly or inside the scripts, and the exporter's reads of
+# the tenant's record streams (XREADGROUP, XACK, XPENDING, XAUTOCLAIM, XINFO GROUPS for the
+# last delivered id, and XTRIM of what is stored); nothing administrative.
 TENANT_COMMANDS = (
     "ping", "hello", "auth", "client|setname", "client|id", "command", "info",
     "evalsha", "eval", "evalsha_ro", "eval_ro", "script|load", "script|exists",
@@ -28,6 +31,7 @@ TENANT_COMMANDS = (
     "get", "set", "mget", "del", "exists", "expire", "ttl",
     "zadd", "zrem", "zrangebyscore", "zrange", "zscore", "zcard",
     "xadd", "xlen", "xrange", "xreadgroup", "xack", "xgroup|create", "xpending", "xautoclaim",
+    "xtrim", "xinfo|groups",
     "cluster|slots", "cluster|shards", "cluster|nodes", "readonly",
 )  # fmt: skip
 
@@ -62,6 +66,23 @@ async def provision_tenant(admin: Any, tenant: str, password: str) -> None:
         await admin.execute_command(*arguments, target_nodes=admin.get_nodes())
     else:
         await admin.execute_command(*arguments)
+    await save_acl(admin)
+
+
+async def save_acl(admin: Any) -> bool:
+    """``ACL SAVE`` where Redis runs with an ``aclfile`` (the embedded one does), so a restart
+    keeps the tenant users; False where it has none (an external Redis: the ledger's repair
+    provisions them again on the first refused login instead)."""
+    try:
+        if isinstance(admin, RedisCluster):
+            await admin.execute_command("ACL", "SAVE", target_nodes=admin.get_nodes())
+        else:
+            await admin.execute_command("ACL", "SAVE")
+    except ResponseError as exc:
+        if "not configured to use an ACL file" in str(exc):
+            return False
+        raise
+    return True
 
 
 async def remove_tenant(admin: Any, tenant: str) -> None:

@@ -17,17 +17,20 @@ from typing import Any
 
 import msgspec
 import structlog
+from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
+from ocs.background import PeriodicTask
 from ocs.catalog_diff import diff_catalogs
 from ocs.catalog_install import install_catalog
 from ocs.catalog_store import CATALOG_NOTICE, read_stored, store_catalog, stored_catalog
 from ocs.charging.credit_control import CreditControlHandler
 from ocs.charging.directory import TenantDirectory
-from ocs.charging.notifications import AccountNotice, NoticeListener, ServerInitiated
+from ocs.charging.durable_requests import DurableServerRequests, PeerStore, consumer_name
+from ocs.charging.notifications import AccountNotice, NoticeListener
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.supervision import TccSupervisor
 from ocs.config import Config, ConfigError
@@ -39,6 +42,7 @@ from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
 from ocs.sip_charging.service import SipCharging
+from ocs.subscriber_directory import DIRECTORY_NOTICE, DynamicDirectory, read_all, read_entry
 from tariffs.errors import CatalogError
 from tariffs.loader import load_catalog_sources
 from tariffs.model import Catalog
@@ -46,6 +50,8 @@ from tariffs.model import Catalog
 # Allocations between young-generation collections (CPython's default is 700). A CCR allocates
 # a few hundred short-lived objects, so the default runs a collection every couple of requests.
 GC_YOUNG_THRESHOLD = 10_000
+# How often the dynamic subscriber directory is re-read whole (notices keep it current between).
+DIRECTORY_RESYNC_S = 30.0
 
 
 def tune_garbage_collector() -> None:
@@ -80,7 +86,7 @@ class OcsApp:
         self.log = logger or make_logger(config.log.level, json=config.log.json)
         self.clock = clock
         self.metrics = Metrics()
-        self.ledger = LedgerRuntime(config.redis, config.ledger)
+        self.ledger = LedgerRuntime(config.redis, config.ledger, log=self.log)
         self.metrics.ledger_pools = self.ledger.pool_stats
         self.sessions = SessionRegistry()
         self.directory: TenantDirectory | None = None
@@ -88,15 +94,25 @@ class OcsApp:
         self.http: HttpServer | None = None
         self.supervisor: TccSupervisor | None = None
         self.notices: NoticeListener | None = None
-        self.server_initiated: ServerInitiated | None = None
+        self.peers: PeerStore | None = None
+        self.server_requests: DurableServerRequests | None = None
+        # Subscribers created at run time (ocs api): in memory, refreshed by notice and resync.
+        self.dynamic = DynamicDirectory()
+        self.dynamic_resync: PeriodicTask | None = None
         self.sip: SipCharging | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
         await self._start_ledger()
+        assert self.ledger.admin is not None
+        self.peers = PeerStore(
+            self.ledger.admin, ttl_s=int(self.config.ledger.session_idle_s), log=self.log
+        )
         catalog = await self._load_catalog()
         self._catalog_served(catalog)
-        self.directory = TenantDirectory(catalog, self._ledger_for)
+        assert self.ledger.admin is not None
+        self.dynamic.replace_all(await read_all(self.ledger.admin))
+        self.directory = TenantDirectory(catalog, self._ledger_for, self.dynamic)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
         try:
@@ -117,6 +133,9 @@ class OcsApp:
             self.metrics,
             health=self._health,
             request_bytes_max=self.config.http.request_bytes_max,
+            request_timeout_s=self.config.http.request_timeout_s,
+            idle_timeout_s=self.config.http.idle_timeout_s,
+            connections_max=self.config.http.connections_max,
         )
         host, port = await self.http.start(
             self.config.http.listen_host, self.config.http.listen_port
@@ -148,16 +167,25 @@ class OcsApp:
         )
         self.supervisor.start()
         assert self.ledger.admin is not None
-        self.server_initiated = ServerInitiated(
-            self.sessions,
+        self.server_requests = DurableServerRequests(
+            self.ledger.admin,
+            self.peers,
             self._send_server_request,
+            lambda: self.diameter.open_peers.keys() if self.diameter is not None else (),
+            consumer=consumer_name(self.config.diameter.origin_host),
             origin_host=self.config.diameter.origin_host,
             origin_realm=self.config.diameter.origin_realm,
             timeout_s=self.config.charging.server_request_timeout_s,
             log=self.log,
         )
+        self.server_requests.start()
+        # Catalog reloads still come as pub/sub notices (every process acts on each one).
         self.notices = NoticeListener(self.ledger.admin, self._on_notice, log=self.log)
         self.notices.start()
+        self.dynamic_resync = PeriodicTask(
+            "directory_resync", self._resync_directory, interval_s=DIRECTORY_RESYNC_S, log=self.log
+        )
+        self.dynamic_resync.start()
 
     async def _start_ledger(self) -> None:
         try:
@@ -232,18 +260,39 @@ class OcsApp:
         await store_catalog(self.ledger.admin, sources)
         return catalog
 
+    async def _resync_directory(self) -> None:
+        """Repairs a missed ``directory`` notice (the listener was reconnecting)."""
+        assert self.ledger.admin is not None
+        self.dynamic.replace_all(await read_all(self.ledger.admin))
+
     async def _on_notice(self, notice: AccountNotice) -> None:
+        # Account notices (top-up, block) travel as a stream: DurableServerRequests.
         if notice.event == CATALOG_NOTICE:
             await self._reload_catalog()
-        elif self.server_initiated is not None:
-            await self.server_initiated.handle(notice)
+        elif notice.event == DIRECTORY_NOTICE:
+            assert self.ledger.admin is not None
+            self.dynamic.set(
+                notice.subscriber, await read_entry(self.ledger.admin, notice.subscriber)
+            )
 
     async def _reload_catalog(self) -> None:
         assert self.ledger.admin is not None and self.directory is not None
         try:
             catalog = await stored_catalog(self.ledger.admin)
         except CatalogError as exc:
-            self.log.error("catalog_reload_refused", problems=[str(p) for p in exc.problems])
+            self.log.error(
+                "catalog_reload_refused",
+                problems=[str(p) for p in exc.problems],
+                kept="the catalog in use",
+            )
+            self.metrics.catalog_reloads_total.labels("refused").inc()
+            return
+        except (RedisError, OSError):
+            raise  # Redis trouble: the notice listener reconnects and the next notice retries
+        except Exception as exc:
+            # Whatever else a bad catalog trips over, the running one stays (never a crash of
+            # the listener that also carries RAR/ASR notices).
+            self.log.error("catalog_reload_refused", error=repr(exc), kept="the catalog in use")
             self.metrics.catalog_reloads_total.labels("refused").inc()
             return
         if catalog is not None:
@@ -270,6 +319,7 @@ class OcsApp:
             clock=self.clock,
             profile=Profile.LENIENT if self.config.diameter.lenient else Profile.STRICT,
             metrics=self.metrics,
+            peers=self.peers,
         )
         router.register(
             ApplicationId.CREDIT_CONTROL, CommandCode.CREDIT_CONTROL, handler, vendor_id=VENDOR_3GPP
@@ -307,8 +357,12 @@ class OcsApp:
         self._stop.set()
 
     async def stop(self) -> None:
+        if self.dynamic_resync is not None:
+            await self.dynamic_resync.stop()
         if self.notices is not None:
             await self.notices.stop()
+        if self.server_requests is not None:
+            await self.server_requests.stop()
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self.sip is not None:

@@ -67,7 +67,9 @@ from diameter_apps.credit_control.codes import CcAvp, DirectDebitingFailureHandl
 from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, UnknownSessionId
 from diameter_apps.events import RequestReceived
 from diameter_apps.validation import Profile
+from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import TenantDirectory
+from ocs.charging.durable_requests import PeerStore
 from ocs.charging.events import EventCharging
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
@@ -135,8 +137,10 @@ class CreditControlHandler:
         clock: Callable[[], float],
         profile: Profile = Profile.LENIENT,
         metrics: Metrics | None = None,
+        peers: PeerStore | None = None,
     ) -> None:
         self.directory = directory
+        self.peers = peers  # the shared session → peer store (durable RAR/ASR); None: none
         self.config = config
         self.origin_host = origin_host
         self.origin_realm = origin_realm
@@ -370,6 +374,7 @@ class CreditControlHandler:
                 )
             )
         digest = ccr_fingerprint(ccr.message).hex()
+        context = self._session_context(ccr, ref, tenant, slots, now)
 
         def call(ledger: Ledger) -> Awaitable[CcrResult]:
             return ledger.credit_control(
@@ -381,6 +386,7 @@ class CreditControlHandler:
                 digest=digest,
                 request_kind=int(ccr.request_type),
                 request_number=ccr.request_number,
+                context=context,
             )
 
         ledger = self._ledgers.get(ref.tenant)
@@ -390,7 +396,27 @@ class CreditControlHandler:
             call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
         )
         return work, functools.partial(
-            self._session_answer, ccr, ref, tenant, suspended, slots, now
+            self._session_answer, ccr, ref, tenant, suspended, slots, now, context
+        )
+
+    def _session_context(
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        tenant: Tenant,
+        slots: list[_Slot],
+        now: int,
+    ) -> bytes:
+        """The session's encoded record context: the one its first request here built, or a
+        new one (a CCR-I; or a CCR-U/T whose session began at another server: start unknown)."""
+        initial = ccr.request_type is CcRequestType.INITIAL
+        if not initial:
+            entry = self.sessions.get(ccr.session_id)
+            if entry is not None and entry.context:
+                return entry.context
+        version = next((s.rating.version for s in slots if s.rating is not None), "")
+        return encoded_ccr_context(
+            ccr, ref, tenant, rate_card_version=version, started_at_s=now if initial else 0.0
         )
 
     async def _first_call(
@@ -410,6 +436,7 @@ class CreditControlHandler:
         suspended: bool,
         slots: list[_Slot],
         now: int,
+        context: bytes,
         outcome: CcrResult,
     ) -> CreditControlAnswer:
         """The CCA of a session request from the ledger's outcome (the post-ledger half)."""
@@ -421,31 +448,60 @@ class CreditControlHandler:
         if suspended and not terminating:
             # Decided by the same snapshot that planned no grant: usage was committed, nothing
             # new is held, and the gateway is told to end the service (it then sends CCR-T).
-            return self._suspended_update(ccr, ref, slots, now)
+            return self._suspended_update(ccr, ref, slots, now, context)
         answers = (
             ()
             if terminating
             else tuple(self._service_answer(slot, results, tenant, now) for slot in slots)
         )
-        if terminating:
+        code = _top_level_code(ccr, answers)
+        if terminating or (ccr.request_type is CcRequestType.INITIAL and code in _SESSION_REFUSED):
+            # A refused CCR-I establishes no session: the ledger kept none either (ccr.lua).
+            if self.peers is not None and (
+                terminating or self.sessions.get(ccr.session_id) is not None
+            ):
+                self.peers.forget(ref.tenant, ref.subscriber_id, ccr.session_id)
             self.sessions.ended(ccr.session_id)
         else:
             self._keep_session(
                 ccr,
                 ref,
                 now,
+                context,
                 waiting_for_credit=any(
                     a.final_unit_indication is not None
                     or a.result_code == ResultCode.CREDIT_LIMIT_REACHED
                     for a in answers
                 ),
             )
-        return CreditControlAnswer(result_code=_top_level_code(ccr, answers), services=answers)
+        return CreditControlAnswer(result_code=code, services=answers)
 
     def _keep_session(
-        self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, *, waiting_for_credit: bool
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        now: int,
+        context: bytes,
+        *,
+        waiting_for_credit: bool,
     ) -> None:
-        """Remember the open session here (for RAR after a top-up, ASR, Tcc and metrics)."""
+        """Remember the open session here (Tcc, metrics) and, when new or changed, in the
+        shared peer store (RAR after a top-up, ASR, from any process)."""
+        if self.peers is not None:
+            known = self.sessions.get(ccr.session_id)
+            if (
+                known is None
+                or known.waiting_for_credit != waiting_for_credit
+                or known.origin_host != ccr.origin_host
+            ):
+                self.peers.remember(
+                    ref.tenant,
+                    ref.subscriber_id,
+                    ccr.session_id,
+                    ccr.origin_host,
+                    ccr.origin_realm,
+                    waiting_for_credit,
+                )
         self.sessions.seen(
             ccr.session_id,
             tenant=ref.tenant,
@@ -454,14 +510,20 @@ class CreditControlHandler:
             origin_realm=ccr.origin_realm,
             now_s=now,
             waiting_for_credit=waiting_for_credit,
+            context=context,
         )
 
     def _suspended_update(
-        self, ccr: CreditControlRequest, ref: SubscriberRef, slots: list[_Slot], now: int
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        slots: list[_Slot],
+        now: int,
+        context: bytes,
     ) -> CreditControlAnswer:
         """A suspended tenant's CCR-U: every MSCC 4010 without a grant; the session stays
         known here (its CCR-T, or an ASR, still has to find it)."""
-        self._keep_session(ccr, ref, now, waiting_for_credit=False)
+        self._keep_session(ccr, ref, now, context, waiting_for_credit=False)
         return CreditControlAnswer(
             result_code=ResultCode.END_USER_SERVICE_DENIED,
             services=tuple(_coded(slot.service, DENIED) for slot in slots),
@@ -604,11 +666,22 @@ def _failed(ccr: CreditControlRequest, code: int) -> tuple[Avp, ...]:
 
 def _top_level_code(ccr: CreditControlRequest, answers: tuple[ServiceAnswer, ...]) -> int:
     """Session-level Result-Code: a single-service request carries its service's code; with
-    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused."""
+    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused
+    or, on a CCR-I, every MSCC is."""
     if not answers:
         return ResultCode.SUCCESS
     if not ccr.has_mscc:
         return answers[0].result_code
     if all(a.result_code == ResultCode.END_USER_SERVICE_DENIED for a in answers):
         return ResultCode.END_USER_SERVICE_DENIED
+    if ccr.request_type is CcRequestType.INITIAL and all(
+        a.result_code in _SESSION_REFUSED for a in answers
+    ):
+        # Every service of a CCR-I refused by the ledger: the session is not established (the
+        # ledger keeps none), so the command-level code says so and no CCR-T is expected.
+        return ResultCode.CREDIT_LIMIT_REACHED
     return ResultCode.SUCCESS
+
+
+# Command-level codes of a CCR-I that establish no session (ccr.lua drops it in the same call).
+_SESSION_REFUSED = frozenset((ResultCode.CREDIT_LIMIT_REACHED, ResultCode.END_USER_SERVICE_DENIED))

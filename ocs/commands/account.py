@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger
-from balance.records import OpResult
+from balance.records import OpResult, RecordContext
 from ocs.account_records import (
     HISTORY_LIMIT_MAX,
     HISTORY_SCAN_MAX,
@@ -44,7 +44,7 @@ from ocs.account_view import (
     list_table,
 )
 from ocs.catalog_store import stored_catalog
-from ocs.charging.notifications import publish_notice
+from ocs.charging.durable_requests import publish_account_notice
 from ocs.config import Config, ConfigError, load_config
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
 from ocs.subscriber_lookup import LookupRefused, Target, find_target
@@ -215,18 +215,26 @@ async def _list(client: Any, args: argparse.Namespace, catalog: Catalog | None) 
 
 async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> OpResult | None:
     name, subscriber, now_s = args.action_name, target.subscriber, time.time()
+    # Operator changes are marked as such on their records (the usage store's ``source``).
+    context = RecordContext(source="admin", msisdn=subscriber, source_ref="cli")
     if name == "create":
         return await ledger.provision_account(
             subscriber,
             balance=parse_amount(args.balance, signed=True),
             credit_limit=parse_amount(args.credit_limit, signed=True),
             now_s=now_s,
+            context=context,
         )
     if name == "topup":
         amount = parse_amount(args.amount)
         _check_topup(target, amount)
         return await ledger.topup(
-            subscriber, amount, reason=args.reason, now_s=now_s, op_id=parse_op_id(args.op_id)
+            subscriber,
+            amount,
+            reason=args.reason,
+            now_s=now_s,
+            op_id=parse_op_id(args.op_id),
+            context=context,
         )
     if name == "adjust":
         delta = parse_amount(args.amount, signed=True)
@@ -238,11 +246,12 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
             credit_limit=limit,
             now_s=now_s,
             op_id=parse_op_id(args.op_id),
+            context=context,
         )
     if name == "block":
-        return await ledger.block(subscriber, reason=args.reason, now_s=now_s)
+        return await ledger.block(subscriber, reason=args.reason, now_s=now_s, context=context)
     if name == "unblock":
-        return await ledger.unblock(subscriber, reason=args.reason, now_s=now_s)
+        return await ledger.unblock(subscriber, reason=args.reason, now_s=now_s, context=context)
     return None  # show, history: read only
 
 
@@ -278,8 +287,9 @@ async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[s
             }
         result = await _mutate(ledger, target, args)
         if name in ("topup", "block") and result is not None and not result.replayed:
-            # Servers owning the subscriber's live sessions send RAR (top-up) or ASR (block).
-            await publish_notice(client, target.tenant, target.subscriber, name)
+            # A server holding a connection to each live session's client sends it a RAR
+            # (top-up) or an ASR (block): a durable notice, taken whenever a server runs.
+            await publish_account_notice(client, target.tenant, target.subscriber, name)
         account = await ledger.query(target.subscriber)
         data = account_json(
             target.tenant, target.subscriber, account, time.time(), ctx, imsi=target.imsi

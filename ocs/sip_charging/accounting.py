@@ -26,6 +26,7 @@ import structlog
 
 from balance.errors import LedgerUnavailable, Outcome
 from balance.ledger import Ledger, content_digest
+from ocs.charging.context import sip_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.usage import time_legs
 from ocs.sip_charging.policy import PENDING_RETRY_S, CallPolicy
@@ -174,7 +175,9 @@ class CallAccounting:
     # -- the claim / apply / record cycle ------------------------------------------------------
 
     def _store(self, ledger: Ledger, tenant: str) -> CallStore:
-        return CallStore(ledger.client, tenant, record_ttl_s=self.policy.record_ttl_s)
+        return CallStore(
+            ledger.client, tenant, record_ttl_s=self.policy.record_ttl_s, guard=ledger.access
+        )
 
     async def _change(self, ref: CallRef, decide: Decide) -> tuple[Stored, bool]:
         """Finish any unfinished change of the call, then claim and apply ``decide``'s intent
@@ -250,6 +253,19 @@ class CallAccounting:
             [item],
             now_s=intent.at_s,
             digest=content_digest("sip", step, intent.seconds, intent.at_s),
+            context=(
+                sip_context(
+                    profile,
+                    subscriber=record.subscriber,
+                    caller=record.caller,
+                    callee=record.callee,
+                    started_at_s=record.authorized_at_s,
+                    call_key=record.key,
+                    rate_card_version=rating.version,
+                )
+                if profile is not None
+                else None
+            ),
         )
         outcome = result.items[0]
         changed = msgspec.structs.replace(
