@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import socket
 import sys
@@ -107,6 +108,11 @@ def child_specs(
     return specs
 
 
+def _without_password(url: str) -> str:
+    """A URL fit for a log line: its password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
 def run(args: argparse.Namespace) -> int:
     overrides: dict[str, dict[str, Any]] = {"redis": {}, "store": {}, "log": {}}
     if args.redis_data_dir:
@@ -148,10 +154,10 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
             redis_url = redis.url
             (redis_dir / REDIS_URL_FILE).write_text(redis_url + "\n", encoding="utf-8")
         store_url = args.store_url or config.store.url
-        if not store_url and not args.no_export:
+        if not store_url and not (args.no_export and args.no_api):
             store = await asyncio.to_thread(start_embedded_store, config.store)
             store_url = store.url
-        log.info("up_databases", redis=redis_url, store=store_url or "")
+        log.info("up_databases", redis=redis_url, store=_without_password(store_url or ""))
         supervisor = Supervisor(child_specs(args, redis_url, str(redis_dir), store_url or ""), log)
         runner = asyncio.create_task(supervisor.run())
         await stop.wait()

@@ -102,3 +102,12 @@ def test_up_charges_exports_and_stops_cleanly(base: Path) -> None:
     # The databases went with it (their URL files are removed on stop).
     assert not (base / "redis" / "redis.url").exists()
     assert not (base / "pg" / "store.url").exists()
+
+
+def test_the_store_password_is_not_logged() -> None:
+    from ocs.commands.up import _without_password
+
+    assert _without_password("postgresql://ocs:s3cret@127.0.0.1:5/ocs") == (
+        "postgresql://ocs:***@127.0.0.1:5/ocs"
+    )
+    assert _without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
