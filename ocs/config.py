@@ -84,6 +84,7 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     request_timeout_s: float = 10.0
     # A keep-alive connection with no request for this long is closed.
     idle_timeout_s: float = 60.0
+    # Open HTTP connections at once; a further one is closed at once.
     connections_max: int = 512
 
 
