@@ -128,6 +128,7 @@ class SubscriberRange(msgspec.Struct, frozen=True):
     msisdn_last: str
     opening_balance: int
     bundles: tuple[str, ...]
+    plan: str = ""  # "" = the tenant's own rate cards, no plan
 
     @property
     def size(self) -> int:
@@ -141,6 +142,23 @@ class SubscriberEntry(msgspec.Struct, frozen=True):
     imsi: str | None
     opening_balance: int
     bundles: tuple[str, ...]
+    plan: str = ""
+
+
+Cycle = Literal["monthly", "calendar_month", "weekly", "daily"]
+
+
+class Plan(msgspec.Struct, frozen=True):
+    """A product a subscriber is on: the rate cards that price its usage and the bundles it
+    includes. ``rate_cards`` is already resolved: the plan's own cards, or the tenant's cards
+    with the plan's overriding rows applied (each version then named ``<card>@<plan>``, so the
+    price key on every usage record names the plan)."""
+
+    id: str
+    rate_cards: tuple[RateCard, ...]
+    bundles: tuple[str, ...] = ()
+    fee: int = 0  # micro-units per cycle
+    cycle: Cycle | None = None  # None: the plan has no recurring fee
 
 
 class FinalUnitAction(msgspec.Struct, frozen=True):
@@ -177,12 +195,18 @@ class Tenant(msgspec.Struct, frozen=True):
     # ims_charging's 100 / 1000 on 32260). A domain absent here refuses such a request (5031).
     context_defaults: tuple[tuple[ContextKind, str], ...] = ()
     source: str = ""
+    plans: tuple[Plan, ...] = ()
+    # Bundles a subscriber may buy (``ocs account buy``), each at its bundle's ``fee``.
+    addons: tuple[str, ...] = ()
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
 
     def bundle(self, bundle_id: str) -> Bundle | None:
         return next((b for b in self.bundles if b.id == bundle_id), None)
+
+    def plan(self, plan_id: str) -> Plan | None:
+        return next((p for p in self.plans if p.id == plan_id), None)
 
 
 class Catalog(msgspec.Struct, frozen=True):

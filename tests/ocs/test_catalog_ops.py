@@ -94,9 +94,9 @@ def test_diff_counts_tenants_rate_rows_and_subscribers() -> None:
     assert by_id["acme"].status == "changed"
     assert by_id["acme"].rates == Counts(added=0, removed=1, changed=1)
     assert by_id["acme"].subscribers == Counts(added=1, removed=10, changed=0)
-    assert by_id["acme"].settings == ("currency",)
+    assert by_id["acme"].settings == ("currency", "plans")  # plans carry the changed rows
     assert by_id["globex"].status == "removed"
-    assert by_id["globex"].subscribers == Counts(removed=100)
+    assert by_id["globex"].subscribers == Counts(removed=200)
     assert by_id["initech"].status == "added"
     assert by_id["initech"].rates.added == 12
     assert diff.lines()[0] == "tenants: 1 added, 1 removed, 1 changed"
@@ -143,7 +143,7 @@ def test_tenant_option_picks_tenants_of_the_files(
 ) -> None:
     base = load_args(redis_url, tmp_path)
     code, out, _ = run(capsys, "catalog", "load", str(EXAMPLES), "--tenant", "globex", *base)
-    assert code == 0 and out.splitlines()[-1].startswith("globex: 100 subscribers installed")
+    assert code == 0 and out.splitlines()[-1].startswith("globex: 200 subscribers installed")
     assert stored_ids(redis_url) == ["globex"]
     code, _, err = run(capsys, "catalog", "load", str(EXAMPLES), "--tenant", "nosuch", *base)
     assert code == 1 and "--tenant nosuch: not in the files given" in err
