@@ -98,7 +98,7 @@ def test_diff_counts_tenants_rate_rows_and_subscribers() -> None:
     assert by_id["globex"].status == "removed"
     assert by_id["globex"].subscribers == Counts(removed=200)
     assert by_id["initech"].status == "added"
-    assert by_id["initech"].rates.added == 12
+    assert by_id["initech"].rates.added == 14
     assert diff.lines()[0] == "tenants: 1 added, 1 removed, 1 changed"
     assert diff.changed
 
@@ -131,9 +131,9 @@ def test_load_of_one_tenant_keeps_the_others(
     assert code == 0
     assert out.splitlines() == [
         "tenants: 1 changed, 1 unchanged",
-        "~ acme: changed; rate rows +0 -0 ~1; subscribers +0 -0 ~0",
+        "~ acme: changed; rate rows +0 -0 ~1; subscribers +0 -0 ~0; settings changed: plans",
         "  globex: unchanged",
-        "acme: 0 subscribers installed, 100 already present; ACL user not set (no secret)",
+        "acme: 0 subscribers installed, 200 already present; ACL user not set (no secret)",
     ]
     assert stored_ids(redis_url) == ["acme", "globex"]
 
@@ -161,12 +161,12 @@ def test_a_tenant_leaves_only_with_remove(
     assert code == 2 and "both loaded and removed" in err
     code, out, _ = run(capsys, "catalog", "load", "--remove", "globex", *base)
     assert code == 0
-    assert "- globex: removed; rate rows +0 -12 ~0; subscribers +0 -100 ~0" in out
+    assert "- globex: removed; rate rows +0 -14 ~0; subscribers +0 -200 ~0" in out
     assert out.splitlines()[-1] == "globex: removed from the catalog (its accounts stay in Redis)"
     assert stored_ids(redis_url) == ["acme"]
     # Its accounts are still there: loading it again finds them.
     code, out, _ = run(capsys, "catalog", "load", str(EXAMPLES / "globex.yaml"), *base)
-    assert "globex: 0 subscribers installed, 100 already present" in out
+    assert "globex: 0 subscribers installed, 200 already present" in out
 
 
 def test_dry_run_prints_the_difference_and_changes_nothing(
@@ -177,8 +177,8 @@ def test_dry_run_prints_the_difference_and_changes_nothing(
     assert code == 0
     assert out.splitlines() == [
         "tenants: 2 added",
-        "+ acme: added; rate rows +12 -0 ~0; subscribers +100 -0 ~0",
-        "+ globex: added; rate rows +12 -0 ~0; subscribers +100 -0 ~0",
+        "+ acme: added; rate rows +16 -0 ~0; subscribers +200 -0 ~0",
+        "+ globex: added; rate rows +14 -0 ~0; subscribers +200 -0 ~0",
         "dry run: nothing changed",
     ]
     client = redis.Redis.from_url(redis_url)
@@ -284,12 +284,12 @@ def test_serve_keeps_a_differing_stored_catalog_and_says_so(
         f"ocs serve: the catalog stored in Redis differs from {EXAMPLES}; serving the stored "
         "one, unchanged:"
     )
-    assert "    - initech: removed; rate rows +0 -12 ~0; subscribers +0 -100 ~0" in banner
+    assert "    - initech: removed; rate rows +0 -14 ~0; subscribers +0 -200 ~0" in banner
     assert "--catalog-replace" in banner[-1]
     assert sorted(t.id for t in catalog.tenants) == ["acme", "globex", "initech"]
     (event,) = [e for e in logs if e["event"] == "catalog_differs_from_stored"]
     assert event["level"] == "error"
-    assert "- initech: removed; rate rows +0 -12 ~0; subscribers +0 -100 ~0" in event["difference"]
+    assert "- initech: removed; rate rows +0 -14 ~0; subscribers +0 -200 ~0" in event["difference"]
     assert stored_ids(redis_url) == ["acme", "globex", "initech"]
     # The same catalog as stored: no complaint.
     catalog, logs, banner = start_catalog(capsys, redis_url, combined)
