@@ -75,15 +75,13 @@ def load_args(url: str, tmp_path: Path) -> tuple[str, ...]:
 
 def test_diff_counts_tenants_rate_rows_and_subscribers() -> None:
     old = load_texts([("acme.yaml", ACME), ("globex.yaml", GLOBEX)])
+    # subscribers is the file's last section: an entries list appended joins it
     acme2 = (
-        ACME.replace("price: 0.29, cost: 0.05}", "price: 0.25, cost: 0.05}")  # one row changed
+        (ACME + '  entries:\n    - {msisdn: "4917099100000", opening_balance: 1}\n')
+        .replace("price: 0.29, cost: 0.05}", "price: 0.25, cost: 0.05}")  # one row changed
         .replace(
             "      - {service: sms, zone: home, price: 0.09, cost: 0.01}\n", ""
         )  # one row removed
-        .replace(
-            ACME_RANGE_END,
-            ACME_RANGE_END + '\n  entries:\n    - {msisdn: "4917099100000", opening_balance: 1}',
-        )
         .replace('msisdn_last: "4917099000099"', 'msisdn_last: "4917099000089"')  # 10 fewer
         .replace('imsi_last: "262019900000099"', 'imsi_last: "262019900000089"')
         .replace("currency: EUR", "currency: CHF")
