@@ -41,7 +41,7 @@ from tariffs.model import (
     Zone,
 )
 from tariffs.numbers import parse_duration
-from tariffs.plans import read_addons, read_plan_ref, read_plans
+from tariffs.plans import read_addons, read_plan_ref, read_plans, read_renewal, read_rollover
 from tariffs.price import Price, PriceError, rate_fraction
 from tariffs.timebands import (
     MINUTES_PER_DAY,
@@ -99,6 +99,7 @@ TENANT_KEYS = frozenset(
         "topup_max",
         "plans",
         "addons",
+        "renewal",
     }
 )
 SERVICE_KEYS = frozenset(
@@ -131,7 +132,9 @@ RATE_KEYS = frozenset(
     }
 )
 CARD_KEYS = frozenset({"version", "effective_from", "rates"})
-BUNDLE_KEYS = frozenset({"id", "fee", "validity", "priority", "on_exhaust", "allowances"})
+BUNDLE_KEYS = frozenset(
+    {"id", "fee", "validity", "priority", "on_exhaust", "allowances", "rollover_cap"}
+)
 ALLOWANCE_KEYS = frozenset({"name", "service", "rating_groups", "zones", "amount"})
 SUBSCRIBERS_KEYS = frozenset({"opening_balance", "bundles", "ranges", "entries", "plan"})
 RANGE_KEYS = frozenset(
@@ -251,6 +254,7 @@ class _TenantReader:
             lambda n: self._cards({"rate_cards": n}, n, services, zone_names, destinations, bands),
         )
         addons = read_addons(self, get("addons"), bundles)
+        renewal = read_renewal(self, get("renewal"))
         ranges, entries = self._subscribers(
             get("subscribers"), bundles, tenant_id or "?", set(plans)
         )
@@ -285,6 +289,7 @@ class _TenantReader:
             source=self.file,
             plans=tuple(plans.values()),
             addons=addons,
+            renewal=renewal,
         )
 
     # -- small helpers ---------------------------------------------------------------------
@@ -832,7 +837,13 @@ class _TenantReader:
             assert bundle_id is not None and fee is not None and validity is not None
             assert priority is not None
             bundles[bundle_id] = Bundle(
-                bundle_id, fee, validity, priority, cast(OnExhaust, on_exhaust), tuple(allowances)
+                bundle_id,
+                fee,
+                validity,
+                priority,
+                cast(OnExhaust, on_exhaust),
+                tuple(allowances),
+                read_rollover(self, m, field),
             )
         return bundles
 

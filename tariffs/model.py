@@ -112,6 +112,8 @@ class Bundle(msgspec.Struct, frozen=True):
     priority: int
     on_exhaust: OnExhaust
     allowances: tuple[Allowance, ...]
+    # At a renewal: units of each allowance carried into the new bucket (0: the rest expires).
+    rollover_cap: int = 0
 
 
 def bucket_kind(bundle_id: str, allowance_name: str) -> str:
@@ -161,6 +163,15 @@ class Plan(msgspec.Struct, frozen=True):
     cycle: Cycle | None = None  # None: the plan has no recurring fee
 
 
+class RenewalPolicy(msgspec.Struct, frozen=True):
+    """What happens when a renewal's fee cannot be paid: the subscriber keeps service in a grace
+    state for ``grace_s`` (renewal retried every ``retry_s``), then is suspended (blocked) until
+    a retry succeeds, which unblocks it."""
+
+    grace_s: int = 3 * 86_400
+    retry_s: int = 6 * 3600
+
+
 class FinalUnitAction(msgspec.Struct, frozen=True):
     """What the gateway does when the last grant is used (RFC 4006 Final-Unit-Action)."""
 
@@ -198,6 +209,7 @@ class Tenant(msgspec.Struct, frozen=True):
     plans: tuple[Plan, ...] = ()
     # Bundles a subscriber may buy (``ocs account buy``), each at its bundle's ``fee``.
     addons: tuple[str, ...] = ()
+    renewal: RenewalPolicy = RenewalPolicy()
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)

@@ -21,10 +21,13 @@ from typing import Protocol, cast, get_args
 
 from yaml.nodes import Node
 
-from tariffs.model import Bundle, Cycle, Plan, RateCard, RateRow
+from tariffs.model import Bundle, Cycle, Plan, RateCard, RateRow, RenewalPolicy
+from tariffs.numbers import parse_duration
 from tariffs.yamlread import Reader
 
 PLAN_KEYS = frozenset({"id", "rate_cards", "rates", "bundles", "fee", "cycle"})
+RENEWAL_KEYS = frozenset({"grace", "retry"})
+ROLLOVER_CAP_MAX = 2**53 - 1
 PLANS_MAX = 256
 CYCLES: tuple[str, ...] = get_args(Cycle)
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -155,3 +158,34 @@ def read_plan_ref(
         sections.r.problem(m["plan"], f"{field}.plan", f"plan {plan_id!r} is not defined ({known})")
         return inherited
     return plan_id
+
+
+def read_rollover(sections: PlanSections, m: Mapping[str, Node], field: str) -> int:
+    """A bundle's ``rollover_cap``: units per allowance carried into a renewed bucket."""
+    if "rollover_cap" not in m:
+        return 0
+    cap = sections.r.integer(m["rollover_cap"], f"{field}.rollover_cap", 0, ROLLOVER_CAP_MAX)
+    return cap or 0
+
+
+def read_renewal(sections: PlanSections, node: Node | None) -> RenewalPolicy:
+    """``renewal: {grace: P3D, retry: PT6H}``: the tenant's policy for unpaid renewals."""
+    if node is None:
+        return RenewalPolicy()
+    r = sections.r
+    m = r.mapping(node, "renewal", RENEWAL_KEYS)
+    if m is None:
+        return RenewalPolicy()
+    values = {"grace": RenewalPolicy().grace_s, "retry": RenewalPolicy().retry_s}
+    for key in ("grace", "retry"):
+        if key not in m:
+            continue
+        duration = r.convert(m[key], f"renewal.{key}", parse_duration)
+        if duration is None:
+            continue
+        seconds = duration.seconds
+        if duration.months or seconds <= 0:
+            r.problem(m[key], f"renewal.{key}", "a positive duration in days or hours (P3D, PT6H)")
+            continue
+        values[key] = seconds
+    return RenewalPolicy(grace_s=values["grace"], retry_s=values["retry"])

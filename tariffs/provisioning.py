@@ -33,6 +33,7 @@ class SubscriberProvision(msgspec.Struct, frozen=True):
     currency: str
     opening_balance: int  # micro-units
     buckets: tuple[BucketGrant, ...]
+    plan: str = ""
 
 
 def bundle_buckets(bundle: Bundle, now: int) -> tuple[BucketGrant, ...]:
@@ -86,6 +87,7 @@ def provision_subscribers(tenant: Tenant, now: int) -> Iterator[SubscriberProvis
                 currency=tenant.currency,
                 opening_balance=block.opening_balance,
                 buckets=buckets,
+                plan=block.plan,
             )
     for entry in tenant.entries:
         yield SubscriberProvision(
@@ -95,4 +97,5 @@ def provision_subscribers(tenant: Tenant, now: int) -> Iterator[SubscriberProvis
             currency=tenant.currency,
             opening_balance=entry.opening_balance,
             buckets=buckets_for(entry.bundles, entry.plan),
+            plan=entry.plan,
         )
