@@ -42,10 +42,13 @@ from balance.records import (
     DebitManyResult,
     DebitPayload,
     DebitResult,
+    OfflinePayload,
+    OfflineResult,
     OnExhaust,
     OpResult,
     PriceTuple,
     RatingGroupRequest,
+    RecordContext,
     StreamRecord,
     UsedLeg,
     price_tuple,
@@ -69,6 +72,7 @@ _SUMMARY_DECODER = msgspec.msgpack.Decoder(AccountSummary)
 _DEBIT_DECODER = msgspec.msgpack.Decoder(DebitPayload)
 _DEBIT_MANY_DECODER = msgspec.msgpack.Decoder(DebitManyPayload)
 _ACCOUNT_DECODER = msgspec.msgpack.Decoder(Account)
+_OFFLINE_DECODER = msgspec.msgpack.Decoder(OfflinePayload)
 _EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
 
 _SCRIPTS = ScriptSet.load()
@@ -473,6 +477,120 @@ class Ledger:
         ]
         replayed, raw = await self._run(_SCRIPTS["debit_many"], key_list, payload)
         return DebitManyResult(_DEBIT_MANY_DECODER.decode(raw), bool(replayed))
+
+    def offline_usage(
+        self,
+        subscriber: str,
+        op_id: str,
+        *,
+        service: str,
+        rating_group: int,
+        legs: Sequence[UsedLeg],
+        kinds: Sequence[str] = (),
+        on_exhaust: OnExhaust = OnExhaust.PAYG,
+        block_kinds: Sequence[str] = (),
+        context: RecordContext,
+        usage_at_s: float,
+        now_s: float,
+    ) -> asyncio.Future[OfflineResult]:
+        """Commit usage already consumed (an offline xDR record), with no session: bundles
+        live at ``usage_at_s`` pay, then money; the rest is leakage on the record, never a
+        refusal. ``UnknownAccount`` when there is no account; ``OperationConflict`` when
+        ``op_id`` was applied with other content. The digest leaves ``context`` out: the same
+        record found again in another file (another file:line) is a replay, not a conflict.
+
+        Returns a future (a task), so an importer can keep hundreds in flight: calls made in
+        one event-loop turn leave as one pipeline."""
+        if not legs:
+            raise InvalidRequest("offline usage needs at least one leg")
+        _, key_list = self._account_keys(subscriber, op_id)
+        fields = [
+            service,
+            rating_group,
+            _legs(legs),
+            list(kinds),
+            1 if on_exhaust is OnExhaust.PAYG else 0,
+            list(block_kinds),
+        ]
+        digest = content_digest("offline", subscriber, usage_at_s, *fields)
+        payload = [
+            op_id,
+            digest,
+            self.tenant,
+            subscriber,
+            now_s,
+            self.idempotency_ttl_s,
+            *fields,
+            usage_at_s,
+        ]
+        # The context travels as ARGV[2] and is copied onto the record byte for byte.
+        args = [_ENCODER.encode(payload), _ENCODER.encode(context)]
+        script = _SCRIPTS["offline"]
+        loop = asyncio.get_running_loop()
+        # As credit_control: written at once on the lean connection, settled from a callback
+        # (no task per record), else the full path.
+        if self._in_flight.try_enter():
+            try:
+                reply = self._scripts.start(script, key_list, args)
+            except BaseException:
+                self._in_flight.leave()
+                raise
+            if reply is not None:
+                result: asyncio.Future[OfflineResult] = loop.create_future()
+                reply.add_done_callback(
+                    functools.partial(self._offline_replied, result, key_list, args)
+                )
+                return result
+            self._in_flight.leave()
+        return loop.create_task(self._offline_slow(key_list, args))
+
+    async def _offline_slow(self, key_list: list[str], args: list[bytes]) -> OfflineResult:
+        """The full path of ``_run_encoded`` (slot wait, one retry on a lost connection,
+        typed errors) for a script with two arguments."""
+        script = _SCRIPTS["offline"]
+        try:
+            await self._in_flight.enter()
+        except QueueFull as exc:
+            raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
+        try:
+            try:
+                replayed, raw = await self._scripts.call(script, key_list, args)
+            except RedisConnectionError:
+                replayed, raw = await self._scripts.call(script, key_list, args)
+        except Exception as exc:
+            mapped = _ledger_error(script, exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        finally:
+            self._in_flight.leave()
+        return OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed))
+
+    def _offline_replied(
+        self,
+        result: asyncio.Future[OfflineResult],
+        key_list: list[str],
+        args: list[bytes],
+        reply: asyncio.Future[Any],
+    ) -> None:
+        self._in_flight.leave()
+        if result.done():
+            return
+        error = reply.exception() if not reply.cancelled() else RedisConnectionError("cancelled")
+        if error is None:
+            try:
+                replayed, raw = reply.result()
+                result.set_result(OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed)))
+            except Exception as exc:
+                result.set_exception(exc)
+            return
+        if isinstance(error, RedisConnectionError) or (
+            isinstance(error, ResponseError) and function_missing(error)
+        ):
+            retry = asyncio.ensure_future(self._offline_slow(key_list, args))
+            retry.add_done_callback(functools.partial(_copy_outcome, result))
+            return
+        result.set_exception(_ledger_error(_SCRIPTS["offline"], error))
 
     async def refund(
         self,

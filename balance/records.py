@@ -177,6 +177,24 @@ class DebitManyResult(msgspec.Struct, frozen=True):
     replayed: bool
 
 
+class OfflinePayload(msgspec.Struct, frozen=True, array_like=True):
+    """What offline.lua did with one consumed usage record (``units`` = bundles + money +
+    leakage units; ``retail`` is what money paid, ``leakage_money`` what it could not)."""
+
+    units: int
+    bucket_units: int
+    retail: int
+    wholesale: int
+    leakage_units: int
+    leakage_money: int
+    balance: int
+
+
+class OfflineResult(msgspec.Struct, frozen=True):
+    charge: OfflinePayload
+    replayed: bool
+
+
 class Bucket(msgspec.Struct, frozen=True, array_like=True):
     id: str
     kind: str

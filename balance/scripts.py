@@ -38,6 +38,7 @@ SCRIPT_FLAGS: dict[str, str] = {
     "grant": "",
     "debit": "",
     "debit_many": "",
+    "offline": "",
     "refund": "",
     "expire": "",
     "price_check": "no-writes",
