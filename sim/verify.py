@@ -7,7 +7,8 @@ record streams say was charged, and how the balances moved must agree exactly, p
    (Session-Id prefix, plus the SIP calls' ledger sessions).
 3. Per tenant and service: units the simulator counted as committed == units of the run's
    usage/debit records; per tenant: the records' retail == the money the run's subscribers
-   lost; and no operation id is charged twice (injected duplicates and retransmissions must be
+   lost (less what records outside any session moved meanwhile: renewal fees, add-ons,
+   top-ups); and no operation id is charged twice (injected duplicates and retransmissions must be
    answered from the stored outcome). Expiry records (abandoned sessions) release holds and
    charge nothing, so they are counted but not compared.
 
@@ -190,6 +191,16 @@ def compare(
             ):
                 problems.append(f"{service}: simulator reported {reported} units used, "
                                 f"usage records say {recorded}")  # fmt: skip
+        # Money moved outside any session while the run was on (a plan renewal's fee, an add-on
+        # bought, a top-up: records without a session) is not usage: taken out of the decrease.
+        outside = sum(
+            r.money_delta
+            for r in records
+            if r.tenant == tenant
+            and not r.session_id
+            and _sub_key(r.tenant, r.subscriber) in before.money
+        )
+        decrease += outside
         if retail != decrease:
             problems.append(
                 f"usage records charge {retail} micro-units, balances fell by {decrease}"
