@@ -7,7 +7,7 @@ from tests.charging.conftest import Charging
 from tests.support.gy import INITIAL, MMTEL_CONTEXT, TERMINATION, Mscc, ccr, result_code
 
 NO_PLAN = "4917099000001"  # acme's first range: the tenant's rate cards as they are
-DATA10 = "4917099001001"  # acme's data10 plan: its own de_fixed voice rate
+DATA10 = "4917099500001"  # acme's data10 plan: its own de_fixed voice rate
 OPENING = 10_000_000
 
 
