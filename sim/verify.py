@@ -7,7 +7,7 @@ record streams say was charged, and how the balances moved must agree exactly, p
    (Session-Id prefix, plus the SIP calls' ledger sessions).
 3. Per tenant and service: units the simulator counted as committed == units of the run's
    usage/debit records; per tenant: the records' retail == the money the run's subscribers
-   lost (less what records outside any session moved meanwhile: renewal fees, add-ons,
+   lost (less what product and top-up records moved meanwhile: renewal fees, add-ons,
    top-ups); and no operation id is charged twice (injected duplicates and retransmissions must be
    answered from the stored outcome). Expiry records (abandoned sessions) release holds and
    charge nothing, so they are counted but not compared.
@@ -32,6 +32,7 @@ from sim.population import SimSubscriber
 from sim.stats import RunStats
 
 CHARGE_KINDS = frozenset({"usage", "debit"})
+OUTSIDE_KINDS = frozenset({"bucket", "topup"})  # money moved by products and top-ups
 QUERY_CONCURRENCY = 64
 XRANGE_COUNT = 5_000
 _RECORD = msgspec.msgpack.Decoder(LedgerRecord)
@@ -191,12 +192,14 @@ def compare(
             ):
                 problems.append(f"{service}: simulator reported {reported} units used, "
                                 f"usage records say {recorded}")  # fmt: skip
-        # Money moved outside any session while the run was on (a plan renewal's fee, an add-on
-        # bought, a top-up: records without a session) is not usage: taken out of the decrease.
+        # Money a product or a top-up moved while the run was on (a plan renewal's or an
+        # add-on's fee: ``bucket`` records; top-ups) is not usage: taken out of the decrease.
+        # Adjustments are not excused: money taken any other way is a charging error.
         outside = sum(
             r.money_delta
             for r in records
             if r.tenant == tenant
+            and r.kind in OUTSIDE_KINDS
             and not r.session_id
             and _sub_key(r.tenant, r.subscriber) in before.money
         )

@@ -283,7 +283,9 @@ def test_list_and_search(
     code, out, _ = run(capsys, "account", "list", *url, "--match", "*0042", "--json")
     assert [a["subscriber"] for a in json.loads(out)["accounts"]] == [
         "4917099000042",
+        "4917099500042",  # the data10 plan's range
         "4917199000042",
+        "4917199500042",
     ]
 
 

@@ -165,3 +165,13 @@ def test_verification_discounts_a_renewal_during_the_run() -> None:
     assert compare(_stats(500), before, after, records, "sim-r-").passed
     # Without the renewal record the same balances do not add up.
     assert not compare(_stats(500), before, after, records[:2], "sim-r-").passed
+
+
+def test_verification_does_not_excuse_an_adjustment() -> None:
+    taken = LedgerRecord(
+        "adjust", "acme", "4917099000001", "", "adj-1", "", 0, 0, 0, 0, (), 0, 0, (), 0.0, 0,
+        "wrong", -1,
+    )  # fmt: skip
+    before = LedgerSnapshot({"acme/4917099000001": 1000}, {})
+    records = [_record("a:1", 300, 30), _record("a:2", 200, 20), taken]
+    assert not compare(_stats(500), before, {"acme/4917099000001": 949}, records, "sim-r-").passed
