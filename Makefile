@@ -14,9 +14,12 @@ $(STAMP): pyproject.toml
 deps: sysdeps $(STAMP)
 
 # PostgreSQL's server binaries live under /usr/lib/postgresql/<version>/bin (not on PATH).
+# Settlement PDFs (WeasyPrint) need Pango and a font: DejaVu from Debian.
 sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
-		'/usr/lib/postgresql/*/bin/initdb:postgresql'
+		'/usr/lib/postgresql/*/bin/initdb:postgresql' \
+		'/usr/lib/*/libpango-1.0.so.0:libpango-1.0-0' \
+		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 
 # Kamailio's http_client and ims_charging modules (tests/interop/test_kamailio*.py) are files,
 # not commands; promtool (Debian package prometheus) checks deploy/prometheus/ in tests/deploy/.
@@ -26,7 +29,9 @@ test-sysdeps:
 		freeDiameterd:freediameterd \
 		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
 		'/usr/lib/*/kamailio/modules/ims_charging.so:kamailio-ims-modules' \
-		'/usr/lib/postgresql/*/bin/initdb:postgresql'
+		'/usr/lib/postgresql/*/bin/initdb:postgresql' \
+		'/usr/lib/*/libpango-1.0.so.0:libpango-1.0-0' \
+		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 
 run: deps
 	$(VENV)/bin/ocs serve --catalog $(CATALOG) $(ARGS)

@@ -101,6 +101,13 @@ class RequestOutOfOrder(LedgerError):
     result_code = DIAMETER_INVALID_AVP_VALUE
 
 
+class NoRefundableDebit(LedgerError):
+    """A refund names no debit of this subscriber within the idempotency window, or one that
+    was refunded in full already."""
+
+    result_code = DIAMETER_UNKNOWN_SESSION_ID
+
+
 class LedgerUnavailable(LedgerError):
     """Redis could not be reached or answered with something other than a ledger error."""
 
@@ -123,6 +130,7 @@ ERROR_BY_PREFIX: dict[str, type[LedgerError]] = {
     "OCS_NO_SESSION": UnknownSession,
     "OCS_SESSION_OPEN": SessionAlreadyOpen,
     "OCS_OUT_OF_ORDER": RequestOutOfOrder,
+    "OCS_NO_DEBIT": NoRefundableDebit,
 }
 
 

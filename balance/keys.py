@@ -61,6 +61,11 @@ def op_key(prefix: str, op_id: str) -> str:
     return f"{prefix}:op:{op_id}"
 
 
+def debit_key(prefix: str, subscriber: str, ref: str) -> str:
+    """An event debit's refund record (what REFUND_ACCOUNT may still give back)."""
+    return f"{prefix}:dr:{subscriber}:{ref}"
+
+
 def expiry_key(prefix: str) -> str:
     return f"{prefix}:exp"
 

@@ -23,6 +23,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from balance import keys
+from balance.access import AccessGuard, Repair
 from balance.errors import (
     InvalidRequest,
     LedgerOverloaded,
@@ -49,6 +50,7 @@ from balance.records import (
     PriceTuple,
     RatingGroupRequest,
     RecordContext,
+    RefundResult,
     StreamRecord,
     UsedLeg,
     price_tuple,
@@ -71,6 +73,7 @@ _CCR_DECODER = msgspec.msgpack.Decoder(CcrPayload)
 _SUMMARY_DECODER = msgspec.msgpack.Decoder(AccountSummary)
 _DEBIT_DECODER = msgspec.msgpack.Decoder(DebitPayload)
 _DEBIT_MANY_DECODER = msgspec.msgpack.Decoder(DebitManyPayload)
+_REFUND_DECODER = msgspec.msgpack.Decoder(RefundResult)
 _ACCOUNT_DECODER = msgspec.msgpack.Decoder(Account)
 _OFFLINE_DECODER = msgspec.msgpack.Decoder(OfflinePayload)
 _EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
@@ -189,12 +192,16 @@ class Ledger:
         buckets_max: int = BUCKETS_MAX_DEFAULT,
         in_flight_max: int = IN_FLIGHT_MAX_DEFAULT,
         waiting_max: int | None = None,
+        repair: Repair | None = None,
     ) -> None:
+        """``repair`` re-provisions the tenant's ACL user and the Functions library on an admin
+        connection (see ``balance.access``); without it a Redis that forgot them stays refused."""
         if min(idempotency_ttl_s, sessions_max, buckets_max, in_flight_max) <= 0:
             raise InvalidRequest("ledger limits must be positive")
         self.client = client
         self.tenant = keys.check_tenant(tenant)
         self.idempotency_ttl_s = idempotency_ttl_s
+        self.idempotency_ttl_default_s = idempotency_ttl_s
         self.session_idle_s = session_idle_s
         self.sessions_max = sessions_max
         self.buckets_max = buckets_max
@@ -203,8 +210,20 @@ class Ledger:
         # Calls beyond ``waiting_max`` waiting ones are refused at once (LedgerOverloaded): a
         # server sheds load instead of queueing requests into its Redis timeout.
         self._in_flight = InFlightLimit(in_flight_max, waiting_max)
-        self._scripts = ScriptCaller(client, library=_SCRIPTS.library)
+        self.access = AccessGuard(repair)
+        self._scripts = ScriptCaller(
+            client,
+            library=_SCRIPTS.library,
+            reload_library=self.access.repair if self.access.enabled else None,
+        )
         self._readers: dict[tuple[str, str], RecordReader] = {}
+
+    def use_idempotency_window(self, seconds: int | None) -> None:
+        """The tenant's catalog window (None or 0: the deployment default): how long an
+        operation id is recognised, and a debit refundable. Read by every later call."""
+        if seconds is not None and seconds < 0:
+            raise InvalidRequest("an idempotency window must not be negative")
+        self.idempotency_ttl_s = seconds or self.idempotency_ttl_default_s
 
     @classmethod
     def for_tenant(
@@ -259,14 +278,16 @@ class Ledger:
             await self._in_flight.enter()
         except QueueFull as exc:
             raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
+        call = functools.partial(self._scripts.call, script, key_list, [encoded])
         try:
             try:
-                return await self._scripts.call(script, key_list, [encoded])
+                return await self.access.run(call)
             except RedisConnectionError:
                 # A pooled connection died (Redis restarted, failed over). Every script is
                 # idempotent on its operation id, so one retry on a fresh connection is safe:
-                # if the first attempt was applied, the retry returns its stored result.
-                return await self._scripts.call(script, key_list, [encoded])
+                # if the first attempt was applied, the retry returns its stored result. The
+                # fresh connection may find the tenant's user gone: ``access`` repairs it.
+                return await self.access.run(call)
         except Exception as exc:
             mapped = _ledger_error(script, exc)
             if mapped is exc:
@@ -412,14 +433,18 @@ class Ledger:
         session_id: str = "",
         digest: str | None = None,
         block_kinds: Sequence[str] = (),
+        refund_ref: str = "",
     ) -> DebitResult:
         """Direct debiting: all the units or nothing (``InsufficientCredit``), with a record.
 
         With ``on_exhaust`` BLOCK and ``block_kinds``, only a live bucket of those kinds stops
-        money from paying."""
+        money from paying. ``refund_ref`` keeps what was taken, for ``refund_debit`` to give
+        back (at most that) within the idempotency window."""
         if not legs:
             raise InvalidRequest("a debit needs at least one leg")
-        _, key_list = self._account_keys(subscriber, op_id)
+        prefix, key_list = self._account_keys(subscriber, op_id)
+        if refund_ref:
+            key_list.append(keys.debit_key(prefix, subscriber, refund_ref))
         fields = [
             service,
             rating_group,
@@ -443,10 +468,12 @@ class Ledger:
         now_s: float,
         session_id: str = "",
         digest: str | None = None,
+        refund_refs: Sequence[str] = (),
     ) -> DebitManyResult:
         """Several direct debits in one script call (an event's MSCCs, an SMS's recipients):
         each item all or nothing, in order; one idempotency record for the whole request. The
-        records' op ids are ``<op_id>:<item index>``. ``AccountBlocked`` refuses them all."""
+        records' op ids are ``<op_id>:<item index>``. ``AccountBlocked`` refuses them all.
+        ``refund_refs`` (one per item) let a later REFUND_ACCOUNT name an item (refund_debit)."""
         if not items or len(items) > DEBIT_ITEMS_MAX:
             raise InvalidRequest(f"a debit needs 1 to {DEBIT_ITEMS_MAX} items")
         for item in items:
@@ -464,6 +491,12 @@ class Ledger:
             ]
             for item in items
         ]
+        if refund_refs:
+            # Each debited item keeps what it took under its reference, for ``refund_debit``.
+            if len(refund_refs) != len(items):
+                raise InvalidRequest("refund_refs: one reference per item, or none")
+            prefix = keys.subscriber_prefix(self.tenant, subscriber)
+            key_list += [keys.debit_key(prefix, subscriber, ref) for ref in refund_refs]
         digest = digest or content_digest("debit_many", subscriber, session_id, wire)
         payload = [
             op_id,
@@ -621,6 +654,33 @@ class Ledger:
             rating_group,
         )
 
+    async def refund_debit(
+        self,
+        subscriber: str,
+        op_id: str,
+        *,
+        debit_ref: str,
+        units: int,
+        now_s: float,
+        reason: str = "REFUND_ACCOUNT",
+        session_id: str = "",
+        service: str = "",
+        rating_group: int = 0,
+    ) -> RefundResult:
+        """REFUND_ACCOUNT of the debit made with ``refund_ref=debit_ref``: ``units`` of it back
+        (capped at what is left), its money and bucket units in proportion; never more than it
+        took. ``NoRefundableDebit`` when there is no such debit (or nothing left of it)."""
+        if units <= 0 or not debit_ref:
+            raise InvalidRequest("a refund names its debit and gives back at least one unit")
+        prefix, key_list = self._account_keys(subscriber, op_id)
+        key_list.append(keys.debit_key(prefix, subscriber, debit_ref))
+        fields = [units, reason, session_id, service, rating_group]
+        digest = content_digest("refund_debit", subscriber, debit_ref, *fields)
+        payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
+        replayed, raw = await self._run(_SCRIPTS["refund_debit"], key_list, payload)
+        result = _REFUND_DECODER.decode(raw)
+        return msgspec.structs.replace(result, replayed=bool(replayed))
+
     # -- account maintenance --------------------------------------------------------------------
 
     async def provision_account(
@@ -714,7 +774,8 @@ class Ledger:
         keys.check_subscriber(subscriber)
         prefix = keys.subscriber_prefix(self.tenant, subscriber)
         try:
-            raw = await self.client.get(keys.account_key(prefix, subscriber))
+            account_key = keys.account_key(prefix, subscriber)
+            raw = await self.access.run(lambda: self.client.get(account_key), idempotent=True)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise LedgerUnavailable(f"query: Redis unavailable: {exc}") from exc
         if raw is None:
@@ -760,7 +821,7 @@ class Ledger:
     def record_reader(self, group: str, consumer: str) -> RecordReader:
         reader = self._readers.get((group, consumer))
         if reader is None:
-            reader = RecordReader(self.client, self.tenant, group, consumer)
+            reader = RecordReader(self.client, self.tenant, group, consumer, guard=self.access)
             self._readers[(group, consumer)] = reader
         return reader
 
@@ -780,7 +841,8 @@ class Ledger:
 
     async def ack(self, group: str, records: Sequence[StreamRecord]) -> int:
         """Acknowledge exported records (they are then never delivered to the group again)."""
-        return await RecordReader(self.client, self.tenant, group, "ack").ack(records)
+        reader = RecordReader(self.client, self.tenant, group, "ack", guard=self.access)
+        return await reader.ack(records)
 
 
 def tenant_username(tenant: str) -> str:

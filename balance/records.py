@@ -195,6 +195,16 @@ class OfflineResult(msgspec.Struct, frozen=True):
     replayed: bool
 
 
+class RefundResult(msgspec.Struct, frozen=True, array_like=True):
+    """What a REFUND_ACCOUNT gave back of its debit (refund_debit.lua)."""
+
+    units: int
+    money: int
+    balance: int
+    held_money: int
+    replayed: bool = False
+
+
 class Bucket(msgspec.Struct, frozen=True, array_like=True):
     id: str
     kind: str

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -40,6 +40,7 @@ SCRIPT_FLAGS: dict[str, str] = {
     "debit_many": "",
     "offline": "",
     "refund": "",
+    "refund_debit": "",
     "expire": "",
     "price_check": "no-writes",
 }
@@ -200,7 +201,14 @@ class ScriptCaller:
     not pipeline EVALSHA on a cluster).
     """
 
-    def __init__(self, client: Any, *, batch_max: int = 64, library: str = "") -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        batch_max: int = 64,
+        library: str = "",
+        reload_library: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         if batch_max <= 0:
             raise ValueError("batch_max must be positive")
         self.client = client
@@ -216,6 +224,8 @@ class ScriptCaller:
         # FCALL on the lean connection while it works; False after the user was refused.
         self._library = library
         self._functions = bool(library) and self._lane is not None
+        # Loads the library on an admin connection (a tenant user may not FUNCTION LOAD).
+        self._reload_library = reload_library
 
     async def call(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[bytes | str | int]
@@ -272,6 +282,9 @@ class ScriptCaller:
             if not function_missing(exc):
                 raise
         # Redis lost the library (FUNCTION FLUSH, a new server): load it and call again.
+        if self._reload_library is not None:
+            await self._reload_library()
+            return await lane.call(command)
         try:
             await lane.call(["FUNCTION", "LOAD", self._library])
         except ResponseError as exc:

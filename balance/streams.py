@@ -4,6 +4,7 @@ then ``ack``."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from balance import keys
+from balance.access import AccessGuard
 from balance.errors import InvalidRequest
 from balance.records import LedgerRecord, StreamRecord
 
@@ -25,7 +27,15 @@ def _text(value: Any) -> str:
 class RecordReader:
     """One consumer of one consumer group over a tenant's shard streams."""
 
-    def __init__(self, client: Any, tenant: str, group: str, consumer: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        tenant: str,
+        group: str,
+        consumer: str,
+        *,
+        guard: AccessGuard | None = None,
+    ) -> None:
         if not group or not consumer:
             raise InvalidRequest("group and consumer names must not be empty")
         self.client = client
@@ -33,6 +43,8 @@ class RecordReader:
         self.group = group
         self.consumer = consumer
         self._groups_ready: set[int] = set()
+        # Repairs the tenant's Redis user when a restarted Redis forgot it.
+        self._guard = guard or AccessGuard()
 
     def stream(self, vshard: int) -> str:
         return keys.stream_key(keys.shard_prefix(self.tenant, vshard))
@@ -41,7 +53,11 @@ class RecordReader:
         if vshard in self._groups_ready:
             return
         try:
-            await self.client.xgroup_create(self.stream(vshard), self.group, id="0", mkstream=True)
+            stream = self.stream(vshard)
+            await self._guard.run(
+                lambda: self.client.xgroup_create(stream, self.group, id="0", mkstream=True),
+                idempotent=True,
+            )
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -55,12 +71,14 @@ class RecordReader:
             raise InvalidRequest(f"count must be 1-{READ_COUNT_MAX}")
         await self._ensure_group(vshard)
         stream = self.stream(vshard)
-        reply = await self.client.xreadgroup(
-            self.group,
-            self.consumer,
-            {stream: "0" if pending else ">"},
-            count=count,
-            block=block_ms,
+        reply = await self._guard.run(
+            lambda: self.client.xreadgroup(
+                self.group,
+                self.consumer,
+                {stream: "0" if pending else ">"},
+                count=count,
+                block=block_ms,
+            )
         )
         out: list[StreamRecord] = []
         for _name, entries in reply or []:
@@ -87,5 +105,6 @@ class RecordReader:
             by_stream.setdefault(rec.stream, []).append(rec.entry_id)
         acked = 0
         for stream, ids in by_stream.items():
-            acked += int(await self.client.xack(stream, self.group, *ids))
+            xack = functools.partial(self.client.xack, stream, self.group, *ids)
+            acked += int(await self._guard.run(xack, idempotent=True))
         return acked

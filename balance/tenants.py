@@ -13,6 +13,7 @@ import hmac
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
 from balance import keys
 from balance.ledger import tenant_username
@@ -63,6 +64,23 @@ async def provision_tenant(admin: Any, tenant: str, password: str) -> None:
         await admin.execute_command(*arguments, target_nodes=admin.get_nodes())
     else:
         await admin.execute_command(*arguments)
+    await save_acl(admin)
+
+
+async def save_acl(admin: Any) -> bool:
+    """``ACL SAVE`` where Redis runs with an ``aclfile`` (the embedded one does), so a restart
+    keeps the tenant users; False where it has none (an external Redis: the ledger's repair
+    provisions them again on the first refused login instead)."""
+    try:
+        if isinstance(admin, RedisCluster):
+            await admin.execute_command("ACL", "SAVE", target_nodes=admin.get_nodes())
+        else:
+            await admin.execute_command("ACL", "SAVE")
+    except ResponseError as exc:
+        if "not configured to use an ACL file" in str(exc):
+            return False
+        raise
+    return True
 
 
 async def remove_tenant(admin: Any, tenant: str) -> None:

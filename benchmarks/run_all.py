@@ -43,6 +43,7 @@ SMOKE: dict[str, Plan] = {
         *("--ceiling-requests", "500", "--output", str(out)),
     ],
     "bench_renew": lambda out: ["--subscribers", "300", "--output", str(out)],
+    "bench_settle": lambda out: ["--records", "20000", "--output", str(out)],
     "bench_e2e": lambda out: [
         *("--start-rate", "200", "--step-s", "1", "--budget-s", "4", "--processes", "1"),
         *("--p99-attempts", "1", "--ceiling-rounds", "1", "--no-profile"),
@@ -60,6 +61,7 @@ QUICK: dict[str, Plan] = {
     "bench_server": lambda out: ["--sessions", "1000", "--repeat", "2"],
     "bench_xdr": lambda out: ["--records", "20000", "--rounds", "1", "--output", str(out)],
     "bench_renew": lambda out: ["--subscribers", "10000", "--output", str(out)],
+    "bench_settle": lambda out: ["--records", "200000", "--output", str(out)],
     "bench_store": lambda out: [
         *("--records", "50000", "--rounds", "2", "--export-records", "100000"),
         *("--output", str(out)),

@@ -5,6 +5,12 @@ after a failover (T flag) is recognised too. An entry is *in flight* from the mo
 request reaches the application until its answer is sent; a duplicate arriving meanwhile
 registers a waiter and gets the same answer when it is stored. Entries expire after ``ttl_s``
 and the cache never holds more than ``entries_max`` (oldest dropped first).
+
+Only answers that carry the application's outcome are kept (``complete``). A transient answer
+(3004 while the ledger is unreachable, a request cancelled at shutdown) goes to the duplicates
+waiting at that moment and is then forgotten (``release``): RFC 6733 keeps the End-to-End id on
+a retransmission, so a kept 3004 would answer every retry for ``ttl_s`` although the ledger is
+back, and a request the ledger did charge would never get its real answer.
 """
 
 from __future__ import annotations
@@ -80,4 +86,13 @@ class DuplicateCache:
         waiters, entry.waiters = entry.waiters, []
         for waiter in waiters:
             waiter(answer)
+        self._expire(now)
+
+    def release(self, key: DuplicateKey, answer: bytes, now: float) -> None:
+        """Answer the duplicates waiting for the in-flight original with a transient
+        ``answer`` and forget the original: a later retransmission is handled afresh."""
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            for waiter in entry.waiters:
+                waiter(answer)
         self._expire(now)

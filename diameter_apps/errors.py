@@ -24,6 +24,9 @@ class DiameterError(Exception):
     """Base of every error with a Result-Code."""
 
     result_code: ClassVar[ResultCode] = ResultCode.UNABLE_TO_COMPLY
+    # True when the answer says "not now" rather than what became of the request (3002, 3004):
+    # it is never replayed to a retransmission (see ``DuplicateCache.release``).
+    transient: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class RealmNotServed(DiameterError):
 
 class TooBusy(DiameterError):
     result_code = ResultCode.TOO_BUSY
+    transient = True
 
 
 class LoopDetected(DiameterError):

@@ -293,11 +293,20 @@ class PeerConnection:
                 self._events.append(RequestTimedOut(hop_by_hop, pending.command_code))
         return self._take_events()
 
-    def send_answer(self, request: RequestReceived | Message, answer: Message, now: float) -> None:
+    def send_answer(
+        self,
+        request: RequestReceived | Message,
+        answer: Message,
+        now: float,
+        *,
+        remember: bool = True,
+    ) -> None:
         """Queue the application's answer to ``request`` and release waiting duplicates.
 
         The answer's identifiers and flags are forced to echo the request (B6). Call it even
         after the connection closed: the answer is then only stored for duplicates.
+        ``remember=False`` for a transient answer that does not carry the outcome (3004 while
+        the ledger is unreachable): a later retransmission then reaches the application again.
         """
         message = request.message if isinstance(request, RequestReceived) else request
         key = self._inflight.pop((message.hop_by_hop, message.end_to_end), None)
@@ -316,7 +325,10 @@ class PeerConnection:
         encoded = answer.encode()
         if self._state is not PeerState.CLOSED:
             self._out.append(encoded)
-        self._duplicates.complete(key, encoded, now)
+        if remember:
+            self._duplicates.complete(key, encoded, now)
+        else:
+            self._duplicates.release(key, encoded, now)
         if self._state is PeerState.DRAINING and not self._inflight:
             self._run(PeerInput.INFLIGHT_DRAINED, None, now)
 

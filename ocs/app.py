@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 import structlog
+from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
@@ -27,7 +28,8 @@ from ocs.catalog_install import install_catalog
 from ocs.catalog_store import CATALOG_NOTICE, read_stored, store_catalog, stored_catalog
 from ocs.charging.credit_control import CreditControlHandler
 from ocs.charging.directory import TenantDirectory
-from ocs.charging.notifications import AccountNotice, NoticeListener, ServerInitiated
+from ocs.charging.durable_requests import DurableServerRequests, PeerStore, consumer_name
+from ocs.charging.notifications import AccountNotice, NoticeListener
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.supervision import TccSupervisor
 from ocs.config import Config, ConfigError
@@ -80,7 +82,7 @@ class OcsApp:
         self.log = logger or make_logger(config.log.level, json=config.log.json)
         self.clock = clock
         self.metrics = Metrics()
-        self.ledger = LedgerRuntime(config.redis, config.ledger)
+        self.ledger = LedgerRuntime(config.redis, config.ledger, log=self.log)
         self.metrics.ledger_pools = self.ledger.pool_stats
         self.sessions = SessionRegistry()
         self.directory: TenantDirectory | None = None
@@ -88,12 +90,17 @@ class OcsApp:
         self.http: HttpServer | None = None
         self.supervisor: TccSupervisor | None = None
         self.notices: NoticeListener | None = None
-        self.server_initiated: ServerInitiated | None = None
+        self.peers: PeerStore | None = None
+        self.server_requests: DurableServerRequests | None = None
         self.sip: SipCharging | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
         await self._start_ledger()
+        assert self.ledger.admin is not None
+        self.peers = PeerStore(
+            self.ledger.admin, ttl_s=int(self.config.ledger.session_idle_s), log=self.log
+        )
         catalog = await self._load_catalog()
         self._catalog_served(catalog)
         self.directory = TenantDirectory(catalog, self._ledger_for)
@@ -117,6 +124,9 @@ class OcsApp:
             self.metrics,
             health=self._health,
             request_bytes_max=self.config.http.request_bytes_max,
+            request_timeout_s=self.config.http.request_timeout_s,
+            idle_timeout_s=self.config.http.idle_timeout_s,
+            connections_max=self.config.http.connections_max,
         )
         host, port = await self.http.start(
             self.config.http.listen_host, self.config.http.listen_port
@@ -148,14 +158,19 @@ class OcsApp:
         )
         self.supervisor.start()
         assert self.ledger.admin is not None
-        self.server_initiated = ServerInitiated(
-            self.sessions,
+        self.server_requests = DurableServerRequests(
+            self.ledger.admin,
+            self.peers,
             self._send_server_request,
+            lambda: self.diameter.open_peers.keys() if self.diameter is not None else (),
+            consumer=consumer_name(self.config.diameter.origin_host),
             origin_host=self.config.diameter.origin_host,
             origin_realm=self.config.diameter.origin_realm,
             timeout_s=self.config.charging.server_request_timeout_s,
             log=self.log,
         )
+        self.server_requests.start()
+        # Catalog reloads still come as pub/sub notices (every process acts on each one).
         self.notices = NoticeListener(self.ledger.admin, self._on_notice, log=self.log)
         self.notices.start()
 
@@ -233,17 +248,28 @@ class OcsApp:
         return catalog
 
     async def _on_notice(self, notice: AccountNotice) -> None:
+        # Account notices (top-up, block) travel as a stream: DurableServerRequests.
         if notice.event == CATALOG_NOTICE:
             await self._reload_catalog()
-        elif self.server_initiated is not None:
-            await self.server_initiated.handle(notice)
 
     async def _reload_catalog(self) -> None:
         assert self.ledger.admin is not None and self.directory is not None
         try:
             catalog = await stored_catalog(self.ledger.admin)
         except CatalogError as exc:
-            self.log.error("catalog_reload_refused", problems=[str(p) for p in exc.problems])
+            self.log.error(
+                "catalog_reload_refused",
+                problems=[str(p) for p in exc.problems],
+                kept="the catalog in use",
+            )
+            self.metrics.catalog_reloads_total.labels("refused").inc()
+            return
+        except (RedisError, OSError):
+            raise  # Redis trouble: the notice listener reconnects and the next notice retries
+        except Exception as exc:
+            # Whatever else a bad catalog trips over, the running one stays (never a crash of
+            # the listener that also carries RAR/ASR notices).
+            self.log.error("catalog_reload_refused", error=repr(exc), kept="the catalog in use")
             self.metrics.catalog_reloads_total.labels("refused").inc()
             return
         if catalog is not None:
@@ -270,6 +296,7 @@ class OcsApp:
             clock=self.clock,
             profile=Profile.LENIENT if self.config.diameter.lenient else Profile.STRICT,
             metrics=self.metrics,
+            peers=self.peers,
         )
         router.register(
             ApplicationId.CREDIT_CONTROL, CommandCode.CREDIT_CONTROL, handler, vendor_id=VENDOR_3GPP
@@ -309,6 +336,8 @@ class OcsApp:
     async def stop(self) -> None:
         if self.notices is not None:
             await self.notices.stop()
+        if self.server_requests is not None:
+            await self.server_requests.stop()
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self.sip is not None:

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from ocs.commands import account, catalog, config, renew, serve, sim, store, usage, xdr
+from ocs.commands import account, catalog, config, renew, serve, settle, sim, store, usage, xdr
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, account, catalog, config, renew, sim, store, usage, xdr)
+COMMAND_MODULES = (serve, account, catalog, config, renew, sim, store, usage, xdr, settle)
 DISTRIBUTION = "mvna-ocs"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left
 

@@ -80,6 +80,11 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen_port: int = 8080
     # Largest request head and largest body accepted; a larger body gets 413.
     request_bytes_max: int = 65536
+    # A request must arrive whole within this of its first byte (else 408 and close).
+    request_timeout_s: float = 10.0
+    # A keep-alive connection with no request for this long is closed.
+    idle_timeout_s: float = 60.0
+    connections_max: int = 512
 
 
 class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -341,6 +346,9 @@ def _check(config: Config) -> None:
         ("sip.call_sweep_interval_s", config.sip.call_sweep_interval_s),
         ("sip.call_record_ttl_s", config.sip.call_record_ttl_s),
         ("redis.pool_size", config.redis.pool_size),
+        ("http.request_timeout_s", config.http.request_timeout_s),
+        ("http.idle_timeout_s", config.http.idle_timeout_s),
+        ("http.connections_max", config.http.connections_max),
         ("charging.validity_time_s", config.charging.validity_time_s),
         ("charging.sweep_interval_s", config.charging.sweep_interval_s),
         ("charging.server_request_timeout_s", config.charging.server_request_timeout_s),

@@ -227,7 +227,9 @@ class DiameterConnection(asyncio.Protocol):
 
     def _complete(self, event: RequestReceived, done: asyncio.Future[Message]) -> None:
         if done.cancelled():
-            self._answer_error(event, UnableToComply("request cancelled during shutdown"))
+            self._answer_error(
+                event, UnableToComply("request cancelled during shutdown"), remember=False
+            )
             return
         error = done.exception()
         if error is None:
@@ -244,9 +246,15 @@ class DiameterConnection(asyncio.Protocol):
             command=event.command_code,
             error=repr(exc),
         )
-        self._answer_error(event, UnableToComply("internal error while handling the request"))
+        # Not remembered: a retransmission may succeed where this attempt failed.
+        self._answer_error(
+            event, UnableToComply("internal error while handling the request"), remember=False
+        )
 
-    def _answer_error(self, event: RequestReceived, error: DiameterError) -> None:
+    def _answer_error(
+        self, event: RequestReceived, error: DiameterError, *, remember: bool = True
+    ) -> None:
+        """The error's answer; a transient one (3004) is never replayed to a retransmission."""
         if self.peer is None:
             return
         settings = self.server.settings
@@ -256,13 +264,15 @@ class DiameterConnection(asyncio.Protocol):
             origin_host=settings.origin_host,
             origin_realm=settings.origin_realm,
         )
-        self._send_answer(event, answer)
+        self._send_answer(event, answer, remember=remember and not error.transient)
 
-    def _send_answer(self, event: RequestReceived, answer: Message) -> None:
+    def _send_answer(
+        self, event: RequestReceived, answer: Message, *, remember: bool = True
+    ) -> None:
         if self.peer is None:
             return
         now = self.loop.time()
-        self.peer.send_answer(event, answer, now)
+        self.peer.send_answer(event, answer, now, remember=remember)
         server = self.server
         command = server.command_metrics(event.command_code)
         command.answers(answer.result_code).inc()

@@ -19,6 +19,7 @@ from pathlib import Path
 import redis
 
 APPENDFSYNC_CHOICES = ("always", "everysec", "no")
+ACL_FILE = "users.acl"
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -49,6 +50,7 @@ class EmbeddedRedis:
         appendfsync: str = "everysec",
         extra_args: Sequence[str] = (),
         server_bin: str = "redis-server",
+        aclfile: bool = False,
     ) -> None:
         if appendfsync not in APPENDFSYNC_CHOICES:
             raise EmbeddedRedisError(
@@ -62,6 +64,8 @@ class EmbeddedRedis:
         self.appendfsync = appendfsync
         self.extra_args = tuple(extra_args)
         self.server_bin = server_bin
+        # ACL users in <data_dir>/users.acl (ACL SAVE writes it): a restart keeps them.
+        self.aclfile = self.data_dir / ACL_FILE if aclfile else None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,6 +102,7 @@ class EmbeddedRedis:
             "--appendfilename", "ledger.aof",
             "--maxmemory-policy", "noeviction",
             "--logfile", str(self.data_dir / "redis.log"),
+            *(["--aclfile", str(self.aclfile)] if self.aclfile is not None else []),
             *self.extra_args,
         ]  # fmt: skip
 
@@ -106,6 +111,8 @@ class EmbeddedRedis:
         if self.running:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.aclfile is not None and not self.aclfile.exists():
+            self.aclfile.touch(mode=0o600)  # Redis refuses to start on a missing ACL file
         chosen_port = self.port
         for _attempt in range(5):
             if chosen_port == 0:

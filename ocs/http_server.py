@@ -3,6 +3,13 @@
 HTTP/1.1 parsing is h11's (sans-IO); this module is the thin asyncio ``Protocol`` around it plus
 a small router. Every request gets an answer: unknown path 404, wrong method 405 with Allow,
 oversized body 413, unparsable request 400, handler failure 500 — always JSON bodies.
+
+Nothing may hold a connection for ever (like the Diameter side's CER timeout): a request must
+arrive whole (head and body) within ``request_timeout_s`` of its first byte, else 408 and close
+(a request line that never ends included); a keep-alive connection idle for ``idle_timeout_s``
+is closed; past ``connections_max`` open connections a new one is closed at once. One timer per
+server sweeps every connection against the server's clock (``check_timeouts``), so a test moves
+the clock and sweeps instead of waiting.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -93,14 +101,31 @@ class _HttpConnection(asyncio.Protocol):
         self._request: h11.Request | None = None
         self._body = bytearray()
         self._busy = False
+        # When the request being read began (None between requests) / the connection went idle.
+        self.request_started: float | None = None
+        self.idle_since = server.clock()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
+        if not self._server.admit(self):
+            self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self.request_started is None and not self._busy:
+            self.request_started = self._server.clock()
         self._conn.receive_data(data)
         self._pump()
+
+    def check_timeout(self, now: float, request_timeout_s: float, idle_timeout_s: float) -> None:
+        """408 and close a request not read whole in time; close a connection idle too long."""
+        if self._busy or self._transport is None:
+            return  # answering: the handler's own bounds apply
+        if self.request_started is not None:
+            if now - self.request_started >= request_timeout_s:
+                self._send_and_close(408, f"request not complete in {request_timeout_s:g} s")
+        elif now - self.idle_since >= idle_timeout_s:
+            self._close()
 
     def eof_received(self) -> bool | None:
         self._conn.receive_data(b"")
@@ -129,6 +154,7 @@ class _HttpConnection(asyncio.Protocol):
                     return
             elif isinstance(event, h11.EndOfMessage) and self._request is not None:
                 self._busy = True
+                self.request_started = None
                 request, self._request = self._request, None
                 self._server.loop.create_task(self._dispatch(request, bytes(self._body)))
 
@@ -142,6 +168,7 @@ class _HttpConnection(asyncio.Protocol):
         )
         self._write(response)
         self._busy = False
+        self.idle_since = self._server.clock()
         if self._conn.our_state is h11.MUST_CLOSE or self._conn.their_state is h11.MUST_CLOSE:
             self._close()
             return
@@ -181,6 +208,7 @@ class _HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._server.forget(self)
 
 
 class HttpServer:
@@ -193,12 +221,24 @@ class HttpServer:
         *,
         health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         request_bytes_max: int = 65536,
+        request_timeout_s: float = 10.0,
+        idle_timeout_s: float = 60.0,
+        connections_max: int = 512,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if min(request_timeout_s, idle_timeout_s) <= 0 or connections_max <= 0:
+            raise ValueError("HTTP timeouts and connections_max must be positive")
         self.router = router
         self.metrics = metrics
         self.request_bytes_max = request_bytes_max
+        self.request_timeout_s = request_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.connections_max = connections_max
+        self.clock = clock
         self._health = health
         self._server: asyncio.base_events.Server | None = None
+        self._connections: set[_HttpConnection] = set()
+        self._sweep: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
         router.add("GET", "/healthz", self._healthz)
         router.add("GET", "/metrics", self._metrics)
@@ -208,9 +248,41 @@ class HttpServer:
             lambda: _HttpConnection(self), host, port, reuse_address=True
         )
         sockname = self._server.sockets[0].getsockname()
+        self._schedule_sweep()
         return str(sockname[0]), int(sockname[1])
 
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def admit(self, connection: _HttpConnection) -> bool:
+        if len(self._connections) >= self.connections_max:
+            return False
+        self._connections.add(connection)
+        return True
+
+    def forget(self, connection: _HttpConnection) -> None:
+        self._connections.discard(connection)
+
+    def check_timeouts(self) -> None:
+        """Apply the request and idle bounds to every connection, at ``clock()`` now."""
+        now = self.clock()
+        for connection in list(self._connections):
+            connection.check_timeout(now, self.request_timeout_s, self.idle_timeout_s)
+
+    def _schedule_sweep(self) -> None:
+        # A quarter of the shorter bound: a connection is closed at most 25 % late.
+        interval = max(0.05, min(self.request_timeout_s, self.idle_timeout_s) / 4)
+        self._sweep = self.loop.call_later(interval, self._swept)
+
+    def _swept(self) -> None:
+        self.check_timeouts()
+        self._schedule_sweep()
+
     async def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

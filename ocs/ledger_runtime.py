@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 from collections.abc import Mapping
@@ -16,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+import structlog
 from redis.asyncio.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
 from balance.tenants import provision_tenant, tenant_password
+from ocs.background import PeriodicTask
 from ocs.config import LedgerConfig, RedisConfig
 from ocs.embedded_redis import EmbeddedRedis
 
@@ -30,6 +33,7 @@ TENANT_SECRET_FILE = "tenant.secret"
 TENANT_SECRET_BYTES = 32
 REDIS_URL_ENV = "OCS_REDIS_URL"
 REQUIRED_EVICTION_POLICY = "noeviction"
+EMBEDDED_CHECK_S = 0.5  # how often ocs serve checks that its embedded Redis still runs
 
 
 class RedisSetupError(RuntimeError):
@@ -142,8 +146,15 @@ async def connect_admin(url: str, timeout_s: float = 1.0) -> aioredis.Redis | Re
 class LedgerRuntime:
     """Start (or connect to) the ledger's Redis, hand out per-tenant ledgers, stop cleanly."""
 
-    def __init__(self, config: RedisConfig, ledger: LedgerConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: RedisConfig,
+        ledger: LedgerConfig | None = None,
+        *,
+        log: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
         self.config = config
+        self.log = log
         self.ledger_config = ledger or LedgerConfig()
         self.data_dir = Path(config.data_dir)
         self.embedded: EmbeddedRedis | None = None
@@ -152,13 +163,19 @@ class LedgerRuntime:
         self.cluster = False
         self.warnings: list[str] = []
         self._ledgers: dict[str, Ledger] = {}
+        self._watchdog: PeriodicTask | None = None
 
     async def start(self) -> None:
         if self.config.url:
             self.url = self.config.url
         else:
+            # The ACL file keeps the tenant users across a restart of the embedded Redis
+            # (ACL SETUSER is not in the AOF; provision_tenant saves them with ACL SAVE).
             self.embedded = EmbeddedRedis(
-                self.data_dir, port=self.config.embedded_port, appendfsync=self.config.appendfsync
+                self.data_dir,
+                port=self.config.embedded_port,
+                appendfsync=self.config.appendfsync,
+                aclfile=True,
             )
             await asyncio.to_thread(self.embedded.start)
             self.url = self.embedded.url
@@ -170,6 +187,21 @@ class LedgerRuntime:
         except BaseException:
             await self.stop()
             raise
+        if self.embedded is not None and self.log is not None:
+            self._watchdog = PeriodicTask(
+                "embedded_redis_watchdog", self._restart_if_dead, EMBEDDED_CHECK_S, self.log
+            )
+            self._watchdog.start()
+
+    async def _restart_if_dead(self) -> None:
+        """The embedded Redis is ours: if its process died, start it again on the same port
+        and directory (it replays its AOF; the ACL file keeps the tenant users)."""
+        embedded = self.embedded
+        if embedded is None or embedded.running:
+            return
+        await asyncio.to_thread(embedded.start)
+        if self.log is not None:
+            self.log.warning("embedded_redis_restarted", url=embedded.url)
 
     async def ledger_for(self, tenant: str) -> Ledger:
         """The tenant's ledger on its own ACL user (created or refreshed on first use)."""
@@ -187,6 +219,7 @@ class LedgerRuntime:
             cluster=self.cluster,
             pool_size=self.config.pool_size,
             timeout_s=self.config.timeout_s,
+            repair=functools.partial(self._repair_access, tenant, password),
             **self.ledger_config.limits(),
         )
         self._ledgers[tenant] = ledger
@@ -200,7 +233,19 @@ class LedgerRuntime:
             for tenant, p in ((t, ledger.pool) for t, ledger in self._ledgers.items())
         ]
 
+    async def _repair_access(self, tenant: str, password: str) -> None:
+        """Redis refused the tenant's user or lacked the library (restarted, flushed, failed
+        over): provision both again on the admin connection. Called by the tenant's ledger."""
+        if self.admin is None:
+            raise RedisSetupError("the ledger runtime is stopped")
+        await provision_tenant(self.admin, tenant, password)
+        if self.log is not None:
+            self.log.warning("tenant_access_repaired", tenant=tenant)
+
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            await self._watchdog.stop()
+            self._watchdog = None
         for ledger in self._ledgers.values():
             with contextlib.suppress(RedisError, OSError):
                 await ledger.aclose()

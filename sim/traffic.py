@@ -34,6 +34,9 @@ ARRIVAL_TICK_S = 0.002
 # thousands of times a second for nothing.
 ARRIVAL_SLEEP_MIN_S = 0.001
 TOO_BUSY_RETRY_S = 0.05
+# A server restart closes every connection: requests wait this long for one to come back.
+RECONNECT_WAIT_S = 30.0
+RECONNECT_BACKOFF_S = 0.2
 RAMP_FLOOR = 0.1  # a ramp starts at 10 % of the rate
 SIP_CALL = Callable[["Worker", SimSubscriber], Coroutine[Any, Any, None]]
 _EVENT_COMMITTING = frozenset({int(ResultCode.SUCCESS)})
@@ -69,6 +72,7 @@ class Worker:
         self.sip_call = sip_call
         self.stats = RunStats()
         self.clients: list[DiameterClient] = []
+        self._reconnecting: asyncio.Future[None] | None = None
         self.destination_realm = scenario.target.destination_realm
         self._next_client = 0
         self._encoders: dict[str, m.CcrEncoder] = {}
@@ -96,22 +100,52 @@ class Worker:
         return f"{session_prefix(self.run_id)}w{self.index}c{connection}.{realm}"
 
     async def connect(self) -> None:
+        for number in range(self.scenario.connections_per_worker):
+            self.clients.append(await self._open(number))
+
+    async def _open(self, number: int) -> DiameterClient:
+        """Connection ``number`` of this worker (the same Origin-Host every time, so a server
+        recognises a retransmission sent on a new connection)."""
         target = self.scenario.target
         ports = (target.diameter_port, *target.extra_diameter_ports)
         per_worker = self.scenario.connections_per_worker
-        for number in range(per_worker):
-            peer = m.PeerIdentity(self.origin_host(number), target.origin_realm)
-            client, realm = await connect(
-                target.diameter_host,
-                ports[(self.index * per_worker + number) % len(ports)],
-                peer,
-                timeout_s=target.request_timeout_s,
-                watchdog_s=target.watchdog_s,
-                on_server_request=self._server_request,
-            )
-            self.clients.append(client)
-            if not self.destination_realm:
-                self.destination_realm = realm
+        peer = m.PeerIdentity(self.origin_host(number), target.origin_realm)
+        client, realm = await connect(
+            target.diameter_host,
+            ports[(self.index * per_worker + number) % len(ports)],
+            peer,
+            timeout_s=target.request_timeout_s,
+            watchdog_s=target.watchdog_s,
+            on_server_request=self._server_request,
+        )
+        if not self.destination_realm:
+            self.destination_realm = realm
+        return client
+
+    async def _reconnected(self) -> DiameterClient | None:
+        """Every connection closed (the server restarted): open them again, waiting up to
+        ``RECONNECT_WAIT_S``; one reconnection at a time, every caller waits for it."""
+        if self._reconnecting is None:
+            self._reconnecting = asyncio.ensure_future(self._reconnect())
+        try:
+            await asyncio.shield(self._reconnecting)
+        finally:
+            if self._reconnecting is not None and self._reconnecting.done():
+                self._reconnecting = None
+        return self._client()
+
+    async def _reconnect(self) -> None:
+        deadline = self.loop.time() + RECONNECT_WAIT_S
+        while self.loop.time() < deadline:
+            for number, client in enumerate(self.clients):
+                if client.is_open:
+                    continue
+                with contextlib.suppress(OSError, TimeoutError):
+                    self.clients[number] = await self._open(number)
+                    self.stats.sent["reconnect"] += 1
+            if any(client.is_open for client in self.clients):
+                return
+            await asyncio.sleep(RECONNECT_BACKOFF_S)
 
     def _server_request(self, command: int, session_id: str | None) -> None:
         if command == CommandCode.ABORT_SESSION and session_id:
@@ -196,7 +230,7 @@ class Worker:
     ) -> m.AnswerSummary | None:
         """Send one CCR (with the injected retransmit / duplicate), await and account its answer."""
         faults = self.scenario.faults
-        client = self._client()
+        client = self._client() or await self._reconnected()
         if client is None:
             self.stats.errors["no_connection"] += 1
             return None
@@ -253,8 +287,9 @@ class Worker:
         return summary
 
     async def _retry(self, encoded: bytes) -> bytes | None:
-        """One T-flagged retransmission (RFC 6733 §5.5.4) on any open connection."""
-        client = self._client()
+        """One T-flagged retransmission (RFC 6733 §5.5.4) on any open connection (opened
+        again if the server restarted meanwhile)."""
+        client = self._client() or await self._reconnected()
         if client is None:
             return None
         hop = client.next_hop_by_hop()

@@ -55,6 +55,12 @@ from tariffs.yamlread import Reader, compose, line_of
 
 CATALOG_FILE_BYTES_MAX = 64 * 1024 * 1024
 CATALOG_FILES_MAX = 10_000
+# Bounds of a tenant's idempotency window: a minute (Diameter retransmissions) to 90 days (each
+# operation's record is kept that long in Redis: memory grows with the window).
+IDEMPOTENCY_WINDOW_S = (60, 90 * 86400)
+# IANA zone names: ASCII words joined by "/" (the longest is 32 characters).
+TIMEZONE_CHARS_MAX = 64
+_TIMEZONE_RE = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
 SUBSCRIBER_RANGE_SIZE_MAX = 100_000_000
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -86,6 +92,7 @@ TENANT_KEYS = frozenset(
         "home_zone",
         "final_unit",
         "status",
+        "idempotency_window",
         "services",
         "context_defaults",
         "zones",
@@ -230,6 +237,7 @@ class _TenantReader:
         timezone = self._opt(get("timezone"), "timezone", self._timezone)
         final_unit = self._final_unit(get("final_unit"))
         status = self._status(get("status"))
+        window = self._idempotency_window(get("idempotency_window"))
         services = self._services(get("services"))
         context_defaults = self._context_defaults(get("context_defaults"), services)
         zones = self._zones(get("zones"))
@@ -286,6 +294,7 @@ class _TenantReader:
             status=status,
             topup_max=topup_max,
             context_defaults=context_defaults,
+            idempotency_ttl_s=window,
             source=self.file,
             plans=tuple(plans.values()),
             addons=addons,
@@ -300,13 +309,34 @@ class _TenantReader:
             return None
         return cast("str | None", read(node, field))  # type: ignore[operator]
 
+    def _idempotency_window(self, node: Node | None) -> int:
+        """How long the ledger recognises a retransmission (and a debit stays refundable):
+        an ISO 8601 duration of whole days, hours, minutes or seconds; 0 = the default."""
+        if node is None:
+            return 0
+        field = "idempotency_window"
+        duration = self.r.convert(node, field, parse_duration)
+        if duration is None:
+            return 0
+        low, high = IDEMPOTENCY_WINDOW_S
+        if duration.months or not low <= duration.seconds <= high:
+            self.r.problem(
+                node, field, f"must be {low} s to {high // 86400} days, in D/H/M/S (e.g. P7D)"
+            )
+            return 0
+        return duration.seconds
+
     def _timezone(self, node: Node, field: str) -> str | None:
         name = self.r.string(node, field)
         if name is None:
             return None
         try:
+            # The name becomes a path under the tz database: check its shape before zoneinfo
+            # opens it ("Europe" is a directory, 300 characters are too long for a file name).
+            if len(name) > TIMEZONE_CHARS_MAX or not _TIMEZONE_RE.fullmatch(name):
+                raise ValueError(name)
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             self.r.problem(node, field, f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)")
             return None
         return name

@@ -205,6 +205,9 @@ class Tenant(msgspec.Struct, frozen=True):
     # Service-Identifier no service lists (a stock client's fixed ids, e.g. Kamailio
     # ims_charging's 100 / 1000 on 32260). A domain absent here refuses such a request (5031).
     context_defaults: tuple[tuple[ContextKind, str], ...] = ()
+    # How long the ledger recognises a retransmitted operation (and an event debit stays
+    # refundable), in seconds; 0 = the deployment's [ledger] idempotency_ttl_s.
+    idempotency_ttl_s: int = 0
     source: str = ""
     plans: tuple[Plan, ...] = ()
     # Bundles a subscriber may buy (``ocs account buy``), each at its bundle's ``fee``.

@@ -7,8 +7,10 @@
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, session_id, now_s, idem_ttl_s,
 --                  session_idle_s, sessions_max, {items, prices}, valid_until_s (one per item),
 --                  request_kind, request_number}
---   request_kind: 1 INITIAL (the session must not be open), 2 UPDATE / 3 TERMINATION (it must
---   be), 0 no session rule (callers without RFC 4006 sessions). request_number (-1 = none) must
+--   request_kind: 1 INITIAL (the session must not be open; if every item is refused it leaves
+--   no session), 2 UPDATE / 3 TERMINATION (it must be), 0 no session rule (callers without
+--   RFC 4006 sessions). A new session past sessions_max replaces the least recently active
+--   one that holds nothing (OCS_LIMIT only when every session holds a reservation). request_number (-1 = none) must
 --   grow within a session: a smaller or equal one that is not a replay is refused.
 --   prices = list of 8-field prices (each distinct price once; items refer to them by position)
 --   item = {rating_group, service, used_legs, requested_units, default_units, kinds, payg(0/1),
@@ -205,7 +207,22 @@ if session and request_number >= 0 and (session[4] or -1) >= request_number then
 end
 if not session then
   if #sessions >= sessions_max then
-    fail('LIMIT', 'subscriber has ' .. sessions_max .. ' open sessions')
+    -- Full: the least recently active session that holds nothing makes room (a gateway that
+    -- vanished without CCR-T must not lock the subscriber out for session_idle_s). Only
+    -- sessions that all hold a reservation are a real limit (Tcc releases those in time).
+    local idle_i, idle_at = nil, nil
+    for s_i = 1, #sessions do
+      local s = sessions[s_i]
+      if not idle_at or s[2] < idle_at then
+        local rgs, holding = s[3], false
+        for r_i = 1, #rgs do if #rgs[r_i][2] > 0 then holding = true break end end
+        if not holding then idle_i, idle_at = s_i, s[2] end
+      end
+    end
+    if not idle_i then
+      fail('LIMIT', 'subscriber has ' .. sessions_max .. ' open sessions')
+    end
+    tremove(sessions, idle_i)
   end
   session = {session_id, now, {}}
   session_index = #sessions + 1
@@ -216,6 +233,7 @@ if request_number >= 0 then session[4] = request_number end
 
 local records, record_count, results = {}, 0, {}
 local terminate = false
+local refused = request_kind == 1  -- a CCR-I stays refused while no item gets OK
 local session_rgs = session[3]
 local buckets = acct[A_BUCKETS]
 local blocked = acct[A_STATE] == BLOCKED
@@ -386,9 +404,14 @@ for i = 1, #items do
     r[5] = granted
     if #new_holds > 0 then r[4] = deadlines[i] end
   end
+  if outcome == OK then refused = false end
   results[i] = {rg_id, outcome, granted, final, used_total, bucket_units, retail_total,
     wholesale_total, leak_units, leak_money, r[4]}
 end
+
+-- A refused CCR-I (every item refused, so nothing is held) establishes no session: it must not
+-- count toward sessions_max while the gateway, told so, never sends a CCR-T.
+if refused then terminate = true end
 
 if terminate then
   for k = 1, #session_rgs do

@@ -1,5 +1,8 @@
 -- debit.lua: event charging (direct debiting): charge units at once, all or nothing, with a record.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream,
+-- KEYS[4] (optional) the refund record a later REFUND_ACCOUNT refers to (refund_debit.lua):
+--         {units, money, refunded_units, unit_draws {bucket_id, units, returned}}, kept for
+--         idem_ttl_s like the debit's own idempotency record
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, service, rating_group,
 --                  session_id, legs, kinds, payg(0/1), block_kinds (optional)}
 --   leg = {leg_key, units, price}; with payg 0 and block_kinds, only a live bucket of those
@@ -35,11 +38,13 @@ local acct = load_account(got[2])
 if acct[A_STATE] == BLOCKED then fail('BLOCKED', 'account is blocked') end
 payg = pays_money(acct, payg, block_kinds, now) and 1 or 0
 local unit_buckets, money_buckets = eligible(acct, kinds, now)
-local drawn, leg_out = {}, {}
+local drawn, leg_out, unit_draws = {}, {}, {}
 local total, from_buckets_total, retail_total, wholesale_total = 0, 0, 0, 0
 for _, leg in ipairs(legs) do
   local key, units, p = leg[1], leg[2], leg[3]
+  local first_draw = #drawn + 1
   local need, from_buckets = draw_units(unit_buckets, units, drawn)
+  for k = first_draw, #drawn do unit_draws[#unit_draws + 1] = {drawn[k][1], drawn[k][2], 0} end
   local cost = 0
   if need > 0 then
     if payg ~= 1 then fail('INSUFFICIENT', 'allowances do not cover the event') end
@@ -64,4 +69,7 @@ rcall('SET', KEYS[2], mp_pack(acct))
 append_record(KEYS[3], record('debit', tenant, subscriber, session_id, op_id, service, rg, total,
   retail_total, wholesale_total, drawn, 0, 0, leg_out, now, acct[A_BALANCE], '', -retail_total))
 idem_store(KEYS[1], digest, result, ttl)
+if KEYS[4] then
+  rcall('SET', KEYS[4], mp_pack({total, retail_total, 0, unit_draws}), 'EX', ttl)
+end
 return {0, result}

@@ -1,7 +1,10 @@
 -- debit_many.lua: an event's direct debits (CCR-EVENT with several MSCCs, or one SMS to several
 -- recipients), each item all or nothing, the whole request in one call with one idempotency
 -- record.
--- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
+-- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream,
+-- KEYS[3 + i] (optional, one per item or none) item i's refund record, as debit.lua's KEYS[4]:
+--         {units, money, refunded_units, unit_draws {bucket_id, units, returned}} for
+--         refund_debit.lua, kept for idem_ttl_s
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, session_id, items}
 --   item = {service, rating_group, legs, kinds, payg(0/1), block_kinds (list, may be empty)}
 --   leg  = {leg_key, units, price}: as debit.lua, each leg priced on its own (connect fee and
@@ -53,18 +56,20 @@ local function restore(saved)
   for k = 1, #buckets do buckets[k][B_REMAINING] = saved[2][k] end
 end
 
-local out, records = {}, {}
+local out, records, refunds = {}, {}, {}
 for i, item in ipairs(items) do
   local service, rg, legs, kinds = item[1], item[2], item[3], item[4]
   local payg = pays_money(acct, item[5], item[6], now) and 1 or 0
   local unit_buckets, money_buckets = eligible(acct, kinds, now)
   local saved = snapshot()
-  local drawn, leg_out = {}, {}
+  local drawn, leg_out, unit_draws = {}, {}, {}
   local total, from_buckets_total, retail_total, wholesale_total = 0, 0, 0, 0
   local paid = true
   for _, leg in ipairs(legs) do
     local key, units, p = leg[1], leg[2], leg[3]
+    local first_draw = #drawn + 1
     local need, from_buckets = draw_units(unit_buckets, units, drawn)
+    for k = first_draw, #drawn do unit_draws[#unit_draws + 1] = {drawn[k][1], drawn[k][2], 0} end
     local cost = 0
     if need > 0 then
       cost = retail(p, need)
@@ -88,6 +93,9 @@ for i, item in ipairs(items) do
     records[#records + 1] = record('debit', tenant, subscriber, session_id,
       op_id .. ':' .. (i - 1), service, rg, total, retail_total, wholesale_total, drawn, 0, 0,
       leg_out, now, acct[A_BALANCE], '', -retail_total)
+    if KEYS[3 + i] then
+      refunds[#refunds + 1] = {KEYS[3 + i], mp_pack({total, retail_total, 0, unit_draws})}
+    end
   else
     restore(saved)
     out[i] = {1, 0, 0, 0, 0}
@@ -97,6 +105,7 @@ local result = mp_pack({out, acct[A_BALANCE], acct[A_HELD]})
 if #records > 0 then
   rcall('SET', KEYS[2], mp_pack(acct))
   for _, rec in ipairs(records) do append_record(KEYS[3], rec) end
+  for _, r in ipairs(refunds) do rcall('SET', r[1], r[2], 'EX', ttl) end
 end
 idem_store(KEYS[1], digest, result, ttl)
 return {0, result}

@@ -68,6 +68,7 @@ from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, Unkno
 from diameter_apps.events import RequestReceived
 from diameter_apps.validation import Profile
 from ocs.charging.directory import TenantDirectory
+from ocs.charging.durable_requests import PeerStore
 from ocs.charging.events import EventCharging
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
@@ -135,8 +136,10 @@ class CreditControlHandler:
         clock: Callable[[], float],
         profile: Profile = Profile.LENIENT,
         metrics: Metrics | None = None,
+        peers: PeerStore | None = None,
     ) -> None:
         self.directory = directory
+        self.peers = peers  # the shared session → peer store (durable RAR/ASR); None: none
         self.config = config
         self.origin_host = origin_host
         self.origin_realm = origin_realm
@@ -427,7 +430,13 @@ class CreditControlHandler:
             if terminating
             else tuple(self._service_answer(slot, results, tenant, now) for slot in slots)
         )
-        if terminating:
+        code = _top_level_code(ccr, answers)
+        if terminating or (ccr.request_type is CcRequestType.INITIAL and code in _SESSION_REFUSED):
+            # A refused CCR-I establishes no session: the ledger kept none either (ccr.lua).
+            if self.peers is not None and (
+                terminating or self.sessions.get(ccr.session_id) is not None
+            ):
+                self.peers.forget(ref.tenant, ref.subscriber_id, ccr.session_id)
             self.sessions.ended(ccr.session_id)
         else:
             self._keep_session(
@@ -440,12 +449,28 @@ class CreditControlHandler:
                     for a in answers
                 ),
             )
-        return CreditControlAnswer(result_code=_top_level_code(ccr, answers), services=answers)
+        return CreditControlAnswer(result_code=code, services=answers)
 
     def _keep_session(
         self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, *, waiting_for_credit: bool
     ) -> None:
-        """Remember the open session here (for RAR after a top-up, ASR, Tcc and metrics)."""
+        """Remember the open session here (Tcc, metrics) and, when new or changed, in the
+        shared peer store (RAR after a top-up, ASR, from any process)."""
+        if self.peers is not None:
+            known = self.sessions.get(ccr.session_id)
+            if (
+                known is None
+                or known.waiting_for_credit != waiting_for_credit
+                or known.origin_host != ccr.origin_host
+            ):
+                self.peers.remember(
+                    ref.tenant,
+                    ref.subscriber_id,
+                    ccr.session_id,
+                    ccr.origin_host,
+                    ccr.origin_realm,
+                    waiting_for_credit,
+                )
         self.sessions.seen(
             ccr.session_id,
             tenant=ref.tenant,
@@ -604,11 +629,22 @@ def _failed(ccr: CreditControlRequest, code: int) -> tuple[Avp, ...]:
 
 def _top_level_code(ccr: CreditControlRequest, answers: tuple[ServiceAnswer, ...]) -> int:
     """Session-level Result-Code: a single-service request carries its service's code; with
-    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused."""
+    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused
+    or, on a CCR-I, every MSCC is."""
     if not answers:
         return ResultCode.SUCCESS
     if not ccr.has_mscc:
         return answers[0].result_code
     if all(a.result_code == ResultCode.END_USER_SERVICE_DENIED for a in answers):
         return ResultCode.END_USER_SERVICE_DENIED
+    if ccr.request_type is CcRequestType.INITIAL and all(
+        a.result_code in _SESSION_REFUSED for a in answers
+    ):
+        # Every service of a CCR-I refused by the ledger: the session is not established (the
+        # ledger keeps none), so the command-level code says so and no CCR-T is expected.
+        return ResultCode.CREDIT_LIMIT_REACHED
     return ResultCode.SUCCESS
+
+
+# Command-level codes of a CCR-I that establish no session (ccr.lua drops it in the same call).
+_SESSION_REFUSED = frozenset((ResultCode.CREDIT_LIMIT_REACHED, ResultCode.END_USER_SERVICE_DENIED))

@@ -66,14 +66,22 @@ class TenantDirectory:
 
     def replace_catalog(self, catalog: Catalog) -> None:
         self.snapshot = CatalogSnapshot(catalog)
+        for tenant, ledger in self._ledgers.items():
+            self._apply_settings(tenant, ledger)
 
     async def ledger(self, tenant: str) -> Ledger:
         """The tenant's ledger; the first call per tenant provisions its ACL user."""
         ledger = self._ledgers.get(tenant)
         if ledger is None:
             ledger = await self._ledger_factory(tenant)
+            self._apply_settings(tenant, ledger)
             self._ledgers[tenant] = ledger
         return ledger
+
+    def _apply_settings(self, tenant: str, ledger: Ledger) -> None:
+        """The catalog's per-tenant ledger settings (today the idempotency window)."""
+        profile = self.snapshot.tenants.get(tenant)
+        ledger.use_idempotency_window(profile.idempotency_ttl_s if profile else None)
 
     def cost(self, tenant: str, micros: int) -> CostInformation:
         return CostInformation(

@@ -2,7 +2,10 @@
 
 - DIRECT_DEBITING: the requested units (RSU, else USU, else the service's default grant) are
   debited at once, all or nothing: 2001 with the units granted, or 4012 (4010 when blocked).
-- REFUND_ACCOUNT: the retail price of the reported units goes back to the balance.
+- REFUND_ACCOUNT: refers to the DIRECT_DEBITING event of the same Session-Id (MSCC by
+  position) within the tenant's idempotency window; the units asked (capped at what is left of
+  that debit) go back with their share of its money and bucket units, never more than it took.
+  No such debit, or nothing left of it: 5002 DIAMETER_UNKNOWN_SESSION_ID.
 - CHECK_BALANCE: Check-Balance-Result ENOUGH_CREDIT when buckets of the eligible kinds or money
   cover the requested units, NO_CREDIT otherwise; nothing is reserved.
 - PRICE_ENQUIRY: Cost-Information with the retail price of the requested units; nothing moves.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from balance.errors import AccountBlocked
+from balance.errors import AccountBlocked, NoRefundableDebit
 from balance.records import DebitItem, DebitItemResult, OnExhaust, UsedLeg
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
@@ -123,6 +126,11 @@ class EventCharging:
                     now_s=now,
                     session_id=ccr.session_id,
                     digest=ccr_fingerprint(ccr.message).hex(),
+                    refund_refs=[
+                        _debit_ref(ccr.session_id, index)
+                        for index, item in enumerate(priced)
+                        if item.rating is not None
+                    ],
                 )
             except AccountBlocked:
                 denied = [_refused(p.service, _denied_code(p)) for p in priced]
@@ -144,7 +152,8 @@ class EventCharging:
     async def _refund(
         self, ccr: CreditControlRequest, ref: SubscriberRef, priced: list[_Priced], now: int
     ) -> CreditControlAnswer:
-        """REFUND_ACCOUNT: the retail price of each MSCC's units back (a call per MSCC)."""
+        """REFUND_ACCOUNT: each MSCC gives back what the same Session-Id's DIRECT_DEBITING took
+        for the MSCC at its position, never more (a call per MSCC)."""
         answers: list[ServiceAnswer] = []
         ledger = await self.directory.ledger(ref.tenant)
         for index, item in enumerate(priced):
@@ -152,17 +161,25 @@ class EventCharging:
             if item.rating is None:
                 answers.append(_refused(service, item.failure or ResultCode.RATING_FAILED))
                 continue
-            await ledger.refund(
-                ref.subscriber_id,
-                f"{ccr.session_id}:{ccr.request_number}:{index}",
-                amount=item.retail(),
-                reason="REFUND_ACCOUNT",
-                now_s=now,
-                session_id=ccr.session_id,
-                service=item.rating.service,
-                rating_group=service.rating_group or 0,
-            )
-            answers.append(_granted(service, item.units, item.rating))
+            rating = item.rating
+            op_id = f"{ccr.session_id}:{ccr.request_number}:{index}"
+            # A refund names its debit: the DIRECT_DEBITING event of the same Session-Id, the
+            # MSCC at the same position.
+            try:
+                refunded = await ledger.refund_debit(
+                    ref.subscriber_id,
+                    op_id,
+                    debit_ref=_debit_ref(ccr.session_id, index),
+                    units=item.units,
+                    now_s=now,
+                    session_id=ccr.session_id,
+                    service=rating.service,
+                    rating_group=service.rating_group or 0,
+                )
+            except NoRefundableDebit:
+                answers.append(_refused(service, ResultCode.UNKNOWN_SESSION_ID))
+                continue
+            answers.append(_granted(service, refunded.units, rating))
         return CreditControlAnswer(result_code=_event_code(ccr, answers), services=tuple(answers))
 
     def _price_enquiry(self, ref: SubscriberRef, priced: list[_Priced]) -> CreditControlAnswer:
@@ -223,6 +240,11 @@ class EventCharging:
                 CheckBalanceResult.ENOUGH_CREDIT if enough else CheckBalanceResult.NO_CREDIT
             ),
         )
+
+
+def _debit_ref(session_id: str, index: int) -> str:
+    """What a REFUND_ACCOUNT of MSCC ``index`` refers to: that MSCC of the session's debit."""
+    return f"{session_id}:{index}"
 
 
 def _debit_item(item: _Priced) -> DebitItem:

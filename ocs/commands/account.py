@@ -44,7 +44,7 @@ from ocs.account_view import (
     list_table,
 )
 from ocs.catalog_store import stored_catalog
-from ocs.charging.notifications import publish_notice
+from ocs.charging.durable_requests import publish_account_notice
 from ocs.config import Config, ConfigError, load_config
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
 from ocs.products import ProductRefused, buy_addon
@@ -298,10 +298,11 @@ async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[s
             }
         result = await _mutate(ledger, target, args)
         if name in ("topup", "block", "buy") and result is not None and not result.replayed:
-            # Servers owning the subscriber's live sessions send RAR (top-up, add-on: new
-            # credit to grant from) or ASR (block).
+            # A server holding a connection to each live session's client sends it a RAR
+            # (top-up, add-on bought: new credit to grant from) or an ASR (block): a durable
+            # notice, taken whenever a server runs.
             notice = "topup" if name == "buy" else name
-            await publish_notice(client, target.tenant, target.subscriber, notice)
+            await publish_account_notice(client, target.tenant, target.subscriber, notice)
         account = await ledger.query(target.subscriber)
         data = account_json(
             target.tenant, target.subscriber, account, time.time(), ctx, imsi=target.imsi

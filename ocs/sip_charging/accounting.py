@@ -174,7 +174,9 @@ class CallAccounting:
     # -- the claim / apply / record cycle ------------------------------------------------------
 
     def _store(self, ledger: Ledger, tenant: str) -> CallStore:
-        return CallStore(ledger.client, tenant, record_ttl_s=self.policy.record_ttl_s)
+        return CallStore(
+            ledger.client, tenant, record_ttl_s=self.policy.record_ttl_s, guard=ledger.access
+        )
 
     async def _change(self, ref: CallRef, decide: Decide) -> tuple[Stored, bool]:
         """Finish any unfinished change of the call, then claim and apply ``decide``'s intent

@@ -78,7 +78,9 @@ class LedgerAuthorizer:
         call = call_ref(tenant, subscriber.subscriber_id, request.call_id, request.from_tag)
         try:
             ledger = await self.directory.ledger(tenant)
-            store = CallStore(ledger.client, tenant, record_ttl_s=self.policy.record_ttl_s)
+            store = CallStore(
+                ledger.client, tenant, record_ttl_s=self.policy.record_ttl_s, guard=ledger.access
+            )
             stored = await store.get(call)
             if stored is not None:
                 if stored.record.ended is not None:

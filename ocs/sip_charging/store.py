@@ -10,6 +10,7 @@ Redis Cluster slot, and the tag starts with ``{t:<tenant>:`` so the tenant's Red
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -17,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from balance.access import AccessGuard
 from balance.errors import LedgerUnavailable
 from balance.keys import check_tenant
 from balance.scripts import LuaScript, run_script
@@ -61,28 +63,35 @@ class Stored:
 class CallStore:
     """Call records of one tenant on that tenant's Redis client (the ledger's)."""
 
-    def __init__(self, client: Any, tenant: str, *, record_ttl_s: int) -> None:
+    def __init__(
+        self, client: Any, tenant: str, *, record_ttl_s: int, guard: AccessGuard | None = None
+    ) -> None:
         self.client = client
         self.tenant = check_tenant(tenant)
         self.record_ttl_s = record_ttl_s
+        # The ledger's guard: a restarted Redis that forgot the tenant's user gets it back.
+        self._guard = guard or AccessGuard()
 
-    async def _call(self, what: str, call: Any) -> Any:
+    async def _call(
+        self, what: str, make_call: Callable[[], Awaitable[Any]], *, idempotent: bool = True
+    ) -> Any:
+        """``idempotent``: safe to send again after a lost connection (all but ``swap``)."""
         try:
-            return await call
+            return await self._guard.run(make_call, idempotent=idempotent)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise LedgerUnavailable(f"{what}: Redis unavailable: {exc}") from exc
         except RedisError as exc:
             raise LedgerUnavailable(f"{what}: {exc}") from exc
 
     async def get(self, ref: CallRef) -> Stored | None:
-        raw = await self._call("call record", self.client.get(call_key(ref)))
+        raw = await self._call("call record", lambda: self.client.get(call_key(ref)))
         return None if raw is None else Stored(bytes(raw))
 
     async def open(self, ref: CallRef, record: CallRecord, deadline_s: int) -> Stored:
         """Store a new call (or return the one stored before: a replayed INVITE)."""
         raw = await self._call(
             "call open",
-            run_script(
+            lambda: run_script(
                 self.client,
                 _OPEN,
                 [call_key(ref), due_key(ref.tenant)],
@@ -98,7 +107,7 @@ class CallStore:
         None when the stored record was not ``expected`` any more (or is gone)."""
         swapped, raw = await self._call(
             "call swap",
-            run_script(
+            lambda: run_script(
                 self.client,
                 _SWAP,
                 [call_key(ref), due_key(ref.tenant)],
@@ -110,6 +119,7 @@ class CallStore:
                     "" if deadline_s is None else deadline_s,
                 ],
             ),
+            idempotent=False,  # a compare-and-set applied once would fail a second time
         )
         return Stored(bytes(raw)) if int(swapped) == 1 else None
 
@@ -117,15 +127,19 @@ class CallStore:
         """Reservation ids whose deadline has passed, oldest first."""
         members = await self._call(
             "due calls",
-            self.client.zrangebyscore(due_key(self.tenant), "-inf", now_s, start=0, num=limit),
+            lambda: self.client.zrangebyscore(
+                due_key(self.tenant), "-inf", now_s, start=0, num=limit
+            ),
         )
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def forget_due(self, reservation_id: str) -> None:
-        await self._call("due calls", self.client.zrem(due_key(self.tenant), reservation_id))
+        await self._call(
+            "due calls", lambda: self.client.zrem(due_key(self.tenant), reservation_id)
+        )
 
     async def deadline(self, ref: CallRef) -> float | None:
         score = await self._call(
-            "due calls", self.client.zscore(due_key(ref.tenant), ref.reservation_id)
+            "due calls", lambda: self.client.zscore(due_key(ref.tenant), ref.reservation_id)
         )
         return None if score is None else float(score)

@@ -166,19 +166,22 @@ def _sms(number: int, action: int, msisdn: str = ACME_3) -> Message:
 
 
 async def test_events_are_refused_but_a_refund_is_paid(charging: Charging) -> None:
+    # A refund refers to a debit (issue #11): one made before the suspension.
+    assert result_code(await charging.send(_sms(0, DIRECT_DEBITING))) == 2001
+    assert (await charging.account("acme", ACME_3)).balance == OPENING - 90_000
     await reload(charging, ("acme",))
-    debit = await charging.send(_sms(0, DIRECT_DEBITING))
+    debit = await charging.send(_sms(1, DIRECT_DEBITING))
     assert result_code(debit) == 4010 and msccs_of(debit)[None]["units"] is None
-    price = await charging.send(_sms(1, PRICE_ENQUIRY))
+    price = await charging.send(_sms(2, PRICE_ENQUIRY))
     assert result_code(price) == 4010
-    check = await charging.send(_sms(2, CHECK_BALANCE))
+    check = await charging.send(_sms(3, CHECK_BALANCE))
     assert result_code(check) == 4010 and check.check_balance_result == 1  # NO_CREDIT
     account = await charging.account("acme", ACME_3)
-    assert account.balance == OPENING and account.held_money == 0
-    assert await charging.records("acme", ACME_3, "debit") == []
-    refund = await charging.send(_sms(3, REFUND_ACCOUNT))
+    assert account.balance == OPENING - 90_000 and account.held_money == 0
+    assert len(await charging.records("acme", ACME_3, "debit")) == 1
+    refund = await charging.send(_sms(4, REFUND_ACCOUNT))
     assert result_code(refund) == 2001
-    assert (await charging.account("acme", ACME_3)).balance == OPENING + 90_000
+    assert (await charging.account("acme", ACME_3)).balance == OPENING
 
 
 async def test_the_other_tenant_is_unaffected(charging: Charging) -> None:

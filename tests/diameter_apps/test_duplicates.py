@@ -97,3 +97,27 @@ def test_send_answer_for_an_unknown_request_is_refused() -> None:
     peer = open_peer(clock)
     with pytest.raises(ValueError):
         peer.send_answer(ccr(), _cca(1), clock.now)
+
+
+def _busy() -> Message:
+    return Message(272, 4, avps=[Avp.u32(268, 3004)])
+
+
+def test_an_answer_not_remembered_lets_the_retransmission_through() -> None:
+    """#11 finding 2: a transient answer (3004: the ledger was unreachable) is sent but not
+    cached, so a retransmission after recovery reaches the application and gets the ledger's
+    outcome. A duplicate that waited for the original still gets the original's answer."""
+    clock = Clock()
+    peer = open_peer(clock)
+    (event,) = request_events(peer.receive_data(ccr().encode(), clock.now))
+    assert peer.receive_data(ccr(hop_by_hop=13).encode(), clock.now) == []  # waits
+    peer.send_answer(event, _busy(), clock.now, remember=False)
+    original, waited = sent(peer)
+    assert original.result_code == waited.result_code == 3004
+    retransmit = ccr(hop_by_hop=14, flags=FLAG_REQUEST | FLAG_PROXIABLE | FLAG_RETRANSMIT)
+    (again,) = request_events(peer.receive_data(retransmit.encode(), clock.advance(5)))
+    peer.send_answer(again, _cca(7), clock.now)
+    (charged,) = sent(peer)
+    assert charged.result_code == 2001
+    # The outcome is remembered: the next retransmission is answered from the cache.
+    assert only(peer.receive_data(ccr(hop_by_hop=15).encode(), clock.now), DuplicateAnswered)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,46 @@ async def test_wrong_charging_fails_verification(
     problems = " ".join(p for t in outcome.report["verification"]["tenants"] for p in t["problems"])
     expected = "balances fell" if wrapper is _ExtraMicroUnit else "usage records say"
     assert expected in problems
+
+
+def test_the_simulator_reconnects_after_a_server_restart(
+    server: ServerProcess, redis_url: str, tmp_path: Path
+) -> None:
+    """Issue #11: a server restarted mid-run (SIGTERM, then started again on the same ports)
+    closes every connection; the simulator opens them again, retransmits what was unanswered,
+    and the run still verifies PASS (it used to record ``no_connection`` and give up)."""
+    import threading
+
+    scenario = short_scenario(
+        server.diameter_port,
+        load={"rate": 40, "duration_s": 5.0, "drain_s": 30},
+        mix={"data": 0.6, "voice": 0.2, "sms": 0.2, "sip": 0.0},
+        workers=1,
+    )
+    outcomes: list[SimOutcome] = []
+    run = threading.Thread(
+        target=lambda: outcomes.append(
+            simulate(
+                scenario,
+                redis_url=redis_url,
+                progress=False,
+                quiet=True,
+                json_path=tmp_path / "r.json",
+                html_path=tmp_path / "r.html",
+            )
+        )
+    )
+    run.start()
+    deadline = time.monotonic() + 60
+    # Restart once the simulator is connected and sessions are flowing.
+    while not server.health().get("diameter_peers") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the run (5 s of arrivals); not a speed assumption: any moment works
+    assert server.stop() == 0
+    server.start()
+    run.join(180)
+    assert outcomes, "the run did not finish"
+    report = outcomes[0].report
+    assert outcomes[0].passed, json.dumps(report["verification"], indent=1)
+    assert "no_connection" not in report["errors"], report["errors"]
+    assert report["sent"].get("reconnect", 0) >= 1

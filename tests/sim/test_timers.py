@@ -8,7 +8,7 @@ import time
 
 from sim import messages as m
 from sim.diameter_client import SWEEP_SLACK_S, DiameterClient
-from sim.fiber import Fiber, Wake, as_future
+from sim.fiber import Fiber, Wake
 from sim.runner import load_run_population
 from sim.scenario import load_scenario
 from sim.timer_wheel import TimerWheel
@@ -16,19 +16,43 @@ from sim.traffic import Worker
 from tests.sim.test_end_to_end import CATALOG
 
 
-async def test_sleeps_ending_in_one_millisecond_share_a_timer() -> None:
-    loop = asyncio.get_running_loop()
-    wheel = TimerWheel(loop)
-    started = loop.time()
-    first = [wheel.sleep(0.02) for _ in range(5)]
-    later = as_future(wheel.wake_after(0.3), loop)
-    assert wheel.pending_slots == 2
-    await asyncio.gather(*first)
-    assert not later.done()  # its own slot, far enough for a loaded machine
-    assert loop.time() - started >= 0.02 - 0.001
-    await later
-    assert loop.time() - started >= 0.3 - 0.001
-    assert wheel.pending_slots == 0
+class _FakeLoop:
+    """The two loop methods a TimerWheel uses, on a clock the test moves: which sleeps share a
+    timer then depends on the times asked for, never on how fast the machine runs the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.timers: list[tuple[float, object, tuple[object, ...]]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: object, *args: object) -> None:
+        self.timers.append((self.now + delay, callback, args))
+
+    def advance_to(self, when: float) -> None:
+        """Move the clock and fire every timer due by then, in order."""
+        self.now = when
+        due = sorted((t for t in self.timers if t[0] <= when + 1e-9), key=lambda t: t[0])
+        self.timers = [t for t in self.timers if t[0] > when + 1e-9]
+        for _, callback, args in due:
+            callback(*args)  # type: ignore[operator]
+
+
+def test_sleeps_ending_in_one_millisecond_share_a_timer() -> None:
+    loop = _FakeLoop()
+    wheel = TimerWheel(loop)  # type: ignore[arg-type]
+    first = [wheel.wake_after(0.02) for _ in range(5)]
+    loop.now += 0.0004  # later within the same millisecond: the same slot
+    first.append(wheel.wake_after(0.02))
+    later = wheel.wake_after(0.3)
+    assert wheel.pending_slots == 2 and len(loop.timers) == 2  # one loop timer per slot
+    loop.advance_to(100.0 + 0.019)
+    assert not any(w.done for w in first)
+    loop.advance_to(100.0 + 0.021)
+    assert all(w.done for w in first) and not later.done
+    loop.advance_to(100.0 + 0.3004)
+    assert later.done and wheel.pending_slots == 0
 
 
 async def test_a_cancelled_sleep_does_not_stop_the_others() -> None:
@@ -54,23 +78,57 @@ class _Transport(asyncio.Transport):
         pass
 
 
+class _Handle:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _ClientLoop(_FakeLoop):
+    """A fake clock for the client's timers; futures and call_soon stay the real loop's."""
+
+    def __init__(self, real: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.real = real
+
+    def call_later(self, delay: float, callback: object, *args: object) -> _Handle:  # type: ignore[override]
+        handle = _Handle()
+
+        def fire(*fired: object) -> None:
+            if not handle.cancelled:
+                callback(*fired)  # type: ignore[operator]
+
+        super().call_later(delay, fire, *args)
+        return handle
+
+    def call_soon(self, callback: object, *args: object) -> object:
+        return self.real.call_soon(callback, *args)  # type: ignore[arg-type]
+
+    def create_future(self) -> asyncio.Future[object]:
+        return self.real.create_future()
+
+
 async def test_unanswered_requests_expire_oldest_first_answered_ones_do_not() -> None:
     client = DiameterClient(m.PeerIdentity("a.sim.local", "sim.local"), timeout_s=0.05,
                             watchdog_s=60.0)  # fmt: skip
+    loop = _ClientLoop(asyncio.get_running_loop())
+    client.loop = loop  # type: ignore[assignment]
+    client._last_traffic = loop.now
     client.connection_made(_Transport())
-    loop = asyncio.get_running_loop()
-    old = as_future(client.send(b"first", 1), loop)
-    await asyncio.sleep(0.02)
-    answered = as_future(client.send(b"second", 2), loop)
-    young = as_future(client.send(b"third", 3), loop)
+    old = client.send(b"first", 1)  # due at 100.05
+    loop.now += 0.02
+    answered = client.send(b"second", 2)
+    young = client.send(b"third", 3)  # due at 100.07
     frame = b"\x01\x00\x00\x14\x00\x00\x01\x10\x00\x00\x00\x04\x00\x00\x00\x02\x00\x00\x00\x00"
     client.data_received(frame)
-    assert answered.result() == frame
-    started = loop.time()
-    assert await old is None
-    assert not young.done()  # sent 20 ms later: still in time
-    assert await young is None
-    assert loop.time() - started <= 0.02 + SWEEP_SLACK_S + 0.05
+    assert answered.done and answered.value == frame
+    loop.advance_to(100.05)
+    assert old.done and old.value is None
+    assert not young.done  # sent 20 ms later: still in time
+    loop.advance_to(100.07 + SWEEP_SLACK_S)  # noticed at most SWEEP_SLACK_S late
+    assert young.done and young.value is None
     assert client.in_flight == 0
 
 
@@ -108,14 +166,19 @@ async def test_a_cancelled_fiber_ignores_its_late_answer() -> None:
     assert reached == [] and ended == [fiber]
 
 
-async def test_a_coarser_slot_never_ends_a_sleep_early_nor_a_slot_late() -> None:
-    loop = asyncio.get_running_loop()
-    wheel = TimerWheel(loop, 5)
+def test_a_coarser_slot_never_ends_a_sleep_early_nor_a_slot_late() -> None:
     for delay in (0.001, 0.0123, 0.02):
-        started = loop.time()
-        await wheel.sleep(delay)
-        waited = loop.time() - started
-        assert delay - 0.001 <= waited <= delay + 0.005 + 0.02  # scheduling slack
+        loop = _FakeLoop()
+        wheel = TimerWheel(loop, 5)  # type: ignore[arg-type]
+        loop.now += 0.0007  # asked between two slot boundaries
+        started = loop.now
+        wake = wheel.wake_after(delay)
+        (due, _, _) = loop.timers[0]
+        assert delay - 0.001 <= due - started <= delay + 0.005  # the slot ends after the delay
+        loop.advance_to(due - 0.0001)
+        assert not wake.done
+        loop.advance_to(due)
+        assert wake.done
 
 
 class _SilentClient:

@@ -240,7 +240,9 @@ def test_server_runs_on_uvloop(authorizer: TableAuthorizer) -> None:
                     invite(client, RICH, f"uv-udp-{n}", branch=f"z9hG4bK-u{n}"), server.port
                 )
             statuses = [parse(await client.recv()).status]
-            await asyncio.sleep(0.1)  # Timers G and H run their course
+            async with asyncio.timeout(60):  # Timers G and H run their course (microseconds)
+                while server.metrics.ack_timeouts < 5:
+                    await asyncio.sleep(0.01)
             assert server.metrics.ack_timeouts == 5
             assert server.metrics.invites[("t1", 302)] == 5
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

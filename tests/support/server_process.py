@@ -89,7 +89,7 @@ class ServerProcess:
             return body
 
     def connect_diameter(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.diameter_port), timeout=5)
+        return socket.create_connection(("127.0.0.1", self.diameter_port), timeout=60)
 
     def log_text(self) -> str:
         try:

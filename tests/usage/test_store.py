@@ -32,12 +32,18 @@ def test_migrations_apply_on_empty_database_and_reapply_as_noop(
 ) -> None:
     url = postgres_server.create_database("ocs_test_migrate_empty")
     try:
-        steps = ["0001_roles", "0002_usage_records", "0003_isolation", "0004_writer_partitions"]
+        steps = [
+            "0001_roles",
+            "0002_usage_records",
+            "0003_isolation",
+            "0004_writer_partitions",
+            "0100_settlement",
+        ]
         assert migrate.apply(url) == steps
         assert migrate.apply(url) == []
         assert all(applied for _, applied in migrate.status(url))
         # Every step rolls back cleanly and applies again.
-        assert migrate.rollback(url, 4) == steps[::-1]
+        assert migrate.rollback(url, 5) == steps[::-1]
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('usage_records')").fetchone() == (None,)
         assert migrate.apply(url) == steps
@@ -179,7 +185,7 @@ async def test_a_month_dropped_behind_the_stores_back(store: UsageStore, store_u
         assert conn.execute("SELECT count(*) FROM usage_records_default").fetchone() == (0,)
 
 
-async def test_server_down_then_back(tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_server_down_then_back() -> None:
     """PostgreSQL stopping under the store: StoreUnavailable (nothing half-written), and the
     same store works again once the server is back (dead pooled connections are replaced)."""
     base = tempfile.mkdtemp(prefix="ocs-test-pg-")
