@@ -22,10 +22,12 @@ sysdeps:
 		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 
 # Kamailio's http_client and ims_charging modules (tests/interop/test_kamailio*.py) are files,
-# not commands; promtool (Debian package prometheus) checks deploy/prometheus/ in tests/deploy/.
+# not commands; promtool (Debian package prometheus) checks deploy/prometheus/ in tests/deploy/;
+# chromium: the dashboards' browser tests (Playwright drives Debian's build, never downloads one).
 test-sysdeps:
 	@scripts/ensure-debian-packages.sh redis-server:redis-server redis-benchmark:redis-tools \
 		tshark:tshark sipp:sip-tester sipsak:sipsak kamailio:kamailio promtool:prometheus \
+		chromium:chromium \
 		freeDiameterd:freediameterd \
 		'/usr/lib/*/kamailio/modules/http_client.so:kamailio-utils-modules' \
 		'/usr/lib/*/kamailio/modules/ims_charging.so:kamailio-ims-modules' \
@@ -34,7 +36,7 @@ test-sysdeps:
 		'/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core'
 
 run: deps
-	$(VENV)/bin/ocs serve --catalog $(CATALOG) $(ARGS)
+	$(VENV)/bin/ocs up --catalog $(CATALOG) $(ARGS)
 
 test: test-sysdeps $(STAMP)
 	$(PY) -m pytest $(ARGS)

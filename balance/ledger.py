@@ -81,6 +81,25 @@ _EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
 _SCRIPTS = ScriptSet.load()
 
 RedisClient = aioredis.Redis | RedisCluster
+Context = RecordContext | bytes | None
+"""A record context for the records an operation writes: the struct, or its msgpack bytes
+(encode once with ``encode_context`` and reuse, e.g. for every CCR of a session)."""
+
+
+def encode_context(context: RecordContext) -> bytes:
+    """The context's msgpack array, as the scripts copy it onto their records."""
+    return _ENCODER.encode(context)
+
+
+def _script_args(encoded: bytes, context: Context) -> list[bytes | str | int]:
+    """ARGV of a record-writing script: the request, then the context if there is one. The
+    context travels apart from the request and its digest, so it never makes a retransmission
+    look different."""
+    if context is None:
+        return [encoded]
+    if isinstance(context, RecordContext):
+        context = _ENCODER.encode(context)
+    return [encoded, context]
 
 
 class ExpiredReservation(msgspec.Struct, frozen=True):
@@ -270,15 +289,21 @@ class Ledger:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    async def _run(self, script: LuaScript, key_list: Sequence[str], payload: Any) -> Any:
-        return await self._run_encoded(script, key_list, _ENCODER.encode(payload))
+    async def _run(
+        self, script: LuaScript, key_list: Sequence[str], payload: Any, context: Context = None
+    ) -> Any:
+        return await self._run_encoded(
+            script, key_list, _script_args(_ENCODER.encode(payload), context)
+        )
 
-    async def _run_encoded(self, script: LuaScript, key_list: Sequence[str], encoded: bytes) -> Any:
+    async def _run_encoded(
+        self, script: LuaScript, key_list: Sequence[str], args: list[bytes | str | int]
+    ) -> Any:
         try:
             await self._in_flight.enter()
         except QueueFull as exc:
             raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
-        call = functools.partial(self._scripts.call, script, key_list, [encoded])
+        call = functools.partial(self._scripts.call, script, key_list, args)
         try:
             try:
                 return await self.access.run(call)
@@ -306,13 +331,19 @@ class Ledger:
         ]
 
     async def _admin(
-        self, script: str, subscriber: str, op_id: str | None, now_s: float, *fields: Any
+        self,
+        script: str,
+        subscriber: str,
+        op_id: str | None,
+        now_s: float,
+        *fields: Any,
+        context: Context = None,
     ) -> OpResult:
         op = op_id or new_op_id()
         _, key_list = self._account_keys(subscriber, op)
         digest = content_digest(script, subscriber, *fields)
         payload = [op, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
-        replayed, raw = await self._run(_SCRIPTS[script], key_list, payload)
+        replayed, raw = await self._run(_SCRIPTS[script], key_list, payload, context)
         return OpResult(_SUMMARY_DECODER.decode(raw), bool(replayed))
 
     # -- credit control -------------------------------------------------------------------------
@@ -328,6 +359,7 @@ class Ledger:
         digest: str | None = None,
         request_kind: int = 0,
         request_number: int = -1,
+        context: Context = None,
     ) -> asyncio.Future[CcrResult]:
         """Commit, release and re-reserve every rating group of one CCR in one script call.
 
@@ -335,7 +367,8 @@ class Ledger:
         a digest of the request content (deadlines excluded, since a retransmission arrives at
         another time). ``request_kind`` 1/2/3 (INITIAL/UPDATE/TERMINATION) applies RFC 4006's
         session rules (``UnknownSession`` 5002, ``SessionAlreadyOpen`` 5004) and a growing
-        ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none.
+        ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none. ``context`` goes onto
+        the usage records as is (not digested: pass the session's encoded bytes).
 
         Not a coroutine but a future to await, for the Diameter hot path: in steady state the
         script call is written at once and the reply settles the future from a callback, with
@@ -370,33 +403,33 @@ class Ledger:
             request_kind,
             request_number,
         ]
-        encoded = _ENCODER.encode(payload)
+        args = _script_args(_ENCODER.encode(payload), context)
         script = _SCRIPTS["ccr"]
         loop = asyncio.get_running_loop()
         if self._in_flight.try_enter():
             try:
-                reply = self._scripts.start(script, key_list, [encoded])
+                reply = self._scripts.start(script, key_list, args)
             except BaseException:
                 self._in_flight.leave()
                 raise
             if reply is not None:
                 result: asyncio.Future[CcrResult] = loop.create_future()
                 reply.add_done_callback(
-                    functools.partial(self._ccr_replied, result, key_list, encoded)
+                    functools.partial(self._ccr_replied, result, key_list, args)
                 )
                 return result
             self._in_flight.leave()
         # Not connected yet, waiting for a slot, or not the lean connection: the full path.
-        return loop.create_task(self._ccr_slow(key_list, encoded))
+        return loop.create_task(self._ccr_slow(key_list, args))
 
-    async def _ccr_slow(self, key_list: list[str], encoded: bytes) -> CcrResult:
-        return _ccr_result(await self._run_encoded(_SCRIPTS["ccr"], key_list, encoded))
+    async def _ccr_slow(self, key_list: list[str], args: list[bytes | str | int]) -> CcrResult:
+        return _ccr_result(await self._run_encoded(_SCRIPTS["ccr"], key_list, args))
 
     def _ccr_replied(
         self,
         result: asyncio.Future[CcrResult],
         key_list: list[str],
-        encoded: bytes,
+        args: list[bytes | str | int],
         reply: asyncio.Future[Any],
     ) -> None:
         self._in_flight.leave()
@@ -414,7 +447,7 @@ class Ledger:
         ):
             # The full path reconnects or reloads the library, then calls again: safe, the
             # script is idempotent on the operation id.
-            retry = asyncio.ensure_future(self._ccr_slow(key_list, encoded))
+            retry = asyncio.ensure_future(self._ccr_slow(key_list, args))
             retry.add_done_callback(functools.partial(_copy_outcome, result))
             return
         result.set_exception(_ledger_error(_SCRIPTS["ccr"], error))
@@ -434,6 +467,7 @@ class Ledger:
         digest: str | None = None,
         block_kinds: Sequence[str] = (),
         refund_ref: str = "",
+        context: Context = None,
     ) -> DebitResult:
         """Direct debiting: all the units or nothing (``InsufficientCredit``), with a record.
 
@@ -456,7 +490,7 @@ class Ledger:
         ]
         digest = digest or content_digest("debit", subscriber, *fields)
         payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
-        replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload)
+        replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload, context)
         return DebitResult(_DEBIT_DECODER.decode(raw), bool(replayed))
 
     async def debit_many(
@@ -469,6 +503,7 @@ class Ledger:
         session_id: str = "",
         digest: str | None = None,
         refund_refs: Sequence[str] = (),
+        context: Context = None,
     ) -> DebitManyResult:
         """Several direct debits in one script call (an event's MSCCs, an SMS's recipients):
         each item all or nothing, in order; one idempotency record for the whole request. The
@@ -508,7 +543,7 @@ class Ledger:
             session_id,
             wire,
         ]
-        replayed, raw = await self._run(_SCRIPTS["debit_many"], key_list, payload)
+        replayed, raw = await self._run(_SCRIPTS["debit_many"], key_list, payload, context)
         return DebitManyResult(_DEBIT_MANY_DECODER.decode(raw), bool(replayed))
 
     def offline_usage(
@@ -638,6 +673,7 @@ class Ledger:
         session_id: str = "",
         service: str = "",
         rating_group: int = 0,
+        context: Context = None,
     ) -> OpResult:
         """REFUND_ACCOUNT: money back to the balance and/or units back to a bucket."""
         return await self._admin(
@@ -652,6 +688,7 @@ class Ledger:
             session_id,
             service,
             rating_group,
+            context=context,
         )
 
     async def refund_debit(
@@ -666,6 +703,7 @@ class Ledger:
         session_id: str = "",
         service: str = "",
         rating_group: int = 0,
+        context: Context = None,
     ) -> RefundResult:
         """REFUND_ACCOUNT of the debit made with ``refund_ref=debit_ref``: ``units`` of it back
         (capped at what is left), its money and bucket units in proportion; never more than it
@@ -677,7 +715,7 @@ class Ledger:
         fields = [units, reason, session_id, service, rating_group]
         digest = content_digest("refund_debit", subscriber, debit_ref, *fields)
         payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
-        replayed, raw = await self._run(_SCRIPTS["refund_debit"], key_list, payload)
+        replayed, raw = await self._run(_SCRIPTS["refund_debit"], key_list, payload, context)
         result = _REFUND_DECODER.decode(raw)
         return msgspec.structs.replace(result, replayed=bool(replayed))
 
@@ -692,10 +730,18 @@ class Ledger:
         blocked: bool = False,
         now_s: float,
         op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
         """Create the account (``AccountExists`` if there is one); credit_limit > 0 = postpaid."""
         return await self._admin(
-            "provision", subscriber, op_id, now_s, balance, credit_limit, 1 if blocked else 0
+            "provision",
+            subscriber,
+            op_id,
+            now_s,
+            balance,
+            credit_limit,
+            1 if blocked else 0,
+            context=context,
         )
 
     async def topup(
@@ -706,10 +752,11 @@ class Ledger:
         now_s: float,
         reason: str = "topup",
         op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
         if amount <= 0:
             raise InvalidRequest("a top-up amount must be positive")
-        return await self._admin("topup", subscriber, op_id, now_s, amount, reason)
+        return await self._admin("topup", subscriber, op_id, now_s, amount, reason, context=context)
 
     async def adjust(
         self,
@@ -720,6 +767,7 @@ class Ledger:
         now_s: float,
         credit_limit: int | None = None,
         op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
         """Operator correction; ``credit_limit`` also sets the postpaid limit when given."""
         if not reason:
@@ -727,17 +775,31 @@ class Ledger:
         if credit_limit is not None and credit_limit < 0:
             raise InvalidRequest("a credit limit must not be negative")
         limit = -1 if credit_limit is None else credit_limit
-        return await self._admin("adjust", subscriber, op_id, now_s, delta, reason, limit)
+        return await self._admin(
+            "adjust", subscriber, op_id, now_s, delta, reason, limit, context=context
+        )
 
     async def block(
-        self, subscriber: str, *, now_s: float, reason: str = "", op_id: str | None = None
+        self,
+        subscriber: str,
+        *,
+        now_s: float,
+        reason: str = "",
+        op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
-        return await self._admin("state", subscriber, op_id, now_s, 1, reason)
+        return await self._admin("state", subscriber, op_id, now_s, 1, reason, context=context)
 
     async def unblock(
-        self, subscriber: str, *, now_s: float, reason: str = "", op_id: str | None = None
+        self,
+        subscriber: str,
+        *,
+        now_s: float,
+        reason: str = "",
+        op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
-        return await self._admin("state", subscriber, op_id, now_s, 0, reason)
+        return await self._admin("state", subscriber, op_id, now_s, 0, reason, context=context)
 
     async def add_bucket(
         self,
@@ -752,6 +814,7 @@ class Ledger:
         expires_at_s: float = 0.0,
         fee: int = 0,
         op_id: str | None = None,
+        context: Context = None,
     ) -> OpResult:
         """Add an allowance (bundle purchase when ``fee`` > 0, charged in the same step)."""
         return await self._admin(
@@ -767,6 +830,7 @@ class Ledger:
             float(expires_at_s),
             fee,
             self.buckets_max,
+            context=context,
         )
 
     async def query(self, subscriber: str) -> Account:
@@ -785,7 +849,7 @@ class Ledger:
     # -- reservation expiry ---------------------------------------------------------------------
 
     async def expire_shard(
-        self, vshard: int, now_s: float, *, limit: int = 100
+        self, vshard: int, now_s: float, *, limit: int = 100, context: Context = None
     ) -> list[ExpiredReservation]:
         """Release the due reservations of one shard (at most ``limit`` subscribers)."""
         if not 0 <= vshard < keys.VSHARDS or limit <= 0:
@@ -795,6 +859,7 @@ class Ledger:
             _SCRIPTS["expire"],
             [keys.expiry_key(prefix), keys.stream_key(prefix)],
             [prefix, self.tenant, now_s, limit],
+            context,
         )
         return [
             ExpiredReservation(vshard, sub, session, rg, units, money)
@@ -802,7 +867,12 @@ class Ledger:
         ]
 
     async def expire_due(
-        self, now_s: float, *, limit: int = 100, vshards: Iterable[int] | None = None
+        self,
+        now_s: float,
+        *,
+        limit: int = 100,
+        vshards: Iterable[int] | None = None,
+        context: Context = None,
     ) -> list[ExpiredReservation]:
         """The sweeper: every shard (or the given ones), ``limit`` subscribers per shard."""
         shards = list(range(keys.VSHARDS) if vshards is None else vshards)
@@ -810,7 +880,7 @@ class Ledger:
         for start in range(0, len(shards), EXPIRE_CONCURRENCY):
             batch = shards[start : start + EXPIRE_CONCURRENCY]
             results = await asyncio.gather(
-                *(self.expire_shard(shard, now_s, limit=limit) for shard in batch)
+                *(self.expire_shard(shard, now_s, limit=limit, context=context) for shard in batch)
             )
             for result in results:
                 released.extend(result)

@@ -21,7 +21,9 @@ from balance.scripts import ScriptSet, load_library
 
 LEDGER_SCRIPTS = ScriptSet.load()
 
-# Commands the charging path needs, directly or inside the scripts; nothing administrative.
+# Commands the charging path needs, directly or inside the scripts, and the exporter's reads of
+# the tenant's record streams (XREADGROUP, XACK, XPENDING, XAUTOCLAIM, XINFO GROUPS for the
+# last delivered id, and XTRIM of what is stored); nothing administrative.
 TENANT_COMMANDS = (
     "ping", "hello", "auth", "client|setname", "client|id", "command", "info",
     "evalsha", "eval", "evalsha_ro", "eval_ro", "script|load", "script|exists",
@@ -30,6 +32,7 @@ TENANT_COMMANDS = (
     "zadd", "zrem", "zrangebyscore", "zrange", "zscore", "zcard",
     "hget", "hset", "hsetnx",  # renewal state (ocs.renewal, grant.lua)
     "xadd", "xlen", "xrange", "xreadgroup", "xack", "xgroup|create", "xpending", "xautoclaim",
+    "xtrim", "xinfo|groups",
     "cluster|slots", "cluster|shards", "cluster|nodes", "readonly",
 )  # fmt: skip
 

@@ -103,6 +103,18 @@ def nul_free_payload(op_id: str, digest: str) -> bytes:
     return payload
 
 
+def record_context() -> bytes:
+    """A Gy session's record context (balance.records.RecordContext), encoded without NUL
+    bytes (start time as an integer) so redis-benchmark can pass the same argument."""
+    encoded = msgspec.msgpack.encode(
+        ["gy", "", SUBSCRIBER, "262019999999999", NOW_S, "", "", "26201", "internet",
+         "1234567", -1, "2026-01", "EUR", ""]
+    )  # fmt: skip
+    if b"\x00" in encoded:
+        raise RuntimeError("the record context must not contain NUL bytes")
+    return encoded
+
+
 def ccr_keys(op_id: str) -> list[str]:
     prefix = keys.subscriber_prefix(TENANT, SUBSCRIBER)
     return [
@@ -133,7 +145,9 @@ async def prepare(url: str) -> None:
     await client.aclose()
 
 
-async def run_ours(url: str, clients: int, requests: int, round_no: int) -> float:
+async def run_ours(
+    url: str, clients: int, requests: int, round_no: int, context: bytes | None = None
+) -> float:
     """CCRs per second through ``Ledger.credit_control`` with ``clients`` concurrent callers."""
     client, ledger = new_ledger(url, clients)
     items = ccr_items()
@@ -142,7 +156,12 @@ async def run_ours(url: str, clients: int, requests: int, round_no: int) -> floa
     async def worker() -> None:
         for n in counter:
             result = await ledger.credit_control(
-                SUBSCRIBER, SESSION, f"ours:{round_no}:{n}", items, now_s=float(NOW_S)
+                SUBSCRIBER,
+                SESSION,
+                f"ours:{round_no}:{n}",
+                items,
+                now_s=float(NOW_S),
+                context=context,
             )
             if result.items[0].outcome is not Outcome.OK or result.replayed:
                 raise RuntimeError(f"unexpected result {result}")
@@ -175,7 +194,12 @@ def call_command(function_or_sha: str) -> str:
 
 
 def run_redis_benchmark(
-    server: EmbeddedRedis, function: str, clients: int, requests: int, round_no: int = 0
+    server: EmbeddedRedis,
+    function: str,
+    clients: int,
+    requests: int,
+    round_no: int = 0,
+    context: bytes | None = None,
 ) -> float:
     """The same FCALL through ``redis-benchmark`` (C client, no pipelining). The round is in the
     operation id: redis-benchmark's random sequence may repeat between runs, and a repeated id
@@ -185,7 +209,7 @@ def run_redis_benchmark(
         "redis-benchmark", "-h", server.host, "-p", str(server.port), "-c", str(clients),
         "-n", str(requests), "-r", "1000000000", "-P", "1", "--csv",
         call_command(function), function, "4", *ccr_keys(op_template),
-        nul_free_payload("rb:op", "benchdigest"),
+        nul_free_payload("rb:op", "benchdigest"), *([context] if context else []),
     ]  # fmt: skip
     out = subprocess.run(args, check=True, capture_output=True, timeout=600).stdout
     # CSV: "test","rps",... The test name echoes the binary payload (newlines, commas
@@ -232,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--context", action="store_true", help="pass a record context (both clients)"
+    )
     args = parser.parse_args(argv)
+    context = record_context() if args.context else None
     if shutil.which("redis-benchmark") is None:
         print("bench_ledger: redis-benchmark not found (Debian: apt-get install redis-tools)")
         return 2
@@ -255,11 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_ours(server.url, args.clients, min(2000, args.requests), -1))  # warm-up
         for round_no in range(args.rounds):
             reset_stats(server.url)
-            ours.append(asyncio.run(run_ours(server.url, args.clients, args.requests, round_no)))
+            ours.append(
+                asyncio.run(run_ours(server.url, args.clients, args.requests, round_no, context))
+            )
             ours_usec.append(script_usec_per_call(server.url))
             reset_stats(server.url)
             baseline.append(
-                run_redis_benchmark(server, function, args.clients, args.requests, round_no)
+                run_redis_benchmark(
+                    server, function, args.clients, args.requests, round_no, context
+                )
             )
             baseline_usec.append(script_usec_per_call(server.url))
             print(
@@ -284,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "script_usec_per_call_redis_benchmark": [round(v, 1) for v in baseline_usec],
         "script_usec_per_call_median": round(statistics.median(ours_usec + baseline_usec), 1),
         "target_ratio": 0.7,
+        "record_context": args.context,
         "client_note": "ours: Ledger.credit_control (msgpack request, lean pipelined RESP "
         "connection, FCALL of the ledger Functions library, replies decoded to typed results); "
         "redis-benchmark: the same FCALL, -c clients -P 1",

@@ -38,12 +38,17 @@ SMOKE: dict[str, Plan] = {
         *("--records", "2000", "--batch", "500", "--rounds", "1", "--export-records", "2000"),
         *("--formats", "csv", "--no-fsync", "--output", str(out)),
     ],
+    "bench_export": lambda out: [
+        *("--records", "2000", "--batch", "500", "--rounds", "1", "--skip-load"),
+        *("--output", str(out)),
+    ],
     "bench_xdr": lambda out: [
         *("--records", "2000", "--subscribers", "50", "--rounds", "1"),
         *("--ceiling-requests", "500", "--output", str(out)),
     ],
     "bench_renew": lambda out: ["--subscribers", "300", "--output", str(out)],
     "bench_settle": lambda out: ["--records", "20000", "--output", str(out)],
+    "bench_api": lambda out: ["--rate", "100", "--seconds", "2", "--output", str(out)],
     "bench_e2e": lambda out: [
         *("--start-rate", "200", "--step-s", "1", "--budget-s", "4", "--processes", "1"),
         *("--p99-attempts", "1", "--ceiling-rounds", "1", "--no-profile"),
@@ -62,6 +67,10 @@ QUICK: dict[str, Plan] = {
     "bench_xdr": lambda out: ["--records", "20000", "--rounds", "1", "--output", str(out)],
     "bench_renew": lambda out: ["--subscribers", "10000", "--output", str(out)],
     "bench_settle": lambda out: ["--records", "200000", "--output", str(out)],
+    "bench_api": lambda out: ["--rate", "100", "--seconds", "2", "--output", str(out)],
+    "bench_export": lambda out: [
+        *("--records", "20000", "--rounds", "1", "--sim-s", "20", "--output", str(out))
+    ],
     "bench_store": lambda out: [
         *("--records", "50000", "--rounds", "2", "--export-records", "100000"),
         *("--output", str(out)),

@@ -23,6 +23,7 @@ from balance.ledger import Ledger
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
+from ocs.background import PeriodicTask
 from ocs.catalog_diff import diff_catalogs
 from ocs.catalog_install import install_catalog
 from ocs.catalog_store import CATALOG_NOTICE, read_stored, store_catalog, stored_catalog
@@ -41,6 +42,7 @@ from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
 from ocs.sip_charging.service import SipCharging
+from ocs.subscriber_directory import DIRECTORY_NOTICE, DynamicDirectory, read_all, read_entry
 from tariffs.errors import CatalogError
 from tariffs.loader import load_catalog_sources
 from tariffs.model import Catalog
@@ -48,6 +50,8 @@ from tariffs.model import Catalog
 # Allocations between young-generation collections (CPython's default is 700). A CCR allocates
 # a few hundred short-lived objects, so the default runs a collection every couple of requests.
 GC_YOUNG_THRESHOLD = 10_000
+# How often the dynamic subscriber directory is re-read whole (notices keep it current between).
+DIRECTORY_RESYNC_S = 30.0
 
 
 def tune_garbage_collector() -> None:
@@ -92,6 +96,9 @@ class OcsApp:
         self.notices: NoticeListener | None = None
         self.peers: PeerStore | None = None
         self.server_requests: DurableServerRequests | None = None
+        # Subscribers created at run time (ocs api): in memory, refreshed by notice and resync.
+        self.dynamic = DynamicDirectory()
+        self.dynamic_resync: PeriodicTask | None = None
         self.sip: SipCharging | None = None
         self._stop = asyncio.Event()
 
@@ -103,7 +110,9 @@ class OcsApp:
         )
         catalog = await self._load_catalog()
         self._catalog_served(catalog)
-        self.directory = TenantDirectory(catalog, self._ledger_for)
+        assert self.ledger.admin is not None
+        self.dynamic.replace_all(await read_all(self.ledger.admin))
+        self.directory = TenantDirectory(catalog, self._ledger_for, self.dynamic)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
         try:
@@ -173,6 +182,10 @@ class OcsApp:
         # Catalog reloads still come as pub/sub notices (every process acts on each one).
         self.notices = NoticeListener(self.ledger.admin, self._on_notice, log=self.log)
         self.notices.start()
+        self.dynamic_resync = PeriodicTask(
+            "directory_resync", self._resync_directory, interval_s=DIRECTORY_RESYNC_S, log=self.log
+        )
+        self.dynamic_resync.start()
 
     async def _start_ledger(self) -> None:
         try:
@@ -247,10 +260,20 @@ class OcsApp:
         await store_catalog(self.ledger.admin, sources)
         return catalog
 
+    async def _resync_directory(self) -> None:
+        """Repairs a missed ``directory`` notice (the listener was reconnecting)."""
+        assert self.ledger.admin is not None
+        self.dynamic.replace_all(await read_all(self.ledger.admin))
+
     async def _on_notice(self, notice: AccountNotice) -> None:
         # Account notices (top-up, block) travel as a stream: DurableServerRequests.
         if notice.event == CATALOG_NOTICE:
             await self._reload_catalog()
+        elif notice.event == DIRECTORY_NOTICE:
+            assert self.ledger.admin is not None
+            self.dynamic.set(
+                notice.subscriber, await read_entry(self.ledger.admin, notice.subscriber)
+            )
 
     async def _reload_catalog(self) -> None:
         assert self.ledger.admin is not None and self.directory is not None
@@ -334,6 +357,8 @@ class OcsApp:
         self._stop.set()
 
     async def stop(self) -> None:
+        if self.dynamic_resync is not None:
+            await self.dynamic_resync.stop()
         if self.notices is not None:
             await self.notices.stop()
         if self.server_requests is not None:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from balance.errors import AccountExists, OperationConflict
 from balance.ledger import Ledger
-from balance.records import BucketUnit
+from balance.records import BucketUnit, RecordContext
 from ocs.renewal import enroll_provisions
 from tariffs.model import Catalog
 from tariffs.provisioning import SubscriberProvision, provision_subscribers
@@ -32,6 +32,7 @@ async def install_subscriber(ledger: Ledger, provision: SubscriberProvision, now
     next run instead of leaving the subscriber without its bundle.
     """
     subscriber = provision.subscriber_id
+    context = RecordContext(source="admin", msisdn=subscriber, source_ref="catalog-load")
     created = True
     try:
         result = await ledger.provision_account(
@@ -39,6 +40,7 @@ async def install_subscriber(ledger: Ledger, provision: SubscriberProvision, now
             balance=provision.opening_balance,
             now_s=now,
             op_id=f"catalog-load:{subscriber}",
+            context=context,
         )
         created = not result.replayed
     except (AccountExists, OperationConflict):
@@ -56,6 +58,7 @@ async def install_subscriber(ledger: Ledger, provision: SubscriberProvision, now
                 priority=bucket.priority,
                 expires_at_s=bucket.expires_at,
                 op_id=f"catalog-load:{subscriber}:{bucket.kind}",
+                context=context,
             )
         except (AccountExists, OperationConflict):
             continue  # this bucket id is there already (a bundle's expiry moves with `now`)

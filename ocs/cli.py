@@ -8,10 +8,26 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from ocs.commands import account, catalog, config, renew, serve, settle, sim, store, usage, xdr
+from ocs.commands import (
+    account,
+    api,
+    catalog,
+    config,
+    export,
+    renew,
+    serve,
+    settle,
+    sim,
+    store,
+    up,
+    usage,
+    xdr,
+)
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, account, catalog, config, renew, sim, store, usage, xdr, settle)
+COMMAND_MODULES = (
+    *(serve, up, account, catalog, config, renew, sim, store, usage, export, xdr, settle, api),
+)
 DISTRIBUTION = "mvna-ocs"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left
 

@@ -186,6 +186,42 @@ class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return msgspec.structs.asdict(self)
 
 
+class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``ocs export``: the usage streams drained into the store (docs/exporter.md)."""
+
+    # Metrics and /healthz of the exporter process: address and port.
+    listen_host: str = "127.0.0.1"
+    # The metrics port (0: any free port).
+    listen_port: int = 9464
+    # Rows per store transaction.
+    batch_size: int = 2000
+    # A partial batch is stored this long after its first entry arrived.
+    linger_ms: int = 200
+    # XREADGROUP BLOCK on a standalone Redis (a cluster is polled with this as the idle backoff).
+    block_ms: int = 1000
+    # Entries per stream per read (a read covers all 1,024 shards of a tenant at once).
+    read_count: int = 64
+    # Pending entries idle this long (their exporter died) are claimed by another (XAUTOCLAIM).
+    claim_idle_ms: int = 30000
+    # /healthz says degraded when a tenant's oldest unexported record is older than this.
+    lag_degraded_s: float = 30.0
+    # Alert (ocs_export_stream_bound_exceeded) when a tenant's streams hold more records than
+    # this: with the store down they grow by the charging rate (about 300 bytes per record).
+    stream_bound_records: int = 5_000_000
+    # How often the tenant list (the stored catalog) is read again.
+    tenants_refresh_s: float = 10.0
+    # How often the lag is measured (and leftovers of a crash trimmed).
+    lag_interval_s: float = 5.0
+    # Store failures back off exponentially up to this.
+    retry_max_s: float = 10.0
+    # Batches stored at once per tenant (PostgreSQL inserts one while the next is prepared).
+    store_concurrency: int = 2
+    # How often acknowledged entries are trimmed from their streams.
+    trim_interval_ms: int = 2000
+    # The consumer group every exporter process shares.
+    group: str = "ocs-export"
+
+
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The usage store of record (PostgreSQL; usage/)."""
 
@@ -218,6 +254,22 @@ class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replace: bool = False
 
 
+class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``ocs api``: the operator / portfolio HTTP API and dashboards (ocs/api/)."""
+
+    listen: str = "127.0.0.1:8480"
+    # `ocs apikey create` without --expires.
+    key_expires_days: int = 90
+    # A key's lookup is remembered this long: a revoked key stops working within it.
+    key_cache_s: float = 5.0
+    # Largest page of usage records or audit entries one request returns.
+    page_max: int = 1000
+    # Largest request body (a CSV import included) in bytes.
+    body_bytes_max: int = 4 * 1024 * 1024
+    # Dashboard login cookie lifetime.
+    session_s: int = 8 * 3600
+
+
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Logging on stderr."""
 
@@ -236,7 +288,9 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     store: StoreConfig = StoreConfig()
     charging: ChargingConfig = ChargingConfig()
     ledger: LedgerConfig = LedgerConfig()
+    api: ApiConfig = ApiConfig()
     log: LogConfig = LogConfig()
+    export: ExportConfig = ExportConfig()
 
 
 SECTIONS: dict[str, type[msgspec.Struct]] = {
@@ -248,7 +302,9 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "store": StoreConfig,
     "charging": ChargingConfig,
     "ledger": LedgerConfig,
+    "api": ApiConfig,
     "log": LogConfig,
+    "export": ExportConfig,
 }
 
 ENV_PREFIX = "OCS_"
@@ -326,6 +382,7 @@ def _check(config: Config) -> None:
         ("http.listen_port", config.http.listen_port),
         ("sip.listen_port", config.sip.listen_port),
         ("redis.embedded_port", config.redis.embedded_port),
+        ("export.listen_port", config.export.listen_port),
         ("store.embedded_port", config.store.embedded_port),
     ):
         if not 0 <= port <= 65535:
@@ -357,11 +414,27 @@ def _check(config: Config) -> None:
         ("ledger.sessions_max", config.ledger.sessions_max),
         ("ledger.buckets_max", config.ledger.buckets_max),
         ("ledger.waiting_max", config.ledger.waiting_max),
+        ("export.batch_size", config.export.batch_size),
+        ("export.block_ms", config.export.block_ms),
+        ("export.read_count", config.export.read_count),
+        ("export.claim_idle_ms", config.export.claim_idle_ms),
+        ("export.lag_degraded_s", config.export.lag_degraded_s),
+        ("export.stream_bound_records", config.export.stream_bound_records),
+        ("export.tenants_refresh_s", config.export.tenants_refresh_s),
+        ("export.lag_interval_s", config.export.lag_interval_s),
+        ("export.retry_max_s", config.export.retry_max_s),
+        ("export.store_concurrency", config.export.store_concurrency),
+        ("export.trim_interval_ms", config.export.trim_interval_ms),
         ("store.pool_min", config.store.pool_min),
         ("store.pool_max", config.store.pool_max),
         ("store.statement_timeout_s", config.store.statement_timeout_s),
         ("store.connect_timeout_s", config.store.connect_timeout_s),
         ("store.retention_months", config.store.retention_months),
+        ("api.key_expires_days", config.api.key_expires_days),
+        ("api.key_cache_s", config.api.key_cache_s),
+        ("api.page_max", config.api.page_max),
+        ("api.body_bytes_max", config.api.body_bytes_max),
+        ("api.session_s", config.api.session_s),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")
@@ -383,7 +456,12 @@ def _check(config: Config) -> None:
         problems.append("diameter.tls_cert_file/tls_key_file/tls_ca_file need tls_listen_port")
     if config.diameter.message_bytes_max < 20:
         problems.append("diameter.message_bytes_max: must be at least 20 (the header)")
+    if config.export.linger_ms < 0:
+        problems.append("export.linger_ms: must not be negative")
+    if not config.export.group:
+        problems.append("export.group: must not be empty")
     if config.store.pool_min > config.store.pool_max:
         problems.append("store.pool_min: must not exceed store.pool_max")
+    parse_host_port(config.api.listen, "api.listen")
     if problems:
         raise ConfigError("; ".join(problems))

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import h11
 
@@ -187,7 +187,9 @@ class _HttpConnection(asyncio.Protocol):
             ("content-length", str(len(response.body))),
             *response.headers,
         ]
-        self._server.metrics.http_requests_total.labels(str(response.status)).inc()
+        metrics = self._server.metrics
+        if isinstance(metrics, Metrics):
+            metrics.http_requests_total.labels(str(response.status)).inc()
         try:
             data = self._conn.send(h11.Response(status_code=response.status, headers=headers))
             data += self._conn.send(h11.Data(data=response.body)) or b""
@@ -211,13 +213,19 @@ class _HttpConnection(asyncio.Protocol):
         self._server.forget(self)
 
 
+class Renders(Protocol):
+    """What ``/metrics`` serves: ``ocs.metrics.Metrics`` or another process's registry."""
+
+    def render(self) -> bytes: ...
+
+
 class HttpServer:
     """Owns the listening socket and the router; ``/healthz`` and ``/metrics`` are built in."""
 
     def __init__(
         self,
         router: HttpRouter,
-        metrics: Metrics,
+        metrics: Metrics | Renders,
         *,
         health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         request_bytes_max: int = 65536,

@@ -161,6 +161,15 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             "PASS" if check["passed"] else "FAIL: " + "; ".join(check["problems"]),
         )
     console.print(checks)
+    store = verification.get("store")
+    if store is not None:
+        console.print(
+            f"usage store: {store['records']:,} records of the run read from PostgreSQL; "
+            f"streams {'trimmed' if store['trimmed'] else 'NOT trimmed'} "
+            f"(waited {store['waited_s']:.1f} s for the exporter)"
+        )
+        for problem in store["problems"]:
+            console.print(f"[red]{problem}[/red]")
     for problem in verification["problems"]:
         console.print(f"[red]{problem}[/red]")
     console.print("[bold green]PASS[/]" if verification["passed"] else "[bold red]FAIL[/]")

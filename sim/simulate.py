@@ -24,6 +24,7 @@ from sim.runner import RunResult, load_run_population, new_run_id, run_traffic
 from sim.scenario import Scenario
 from sim.traffic import session_prefix
 from sim.verify import LedgerSnapshot, Verification, snapshot, verify_run
+from sim.verify_store import EXPORT_WAIT_S_DEFAULT
 from tariffs.loader import load_catalog
 
 
@@ -47,12 +48,23 @@ async def _snapshot(url: str, population: list[SimSubscriber]) -> LedgerSnapshot
 
 
 async def _verify(
-    url: str, result: RunResult, before: LedgerSnapshot, population: list[SimSubscriber]
+    url: str,
+    result: RunResult,
+    before: LedgerSnapshot,
+    population: list[SimSubscriber],
+    store_url: str | None,
+    export_wait_s: float,
 ) -> Verification:
     client = aioredis.Redis.from_url(url)
     try:
         return await verify_run(
-            client, result.stats, before, population, session_prefix(result.run_id)
+            client,
+            result.stats,
+            before,
+            population,
+            session_prefix(result.run_id),
+            store_url=store_url,
+            export_wait_s=export_wait_s,
         )
     finally:
         await client.aclose()
@@ -69,8 +81,11 @@ def simulate(
     console: Console | None = None,
     run_id: str | None = None,
     quiet: bool = False,
+    store_url: str | None = None,
+    export_wait_s: float = EXPORT_WAIT_S_DEFAULT,
 ) -> SimOutcome:
-    """Run ``scenario``; verify against the ledger at ``redis_url`` when given.
+    """Run ``scenario``; verify against the ledger at ``redis_url`` when given (and, with
+    ``store_url``, that the usage store holds the run's records once the exporter caught up).
 
     ``progress`` None: live progress only when stdout is a terminal. Must not be called from a
     thread with a running event loop (use ``asyncio.to_thread``).
@@ -92,7 +107,9 @@ def simulate(
         result = run_traffic(scenario, population, run_id=run_id, in_process=in_process)
     verification = None
     if redis_url and before is not None:
-        verification = asyncio.run(_verify(redis_url, result, before, population))
+        verification = asyncio.run(
+            _verify(redis_url, result, before, population, store_url, export_wait_s)
+        )
     currencies = {t.id: t.currency for t in load_catalog(scenario.catalog).tenants}
     report = build_report(result, verification, currencies)
     write_reports(report, json_path, html_path)

@@ -13,11 +13,16 @@ record streams say was charged, and how the balances moved must agree exactly, p
    charge nothing, so they are counted but not compared.
 
 Requests left unanswered make a tenant's totals unverifiable: reported, and a FAIL.
+
+With a usage store (``store_url``) step 2 reads the run's records from the store once the
+exporter has stored and trimmed them (``sim/verify_store.py``); the streams must be empty up to
+where the run left them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -30,6 +35,12 @@ from balance.ledger import Ledger
 from balance.records import Account, BucketUnit, LedgerRecord
 from sim.population import SimSubscriber
 from sim.stats import RunStats
+from sim.verify_store import (
+    EXPORT_WAIT_S_DEFAULT,
+    StoreCheck,
+    store_records,
+    wait_until_exported,
+)
 
 CHARGE_KINDS = frozenset({"usage", "debit"})
 OUTSIDE_KINDS = frozenset({"bucket", "topup"})  # money moved by products and top-ups
@@ -52,6 +63,7 @@ def account_money(account: Account) -> int:
 class LedgerSnapshot(msgspec.Struct):
     money: dict[str, int]  # "tenant/msisdn" -> micro-units
     tails: dict[str, str]  # stream key -> last entry id before the run
+    taken_at_s: float = 0.0  # wall clock, the start of the run's window in the store
 
 
 def _text(value: object) -> str:
@@ -91,7 +103,7 @@ async def snapshot(client: aioredis.Redis, subscribers: Sequence[SimSubscriber])
     for stream in _streams(subscribers):
         last: Any = await client.xrevrange(stream, count=1)
         tails[stream] = _text(last[0][0]) if last else "0-0"
-    return LedgerSnapshot(await _money_of(client, subscribers), tails)
+    return LedgerSnapshot(await _money_of(client, subscribers), tails, time.time())
 
 
 async def records_since(client: aioredis.Redis, tails: dict[str, str]) -> list[LedgerRecord]:
@@ -130,16 +142,19 @@ class TenantCheck(msgspec.Struct):
 class Verification(msgspec.Struct):
     tenants: list[TenantCheck]
     problems: list[str]
+    store: StoreCheck | None = None
 
     @property
     def passed(self) -> bool:
-        return not self.problems and all(t.passed for t in self.tenants)
+        store_ok = self.store is None or not self.store.problems
+        return not self.problems and store_ok and all(t.passed for t in self.tenants)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "problems": self.problems,
             "tenants": [{**msgspec.to_builtins(t), "passed": t.passed} for t in self.tenants],
+            "store": msgspec.to_builtins(self.store) if self.store is not None else None,
         }
 
 
@@ -229,7 +244,24 @@ async def verify_run(
     before: LedgerSnapshot,
     subscribers: Sequence[SimSubscriber],
     session_prefix: str,
+    *,
+    store_url: str | None = None,
+    export_wait_s: float = EXPORT_WAIT_S_DEFAULT,
 ) -> Verification:
     after_money = await _money_of(client, subscribers)
-    records = await records_since(client, before.tails)
-    return compare(stats, before, after_money, records, session_prefix)
+    if store_url is None:
+        records = await records_since(client, before.tails)
+        return compare(stats, before, after_money, records, session_prefix)
+    trimmed, left, waited = await wait_until_exported(client, _streams(subscribers), export_wait_s)
+    tenants = set(stats.tenants) | {s.tenant for s in subscribers}
+    records = await store_records(store_url, tenants, before.taken_at_s, time.time())
+    result = compare(stats, before, after_money, records, session_prefix)
+    problems = []
+    if not trimmed:
+        problems.append(
+            f"{left} streams still hold records of the run after {waited:.0f} s: is `ocs "
+            "export` running against this store?"
+        )
+    ours = [r for r in records if r.session_id.startswith(session_prefix)]
+    result.store = StoreCheck(round(waited, 3), trimmed, left, len(ours), problems)
+    return result

@@ -153,6 +153,11 @@ class Resolver:
 _SEPARATORS = str.maketrans("", "", " -.()")
 
 
+def normalise_digits(value: str) -> str | None:
+    """An MSISDN or IMSI as its digits (``+``, ``tel:`` and separators removed), or None."""
+    return _digits(value)
+
+
 def _digits(value: str) -> str | None:
     text = value.strip()
     if text[:4].lower() == "tel:":

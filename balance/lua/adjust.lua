@@ -2,10 +2,12 @@
 -- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, delta, reason,
 --                  credit_limit (-1 = unchanged)}
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_INSUFFICIENT (the result would be
 -- below zero for prepaid, below -credit_limit for postpaid).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local delta = int(req[7], 'delta')
 local reason = str(req[8], 'reason')
@@ -21,4 +23,4 @@ if acct[A_BALANCE] + delta < -acct[A_LIMIT] then
 end
 acct[A_BALANCE] = acct[A_BALANCE] + delta
 return admin_finish(KEYS, acct, record('adjust', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {}, 0, 0,
-  {}, now, 0, reason, delta), digest, ttl)
+  {}, now, 0, reason, delta), digest, ttl, ctx)

@@ -4,10 +4,12 @@
 -- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, bucket_id, kind, unit,
 --                  amount, priority, expires_at_s (0 never), fee, buckets_max}
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_EXISTS (bucket id in use),
 -- OCS_INSUFFICIENT (fee not covered), OCS_LIMIT (too many buckets).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local id, kind, unit = str(req[7], 'bucket_id'), str(req[8], 'kind'), str(req[9], 'unit')
 local amount = int(req[10], 'amount', 0)
@@ -37,7 +39,8 @@ acct[A_BUCKETS] = kept
 acct[A_BALANCE] = acct[A_BALANCE] - fee
 for _, b in ipairs(dropped) do
   append_record(KEYS[3], record('expired', tenant, subscriber, '', op_id, b[B_KIND], 0,
-    b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0))
+    b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0),
+    ctx)
 end
 return admin_finish(KEYS, acct, record('bucket', tenant, subscriber, '', op_id, kind, 0, amount, fee, 0,
-  {{id, amount}}, 0, 0, {}, now, 0, unit, -fee), digest, ttl)
+  {{id, amount}}, 0, 0, {}, now, 0, unit, -fee), digest, ttl, ctx)

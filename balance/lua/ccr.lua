@@ -7,6 +7,8 @@
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, session_id, now_s, idem_ttl_s,
 --                  session_idle_s, sessions_max, {items, prices}, valid_until_s (one per item),
 --                  request_kind, request_number}
+-- ARGV[2] (optional) record context: msgpack RecordContext (balance/records.py), written as
+--   field 19 of every record this call makes, byte for byte (never decoded here).
 --   request_kind: 1 INITIAL (the session must not be open; if every item is refused it leaves
 --   no session), 2 UPDATE / 3 TERMINATION (it must be), 0 no session rule (callers without
 --   RFC 4006 sessions). A new session past sessions_max replaces the least recently active
@@ -41,6 +43,8 @@
 local OK, CREDIT_LIMIT, DENIED, UNKNOWN = 0, 1, 2, 3
 
 local req = mp_unpack(ARGV[1])
+local ctx = ARGV[2]
+if ctx ~= nil then ctx = record_context(ctx) end
 local op_id, digest = req[1], req[2]
 local tenant, subscriber, session_id = req[3], req[4], req[5]
 if type(op_id) ~= 'string' or type(digest) ~= 'string' or type(tenant) ~= 'string'
@@ -429,6 +433,8 @@ idem_store(KEYS[1], digest, result, idem_ttl)
 for k = 1, record_count do
   local rec = records[k]
   rec[16] = balance
-  rcall('XADD', KEYS[4], '*', 'r', mp_pack(rec))
+  local packed = mp_pack(rec)
+  if ctx then packed = '\220\0\19' .. ssub(packed, 4) .. ctx end
+  rcall('XADD', KEYS[4], '*', 'r', packed)
 end
 return {0, result}

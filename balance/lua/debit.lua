@@ -7,11 +7,13 @@
 --                  session_id, legs, kinds, payg(0/1), block_kinds (optional)}
 --   leg = {leg_key, units, price}; with payg 0 and block_kinds, only a live bucket of those
 --   kinds stops money from paying
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 -- Units are drawn from live buckets of the kinds in order, then (payg) money at each leg's price
 -- (an event is priced on its own: base 0, connect fee and minimum apply).
 -- Returns {replayed, msgpack {units, bucket_units, retail, wholesale, balance, held_money}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_BLOCKED, OCS_INSUFFICIENT.
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local service = str(req[7], 'service')
 local rg = int(req[8], 'rating_group', 0)
@@ -67,7 +69,7 @@ local result = mp_pack({total, from_buckets_total, retail_total, wholesale_total
   acct[A_BALANCE], acct[A_HELD]})
 rcall('SET', KEYS[2], mp_pack(acct))
 append_record(KEYS[3], record('debit', tenant, subscriber, session_id, op_id, service, rg, total,
-  retail_total, wholesale_total, drawn, 0, 0, leg_out, now, acct[A_BALANCE], '', -retail_total))
+  retail_total, wholesale_total, drawn, 0, 0, leg_out, now, acct[A_BALANCE], '', -retail_total), ctx)
 idem_store(KEYS[1], digest, result, ttl)
 if KEYS[4] then
   rcall('SET', KEYS[4], mp_pack({total, retail_total, 0, unit_draws}), 'EX', ttl)

@@ -6,6 +6,7 @@
 --         {units, money, refunded_units, unit_draws {bucket_id, units, returned}} for
 --         refund_debit.lua, kept for idem_ttl_s
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, session_id, items}
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 --   item = {service, rating_group, legs, kinds, payg(0/1), block_kinds (list, may be empty)}
 --   leg  = {leg_key, units, price}: as debit.lua, each leg priced on its own (connect fee and
 --          minimum apply per leg: one leg per SMS recipient).
@@ -16,6 +17,7 @@
 --   bucket_units, retail, wholesale}; status 0 debited, 1 insufficient (nothing taken).
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_BLOCKED (the whole request).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local session_id = str(req[7], 'session_id')
 local items = req[8]
@@ -104,7 +106,7 @@ end
 local result = mp_pack({out, acct[A_BALANCE], acct[A_HELD]})
 if #records > 0 then
   rcall('SET', KEYS[2], mp_pack(acct))
-  for _, rec in ipairs(records) do append_record(KEYS[3], rec) end
+  for _, rec in ipairs(records) do append_record(KEYS[3], rec, ctx) end
   for _, r in ipairs(refunds) do rcall('SET', r[1], r[2], 'EX', ttl) end
 end
 idem_store(KEYS[1], digest, result, ttl)

@@ -1,11 +1,13 @@
 -- expire.lua: the sweeper for one shard: void every reservation whose deadline has passed.
 -- KEYS[1] shard expiry index {t:<tenant>:<vshard>}:exp, KEYS[2] shard record stream
 -- ARGV[1] msgpack {key_prefix "{t:<tenant>:<vshard>}", tenant, now_s, limit}
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 -- Account keys are key_prefix .. ':a:' .. subscriber (same hash slot as KEYS[1]).
 -- Each due rating-group reservation is released once and gets one 'expiry' record; the account's
 -- index entry moves to its next deadline (or goes).
 -- Returns msgpack list of {subscriber, session_id, rating_group, units_released, money_released}.
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local prefix, tenant = str(req[1], 'key_prefix'), str(req[2], 'tenant')
 local now = num(req[3], 'now_s')
 local limit = int(req[4], 'limit', 1)
@@ -32,7 +34,7 @@ for _, subscriber in ipairs(due) do
           released[#released + 1] = {subscriber, s[1], r[1], units, money}
           expired_sessions[s[1]] = true
           append_record(KEYS[2], record('expiry', tenant, subscriber, s[1], '', '', r[1], units, 0,
-            0, {}, 0, 0, {}, now, acct[A_BALANCE], '', money))
+            0, {}, 0, 0, {}, now, acct[A_BALANCE], '', money), ctx)
         end
       end
     end

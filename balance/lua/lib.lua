@@ -21,7 +21,8 @@ local floor, min, max, huge = math.floor, math.min, math.max, math.huge
 local mp_pack, mp_unpack = cmsgpack.pack, cmsgpack.unpack
 local rcall = redis.call
 local ipairs, type, error, tonumber = ipairs, type, error, tonumber
-local tsort, tremove, sfind, ssub = table.sort, table.remove, string.find, string.sub
+local tsort, tremove, sfind, ssub, sbyte = table.sort, table.remove, string.find, string.sub,
+  string.byte
 
 local ACTIVE, BLOCKED = 0, 1
 local A_VERSION, A_STATE, A_BALANCE, A_LIMIT, A_HELD, A_BUCKETS, A_SESSIONS, A_NEXT = 1, 2, 3, 4, 5, 6, 7, 8
@@ -438,8 +439,28 @@ local function record(kind, tenant, subscriber, session, op_id, service, rg, uni
     wholesale_money, drawn, leak_units, leak_money, legs, now, balance_after, reason, money_delta}
 end
 
-local function append_record(stream, rec)
-  rcall('XADD', stream, '*', 'r', mp_pack(rec))
+-- The caller's record context (optional ARGV[2]: a msgpack array, balance/records.py
+-- RecordContext) becomes field 19 byte for byte, never decoded here: an 18-field record packs
+-- as array16 (0xdc 0x00 0x12), so the 19-field one is that header with 0x13, the same body, then
+-- the context's bytes. Costs one string concatenation per record.
+local function with_context(packed, ctx)
+  if ctx == nil then return packed end
+  return '\220\0\19' .. ssub(packed, 4) .. ctx
+end
+
+-- ARGV[2] checked before anything is written: absent, or one msgpack array (fixarray 0x90-0x9f,
+-- array16 0xdc) that the record can carry as it is.
+local function record_context(ctx)
+  if ctx == nil or ctx == '' then return nil end
+  local b = sbyte(ctx, 1)
+  if (b < 144 or b > 159) and b ~= 220 then
+    fail('BADARG', 'record context must be a msgpack array')
+  end
+  return ctx
+end
+
+local function append_record(stream, rec, ctx)
+  rcall('XADD', stream, '*', 'r', with_context(mp_pack(rec), ctx))
 end
 
 -- Shared by the account-maintenance scripts: {op_id, digest, tenant, subscriber, now_s,
@@ -455,11 +476,11 @@ end
 
 -- Write the account, its record and the idempotency entry; return the stored result. KEYS is
 -- passed in: in the Functions library a script's keys are an argument, not a global.
-local function admin_finish(KEYS, acct, rec, digest, ttl)
+local function admin_finish(KEYS, acct, rec, digest, ttl, ctx)
   local result = account_summary(acct)
   rec[16] = acct[A_BALANCE]
   rcall('SET', KEYS[2], mp_pack(acct))
-  append_record(KEYS[3], rec)
+  append_record(KEYS[3], rec, ctx)
   idem_store(KEYS[1], digest, result, ttl)
   return {0, result}
 end

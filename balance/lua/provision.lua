@@ -2,9 +2,11 @@
 -- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, balance, credit_limit,
 --                  state(0 active, 1 blocked)}
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_EXISTS (the subscriber already has an account).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local balance = int(req[7], 'balance')
 local limit = int(req[8], 'credit_limit', 0)
@@ -17,4 +19,4 @@ if replay then return {1, replay} end
 if got[2] then fail('EXISTS', 'subscriber already has an account') end
 local acct = {1, state, balance, limit, 0, {}, {}, 0}
 return admin_finish(KEYS, acct, record('provision', tenant, subscriber, '', op_id, '', 0, 0, 0, 0, {},
-  0, 0, {}, now, 0, '', balance), digest, ttl)
+  0, 0, {}, now, 0, '', balance), digest, ttl, ctx)

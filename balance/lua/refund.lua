@@ -2,9 +2,11 @@
 -- KEYS[1] idempotency record, KEYS[2] account, KEYS[3] shard record stream
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, amount, bucket_id,
 --                  units, reason, session_id, service, rating_group}
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the records as is
 -- Returns {replayed, msgpack {balance, held_money, state, credit_limit}}.
 -- Errors: OCS_BADARG (nothing to refund, unknown bucket), OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT.
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local amount = int(req[7], 'amount', 0)
 local bucket_id = str(req[8], 'bucket_id')
@@ -27,4 +29,4 @@ if units > 0 then
 end
 acct[A_BALANCE] = acct[A_BALANCE] + amount
 return admin_finish(KEYS, acct, record('refund', tenant, subscriber, session_id, op_id, service, rg,
-  units, -amount, 0, drawn, 0, 0, {}, now, 0, reason, amount), digest, ttl)
+  units, -amount, 0, drawn, 0, 0, {}, now, 0, reason, amount), digest, ttl, ctx)

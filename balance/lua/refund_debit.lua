@@ -8,10 +8,12 @@
 -- The debit's money and bucket units come back in proportion to the units refunded, rounded so
 -- that all refunds of a debit together return exactly what it took: money to the balance,
 -- units to the buckets they came from (latest draw first; a bucket gone since is skipped).
+-- ARGV[2] (optional) record context: msgpack RecordContext, copied onto the record as is
 -- Returns {replayed, msgpack {units, money, balance, held_money}}.
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_NO_DEBIT (no such debit within
 -- the window, or refunded in full already).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local units = int(req[7], 'units', 1)
 local reason = str(req[8], 'reason')
@@ -62,6 +64,6 @@ local result = mp_pack({units, money_back, acct[A_BALANCE], acct[A_HELD]})
 rcall('SET', KEYS[2], mp_pack(acct))
 rcall('SET', KEYS[4], mp_pack(debit), 'KEEPTTL')
 append_record(KEYS[3], record('refund', tenant, subscriber, session_id, op_id, service, rg,
-  units, -money_back, 0, returned, 0, 0, {}, now, acct[A_BALANCE], reason, money_back))
+  units, -money_back, 0, returned, 0, 0, {}, now, acct[A_BALANCE], reason, money_back), ctx)
 idem_store(KEYS[1], digest, result, ttl)
 return {0, result}

@@ -70,6 +70,7 @@ class CcAvp(IntEnum):
 class GppAvp(IntEnum):
     """3GPP AVP codes (Vendor-Id 10415) of TS 32.299 and TS 29.061."""
 
+    CHARGING_ID = 2
     CHARGING_CHARACTERISTICS = 13
     SGSN_MCC_MNC = 18
     RAT_TYPE = 21

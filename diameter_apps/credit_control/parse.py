@@ -135,6 +135,7 @@ SMS_RECIPIENTS_MAX = 16  # recipients of one SMS event (each is a ledger leg: de
 _ACCESS_NETWORK_INFO_MAX = 4  # P-Access-Network-Info headers kept (UE's and the network's)
 _PS_INFORMATION = int(GppAvp.PS_INFORMATION)
 _RAT_TYPE = int(GppAvp.RAT_TYPE)
+_CHARGING_ID = int(GppAvp.CHARGING_ID)
 _RECIPIENT_ADDRESS = int(GppAvp.RECIPIENT_ADDRESS)
 _RECIPIENT_INFO = int(GppAvp.RECIPIENT_INFO)
 _REPORTING_REASON = int(GppAvp.REPORTING_REASON)
@@ -513,7 +514,7 @@ def _user_equipment(avp: Avp) -> UserEquipment:
 
 
 def _ps_information(avp: Avp) -> PsInformation:
-    mcc_mnc = location = apn = rat = characteristics = None
+    mcc_mnc = location = apn = rat = characteristics = charging_id = None
     try:
         for child in avp.children():
             code = child.code
@@ -534,11 +535,16 @@ def _ps_information(avp: Avp) -> PsInformation:
                     rat = child.data[0]
                 elif code == _CHARGING_CHARACTERISTICS and characteristics is None:
                     characteristics = child.as_str()
+                elif code == _CHARGING_ID and charging_id is None:
+                    # OctetString of the bearer's 32-bit id (TS 29.061): shown as the number
+                    # the PGW's offline CDRs print; another length as hex.
+                    raw = child.as_bytes()
+                    charging_id = str(int.from_bytes(raw, "big")) if len(raw) == 4 else raw.hex()
             elif child.vendor == 0 and code == _CALLED_STATION_ID and apn is None:
                 apn = child.as_str()
     except DiameterError as error:
         raise _nest(error, avp) from None
-    return PsInformation(mcc_mnc, location, apn, rat, characteristics)
+    return PsInformation(mcc_mnc, location, apn, rat, characteristics, charging_id)
 
 
 def _ims_information(avp: Avp) -> ImsInformation:

@@ -129,6 +129,8 @@ class PsInformation(msgspec.Struct, frozen=True):
     rat_type: int | None = None
     """3GPP-RAT-Type (TS 29.061: 1 UTRAN, 2 GERAN, 6 EUTRAN, 10 NR, ...)."""
     charging_characteristics: str | None = None
+    charging_id: str | None = None
+    """3GPP-Charging-Id (TS 29.061): the bearer's id (decimal), to match the PGW's CDRs."""
 
     @property
     def visited_mcc_mnc(self) -> str | None:

@@ -67,6 +67,7 @@ from diameter_apps.credit_control.codes import CcAvp, DirectDebitingFailureHandl
 from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, UnknownSessionId
 from diameter_apps.events import RequestReceived
 from diameter_apps.validation import Profile
+from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.durable_requests import PeerStore
 from ocs.charging.events import EventCharging
@@ -373,6 +374,7 @@ class CreditControlHandler:
                 )
             )
         digest = ccr_fingerprint(ccr.message).hex()
+        context = self._session_context(ccr, ref, tenant, slots, now)
 
         def call(ledger: Ledger) -> Awaitable[CcrResult]:
             return ledger.credit_control(
@@ -384,6 +386,7 @@ class CreditControlHandler:
                 digest=digest,
                 request_kind=int(ccr.request_type),
                 request_number=ccr.request_number,
+                context=context,
             )
 
         ledger = self._ledgers.get(ref.tenant)
@@ -393,7 +396,27 @@ class CreditControlHandler:
             call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
         )
         return work, functools.partial(
-            self._session_answer, ccr, ref, tenant, suspended, slots, now
+            self._session_answer, ccr, ref, tenant, suspended, slots, now, context
+        )
+
+    def _session_context(
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        tenant: Tenant,
+        slots: list[_Slot],
+        now: int,
+    ) -> bytes:
+        """The session's encoded record context: the one its first request here built, or a
+        new one (a CCR-I; or a CCR-U/T whose session began at another server: start unknown)."""
+        initial = ccr.request_type is CcRequestType.INITIAL
+        if not initial:
+            entry = self.sessions.get(ccr.session_id)
+            if entry is not None and entry.context:
+                return entry.context
+        version = next((s.rating.version for s in slots if s.rating is not None), "")
+        return encoded_ccr_context(
+            ccr, ref, tenant, rate_card_version=version, started_at_s=now if initial else 0.0
         )
 
     async def _first_call(
@@ -413,6 +436,7 @@ class CreditControlHandler:
         suspended: bool,
         slots: list[_Slot],
         now: int,
+        context: bytes,
         outcome: CcrResult,
     ) -> CreditControlAnswer:
         """The CCA of a session request from the ledger's outcome (the post-ledger half)."""
@@ -424,7 +448,7 @@ class CreditControlHandler:
         if suspended and not terminating:
             # Decided by the same snapshot that planned no grant: usage was committed, nothing
             # new is held, and the gateway is told to end the service (it then sends CCR-T).
-            return self._suspended_update(ccr, ref, slots, now)
+            return self._suspended_update(ccr, ref, slots, now, context)
         answers = (
             ()
             if terminating
@@ -443,6 +467,7 @@ class CreditControlHandler:
                 ccr,
                 ref,
                 now,
+                context,
                 waiting_for_credit=any(
                     a.final_unit_indication is not None
                     or a.result_code == ResultCode.CREDIT_LIMIT_REACHED
@@ -452,7 +477,13 @@ class CreditControlHandler:
         return CreditControlAnswer(result_code=code, services=answers)
 
     def _keep_session(
-        self, ccr: CreditControlRequest, ref: SubscriberRef, now: int, *, waiting_for_credit: bool
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        now: int,
+        context: bytes,
+        *,
+        waiting_for_credit: bool,
     ) -> None:
         """Remember the open session here (Tcc, metrics) and, when new or changed, in the
         shared peer store (RAR after a top-up, ASR, from any process)."""
@@ -479,14 +510,20 @@ class CreditControlHandler:
             origin_realm=ccr.origin_realm,
             now_s=now,
             waiting_for_credit=waiting_for_credit,
+            context=context,
         )
 
     def _suspended_update(
-        self, ccr: CreditControlRequest, ref: SubscriberRef, slots: list[_Slot], now: int
+        self,
+        ccr: CreditControlRequest,
+        ref: SubscriberRef,
+        slots: list[_Slot],
+        now: int,
+        context: bytes,
     ) -> CreditControlAnswer:
         """A suspended tenant's CCR-U: every MSCC 4010 without a grant; the session stays
         known here (its CCR-T, or an ASR, still has to find it)."""
-        self._keep_session(ccr, ref, now, waiting_for_credit=False)
+        self._keep_session(ccr, ref, now, context, waiting_for_credit=False)
         return CreditControlAnswer(
             result_code=ResultCode.END_USER_SERVICE_DENIED,
             services=tuple(_coded(slot.service, DENIED) for slot in slots),

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from balance.ledger import Ledger
 from diameter_apps.credit_control import CostInformation, SubscriptionId, currency_code
+from ocs.subscriber_directory import DynamicDirectory
 from tariffs.model import Catalog, Tenant
 from tariffs.rating import Rater
 from tariffs.subscribers import Resolver, SubscriberRef
@@ -27,8 +28,10 @@ RESOLVED_ENTRIES_MAX = 200_000
 class CatalogSnapshot:
     """One catalog compiled for ingestion (resolver) and rating (rater)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, dynamic: DynamicDirectory | None = None) -> None:
         self.catalog = catalog
+        # Subscribers created at run time (ocs api); shared by every snapshot.
+        self.dynamic = DynamicDirectory() if dynamic is None else dynamic
         self.resolver = Resolver(catalog)
         self.rater = Rater(catalog)
         self.tenants: dict[str, Tenant] = {t.id: t for t in catalog.tenants}
@@ -37,6 +40,7 @@ class CatalogSnapshot:
         }
         # Only this snapshot's answers: a reload starts a new snapshot with an empty memo.
         self._resolved: dict[tuple[SubscriptionId, ...], SubscriberRef | None] = {}
+        self._resolved_version = self.dynamic.version
 
     def plan_of(self, tenant: str, subscriber: str) -> str:
         """The catalog plan of a subscriber (by its canonical MSISDN); "" when none."""
@@ -44,28 +48,43 @@ class CatalogSnapshot:
         return ref.plan if ref is not None and ref.tenant == tenant else ""
 
     def resolve_ids(self, ids: tuple[SubscriptionId, ...]) -> SubscriberRef | None:
-        """The subscriber a request's Subscription-Ids name (the first known one), remembered."""
+        """The subscriber a request's Subscription-Ids name (the first known one), remembered
+        until the dynamic directory changes."""
+        if self._resolved_version != self.dynamic.version:
+            self._resolved.clear()
+            self._resolved_version = self.dynamic.version
         try:
             return self._resolved[ids]
         except KeyError:
             pass
-        ref = self.resolver.resolve_any((int(s.type), s.data) for s in ids)
+        pairs = [(int(s.type), s.data) for s in ids]
+        ref = self.resolver.resolve_any(pairs) or self.dynamic.resolve_any(pairs)
         if len(self._resolved) >= RESOLVED_ENTRIES_MAX:
             self._resolved.clear()
         self._resolved[ids] = ref
         return ref
 
+    def by_msisdn(self, number: str) -> SubscriberRef | None:
+        """A caller's number: the catalog's answer, else the dynamic directory's."""
+        return self.resolver.by_msisdn(number) or self.dynamic.by_msisdn(number)
+
 
 class TenantDirectory:
     """The current catalog snapshot plus each tenant's ledger (on that tenant's ACL user)."""
 
-    def __init__(self, catalog: Catalog, ledger_factory: LedgerFactory) -> None:
-        self.snapshot = CatalogSnapshot(catalog)
+    def __init__(
+        self,
+        catalog: Catalog,
+        ledger_factory: LedgerFactory,
+        dynamic: DynamicDirectory | None = None,
+    ) -> None:
+        self.dynamic = DynamicDirectory() if dynamic is None else dynamic
+        self.snapshot = CatalogSnapshot(catalog, self.dynamic)
         self._ledger_factory = ledger_factory
         self._ledgers: dict[str, Ledger] = {}
 
     def replace_catalog(self, catalog: Catalog) -> None:
-        self.snapshot = CatalogSnapshot(catalog)
+        self.snapshot = CatalogSnapshot(catalog, self.dynamic)
         for tenant, ledger in self._ledgers.items():
             self._apply_settings(tenant, ledger)
 

@@ -40,6 +40,7 @@ from diameter_apps.credit_control import (
     ServiceRequest,
     ccr_fingerprint,
 )
+from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.units import granted, requested_amount, used_amount
 from ocs.charging.usage import RequestRater
@@ -131,6 +132,7 @@ class EventCharging:
                         for index, item in enumerate(priced)
                         if item.rating is not None
                     ],
+                    context=self._context(ccr, ref, payable, now),
                 )
             except AccountBlocked:
                 denied = [_refused(p.service, _denied_code(p)) for p in priced]
@@ -156,6 +158,7 @@ class EventCharging:
         for the MSCC at its position, never more (a call per MSCC)."""
         answers: list[ServiceAnswer] = []
         ledger = await self.directory.ledger(ref.tenant)
+        context = self._context(ccr, ref, priced, now)
         for index, item in enumerate(priced):
             service = item.service
             if item.rating is None:
@@ -175,12 +178,26 @@ class EventCharging:
                     session_id=ccr.session_id,
                     service=rating.service,
                     rating_group=service.rating_group or 0,
+                    context=context,
                 )
             except NoRefundableDebit:
                 answers.append(_refused(service, ResultCode.UNKNOWN_SESSION_ID))
                 continue
             answers.append(_granted(service, refunded.units, rating))
         return CreditControlAnswer(result_code=_event_code(ccr, answers), services=tuple(answers))
+
+    def _context(
+        self, ccr: CreditControlRequest, ref: SubscriberRef, priced: list[_Priced], now: int
+    ) -> bytes:
+        """One record context for the event's records (built only when something is charged)."""
+        version = next((p.rating.version for p in priced if p.rating is not None), "")
+        return encoded_ccr_context(
+            ccr,
+            ref,
+            self.directory.snapshot.tenants[ref.tenant],
+            rate_card_version=version,
+            started_at_s=ccr.event_timestamp_s or now,
+        )
 
     def _price_enquiry(self, ref: SubscriberRef, priced: list[_Priced]) -> CreditControlAnswer:
         failures = [p for p in priced if p.rating is None]

@@ -23,6 +23,8 @@ class OwnedSession(msgspec.Struct):
     origin_realm: str
     last_seen_s: float
     waiting_for_credit: bool = False
+    context: bytes = b""
+    """The session's encoded record context (built at its first request here, reused)."""
 
 
 class SessionRegistry:
@@ -46,6 +48,7 @@ class SessionRegistry:
         origin_realm: str,
         now_s: float,
         waiting_for_credit: bool,
+        context: bytes = b"",
     ) -> None:
         """Record a request of a live session (CCR-I/U) and whether it now waits for credit."""
         entry = self._sessions.get(session_id)
@@ -53,12 +56,16 @@ class SessionRegistry:
             while len(self._sessions) >= self.sessions_max:
                 _, oldest = self._sessions.popitem(last=False)
                 self._unindex(oldest)
-            entry = OwnedSession(session_id, tenant, subscriber, origin_host, origin_realm, now_s)
+            entry = OwnedSession(
+                session_id, tenant, subscriber, origin_host, origin_realm, now_s, context=context
+            )
             self._sessions[session_id] = entry
             self._by_subscriber.setdefault((tenant, subscriber), set()).add(session_id)
         else:
             self._sessions.move_to_end(session_id)
             entry.origin_host, entry.origin_realm = origin_host, origin_realm
+            if context and not entry.context:
+                entry.context = context
         entry.last_seen_s = now_s
         entry.waiting_for_credit = waiting_for_credit
 

@@ -21,12 +21,16 @@ from collections.abc import Callable
 import structlog
 
 from balance import keys
+from balance.ledger import encode_context
+from balance.records import RecordContext
 from ocs.background import PeriodicTask
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.sessions import SessionRegistry
 
 Log = structlog.typing.FilteringBoundLogger
 SWEEP_SLICES = 256
+# The expiry records of the sweep say where they came from (the usage store's ``source``).
+SWEEP_CONTEXT = encode_context(RecordContext(source="sweep"))
 
 
 class TccSupervisor:
@@ -69,7 +73,7 @@ class TccSupervisor:
         now = self.clock()
         for tenant in self.directory.tenant_ids:
             ledger = await self.directory.ledger(tenant)
-            expired = await ledger.expire_due(now, vshards=vshards)
+            expired = await ledger.expire_due(now, vshards=vshards, context=SWEEP_CONTEXT)
             for reservation in expired:
                 self.sessions.ended(reservation.session_id)
                 self.log.info(

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger, new_op_id
-from balance.records import OpResult
+from balance.records import OpResult, RecordContext
 from ocs.account_records import (
     HISTORY_LIMIT_MAX,
     HISTORY_SCAN_MAX,
@@ -221,18 +221,26 @@ async def _list(client: Any, args: argparse.Namespace, catalog: Catalog | None) 
 
 async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> OpResult | None:
     name, subscriber, now_s = args.action_name, target.subscriber, time.time()
+    # Operator changes are marked as such on their records (the usage store's ``source``).
+    context = RecordContext(source="admin", msisdn=subscriber, source_ref="cli")
     if name == "create":
         return await ledger.provision_account(
             subscriber,
             balance=parse_amount(args.balance, signed=True),
             credit_limit=parse_amount(args.credit_limit, signed=True),
             now_s=now_s,
+            context=context,
         )
     if name == "topup":
         amount = parse_amount(args.amount)
         _check_topup(target, amount)
         return await ledger.topup(
-            subscriber, amount, reason=args.reason, now_s=now_s, op_id=parse_op_id(args.op_id)
+            subscriber,
+            amount,
+            reason=args.reason,
+            now_s=now_s,
+            op_id=parse_op_id(args.op_id),
+            context=context,
         )
     if name == "adjust":
         delta = parse_amount(args.amount, signed=True)
@@ -244,6 +252,7 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
             credit_limit=limit,
             now_s=now_s,
             op_id=parse_op_id(args.op_id),
+            context=context,
         )
     if name == "buy":
         if target.tenant_info is None:
@@ -260,9 +269,9 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
         except ProductRefused as exc:
             raise LookupRefused(str(exc)) from exc
     if name == "block":
-        return await ledger.block(subscriber, reason=args.reason, now_s=now_s)
+        return await ledger.block(subscriber, reason=args.reason, now_s=now_s, context=context)
     if name == "unblock":
-        return await ledger.unblock(subscriber, reason=args.reason, now_s=now_s)
+        return await ledger.unblock(subscriber, reason=args.reason, now_s=now_s, context=context)
     return None  # show, history: read only
 
 

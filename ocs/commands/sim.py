@@ -55,6 +55,26 @@ def register(sub: Any) -> None:
     parser.add_argument("--redis-data-dir", metavar="DIR", default="var/redis",
                         help="where `ocs serve` wrote redis.url (default var/redis)")  # fmt: skip
     parser.add_argument("--no-verify", action="store_true", help="skip the ledger verification")
+    parser.add_argument(
+        "--store-url",
+        metavar="URL",
+        help="the usage store: verify it holds the run's records (default: "
+        "OCS_STORE_URL or <store-data-dir>/store.url when present)",
+    )
+    parser.add_argument(
+        "--store-data-dir",
+        metavar="DIR",
+        default="var/pg",
+        help="where the embedded store wrote store.url (default var/pg)",
+    )
+    parser.add_argument("--no-store", action="store_true", help="skip the store verification")
+    parser.add_argument(
+        "--export-wait",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how long to wait for the exporter to catch up (default 60)",
+    )
     parser.add_argument("--json", type=Path, default=Path("var/sim/report.json"), metavar="FILE")
     parser.add_argument("--html", type=Path, default=Path("var/sim/report.html"), metavar="FILE")
     parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto")
@@ -125,6 +145,21 @@ def _redis_url(args: argparse.Namespace) -> str | None:
         raise
 
 
+def _store_url(args: argparse.Namespace) -> str | None:
+    """The store to verify: --store-url, else one found like the Redis URL; None: no store
+    check (the store is optional: a deployment without an exporter keeps its streams)."""
+    if args.no_verify or args.no_store:
+        return None
+    if args.store_url:
+        return str(args.store_url)
+    from ocs.embedded_postgres import StoreSetupError, resolve_store_url
+
+    try:
+        return resolve_store_url(None, data_dir=args.store_data_dir)
+    except StoreSetupError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     from ocs.ledger_runtime import RedisSetupError
     from sim.population import PopulationError
@@ -143,7 +178,13 @@ def run(args: argparse.Namespace) -> int:
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     try:
         outcome = simulate(
-            scenario, redis_url=url, progress=progress, json_path=args.json, html_path=args.html
+            scenario,
+            redis_url=url,
+            progress=progress,
+            json_path=args.json,
+            html_path=args.html,
+            store_url=_store_url(args) if url else None,
+            export_wait_s=args.export_wait,
         )
     except PopulationError as exc:
         print(f"ocs sim: {exc}", file=sys.stderr)

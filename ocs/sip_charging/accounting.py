@@ -26,6 +26,7 @@ import structlog
 
 from balance.errors import LedgerUnavailable, Outcome
 from balance.ledger import Ledger, content_digest
+from ocs.charging.context import sip_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.usage import time_legs
 from ocs.sip_charging.policy import PENDING_RETRY_S, CallPolicy
@@ -254,6 +255,19 @@ class CallAccounting:
             [item],
             now_s=intent.at_s,
             digest=content_digest("sip", step, intent.seconds, intent.at_s),
+            context=(
+                sip_context(
+                    profile,
+                    subscriber=record.subscriber,
+                    caller=record.caller,
+                    callee=record.callee,
+                    started_at_s=record.authorized_at_s,
+                    call_key=record.key,
+                    rate_card_version=rating.version,
+                )
+                if profile is not None
+                else None
+            ),
         )
         outcome = result.items[0]
         changed = msgspec.structs.replace(

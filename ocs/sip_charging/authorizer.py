@@ -29,6 +29,7 @@ from balance.errors import (
     UnknownAccount,
 )
 from balance.ledger import Ledger, content_digest
+from ocs.charging.context import sip_context
 from ocs.charging.directory import TenantDirectory
 from ocs.sip.authorizer import AuthOutcome, CallAuthDecision, CallAuthRequest
 from ocs.sip.redirect import ResultCode
@@ -71,7 +72,7 @@ class LedgerAuthorizer:
 
     async def authorize(self, request: CallAuthRequest) -> CallAuthDecision:
         snapshot = self.directory.snapshot
-        subscriber = snapshot.resolver.by_msisdn(request.caller)
+        subscriber = snapshot.by_msisdn(request.caller)
         if subscriber is None:
             return CallAuthDecision(AuthOutcome.UNKNOWN_SUBSCRIBER)
         tenant = subscriber.tenant
@@ -136,6 +137,15 @@ class LedgerAuthorizer:
             [item],
             now_s=now,
             digest=content_digest("sip-invite", call.subscriber, request.callee),
+            context=sip_context(
+                self.directory.snapshot.tenants[call.tenant],
+                subscriber=call.subscriber,
+                caller=request.caller,
+                callee=request.callee,
+                started_at_s=now,
+                call_key=call.key,
+                rate_card_version=rating.version,
+            ),
         )
         outcome = result.items[0]
         if outcome.outcome is Outcome.UNKNOWN_ACCOUNT:

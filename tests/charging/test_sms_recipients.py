@@ -33,9 +33,9 @@ def ledger_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     original = Ledger._run
 
-    async def counted(self: Ledger, script: Any, key_list: Any, payload: Any) -> Any:
+    async def counted(self: Ledger, script: Any, key_list: Any, payload: Any, *rest: Any) -> Any:
         calls.append(script.name)
-        return await original(self, script, key_list, payload)
+        return await original(self, script, key_list, payload, *rest)
 
     monkeypatch.setattr(Ledger, "_run", counted)
     return calls

@@ -1,0 +1,443 @@
+"""Export benchmark: how fast ``ocs export`` drains the usage streams into PostgreSQL, against a
+plain binary COPY of the same rows (the ceiling, same run); and what running the exporter beside
+``ocs serve`` costs while ``ocs sim`` charges: export lag p99, Redis memory (start/end, bytes
+per record), CCR p99 with and without the exporter.
+
+1. Drain: ``--records`` usage records (with their context, as the ledger writes them) are put
+   in one tenant's 1,024 shard streams; an in-process exporter (the real adapter, on the
+   tenant's ACL user) drains them into a fresh store; records/s from its start until the store
+   holds them all. Ceiling: the same rows, binary COPY in batches of the same size into a plain
+   table of the same columns (no index, no conflict check), on the same server.
+2. Load: ``ocs serve`` on an embedded Redis; ``ocs sim`` at ``--rate`` CCR/s for ``--sim-s``
+   seconds without the exporter (streams grow: bytes per record), then again with ``ocs export``
+   running (lag sampled from its /healthz every 0.5 s, Redis memory at start and end).
+
+    .venv/bin/python -m benchmarks.bench_export [--records 100000] [--batch 2000]
+        [--rate 500] [--sim-s 60]        # --sim-s 600: the 10-minute version
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+import redis
+import redis.asyncio as aioredis
+
+from balance import keys
+from balance.ledger import tenant_username
+from balance.records import DrawnBucket, LedgerRecord, LegCharge, RecordContext
+from balance.tenants import provision_tenant, tenant_password
+from benchmarks.bench_e2e import bench_catalog
+from benchmarks.bench_ledger import machine_facts
+from ocs.catalog_store import store_catalog
+from ocs.config import ExportConfig
+from ocs.embedded_postgres import EmbeddedPostgres
+from ocs.embedded_redis import EmbeddedRedis, free_tcp_port
+from ocs.exporter import Exporter
+from ocs.logging_setup import make_logger
+from sim.scenario import load_scenario
+from sim.simulate import simulate
+from tariffs.loader import load_catalog_sources
+from usage import migrate
+from usage import sql as q
+from usage.export_core import Entry, rows_of
+from usage.row import UsageRow
+from usage.store import UsageStore, copy_values_by_month
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PATH = Path(__file__).parent / "results" / "export.json"
+TENANT = "acme"
+SECRET = b"bench-export-secret-0123456789ab"
+_ENCODE = msgspec.msgpack.Encoder()
+
+
+def make_record(n: int, now_s: float) -> LedgerRecord:
+    """A data usage record of a Gy session, as the CCR script writes it (context included)."""
+    msisdn = f"4917099{n % 100_000:06d}"
+    return LedgerRecord(
+        kind="usage", tenant=TENANT, subscriber=msisdn, session_id=f"pgw;{n // 4};bench",
+        op_id=f"pgw;{n // 4};bench:{n % 4}", service="data", rating_group=10,
+        units=1_048_576, retail=0, wholesale=2_000, buckets=(DrawnBucket("s20.data#1", 1_048_576),),
+        leakage_units=0, leakage_money=0,
+        legs=(LegCharge("acme:2026-01:3", 1_048_576, 0, 2_000, 0),), at_s=now_s + n / 1000,
+        balance_after=10_000_000, reason="", money_delta=0,
+        context=RecordContext(
+            source="gy", msisdn=msisdn, imsi=f"26201990{n % 100_000:07d}", started_at_s=now_s,
+            visited_plmn="26201", apn="internet", charging_id=str(n), currency="EUR",
+            rate_card_version="2026-01",
+        ),
+    )  # fmt: skip
+
+
+def fill_streams(url: str, records: int, now_s: float) -> None:
+    client = redis.Redis.from_url(url)
+    pipe = client.pipeline(transaction=False)
+    for n in range(records):
+        stream = keys.stream_key(keys.shard_prefix(TENANT, n % keys.VSHARDS))
+        pipe.xadd(stream, {"r": _ENCODE.encode(make_record(n, now_s))})
+        if len(pipe) >= 2000:
+            pipe.execute()
+    pipe.execute()
+    client.close()
+
+
+async def drain(redis_url: str, store_url: str, records: int, batch: int) -> float:
+    """Seconds the exporter takes to store ``records`` pre-filled records."""
+    admin = aioredis.Redis.from_url(redis_url)
+    _, sources = load_catalog_sources(ROOT / "examples" / "catalog")
+    await store_catalog(admin, sources)
+
+    async def tenant_client(tenant: str) -> Any:
+        password = tenant_password(SECRET, tenant)
+        await provision_tenant(admin, tenant, password)
+        return aioredis.Redis.from_url(
+            redis_url, username=tenant_username(tenant), password=password, socket_timeout=30
+        )
+
+    store = await UsageStore.open(store_url, pool_max=4)
+    config = ExportConfig(batch_size=batch, read_count=max(8, batch // 32), lag_interval_s=3600)
+    exporter = Exporter(admin, tenant_client, store, config, make_logger("warning"))
+    started = time.perf_counter()
+    task = asyncio.create_task(exporter.run())
+    while await _count(store, TENANT) < records:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    exporter.stop_event.set()
+    await task
+    await store.close()
+    await admin.aclose()
+    return elapsed
+
+
+async def _count(store: UsageStore, tenant: str) -> int:
+    try:
+        return (await store.count_and_totals(tenant)).count
+    except Exception:
+        return 0
+
+
+def same_rows(records: int, now_s: float) -> list[UsageRow]:
+    entries = [Entry(n % keys.VSHARDS, f"{n}-0", make_record(n, now_s)) for n in range(records)]
+    rows, _ = rows_of(TENANT, entries, {"data": "byte"})
+    return rows
+
+
+def copy_ceiling(store_url: str, rows: list[UsageRow], batch: int) -> float:
+    """Seconds for a plain binary COPY of the same rows (as the store converts them),
+    ``batch`` rows per transaction, into a table of the same columns without any index."""
+    tuples = [v for values in copy_values_by_month(rows).values() for v in values]
+    columns = ", ".join(f"{name} {kind}" for name, kind in q.BATCH_COLUMNS)
+    with psycopg.connect(store_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE bench_copy ({columns})")
+        started = time.perf_counter()
+        for start in range(0, len(tuples), batch):
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy("COPY bench_copy FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(q.BATCH_TYPES)
+                for values in tuples[start : start + batch]:
+                    copy.write_row(values)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_copy")
+    return elapsed
+
+
+async def store_only(store_url: str, rows: list[UsageRow], batch: int) -> float:
+    """Seconds for ``UsageStore.store_batch`` of the same rows (no Redis): the store's share."""
+    store = await UsageStore.open(store_url, pool_max=2)
+    try:
+        await store.ensure_tenant(TENANT)
+        started = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            await store.store_batch(rows[start : start + batch])
+        return time.perf_counter() - started
+    finally:
+        await store.close()
+
+
+def redis_memory(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("memory")["used_memory"])
+    finally:
+        client.close()
+
+
+def stream_entries(url: str, tenants: tuple[str, ...] = ("acme", "globex")) -> int:
+    client = redis.Redis.from_url(url)
+    pipe = client.pipeline(transaction=False)
+    for tenant in tenants:
+        for shard in range(keys.VSHARDS):
+            pipe.xlen(keys.stream_key(keys.shard_prefix(tenant, shard)))
+    total = sum(int(n) for n in pipe.execute())
+    client.close()
+    return total
+
+
+def stream_diagnostics(url: str) -> dict[str, Any]:
+    """What the streams hold when the run ends: entries, pending, the oldest entry's age."""
+    client = redis.Redis.from_url(url)
+    out: dict[str, Any] = {}
+    try:
+        for tenant in ("acme", "globex"):
+            names = [keys.stream_key(keys.shard_prefix(tenant, v)) for v in range(keys.VSHARDS)]
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.xlen(name)
+                pipe.xpending(name, "ocs-export")
+            replies = pipe.execute(raise_on_error=False)
+            lengths = replies[0::2]
+            pending = [r.get("pending", 0) if isinstance(r, dict) else 0 for r in replies[1::2]]
+            busy = [n for n, length in zip(names, lengths, strict=True) if length]
+            oldest = [client.xrange(n, count=1)[0][0].decode() for n in busy[:50]]
+            ages = [time.time() - int(i.split("-")[0]) / 1000 for i in oldest]
+            out[tenant] = {
+                "entries": sum(lengths), "pending": sum(pending), "busy_streams": len(busy),
+                "oldest_age_s": round(max(ages, default=0.0), 1),
+            }  # fmt: skip
+    finally:
+        client.close()
+    return out
+
+
+def _wait_http(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _health(port: int) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
+            result: dict[str, Any] = json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        result = json.loads(exc.read())
+    return result
+
+
+def sim_phase(
+    workdir: Path,
+    redis_url: str,
+    port: int,
+    catalog: Path,
+    rate: float,
+    seconds: float,
+    store_url: str | None = None,
+) -> dict[str, Any]:
+    scenario = load_scenario(
+        None,
+        {
+            "load": {"rate": rate, "rate_unit": "ccr", "duration_s": seconds, "ramp_s": 1.0,
+                     "drain_s": 10},
+            "mix": {"data": 1, "voice": 0, "sms": 0, "sip": 0},
+            "data": {"updates": 3, "update_interval_s": 0.05, "rating_groups": [10, 20],
+                     "usage_bytes": 10_000},
+            "roaming_share": 0.0,
+            "target": {"diameter_port": port},
+            "catalog": str(catalog),
+            "subscribers_per_tenant_max": 2000,
+            "workers": 1,
+        },
+    )  # fmt: skip
+    outcome = simulate(
+        scenario, redis_url=redis_url, progress=False, quiet=True, store_url=store_url,
+        json_path=workdir / "sim.json", html_path=workdir / "sim.html", export_wait_s=300,
+    )  # fmt: skip
+    report = outcome.report
+    return {
+        "answers_per_s": report["throughput"]["steady_answers_per_s"],
+        "p99_us": report["latency_us"]["p99"],
+        "verified": outcome.passed,
+    }
+
+
+def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    redis_server = EmbeddedRedis(workdir / "redis-load", appendfsync="everysec")
+    redis_server.start()
+    pg = EmbeddedPostgres(workdir / "pg-load")
+    pg.start()
+    migrate.apply(pg.url)
+    catalog = bench_catalog(workdir / "catalog")
+    diameter, http, export_port = free_tcp_port(), free_tcp_port(), free_tcp_port()
+    serve = subprocess.Popen(
+        [
+            sys.executable, "-m", "ocs", "serve", "--diameter-listen", f"127.0.0.1:{diameter}",
+            "--http-listen", f"127.0.0.1:{http}", "--no-sip", "--redis-url", redis_server.url,
+            "--redis-data-dir", str(workdir / "redis-load"), "--catalog", str(catalog),
+            "--log-level", "warning",
+        ],
+        stdout=(workdir / "serve.log").open("wb"), stderr=subprocess.STDOUT, cwd=workdir,
+    )  # fmt: skip
+    exporter: subprocess.Popen[bytes] | None = None
+    out: dict[str, Any] = {}
+    try:
+        _wait_http(http, serve)
+        memory_0, entries_0 = redis_memory(redis_server.url), stream_entries(redis_server.url)
+        without = sim_phase(workdir, redis_server.url, diameter, catalog, args.rate, args.sim_s)
+        memory_1, entries_1 = redis_memory(redis_server.url), stream_entries(redis_server.url)
+        grown = max(1, entries_1 - entries_0)
+        without.update(used_memory_start=memory_0, used_memory_end=memory_1,
+                       stream_records=grown,
+                       bytes_per_record=round((memory_1 - memory_0) / grown, 1))  # fmt: skip
+        exporter = subprocess.Popen(
+            [
+                sys.executable, "-m", "ocs", "export", "--redis-url", redis_server.url,
+                "--redis-data-dir", str(workdir / "redis-load"), "--store-url", pg.url,
+                "--listen", f"127.0.0.1:{export_port}", "--log-level", "warning",
+            ],
+            stdout=(workdir / "export.log").open("wb"), stderr=subprocess.STDOUT, cwd=workdir,
+        )  # fmt: skip
+        _wait_http(export_port, exporter)
+        # The first phase's records go first: the second starts from empty streams.
+        deadline = time.monotonic() + 600
+        while stream_entries(redis_server.url) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        memory_2 = redis_memory(redis_server.url)
+        lags: list[float] = []
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.is_set():
+                with_lag = _health(export_port).get("lag_s", {})
+                lags.append(max(with_lag.values(), default=0.0))
+                sampling.wait(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        with_exporter = sim_phase(
+            workdir, redis_server.url, diameter, catalog, args.rate, args.sim_s, pg.url
+        )
+        sampling.set()
+        sampler.join()
+        memory_3 = redis_memory(redis_server.url)
+        with_exporter["streams_at_end"] = stream_diagnostics(redis_server.url)
+        lags.sort()
+        with_exporter.update(
+            used_memory_start=memory_2, used_memory_end=memory_3,
+            lag_p99_s=lags[int(0.99 * (len(lags) - 1))] if lags else None,
+            lag_max_s=lags[-1] if lags else None, lag_samples=len(lags),
+        )  # fmt: skip
+        ratio = round(with_exporter["p99_us"] / max(1, without["p99_us"]), 3)
+        out = {"without_exporter": without, "with_exporter": with_exporter, "p99_ratio": ratio}
+    finally:
+        for proc in (exporter, serve):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        pg.stop()
+        redis_server.stop()
+    return out
+
+
+def drain_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    redis_server = EmbeddedRedis(workdir / "redis-drain", appendfsync="everysec")
+    redis_server.start()
+    pg = EmbeddedPostgres(workdir / "pg-drain")
+    pg.start()
+    migrate.apply(pg.url)
+    now_s = time.time()
+    rounds: list[dict[str, float]] = []
+    try:
+        for number in range(args.rounds):
+            database = f"drain_{number}"
+            url = pg.create_database(database)
+            migrate.apply(url)
+            fill_streams(redis_server.url, args.records, now_s)
+            drain_s = asyncio.run(drain(redis_server.url, url, args.records, args.batch))
+            left = stream_entries(redis_server.url, (TENANT,))
+            rows = same_rows(args.records, now_s)
+            copy_s = copy_ceiling(url, rows, args.batch)
+            store_url = pg.create_database(f"store_only_{number}")
+            migrate.apply(store_url)
+            store_s = asyncio.run(store_only(store_url, rows, args.batch))
+            rounds.append({
+                "exporter_records_per_s": round(args.records / drain_s),
+                "copy_records_per_s": round(args.records / copy_s),
+                "store_batch_records_per_s": round(args.records / store_s),
+                "ratio": round(copy_s / drain_s, 3),
+                "left_in_streams": left,
+            })  # fmt: skip
+            print(f"drain round {number + 1}: {rounds[-1]}", flush=True)
+    finally:
+        pg.stop()
+        redis_server.stop()
+    return {
+        "records": args.records,
+        "batch": args.batch,
+        "rounds": rounds,
+        "exporter_records_per_s_median": statistics.median(
+            r["exporter_records_per_s"] for r in rounds
+        ),
+        "copy_records_per_s_median": statistics.median(r["copy_records_per_s"] for r in rounds),
+        "store_batch_records_per_s_median": statistics.median(
+            r["store_batch_records_per_s"] for r in rounds
+        ),
+        "ratio_median": statistics.median(r["ratio"] for r in rounds),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=300.0, help="CCR/s offered by ocs sim")
+    parser.add_argument("--sim-s", type=float, default=60.0, help="seconds per load phase")
+    parser.add_argument("--skip-load", action="store_true", help="only the drain figures")
+    parser.add_argument("--skip-drain", action="store_true", help="only the load figures")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    args = parser.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="ocs-bench-export-"))
+    os.chmod(base, 0o755)  # the private PostgreSQL runs as `postgres` when we are root
+    try:
+        result: dict[str, Any] = {"machine": machine_facts()}
+        if not args.skip_drain:
+            result["drain"] = drain_runs(base, args)
+            print(json.dumps(result["drain"], indent=1), flush=True)
+        if not args.skip_load:
+            result["load"] = {"rate_ccr_per_s": args.rate, "seconds": args.sim_s,
+                              **load_runs(base, args)}  # fmt: skip
+            print(json.dumps(result["load"], indent=1), flush=True)
+    finally:
+        if args.keep:
+            print(f"work directory kept: {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"-> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

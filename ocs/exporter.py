@@ -1,0 +1,553 @@
+"""``ocs export``'s asyncio adapter: every tenant's 1,024 shard streams drained into the usage
+store, exactly once (decisions in ``usage/export_core.py``; guarantees in docs/exporter.md).
+
+One worker per tenant, on that tenant's Redis ACL user, in one consumer group shared by every
+exporter process (consumer names are unique per process, so several exporters split the
+entries). A standalone Redis is read with one XREADGROUP over all 1,024 streams that BLOCKs
+while they are idle; a cluster (where one command cannot span slots) is read with a pipeline
+that redis-py groups by node, backing off while everything is idle. Per batch: store (one
+transaction, idempotent on the entry id) → XACK → XTRIM MINID below the oldest entry that is
+not acknowledged. Entries whose exporter died stay pending until another one claims them
+(XAUTOCLAIM past ``claim_idle_ms``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError, ResponseError
+
+from balance import keys
+from balance.records import LedgerRecord
+from ocs.catalog_store import stored_catalog
+from ocs.config import ExportConfig
+from tariffs.errors import CatalogError
+from tariffs.model import Catalog
+from usage.export_core import (
+    Backoff,
+    Batch,
+    Entry,
+    TenantLag,
+    acks_by_stream,
+    degraded,
+    rows_of,
+    stream_of,
+    trim_point,
+    vshard_of,
+)
+from usage.row import UsageRow
+
+Log = structlog.typing.FilteringBoundLogger
+_DECODER = msgspec.msgpack.Decoder(LedgerRecord)
+# Commands per pipeline when touching many streams (1,024 per tenant).
+PIPELINE_MAX = 256
+
+
+class UsageSink(Protocol):
+    """Where rows go: ``usage.store.UsageStore`` (idempotent on (tenant, vshard, entry_id))."""
+
+    async def ensure_tenant(self, tenant: str) -> object: ...
+
+    async def store_batch(self, rows: Sequence[UsageRow]) -> int:
+        """Insert ``rows`` in one transaction; the number newly inserted (the rest were there)."""
+        ...
+
+
+class ExportMetrics:
+    """The exporter's Prometheus series (its own registry; labels are catalog tenant ids)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.stored = Counter(
+            "ocs_export_records_stored", "Records newly stored", ["tenant"], registry=r
+        )
+        self.duplicates = Counter(
+            "ocs_export_duplicates_skipped",
+            "Records delivered again and found already stored (crash between commit and ack)",
+            ["tenant"],
+            registry=r,
+        )
+        self.batches = Counter("ocs_export_batches", "Batches committed", ["tenant"], registry=r)
+        self.failures = Counter(
+            "ocs_export_failures",
+            "Failed steps (store, redis, decode)",
+            ["tenant", "stage"],
+            registry=r,
+        )
+        self.claimed = Counter(
+            "ocs_export_claimed", "Entries claimed from a dead exporter", ["tenant"], registry=r
+        )
+        self.lag_entries = Gauge(
+            "ocs_export_lag_entries", "Records in the tenant's streams not yet stored", ["tenant"],
+            registry=r,
+        )  # fmt: skip
+        self.lag_seconds = Gauge(
+            "ocs_export_lag_seconds", "Age of the oldest record not yet stored", ["tenant"],
+            registry=r,
+        )  # fmt: skip
+        self.bound_exceeded = Gauge(
+            "ocs_export_stream_bound_exceeded",
+            "1 when the tenant's streams hold more than [export] stream_bound_records (alert)",
+            ["tenant"],
+            registry=r,
+        )
+        self.store_up = Gauge("ocs_export_store_up", "0 while store writes fail", registry=r)
+        self.store_ok = True
+        self.store_up.set(1)
+
+    def store_state(self, ok: bool) -> None:
+        if ok != self.store_ok:
+            self.store_ok = ok
+            self.store_up.set(1 if ok else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def consumer_name() -> str:
+    """Unique per process: a restarted exporter never inherits a dead one's pending entries
+    silently (they are claimed once idle, by whoever gets there first)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """XREADGROUP / XAUTOCLAIM stream lists → entries (undecodable ones with record None)."""
+    out: list[Entry] = []
+    for name, items in reply or []:
+        shard = vshard_of(_text(name))
+        for entry_id, fields in items:
+            payload = fields.get(b"r") if fields else None
+            record: LedgerRecord | None = None
+            if payload is not None:
+                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                    record = _DECODER.decode(payload)
+            out.append(Entry(shard, _text(entry_id), record))
+    return out
+
+
+class TenantWorker:
+    """Drains one tenant's streams into the sink until ``stop`` is set."""
+
+    def __init__(
+        self,
+        tenant: str,
+        client: Any,
+        sink: UsageSink,
+        config: ExportConfig,
+        metrics: ExportMetrics,
+        log: Log,
+        *,
+        consumer: str,
+        service_units: Mapping[str, str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.tenant = keys.check_tenant(tenant)
+        self.client = client
+        self.sink = sink
+        self.config = config
+        self.metrics = metrics
+        self.log = log.bind(tenant=tenant)
+        self.consumer = consumer
+        self.service_units = dict(service_units)
+        self.clock = clock
+        self.cluster = isinstance(client, RedisCluster)
+        self.streams = [stream_of(tenant, v) for v in range(keys.VSHARDS)]
+        self.lag = TenantLag()
+        self._batch = Batch(config.batch_size, config.linger_ms / 1000.0)
+        self._backoff = Backoff(max_s=config.retry_max_s)
+        self._next_claim_s = 0.0
+        self._next_trim_s = 0.0
+        self._idle_s = 0.0
+        # Batches being stored: up to store_concurrency, so PostgreSQL inserts one batch while
+        # this process reads and converts the next.
+        self._inflight: set[asyncio.Task[bool]] = set()
+        self._dirty: set[int] = set()  # shards acknowledged since the last trim
+
+    # -- Redis steps ----------------------------------------------------------------------------
+
+    async def _pipelined(
+        self, build: Callable[[Any, str], object], streams: Sequence[str]
+    ) -> list[Any]:
+        results: list[Any] = []
+        for start in range(0, len(streams), PIPELINE_MAX):
+            pipe = self.client.pipeline(transaction=False)
+            for stream in streams[start : start + PIPELINE_MAX]:
+                build(pipe, stream)
+            results.extend(await pipe.execute(raise_on_error=False))
+        return results
+
+    async def ensure_groups(self) -> None:
+        """The group on every shard stream (created empty where the shard has no records yet,
+        from id 0 so records written before the first exporter started are exported too)."""
+        group = self.config.group
+        replies = await self._pipelined(
+            lambda pipe, s: pipe.xgroup_create(s, group, id="0", mkstream=True), self.streams
+        )
+        for reply in replies:
+            if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
+                raise reply
+            if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
+                raise reply
+
+    async def read(self, block_ms: int) -> list[Entry]:
+        """New entries of any shard (standalone: one blocking call over all streams)."""
+        group, count = self.config.group, self.config.read_count
+        if not self.cluster:
+            reply = await self.client.xreadgroup(
+                group, self.consumer, dict.fromkeys(self.streams, ">"), count=count,
+                block=max(1, block_ms),
+            )  # fmt: skip
+            return _entries(reply)
+        replies = await self._pipelined(
+            lambda pipe, s: pipe.xreadgroup(group, self.consumer, {s: ">"}, count=count),
+            self.streams,
+        )
+        found: list[Entry] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+            found.extend(_entries(reply))
+        if not found:
+            # Nothing anywhere: wait before polling again, longer while it stays idle.
+            self._idle_s = min(block_ms / 1000.0, max(0.01, self._idle_s * 2))
+            await asyncio.sleep(self._idle_s)
+        else:
+            self._idle_s = 0.0
+        return found
+
+    async def claim(self) -> list[Entry]:
+        """Entries pending longer than ``claim_idle_ms`` with any consumer (a dead exporter's),
+        now ours."""
+        group = self.config.group
+        summaries = await self._pipelined(lambda pipe, s: pipe.xpending(s, group), self.streams)
+        busy = [
+            s for s, info in zip(self.streams, summaries, strict=True)
+            if isinstance(info, dict) and info.get("pending")
+        ]  # fmt: skip
+        replies = await self._pipelined(
+            lambda pipe, s: pipe.xautoclaim(
+                s, group, self.consumer, self.config.claim_idle_ms, "0-0",
+                count=self.config.read_count,
+            ),
+            busy,
+        )  # fmt: skip
+        claimed: list[Entry] = []
+        for stream, reply in zip(busy, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            claimed.extend(_entries([(stream, reply[1])]))
+        if claimed:
+            self.metrics.claimed.labels(self.tenant).inc(len(claimed))
+            self.log.info("export_claimed", entries=len(claimed))
+        return claimed
+
+    async def ack(self, entries: Sequence[Entry]) -> None:
+        """XACK what is stored; its streams are trimmed by the next trim pass (at most
+        ``trim_interval_ms`` later: one pass per interval instead of one per batch)."""
+        group = self.config.group
+        by_shard = acks_by_stream(entries)
+        pipe = self.client.pipeline(transaction=False)
+        for shard, ids in by_shard.items():
+            pipe.xack(self.streams[shard], group, *ids)
+        await pipe.execute()
+        self._dirty.update(by_shard)
+
+    async def trim_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        if dirty:
+            await self.trim([self.streams[shard] for shard in sorted(dirty)])
+
+    async def trim(self, streams: Sequence[str]) -> None:
+        """XTRIM each stream below its oldest pending entry or, with nothing pending, up to the
+        group's last delivered entry: whichever exporter acknowledges last trims what the
+        others acknowledged before it, and the lag pass trims what a crash between XACK and
+        XTRIM left behind."""
+        group = self.config.group
+        replies = await self._pipelined(
+            lambda pipe, s: (pipe.xpending(s, group), pipe.xinfo_groups(s)), streams
+        )
+        pipe = self.client.pipeline(transaction=False)
+        trimming = False
+        for index, stream in enumerate(streams):
+            pending, groups = replies[2 * index], replies[2 * index + 1]
+            if isinstance(pending, Exception) or isinstance(groups, Exception):
+                continue  # a stream without our group yet: nothing of it was delivered
+            delivered = next(
+                (_text(g["last-delivered-id"]) for g in groups if _text(g["name"]) == group), ""
+            )
+            if not delivered or delivered == "0-0":
+                continue
+            oldest = _text(pending["min"]) if pending.get("pending") else None
+            # Exact (not ~): an approximate trim removes only whole 100-entry nodes, which
+            # under a steady flow leaves up to a node of stored entries in every stream.
+            pipe.xtrim(stream, minid=trim_point(delivered, oldest), approximate=False)
+            trimming = True
+        if trimming:
+            await pipe.execute()
+
+    async def measure_lag(self) -> TenantLag:
+        """Entries left in the streams and the oldest one's age (after trimming what is
+        stored but was left untrimmed)."""
+        lengths = await self._pipelined(lambda pipe, s: pipe.xlen(s), self.streams)
+        busy = [s for s, n in zip(self.streams, lengths, strict=True) if isinstance(n, int) and n]
+        lengths, oldest = [], []
+        if busy:
+            # Also what the worker has not trimmed: acknowledged entries a crash left behind,
+            # and the streams of a worker waiting for the store (its loop is held meanwhile).
+            self._dirty.difference_update(vshard_of(s) for s in busy)
+            await self.trim(busy)
+            lengths = await self._pipelined(lambda pipe, s: pipe.xlen(s), busy)
+            firsts = await self._pipelined(lambda pipe, s: pipe.xrange(s, count=1), busy)
+            oldest = [_text(f[0][0]) for f in firsts if isinstance(f, list) and f]
+        self.lag = TenantLag.of(
+            [n if isinstance(n, int) else 0 for n in lengths], oldest, self.clock()
+        )
+        self.metrics.lag_entries.labels(self.tenant).set(self.lag.entries)
+        self.metrics.lag_seconds.labels(self.tenant).set(self.lag.oldest_s)
+        exceeded = self.lag.entries > self.config.stream_bound_records
+        self.metrics.bound_exceeded.labels(self.tenant).set(1 if exceeded else 0)
+        return self.lag
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def export(self, entries: Sequence[Entry], stop: asyncio.Event) -> bool:
+        """Store and ack one batch; the store is retried with backoff until it takes it. False
+        when stopped first (the entries stay pending: claimed after a restart)."""
+        rows, bad = rows_of(self.tenant, entries, self.service_units)
+        if bad:
+            # Kept pending in their streams (never acknowledged, never trimmed past) and loud:
+            # a record this exporter cannot read is a bug to fix, not data to drop.
+            self.metrics.failures.labels(self.tenant, "decode").inc(len(bad))
+            self.log.error("export_undecodable", entries=[(e.vshard, e.entry_id) for e in bad])
+        good = [e for e in entries if e not in bad] if bad else list(entries)
+        while True:
+            try:
+                inserted = await self.sink.store_batch(rows) if rows else 0
+            except Exception as exc:
+                self.metrics.failures.labels(self.tenant, "store").inc()
+                self.metrics.store_state(False)
+                delay = self._backoff.failed()
+                self.log.warning("export_store_failed", error=repr(exc), retry_s=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return False
+                continue
+            break
+        self._backoff.succeeded()
+        self.metrics.store_state(True)
+        self.metrics.stored.labels(self.tenant).inc(inserted)
+        self.metrics.duplicates.labels(self.tenant).inc(len(rows) - inserted)
+        self.metrics.batches.labels(self.tenant).inc()
+        if good:
+            try:
+                await self.ack(good)
+            except (RedisError, OSError) as exc:
+                # Stored but not acknowledged: still pending, so claimed again once idle and
+                # then refused by the store as duplicates. Nothing lost, nothing doubled.
+                self.metrics.failures.labels(self.tenant, "redis").inc()
+                self.log.warning("export_ack_failed", error=repr(exc))
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.ensure_groups()
+        await self.sink.ensure_tenant(self.tenant)
+        backoff = Backoff(max_s=self.config.retry_max_s)
+        while not stop.is_set():
+            try:
+                await self._step(stop)
+                backoff.succeeded()
+            except (RedisError, OSError) as exc:
+                self.metrics.failures.labels(self.tenant, "redis").inc()
+                delay = backoff.failed()
+                self.log.warning("export_redis_failed", error=repr(exc), retry_s=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        # Batches being stored finish (or give up, stopped); entries read but not stored stay
+        # pending, and a restarted exporter claims them.
+        if self._inflight:
+            await asyncio.wait(self._inflight)
+        with contextlib.suppress(RedisError, OSError):
+            await self.trim_dirty()
+
+    async def _step(self, stop: asyncio.Event) -> None:
+        now = self.clock()
+        if now >= self._next_claim_s:
+            self._next_claim_s = now + self.config.claim_idle_ms / 2000.0
+            if not await self._export_all(await self.claim(), stop):
+                return
+        if not self._batch.ready(now):
+            if self._batch.entries:
+                # A partial batch: let it fill until it must go, then read once more. Reading
+                # again at every arrival would run a 1,024-stream XREADGROUP per record, which
+                # costs Redis (and so the CCRs queued behind it) more than the records do.
+                await asyncio.sleep(self._batch.wait_s(now))
+                self._batch.add(await self.read(1), self.clock())
+            else:
+                # Nothing in hand: block until something arrives.
+                self._batch.add(await self.read(self.config.block_ms), self.clock())
+        if self._batch.ready(self.clock()):
+            await self._export_all(self._batch.take(), stop)
+        if self.clock() >= self._next_trim_s:
+            self._next_trim_s = self.clock() + self.config.trim_interval_ms / 1000.0
+            await self.trim_dirty()
+
+    async def _export_all(self, entries: Sequence[Entry], stop: asyncio.Event) -> bool:
+        """Hand the entries to export tasks, ``batch_size`` each, at most ``store_concurrency``
+        in flight; False once a batch gave up because we are stopping."""
+        size = self.config.batch_size
+        for start in range(0, len(entries), size):
+            while len(self._inflight) >= self.config.store_concurrency:
+                done, self._inflight = await asyncio.wait(
+                    self._inflight, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not all(task.result() for task in done):
+                    return False
+            task = asyncio.create_task(self.export(entries[start : start + size], stop))
+            self._inflight.add(task)
+        return not stop.is_set()
+
+
+class Exporter:
+    """All tenants' workers, the tenant list (the stored catalog, re-read periodically so tenants
+    added later are picked up) and the lag loop."""
+
+    def __init__(
+        self,
+        admin: Any,
+        tenant_client: Callable[[str], Awaitable[Any]],
+        sink: UsageSink,
+        config: ExportConfig,
+        log: Log,
+        *,
+        metrics: ExportMetrics | None = None,
+        consumer: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.admin = admin
+        self.tenant_client = tenant_client
+        self.sink = sink
+        self.config = config
+        self.log = log
+        self.metrics = metrics or ExportMetrics()
+        self.consumer = consumer or consumer_name()
+        self.clock = clock
+        self.workers: dict[str, TenantWorker] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.stop_event = asyncio.Event()
+
+    async def refresh_tenants(self) -> list[str]:
+        """Start a worker for every tenant of the stored catalog that has none; update the
+        service units of the others (a catalog reload may change them). Returns new tenants."""
+        try:
+            catalog: Catalog | None = await stored_catalog(self.admin)
+        except CatalogError as exc:
+            self.log.error("export_catalog_invalid", error=str(exc))
+            return []
+        if catalog is None:
+            return []
+        added: list[str] = []
+        for tenant in catalog.tenants:
+            units: dict[str, str] = {s.name: s.unit for s in tenant.services}
+            worker = self.workers.get(tenant.id)
+            if worker is not None:
+                worker.service_units = units
+                continue
+            client = await self.tenant_client(tenant.id)
+            worker = TenantWorker(
+                tenant.id, client, self.sink, self.config, self.metrics, self.log,
+                consumer=self.consumer, service_units=units, clock=self.clock,
+            )  # fmt: skip
+            self.workers[tenant.id] = worker
+            self._tasks[tenant.id] = asyncio.create_task(self._supervise(worker))
+            added.append(tenant.id)
+        if added:
+            self.log.info("export_tenants", added=added, consumer=self.consumer)
+        return added
+
+    async def _supervise(self, worker: TenantWorker) -> None:
+        """Run a worker; an unexpected failure restarts it after a backoff (never silently)."""
+        backoff = Backoff(max_s=self.config.retry_max_s)
+        while not self.stop_event.is_set():
+            try:
+                await worker.run(self.stop_event)
+                return
+            except Exception as exc:
+                self.metrics.failures.labels(worker.tenant, "worker").inc()
+                delay = backoff.failed()
+                self.log.error("export_worker_failed", tenant=worker.tenant, error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), delay)
+
+    async def measure_lag(self) -> dict[str, TenantLag]:
+        lags: dict[str, TenantLag] = {}
+        for tenant, worker in list(self.workers.items()):
+            try:
+                lags[tenant] = await worker.measure_lag()
+            except (RedisError, OSError) as exc:
+                self.log.warning("export_lag_failed", tenant=tenant, error=repr(exc))
+                lags[tenant] = worker.lag
+        return lags
+
+    async def health(self) -> dict[str, Any]:
+        lags = {t: w.lag for t, w in self.workers.items()}
+        lagging = degraded(lags, self.config.lag_degraded_s)
+        store_up = self.metrics.store_ok
+        ok = not lagging and store_up
+        return {
+            "status": "ok" if ok else "degraded",
+            "consumer": self.consumer,
+            "tenants": len(self.workers),
+            "store": "up" if store_up else "failing",
+            "lagging": lagging,
+            "lag_s": {t: round(lag.oldest_s, 3) for t, lag in lags.items()},
+            "lag_entries": {t: lag.entries for t, lag in lags.items()},
+        }
+
+    async def run(self) -> None:
+        """Until ``stop_event``: refresh tenants and lag periodically; workers run meanwhile."""
+        next_tenants = next_lag = 0.0
+        try:
+            while not self.stop_event.is_set():
+                now = self.clock()
+                if now >= next_tenants:
+                    next_tenants = now + self.config.tenants_refresh_s
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.refresh_tenants()
+                if now >= next_lag:
+                    next_lag = now + self.config.lag_interval_s
+                    await self.measure_lag()
+                wait = max(0.01, min(next_tenants, next_lag) - self.clock())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), wait)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop reading; a batch being stored finishes (ack and trim) before its worker ends,
+        bounded by the Redis block time plus a store attempt."""
+        self.stop_event.set()
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.config.block_ms / 1000 + 10)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

@@ -1,0 +1,120 @@
+"""The exporter's pure decisions: rows from records, acks, trim points, batching, backoff, lag."""
+
+from __future__ import annotations
+
+import json
+
+from balance.records import DrawnBucket, LedgerRecord, LegCharge, RecordContext
+from usage.export_core import (
+    Backoff,
+    Batch,
+    Entry,
+    TenantLag,
+    acks_by_stream,
+    degraded,
+    rows_of,
+    successor,
+    trim_point,
+    unit_of,
+    vshard_of,
+)
+
+CTX = RecordContext(
+    source="gy", msisdn="4917099000001", imsi="262019990000001", started_at_s=100.0,
+    visited_plmn="26201", apn="internet", charging_id="42", rate_card_version="v2",
+    currency="EUR", role_of_node=-1,
+)  # fmt: skip
+
+
+def record(
+    kind: str = "usage", context: RecordContext | None = CTX, **fields: object
+) -> LedgerRecord:
+    base: dict[str, object] = dict(
+        kind=kind, tenant="acme", subscriber="4917099000001", session_id="s1", op_id="s1:1",
+        service="data", rating_group=10, units=3000, retail=30, wholesale=15,
+        buckets=(DrawnBucket("b1", 1000),), leakage_units=0, leakage_money=0,
+        legs=(LegCharge("acme:v2:7", 3000, 30, 15, 2000),), at_s=160.0, balance_after=970,
+        reason="", money_delta=-30, context=context,
+    )  # fmt: skip
+    base.update(fields)
+    return LedgerRecord(**base)  # type: ignore[arg-type]
+
+
+def test_usage_row_flattens_record_and_context() -> None:
+    entry = Entry(5, "1700000000000-3", record())
+    (row,), bad = rows_of("acme", [entry], {"data": "byte"})
+    assert bad == []
+    assert (row.tenant, row.vshard, row.entry_id, row.kind) == (
+        "acme",
+        5,
+        "1700000000000-3",
+        "usage",
+    )
+    assert (row.source, row.msisdn, row.imsi, row.apn, row.charging_id) == (
+        "gy", "4917099000001", "262019990000001", "internet", "42",
+    )  # fmt: skip
+    assert (row.units, row.unit, row.bucket_units, row.retail, row.wholesale) == (
+        3000, "bytes", 1000, 30, 15,
+    )  # fmt: skip
+    assert (row.started_at_s, row.ended_at_s, row.currency) == (100.0, 160.0, "EUR")
+    assert row.rate_row == "acme:v2:7" and row.rate_card_version == "v2"
+    assert json.loads(row.buckets) == [{"bucket": "b1", "units": 1000}]
+    assert json.loads(row.legs) == [
+        {"leg": "acme:v2:7", "units": 3000, "retail": 30, "wholesale": 15}
+    ]
+    assert row.money_delta == -30 and row.balance_after == 970
+
+
+def test_rows_without_context_and_of_other_kinds() -> None:
+    topup = record("topup", None, service="", units=0, legs=(), buckets=(), reason="topup")
+    bucket = record("bucket", None, service="s20.data", reason="bytes", legs=())
+    rows, bad = rows_of("acme", [Entry(1, "1-0", topup), Entry(1, "1-1", bucket)], {})
+    assert bad == []
+    assert (rows[0].unit, rows[0].reason, rows[0].source, rows[0].msisdn) == (
+        "money", "topup", "", "4917099000001",
+    )  # fmt: skip
+    assert (rows[1].unit, rows[1].reason, rows[1].role_of_node) == ("bytes", "", -1)
+    assert unit_of(record(service="voice"), {"voice": "second"}) == "seconds"
+
+
+def test_undecodable_or_foreign_records_are_not_rows() -> None:
+    foreign = record(tenant="globex")
+    rows, bad = rows_of("acme", [Entry(1, "1-0", None), Entry(1, "1-1", foreign)], {})
+    assert rows == [] and [e.entry_id for e in bad] == ["1-0", "1-1"]
+
+
+def test_acks_are_grouped_per_shard_in_stream_order() -> None:
+    entries = [Entry(2, "10-1", None), Entry(1, "5-0", None), Entry(2, "9-7", None)]
+    assert acks_by_stream(entries) == {2: ["9-7", "10-1"], 1: ["5-0"]}
+
+
+def test_trim_point_never_passes_a_pending_entry() -> None:
+    assert successor("1700-5") == "1700-6"
+    assert trim_point("1700-5", None) == "1700-6"  # nothing pending: all delivered is stored
+    assert trim_point("1700-5", "1600-0") == "1600-0"  # another consumer's older pending entry
+    assert vshard_of("{t:acme:1023}:cdr") == 1023
+
+
+def test_batch_fills_or_lingers() -> None:
+    batch = Batch(size_max=3, linger_s=0.5)
+    assert not batch.ready(0.0) and batch.wait_s(0.0) == 0.5
+    batch.add([Entry(0, "1-0", None)], now_s=10.0)
+    assert not batch.ready(10.2) and abs(batch.wait_s(10.2) - 0.3) < 1e-9
+    assert batch.ready(10.5)
+    batch.add([Entry(0, "1-1", None), Entry(0, "1-2", None)], now_s=10.1)
+    assert batch.ready(10.1)
+    assert len(batch.take()) == 3 and not batch.entries
+
+
+def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
+    backoff = Backoff(first_s=0.5, max_s=3.0)
+    assert [backoff.failed() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    backoff.succeeded()
+    assert backoff.failed() == 0.5
+
+
+def test_lag_is_entries_and_the_oldest_age() -> None:
+    lag = TenantLag.of([3, 0, 2], ["1000000-0", "1002000-1"], now_s=1005.0)
+    assert lag.entries == 5 and lag.oldest_s == 5.0
+    assert degraded({"acme": lag, "globex": TenantLag()}, lag_degraded_s=4.0) == ["acme"]
+    assert degraded({"acme": lag}, lag_degraded_s=10.0) == []

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS api_audit;
+DROP TABLE IF EXISTS api_keys;
