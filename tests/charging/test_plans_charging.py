@@ -50,5 +50,8 @@ async def test_same_call_costs_what_each_plan_says(charging: Charging) -> None:
     assert (plain.retail, planned.retail) == (80_000, 40_000)
     assert [leg.leg_key.split(":")[1] for leg in plain.legs] == ["acme-2026-01"]
     assert [leg.leg_key.split(":")[1] for leg in planned.legs] == ["acme-2026-01@data10"]
+    assert plain.context is not None and planned.context is not None
+    assert (plain.context.plan, planned.context.plan) == ("", "data10")
+    assert planned.context.rate_card_version == "acme-2026-01@data10"
     assert (await charging.account("acme", NO_PLAN)).balance == OPENING - 80_000
     assert (await charging.account("acme", DATA10)).balance == OPENING - 40_000
