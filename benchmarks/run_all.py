@@ -47,6 +47,10 @@ SMOKE: dict[str, Plan] = {
         *("--ceiling-requests", "500", "--output", str(out)),
     ],
     "bench_renew": lambda out: ["--subscribers", "300", "--output", str(out)],
+    "bench_instructions": lambda out: [
+        *("--ccrs", "20", "--warmup", "10", "--repeat", "1", "--no-profile", "--no-redis"),
+        *("--out", str(out)),
+    ],
     "bench_settle": lambda out: ["--records", "20000", "--output", str(out)],
     "bench_api": lambda out: ["--rate", "100", "--seconds", "2", "--output", str(out)],
     "bench_e2e": lambda out: [
@@ -74,6 +78,16 @@ QUICK: dict[str, Plan] = {
     "bench_store": lambda out: [
         *("--records", "50000", "--rounds", "2", "--export-records", "100000"),
         *("--output", str(out)),
+    ],
+    "bench_instructions": lambda out: [
+        "--ccrs",
+        "100",
+        "--warmup",
+        "50",
+        "--repeat",
+        "1",
+        "--out",
+        str(out),
     ],
     "bench_e2e": lambda out: [
         *("--budget-s", "45", "--processes", "1", "--ceiling-rounds", "1", "--no-profile"),

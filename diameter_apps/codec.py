@@ -623,6 +623,9 @@ class Message:
         "_indexed",
         "_indexed_len",
         "_positions",
+        "_raw",
+        "_raw_avps",
+        "_raw_count",
         "application_id",
         "avps",
         "command_code",
@@ -657,6 +660,10 @@ class Message:
         self._indexed_len = 0
         self._positions: Mapping[tuple[int, int], tuple[int, ...]] | None = None
         self._index: dict[tuple[int, int], list[Avp]] | None = None
+        # The frame the AVPs were decoded from (see received_frame).
+        self._raw: bytes | None = None
+        self._raw_avps: list[Avp] | None = None
+        self._raw_count = -1
 
     @classmethod
     def request(
@@ -698,6 +705,20 @@ class Message:
         return bool(self.flags & FLAG_RETRANSMIT)
 
     # --- AVP access ------------------------------------------------------------------------
+
+    def received_frame(self) -> bytes | None:
+        """The bytes this message was decoded from, while ``avps`` is still the list decoded
+        from them with the same length (None for a built or modified message): lets a digest
+        of the request hash the wire bytes instead of re-packing every AVP."""
+        avps = self.avps
+        if self._raw_avps is avps and self._raw_count == len(avps):
+            return self._raw
+        return None
+
+    def _decoded_from(self, data: bytes) -> None:
+        self._raw = data
+        self._raw_avps = self.avps
+        self._raw_count = len(self.avps)
 
     def index(self) -> Mapping[tuple[int, int], list[Avp]]:
         """Top-level AVPs by (code, vendor), in order; rebuilt when ``avps`` changed size or
@@ -767,8 +788,13 @@ class Message:
 
     @property
     def result_code(self) -> int | None:
-        avp = self.find(_RESULT_CODE)
-        return None if avp is None else avp.as_u32()
+        # A scan, not find(): this is read once per answer we send (metrics), on a built answer
+        # that has no index yet and where Result-Code sits second; building the index costs
+        # more than the scan.
+        for avp in self.avps:
+            if avp.code == _RESULT_CODE and not avp.vendor:
+                return avp.as_u32()
+        return None
 
     # --- wire ------------------------------------------------------------------------------
 
@@ -809,6 +835,8 @@ def decode_header(data: bytes) -> Message:
     message._indexed_len = 0
     message._positions = None
     message._index = None
+    message._raw = message._raw_avps = None
+    message._raw_count = -1
     return message
 
 
@@ -831,6 +859,9 @@ def message_of(
     message._indexed_len = len(avps)
     message._positions = positions
     message._index = None
+    message._raw = data
+    message._raw_avps = avps
+    message._raw_count = len(avps)
     return message
 
 
@@ -861,6 +892,7 @@ def decode_message(data: bytes, limits: CodecLimits = DEFAULT_LIMITS) -> Message
     except DiameterError as error:
         error.request = message
         raise
+    message._decoded_from(data)
     return message
 
 
@@ -901,6 +933,7 @@ def decode_checked(
             pass
         error.request = message
         raise
+    message._decoded_from(data)
     return message, deviations
 
 

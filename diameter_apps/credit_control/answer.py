@@ -59,6 +59,23 @@ class GrantedUnits(msgspec.Struct, frozen=True, kw_only=True):
     money: Money | None = None
 
     def __post_init__(self) -> None:
+        # Built for every grant: one inline pass over the values, the names only on a fault.
+        time_s, top = self.time_s, _U64_MAX
+        if time_s is not None and not 0 <= time_s <= _U32_MAX:
+            self._range_error()
+        for value in (
+            self.total_octets,
+            self.input_octets,
+            self.output_octets,
+            self.service_specific_units,
+        ):
+            if value is not None and not 0 <= value <= top:
+                self._range_error()
+        money = self.money
+        if money is not None and not 0 <= money.micros <= _I64_MAX:
+            self._range_error()
+
+    def _range_error(self) -> None:
         _check_range("CC-Time", self.time_s, _U32_MAX)
         for name, value in (
             ("CC-Total-Octets", self.total_octets),
@@ -119,6 +136,23 @@ class ServiceAnswer(msgspec.Struct, frozen=True, kw_only=True):
     tariff_time_change_s: int | None = None
 
     def __post_init__(self) -> None:
+        # Built for every MSCC of every answer: one inline pass over the values, the names
+        # only when one is out of range.
+        top = _U32_MAX
+        for value in (
+            self.validity_time_s,
+            self.time_quota_threshold_s,
+            self.volume_quota_threshold_octets,
+            self.unit_quota_threshold,
+            self.quota_holding_time_s,
+            self.rating_group,
+            self.service_identifier,
+            self.result_code,
+        ):
+            if value is not None and not 0 <= value <= top:
+                self._range_error()
+
+    def _range_error(self) -> None:
         for name, value in (
             ("Validity-Time", self.validity_time_s),
             ("Time-Quota-Threshold", self.time_quota_threshold_s),

@@ -493,6 +493,20 @@ def _cursor(text: str | None) -> tuple[datetime, str]:
     return datetime.fromtimestamp(float(match[1]), UTC), match[2]
 
 
+FILTER_CHARS_MAX = 256
+
+
+def _check_filter(name: str, value: str | None) -> None:
+    """A filter is compared as text in PostgreSQL, which refuses a NUL character: say so (422)
+    rather than fail the query."""
+    if value is None:
+        return
+    if len(value) > FILTER_CHARS_MAX:
+        raise FieldError(name, f"at most {FILTER_CHARS_MAX} characters")
+    if any(ord(c) < 0x20 for c in value):
+        raise FieldError(name, "control characters (such as NUL) are not allowed")
+
+
 @get(
     "/usage",
     responses=ERRORS,
@@ -512,6 +526,8 @@ async def usage(
 ) -> UsagePage:
     state = _state(request)
     await _tenant(state, tenant)
+    for name, text in (("subscriber", subscriber), ("kind", kind), ("service", service)):
+        _check_filter(name, text)
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
             raise FieldError(name, "a time zone is required (e.g. 2026-12-01T00:00:00Z)")

@@ -32,3 +32,21 @@ def test_other_usage_under_the_same_request_number_differs() -> None:
     first = request(ccr_avps(2, 4, body=BODY))
     reused = request(ccr_avps(2, 4, body=other_body))
     assert ccr_fingerprint(first) != ccr_fingerprint(reused)
+
+
+def test_decoded_and_built_messages_digest_alike() -> None:
+    """The wire path (one hash over the frame) and the built path (AVP encodings) agree, with
+    and without relay AVPs; a decoded message modified afterwards falls back to its AVPs."""
+    avps = ccr_avps(2, 4, body=BODY)
+    built = Message.request(CommandCode.CREDIT_CONTROL, 4, avps, hop_by_hop=1)
+    decoded = decode_message(built.encode())
+    assert decoded.received_frame() is not None
+    assert built.received_frame() is None
+    assert ccr_fingerprint(built) == ccr_fingerprint(decoded)
+    relayed = [*avps[:3], Avp.utf8(AvpCode.ROUTE_RECORD, "dra1.mno.example"), *avps[3:]]
+    decoded_relayed = request(relayed, hop_by_hop=7)
+    assert decoded_relayed.received_frame() is not None
+    assert ccr_fingerprint(decoded_relayed) == ccr_fingerprint(decoded)
+    decoded.avps.append(Avp.utf8(AvpCode.PROXY_HOST, "changed"))
+    assert decoded.received_frame() is None
+    assert ccr_fingerprint(decoded) != ccr_fingerprint(built)
