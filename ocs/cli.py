@@ -14,6 +14,7 @@ from ocs.commands import (
     catalog,
     config,
     export,
+    renew,
     serve,
     settle,
     sim,
@@ -24,7 +25,9 @@ from ocs.commands import (
 )
 
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
-COMMAND_MODULES = (serve, up, account, catalog, config, sim, store, usage, export, xdr, settle, api)
+COMMAND_MODULES = (
+    *(serve, up, account, catalog, config, renew, sim, store, usage, export, xdr, settle, api),
+)
 DISTRIBUTION = "mvna-ocs"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left
 
