@@ -297,6 +297,9 @@ class RecordContext(msgspec.Struct, frozen=True, array_like=True):
     rate_card_version: str = ""
     currency: str = ""
     source_ref: str = ""
+    # The subscriber's plan when the usage was rated ("" = none); appended last so records
+    # written before plans existed decode with the default.
+    plan: str = ""
 
 
 class LedgerRecord(msgspec.Struct, frozen=True, array_like=True):

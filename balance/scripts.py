@@ -35,6 +35,7 @@ SCRIPT_FLAGS: dict[str, str] = {
     "adjust": "",
     "state": "",
     "bucket": "",
+    "grant": "",
     "debit": "",
     "debit_many": "",
     "offline": "",

@@ -30,6 +30,7 @@ TENANT_COMMANDS = (
     "fcall", "fcall_ro",
     "get", "set", "mget", "del", "exists", "expire", "ttl",
     "zadd", "zrem", "zrangebyscore", "zrange", "zscore", "zcard",
+    "hget", "hset", "hsetnx",  # renewal state (ocs.renewal, grant.lua)
     "xadd", "xlen", "xrange", "xreadgroup", "xack", "xgroup|create", "xpending", "xautoclaim",
     "xtrim", "xinfo|groups",
     "cluster|slots", "cluster|shards", "cluster|nodes", "readonly",

@@ -46,6 +46,7 @@ SMOKE: dict[str, Plan] = {
         *("--records", "2000", "--subscribers", "50", "--rounds", "1"),
         *("--ceiling-requests", "500", "--output", str(out)),
     ],
+    "bench_renew": lambda out: ["--subscribers", "300", "--output", str(out)],
     "bench_instructions": lambda out: [
         *("--ccrs", "20", "--warmup", "10", "--repeat", "1", "--no-profile", "--no-redis"),
         *("--out", str(out)),
@@ -71,6 +72,7 @@ QUICK: dict[str, Plan] = {
     "bench_sip_transport": lambda out: ["--requests", "10000", "--repeats", "1", "--no-write"],
     "bench_server": lambda out: ["--sessions", "1000", "--repeat", "2"],
     "bench_xdr": lambda out: ["--records", "20000", "--rounds", "1", "--output", str(out)],
+    "bench_renew": lambda out: ["--subscribers", "10000", "--output", str(out)],
     "bench_settle": lambda out: ["--records", "200000", "--output", str(out)],
     "bench_api": lambda out: ["--rate", "100", "--seconds", "2", "--output", str(out)],
     "bench_export": lambda out: [

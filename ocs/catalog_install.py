@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from balance.errors import AccountExists, OperationConflict
 from balance.ledger import Ledger
 from balance.records import BucketUnit, RecordContext
+from ocs.renewal import enroll_provisions
 from tariffs.model import Catalog
 from tariffs.provisioning import SubscriberProvision, provision_subscribers
 
@@ -76,6 +77,8 @@ async def install_catalog(
         for start in range(0, len(pending), LOAD_CONCURRENCY):
             batch = pending[start : start + LOAD_CONCURRENCY]
             outcomes = await asyncio.gather(*(install_subscriber(ledger, p, now) for p in batch))
+            # Recurring plans: each subscriber on the due index, first renewal one cycle on.
+            await enroll_provisions(ledger, tenant, batch, now)
             created += sum(outcomes)
             kept += len(outcomes) - sum(outcomes)
         report[tenant.id] = (created, kept)

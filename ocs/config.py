@@ -84,6 +84,7 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     request_timeout_s: float = 10.0
     # A keep-alive connection with no request for this long is closed.
     idle_timeout_s: float = 60.0
+    # Open HTTP connections at once; a further one is closed at once.
     connections_max: int = 512
 
 
@@ -257,6 +258,7 @@ class CatalogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``ocs api``: the operator / portfolio HTTP API and dashboards (ocs/api/)."""
 
+    # Where the API and dashboards listen (HOST:PORT; --listen).
     listen: str = "127.0.0.1:8480"
     # `ocs apikey create` without --expires.
     key_expires_days: int = 90

@@ -7,7 +7,8 @@ record streams say was charged, and how the balances moved must agree exactly, p
    (Session-Id prefix, plus the SIP calls' ledger sessions).
 3. Per tenant and service: units the simulator counted as committed == units of the run's
    usage/debit records; per tenant: the records' retail == the money the run's subscribers
-   lost; and no operation id is charged twice (injected duplicates and retransmissions must be
+   lost (less what product and top-up records moved meanwhile: renewal fees, add-ons,
+   top-ups); and no operation id is charged twice (injected duplicates and retransmissions must be
    answered from the stored outcome). Expiry records (abandoned sessions) release holds and
    charge nothing, so they are counted but not compared.
 
@@ -42,6 +43,7 @@ from sim.verify_store import (
 )
 
 CHARGE_KINDS = frozenset({"usage", "debit"})
+OUTSIDE_KINDS = frozenset({"bucket", "topup"})  # money moved by products and top-ups
 QUERY_CONCURRENCY = 64
 XRANGE_COUNT = 5_000
 _RECORD = msgspec.msgpack.Decoder(LedgerRecord)
@@ -205,6 +207,18 @@ def compare(
             ):
                 problems.append(f"{service}: simulator reported {reported} units used, "
                                 f"usage records say {recorded}")  # fmt: skip
+        # Money a product or a top-up moved while the run was on (a plan renewal's or an
+        # add-on's fee: ``bucket`` records; top-ups) is not usage: taken out of the decrease.
+        # Adjustments are not excused: money taken any other way is a charging error.
+        outside = sum(
+            r.money_delta
+            for r in records
+            if r.tenant == tenant
+            and r.kind in OUTSIDE_KINDS
+            and not r.session_id
+            and _sub_key(r.tenant, r.subscriber) in before.money
+        )
+        decrease += outside
         if retail != decrease:
             problems.append(
                 f"usage records charge {retail} micro-units, balances fell by {decrease}"

@@ -41,6 +41,7 @@ from tariffs.model import (
     Zone,
 )
 from tariffs.numbers import parse_duration
+from tariffs.plans import read_addons, read_plan_ref, read_plans, read_renewal, read_rollover
 from tariffs.price import Price, PriceError, rate_fraction
 from tariffs.timebands import (
     MINUTES_PER_DAY,
@@ -104,6 +105,9 @@ TENANT_KEYS = frozenset(
         "subscribers",
         "topup_max",
         "notifications",
+        "plans",
+        "addons",
+        "renewal",
     }
 )
 NOTIFICATION_KEYS = frozenset({"balance_below"})
@@ -138,13 +142,15 @@ RATE_KEYS = frozenset(
     }
 )
 CARD_KEYS = frozenset({"version", "effective_from", "rates"})
-BUNDLE_KEYS = frozenset({"id", "fee", "validity", "priority", "on_exhaust", "allowances"})
-ALLOWANCE_KEYS = frozenset({"name", "service", "rating_groups", "zones", "amount"})
-SUBSCRIBERS_KEYS = frozenset({"opening_balance", "bundles", "ranges", "entries"})
-RANGE_KEYS = frozenset(
-    {"imsi_first", "imsi_last", "msisdn_first", "msisdn_last", "opening_balance", "bundles"}
+BUNDLE_KEYS = frozenset(
+    {"id", "fee", "validity", "priority", "on_exhaust", "allowances", "rollover_cap"}
 )
-ENTRY_KEYS = frozenset({"msisdn", "imsi", "opening_balance", "bundles"})
+ALLOWANCE_KEYS = frozenset({"name", "service", "rating_groups", "zones", "amount"})
+SUBSCRIBERS_KEYS = frozenset({"opening_balance", "bundles", "ranges", "entries", "plan"})
+RANGE_KEYS = frozenset(
+    {"imsi_first", "imsi_last", "msisdn_first", "msisdn_last", "opening_balance", "bundles", "plan"}
+)
+ENTRY_KEYS = frozenset({"msisdn", "imsi", "opening_balance", "bundles", "plan"})
 FINAL_UNIT_KEYS = frozenset({"action", "redirect_url", "filter_id"})
 
 
@@ -249,7 +255,20 @@ class _TenantReader:
         bands = self._bands(get("time_bands"))
         cards = self._cards(top, root, services, zone_names, destinations, bands)
         bundles = self._bundles(get("bundles"), services, zone_names)
-        ranges, entries = self._subscribers(get("subscribers"), bundles, tenant_id or "?")
+        band_names = {b.name for b in bands}
+        plans = read_plans(
+            self,
+            get("plans"),
+            cards,
+            bundles,
+            lambda n, f: self._rates(n, f, services, zone_names, destinations, band_names),
+            lambda n: self._cards({"rate_cards": n}, n, services, zone_names, destinations, bands),
+        )
+        addons = read_addons(self, get("addons"), bundles)
+        renewal = read_renewal(self, get("renewal"))
+        ranges, entries = self._subscribers(
+            get("subscribers"), bundles, tenant_id or "?", set(plans)
+        )
         topup_max = TOPUP_MAX_DEFAULT
         if "topup_max" in top:
             amount = r.money(top["topup_max"], "topup_max", self.currency)
@@ -282,6 +301,9 @@ class _TenantReader:
             notify_balance_below=balance_below,
             idempotency_ttl_s=window,
             source=self.file,
+            plans=tuple(plans.values()),
+            addons=addons,
+            renewal=renewal,
         )
 
     def _notifications(self, node: Node | None) -> tuple[int, ...]:
@@ -875,7 +897,13 @@ class _TenantReader:
             assert bundle_id is not None and fee is not None and validity is not None
             assert priority is not None
             bundles[bundle_id] = Bundle(
-                bundle_id, fee, validity, priority, cast(OnExhaust, on_exhaust), tuple(allowances)
+                bundle_id,
+                fee,
+                validity,
+                priority,
+                cast(OnExhaust, on_exhaust),
+                tuple(allowances),
+                read_rollover(self, m, field),
             )
         return bundles
 
@@ -938,7 +966,11 @@ class _TenantReader:
         return None if failed else out
 
     def _subscribers(
-        self, node: Node | None, bundles: dict[str, Bundle], tenant: str
+        self,
+        node: Node | None,
+        bundles: dict[str, Bundle],
+        tenant: str,
+        plans: set[str] | None = None,
     ) -> tuple[list[SubscriberRange], list[SubscriberEntry]]:
         r = self.r
         ranges: list[SubscriberRange] = []
@@ -949,6 +981,8 @@ class _TenantReader:
         if m is None:
             return ranges, entries
         balance, bundle_ids = self._opening(m, "subscribers", 0, (), bundles)
+        plan_ids = plans or set()
+        plan = read_plan_ref(self, m, "subscribers", "", plan_ids)
         for index, item in enumerate(
             r.sequence(m["ranges"], "subscribers.ranges") or [] if "ranges" in m else []
         ):
@@ -966,6 +1000,7 @@ class _TenantReader:
                 for k in ("imsi_first", "imsi_last", "msisdn_first", "msisdn_last")
             }
             own_balance, own_bundles = self._opening(rm, field, balance, bundle_ids, bundles)
+            own_plan = read_plan_ref(self, rm, field, plan, plan_ids)
             if None in ends.values():
                 continue
             imsi_first, imsi_last = cast(str, ends["imsi_first"]), cast(str, ends["imsi_last"])
@@ -1003,7 +1038,13 @@ class _TenantReader:
             self.claims.append(_Claim("MSISDN", msisdn_first, msisdn_last, tenant, self.file, line))
             ranges.append(
                 SubscriberRange(
-                    imsi_first, imsi_last, msisdn_first, msisdn_last, own_balance, own_bundles
+                    imsi_first,
+                    imsi_last,
+                    msisdn_first,
+                    msisdn_last,
+                    own_balance,
+                    own_bundles,
+                    own_plan,
                 )
             )
         for index, item in enumerate(
@@ -1020,13 +1061,14 @@ class _TenantReader:
                 else None
             )
             own_balance, own_bundles = self._opening(em, field, balance, bundle_ids, bundles)
+            own_plan = read_plan_ref(self, em, field, plan, plan_ids)
             if msisdn is None or ("imsi" in em and imsi is None):
                 continue
             line = line_of(item)
             self.claims.append(_Claim("MSISDN", msisdn, msisdn, tenant, self.file, line))
             if imsi is not None:
                 self.claims.append(_Claim("IMSI", imsi, imsi, tenant, self.file, line))
-            entries.append(SubscriberEntry(msisdn, imsi, own_balance, own_bundles))
+            entries.append(SubscriberEntry(msisdn, imsi, own_balance, own_bundles, own_plan))
         return ranges, entries
 
     def _opening(

@@ -112,6 +112,8 @@ class Bundle(msgspec.Struct, frozen=True):
     priority: int
     on_exhaust: OnExhaust
     allowances: tuple[Allowance, ...]
+    # At a renewal: units of each allowance carried into the new bucket (0: the rest expires).
+    rollover_cap: int = 0
 
 
 def bucket_kind(bundle_id: str, allowance_name: str) -> str:
@@ -128,6 +130,7 @@ class SubscriberRange(msgspec.Struct, frozen=True):
     msisdn_last: str
     opening_balance: int
     bundles: tuple[str, ...]
+    plan: str = ""  # "" = the tenant's own rate cards, no plan
 
     @property
     def size(self) -> int:
@@ -141,6 +144,32 @@ class SubscriberEntry(msgspec.Struct, frozen=True):
     imsi: str | None
     opening_balance: int
     bundles: tuple[str, ...]
+    plan: str = ""
+
+
+Cycle = Literal["monthly", "calendar_month", "weekly", "daily"]
+
+
+class Plan(msgspec.Struct, frozen=True):
+    """A product a subscriber is on: the rate cards that price its usage and the bundles it
+    includes. ``rate_cards`` is already resolved: the plan's own cards, or the tenant's cards
+    with the plan's overriding rows applied (each version then named ``<card>@<plan>``, so the
+    price key on every usage record names the plan)."""
+
+    id: str
+    rate_cards: tuple[RateCard, ...]
+    bundles: tuple[str, ...] = ()
+    fee: int = 0  # micro-units per cycle
+    cycle: Cycle | None = None  # None: the plan has no recurring fee
+
+
+class RenewalPolicy(msgspec.Struct, frozen=True):
+    """What happens when a renewal's fee cannot be paid: the subscriber keeps service in a grace
+    state for ``grace_s`` (renewal retried every ``retry_s``), then is suspended (blocked) until
+    a retry succeeds, which unblocks it."""
+
+    grace_s: int = 3 * 86_400
+    retry_s: int = 6 * 3600
 
 
 class FinalUnitAction(msgspec.Struct, frozen=True):
@@ -183,12 +212,19 @@ class Tenant(msgspec.Struct, frozen=True):
     # refundable), in seconds; 0 = the deployment's [ledger] idempotency_ttl_s.
     idempotency_ttl_s: int = 0
     source: str = ""
+    plans: tuple[Plan, ...] = ()
+    # Bundles a subscriber may buy (``ocs account buy``), each at its bundle's ``fee``.
+    addons: tuple[str, ...] = ()
+    renewal: RenewalPolicy = RenewalPolicy()
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
 
     def bundle(self, bundle_id: str) -> Bundle | None:
         return next((b for b in self.bundles if b.id == bundle_id), None)
+
+    def plan(self, plan_id: str) -> Plan | None:
+        return next((p for p in self.plans if p.id == plan_id), None)
 
 
 class Catalog(msgspec.Struct, frozen=True):

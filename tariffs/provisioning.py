@@ -33,6 +33,7 @@ class SubscriberProvision(msgspec.Struct, frozen=True):
     currency: str
     opening_balance: int  # micro-units
     buckets: tuple[BucketGrant, ...]
+    plan: str = ""
 
 
 def bundle_buckets(bundle: Bundle, now: int) -> tuple[BucketGrant, ...]:
@@ -59,9 +60,14 @@ def subscriber_count(tenant: Tenant) -> int:
 def provision_subscribers(tenant: Tenant, now: int) -> Iterator[SubscriberProvision]:
     """Every subscriber of ``tenant`` (ranges expanded, then entries) with its opening state."""
     bundles = {bundle.id: bundle for bundle in tenant.bundles}
+    plans = {plan.id: plan for plan in tenant.plans}
     activations: dict[tuple[str, ...], tuple[BucketGrant, ...]] = {}
 
-    def buckets_for(bundle_ids: tuple[str, ...]) -> tuple[BucketGrant, ...]:
+    def buckets_for(own: tuple[str, ...], plan: str = "") -> tuple[BucketGrant, ...]:
+        # The subscriber's own bundles, then its plan's included bundles (each once).
+        bundle_ids = own
+        if plan:
+            bundle_ids += tuple(b for b in plans[plan].bundles if b not in own)
         if bundle_ids not in activations:
             activations[bundle_ids] = tuple(
                 grant
@@ -71,7 +77,7 @@ def provision_subscribers(tenant: Tenant, now: int) -> Iterator[SubscriberProvis
         return activations[bundle_ids]
 
     for block in tenant.ranges:
-        buckets = buckets_for(block.bundles)
+        buckets = buckets_for(block.bundles, block.plan)
         imsi_first, msisdn_first = int(block.imsi_first), int(block.msisdn_first)
         for offset in range(block.size):
             yield SubscriberProvision(
@@ -81,6 +87,7 @@ def provision_subscribers(tenant: Tenant, now: int) -> Iterator[SubscriberProvis
                 currency=tenant.currency,
                 opening_balance=block.opening_balance,
                 buckets=buckets,
+                plan=block.plan,
             )
     for entry in tenant.entries:
         yield SubscriberProvision(
@@ -89,5 +96,6 @@ def provision_subscribers(tenant: Tenant, now: int) -> Iterator[SubscriberProvis
             imsi=entry.imsi,
             currency=tenant.currency,
             opening_balance=entry.opening_balance,
-            buckets=buckets_for(entry.bundles),
+            buckets=buckets_for(entry.bundles, entry.plan),
+            plan=entry.plan,
         )

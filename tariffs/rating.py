@@ -70,6 +70,8 @@ class UsageRequest(msgspec.Struct, frozen=True):
     # A terminating leg (the subscriber is called): priced by the ``leg: mt`` rows, by zone and
     # band; the called number is the subscriber's own and is not a destination.
     terminating: bool = False
+    # The subscriber's plan ("" = none: the tenant's own rate cards), resolved at ingestion.
+    plan: str = ""
 
 
 class Rating(msgspec.Struct, frozen=True):
@@ -244,6 +246,12 @@ class Rater:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._tenants = {t.id: _TenantIndex(t) for t in catalog.tenants}
+        # A plan is its tenant with the plan's rate cards: same services, zones, bundles.
+        self._plans = {
+            (t.id, plan.id): _TenantIndex(msgspec.structs.replace(t, rate_cards=plan.rate_cards))
+            for t in catalog.tenants
+            for plan in t.plans
+        }
         self._contexts: dict[str, ContextKind | None] = {}
 
     def tenant(self, tenant_id: str) -> Tenant | None:
@@ -258,8 +266,16 @@ class Rater:
     def rate(self, request: UsageRequest) -> Rating:
         """Rate one usage leg; raises RatingError (5031) when it cannot be priced."""
         # The common cases are inlined (a Python call costs ~0.1 µs; this runs per MSCC).
-        index = self._tenants.get(request.tenant)
+        index = (
+            self._tenants.get(request.tenant)
+            if not request.plan
+            else self._plans.get((request.tenant, request.plan))
+        )
         if index is None:
+            if request.plan:
+                raise RatingError(
+                    f"plan {request.plan!r} of {request.tenant!r} is not in the catalog"
+                )
             raise RatingError(f"tenant {request.tenant!r} is not in the catalog")
         service_key = (
             request.service_context_id,

@@ -35,20 +35,21 @@ class SubscriberRef(msgspec.Struct, frozen=True):
     tenant: str
     subscriber_id: str  # MSISDN, E.164 digits without "+"
     imsi: str | None
+    plan: str = ""  # the catalog plan of the range or entry ("" = none)
 
 
 class _Ranges:
     """Disjoint digit ranges of one identifier kind, searchable by bisect per digit count."""
 
     def __init__(self) -> None:
-        self._pending: dict[int, list[tuple[int, int, int, str, str]]] = {}
+        self._pending: dict[int, list[tuple[int, int, int, str, str, str]]] = {}
         self._starts: dict[int, list[int]] = {}
-        self._rows: dict[int, list[tuple[int, int, int, str, str]]] = {}
+        self._rows: dict[int, list[tuple[int, int, int, str, str, str]]] = {}
 
-    def add(self, first: str, last: str, other_first: str, tenant: str) -> None:
+    def add(self, first: str, last: str, other_first: str, tenant: str, plan: str = "") -> None:
         """``first..last`` maps onto ``other_first..`` (the aligned range of the other kind)."""
         self._pending.setdefault(len(first), []).append(
-            (int(first), int(last), int(other_first), other_first, tenant)
+            (int(first), int(last), int(other_first), other_first, tenant, plan)
         )
 
     def freeze(self) -> None:
@@ -58,8 +59,8 @@ class _Ranges:
             self._starts[digits] = [row[0] for row in rows]
         self._pending = {}
 
-    def find(self, value: str) -> tuple[str, str] | None:
-        """(tenant, aligned identifier of the other kind) for ``value``, or None."""
+    def find(self, value: str) -> tuple[str, str, str] | None:
+        """(tenant, aligned identifier of the other kind, plan) for ``value``, or None."""
         starts = self._starts.get(len(value))
         if starts is None:
             return None
@@ -67,10 +68,10 @@ class _Ranges:
         position = bisect_right(starts, number) - 1
         if position < 0:
             return None
-        first, last, other_first, other_text, tenant = self._rows[len(value)][position]
+        first, last, other_first, other_text, tenant, plan = self._rows[len(value)][position]
         if number > last:
             return None
-        return tenant, str(other_first + number - first).zfill(len(other_text))
+        return tenant, str(other_first + number - first).zfill(len(other_text)), plan
 
 
 class Resolver:
@@ -83,16 +84,16 @@ class Resolver:
         self._imsi_ranges = _Ranges()
         for tenant in catalog.tenants:
             for entry in tenant.entries:
-                ref = SubscriberRef(tenant.id, entry.msisdn, entry.imsi)
+                ref = SubscriberRef(tenant.id, entry.msisdn, entry.imsi, entry.plan)
                 self._by_msisdn[entry.msisdn] = ref
                 if entry.imsi is not None:
                     self._by_imsi[entry.imsi] = ref
             for block in tenant.ranges:
                 self._msisdn_ranges.add(
-                    block.msisdn_first, block.msisdn_last, block.imsi_first, tenant.id
+                    block.msisdn_first, block.msisdn_last, block.imsi_first, tenant.id, block.plan
                 )
                 self._imsi_ranges.add(
-                    block.imsi_first, block.imsi_last, block.msisdn_first, tenant.id
+                    block.imsi_first, block.imsi_last, block.msisdn_first, tenant.id, block.plan
                 )
         self._msisdn_ranges.freeze()
         self._imsi_ranges.freeze()
@@ -106,7 +107,7 @@ class Resolver:
         if ref is not None:
             return ref
         found = self._msisdn_ranges.find(digits)
-        return None if found is None else SubscriberRef(found[0], digits, found[1])
+        return None if found is None else SubscriberRef(found[0], digits, found[1], found[2])
 
     def by_imsi(self, imsi: str) -> SubscriberRef | None:
         digits = _digits(imsi)
@@ -116,7 +117,7 @@ class Resolver:
         if ref is not None:
             return ref
         found = self._imsi_ranges.find(digits)
-        return None if found is None else SubscriberRef(found[0], found[1], digits)
+        return None if found is None else SubscriberRef(found[0], found[1], digits, found[2])
 
     def resolve(self, id_type: int, data: str) -> SubscriberRef | None:
         """One Subscription-Id (type, data) → its subscriber, or None (unknown: 5030)."""

@@ -521,21 +521,26 @@ local ADMIN_EVENTS = {provision = 'created', block = 'blocked', unblock = 'unblo
 -- Write the account, its record (with the caller's context), its event (the shard's event
 -- stream) and the idempotency entry; return the stored result. KEYS is passed in: in the
 -- Functions library a script's keys are an argument, not a global.
+-- The event of an account-maintenance record (ADMIN_EVENTS; none for other kinds) and the
+-- crossings of the money it moved (rec[18]), against the account as it is now.
+local function admin_event(record_stream, acct, rec)
+  local etype = ADMIN_EVENTS[rec[1]]
+  if not etype then return end
+  local ev_key = event_stream(record_stream)
+  if etype == 'bundle_granted' and rec[9] > 0 then etype = 'bundle_bought' end
+  local after = acct[A_BALANCE] + acct[A_HELD]
+  emit_event(ev_key, etype, rec[2], rec[3], rec[5], rec[15], {balance = acct[A_BALANCE],
+    state = acct[A_STATE], amount = rec[18], reason = rec[17], kind = rec[6], units = rec[8],
+    fee = rec[9], buckets = rec[11]})
+  emit_crossings(ev_key, rec[2], rec[3], rec[5], rec[15], after - rec[18], after, nil)
+end
+
 local function admin_finish(KEYS, acct, rec, digest, ttl, ctx)
   local result = account_summary(acct)
   rec[16] = acct[A_BALANCE]
   rcall('SET', KEYS[2], mp_pack(acct))
   append_record(KEYS[3], rec, ctx)
-  local etype = ADMIN_EVENTS[rec[1]]
-  if etype then
-    local ev_key = event_stream(KEYS[3])
-    if etype == 'bundle_granted' and rec[9] > 0 then etype = 'bundle_bought' end
-    local after = acct[A_BALANCE] + acct[A_HELD]
-    emit_event(ev_key, etype, rec[2], rec[3], rec[5], rec[15], {balance = acct[A_BALANCE],
-      state = acct[A_STATE], amount = rec[18], reason = rec[17], kind = rec[6], units = rec[8],
-      fee = rec[9], buckets = rec[11]})
-    emit_crossings(ev_key, rec[2], rec[3], rec[5], rec[15], after - rec[18], after, nil)
-  end
+  admin_event(KEYS[3], acct, rec)
   idem_store(KEYS[1], digest, result, ttl)
   return {0, result}
 end

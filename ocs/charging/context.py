@@ -88,6 +88,7 @@ def ccr_context(
         role_of_node=role,
         rate_card_version=rate_card_version,
         currency=tenant.currency,
+        plan=ref.plan,
     )
 
 

@@ -554,7 +554,7 @@ class CreditControlHandler:
         grant: bool,
     ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
         """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
-        request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant)
+        request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant, ref.plan)
         slots: list[_Slot] = []
         items: list[RatingGroupRequest] = []
         grace = self.config.tcc_grace_s

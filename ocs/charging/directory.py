@@ -42,6 +42,11 @@ class CatalogSnapshot:
         self._resolved: dict[tuple[SubscriptionId, ...], SubscriberRef | None] = {}
         self._resolved_version = self.dynamic.version
 
+    def plan_of(self, tenant: str, subscriber: str) -> str:
+        """The catalog plan of a subscriber (by its canonical MSISDN); "" when none."""
+        ref = self.resolver.by_msisdn(subscriber)
+        return ref.plan if ref is not None and ref.tenant == tenant else ""
+
     def resolve_ids(self, ids: tuple[SubscriptionId, ...]) -> SubscriberRef | None:
         """The subscriber a request's Subscription-Ids name (the first known one), remembered
         until the dynamic directory changes."""

@@ -72,7 +72,7 @@ class EventCharging:
         self.log = log
 
     def _price(self, ccr: CreditControlRequest, ref: SubscriberRef, now: int) -> list[_Priced]:
-        request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant)
+        request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant, ref.plan)
         services = ccr.services or (ServiceRequest(from_mscc=False),)
         recipients = ccr.sms.recipient_addresses if ccr.sms is not None else ()
         priced: list[_Priced] = []

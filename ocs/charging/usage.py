@@ -79,12 +79,15 @@ class RequestRater:
     Called-Party-Address (else Requested-Party-Address) or, for SMS, the recipient address;
     whether it is a terminating leg from IMS Role-Of-Node (the tenant's mt rows price it)."""
 
-    __slots__ = ("called", "ccr", "rater", "tenant", "terminating", "visited")
+    __slots__ = ("called", "ccr", "plan", "rater", "tenant", "terminating", "visited")
 
-    def __init__(self, rater: Rater, ccr: CreditControlRequest, tenant: str) -> None:
+    def __init__(
+        self, rater: Rater, ccr: CreditControlRequest, tenant: str, plan: str = ""
+    ) -> None:
         self.rater = rater
         self.ccr = ccr
         self.tenant = tenant
+        self.plan = plan
         visited = ccr.ps.visited_mcc_mnc if ccr.ps is not None else None
         if visited is None and ccr.ims is not None:
             # IMS voice: the P-CSCF's P-Access-Network-Info cell, else P-Visited-Network-ID.
@@ -109,5 +112,6 @@ class RequestRater:
                 visited_plmn=self.visited,
                 called_number=self.called if called is None else called,
                 terminating=self.terminating,
+                plan=self.plan,
             )
         )

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from balance.errors import InvalidRequest, LedgerError
-from balance.ledger import Ledger
+from balance.ledger import Ledger, new_op_id
 from balance.records import OpResult, RecordContext
 from ocs.account_records import (
     HISTORY_LIMIT_MAX,
@@ -47,6 +47,7 @@ from ocs.catalog_store import stored_catalog
 from ocs.charging.durable_requests import publish_account_notice
 from ocs.config import Config, ConfigError, load_config
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
+from ocs.products import ProductRefused, buy_addon
 from ocs.subscriber_lookup import LookupRefused, Target, find_target
 from tariffs.display import format_amount
 from tariffs.errors import CatalogError
@@ -161,6 +162,11 @@ def register(sub: Any) -> None:
     adjust.add_argument(
         "--op-id", help="idempotency key: a retried command with the same key applies once"
     )
+    buy = common("buy", "buy an add-on: its fee from the balance and its buckets, in one step")
+    buy.add_argument("addon", help="add-on id (the catalog's addons list)")
+    buy.add_argument(
+        "--op-id", help="idempotency key: a retried purchase with the same key charges once"
+    )
     for name, text in (("block", "stop new grants"), ("unblock", "allow grants again")):
         common(name, text).add_argument("--reason", default="")
 
@@ -248,6 +254,20 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
             op_id=parse_op_id(args.op_id),
             context=context,
         )
+    if name == "buy":
+        if target.tenant_info is None:
+            raise LookupRefused(f"tenant {target.tenant!r} is not in the stored catalog")
+        try:
+            return await buy_addon(
+                ledger,
+                target.tenant_info,
+                subscriber,
+                args.addon,
+                now_s=int(now_s),
+                op_id=parse_op_id(args.op_id) or new_op_id(),
+            )
+        except ProductRefused as exc:
+            raise LookupRefused(str(exc)) from exc
     if name == "block":
         return await ledger.block(subscriber, reason=args.reason, now_s=now_s, context=context)
     if name == "unblock":
@@ -267,7 +287,7 @@ async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[s
             catalog,
             args.tenant,
             args.subscriber,
-            require_tenant=name in ("create", "topup"),
+            require_tenant=name in ("create", "topup", "buy"),
             require_number=name == "create",
         )
         ctx = _context(catalog, target.tenant)
@@ -286,10 +306,12 @@ async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[s
                 "truncated": truncated,
             }
         result = await _mutate(ledger, target, args)
-        if name in ("topup", "block") and result is not None and not result.replayed:
+        if name in ("topup", "block", "buy") and result is not None and not result.replayed:
             # A server holding a connection to each live session's client sends it a RAR
-            # (top-up) or an ASR (block): a durable notice, taken whenever a server runs.
-            await publish_account_notice(client, target.tenant, target.subscriber, name)
+            # (top-up, add-on bought: new credit to grant from) or an ASR (block): a durable
+            # notice, taken whenever a server runs.
+            notice = "topup" if name == "buy" else name
+            await publish_account_notice(client, target.tenant, target.subscriber, notice)
         account = await ledger.query(target.subscriber)
         data = account_json(
             target.tenant, target.subscriber, account, time.time(), ctx, imsi=target.imsi
@@ -327,7 +349,7 @@ def _print(args: argparse.Namespace, data: dict[str, Any]) -> None:
         if data["truncated"]:
             out.print(f"(stopped after {HISTORY_SCAN_MAX} stream entries)")
         return
-    if data["replayed"] and name in ("topup", "adjust"):
+    if data["replayed"] and name in ("topup", "adjust", "buy"):
         out.print(f"op id {args.op_id} was already applied: nothing changed this time\n")
     for table in account_tables(data):
         out.print(table)

@@ -136,7 +136,10 @@ def describe(tenant: Tenant) -> str:
         f"{tenant.id}: {tenant.currency}, {len(tenant.services)} services, "
         f"{len(tenant.zones)} zones, {prefixes} destination prefixes, "
         f"{len(tenant.time_bands)} time bands, rate cards [{versions}], "
-        f"{len(tenant.bundles)} bundles, {subscriber_count(tenant)} subscribers, "
+        f"{len(tenant.bundles)} bundles, "
+        + (f"plans [{', '.join(p.id for p in tenant.plans)}], " if tenant.plans else "")
+        + (f"add-ons [{', '.join(tenant.addons)}], " if tenant.addons else "")
+        + f"{subscriber_count(tenant)} subscribers, "
         f"final unit {tenant.final_unit.action}"
     )
 

@@ -222,8 +222,10 @@ class CallAccounting:
         # A suspended tenant's call still has its used seconds committed, but no new allowance.
         suspended = profile is not None and profile.status is SUSPENDED
 
+        plan = snapshot.plan_of(ref.tenant, ref.subscriber)
+
         def rate_at(at_s: int) -> Rating:
-            return rate_call(rater, ref.tenant, record.callee, at_s)
+            return rate_call(rater, ref.tenant, record.callee, at_s, plan)
 
         rating = rate_at(intent.at_s)
         if intent.kind is IntentKind.AUTO_END:

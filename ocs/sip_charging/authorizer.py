@@ -98,7 +98,7 @@ class LedgerAuthorizer:
                 return CallAuthDecision(AuthOutcome.BLOCKED, tenant=tenant)
             now = int(self.clock())
             try:
-                rating = rate_call(snapshot.rater, tenant, request.callee, now)
+                rating = rate_call(snapshot.rater, tenant, request.callee, now, subscriber.plan)
             except RatingError as exc:
                 self.log.info("sip_not_rated", tenant=tenant, callee=request.callee, why=str(exc))
                 return CallAuthDecision(AuthOutcome.NOT_RATED, tenant=tenant)

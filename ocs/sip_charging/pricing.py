@@ -15,10 +15,13 @@ VOICE_SERVICE = "voice"
 CALL_RATING_GROUP = 0
 
 
-def rate_call(rater: Rater, tenant: str, callee: str, at_s: int) -> Rating:
-    """The voice rating of a call to ``callee`` at ``at_s``; RatingError (5031) if none."""
+def rate_call(rater: Rater, tenant: str, callee: str, at_s: int, plan: str = "") -> Rating:
+    """The voice rating of a call to ``callee`` at ``at_s`` on the caller's ``plan``;
+    RatingError (5031) if none."""
     return rater.rate(
-        UsageRequest(tenant=tenant, now=at_s, service=VOICE_SERVICE, called_number=callee)
+        UsageRequest(
+            tenant=tenant, now=at_s, service=VOICE_SERVICE, called_number=callee, plan=plan
+        )
     )
 
 

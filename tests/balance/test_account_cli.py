@@ -277,13 +277,15 @@ def test_list_and_search(
     assert len(data["accounts"]) == 150 and data["more"] is True
     assert {a["tenant"] for a in data["accounts"]} == {"acme", "globex"}
     code, out, _ = run(capsys, "account", "list", *url, "--tenant", "globex", "--limit", "500")
-    assert out.rstrip().endswith("100 accounts")
+    assert out.rstrip().endswith("200 accounts")
     code, _, err = run(capsys, "account", "list", *url, "--tenant", "nosuch")
     assert code == 1 and "unknown tenant 'nosuch'" in err
     code, out, _ = run(capsys, "account", "list", *url, "--match", "*0042", "--json")
     assert [a["subscriber"] for a in json.loads(out)["accounts"]] == [
         "4917099000042",
+        "4917099500042",  # the data10 plan's range
         "4917199000042",
+        "4917199500042",
     ]
 
 

@@ -145,7 +145,7 @@ def test_catalog_load_reaches_a_running_server(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
-    assert "initech: 100 subscribers installed" in loaded.stdout
+    assert "initech: 200 subscribers installed" in loaded.stdout
     deadline = time.monotonic() + 60  # a bound for a broken server, not a speed
     code = 5030
     number = 0

@@ -87,15 +87,13 @@ def load_args(url: str, tmp_path: Path) -> tuple[str, ...]:
 
 def test_diff_counts_tenants_rate_rows_and_subscribers() -> None:
     old = load_texts([("acme.yaml", ACME), ("globex.yaml", GLOBEX)])
+    # subscribers is the file's last section: an entries list appended joins it
     acme2 = (
-        ACME.replace("price: 0.29, cost: 0.05}", "price: 0.25, cost: 0.05}")  # one row changed
+        (ACME + '  entries:\n    - {msisdn: "4917099100000", opening_balance: 1}\n')
+        .replace("price: 0.29, cost: 0.05}", "price: 0.25, cost: 0.05}")  # one row changed
         .replace(
             "      - {service: sms, zone: home, price: 0.09, cost: 0.01}\n", ""
         )  # one row removed
-        .replace(
-            ACME_RANGE_END,
-            ACME_RANGE_END + '\n  entries:\n    - {msisdn: "4917099100000", opening_balance: 1}',
-        )
         .replace('msisdn_last: "4917099000099"', 'msisdn_last: "4917099000089"')  # 10 fewer
         .replace('imsi_last: "262019900000099"', 'imsi_last: "262019900000089"')
         .replace("currency: EUR", "currency: CHF")
@@ -106,9 +104,9 @@ def test_diff_counts_tenants_rate_rows_and_subscribers() -> None:
     assert by_id["acme"].status == "changed"
     assert by_id["acme"].rates == Counts(added=0, removed=1, changed=1)
     assert by_id["acme"].subscribers == Counts(added=1, removed=10, changed=0)
-    assert by_id["acme"].settings == ("currency",)
+    assert by_id["acme"].settings == ("currency", "plans")  # plans carry the changed rows
     assert by_id["globex"].status == "removed"
-    assert by_id["globex"].subscribers == Counts(removed=100)
+    assert by_id["globex"].subscribers == Counts(removed=200)
     assert by_id["initech"].status == "added"
     assert by_id["initech"].rates.added == GLOBEX_ROWS
     assert diff.lines()[0] == "tenants: 1 added, 1 removed, 1 changed"
@@ -143,9 +141,9 @@ def test_load_of_one_tenant_keeps_the_others(
     assert code == 0
     assert out.splitlines() == [
         "tenants: 1 changed, 1 unchanged",
-        "~ acme: changed; rate rows +0 -0 ~1; subscribers +0 -0 ~0",
+        "~ acme: changed; rate rows +0 -0 ~1; subscribers +0 -0 ~0; settings changed: plans",
         "  globex: unchanged",
-        "acme: 0 subscribers installed, 100 already present; ACL user not set (no secret)",
+        "acme: 0 subscribers installed, 200 already present; ACL user not set (no secret)",
     ]
     assert stored_ids(redis_url) == ["acme", "globex"]
 
@@ -155,7 +153,7 @@ def test_tenant_option_picks_tenants_of_the_files(
 ) -> None:
     base = load_args(redis_url, tmp_path)
     code, out, _ = run(capsys, "catalog", "load", str(EXAMPLES), "--tenant", "globex", *base)
-    assert code == 0 and out.splitlines()[-1].startswith("globex: 100 subscribers installed")
+    assert code == 0 and out.splitlines()[-1].startswith("globex: 200 subscribers installed")
     assert stored_ids(redis_url) == ["globex"]
     code, _, err = run(capsys, "catalog", "load", str(EXAMPLES), "--tenant", "nosuch", *base)
     assert code == 1 and "--tenant nosuch: not in the files given" in err
@@ -173,12 +171,12 @@ def test_a_tenant_leaves_only_with_remove(
     assert code == 2 and "both loaded and removed" in err
     code, out, _ = run(capsys, "catalog", "load", "--remove", "globex", *base)
     assert code == 0
-    assert f"- globex: removed; rate rows +0 -{GLOBEX_ROWS} ~0; subscribers +0 -100 ~0" in out
+    assert f"- globex: removed; rate rows +0 -{GLOBEX_ROWS} ~0; subscribers +0 -200 ~0" in out
     assert out.splitlines()[-1] == "globex: removed from the catalog (its accounts stay in Redis)"
     assert stored_ids(redis_url) == ["acme"]
     # Its accounts are still there: loading it again finds them.
     code, out, _ = run(capsys, "catalog", "load", str(EXAMPLES / "globex.yaml"), *base)
-    assert "globex: 0 subscribers installed, 100 already present" in out
+    assert "globex: 0 subscribers installed, 200 already present" in out
 
 
 def test_dry_run_prints_the_difference_and_changes_nothing(
@@ -189,8 +187,8 @@ def test_dry_run_prints_the_difference_and_changes_nothing(
     assert code == 0
     assert out.splitlines() == [
         "tenants: 2 added",
-        f"+ acme: added; rate rows +{ACME_ROWS} -0 ~0; subscribers +100 -0 ~0",
-        f"+ globex: added; rate rows +{GLOBEX_ROWS} -0 ~0; subscribers +100 -0 ~0",
+        f"+ acme: added; rate rows +{ACME_ROWS} -0 ~0; subscribers +200 -0 ~0",
+        f"+ globex: added; rate rows +{GLOBEX_ROWS} -0 ~0; subscribers +200 -0 ~0",
         "dry run: nothing changed",
     ]
     client = redis.Redis.from_url(redis_url)
@@ -297,13 +295,13 @@ def test_serve_keeps_a_differing_stored_catalog_and_says_so(
         "one, unchanged:"
     )
     assert (
-        f"    - initech: removed; rate rows +0 -{GLOBEX_ROWS} ~0; subscribers +0 -100 ~0" in banner
+        f"    - initech: removed; rate rows +0 -{GLOBEX_ROWS} ~0; subscribers +0 -200 ~0" in banner
     )
     assert "--catalog-replace" in banner[-1]
     assert sorted(t.id for t in catalog.tenants) == ["acme", "globex", "initech"]
     (event,) = [e for e in logs if e["event"] == "catalog_differs_from_stored"]
     assert event["level"] == "error"
-    removed = f"- initech: removed; rate rows +0 -{GLOBEX_ROWS} ~0; subscribers +0 -100 ~0"
+    removed = f"- initech: removed; rate rows +0 -{GLOBEX_ROWS} ~0; subscribers +0 -200 ~0"
     assert removed in event["difference"]
     assert stored_ids(redis_url) == ["acme", "globex", "initech"]
     # The same catalog as stored: no complaint.

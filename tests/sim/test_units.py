@@ -151,3 +151,27 @@ def test_record_buckets_as_bucket_of_does() -> None:
     for value in values:
         expected[bucket_of(value)] = expected.get(bucket_of(value), 0) + 1
     assert histogram.counts == expected and histogram.max_us == 10**12
+
+
+def test_verification_discounts_a_renewal_during_the_run() -> None:
+    # 50 of usage and a 10.00 plan renewal (a record outside any session) during the run.
+    renewal = LedgerRecord(
+        "bucket", "acme", "4917099000001", "", "renew:4917099000001:plan:m:1", "m.data", 0,
+        1000, 10_000_000, 0, (), 0, 0, (), 0.0, 0, "plan:m", -10_000_000,
+    )  # fmt: skip
+    before = LedgerSnapshot({"acme/4917099000001": 20_000_000}, {})
+    records = [_record("a:1", 300, 30), _record("a:2", 200, 20), renewal]
+    after = {"acme/4917099000001": 20_000_000 - 50 - 10_000_000}
+    assert compare(_stats(500), before, after, records, "sim-r-").passed
+    # Without the renewal record the same balances do not add up.
+    assert not compare(_stats(500), before, after, records[:2], "sim-r-").passed
+
+
+def test_verification_does_not_excuse_an_adjustment() -> None:
+    taken = LedgerRecord(
+        "adjust", "acme", "4917099000001", "", "adj-1", "", 0, 0, 0, 0, (), 0, 0, (), 0.0, 0,
+        "wrong", -1,
+    )  # fmt: skip
+    before = LedgerSnapshot({"acme/4917099000001": 1000}, {})
+    records = [_record("a:1", 300, 30), _record("a:2", 200, 20), taken]
+    assert not compare(_stats(500), before, {"acme/4917099000001": 949}, records, "sim-r-").passed

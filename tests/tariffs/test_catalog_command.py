@@ -18,7 +18,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog"
 def test_check_demo_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["catalog", "check", str(EXAMPLES)]) == 0
     out = capsys.readouterr().out
-    assert "acme: EUR, 3 services" in out and "100 subscribers" in out
+    assert "acme: EUR, 3 services" in out and "200 subscribers" in out
+    assert "plans [payg, data10], add-ons [roam_world_500m, minutes_100]" in out
     assert out.endswith(f"{EXAMPLES}: valid, 2 tenants\n")
 
 
@@ -31,9 +32,10 @@ def test_check_broken_catalog_lists_every_problem(
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [
         f"{bad}:14: rates[0].price: -0.10 is negative; prices and fees must be >= 0",
-        f"{bad}:16: colour: unknown key (expected one of: bundles, context_defaults, "
+        f"{bad}:16: colour: unknown key (expected one of: addons, bundles, context_defaults, "
         "country_code, currency, destinations, final_unit, home_zone, idempotency_window, "
-        "international_prefix, national_prefix, notifications, rate_cards, rates, services, "
+        "international_prefix, national_prefix, notifications, plans, rate_cards, rates, "
+        "renewal, services, "
         "status, subscribers, tenant, time_bands, timezone, topup_max, version, zones)",
     ]
     assert "2 problems; catalog refused" in captured.err
@@ -60,8 +62,8 @@ def test_load_installs_tenants_subscribers_balances_bundles_and_acl(
     args += ["--data-dir", str(tmp_path / "no-local-server")]
     assert main([*args, "--tenant-secret-file", str(secret)]) == 0
     assert capsys.readouterr().out.splitlines()[-2:] == [
-        "acme: 100 subscribers installed, 0 already present; ACL user set",
-        "globex: 100 subscribers installed, 0 already present; ACL user set",
+        "acme: 200 subscribers installed, 0 already present; ACL user set",
+        "globex: 200 subscribers installed, 0 already present; ACL user set",
     ]
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
@@ -86,5 +88,5 @@ def test_load_installs_tenants_subscribers_balances_bundles_and_acl(
     # Loading again installs nothing twice.
     assert main(args) == 0
     assert capsys.readouterr().out.splitlines()[3] == (
-        "acme: 0 subscribers installed, 100 already present; ACL user not set (no secret)"
+        "acme: 0 subscribers installed, 200 already present; ACL user not set (no secret)"
     )

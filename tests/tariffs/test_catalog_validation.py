@@ -38,7 +38,7 @@ def test_demo_catalog_and_golden_and_minimal_are_valid() -> None:
 
 def test_unknown_key_names_line_and_expected_keys() -> None:
     [problem] = problems_of(MINIMAL + "colour: red\n")
-    assert problem.startswith("t0.yaml:16: colour: unknown key (expected one of: bundles, ")
+    assert problem.startswith("t0.yaml:16: colour: unknown key (expected one of: addons, bundles, ")
 
 
 def test_unknown_key_inside_a_rate_row() -> None:

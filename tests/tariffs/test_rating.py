@@ -240,7 +240,9 @@ def test_demo_catalog_readme_example() -> None:
     )
     acme_data = demo.rate(UsageRequest("acme", WED_PEAK, DATA, rating_group=10))
     globex_data = demo.rate(UsageRequest("globex", WED_PEAK, DATA, rating_group=10))
-    assert acme_data.bucket_kinds == globex_data.bucket_kinds == ("data_1g.data",)
+    # Every bundle a subscriber may hold (plan bundles, add-ons) may pay, higher priority first.
+    assert acme_data.bucket_kinds == ("data_10g.data", "data_1g.data")
+    assert globex_data.bucket_kinds == ("data_5g.data", "data_1g.data")
     assert (
         retail(acme_data.price, 1 << 20) == 10_000 and retail(globex_data.price, 1 << 20) == 8_000
     )

@@ -96,9 +96,10 @@ def test_calendar_month_validity_clamps_to_month_end() -> None:
 def test_demo_subscribers_open_with_ten_euro_and_one_gib() -> None:
     for tenant in DEMO.tenants:
         provisions = list(provision_subscribers(tenant, NOW))
-        assert len(provisions) == 100
+        assert len(provisions) == 200  # 100 without a plan, 100 on the monthly plan
         assert {p.opening_balance for p in provisions} == {10_000_000}
         assert {p.buckets[0].amount for p in provisions} == {1 << 30}
+        assert sum(len(p.buckets) == 2 for p in provisions) == 100  # + the plan's bundle
 
 
 def test_grant_sizing() -> None:

@@ -155,6 +155,7 @@ class XdrRater:
                     rating_group=group,
                     visited_plmn=record.visited_plmn or None,
                     called_number=f"+{record.called}" if record.called else None,
+                    plan=ref.plan,  # the subscriber's plan, resolved with its tenant
                 )
             )
 

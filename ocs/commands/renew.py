@@ -1,0 +1,113 @@
+"""``ocs renew``: run the recurring renewals that are due (plans' fees and fresh buckets).
+
+One pass by default (for cron or a systemd timer); ``--loop`` repeats it every ``--interval``
+seconds. Any number of these may run at once, and a pass after downtime renews each missed
+cycle once (see ``ocs.renewal``). Exit codes: 0 done, 1 Redis or catalog problem, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from balance.ledger import Ledger
+from ocs.catalog_store import stored_catalog
+from ocs.commands.account import _connection_options
+from ocs.config import ConfigError, load_config
+from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
+from ocs.renewal import PassStats, Renewer
+from tariffs.errors import CatalogError
+
+INTERVAL_S_DEFAULT = 60.0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "renew", help="charge due plan renewals and grant their buckets (one pass, or --loop)"
+    )
+    parser.add_argument("--tenant", help="only this tenant (default: every tenant)")
+    parser.add_argument("--loop", action="store_true", help="repeat every --interval seconds")
+    parser.add_argument(
+        "--interval", type=float, default=INTERVAL_S_DEFAULT, help="seconds between passes"
+    )
+    parser.add_argument(
+        "--now",
+        type=int,
+        help="renew as of this epoch second instead of the clock (tests, catching up)",
+    )
+    _connection_options(parser)
+    parser.set_defaults(func=_run)
+
+
+def _line(tenant: str, stats: PassStats) -> str:
+    return (
+        f"{tenant}: {stats.due} due, {stats.applied} renewed, {stats.replayed} replayed, "
+        f"{stats.stale} renewed already, {stats.unpaid} unpaid (grace or suspended), "
+        f"{stats.unknown} unknown product, {stats.failed} failed"
+    )
+
+
+async def _pass(args: argparse.Namespace, url: str, ledger_limits: dict[str, Any]) -> int:
+    client = aioredis.Redis.from_url(url, socket_timeout=30.0)
+    ledgers: dict[str, Ledger] = {}
+
+    async def ledger_for(tenant: str) -> Ledger:
+        return ledgers.setdefault(tenant, Ledger(client, tenant, **ledger_limits))
+
+    try:
+        while True:
+            catalog = await stored_catalog(client)
+            if catalog is None:
+                print("ocs renew: no catalog is stored: run `ocs catalog load`", file=sys.stderr)
+                return 1
+            tenants = [t for t in catalog.tenants if args.tenant in (None, t.id)]
+            if args.tenant is not None and not tenants:
+                print(f"ocs renew: unknown tenant {args.tenant!r}", file=sys.stderr)
+                return 2
+            renewer = Renewer(ledger_for)
+            now = args.now if args.now is not None else int(time.time())
+            results = {t.id: await renewer.run_tenant(t, now) for t in tenants}
+            if args.json:
+                print(json.dumps({k: _as_dict(v) for k, v in results.items()}))
+            else:
+                for tenant, stats in results.items():
+                    print(_line(tenant, stats), flush=True)
+            if not args.loop:
+                return 0
+            await asyncio.sleep(args.interval)
+    finally:
+        await client.aclose()
+
+
+def _as_dict(stats: PassStats) -> dict[str, int]:
+    return {name: getattr(stats, name) for name in stats.__struct_fields__}
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.interval <= 0:
+        print("ocs renew: --interval must be positive", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+        url = resolve_redis_url(
+            args.redis_url or config.redis.url, data_dir=args.data_dir or config.redis.data_dir
+        )
+        return asyncio.run(_pass(args, url, config.ledger.limits()))
+    except ConfigError as exc:
+        print(f"ocs renew: {exc}", file=sys.stderr)
+        return 2
+    except CatalogError as exc:
+        print(f"ocs renew: the stored catalog does not validate: {exc}", file=sys.stderr)
+        return 1
+    except (RedisSetupError, RedisError, OSError) as exc:
+        print(f"ocs renew: Redis error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
