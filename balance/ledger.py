@@ -630,25 +630,9 @@ class Ledger:
         return loop.create_task(self._offline_slow(key_list, args))
 
     async def _offline_slow(self, key_list: list[str], args: list[bytes]) -> OfflineResult:
-        """The full path of ``_run_encoded`` (slot wait, one retry on a lost connection,
-        typed errors) for a script with two arguments."""
-        script = _SCRIPTS["offline"]
-        try:
-            await self._in_flight.enter()
-        except QueueFull as exc:
-            raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
-        try:
-            try:
-                replayed, raw = await self._scripts.call(script, key_list, args)
-            except RedisConnectionError:
-                replayed, raw = await self._scripts.call(script, key_list, args)
-        except Exception as exc:
-            mapped = _ledger_error(script, exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
-        finally:
-            self._in_flight.leave()
+        """The full path (slot wait, one retry on a lost connection, tenant access repair,
+        typed errors)."""
+        replayed, raw = await self._run_encoded(_SCRIPTS["offline"], key_list, list(args))
         return OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed))
 
     def _offline_replied(

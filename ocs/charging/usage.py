@@ -10,8 +10,9 @@ so a report covers one tariff period: it is priced at the instant just before th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from balance.legs import RateAt, append_leg, time_legs
 from balance.records import UsedLeg
 from diameter_apps.credit_control import (
     CreditControlRequest,
@@ -23,40 +24,7 @@ from diameter_apps.credit_control.codes import RoleOfNode
 from ocs.charging.units import SECOND, used_amount
 from tariffs.rating import Rater, Rating, UsageRequest
 
-RateAt = Callable[[int], Rating]
-"""Rates the request's usage as if it happened at the given epoch second (RatingError if not)."""
-
 TERMINATING_ROLE = int(RoleOfNode.TERMINATING_ROLE)
-SPLITS_MAX = 16  # a report spanning more tariff boundaries than this is priced in 16 pieces
-
-
-def _append(legs: list[UsedLeg], rating: Rating, units: int) -> None:
-    if units <= 0:
-        return
-    if legs and legs[-1].leg_key == rating.price_key:
-        last = legs[-1]
-        legs[-1] = UsedLeg(last.leg_key, last.units + units, last.price)
-    else:
-        legs.append(UsedLeg(rating.price_key, units, rating.price))
-
-
-def time_legs(seconds: int, now: int, rate_at: RateAt) -> list[UsedLeg]:
-    """``seconds`` of usage ending at ``now``, split at tariff boundaries."""
-    legs: list[UsedLeg] = []
-    start = now - seconds
-    for _ in range(SPLITS_MAX - 1):
-        if start >= now:
-            return legs
-        rating = rate_at(start)
-        change = rating.next_change_at
-        if change is None or change >= now or change <= start:
-            _append(legs, rating, now - start)
-            return legs
-        _append(legs, rating, change - start)
-        start = change
-    if start < now:
-        _append(legs, rate_at(start), now - start)
-    return legs
 
 
 def used_legs(used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt) -> list[UsedLeg]:
@@ -69,7 +37,7 @@ def used_legs(used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt) -
     for report in used:
         units = used_amount(report.units, unit)
         after = report.tariff_change_usage == TariffChangeUsage.UNIT_AFTER_TARIFF_CHANGE
-        _append(legs, rate_at(now if after else now - 1), units)
+        append_leg(legs, rate_at(now if after else now - 1), units)
     return legs
 
 

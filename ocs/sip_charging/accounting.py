@@ -3,7 +3,7 @@
 A redirect server never sees the BYE, so the proxy reports the call's end (answered duration,
 cause) and, for long calls, re-authorises (seconds used so far → a new allowed duration). Each
 report is one ledger ``credit_control`` call on the call's session: the used seconds since the
-last commit, split at tariff boundaries (``ocs.charging.usage.time_legs``, the call placed on the
+last commit, split at tariff boundaries (``balance.legs.time_legs``, the call placed on the
 clock as ending now), committed; for an end, the rest of the hold released and the session
 closed. A call with no end event by its granted time + grace is committed in full by the
 sweeper ("auto-end", see ``sweeper``).
@@ -26,9 +26,9 @@ import structlog
 
 from balance.errors import LedgerUnavailable, Outcome
 from balance.ledger import Ledger, content_digest
+from balance.legs import time_legs
 from ocs.charging.context import sip_context
 from ocs.charging.directory import TenantDirectory
-from ocs.charging.usage import time_legs
 from ocs.sip_charging.policy import PENDING_RETRY_S, CallPolicy
 from ocs.sip_charging.pricing import call_item, rate_call, requested_seconds
 from ocs.sip_charging.records import CallRecord, Ended, Intent, IntentKind

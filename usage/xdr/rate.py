@@ -6,18 +6,17 @@ Resolution and rating are the online ones (``tariffs.subscribers.Resolver``,
 - the tenant and subscriber come from the IMSI (else the MSISDN) against the catalog's ranges
   and entries; a mapping bound to one tenant refuses subscribers of another;
 - voice seconds run from the start time and are split at tariff boundaries (time band, new
-  rate card) exactly as an online call's seconds are (``time_legs``, the algorithm of
-  ``ocs.charging.usage.time_legs``, which this package may not import);
+  rate card) exactly as an online call's seconds are (``balance.legs.time_legs``, the same
+  function online charging uses);
 - data volume and SMS count are priced at the start time (online prices a report within the
   tariff period its grant was bounded to; a record is one such period).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import msgspec
 
+from balance.legs import time_legs
 from balance.records import OnExhaust, RecordContext, UsedLeg
 from tariffs.errors import RatingError
 from tariffs.model import Catalog
@@ -26,10 +25,6 @@ from tariffs.rating import Rater, Rating, UsageRequest
 from tariffs.subscribers import Resolver, SubscriberRef
 from usage.xdr.records import XdrRecord
 from usage.xdr.rejects import Reason, Rejected
-
-SPLITS_MAX = 16  # as online: a record spanning more tariff boundaries is priced in 16 pieces
-
-RateAt = Callable[[int], Rating]
 
 
 class RatedRecord(msgspec.Struct, frozen=True):
@@ -74,35 +69,6 @@ class RatedRecord(msgspec.Struct, frozen=True):
             currency=self.currency,
             source_ref=f"{file}:{record.line}",
         )
-
-
-def _append(legs: list[UsedLeg], rating: Rating, units: int) -> None:
-    if units <= 0:
-        return
-    if legs and legs[-1].leg_key == rating.price_key:
-        last = legs[-1]
-        legs[-1] = UsedLeg(last.leg_key, last.units + units, last.price)
-    else:
-        legs.append(UsedLeg(rating.price_key, units, rating.price))
-
-
-def time_legs(seconds: int, end: int, rate_at: RateAt) -> list[UsedLeg]:
-    """``seconds`` of usage ending at ``end``, split at tariff boundaries."""
-    legs: list[UsedLeg] = []
-    start = end - seconds
-    for _ in range(SPLITS_MAX - 1):
-        if start >= end:
-            return legs
-        rating = rate_at(start)
-        change = rating.next_change_at
-        if change is None or change >= end or change <= start:
-            _append(legs, rating, end - start)
-            return legs
-        _append(legs, rating, change - start)
-        start = change
-    if start < end:
-        _append(legs, rate_at(start), end - start)
-    return legs
 
 
 class XdrRater:

@@ -15,11 +15,11 @@ from typing import Any
 
 import msgspec
 
+from balance.legs import time_legs
 from tariffs.errors import RatingError
 from tariffs.model import Catalog
 from tariffs.price import retail, wholesale
 from tariffs.rating import Rater, Rating, UsageRequest
-from usage.xdr.rate import time_legs
 
 RATED_KINDS = frozenset({"usage", "debit"})
 REASONS_KEPT_MAX = 20
