@@ -36,6 +36,7 @@ def test_unknown_benchmark_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(960)  # every benchmark in turn, each bounded by run_all
 def test_smoke_run_of_every_benchmark(tmp_path: Path) -> None:
     results_before = {
         p.name: p.read_bytes() for p in (ROOT / "benchmarks" / "results").glob("*.json")

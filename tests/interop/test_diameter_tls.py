@@ -188,13 +188,21 @@ def test_certificates_reload_without_restart(tls_server: TlsServer) -> None:
 def test_freediameter_connects_over_tls(tls_server: TlsServer, tmp_path: Path) -> None:
     assert FREEDIAMETERD is not None, "freeDiameterd missing (run `make test-sysdeps`)"
     fd = tls_server.ca.issue(tmp_path, "fd.test.local", dns=("fd.test.local",))
+    fd_log = tmp_path / "fd.log"
     conf = tmp_path / "freeDiameter.conf"
-    conf.write_text(freediameter_conf(fd, tls_server.ca.cert, tls_server.port))
-    proc = subprocess.Popen(
-        [str(FREEDIAMETERD), "-c", str(conf)],
-        stdout=(tmp_path / "fd.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    # freeDiameter always listens on two ports of its own; another process may take a port
+    # between free_tcp_port() and its bind, and then it gives up: start it again on new ports.
+    for _attempt in range(3):
+        conf.write_text(freediameter_conf(fd, tls_server.ca.cert, tls_server.port))
+        proc = subprocess.Popen(
+            [str(FREEDIAMETERD), "-c", str(conf)],
+            stdout=fd_log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        if not _bind_failed(proc, fd_log):
+            break
+        proc.kill()
+        proc.wait()
     try:
         wait_for(
             lambda: any(
@@ -204,7 +212,6 @@ def test_freediameter_connects_over_tls(tls_server: TlsServer, tmp_path: Path) -
         )
         accepted = log_lines(tls_server, "diameter_tls_accepted")
         assert any("fd.test.local" in line for line in accepted)
-        fd_log = tmp_path / "fd.log"
         wait_for(lambda: "'STATE_OPEN'" in fd_log.read_text(), "freeDiameter's peer STATE_OPEN")
         assert "TLS method ... : Separate port" in fd_log.read_text()
     finally:
@@ -214,6 +221,23 @@ def test_freediameter_connects_over_tls(tls_server: TlsServer, tmp_path: Path) -
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _bind_failed(proc: subprocess.Popen[bytes], log: Path) -> bool:
+    """Whether freeDiameter could not bind its own ports (it says so at once, or starts)."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "Address already in use" in text:
+            return True
+        if "Origin-State-Id" in text and ("STATE_" in text or proc.poll() is None):
+            # It printed its configuration; a bind error would follow at once: look once more.
+            time.sleep(0.5)
+            return "Address already in use" in log.read_text(errors="replace")
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.1)
+    return False
 
 
 def freediameter_conf(cert: Issued, ca: Path, ocs_tls_port: int) -> str:
