@@ -12,8 +12,8 @@ import asyncio
 import functools
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -79,6 +79,7 @@ _ACCOUNT_DECODER = msgspec.msgpack.Decoder(Account)
 _OFFLINE_DECODER = msgspec.msgpack.Decoder(OfflinePayload)
 _EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
 
+_T = TypeVar("_T")
 _SCRIPTS = ScriptSet.load()
 
 RedisClient = aioredis.Redis | RedisCluster
@@ -185,6 +186,11 @@ def _ledger_error(script: LuaScript, exc: BaseException) -> BaseException:
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return LedgerUnavailable(f"{script.name}: Redis unavailable: {exc}")
     return exc
+
+
+def _offline_result(reply: Any) -> OfflineResult:
+    replayed, raw = reply
+    return OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed))
 
 
 def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
@@ -416,7 +422,18 @@ class Ledger:
             self._balance_below,
         ]
         args = _script_args(_ENCODER.encode(payload), context)
-        script = _SCRIPTS["ccr"]
+        return self._lean_call(_SCRIPTS["ccr"], key_list, args, _ccr_result)
+
+    def _lean_call(
+        self,
+        script: LuaScript,
+        key_list: list[str],
+        args: list[bytes | str | int],
+        decode: Callable[[Any], _T],
+    ) -> asyncio.Future[_T]:
+        """The hot path's script call: written at once on the lean connection and settled from
+        the reply's callback (no task or coroutine per request); not connected yet, waiting for
+        a slot, or not the lean connection: the full path (``_run_encoded``)."""
         loop = asyncio.get_running_loop()
         if self._in_flight.try_enter():
             try:
@@ -425,23 +442,30 @@ class Ledger:
                 self._in_flight.leave()
                 raise
             if reply is not None:
-                result: asyncio.Future[CcrResult] = loop.create_future()
+                result: asyncio.Future[_T] = loop.create_future()
                 reply.add_done_callback(
-                    functools.partial(self._ccr_replied, result, key_list, args)
+                    functools.partial(self._lean_replied, result, script, key_list, args, decode)
                 )
                 return result
             self._in_flight.leave()
-        # Not connected yet, waiting for a slot, or not the lean connection: the full path.
-        return loop.create_task(self._ccr_slow(key_list, args))
+        return loop.create_task(self._slow_call(script, key_list, args, decode))
 
-    async def _ccr_slow(self, key_list: list[str], args: list[bytes | str | int]) -> CcrResult:
-        return _ccr_result(await self._run_encoded(_SCRIPTS["ccr"], key_list, args))
-
-    def _ccr_replied(
+    async def _slow_call(
         self,
-        result: asyncio.Future[CcrResult],
+        script: LuaScript,
         key_list: list[str],
         args: list[bytes | str | int],
+        decode: Callable[[Any], _T],
+    ) -> _T:
+        return decode(await self._run_encoded(script, key_list, args))
+
+    def _lean_replied(
+        self,
+        result: asyncio.Future[_T],
+        script: LuaScript,
+        key_list: list[str],
+        args: list[bytes | str | int],
+        decode: Callable[[Any], _T],
         reply: asyncio.Future[Any],
     ) -> None:
         self._in_flight.leave()
@@ -450,7 +474,7 @@ class Ledger:
         error = reply.exception() if not reply.cancelled() else RedisConnectionError("cancelled")
         if error is None:
             try:
-                result.set_result(_ccr_result(reply.result()))
+                result.set_result(decode(reply.result()))
             except Exception as exc:
                 result.set_exception(exc)
             return
@@ -459,10 +483,10 @@ class Ledger:
         ):
             # The full path reconnects or reloads the library, then calls again: safe, the
             # script is idempotent on the operation id.
-            retry = asyncio.ensure_future(self._ccr_slow(key_list, args))
+            retry = asyncio.ensure_future(self._slow_call(script, key_list, args, decode))
             retry.add_done_callback(functools.partial(_copy_outcome, result))
             return
-        result.set_exception(_ledger_error(_SCRIPTS["ccr"], error))
+        result.set_exception(_ledger_error(script, error))
 
     async def debit_event(
         self,
@@ -609,57 +633,10 @@ class Ledger:
             self._balance_below,  # configuration, outside the digest
         ]
         # The context travels as ARGV[2] and is copied onto the record byte for byte.
-        args = [_ENCODER.encode(payload), _ENCODER.encode(context)]
-        script = _SCRIPTS["offline"]
-        loop = asyncio.get_running_loop()
-        # As credit_control: written at once on the lean connection, settled from a callback
-        # (no task per record), else the full path.
-        if self._in_flight.try_enter():
-            try:
-                reply = self._scripts.start(script, key_list, args)
-            except BaseException:
-                self._in_flight.leave()
-                raise
-            if reply is not None:
-                result: asyncio.Future[OfflineResult] = loop.create_future()
-                reply.add_done_callback(
-                    functools.partial(self._offline_replied, result, key_list, args)
-                )
-                return result
-            self._in_flight.leave()
-        return loop.create_task(self._offline_slow(key_list, args))
-
-    async def _offline_slow(self, key_list: list[str], args: list[bytes]) -> OfflineResult:
-        """The full path (slot wait, one retry on a lost connection, tenant access repair,
-        typed errors)."""
-        replayed, raw = await self._run_encoded(_SCRIPTS["offline"], key_list, list(args))
-        return OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed))
-
-    def _offline_replied(
-        self,
-        result: asyncio.Future[OfflineResult],
-        key_list: list[str],
-        args: list[bytes],
-        reply: asyncio.Future[Any],
-    ) -> None:
-        self._in_flight.leave()
-        if result.done():
-            return
-        error = reply.exception() if not reply.cancelled() else RedisConnectionError("cancelled")
-        if error is None:
-            try:
-                replayed, raw = reply.result()
-                result.set_result(OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed)))
-            except Exception as exc:
-                result.set_exception(exc)
-            return
-        if isinstance(error, RedisConnectionError) or (
-            isinstance(error, ResponseError) and function_missing(error)
-        ):
-            retry = asyncio.ensure_future(self._offline_slow(key_list, args))
-            retry.add_done_callback(functools.partial(_copy_outcome, result))
-            return
-        result.set_exception(_ledger_error(_SCRIPTS["offline"], error))
+        args: list[bytes | str | int] = [_ENCODER.encode(payload), _ENCODER.encode(context)]
+        # As credit_control: at once on the lean connection, settled from a callback (no task
+        # per record), so an importer can keep hundreds in flight.
+        return self._lean_call(_SCRIPTS["offline"], key_list, args, _offline_result)
 
     async def refund(
         self,
