@@ -32,7 +32,7 @@ from settlement.model import (
 )
 from tariffs.errors import CatalogError, Problem
 from tariffs.model import Catalog
-from tariffs.yamlread import Reader, compose
+from tariffs.yamlread import Reader, compose, read_files
 
 FILE_BYTES_MAX = 4 * 1024 * 1024
 FILES_MAX = 1000
@@ -388,18 +388,7 @@ def _sources(directory: Path, problems: list[Problem]) -> list[tuple[str, str]]:
     if len(files) > FILES_MAX:
         problems.append(Problem(str(directory), 0, "(catalog)", f"more than {FILES_MAX} files"))
         return []
-    out: list[tuple[str, str]] = []
-    for file in files:
-        try:
-            if file.stat().st_size > FILE_BYTES_MAX:
-                problems.append(
-                    Problem(str(file), 0, "(file)", f"larger than {FILE_BYTES_MAX} bytes")
-                )
-                continue
-            out.append((str(file), file.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(file), 0, "(file)", f"cannot read: {exc}"))
-    return out
+    return read_files(files, FILE_BYTES_MAX, problems)
 
 
 def load_settlement_texts(

@@ -51,7 +51,7 @@ from tariffs.timebands import (
     find_overlaps,
     first_gap,
 )
-from tariffs.yamlread import Reader, compose, line_of
+from tariffs.yamlread import Reader, compose, line_of, read_files
 
 CATALOG_FILE_BYTES_MAX = 64 * 1024 * 1024
 CATALOG_FILES_MAX = 10_000
@@ -1136,17 +1136,7 @@ def read_sources(path: str | Path) -> tuple[list[tuple[str, str]], list[Problem]
         files = [root]
     else:
         raise CatalogError([Problem(str(root), 0, "(catalog)", "no such file or directory")])
-    sources: list[tuple[str, str]] = []
-    for file in files:
-        try:
-            if file.stat().st_size > CATALOG_FILE_BYTES_MAX:
-                problems.append(
-                    Problem(str(file), 0, "(file)", f"larger than {CATALOG_FILE_BYTES_MAX} bytes")
-                )
-                continue
-            sources.append((str(file), file.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(file), 0, "(file)", f"cannot read: {exc}"))
+    sources = read_files(files, CATALOG_FILE_BYTES_MAX, problems)
     return sources, problems
 
 

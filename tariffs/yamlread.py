@@ -8,7 +8,8 @@ text: ``0.09`` is read as the decimal text it is written as, never through a flo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -225,3 +226,20 @@ class Reader:
             if value is not None:
                 out.append(value)
         return out
+
+
+def read_files(
+    files: Iterable[Path], bytes_max: int, problems: list[Problem]
+) -> list[tuple[str, str]]:
+    """(name, text) of each file no larger than ``bytes_max``; a file too large or unreadable is
+    a problem of its own and left out (the catalog, wholesale and contract loaders share it)."""
+    out: list[tuple[str, str]] = []
+    for file in files:
+        try:
+            if file.stat().st_size > bytes_max:
+                problems.append(Problem(str(file), 0, "(file)", f"larger than {bytes_max} bytes"))
+                continue
+            out.append((str(file), file.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(str(file), 0, "(file)", f"cannot read: {exc}"))
+    return out
