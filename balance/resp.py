@@ -1,10 +1,11 @@
-"""A lean pipelined RESP connection for the ledger's hot path (EVALSHA on a standalone Redis).
+"""A lean pipelined RESP connection for the ledger's hot path (script calls on plain TCP).
 
 redis-py spends more CPU per call than the ledger script costs Redis (argument encoding, pool,
 retry and timeout wrappers); on a 2-core box that halves a node's throughput. This is an
 ``asyncio.Protocol`` with a hiredis reader: calls are written back to back (one ``write`` per
 event-loop turn) and replies matched in order. Errors come back as the redis-py exception
-classes so callers handle one family. Cluster and TLS clients keep using redis-py.
+classes so callers handle one family. TLS clients keep using redis-py; a cluster gets one of
+these per primary (``balance.cluster_lanes``).
 """
 
 from __future__ import annotations
@@ -217,6 +218,13 @@ class RespLane:
                 raise AuthenticationError(str(exc)) from exc
             self._connection = connection
             return connection
+
+    async def connect(self) -> RespConnection:
+        """The open connection, connecting (and logging in) first if there is none."""
+        current = self._connection
+        if current is not None and not current.closed:
+            return current
+        return await self._connect()
 
     @property
     def ready(self) -> RespConnection | None:

@@ -22,8 +22,10 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
+from balance.cluster_lanes import ClusterLanes, redirected
 from balance.resp import RespLane
 
 LIB_NAME = "lib.lua"
@@ -197,8 +199,9 @@ class ScriptCaller:
 
     Each call still gets its own reply or error; a NOSCRIPT reply is retried alone with EVAL.
     Plain-TCP standalone clients use ``balance.resp`` (a lean pipelined connection); TLS or
-    unix-socket clients use redis-py pipelines; cluster clients are not batched (redis-py does
-    not pipeline EVALSHA on a cluster).
+    unix-socket clients use redis-py pipelines; plain-TCP cluster clients get one lean
+    connection per primary (``balance.cluster_lanes``), with redis-py's cluster path behind
+    them for what they cannot do (redirections, topology changes, connecting).
     """
 
     def __init__(
@@ -219,11 +222,13 @@ class ScriptCaller:
         # redis-py refuses EVALSHA in cluster pipelines: on a cluster every call goes alone
         # (the cluster spreads the load over its primaries instead).
         self._batching = not isinstance(client, RedisCluster)
-        # Plain-TCP standalone clients get the lean pipelined connection for scripts.
+        # Plain-TCP standalone clients get the lean pipelined connection for scripts, plain-TCP
+        # cluster clients one per primary.
         self._lane = RespLane.for_client(client) if self._batching else None
+        self._cluster = ClusterLanes.for_client(client)
         # FCALL on the lean connection while it works; False after the user was refused.
         self._library = library
-        self._functions = bool(library) and self._lane is not None
+        self._functions = bool(library) and (self._lane is not None or self._cluster is not None)
         # Loads the library on an admin connection (a tenant user may not FUNCTION LOAD).
         self._reload_library = reload_library
 
@@ -242,6 +247,8 @@ class ScriptCaller:
                 return await self._lane.call(["EVALSHA", script.sha, len(keys), *keys, *args])
             except NoScriptError:
                 return await self._lane.call(["EVAL", script.body, len(keys), *keys, *args])
+        if self._cluster is not None:
+            return await self._cluster_call(self._cluster, script, keys, args)
         if not self._batching:
             return await run_script(self.client, script, keys, args)
         loop = asyncio.get_running_loop()
@@ -260,6 +267,15 @@ class ScriptCaller:
         does what it takes (connecting, loading the library, EVALSHA, the redis-py pipeline).
         A reply of "Function not found" or a lost connection is the caller's to retry through
         ``call``, which reloads the library or reconnects."""
+        cluster = self._cluster
+        if cluster is not None:
+            # On a cluster EVALSHA too (NOSCRIPT is retried through ``call``, which EVALs).
+            connection = cluster.ready_for(str(keys[0])) if keys else None
+            if connection is None:
+                return None
+            if self._functions and script.function:
+                return connection.call(["FCALL", script.function, len(keys), *keys, *args])
+            return connection.call(["EVALSHA", script.sha, len(keys), *keys, *args])
         lane = self._lane
         if lane is None or not self._functions or not script.function:
             return None
@@ -267,6 +283,52 @@ class ScriptCaller:
         if connection is None:
             return None
         return connection.call(["FCALL", script.function, len(keys), *keys, *args])
+
+    def retry_on_full_path(self, exc: BaseException) -> bool:
+        """Whether a call ``start`` sent, failing with ``exc``, did not run and is to be sent
+        again through ``call`` (which reconnects, reloads the library or follows the cluster);
+        notes what the failure says about the topology or the user's rights."""
+        if isinstance(exc, RedisConnectionError):
+            if self._cluster is not None:
+                self._cluster.mark_stale()  # the primary may have failed over
+            return True
+        if not isinstance(exc, ResponseError):
+            return False
+        if isinstance(exc, NoScriptError) or function_missing(exc):
+            return True
+        if _functions_refused(exc):
+            self._functions = False
+            return True
+        if self._cluster is not None and redirected(exc):
+            if str(exc).startswith("MOVED"):
+                self._cluster.mark_stale()
+            return True
+        return False
+
+    async def _cluster_call(
+        self,
+        cluster: ClusterLanes,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+    ) -> Any:
+        """On the slot's lean connection when the slot table is current, else (or when that
+        call did not run) through redis-py's cluster path, whose table is then copied."""
+        if not cluster.stale:
+            reply = self.start(script, keys, args)
+            if reply is not None:
+                try:
+                    return await reply
+                except (RedisConnectionError, ResponseError) as exc:
+                    if not self.retry_on_full_path(exc):
+                        raise
+                    if isinstance(exc, ResponseError) and function_missing(exc):
+                        await self._load_cluster_library()
+        try:
+            return await run_script(self.client, script, keys, args)
+        finally:
+            if cluster.stale:
+                cluster.sync()
 
     async def _function_call(
         self,
@@ -292,9 +354,22 @@ class ScriptCaller:
                 raise
         return await lane.call(command)
 
+    async def _load_cluster_library(self) -> None:
+        """The library on every primary again, for the next lean calls: on the admin connection
+        when there is one, else by this client; a user that may not load it stays on EVALSHA."""
+        try:
+            if self._reload_library is not None:
+                await self._reload_library()
+            else:
+                await load_library(self.client, self._library)
+        except NoPermissionError:
+            self._functions = False
+
     def close(self) -> None:
         if self._lane is not None:
             self._lane.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -1,0 +1,142 @@
+"""The ledger's lean pipelined connections on a Redis Cluster: one per primary, each call
+routed by the hash slot of its first key.
+
+Every ledger script's keys share one hash tag (``balance.keys``), so a call belongs to exactly
+one slot and one primary. redis-py's cluster client sends each call alone and waits for it; on
+a 2-core box that halves what a core can charge. Here a call is written at once on its
+primary's ``RespConnection`` (one write per event-loop turn per primary) and settled from the
+reply, as on a standalone Redis.
+
+The slot table is a copy of redis-py's (``NodesManager.slots_cache``), which stays the one
+that follows the cluster: a call that meets MOVED, ASK, TRYAGAIN, CLUSTERDOWN or a lost
+connection is sent again through redis-py, which follows the redirection and refreshes its
+topology; the copy is then taken again. Nothing here blocks a call: without a table or an open
+connection to the slot's primary the call takes redis-py's path while the connection opens in
+the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import ResponseError
+
+from balance.resp import RespConnection, RespLane
+
+Address = tuple[str, int]
+_REDIRECTIONS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+
+
+def redirected(exc: BaseException) -> bool:
+    """The cluster sent the call elsewhere or asked for it later (it did not run)."""
+    return isinstance(exc, ResponseError) and str(exc).startswith(_REDIRECTIONS)
+
+
+class ClusterLanes:
+    """One ``RespLane`` per primary and a copy of the cluster's slot table."""
+
+    def __init__(
+        self,
+        client: RedisCluster,
+        *,
+        username: str | None,
+        password: str | None,
+        timeout_s: float | None,
+    ) -> None:
+        self._client = client
+        self._username = username
+        self._password = password
+        self._timeout_s = timeout_s
+        self._slots: list[Address | None] = []
+        self._lanes: dict[Address, RespLane] = {}
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._stale = True
+        self.refreshes = 0  # slot tables taken (the first one included), for tests and logs
+
+    @classmethod
+    def for_client(cls, client: Any) -> ClusterLanes | None:
+        """Lanes for a plain-TCP ``RedisCluster`` client (TLS keeps redis-py), else None."""
+        if not isinstance(client, RedisCluster):
+            return None
+        kwargs = client.connection_kwargs
+        connection_class = kwargs.get("connection_class")
+        if connection_class is not None and "SSL" in connection_class.__name__:
+            return None
+        return cls(
+            client,
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            timeout_s=kwargs.get("socket_timeout"),
+        )
+
+    def mark_stale(self) -> None:
+        """The table is wrong somewhere (MOVED, a primary gone): take redis-py's again after
+        its next call, which follows the cluster."""
+        self._stale = True
+
+    def sync(self) -> None:
+        """Copy the slot table from redis-py's cluster client if it is initialised."""
+        cache = self._client.nodes_manager.slots_cache
+        if not cache:
+            return
+        table: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        for slot, nodes in cache.items():
+            if nodes:
+                table[slot] = (nodes[0].host, int(nodes[0].port))
+        self._slots = table
+        self._stale = False
+        self.refreshes += 1
+        # A primary that holds no slot any more (failed over, removed): close its connection.
+        live = set(table)
+        for address in [a for a in self._lanes if a not in live]:
+            self._lanes.pop(address).close()
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def ready_for(self, key: str) -> RespConnection | None:
+        """The open connection to ``key``'s primary, or None (then the caller goes through
+        redis-py; the connection opens in the background for the next calls)."""
+        if not self._slots:
+            return None
+        address = self._slots[key_slot(key.encode("utf-8"))]
+        if address is None:
+            return None
+        lane = self._lanes.get(address)
+        if lane is None:
+            lane = self._lanes[address] = RespLane(
+                address[0],
+                address[1],
+                username=self._username,
+                password=self._password,
+                timeout_s=self._timeout_s,
+            )
+        connection = lane.ready
+        if connection is None:
+            self._open(lane)
+        return connection
+
+    def _open(self, lane: RespLane) -> None:
+        task = asyncio.ensure_future(self._connect_quietly(lane))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    @staticmethod
+    async def _connect_quietly(lane: RespLane) -> None:
+        # A failure is retried on a later call; meanwhile calls take redis-py's path, which
+        # reports the trouble (or finds the new primary).
+        try:
+            await lane.connect()
+        except Exception:
+            return
+
+    def close(self) -> None:
+        for task in self._connecting:
+            task.cancel()
+        for lane in self._lanes.values():
+            lane.close()
+        self._lanes.clear()
