@@ -7,12 +7,13 @@ a 2-core box that halves what a core can charge. Here a call is written at once 
 primary's ``RespConnection`` (one write per event-loop turn per primary) and settled from the
 reply, as on a standalone Redis.
 
-The slot table is a copy of redis-py's (``NodesManager.slots_cache``), which stays the one
-that follows the cluster: a call that meets MOVED, ASK, TRYAGAIN, CLUSTERDOWN or a lost
-connection is sent again through redis-py, which follows the redirection and refreshes its
-topology; the copy is then taken again. Nothing here blocks a call: without a table or an open
-connection to the slot's primary the call takes redis-py's path while the connection opens in
-the background.
+The slot table is a copy of redis-py's (``NodesManager.slots_cache``): a call that meets
+MOVED or a lost connection marks it stale, and the next call on the full path
+(``ScriptCaller``) has redis-py ask the cluster again (``refresh``), copies the answer and
+sends the call on the new primary's connection. ASK (a slot being migrated) and a cluster that
+keeps moving are left to redis-py's own cluster path. The lean path never waits: without a
+table or an open connection to the slot's primary the call takes the full path while the
+connection opens in the background.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from balance.replica_wait import ReplicaWait
 from balance.resp import RespConnection, RespLane
 
 Address = tuple[str, int]
@@ -45,8 +48,11 @@ class ClusterLanes:
         username: str | None,
         password: str | None,
         timeout_s: float | None,
+        wait: ReplicaWait | None = None,
     ) -> None:
         self._client = client
+        self._wait = wait
+        self._refreshing: asyncio.Future[None] | None = None
         self._username = username
         self._password = password
         self._timeout_s = timeout_s
@@ -57,7 +63,7 @@ class ClusterLanes:
         self.refreshes = 0  # slot tables taken (the first one included), for tests and logs
 
     @classmethod
-    def for_client(cls, client: Any) -> ClusterLanes | None:
+    def for_client(cls, client: Any, wait: ReplicaWait | None = None) -> ClusterLanes | None:
         """Lanes for a plain-TCP ``RedisCluster`` client (TLS keeps redis-py), else None."""
         if not isinstance(client, RedisCluster):
             return None
@@ -70,6 +76,7 @@ class ClusterLanes:
             username=kwargs.get("username"),
             password=kwargs.get("password"),
             timeout_s=kwargs.get("socket_timeout"),
+            wait=wait,
         )
 
     def mark_stale(self) -> None:
@@ -98,9 +105,37 @@ class ClusterLanes:
     def stale(self) -> bool:
         return self._stale
 
-    def ready_for(self, key: str) -> RespConnection | None:
-        """The open connection to ``key``'s primary, or None (then the caller goes through
-        redis-py; the connection opens in the background for the next calls)."""
+    async def refresh(self) -> None:
+        """Ask the cluster for its slot table (through redis-py, one request at a time for
+        all callers) and copy it."""
+        running = self._refreshing
+        if running is None:
+            running = self._refreshing = asyncio.ensure_future(self._refresh())
+            running.add_done_callback(self._refreshed)
+        await asyncio.shield(running)
+
+    async def _refresh(self) -> None:
+        client = self._client
+        fresh = not client.nodes_manager.slots_cache
+        await client.initialize()  # a no-op once the client knows the cluster
+        if not fresh:
+            await client.nodes_manager.initialize()
+        self.sync()
+
+    def _refreshed(self, future: asyncio.Future[None]) -> None:
+        self._refreshing = None
+        if not future.cancelled():
+            future.exception()  # retrieved: each caller gets it from its own await
+
+    async def connect_for(self, key: str) -> RespConnection:
+        """The connection to ``key``'s primary, opened if need be."""
+        lane = self._lane_for(key)
+        if lane is None:
+            self.mark_stale()
+            raise RedisConnectionError(f"no primary known for the slot of {key!r}")
+        return await lane.connect()
+
+    def _lane_for(self, key: str) -> RespLane | None:
         if not self._slots:
             return None
         address = self._slots[key_slot(key.encode("utf-8"))]
@@ -114,7 +149,16 @@ class ClusterLanes:
                 username=self._username,
                 password=self._password,
                 timeout_s=self._timeout_s,
+                wait=self._wait,
             )
+        return lane
+
+    def ready_for(self, key: str) -> RespConnection | None:
+        """The open connection to ``key``'s primary, or None (then the caller takes the full
+        path; the connection opens in the background for the next calls)."""
+        lane = self._lane_for(key)
+        if lane is None:
+            return None
         connection = lane.ready
         if connection is None:
             self._open(lane)

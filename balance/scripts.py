@@ -26,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 from balance.cluster_lanes import ClusterLanes, redirected
+from balance.replica_wait import ReplicaWait
 from balance.resp import RespLane
 
 LIB_NAME = "lib.lua"
@@ -189,6 +190,8 @@ async def run_script(
         return await client.eval(script.body, len(keys), *keys, *args)
 
 
+CLUSTER_ATTEMPTS = 3  # calls redirected or cut off this often go through redis-py's path
+
 PendingCall = tuple[LuaScript, Sequence[str], Sequence[bytes | str | int], "asyncio.Future[Any]"]
 
 
@@ -211,7 +214,10 @@ class ScriptCaller:
         batch_max: int = 64,
         library: str = "",
         reload_library: Callable[[], Awaitable[None]] | None = None,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
+        """``replica_wait``: the lean connections end each batch with WAIT and hold its
+        answers until then (``balance.replica_wait``)."""
         if batch_max <= 0:
             raise ValueError("batch_max must be positive")
         self.client = client
@@ -224,8 +230,8 @@ class ScriptCaller:
         self._batching = not isinstance(client, RedisCluster)
         # Plain-TCP standalone clients get the lean pipelined connection for scripts, plain-TCP
         # cluster clients one per primary.
-        self._lane = RespLane.for_client(client) if self._batching else None
-        self._cluster = ClusterLanes.for_client(client)
+        self._lane = RespLane.for_client(client, replica_wait) if self._batching else None
+        self._cluster = ClusterLanes.for_client(client, replica_wait)
         # FCALL on the lean connection while it works; False after the user was refused.
         self._library = library
         self._functions = bool(library) and (self._lane is not None or self._cluster is not None)
@@ -244,9 +250,13 @@ class ScriptCaller:
                         raise
                     self._functions = False
             try:
-                return await self._lane.call(["EVALSHA", script.sha, len(keys), *keys, *args])
+                return await self._lane.call(
+                    ["EVALSHA", script.sha, len(keys), *keys, *args], acknowledged=True
+                )
             except NoScriptError:
-                return await self._lane.call(["EVAL", script.body, len(keys), *keys, *args])
+                return await self._lane.call(
+                    ["EVAL", script.body, len(keys), *keys, *args], acknowledged=True
+                )
         if self._cluster is not None:
             return await self._cluster_call(self._cluster, script, keys, args)
         if not self._batching:
@@ -273,16 +283,29 @@ class ScriptCaller:
             connection = cluster.ready_for(str(keys[0])) if keys else None
             if connection is None:
                 return None
-            if self._functions and script.function:
-                return connection.call(["FCALL", script.function, len(keys), *keys, *args])
-            return connection.call(["EVALSHA", script.sha, len(keys), *keys, *args])
+            return connection.call(self._command(script, keys, args), acknowledged=True)
         lane = self._lane
         if lane is None or not self._functions or not script.function:
             return None
         connection = lane.ready
         if connection is None:
             return None
-        return connection.call(["FCALL", script.function, len(keys), *keys, *args])
+        command = ["FCALL", script.function, len(keys), *keys, *args]
+        return connection.call(command, acknowledged=True)
+
+    def _command(
+        self,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+        *,
+        body: bool = False,
+    ) -> list[bytes | str | int]:
+        if body:
+            return ["EVAL", script.body, len(keys), *keys, *args]
+        if self._functions and script.function:
+            return ["FCALL", script.function, len(keys), *keys, *args]
+        return ["EVALSHA", script.sha, len(keys), *keys, *args]
 
     def retry_on_full_path(self, exc: BaseException) -> bool:
         """Whether a call ``start`` sent, failing with ``exc``, did not run and is to be sent
@@ -312,23 +335,28 @@ class ScriptCaller:
         keys: Sequence[str],
         args: Sequence[bytes | str | int],
     ) -> Any:
-        """On the slot's lean connection when the slot table is current, else (or when that
-        call did not run) through redis-py's cluster path, whose table is then copied."""
-        if not cluster.stale:
-            reply = self.start(script, keys, args)
-            if reply is not None:
-                try:
-                    return await reply
-                except (RedisConnectionError, ResponseError) as exc:
-                    if not self.retry_on_full_path(exc):
-                        raise
-                    if isinstance(exc, ResponseError) and function_missing(exc):
-                        await self._load_cluster_library()
-        try:
-            return await run_script(self.client, script, keys, args)
-        finally:
+        """On the slot primary's lean connection, asking the cluster for its slot table first
+        when it changed (MOVED, a lost primary); ASK, or a cluster still moving after a few
+        tries: through redis-py's cluster path, which follows it (without the replica wait)."""
+        key = str(keys[0])
+        body = False
+        for _ in range(CLUSTER_ATTEMPTS):
             if cluster.stale:
-                cluster.sync()
+                await cluster.refresh()
+            connection = await cluster.connect_for(key)
+            command = self._command(script, keys, args, body=body)
+            try:
+                return await connection.call(command, acknowledged=True)
+            except (RedisConnectionError, ResponseError) as exc:
+                if not self.retry_on_full_path(exc):
+                    raise
+                if isinstance(exc, NoScriptError):
+                    body = True
+                elif isinstance(exc, ResponseError) and function_missing(exc):
+                    await self._load_cluster_library()
+                elif str(exc).startswith("ASK"):
+                    break
+        return await run_script(self.client, script, keys, args)
 
     async def _function_call(
         self,
@@ -339,20 +367,20 @@ class ScriptCaller:
     ) -> Any:
         command = ["FCALL", script.function, len(keys), *keys, *args]
         try:
-            return await lane.call(command)
+            return await lane.call(command, acknowledged=True)
         except ResponseError as exc:
             if not function_missing(exc):
                 raise
         # Redis lost the library (FUNCTION FLUSH, a new server): load it and call again.
         if self._reload_library is not None:
             await self._reload_library()
-            return await lane.call(command)
+            return await lane.call(command, acknowledged=True)
         try:
             await lane.call(["FUNCTION", "LOAD", self._library])
         except ResponseError as exc:
             if "already exists" not in str(exc):
                 raise
-        return await lane.call(command)
+        return await lane.call(command, acknowledged=True)
 
     async def _load_cluster_library(self) -> None:
         """The library on every primary again, for the next lean calls: on the admin connection
