@@ -30,12 +30,20 @@ from balance.replica_wait import ReplicaWait
 from balance.resp import RespConnection, RespLane
 
 Address = tuple[str, int]
-_REDIRECTIONS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+# READONLY: a write queued on a primary while it handed over (manual failover) and run once
+# it had become a replica; like MOVED, the slot table is out of date.
+_STALE_TABLE = ("MOVED", "READONLY")
+_REDIRECTIONS = (*_STALE_TABLE, "ASK", "TRYAGAIN", "CLUSTERDOWN")
 
 
 def redirected(exc: BaseException) -> bool:
     """The cluster sent the call elsewhere or asked for it later (it did not run)."""
     return isinstance(exc, ResponseError) and str(exc).startswith(_REDIRECTIONS)
+
+
+def table_stale(exc: BaseException) -> bool:
+    """The reply says the slot lives elsewhere now."""
+    return isinstance(exc, ResponseError) and str(exc).startswith(_STALE_TABLE)
 
 
 class ClusterLanes:

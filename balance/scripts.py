@@ -25,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
-from balance.cluster_lanes import ClusterLanes, redirected
+from balance.cluster_lanes import ClusterLanes, redirected, table_stale
 from balance.replica_wait import ReplicaWait
 from balance.resp import RespLane
 
@@ -190,7 +190,8 @@ async def run_script(
         return await client.eval(script.body, len(keys), *keys, *args)
 
 
-CLUSTER_ATTEMPTS = 3  # calls redirected or cut off this often go through redis-py's path
+CLUSTER_ATTEMPTS = 4  # calls redirected or cut off this often go through redis-py's path
+CLUSTER_RETRY_S = 0.05  # first pause before asking a moving cluster again (doubling)
 
 PendingCall = tuple[LuaScript, Sequence[str], Sequence[bytes | str | int], "asyncio.Future[Any]"]
 
@@ -323,7 +324,7 @@ class ScriptCaller:
             self._functions = False
             return True
         if self._cluster is not None and redirected(exc):
-            if str(exc).startswith("MOVED"):
+            if table_stale(exc):
                 self._cluster.mark_stale()
             return True
         return False
@@ -340,8 +341,12 @@ class ScriptCaller:
         tries: through redis-py's cluster path, which follows it (without the replica wait)."""
         key = str(keys[0])
         body = False
-        for _ in range(CLUSTER_ATTEMPTS):
+        for attempt in range(CLUSTER_ATTEMPTS):
             if cluster.stale:
+                if attempt:
+                    # The cluster is still agreeing on the new primary (a failover): give its
+                    # bus a moment before asking again.
+                    await asyncio.sleep(CLUSTER_RETRY_S * 2 ** (attempt - 1))
                 await cluster.refresh()
             connection = await cluster.connect_for(key)
             command = self._command(script, keys, args, body=body)
