@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
+import structlog
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoPermissionError
 
 from balance import keys
 from balance.ledger import Ledger
 from balance.tenants import provision_tenant, tenant_password
+from ocs.charging.notifications import AccountNotice, NoticeListener, publish_notice
 from ocs.config import RedisConfig
 from ocs.embedded_redis import EmbeddedRedis
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
@@ -22,6 +24,8 @@ from tests.balance import scenarios
 from tests.support.redis_cluster import LocalCluster
 
 MASTERS = 3
+NOTICE_TRIES = 30
+NOTICE_WAIT_S = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +211,31 @@ async def test_charging_follows_a_failover(
         assert len({r.op_id for r in usage}) == len(usage) == number + 2  # none lost or doubled
         assert account.balance + account.held_money == 10**9 - sum(r.retail for r in usage)
     await ledger.aclose()
+
+
+async def test_notices_stay_in_one_shard(
+    cluster: RedisCluster, local_cluster: LocalCluster
+) -> None:
+    """Catalog and directory notices use sharded pub/sub on a cluster: a plain PUBLISH would be
+    carried to every node of the cluster."""
+    received: asyncio.Queue[AccountNotice] = asyncio.Queue()
+
+    async def handler(notice: AccountNotice) -> None:
+        await received.put(notice)
+
+    listener = NoticeListener(cluster, handler, log=structlog.get_logger())
+    listener.start()
+    try:
+        notice = None
+        for _ in range(NOTICE_TRIES):  # the listener subscribes in the background
+            await publish_notice(cluster, "acme", "", "catalog")
+            try:
+                notice = await asyncio.wait_for(received.get(), NOTICE_WAIT_S)
+                break
+            except TimeoutError:
+                continue
+        assert notice == AccountNotice("acme", "", "catalog")
+    finally:
+        await listener.stop()
+    assert _command_calls(local_cluster.nodes, "publish") == 0
+    assert _command_calls(local_cluster.nodes, "spublish") >= 1
