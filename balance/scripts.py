@@ -348,9 +348,9 @@ class ScriptCaller:
                     # bus a moment before asking again.
                     await asyncio.sleep(CLUSTER_RETRY_S * 2 ** (attempt - 1))
                 await cluster.refresh()
-            connection = await cluster.connect_for(key)
             command = self._command(script, keys, args, body=body)
             try:
+                connection = await cluster.connect_for(key)
                 return await connection.call(command, acknowledged=True)
             except (RedisConnectionError, ResponseError) as exc:
                 if not self.retry_on_full_path(exc):

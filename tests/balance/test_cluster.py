@@ -11,6 +11,7 @@ import pytest
 import redis
 import structlog
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import NoPermissionError
 
 from balance import keys
@@ -239,3 +240,27 @@ async def test_notices_stay_in_one_shard(
         await listener.stop()
     assert _command_calls(local_cluster.nodes, "publish") == 0
     assert _command_calls(local_cluster.nodes, "spublish") >= 1
+
+
+async def test_a_moved_answer_refreshes_the_slot_table(
+    cluster: RedisCluster, cluster_nodes: list[EmbeddedRedis]
+) -> None:
+    """The lean connection's slot table says the wrong primary (as after a resharding): the
+    call is answered MOVED, runs once on the right primary, and the table is asked for anew."""
+    ledger = Ledger(cluster, "acme", sessions_max=8)
+    subscriber = "4917099300001"
+    await ledger.provision_account(subscriber, balance=10**6, now_s=scenarios.NOW)
+    await _charge(ledger, [subscriber], "s", range(2))
+    lanes = ledger._scripts._cluster
+    assert lanes is not None and not lanes.stale
+    key = keys.account_key(keys.subscriber_prefix("acme", subscriber), subscriber)
+    slot = key_slot(key.encode())
+    right = lanes._slots[slot]
+    wrong = next((n.host, n.port) for n in cluster_nodes if (n.host, n.port) != right)
+    lanes._slots[slot] = wrong
+    refreshes = lanes.refreshes
+    await _charge(ledger, [subscriber], "s", range(2, 4))
+    assert lanes.refreshes > refreshes and lanes._slots[slot] == right
+    usage = [r for r in await scenarios.records_of(ledger, subscriber) if r.kind == "usage"]
+    assert len([r for r in usage if r.subscriber == subscriber]) == 3  # CCR-Us 1..3, once each
+    await ledger.aclose()
