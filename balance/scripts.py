@@ -340,13 +340,13 @@ class ScriptCaller:
         when it changed (MOVED, a lost primary); ASK, or a cluster still moving after a few
         tries: through redis-py's cluster path, which follows it (without the replica wait)."""
         key = str(keys[0])
-        body = False
+        body = moving = False
         for attempt in range(CLUSTER_ATTEMPTS):
+            if moving:
+                # The cluster is still agreeing on the new primary (a failover) or asked to try
+                # again: give its bus a moment before asking again.
+                await asyncio.sleep(CLUSTER_RETRY_S * 2 ** (attempt - 1))
             if cluster.stale:
-                if attempt:
-                    # The cluster is still agreeing on the new primary (a failover): give its
-                    # bus a moment before asking again.
-                    await asyncio.sleep(CLUSTER_RETRY_S * 2 ** (attempt - 1))
                 await cluster.refresh()
             command = self._command(script, keys, args, body=body)
             try:
@@ -355,12 +355,15 @@ class ScriptCaller:
             except (RedisConnectionError, ResponseError) as exc:
                 if not self.retry_on_full_path(exc):
                     raise
+                moving = False
                 if isinstance(exc, NoScriptError):
                     body = True
                 elif isinstance(exc, ResponseError) and function_missing(exc):
                     await self._load_cluster_library()
                 elif str(exc).startswith("ASK"):
                     break
+                else:
+                    moving = True  # MOVED, READONLY, TRYAGAIN, CLUSTERDOWN, a lost primary
         return await run_script(self.client, script, keys, args)
 
     async def _function_call(
