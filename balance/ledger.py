@@ -57,6 +57,7 @@ from balance.records import (
     StreamRecord,
     UsedLeg,
 )
+from balance.replica_wait import ReplicaWait
 from balance.script_calls import ScriptCalls
 from balance.scripts import LuaScript
 from balance.streams import RecordReader
@@ -103,9 +104,11 @@ class Ledger(AccountMaintenance):
         waiting_max: int | None = None,
         balance_below: Sequence[int] = (),
         repair: Repair | None = None,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         """``repair`` re-provisions the tenant's ACL user and the Functions library on an admin
-        connection (see ``balance.access``); without it a Redis that forgot them stays refused."""
+        connection (see ``balance.access``); without it a Redis that forgot them stays refused.
+        ``replica_wait``: answers wait for replicas to have the writes (balance.replica_wait)."""
         if min(idempotency_ttl_s, sessions_max, buckets_max, in_flight_max) <= 0:
             raise InvalidRequest("ledger limits must be positive")
         self.client = client
@@ -123,6 +126,7 @@ class Ledger(AccountMaintenance):
             in_flight_max=in_flight_max,
             waiting_max=waiting_max,
             repair=repair,
+            caller_options={"replica_wait": replica_wait} if replica_wait is not None else None,
         )
         # Read by tests and callers that check the connection state.
         self._in_flight = self._calls.in_flight

@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from balance.access import AccessGuard, Repair
 from balance.errors import LedgerOverloaded, LedgerUnavailable, error_from_reply
 from balance.in_flight import InFlightLimit, QueueFull
-from balance.scripts import LuaScript, ScriptCaller, function_missing
+from balance.scripts import LuaScript, ScriptCaller
 
 _T = TypeVar("_T")
 Args = list[bytes | str | int]
@@ -155,11 +155,9 @@ class ScriptCalls:
             except Exception as exc:
                 result.set_exception(exc)
             return
-        if isinstance(error, RedisConnectionError) or (
-            isinstance(error, ResponseError) and function_missing(error)
-        ):
-            # The full path reconnects or reloads the library, then calls again: safe, the
-            # script is idempotent on the operation id.
+        if self.caller.retry_on_full_path(error):
+            # The full path reconnects, reloads the library or follows the cluster, then calls
+            # again: safe, the script is idempotent on the operation id.
             retry = asyncio.ensure_future(self._slow(script, key_list, args, decode))
             retry.add_done_callback(functools.partial(_copy_outcome, result))
             return

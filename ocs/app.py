@@ -88,6 +88,7 @@ class OcsApp:
         self.metrics = Metrics()
         self.ledger = LedgerRuntime(config.redis, config.ledger, log=self.log)
         self.metrics.ledger_pools = self.ledger.pool_stats
+        self.metrics.replica_waits = self.ledger.replica_wait_stats
         self.sessions = SessionRegistry()
         self.directory: TenantDirectory | None = None
         self.diameter: DiameterServer | None = None

@@ -105,6 +105,15 @@ class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_s: float = 1.0
     # Connections (ledger calls in flight) per tenant.
     pool_size: int = 64
+    # Replicas that must have each ledger write before its answer leaves: every pipelined batch
+    # of ledger calls ends with WAIT (docs: guarantees); 0 answers once the primary has it.
+    wait_replicas: int = 0
+    # How long that WAIT may hold the answers; after it they leave as charged and are counted
+    # (ocs_ledger_replica_wait_short). Must stay below timeout_s.
+    wait_timeout_ms: int = 100
+    # With wait_replicas: WAITAOF, the replicas' AOF fsynced too (Redis >= 7.2, replicas with
+    # appendonly yes); an older Redis gets WAIT and a warning at start.
+    wait_aof: bool = False
 
 
 class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -392,6 +401,13 @@ def _check(config: Config) -> None:
     if config.redis.appendfsync not in ("always", "everysec", "no"):
         problems.append(
             f"redis.appendfsync: {config.redis.appendfsync!r} is not always, everysec or no"
+        )
+    if config.redis.wait_replicas < 0:
+        problems.append(f"redis.wait_replicas: {config.redis.wait_replicas} is negative")
+    if not 0 < config.redis.wait_timeout_ms < config.redis.timeout_s * 1000:
+        problems.append(
+            f"redis.wait_timeout_ms: {config.redis.wait_timeout_ms} must be above 0 and below "
+            f"redis.timeout_s ({config.redis.timeout_s} s)"
         )
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):
         problems.append(f"log.level: {config.log.level!r} is not debug, info, warning or error")
