@@ -51,3 +51,19 @@ async def read(state: ApiState, tenant: str, before_id: int | None, limit: int) 
     entries = [AuditEntry(*row) for row in rows]
     more = len(entries) == limit
     return AuditPage(entries, entries[-1].audit_id if more and entries else None)
+
+
+async def record_many(state: ApiState, entries: list[dict[str, Any]]) -> None:
+    """Several entries in one transaction (a batch of an import job); keys as ``record``'s."""
+    if not entries:
+        return
+    params = [
+        {
+            **entry,
+            "before": None if entry["before"] is None else Jsonb(entry["before"]),
+            "after": None if entry["after"] is None else Jsonb(entry["after"]),
+        }
+        for entry in entries
+    ]
+    async with state.store.as_owner() as conn, conn.cursor() as cur:
+        await cur.executemany(q.INSERT_AUDIT_ROW, params)

@@ -23,6 +23,7 @@ VALUES (%(tenant)s, %(actor)s, %(source)s, %(action)s, %(target)s, %(status)s,
         %(before)s, %(after)s)
 RETURNING audit_id, at
 """
+INSERT_AUDIT_ROW: Final = INSERT_AUDIT.replace("RETURNING audit_id, at", "")
 AUDIT_COLUMNS: Final = "audit_id, tenant, at, actor, source, action, target, status, before, after"
 # Newest first, keyset paging on the id (``before_id``: the last id of the previous page).
 READ_AUDIT: Final = f"""

@@ -48,6 +48,8 @@ class ApiState:
         self._catalog_lock = asyncio.Lock()
         self._keys: dict[bytes, tuple[float, ApiKey | None]] = {}
         self._store_tenants: set[str] = set()
+        # Starts the import worker at once on a new upload (set by the process that runs it).
+        self.wake_imports: Callable[[], None] = lambda: None
 
     @property
     def admin(self) -> Any:

@@ -163,7 +163,13 @@ def _serve(args: argparse.Namespace) -> int:
             yield
 
     async def run() -> None:
+        from ocs.api.imports import ImportRunner
+
         state = await open_state(config, args)
+        # Bulk imports run in this process's background (any API process may take a job).
+        runner = ImportRunner(state)
+        state.wake_imports = runner.wake
+        worker = asyncio.create_task(runner.run_forever(), name="imports")
         try:
             server = Server(
                 uvicorn.Config(
@@ -180,6 +186,9 @@ def _serve(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
             await server.serve()
         finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
             await state.store.close()
             await state.ledgers.stop()
 

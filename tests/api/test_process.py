@@ -61,6 +61,22 @@ def test_apikey_cli_and_revocation(api_process: ApiProcess) -> None:
     assert refused.returncode == 2 and "tenant" in refused.stderr
 
 
+def test_import_runs_in_the_background_of_the_process(api_process: ApiProcess) -> None:
+    auth = {"Authorization": "Bearer " + api_process.key("--tenant", "acme", "--role", "operate")}
+    base = f"{api_process.base_url}/api/v1/tenants/acme"
+    upload = "subscriber,balance\n4915561000001,2.00\n4915561000002,x\n"
+    made = httpx.post(f"{base}/imports", content=upload,
+                      headers={**auth, "Content-Type": "text/csv"})  # fmt: skip
+    assert made.status_code == 202, made.text
+    url = api_process.base_url + made.headers["location"]
+    deadline = time.monotonic() + 60  # woken at once; a safety net for a loaded machine
+    while (job := httpx.get(url, headers=auth).json())["state"] != "done":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert (job["created"], job["rejected"]) == (1, 1)
+    assert httpx.get(f"{base}/subscribers/4915561000001", headers=auth).status_code == 200
+
+
 @pytest.mark.slow
 def test_schemathesis_against_the_served_document(api_process: ApiProcess) -> None:
     tenant_key = api_process.key("--tenant", "acme", "--role", "admin")
