@@ -122,6 +122,7 @@ class TenantView(msgspec.Struct):
     timezone: str
     topup_max_micro: int
     services: list[ServiceInfo]
+    addons: list[str] = msgspec.field(default_factory=list)  # what .../addons may buy
 
 
 class TenantStatus(msgspec.Struct):
@@ -206,3 +207,7 @@ class ImportJob(msgspec.Struct):
 
 class ImportJobs(msgspec.Struct):
     jobs: list[ImportJob]
+
+
+class AddonPurchase(msgspec.Struct, forbid_unknown_fields=True):
+    addon: str  # an id of the tenant's ``addons`` list (GET the tenant: ``addons``)

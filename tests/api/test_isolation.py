@@ -24,7 +24,9 @@ BODIES: dict[str, Any] = {
     "TopUp": lambda n: {"amount": "1.00"},
     "Adjust": lambda n: {"amount": "0.50", "reason": "isolation matrix"},
     "StateChange": lambda n: {"reason": "isolation matrix"},
+    "AddonPurchase": lambda n: {"addon": ADDON},
 }
+ADDON = "minutes_100"
 HOLDERS = ("own", "sibling", "portfolio")
 
 
@@ -80,7 +82,9 @@ async def test_every_operation_for_every_key(api: Api) -> None:
 
     async def dynamic_subscriber(number: str) -> str:
         made = await api.client.post(
-            "/api/v1/tenants/acme/subscribers", json={"subscriber": number}, headers=maker
+            "/api/v1/tenants/acme/subscribers",
+            json={"subscriber": number, "balance": "500.00"},  # pays the add-on fees
+            headers=maker,
         )
         assert made.status_code == 201, made.text
         writes.append(("post", "/api/v1/tenants/{tenant}/subscribers"))
@@ -90,6 +94,13 @@ async def test_every_operation_for_every_key(api: Api) -> None:
 
     # Catalog subscribers cannot be deleted or SIM-swapped; a dynamic one can.
     subscriber = await dynamic_subscriber("4915551000000")
+    # A live add-on to renew.
+    bought = await api.client.post(
+        f"/api/v1/tenants/acme/subscribers/{subscriber}/addons", json={"addon": ADDON},
+        headers=maker,
+    )  # fmt: skip
+    assert bought.status_code == 201, bought.text
+    writes.append(("post", "/api/v1/tenants/{tenant}/subscribers/{subscriber}/addons"))
     uploaded = await api.client.post(
         "/api/v1/tenants/acme/imports",
         content="subscriber\n4915554000000\n",
@@ -108,7 +119,7 @@ async def test_every_operation_for_every_key(api: Api) -> None:
         else:
             subscriber_here = subscriber
         url = path.replace("{tenant}", "acme").replace("{subscriber}", subscriber_here)
-        url = url.replace("{job}", job)
+        url = url.replace("{job}", job).replace("{addon}", ADDON)
         request = _body(op, n)
         request["headers"] = {**request.get("headers", {}), **api.auth(keys[(holder, role)])}
         answer = await api.client.request(method.upper(), url, **request)
