@@ -147,6 +147,9 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # How long a call record is kept after its last change (a repeated end event within it
     # gets the stored answer, after it 404).
     call_record_ttl_s: int = 604800
+    # A proxy key's check on the call-end / reauth endpoints is remembered this long in memory:
+    # a revoked proxy key stops working within it (docs/api.md, "Proxy keys").
+    call_key_cache_s: float = 10.0
 
 
 class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -416,6 +419,7 @@ def _check(config: Config) -> None:
         ("sip.call_end_grace_s", config.sip.call_end_grace_s),
         ("sip.call_sweep_interval_s", config.sip.call_sweep_interval_s),
         ("sip.call_record_ttl_s", config.sip.call_record_ttl_s),
+        ("sip.call_key_cache_s", config.sip.call_key_cache_s),
         ("redis.pool_size", config.redis.pool_size),
         ("http.request_timeout_s", config.http.request_timeout_s),
         ("http.idle_timeout_s", config.http.idle_timeout_s),

@@ -102,3 +102,10 @@ FROM usage_records
 WHERE ended_at >= %(start)s AND ended_at < %(end)s
 GROUP BY day, tenant ORDER BY day, tenant
 """
+
+# The proxy keys ocs serve may accept now (copied into Redis by ocs.api.keys.sync_proxy_keys).
+USABLE_PROXY_KEYS: Final = """
+SELECT key_hash, key_id, tenants, expires_at FROM api_keys
+WHERE role = 'proxy' AND revoked_at IS NULL AND expires_at > now()
+ORDER BY key_id
+"""

@@ -13,9 +13,10 @@ from typing import Any
 import msgspec
 
 from balance.ledger import Ledger
-from ocs.api.keys import ApiKey, find_key, key_hash
+from ocs.api.keys import ApiKey, find_key
 from ocs.catalog_store import CATALOG_KEY, read_stored
 from ocs.config import Config
+from ocs.key_format import key_hash
 from ocs.ledger_runtime import LedgerRuntime
 from tariffs.errors import CatalogError
 from tariffs.model import Catalog

@@ -171,3 +171,34 @@ async def test_tenant_store_role_sees_no_sibling_rows(api: Api) -> None:
     async with api.state.store.as_portfolio() as conn:
         rows = await (await conn.execute("SELECT count(*) FROM api_audit")).fetchone()
         assert rows == (1,)
+
+
+async def test_proxy_key_reaches_no_api_route_and_is_copied_for_serve(api: Api) -> None:
+    """A proxy key is refused by every API operation (403), and only the usable proxy keys are
+    in the Redis copy that ``ocs serve`` checks call ends against."""
+    from ocs.api.keys import create_key, revoke_key, sync_proxy_keys
+    from ocs.proxy_keys import ProxyKeyVerifier
+
+    proxy, secret = await create_key(
+        api.state.store, tenants=("acme",), role="proxy", expires_days=1
+    )
+    reader, _ = await create_key(api.state.store, tenants=("acme",), role="read", expires_days=1)
+    document = (await api.client.get("/openapi.json")).json()
+    for path, item in document["paths"].items():
+        if not path.startswith("/api/v1/tenants/"):
+            continue
+        for method in item:
+            url = path.replace("{tenant}", "acme").replace("{subscriber}", "4917099000042")
+            url = url.replace("{job}", "imp-" + "0" * 16).replace("{addon}", ADDON)
+            answer = await api.client.request(method.upper(), url, headers=api.auth(secret))
+            assert answer.status_code == 403, (method, path, answer.text)
+    assert await sync_proxy_keys(api.state.store, api.state.admin) == 1  # not the read key
+    verifier = ProxyKeyVerifier(api.state.admin, cache_s=0, clock=api.state.clock)
+    found = await verifier.verify(secret)
+    assert found is not None and found.tenants == ("acme",) and found.key_id == proxy.key_id
+    assert reader.key_id != found.key_id
+    await revoke_key(api.state.store, proxy.key_id)
+    assert await sync_proxy_keys(api.state.store, api.state.admin) == 0
+    assert await verifier.verify(secret) is None
+    with pytest.raises(ValueError, match="proxy key belongs to tenants"):
+        await create_key(api.state.store, tenants=(), role="proxy", expires_days=1)
