@@ -273,6 +273,10 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body_bytes_max: int = 4 * 1024 * 1024
     # Dashboard login cookie lifetime.
     session_s: int = 8 * 3600
+    # Wait for each audit row's disk flush before answering the write (true), or let PostgreSQL
+    # flush it within a few wal_writer_delay (false: a crash may lose the last fraction of a
+    # second of audit rows, as Redis appendfsync everysec may lose ledger writes; docs/api.md).
+    audit_sync_commit: bool = False
     # Largest CSV a bulk subscriber import accepts, in bytes (at most body_bytes_max).
     import_bytes_max: int = 2 * 1024 * 1024
     # Most data rows one import may hold.

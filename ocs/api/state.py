@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from balance.ledger import Ledger
+from ocs.api.audit_writer import AuditWriter
 from ocs.api.keys import ApiKey, find_key
 from ocs.catalog_store import CATALOG_KEY, read_stored
 from ocs.config import Config
@@ -49,6 +50,7 @@ class ApiState:
         self._catalog_lock = asyncio.Lock()
         self._keys: dict[bytes, tuple[float, ApiKey | None]] = {}
         self._store_tenants: set[str] = set()
+        self.audit = AuditWriter(store, sync=config.api.audit_sync_commit)
         # Starts the import worker at once on a new upload (set by the process that runs it).
         self.wake_imports: Callable[[], None] = lambda: None
 
