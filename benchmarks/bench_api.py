@@ -142,8 +142,7 @@ def _summary(figures: dict[str, Any]) -> dict[str, Any]:
                 2,
             ),
             "achieved_per_s": f["achieved_per_s"],
-            "meets_p99_goal": f["p99_ms"] <= P99_GOAL_MS
-            and set(f["statuses"]) <= {"200", "201"},
+            "meets_p99_goal": f["p99_ms"] <= P99_GOAL_MS and set(f["statuses"]) <= {"200", "201"},
         }
     return out
 
@@ -205,9 +204,7 @@ def main() -> None:
                 ("topup", api, "topup", procs[0].pid),
             ):
                 figures[name] = _load(url, scenario, key, args.rate, args.seconds, pid)
-            figures["created_subscriber_charged"] = asyncio.run(
-                _reach(api, key, diameter_port)
-            )
+            figures["created_subscriber_charged"] = asyncio.run(_reach(api, key, diameter_port))
         finally:
             for proc in procs:
                 proc.terminate()
