@@ -218,7 +218,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "-A", f"LISTEN_ADDR=udp:127.0.0.1:{kamailio_port}",
                 "-A", f'OCS_SIP_URI="sip:127.0.0.1:{ocs.sip_port}"',
                 "-A", f'OCS_HTTP_URL="http://127.0.0.1:{ocs.http_port}"',
-                "-A", f'OCS_API_KEY="{proxy_key}"',
+                "-A", f'OCS_PROXY_KEY="{proxy_key}"',
             ],
             workdir / "kamailio.log",
             workdir,
