@@ -170,6 +170,9 @@ class ImportRunner:
             except (StoreUnavailable, LedgerUnavailable) as exc:
                 log.warning("import_paused", error=str(exc))  # the lease brings it back
                 worked = False
+            except Exception:  # the worker outlives any one failure; the next poll retries
+                log.exception("import_worker_error")
+                worked = False
             if worked:
                 continue
             self._wake.clear()

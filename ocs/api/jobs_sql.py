@@ -53,8 +53,9 @@ UPDATE api_jobs SET rows_done = %(rows_done)s, created_count = %(created)s,
        rejected_count = %(rejected)s, lease_until = %(lease_until)s
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND state = 'running'
 """
+# A finished job keeps its counts and rejects, not the uploaded file (up to import_bytes_max).
 FINISH: Final = """
 UPDATE api_jobs SET state = %(state)s, finished_at = %(now)s, error = %(error)s,
-       lease_until = 'infinity'
+       lease_until = 'infinity', input = ''::bytea
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s
 """

@@ -68,6 +68,9 @@ async def test_import_creates_subscribers_and_reports_rejects(api: Api) -> None:
     rows = list(csv.reader(io.StringIO(report.text)))
     assert rows[0] == ["line", "reason"] and [int(r[0]) for r in rows[1:]] == sorted(reasons)
 
+    async with await api.state.tenant_store("acme") as conn:  # the file is not kept once done
+        stored = await (await conn.execute("SELECT length(input) FROM api_jobs")).fetchone()
+        assert stored == (0,)
     created = await api.client.get(f"{BASE}/subscribers/4915560000001", headers=api.auth(key))
     assert created.status_code == 200
     assert created.json()["balance_micro"] == 5_000_000
