@@ -41,6 +41,7 @@ from ocs.http_server import HttpRouter, HttpServer
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
+from ocs.proxy_keys import ProxyKeyVerifier
 from ocs.sip_charging.service import SipCharging
 from ocs.subscriber_directory import DIRECTORY_NOTICE, DynamicDirectory, read_all, read_entry
 from tariffs.errors import CatalogError
@@ -152,6 +153,9 @@ class OcsApp:
                 on_auto_ended=lambda tenant, calls: self.metrics.sip_calls_auto_ended_total.labels(
                     tenant
                 ).inc(calls),
+                keys=ProxyKeyVerifier(
+                    self.ledger.admin, cache_s=self.config.sip.call_key_cache_s, clock=self.clock
+                ),
             )
             self.sip.register(self.http.router, self.metrics)
             sip_address = await self.sip.start()
