@@ -32,6 +32,7 @@ from balance.errors import (
     error_from_reply,
 )
 from balance.in_flight import InFlightLimit, QueueFull
+from balance.lifecycle import LifecycleOps
 from balance.records import (
     Account,
     AccountSummary,
@@ -67,6 +68,7 @@ DEBIT_ITEMS_MAX = 32  # debit_many.lua's limit: an event's MSCCs
 IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
 ITEMS_MAX = 64
 BALANCE_BELOW_MAX = 8  # "balance below" notification levels per tenant
+BUCKET_BELOW_MAX = 4  # "bucket below N %" notification levels per tenant
 EXPIRE_CONCURRENCY = 32
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -204,7 +206,7 @@ def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> N
         target.set_result(source.result())
 
 
-class Ledger:
+class Ledger(LifecycleOps):
     """Ledger operations for one tenant over one Redis client (standalone or cluster)."""
 
     def __init__(
@@ -232,7 +234,9 @@ class Ledger:
         self.session_idle_s = session_idle_s
         self.sessions_max = sessions_max
         self.buckets_max = buckets_max
-        self._balance_below: list[int] = []
+        self._balance_below: list[Any] = []  # levels, then [bucket percents] if any
+        self._balance_levels: list[int] = []
+        self._bucket_percents: list[int] = []
         self.set_balance_below(balance_below)
         # Calls beyond the connection pool wait here instead of failing in the pool
         # (redis-py's cluster pool raises when it runs out of connections).
@@ -293,7 +297,26 @@ class Ledger:
         and debit; replaced when the catalog changes (no per-request lookup)."""
         if len(levels) > BALANCE_BELOW_MAX or any(level < 0 for level in levels):
             raise InvalidRequest(f"balance_below: at most {BALANCE_BELOW_MAX} levels, each >= 0")
-        self._balance_below = sorted(int(level) for level in levels)
+        self._balance_levels = sorted(int(level) for level in levels)
+        self._notify_list()
+
+    def set_bucket_below(self, percents: Sequence[int]) -> None:
+        """The tenant's "bucket below N % of its size" levels (whole percents, 1-99), sent with
+        each CCR and debit as the last entry of the notification list (lib.lua
+        ``bucket_levels``); empty: none, and the scripts skip the check after one type test."""
+        if len(percents) > BUCKET_BELOW_MAX or any(not 0 < p < 100 for p in percents):
+            raise InvalidRequest(f"bucket_below: at most {BUCKET_BELOW_MAX} percents, 1 to 99")
+        self._bucket_percents = sorted({int(p) for p in percents}, reverse=True)
+        self._notify_list()
+
+    def _notify_list(self) -> None:
+        levels: list[Any] = list(self._balance_levels)
+        if self._bucket_percents:
+            levels.append(self._bucket_percents)
+        self._balance_below = levels
+
+    def _script(self, name: str) -> LuaScript:
+        return _SCRIPTS[name]
 
     @property
     def pool(self) -> InFlightLimit:
@@ -706,11 +729,13 @@ class Ledger:
         balance: int = 0,
         credit_limit: int = 0,
         blocked: bool = False,
+        held: bool = False,
         now_s: float,
         op_id: str | None = None,
         context: Context = None,
     ) -> OpResult:
-        """Create the account (``AccountExists`` if there is one); credit_limit > 0 = postpaid."""
+        """Create the account (``AccountExists`` if there is one); credit_limit > 0 = postpaid.
+        ``held``: in provisioning (no grants) until ``activate`` (the host MNO confirmed)."""
         return await self._admin(
             "provision",
             subscriber,
@@ -718,7 +743,7 @@ class Ledger:
             now_s,
             balance,
             credit_limit,
-            1 if blocked else 0,
+            1 if blocked else 2 if held else 0,
             context=context,
         )
 
