@@ -327,6 +327,10 @@ class Ledger(LifecycleOps):
         self._scripts.close()
         await self.client.aclose()
 
+    def close_scripts(self) -> None:
+        """Close the script connection only: for a ledger on a client someone else closes."""
+        self._scripts.close()
+
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _run(
