@@ -382,10 +382,11 @@ class Ledger(LifecycleOps):
         now_s: float,
         *fields: Any,
         context: Context = None,
+        digest: str | None = None,
     ) -> OpResult:
         op = op_id or new_op_id()
         _, key_list = self._account_keys(subscriber, op)
-        digest = content_digest(script, subscriber, *fields)
+        digest = digest or content_digest(script, subscriber, *fields)
         payload = [op, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
         replayed, raw = await self._run(_SCRIPTS[script], key_list, payload, context)
         return OpResult(_SUMMARY_DECODER.decode(raw), bool(replayed))

@@ -45,6 +45,7 @@ class LifecycleOps:
         now_s: float,
         *fields: Any,
         context: Any = None,
+        digest: str | None = None,
     ) -> OpResult:
         raise NotImplementedError  # balance.ledger.Ledger
 
@@ -74,8 +75,20 @@ class LifecycleOps:
                 raise InvalidRequest(f"{name}: at most {IMSI_DIGITS_MAX} digits")
         if not imsi:
             raise InvalidRequest("imsi: must not be empty")
+        # The digest covers the request (the new IMSI) only: a retried request sees the
+        # previous IMSI already replaced and must still be recognised as the same operation.
+        from balance.ledger import content_digest  # here: balance.ledger imports this module
+
         return await self._admin(
-            "sim", subscriber, op_id, now_s, imsi, previous_imsi, 1 if hold else 0, context=context
+            "sim",
+            subscriber,
+            op_id,
+            now_s,
+            imsi,
+            previous_imsi,
+            1 if hold else 0,
+            context=context,
+            digest=content_digest("sim", subscriber, imsi),
         )
 
     async def delete_account(

@@ -32,7 +32,7 @@ from ocs.dispatcher import Dispatcher
 from ocs.ledger_runtime import LedgerRuntime
 from ocs.logging_setup import make_logger
 from ocs.plugins.hlr import HlrPlugin
-from ocs.subscriber_directory import DynamicDirectory, read_all
+from ocs.subscriber_directory import DirectoryEntry, DynamicDirectory, read_all
 from tests.balance.test_events import events_of
 from tests.charging.conftest import Charging
 from tests.events.receivers import HlrGateway, Server
@@ -167,3 +167,28 @@ async def test_create_refused_until_the_hlr_confirms_then_granted(setup: Setup) 
         ledger.close_scripts()
     finally:
         server.close()
+
+
+async def test_sim_swap_and_delete_through_the_api_are_events(setup: Setup) -> None:
+    auth = {"Authorization": f"Bearer {setup.key}"}
+    base = "/api/v1/tenants/acme/subscribers"
+    other = "4915550000088"
+    for number, imsi in ((MSISDN, IMSI), (other, "262015550000088")):
+        r = await setup.http.post(base, json={"subscriber": number, "imsi": imsi}, headers=auth)
+        assert r.status_code == 201, r.text
+    # Another subscriber's IMSI: refused before any change, no event.
+    taken = await setup.http.post(f"{base}/{MSISDN}/sim", json={"imsi": "262015550000088"},
+                                  headers=auth)  # fmt: skip
+    assert taken.status_code == 409
+    swap = {**auth, "Idempotency-Key": "swap-1"}
+    for _ in range(2):  # retried by the client: one change, one event
+        r = await setup.http.post(f"{base}/{MSISDN}/sim", json={"imsi": NEW_IMSI}, headers=swap)
+        assert r.status_code == 201, r.text
+    gone = await setup.http.delete(f"{base}/{MSISDN}", headers=auth)
+    assert gone.status_code == 200 and msgspec.json.decode(gone.content)["state"] == "deleted"
+    assert await read_all(setup.client) == [(other, DirectoryEntry("acme", "262015550000088"))]
+    ledger = Ledger(setup.client, "acme")
+    events = await events_of(ledger, MSISDN)
+    assert [e.type for e in events] == ["created", "sim_swapped", "deleted"]
+    assert events[1].payload == {"imsi": NEW_IMSI, "previous_imsi": IMSI, "state": 2}
+    ledger.close_scripts()
