@@ -8,6 +8,7 @@ plugins:
     tenants: [acme]          # optional: only these tenants' events (default: all)
     types: [created, blocked, unblocked]   # optional: only these event types (others: ok)
     options: {url: "http://gw.example:8080/prov", host_mno: "MNO-A"}
+    confirms_provisioning: true  # optional: its ok releases a held subscriber (provisioning)
 ```
 Errors name the file and the key (``dispatch.yaml: plugins[0].kind: ...``).
 """

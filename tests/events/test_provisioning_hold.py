@@ -26,7 +26,7 @@ from ocs.charging.directory import TenantDirectory
 from ocs.charging.sessions import SessionRegistry
 from ocs.cli import main
 from ocs.config import ChargingConfig, Config, LogConfig, RedisConfig
-from ocs.dispatch_config import DispatchConfig, PluginSpec
+from ocs.dispatch_config import DispatchConfig, DispatchConfigError, PluginSpec, parse_dispatch
 from ocs.dispatch_core import Policy
 from ocs.dispatcher import Dispatcher
 from ocs.ledger_runtime import LedgerRuntime
@@ -192,3 +192,12 @@ async def test_sim_swap_and_delete_through_the_api_are_events(setup: Setup) -> N
     assert [e.type for e in events] == ["created", "sim_swapped", "deleted"]
     assert events[1].payload == {"imsi": NEW_IMSI, "previous_imsi": IMSI, "state": 2}
     ledger.close_scripts()
+
+
+def test_confirms_provisioning_in_the_dispatch_file() -> None:
+    plugin = {"name": "hlr", "kind": "hlr", "confirms_provisioning": True}
+    assert parse_dispatch({"plugins": [plugin]}, "d.yaml").plugins[0].confirms_provisioning
+    plain = parse_dispatch({"plugins": [{"name": "w", "kind": "webhook"}]})
+    assert plain.plugins[0].confirms_provisioning is False
+    with pytest.raises(DispatchConfigError, match=r"plugins\[0\]\.confirms_provisioning"):
+        parse_dispatch({"plugins": [{**plugin, "confirms_provisioning": "yes"}]}, "d.yaml")
