@@ -209,3 +209,18 @@ async def test_no_window_drops_expired_members_without_events(ledger: Ledger) ->
     sweep = await ledger.warn_expiring(NOW + 6, 0, vshards=[keys.vshard(SUB)])
     assert (sweep.warned, sweep.dropped) == (0, 1) and await ledger.client.zcard(index) == 0
     assert "bundle_expiring" not in [e.type for e in await events_of(ledger)]
+
+
+async def test_delete_stops_renewals(ledger: Ledger) -> None:
+    from balance.products import due_key, enroll, state_key
+
+    await ledger.provision_account(SUB, balance=100, now_s=NOW)
+    await ledger.provision_account("4917099000002", balance=100, now_s=NOW)
+    for sub in (SUB, "4917099000002"):
+        await enroll(ledger, sub, "plan:m", int(NOW) + DAY, int(NOW))
+    await ledger.delete_account(SUB, now_s=NOW)
+    prefix = keys.subscriber_prefix("acme", SUB)
+    assert await ledger.client.zscore(due_key(prefix), f"{SUB}|plan:m") is None
+    assert await ledger.client.hget(state_key(prefix), f"{SUB}|plan:m") is None
+    other = keys.subscriber_prefix("acme", "4917099000002")
+    assert await ledger.client.zscore(due_key(other), "4917099000002|plan:m") is not None
