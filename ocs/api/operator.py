@@ -129,11 +129,6 @@ def _imsi(resolver: Resolver | None, text: str) -> str:
     return digits
 
 
-def _held(target: Target) -> bool:
-    """The tenant holds new and SIM-swapped subscribers until the host MNO confirms them."""
-    return target.tenant_info is not None and target.tenant_info.provisioning_hold
-
-
 async def _resolver(state: ApiState) -> Resolver | None:
     await state.catalog()  # refreshes the resolver with the catalog
     return state.resolver
@@ -315,7 +310,7 @@ async def create_subscriber(
             target.subscriber,
             balance=balance,
             credit_limit=limit,
-            held=_held(target),
+            held=target.held,
             now_s=state.clock(),
             op_id=f"api:{actor}:create:{target.subscriber}",
         )
@@ -355,7 +350,7 @@ async def sim_swap(
             target.subscriber,
             imsi,
             previous_imsi=previous,
-            hold=_held(target),
+            hold=target.held,
             now_s=state.clock(),
             op_id=op_key or f"api:{actor}:sim:{target.subscriber}:{previous}:{imsi}",
         )
