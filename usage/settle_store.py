@@ -121,6 +121,9 @@ class SettlementStore:
                         sql.Literal(self._timeout_ms)
                     )
                 )
+                await conn.execute(
+                    sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(f"{self._work_mem_kb}kB"))
+                )
                 yield conn
         except PoolTimeout as exc:
             raise SettlementError(f"no usage store connection: {exc}") from exc
@@ -340,7 +343,9 @@ class SettlementStore:
             await self._run(conn, q.CLEAR_RESULTS, {"pid": pid})
             clock.lap("clear")
             records_sql = records_call(await self._facts(conn, pid))
-            await conn.execute(with_records(q.CREATE_CELLS, records_sql))
+            await self._run(conn, q.SNAPSHOT, {"covered": covered, "records": records_sql})
+            clock.lap("snapshot")
+            await conn.execute(q.CREATE_CELLS)
             clock.lap("cells_sql")
             await conn.execute(q.ALLOCATE, {"pid": pid})
             counted = await (await conn.execute(q.RECORD_COUNT)).fetchone()
@@ -376,7 +381,7 @@ class SettlementStore:
             clock.lap("cells")
             rounds = 0
             if covered:
-                rounds = await self._match(conn, pid, mno, covered, tenants, clock, records_sql)
+                rounds = await self._match(conn, pid, mno, tenants, clock)
             identity = await self._identity(conn, pid)
             clock.lap("identity")
             await conn.execute(q.SET_IDENTITY, (identity_json(identity), pid))
@@ -412,9 +417,8 @@ class SettlementStore:
         )
 
     async def _match(
-        self, conn: AsyncConnection[Any], pid: int, mno: HostMno, covered: list[str],
-        tenants: Catalog, clock: Clock, records: sql.Composable,
-    ) -> int:  # fmt: skip
+        self, conn: AsyncConnection[Any], pid: int, mno: HostMno, tenants: Catalog, clock: Clock
+    ) -> int:
         tol = {s: mno.tolerance(s) for s in mno.services}
         await self._run(
             conn,
@@ -428,11 +432,9 @@ class SettlementStore:
             },
         )
         clock.lap("match_setup")
-        await conn.execute(with_records(q.MATCH_KEYS, records), {"pid": pid, "covered": covered})
+        await conn.execute(q.MATCH_KEYS, {"pid": pid})
         clock.lap("match_keys")
-        await self._run(
-            conn, q.MATCH_LEFTOVERS, {"pid": pid, "covered": covered, "records": records}
-        )
+        await self._run(conn, q.MATCH_LEFTOVERS, {"pid": pid})
         clock.lap("match_leftovers")
         rounds = 0
         while True:
