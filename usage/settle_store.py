@@ -72,7 +72,7 @@ class SettlementStore:
         *,
         statement_timeout_s: float = 900.0,
         connect_timeout_s: float = 10.0,
-        work_mem_mb: int = 256,
+        work_mem_mb: int = 512,
     ) -> SettlementStore:
         """``work_mem_mb``: per sort/hash of a settlement query; a month's GROUP BY and the
         matching joins stay in memory instead of spilling to disk (a batch job, one at a time)."""
