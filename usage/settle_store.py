@@ -343,7 +343,7 @@ class SettlementStore:
             await self._run(conn, q.CLEAR_RESULTS, {"pid": pid})
             clock.lap("clear")
             records_sql = records_call(await self._facts(conn, pid))
-            await self._run(conn, q.SNAPSHOT, {"covered": covered, "records": records_sql})
+            await conn.execute(with_records(q.SNAPSHOT, records_sql), {"covered": covered})
             clock.lap("snapshot")
             await conn.execute(q.CREATE_CELLS)
             clock.lap("cells_sql")
