@@ -188,11 +188,13 @@ class SettlementStore:
             identity_of(identity),
         )  # fmt: skip
 
-    async def _analyze(self, table: str) -> None:
+    async def _vacuum(self, table: str) -> None:
         """Fresh statistics after a bulk load, so the matching joins are planned as hash joins
-        (autovacuum may be minutes behind). Run as the pool's login: the tables' owner."""
+        (autovacuum may be minutes behind), and the new rows' hint bits set now, at import,
+        rather than by the first reconciliation that reads them (VACUUM skips the pages of
+        earlier periods: they are all-visible). Run as the pool's login: the tables' owner."""
         async with self._pool.connection() as conn:
-            await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+            await conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
 
     @staticmethod
     async def _facts(conn: AsyncConnection[Any], pid: int) -> tuple[Any, ...]:
@@ -323,7 +325,7 @@ class SettlementStore:
             covered = ",".join(services[0]) if services else ""
             note = f"{file}: {count} records ({covered})"
             await self._step(conn, period, PeriodEvent.IMPORT_DETAIL, actor, now_s, note)
-        await self._analyze("settlement_detail_records")
+        await self._vacuum("settlement_detail_records")
         return count
 
     # -- reconciliation ------------------------------------------------------------------------
