@@ -221,6 +221,9 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     trim_interval_ms: int = 2000
     # The consumer group every exporter process shares.
     group: str = "ocs-export"
+    # CPU priority increment (os.nice) of the exporter process: it is background work and
+    # yields the CPU to ocs serve and Redis on a shared machine (0: unchanged; at most 19).
+    nice: int = 10
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -462,6 +465,8 @@ def _check(config: Config) -> None:
         problems.append("export.linger_ms: must not be negative")
     if not config.export.group:
         problems.append("export.group: must not be empty")
+    if not 0 <= config.export.nice <= 19:
+        problems.append(f"export.nice: {config.export.nice} is not 0 to 19")
     if config.store.pool_min > config.store.pool_max:
         problems.append("store.pool_min: must not exceed store.pool_max")
     parse_host_port(config.api.listen, "api.listen")

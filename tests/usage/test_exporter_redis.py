@@ -196,7 +196,7 @@ async def _true(value: bool) -> bool:
 
 
 async def _zero(length: Any) -> bool:
-    return await length == 0
+    return bool(await length == 0)
 
 
 async def test_a_stream_keeps_exactly_what_is_not_stored(
