@@ -195,6 +195,39 @@ def redis_memory(url: str) -> int:
         client.close()
 
 
+# Commands the exporter sends (all of them stream commands; charging sends scripts).
+EXPORT_COMMANDS = ("xreadgroup", "xack", "xtrim", "xpending", "xinfo", "xlen", "xrange",
+                   "xautoclaim", "xgroup")  # fmt: skip
+
+
+def redis_time(url: str, reset: bool = False) -> dict[str, Any]:
+    """Redis's own time (INFO commandstats, microseconds) in the exporter's stream commands and
+    in everything else, since the last reset: what the exporter costs the server that
+    charges."""
+    client = redis.Redis.from_url(url)
+    try:
+        if reset:
+            client.config_resetstat()
+            return {}
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    export_us = sum(
+        float(v["usec"]) for k, v in stats.items()
+        if k.removeprefix("cmdstat_").split("|")[0] in EXPORT_COMMANDS
+    )  # fmt: skip
+    total_us = sum(float(v["usec"]) for v in stats.values())
+    out: dict[str, Any] = {
+        "export_commands_us": export_us,
+        "other_commands_us": total_us - export_us,
+    }
+    out["by_command"] = {
+        k.removeprefix("cmdstat_"): {"calls": v["calls"], "usec": v["usec"]}
+        for k, v in sorted(stats.items(), key=lambda kv: -float(kv[1]["usec"]))[:12]
+    }
+    return out
+
+
 def stream_entries(url: str, tenants: tuple[str, ...] = ("acme", "globex")) -> int:
     client = redis.Redis.from_url(url)
     pipe = client.pipeline(transaction=False)
@@ -222,8 +255,8 @@ def stream_diagnostics(url: str) -> dict[str, Any]:
             pending = [r.get("pending", 0) if isinstance(r, dict) else 0 for r in replies[1::2]]
             busy = [n for n, length in zip(names, lengths, strict=True) if length]
             firsts = [client.xrange(n, count=1) for n in busy[:50]]
-            oldest = [str(first[0][0], "ascii") for first in firsts if first]
-            ages = [time.time() - int(i.split("-")[0]) / 1000 for i in oldest]
+            oldest: list[Any] = [first[0][0] for first in firsts if first]
+            ages = [time.time() - int(str(i, "ascii").split("-")[0]) / 1000 for i in oldest]
             out[tenant] = {
                 "entries": sum(lengths), "pending": sum(pending), "busy_streams": len(busy),
                 "oldest_age_s": round(max(ages, default=0.0), 1),
@@ -315,7 +348,9 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     try:
         _wait_http(http, serve)
         memory_0, entries_0 = redis_memory(redis_server.url), stream_entries(redis_server.url)
+        redis_time(redis_server.url, reset=True)
         without = sim_phase(workdir, redis_server.url, diameter, catalog, args.rate, args.sim_s)
+        without["redis_time"] = redis_time(redis_server.url)
         memory_1, entries_1 = redis_memory(redis_server.url), stream_entries(redis_server.url)
         grown = max(1, entries_1 - entries_0)
         without.update(used_memory_start=memory_0, used_memory_end=memory_1,
@@ -335,6 +370,7 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         while stream_entries(redis_server.url) and time.monotonic() < deadline:
             time.sleep(0.5)
         memory_2 = redis_memory(redis_server.url)
+        redis_time(redis_server.url, reset=True)
         lags: list[float] = []
         sampling = threading.Event()
 
@@ -352,6 +388,7 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         sampling.set()
         sampler.join()
         memory_3 = redis_memory(redis_server.url)
+        with_exporter["redis_time"] = redis_time(redis_server.url)
         with_exporter["streams_at_end"] = stream_diagnostics(redis_server.url)
         lags.sort()
         with_exporter.update(
@@ -438,11 +475,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: dict[str, Any] = {"machine": machine_facts()}
         if not args.skip_drain:
+            before = os.getloadavg()
             result["drain"] = drain_runs(base, args)
+            result["drain"]["load_average_before_after"] = [before, os.getloadavg()]
             print(json.dumps(result["drain"], indent=1), flush=True)
         if not args.skip_load:
+            before = os.getloadavg()
             result["load"] = {"rate_ccr_per_s": args.rate, "seconds": args.sim_s,
                               **load_runs(base, args)}  # fmt: skip
+            result["load"]["load_average_before_after"] = [before, os.getloadavg()]
             print(json.dumps(result["load"], indent=1), flush=True)
     finally:
         if args.keep:

@@ -152,12 +152,14 @@ def copy_rows(
 
 
 def acks_by_stream(entries: Iterable[Entry]) -> dict[int, list[str]]:
-    """Entry ids to acknowledge, per shard, in stream order."""
+    """Entry ids to acknowledge, per shard, as read (XACK takes them in any order)."""
     out: dict[int, list[str]] = {}
     for entry in entries:
-        out.setdefault(entry.vshard, []).append(entry.entry_id)
-    for ids in out.values():
-        ids.sort(key=parse_id)
+        ids = out.get(entry.vshard)
+        if ids is None:
+            out[entry.vshard] = [entry.entry_id]
+        else:
+            ids.append(entry.entry_id)
     return out
 
 
