@@ -196,9 +196,10 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen_port: int = 9464
     # Rows per store transaction.
     batch_size: int = 2000
-    # A partial batch is stored this long after its first entry arrived.
-    linger_ms: int = 200
-    # XREADGROUP BLOCK on a standalone Redis (a cluster is polled with this as the idle backoff).
+    # While the export keeps up, the streams are read this often (each read of all 1,024 streams
+    # costs Redis about the same, whatever they hold): what the exporter adds to the lag at most.
+    linger_ms: int = 500
+    # While the streams stay empty, reads back off (doubling from linger_ms) up to this apart.
     block_ms: int = 1000
     # Entries per stream per read (a read covers all 1,024 shards of a tenant at once).
     read_count: int = 64

@@ -1,5 +1,5 @@
-"""The exporter's decisions, without I/O: which stream entries make which usage rows, when a
-batch is full enough to store, what to acknowledge, how far a stream may be trimmed, how long
+"""The exporter's decisions, without I/O: which stream entries make which usage rows, when to
+read the streams again, what to acknowledge, how far a stream may be trimmed, how long
 to wait after a failure, and how far behind the export is.
 
 The asyncio adapter (``ocs/exporter.py``) reads the shard streams, calls these, and does what
@@ -12,7 +12,7 @@ in its stream (pending or new) and a re-delivered entry is refused by the store'
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -193,33 +193,28 @@ def entry_age_s(entry_id: str, now_s: float) -> float:
 
 
 @dataclass
-class Batch:
-    """Entries read but not yet stored; full at ``size_max`` or ``linger_s`` after the first."""
+class PollPace:
+    """How long to wait before the next read of a tenant's streams.
 
-    size_max: int
+    One read covers all 1,024 shard streams (one XREADGROUP) and costs Redis about the same
+    whatever they hold (measured ≈ 1.5 ms on a loaded 2-vCPU box, time during which every CCR
+    waits): reading at every arrival, as a blocking read does, makes that cost per record. So
+    the exporter polls: again at once while a read brings a full batch (a backlog), after
+    ``linger_s`` while it keeps up (what it adds to the lag at most), and ever less often while
+    the streams stay empty, up to ``idle_max_s``."""
+
     linger_s: float
-    entries: list[Entry] = field(default_factory=list)
-    first_at_s: float = 0.0
+    idle_max_s: float
+    batch_size: int
+    idle_s: float = 0.0
 
-    def add(self, entries: Sequence[Entry], now_s: float) -> None:
-        if entries and not self.entries:
-            self.first_at_s = now_s
-        self.entries.extend(entries)
-
-    def ready(self, now_s: float) -> bool:
-        if not self.entries:
-            return False
-        return len(self.entries) >= self.size_max or now_s - self.first_at_s >= self.linger_s
-
-    def wait_s(self, now_s: float) -> float:
-        """How long the next read may block before the batch must go."""
-        if not self.entries:
-            return self.linger_s
-        return max(0.0, self.first_at_s + self.linger_s - now_s)
-
-    def take(self) -> list[Entry]:
-        taken, self.entries = self.entries, []
-        return taken
+    def after_read(self, found: int) -> float:
+        """Seconds to wait after a read that brought ``found`` entries."""
+        if found:
+            self.idle_s = 0.0
+            return 0.0 if found >= self.batch_size else self.linger_s
+        self.idle_s = min(self.idle_max_s, max(self.linger_s, self.idle_s * 2))
+        return self.idle_s
 
 
 @dataclass

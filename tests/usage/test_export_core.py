@@ -9,8 +9,8 @@ from typing import Any
 from balance.records import DrawnBucket, LedgerRecord, LegCharge, RecordContext
 from usage.export_core import (
     Backoff,
-    Batch,
     Entry,
+    PollPace,
     TenantLag,
     acks_by_stream,
     copy_rows,
@@ -121,15 +121,12 @@ def test_trim_point_never_passes_a_pending_entry() -> None:
     assert vshard_of("{t:acme:1023}:cdr") == 1023
 
 
-def test_batch_fills_or_lingers() -> None:
-    batch = Batch(size_max=3, linger_s=0.5)
-    assert not batch.ready(0.0) and batch.wait_s(0.0) == 0.5
-    batch.add([Entry(0, "1-0", None)], now_s=10.0)
-    assert not batch.ready(10.2) and abs(batch.wait_s(10.2) - 0.3) < 1e-9
-    assert batch.ready(10.5)
-    batch.add([Entry(0, "1-1", None), Entry(0, "1-2", None)], now_s=10.1)
-    assert batch.ready(10.1)
-    assert len(batch.take()) == 3 and not batch.entries
+def test_polls_at_once_on_a_backlog_after_linger_when_keeping_up_and_back_off_when_idle() -> None:
+    pace = PollPace(linger_s=0.5, idle_max_s=2.0, batch_size=100)
+    assert pace.after_read(100) == 0.0  # a full batch: more may be waiting
+    assert pace.after_read(7) == 0.5
+    assert [pace.after_read(0) for _ in range(4)] == [0.5, 1.0, 2.0, 2.0]
+    assert pace.after_read(1) == 0.5 and pace.after_read(0) == 0.5  # activity resets the backoff
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets() -> None:

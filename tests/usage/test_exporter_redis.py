@@ -129,7 +129,7 @@ async def test_a_dead_consumers_pending_entries_are_claimed(
     await worker.ensure_groups()
     taken = []
     for _ in range(5):
-        taken.extend(await worker.read(10))
+        taken.extend(await worker.read())
     assert len(taken) == written
     sink = MemorySink()
     second = Exporter(admin, factory, sink, CONFIG, make_logger("warning"), consumer="alive")
