@@ -196,8 +196,8 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen_port: int = 9464
     # Rows per store transaction.
     batch_size: int = 2000
-    # While the export keeps up, the streams are read this often (each read of all 1,024 streams
-    # costs Redis about the same, whatever they hold): what the exporter adds to the lag at most.
+    # While the export keeps up, the streams are read this often (a read walks all 1,024 streams
+    # of a tenant in Redis, so not at every arrival): what the exporter adds to the lag at most.
     linger_ms: int = 500
     # While the streams stay empty, reads back off (doubling from linger_ms) up to this apart.
     block_ms: int = 1000
