@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 import time
 from typing import Any
@@ -64,12 +66,23 @@ async def _pass(args: argparse.Namespace, url: str, ledger_limits: dict[str, Any
     async def ledger_for(tenant: str) -> Ledger:
         return ledgers.setdefault(tenant, Ledger(client, tenant, **ledger_limits))
 
+    stop = asyncio.Event()
+    if args.loop:
+        # Stopped by its supervisor (ocs up, systemd): finish the pass, then exit 0. A pass cut
+        # short would be safe too (every renewal has its op id), but ends without its summary.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
     try:
-        while True:
+        while not stop.is_set():
             catalog = await stored_catalog(client)
             if catalog is None:
                 print("ocs renew: no catalog is stored: run `ocs catalog load`", file=sys.stderr)
-                return 1
+                if not args.loop:
+                    return 1
+                # Under `ocs up` the server stores the catalog moments after this starts.
+                await _pause(stop, args.interval)
+                continue
             tenants = [t for t in catalog.tenants if args.tenant in (None, t.id)]
             if args.tenant is not None and not tenants:
                 print(f"ocs renew: unknown tenant {args.tenant!r}", file=sys.stderr)
@@ -97,9 +110,16 @@ async def _pass(args: argparse.Namespace, url: str, ledger_limits: dict[str, Any
                     print(line, flush=True)
             if not args.loop:
                 return 0
-            await asyncio.sleep(args.interval)
+            await _pause(stop, args.interval)
+        return 0
     finally:
         await client.aclose()
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait until the next pass is due or a stop was asked for, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def _as_dict(stats: PassStats) -> dict[str, int]:

@@ -129,7 +129,7 @@ def _compose() -> dict[str, Any]:
 def test_compose_brings_up_the_product_and_its_dependencies() -> None:
     services = _compose()["services"]
     assert {"ocs", "redis", "postgres", "prometheus", "grafana"} <= set(services)
-    assert {"store-migrate", "export", "api", "dispatch"} <= set(services)
+    assert {"store-migrate", "export", "api", "dispatch", "renew"} <= set(services)
     redis_command = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_command
     assert "--maxmemory-policy noeviction" in redis_command
@@ -172,7 +172,10 @@ def test_dockerfile_is_slim_non_root_and_installs_the_package() -> None:
         assert (ROOT / source).exists(), source
 
 
-UNITS = ("ocs@.service", "ocs-export.service", "ocs-api.service", "ocs-dispatch.service")
+UNITS = (
+    "ocs@.service", "ocs-export.service", "ocs-api.service", "ocs-dispatch.service",
+    "ocs-renew.service",
+)  # fmt: skip
 
 
 def _unit(name: str) -> configparser.ConfigParser:

@@ -7,8 +7,8 @@ in ``deploy/systemd/``: a clean environment from its ``EnvironmentFile=`` lines,
 into a private directory, and the environment files get loopback ports and the private Redis and
 PostgreSQL URLs appended, as an operator edits them. Then the install steps of the guide run
 (secret, store migration, catalog load), two ``ocs serve`` instances share one Diameter port
-beside the exporter, the API and the dispatcher, and a simulator run is charged, exported to
-the store and verified there; a top-up reaches the dispatcher's event files.
+beside the exporter, the API, the dispatcher and the renewal scheduler; a simulator run is
+charged, exported to the store and verified there; a top-up reaches the dispatcher's files.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def host() -> Iterator[Host]:
 def test_every_process_has_a_unit() -> None:
     units = {path.name for path in SYSTEMD.glob("*.service")}
     assert units == {
-        "ocs@.service", "ocs-export.service", "ocs-api.service", "ocs-dispatch.service"
+        "ocs@.service", "ocs-export.service", "ocs-api.service", "ocs-dispatch.service",
+        "ocs-renew.service",
     }  # fmt: skip
 
 
@@ -165,6 +166,7 @@ def test_units_bring_the_product_up_and_charge(
         Unit(SYSTEMD / "ocs-export.service"),
         Unit(SYSTEMD / "ocs-api.service"),
         Unit(SYSTEMD / "ocs-dispatch.service"),
+        Unit(SYSTEMD / "ocs-renew.service"),
     ]
     logs = {unit.name: host.root / f"{unit.name}.log" for unit in units}
     running = {unit.name: host.start(unit, logs[unit.name]) for unit in units}
@@ -191,6 +193,12 @@ def test_units_bring_the_product_up_and_charge(
                     continue
             except OSError:
                 pass
+            time.sleep(0.2)
+
+        # The renewal scheduler made its first pass over the stored catalog's tenants.
+        while "acme" not in logs["ocs-renew.service"].read_text(errors="replace"):
+            assert running["ocs-renew.service"].poll() is None, tail("ocs-renew.service")
+            assert time.monotonic() < deadline, "no renewal pass: " + tail("ocs-renew.service")
             time.sleep(0.2)
 
         scenario = short_scenario(
