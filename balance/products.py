@@ -15,7 +15,7 @@ import msgspec
 
 from balance import keys
 from balance.errors import InvalidRequest
-from balance.ledger import _SCRIPTS, Ledger, content_digest
+from balance.ledger import _SCRIPTS, Context, Ledger, content_digest
 from balance.records import AccountSummary, BucketUnit, OpResult
 
 GRANTS_MAX = 64  # grant.lua's limit: buckets of one activation
@@ -101,17 +101,26 @@ async def grant_product(
     buckets: Sequence[BucketSpec],
     now_s: float,
     op_id: str | None = None,
+    context: Context = None,
 ) -> OpResult:
     """Charge ``fee`` and add ``buckets`` atomically (InsufficientCredit: nothing changes).
 
     ``op_id`` makes a retry (or a second scheduler process) apply it once; the same id with a
-    different product or fee is an ``OperationConflict``."""
+    different product or fee is an ``OperationConflict``. ``context`` goes on every record."""
     if fee < 0:
         raise InvalidRequest("a product fee must not be negative")
     grants = _grants(buckets)
     # The ledger's one admin-script runner: same idempotency, ACL scope and reloads.
     return await ledger._admin(
-        "grant", subscriber, op_id, now_s, product, fee, ledger.buckets_max, grants
+        "grant",
+        subscriber,
+        op_id,
+        now_s,
+        product,
+        fee,
+        ledger.buckets_max,
+        grants,
+        context=context,
     )
 
 
@@ -145,6 +154,7 @@ async def renew_product(
     retry_at: int,
     grace_s: int,
     now_s: float,
+    context: Context = None,
 ) -> RenewResult:
     """Renew ``product`` for the cycle starting at ``cycle_start``: one grant.lua call, op id
     ``renew:<subscriber>:<product>:<cycle_start>`` (several schedulers renew it once)."""
@@ -173,5 +183,5 @@ async def renew_product(
         due_key(prefix),
         state_key(prefix),
     ]
-    code, raw = await ledger._run(_SCRIPTS["grant"], key_list, payload)
+    code, raw = await ledger._run(_SCRIPTS["grant"], key_list, payload, context)
     return RenewResult(RenewOutcome(code), _SUMMARY.decode(raw))

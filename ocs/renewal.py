@@ -23,6 +23,7 @@ import msgspec
 from balance import keys
 from balance.errors import LedgerError
 from balance.ledger import Ledger
+from balance.records import RecordContext
 from balance.products import (
     BucketSpec,
     Carry,
@@ -179,5 +180,13 @@ class Renewer:
             retry_at=now + tenant.renewal.retry_s,
             grace_s=tenant.renewal.grace_s,
             now_s=now,
+            # Renewal records name what paid for them: the plan, and the scheduler as source.
+            context=RecordContext(
+                source="admin",
+                msisdn=subscriber,
+                currency=tenant.currency,
+                source_ref="renew",
+                plan=plan.id,
+            ),
         )
         return result.outcome

@@ -20,11 +20,14 @@
 --                  buckets_max, grants, renewal}
 --   grants: list of {bucket_id, kind, unit, amount, priority, expires_at_s (0 never), carry, cap}
 --   renewal: nil, or {member, cycle_start, next_start, retry_at, grace_s}
+-- ARGV[2] (optional) record context: msgpack RecordContext (balance/records.py), written as
+--   field 19 of every record this call makes, byte for byte (never decoded here).
 -- Returns {code, msgpack {balance, held_money, state, credit_limit}}: code 0 applied,
 -- 1 replayed, 2 stale (that cycle is renewed already), 3 unpaid (grace or suspended).
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_EXISTS (bucket id in use),
 -- OCS_INSUFFICIENT (fee not covered), OCS_LIMIT (too many buckets).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local product = str(req[7], 'product')
 local fee = int(req[8], 'fee', 0)
@@ -80,7 +83,7 @@ if fee > 0 and acct[A_BALANCE] - fee < -acct[A_LIMIT] then
       rcall('SET', KEYS[2], mp_pack(acct))
       local rec = record('block', tenant, subscriber, '', op_id, product, 0, 0, 0, 0,
         {}, 0, 0, {}, now, acct[A_BALANCE], 'renewal unpaid', 0)
-      append_record(KEYS[3], rec)
+      append_record(KEYS[3], rec, ctx)
       admin_event(KEYS[3], acct, rec)
     end
   end
@@ -118,7 +121,7 @@ for _, f in ipairs(forfeits) do
   if b[B_HELD] == 0 then b[B_EXPIRES] = now end
   if lost > 0 then
     append_record(KEYS[3], record('expired', tenant, subscriber, '', op_id, b[B_KIND], 0, lost,
-      0, 0, {{b[B_ID], lost}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0))
+      0, 0, {{b[B_ID], lost}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0), ctx)
     emit_event(event_stream(KEYS[3]), 'bundle_expired', tenant, subscriber, op_id, now,
       {bucket = b[B_ID], kind = b[B_KIND], unit = b[B_UNIT], remaining = lost})
   end
@@ -130,7 +133,8 @@ end
 for _, b in ipairs(dropped) do
   if b[B_REMAINING] > 0 then
     append_record(KEYS[3], record('expired', tenant, subscriber, '', op_id, b[B_KIND], 0,
-      b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0))
+      b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0),
+      ctx)
     emit_event(event_stream(KEYS[3]), 'bundle_expired', tenant, subscriber, op_id, now,
       {bucket = b[B_ID], kind = b[B_KIND], unit = b[B_UNIT], remaining = b[B_REMAINING]})
   end
@@ -147,7 +151,7 @@ for i = 1, #grants do
   local rec = record('bucket', tenant, subscriber, '', op_id, g[2], 0, amount, charged, 0,
     {{g[1], amount}}, 0, 0, {}, now, acct[A_BALANCE], product, -charged)
   if i < #grants then
-    append_record(KEYS[3], rec)
+    append_record(KEYS[3], rec, ctx)
     admin_event(KEYS[3], acct, rec)  -- the last one's event: admin_finish
   else
     last = rec
@@ -160,11 +164,11 @@ if ren ~= nil then
     acct[A_STATE] = ACTIVE
     local rec = record('unblock', tenant, subscriber, '', op_id, product, 0, 0, 0, 0,
       {}, 0, 0, {}, now, acct[A_BALANCE], 'renewal paid', 0)
-    append_record(KEYS[3], rec)
+    append_record(KEYS[3], rec, ctx)
     admin_event(KEYS[3], acct, rec)
   end
   st[1], st[2], st[3] = ren[3], 0, 0
   rcall('HSET', KEYS[5], member, mp_pack(st))
   rcall('ZADD', KEYS[4], ren[3], member)
 end
-return admin_finish(KEYS, acct, last, digest, ttl)
+return admin_finish(KEYS, acct, last, digest, ttl, ctx)

@@ -265,6 +265,7 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
                 args.addon,
                 now_s=int(now_s),
                 op_id=parse_op_id(args.op_id) or new_op_id(),
+                context=context,
             )
         except ProductRefused as exc:
             raise LookupRefused(str(exc)) from exc
