@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
-from balance.ledger import Ledger
+from balance.ledger import Context, Ledger
 from balance.products import BucketSpec, Carry, grant_product
-from balance.ledger import Context
 from balance.records import BucketUnit, OpResult
 from tariffs.model import Bundle, Tenant
 from tariffs.provisioning import bundle_buckets

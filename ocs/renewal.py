@@ -23,7 +23,6 @@ import msgspec
 from balance import keys
 from balance.errors import LedgerError
 from balance.ledger import Ledger
-from balance.records import RecordContext
 from balance.products import (
     BucketSpec,
     Carry,
@@ -33,6 +32,7 @@ from balance.products import (
     renew_product,
     state_key,
 )
+from balance.records import RecordContext
 from ocs.products import bundle_specs
 from tariffs.cycles import next_start
 from tariffs.model import Plan, Tenant
