@@ -36,6 +36,7 @@ SCRIPT_FLAGS: dict[str, str] = {
     "state": "",
     "bucket": "",
     "grant": "",
+    "change_plan": "",
     "debit": "",
     "debit_many": "",
     "offline": "",

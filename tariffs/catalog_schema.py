@@ -70,6 +70,7 @@ TENANT_KEYS = frozenset(
         "plans",
         "addons",
         "renewal",
+        "plan_change",
     }
 )
 NOTIFICATION_KEYS = frozenset({"balance_below"})

@@ -34,7 +34,7 @@ from tariffs.model import (
     FinalUnitAction,
     Tenant,
 )
-from tariffs.plans import read_addons, read_plans, read_renewal
+from tariffs.plans import read_addons, read_plan_change, read_plans, read_renewal
 from tariffs.read_rates import RateSections
 from tariffs.read_services import ServiceSections
 from tariffs.read_subscribers import SubscriberSections
@@ -107,6 +107,7 @@ class TenantReader(ServiceSections, RateSections, SubscriberSections):
         )
         addons = read_addons(self, get("addons"), bundles)
         renewal = read_renewal(self, get("renewal"))
+        plan_change = read_plan_change(self, get("plan_change"))
         ranges, entries = self._subscribers(
             get("subscribers"), bundles, tenant_id or "?", set(plans)
         )
@@ -145,6 +146,7 @@ class TenantReader(ServiceSections, RateSections, SubscriberSections):
             plans=tuple(plans.values()),
             addons=addons,
             renewal=renewal,
+            plan_change=plan_change,
         )
 
     def _notifications(self, node: Node | None) -> tuple[int, ...]:

@@ -15,11 +15,15 @@
 -- event stream, derived from it: lib.lua event_stream);
 -- renewal only: KEYS[4] shard due index (zset member -> due), KEYS[5] shard renewal state
 -- (hash member -> msgpack {cycle_start, state 0 active 1 grace 2 suspended, grace_until,
--- anchor_s (kept as is)})
+-- anchor_s (kept as is), pending plan (change_plan.lua)}), KEYS[6] (a switch only) shard plan
+-- hash (subscriber -> msgpack {plan, since_s, actor, op_id})
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, product, fee,
 --                  buckets_max, grants, renewal}
 --   grants: list of {bucket_id, kind, unit, amount, priority, expires_at_s (0 never), carry, cap}
---   renewal: nil, or {member, cycle_start, next_start, retry_at, grace_s}
+--   renewal: nil, or {member, cycle_start, next_start, retry_at, grace_s, switch_member,
+--            new_plan, old_plan}: the last three (optional) apply a plan change noted for this
+--            cycle: the fee and grants are the new plan's; paid, the schedule moves to
+--            switch_member and the plan hash names new_plan
 -- ARGV[2] (optional) record context: msgpack RecordContext (balance/records.py), written as
 --   field 19 of every record this call makes, byte for byte (never decoded here).
 -- Returns {code, msgpack {balance, held_money, state, credit_limit}}: code 0 applied,
@@ -53,6 +57,7 @@ if ren ~= nil then
   member = str(ren[1], 'member')
   cycle = int(ren[2], 'cycle_start'); int(ren[3], 'next_start'); int(ren[4], 'retry_at')
   int(ren[5], 'grace_s', 0)
+  if ren[6] ~= nil then str(ren[6], 'switch member'); str(ren[7], 'new plan'); str(ren[8], 'old plan') end
   carry_from = cycle  -- a late renewal still carries what expired at the cycle boundary
 else
   carry_from = now
@@ -168,6 +173,21 @@ if ren ~= nil then
     admin_event(KEYS[3], acct, rec)
   end
   st[1], st[2], st[3] = ren[3], 0, 0
+  local switch_to = ren[6]
+  if switch_to ~= nil then
+    -- A plan change noted for this cycle (change_plan.lua): the cycle was paid at the new
+    -- plan's fee with its buckets; the schedule and the shard's plan hash move to it.
+    rcall('HDEL', KEYS[5], member)
+    rcall('ZREM', KEYS[4], member)
+    member = switch_to
+    st = {st[1], 0, 0, st[4]}
+    rcall('HSET', KEYS[6], subscriber, mp_pack({ren[7], now, 'renewal', op_id}))
+    local rec = record('plan', tenant, subscriber, '', op_id, ren[7], 0, 0, 0, 0, {}, 0, 0, {},
+      now, acct[A_BALANCE], ren[8] .. ' -> ' .. ren[7] .. ' (next cycle) by renewal', 0)
+    append_record(KEYS[3], rec, ctx)
+    emit_event(event_stream(KEYS[3]), 'plan_changed', tenant, subscriber, op_id, now,
+      {from = ren[8], to = ren[7], actor = 'renewal', charge = fee, credit = 0, at_s = cycle})
+  end
   rcall('HSET', KEYS[5], member, mp_pack(st))
   rcall('ZADD', KEYS[4], ren[3], member)
 end
