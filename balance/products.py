@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
+from typing import Any
 
 import msgspec
 
@@ -320,3 +321,32 @@ async def current_plan(ledger: Ledger, subscriber: str, catalog_plan: str) -> Cu
     ints = [v if isinstance(v, int) else 0 for v in row[:4]]
     pending = row[4] if len(row) > 4 and isinstance(row[4], str) else ""
     return CurrentPlan(plan, ints[0], ints[1], ints[3] if len(row) > 3 else ints[0], pending)
+
+
+PLAN_READ_BATCH = 128  # shards per pipeline round trip when reading every changed plan
+
+
+async def read_changed_plan(client: Any, tenant: str, subscriber: str) -> str | None:
+    """The plan a change put ``subscriber`` on (None: the catalog's plan applies)."""
+    prefix = keys.subscriber_prefix(tenant, keys.check_subscriber(subscriber))
+    raw: bytes | str | None = await client.hget(plan_key(prefix), subscriber)
+    return None if raw is None else _PLAN_ROW.decode(_as_bytes(raw))[0]
+
+
+async def read_changed_plans(client: Any, tenant: str) -> dict[str, str]:
+    """Every subscriber of ``tenant`` whose plan was changed -> that plan (all 1024 shards,
+    pipelined; a tenant's changed subscribers are few next to its base)."""
+    out: dict[str, str] = {}
+    for start in range(0, keys.VSHARDS, PLAN_READ_BATCH):
+        async with client.pipeline(transaction=False) as pipe:
+            for shard in range(start, min(start + PLAN_READ_BATCH, keys.VSHARDS)):
+                pipe.hgetall(plan_key(keys.shard_prefix(tenant, shard)))
+            found: list[dict[Any, Any]] = await pipe.execute()
+        for rows in found:
+            for field, value in rows.items():
+                name = field.decode() if isinstance(field, bytes) else field
+                try:
+                    out[name] = _PLAN_ROW.decode(_as_bytes(value))[0]
+                except msgspec.DecodeError:
+                    continue  # not written by the scripts: ignored, never a crash
+    return out

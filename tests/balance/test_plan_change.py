@@ -4,6 +4,7 @@ scheduler), each recorded with its actor, idempotent on its op id."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -13,13 +14,24 @@ import redis.asyncio as aioredis
 from balance import keys
 from balance.errors import InsufficientCredit, InvalidRequest
 from balance.ledger import Ledger
-from balance.products import current_plan, due_key, plan_key
+from balance.products import (
+    current_plan,
+    due_key,
+    plan_key,
+    read_changed_plan,
+    read_changed_plans,
+)
 from balance.records import LedgerRecord
+from diameter_apps.credit_control import SubscriptionId, SubscriptionIdType
 from ocs.catalog_install import install_catalog
+from ocs.charging.directory import CatalogSnapshot
 from ocs.plan_change import change_subscriber_plan
 from ocs.renewal import Renewer
+from ocs.subscriber_directory import DynamicDirectory
 from tariffs.loader import load_texts
 from tariffs.model import Catalog, PlanChangePolicy, Tenant
+from tests.balance.test_account_cli import ACME_1, run, store
+from tests.balance.test_addons import query
 from tests.balance.test_events import events_of
 from tests.balance.test_renewal import FEB_28, JAN_31, MAR_31, berlin
 from tests.tariffs.catalogs import MINIMAL
@@ -165,3 +177,41 @@ async def test_change_at_next_cycle_applied_by_the_renewal(
     # The next cycle is b's own renewal: 2.00 does not pay 28.00, so grace on plan b.
     await renewer.run_tenant(tenant, MAR_31)
     assert (await current_plan(ledger, RICH, "m")).state == 1
+
+
+def test_change_plan_command(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+
+    store(redis_url)
+    base = ("--tenant", "acme", "--redis-url", redis_url)
+    assert run(capsys, "account", "create", *base, ACME_1, "--balance", "12.00")[0] == 0
+    change = ("account", "change-plan", *base, ACME_1)
+    for attempt in range(2):  # acme: no proration, data10's 10.00 in full; retried: once
+        code, out, _ = run(capsys, *change, "data10", "--op-id", "T-9", "--actor", "agent-7")
+        assert code == 0 and out.startswith("op id" if attempt else "plan data10")
+    assert query(redis_url, "acme", ACME_1).balance == 2_000_000
+    code, out, _ = run(capsys, *change, "payg", "--at", "next-cycle", "--json")
+    assert code == 0 and json.loads(out)["plan"] == {"plan": "data10", "next_cycle_plan": "payg"}
+    code, _, err = run(capsys, *change, "gold")
+    assert code == 1 and "tenant 'acme' has no plan 'gold' (plans: payg, data10)" in err
+    code, _, err = run(capsys, *change, "data10", "--actor", "a b")
+    assert code == 2 and "--actor 'a b'" in err
+
+
+async def test_ingestion_resolves_the_changed_plan(setup: tuple[Catalog, Ledger, Renewer]) -> None:
+    """What a server does at start, on a ``plan`` notice and at each resync: the changed plans
+    from the shards, applied when a request's subscriber is resolved."""
+    catalog, ledger, _ = setup
+    await change(ledger, catalog.tenants[0], RICH, "b", FEB_14)
+    dynamic = DynamicDirectory()
+    snapshot = CatalogSnapshot(catalog, dynamic)
+
+    def plan_of(msisdn: str) -> str | None:
+        ref = snapshot.resolve_ids((SubscriptionId(SubscriptionIdType.E164, msisdn),))
+        return None if ref is None else ref.plan
+
+    assert plan_of(RICH) == "m"  # not read yet: the catalog's plan
+    dynamic.replace_plans("pc", await read_changed_plans(ledger.client, "pc"))
+    assert (plan_of(RICH), plan_of(POOR)) == ("b", "m")
+    assert await read_changed_plan(ledger.client, "pc", RICH) == "b"
+    dynamic.set_plan("pc", RICH, None)
+    assert plan_of(RICH) == "m"
