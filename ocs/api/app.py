@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from ocs.api import dashboards, operator, portfolio
+from ocs.api import dashboards, operator, plans, portfolio
 from ocs.api.dashboards import LoginRequired, login_redirect
 from ocs.api.errors import HANDLERS
 from ocs.api.state import ApiState
@@ -125,6 +125,7 @@ def build_app(state: ApiState, *, extra_handlers: list[Any] | None = None) -> Li
             docs_page,
             healthz,
             operator.router,
+            plans.router,
             portfolio.router,
             dashboards.router,
             *(extra_handlers or []),
