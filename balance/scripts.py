@@ -37,6 +37,8 @@ SCRIPT_FLAGS: dict[str, str] = {
     "bucket": "",
     "grant": "",
     "change_plan": "",
+    "shared_fill": "",
+    "shared_draw": "",
     "debit": "",
     "debit_many": "",
     "offline": "",
