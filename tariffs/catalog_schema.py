@@ -71,6 +71,7 @@ TENANT_KEYS = frozenset(
         "addons",
         "renewal",
         "plan_change",
+        "tariff_switch",
     }
 )
 NOTIFICATION_KEYS = frozenset({"balance_below"})

@@ -38,6 +38,7 @@ from tariffs.plans import read_addons, read_plan_change, read_plans, read_renewa
 from tariffs.read_rates import RateSections
 from tariffs.read_services import ServiceSections
 from tariffs.read_subscribers import SubscriberSections
+from tariffs.tariff_switch import read_tariff_switch
 from tariffs.yamlread import compose, read_files
 
 
@@ -108,6 +109,7 @@ class TenantReader(ServiceSections, RateSections, SubscriberSections):
         addons = read_addons(self, get("addons"), bundles)
         renewal = read_renewal(self, get("renewal"))
         plan_change = read_plan_change(self, get("plan_change"))
+        tariff_switch = read_tariff_switch(self.r, get("tariff_switch"))
         ranges, entries = self._subscribers(
             get("subscribers"), bundles, tenant_id or "?", set(plans)
         )
@@ -147,6 +149,7 @@ class TenantReader(ServiceSections, RateSections, SubscriberSections):
             addons=addons,
             renewal=renewal,
             plan_change=plan_change,
+            tariff_switch=tariff_switch,
         )
 
     def _notifications(self, node: Node | None) -> tuple[int, ...]:

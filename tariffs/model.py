@@ -187,6 +187,16 @@ class PlanChangePolicy(msgspec.Struct, frozen=True):
     buckets: BucketsOnChange = "expire"
 
 
+SwitchMode = Literal["tariff_time_change", "validity_cap"]
+
+
+class TariffSwitch(msgspec.Struct, frozen=True):
+    """How a grant crossing a tariff boundary is signalled (``tariffs.tariff_switch``)."""
+
+    mode: SwitchMode = "tariff_time_change"
+    jitter_s: int = 0  # validity_cap: grants end up to this much before the boundary
+
+
 class FinalUnitAction(msgspec.Struct, frozen=True):
     """What the gateway does when the last grant is used (RFC 4006 Final-Unit-Action)."""
 
@@ -232,6 +242,7 @@ class Tenant(msgspec.Struct, frozen=True):
     addons: tuple[str, ...] = ()
     renewal: RenewalPolicy = RenewalPolicy()
     plan_change: PlanChangePolicy = PlanChangePolicy()
+    tariff_switch: TariffSwitch = TariffSwitch()
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)

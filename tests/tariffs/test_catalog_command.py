@@ -36,7 +36,8 @@ def test_check_broken_catalog_lists_every_problem(
         "country_code, currency, destinations, final_unit, home_zone, idempotency_window, "
         "international_prefix, national_prefix, notifications, plan_change, plans, rate_cards, "
         "rates, renewal, services, "
-        "status, subscribers, tenant, time_bands, timezone, topup_max, version, zones)",
+        "status, subscribers, tariff_switch, tenant, time_bands, timezone, topup_max, version, "
+        "zones)",
     ]
     assert "2 problems; catalog refused" in captured.err
 
