@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -268,6 +269,58 @@ def library_at(ref: str) -> str:
     return library_source(names, read)[0]
 
 
+def instructions_per_call(
+    functions: dict[str, str], libraries: list[str], calls: int, windows: int
+) -> dict[str, int]:
+    """redis-server under callgrind with both libraries: instructions per CCR script call of
+    each version, ``calls`` calls per window, windows alternating, the least kept per version
+    (independent of the machine's load, unlike the time figures)."""
+    from benchmarks.bench_instructions import CONTROL_TIMEOUT_S, newest_dump, parse_dump
+
+    least: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as work:
+        dumps = Path(work) / "dumps"
+        dumps.mkdir()
+        wrapper = Path(work) / "redis-under-callgrind"
+        wrapper.write_text(
+            "#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no "
+            f'--callgrind-out-file={dumps}/callgrind.out.%p redis-server "$@"\n',
+            encoding="utf-8",
+        )
+        wrapper.chmod(0o755)
+        with EmbeddedRedis(Path(work) / "redis", server_bin=str(wrapper)) as server:
+            assert server.pid is not None
+            client = redis.Redis.from_url(server.url, socket_timeout=300)
+            for library in libraries:
+                with contextlib.suppress(redis.ResponseError):  # already loaded: same code
+                    client.function_load(library)
+            asyncio.run(prepare(server.url))
+            seen: set[Path] = set()
+            for window in range(windows):
+                for which, function in functions.items():
+                    payload = nul_free_payload(f"cg:{window}", "cgdigest")
+
+                    def call(n: int, fn: str = function, body: bytes = payload) -> None:
+                        op = f"cg:{fn}:{n}"
+                        client.fcall(fn, CCR_KEY_COUNT, *ccr_keys(op), body)
+
+                    call(-1 - window)  # this version's build() runs outside the window
+                    for cmd in (("-i", "on"), ("-z",)):
+                        subprocess.run(["callgrind_control", *cmd, str(server.pid)],
+                                       check=True, capture_output=True,
+                                       timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+                    for n in range(calls):
+                        call(window * calls + n)
+                    subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True,
+                                   capture_output=True, timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+                    total, _ = parse_dump(newest_dump(dumps, seen))
+                    per_call = round(total / calls)
+                    least[which] = min(least.get(which, per_call), per_call)
+                    print(f"callgrind window {window + 1} {which}: {per_call:,} instructions/call")
+            client.close()
+    return least
+
+
 def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
@@ -315,6 +368,11 @@ def before_after(args: argparse.Namespace) -> int:
                 f"({usec['after'][-1]:.1f} us)"
             )
             load.append(load_average())
+    instructions = (
+        instructions_per_call(functions, [before_lib, now_lib.library], 300, 3)
+        if args.instructions
+        else {}
+    )
     diff = [
         "git",
         "diff",
@@ -344,6 +402,10 @@ def before_after(args: argparse.Namespace) -> int:
         "ccr_per_s_median": {k: round(v, 1) for k, v in med_rate.items()},
         "usec_ratio_after_over_before": round(med["after"] / med["before"], 3),
         "rate_ratio_after_over_before": round(med_rate["after"] / med_rate["before"], 3),
+        "instructions_per_call": instructions,
+        "instructions_ratio_after_over_before": (
+            round(instructions["after"] / instructions["before"], 4) if instructions else None
+        ),
         "load_average_1_5_15": load,
         "machine": machine_facts(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -383,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="GIT_REF",
         help="compare the CCR script of GIT_REF with this tree's instead (same Redis, same "
         "run; results to --output, e.g. benchmarks/results/ledger_plans.json)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --before: also count Redis instructions per script call under callgrind",
     )
     args = parser.parse_args(argv)
     context = record_context() if args.context else None

@@ -13,7 +13,7 @@ async def test_plan_change_now_and_refused(api: Api) -> None:
     for _ in range(2):  # retried with its Idempotency-Key: charged once
         r = await api.client.post(f"{url}/plan", json={"plan": "data10"}, headers=h)
         assert r.status_code in (200, 201), r.text
-        assert r.json()["balance_micro"] == before - 10_000_000  # acme: no proration
+        assert r.json()["balance_micro"] == before - 10_000_000  # a month from today: the full fee
     r = await api.client.post(f"{url}/plan", json={"plan": "gold"}, headers=api.auth(key))
     assert r.status_code == 422 and "plan" in r.text and "no plan 'gold'" in r.text
     r = await api.client.post(

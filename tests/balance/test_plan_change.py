@@ -185,7 +185,7 @@ def test_change_plan_command(redis_url: str, capsys: pytest.CaptureFixture[str])
     base = ("--tenant", "acme", "--redis-url", redis_url)
     assert run(capsys, "account", "create", *base, ACME_1, "--balance", "12.00")[0] == 0
     change = ("account", "change-plan", *base, ACME_1)
-    for attempt in range(2):  # acme: no proration, data10's 10.00 in full; retried: once
+    for attempt in range(2):  # data10 starts today: its 10.00 in full; retried: once
         code, out, _ = run(capsys, *change, "data10", "--op-id", "T-9", "--actor", "agent-7")
         assert code == 0 and out.startswith("op id" if attempt else "plan data10")
     assert query(redis_url, "acme", ACME_1).balance == 2_000_000
