@@ -189,7 +189,7 @@ async def renew_product(
         subscriber,
         now_s,
         ledger.idempotency_ttl_s,
-        product,
+        product if switch_to is None else switch_to[0],  # the records name what was paid for
         fee,
         ledger.buckets_max,
         grants,

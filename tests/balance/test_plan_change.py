@@ -170,6 +170,8 @@ async def test_change_at_next_cycle_applied_by_the_renewal(
     assert live == [("big.data", 5000, float(MAR_31))]  # m's bucket ended with its cycle
     assert await schedule(ledger, RICH) == {f"{RICH}|plan:b": MAR_31}  # the anniversary kept
     assert (await current_plan(ledger, RICH, "m")).plan == "b"
+    paid = [r for r in await records(ledger, RICH) if r.kind == "bucket" and r.retail > 0]
+    assert [(r.reason, r.retail) for r in paid] == [("plan:b", 28_000_000)]
     reasons = [r.reason for r in await records(ledger, RICH) if r.kind == "plan"]
     assert reasons == ["m -> b (next cycle) by cli:agent-7", "m -> b (next cycle) by renewal"]
     again = await renewer.run_tenant(tenant, FEB_28 + 60)
