@@ -30,6 +30,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -409,7 +410,12 @@ def before_after(args: argparse.Namespace) -> int:
         "instructions_ratio_after_over_before": (
             round(instructions["after"] / instructions["before"], 4) if instructions else None
         ),
+        "note": "time figures follow the load of the shared machine (load_average_1_5_15, "
+        "before each round); instructions_per_call (callgrind, the least of windows that "
+        "alternate which version goes first) does not, and is the figure that resolves a few "
+        "per cent",
         "load_average_1_5_15": load,
+        "command": " ".join(["python -m benchmarks.bench_ledger", *args.argv]),
         "machine": machine_facts(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -455,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with --before: also count Redis instructions per script call under callgrind",
     )
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     context = record_context() if args.context else None
     if shutil.which("redis-benchmark") is None:
         print("bench_ledger: redis-benchmark not found (Debian: apt-get install redis-tools)")
