@@ -217,3 +217,17 @@ async def test_ingestion_resolves_the_changed_plan(setup: tuple[Catalog, Ledger,
     assert await read_changed_plan(ledger.client, "pc", RICH) == "b"
     dynamic.set_plan("pc", RICH, None)
     assert plan_of(RICH) == "m"
+
+
+async def test_change_at_next_cycle_to_a_plan_that_does_not_renew(
+    setup: tuple[Catalog, Ledger, Renewer],
+) -> None:
+    catalog, ledger, renewer = setup
+    tenant = catalog.tenants[0]
+    await change(ledger, tenant, POOR, "payg", FEB_14, later=True)
+    stats = await renewer.run_tenant(tenant, FEB_28)
+    assert stats.applied == 2  # RICH renewed m; POOR moved to payg (no fee to pay)
+    assert (await ledger.query(POOR)).balance == 5_000_000
+    assert (await current_plan(ledger, POOR, "m")).plan == "payg"
+    assert await schedule(ledger, POOR) == {}
+    assert (await renewer.run_tenant(tenant, FEB_28 + 60)).due == 0
