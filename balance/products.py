@@ -207,6 +207,11 @@ async def renew_product(
     return RenewResult(RenewOutcome(code), _SUMMARY.decode(raw))
 
 
+class AlreadyOnPlan(InvalidRequest):
+    """An immediate change to the plan the subscriber is on: nothing was done (checked after
+    the replay check, so a retried change still replays)."""
+
+
 class BucketRule(IntEnum):
     """What an immediate plan change does to the old plan's live buckets."""
 
@@ -285,6 +290,8 @@ async def change_plan(
         plan_key(prefix),
     ]
     code, raw = await ledger._run(_SCRIPTS["change_plan"], key_list, payload, context)
+    if code == 2:
+        raise AlreadyOnPlan(f"the subscriber is on plan {change.to_plan} already")
     return OpResult(_SUMMARY.decode(raw), bool(code))
 
 

@@ -17,8 +17,9 @@
 --   new_member ('' = the new plan does not recur), new_next_start, new_anchor}
 --   grants: list of {bucket_id, kind, unit, amount, priority, expires_at_s (0 never)}
 -- ARGV[2] (optional) record context: msgpack RecordContext, written on every record byte for byte
--- Returns {code, msgpack {balance, held_money, state, credit_limit}}: code 0 applied, 1 replayed.
--- Errors: OCS_BADARG (also: on to_plan already), OCS_CONFLICT (op id reused with other content; the subscriber is not on
+-- Returns {code, msgpack {balance, held_money, state, credit_limit}}: code 0 applied, 1 replayed,
+-- 2 nothing to do (an immediate change to the plan the subscriber is on; nothing stored).
+-- Errors: OCS_BADARG, OCS_CONFLICT (op id reused with other content; the subscriber is not on
 -- from_plan; the old plan renewed since the fees were computed), OCS_UNKNOWN_ACCOUNT,
 -- OCS_BLOCKED (the current plan's renewal is unpaid), OCS_EXISTS (bucket id in use),
 -- OCS_INSUFFICIENT (the net fee is not covered), OCS_LIMIT (too many buckets).
@@ -52,9 +53,7 @@ local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
-if at_cycle == 0 and from_plan == to_plan then
-  fail('BADARG', 'the subscriber is on plan ' .. to_plan .. ' already')
-end
+if at_cycle == 0 and from_plan == to_plan then return {2, account_summary(acct)} end
 local current = rcall('HGET', KEYS[6], subscriber)
 if current and mp_unpack(current)[1] ~= from_plan then
   fail('CONFLICT', 'the subscriber is no longer on plan ' .. from_plan)

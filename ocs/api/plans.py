@@ -11,7 +11,8 @@ from litestar import Request, Router, post
 from litestar.params import Parameter
 
 from balance.ledger import new_op_id
-from balance.records import OpResult, RecordContext
+from balance.products import AlreadyOnPlan
+from balance.records import AccountSummary, OpResult, RecordContext
 from ocs.api.auth import scope_guard
 from ocs.api.errors import ERRORS, FieldError
 from ocs.api.models import AccountView
@@ -65,6 +66,13 @@ async def change_plan(
             )
         except ProductRefused as exc:
             raise FieldError("plan", str(exc)) from exc
+        except AlreadyOnPlan:
+            # The state asked for is the state already: answered like a replay.
+            account = await ledger.query(target.subscriber)
+            summary = AccountSummary(
+                account.balance, account.held_money, account.state_code, account.credit_limit
+            )
+            return OpResult(summary, replayed=True)
         if not result.replayed and data.at == "now":
             await publish_notice(state.admin, tenant, target.subscriber, PLAN_NOTICE)
         return result

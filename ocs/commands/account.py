@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger, new_op_id
-from balance.products import current_plan
+from balance.products import AlreadyOnPlan, current_plan
 from balance.records import OpResult, RecordContext
 from ocs.account_records import (
     HISTORY_LIMIT_MAX,
@@ -324,7 +324,7 @@ async def _change_plan(
             op_id=parse_op_id(args.op_id) or new_op_id(),
             context=msgspec.structs.replace(context, plan=args.plan),
         )
-    except ProductRefused as exc:
+    except (ProductRefused, AlreadyOnPlan) as exc:
         raise LookupRefused(str(exc)) from exc
 
 

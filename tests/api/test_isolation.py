@@ -23,6 +23,7 @@ BODIES: dict[str, Any] = {
     "TopUp": lambda n: {"amount": "1.00"},
     "Adjust": lambda n: {"amount": "0.50", "reason": "isolation matrix"},
     "StateChange": lambda n: {"reason": "isolation matrix"},
+    "PlanChange": lambda n: {"plan": "payg"},
 }
 HOLDERS = ("own", "sibling", "portfolio")
 

@@ -12,9 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from balance import keys
-from balance.errors import InsufficientCredit, InvalidRequest
+from balance.errors import InsufficientCredit
 from balance.ledger import Ledger
 from balance.products import (
+    AlreadyOnPlan,
     current_plan,
     due_key,
     plan_key,
@@ -128,7 +129,7 @@ async def test_immediate_change_prorates_daily_and_replaces_buckets(
     # The same op id again: replayed, nothing charged twice.
     await change(ledger, tenant, RICH, "b", FEB_14)
     assert (await ledger.query(RICH)).balance == 7_000_000
-    with pytest.raises(InvalidRequest, match="on plan b already"):
+    with pytest.raises(AlreadyOnPlan, match="on plan b already"):
         await change(ledger, tenant, RICH, "b", FEB_14 + 60)
 
 
@@ -193,6 +194,8 @@ def test_change_plan_command(redis_url: str, capsys: pytest.CaptureFixture[str])
     assert query(redis_url, "acme", ACME_1).balance == 2_000_000
     code, out, _ = run(capsys, *change, "payg", "--at", "next-cycle", "--json")
     assert code == 0 and json.loads(out)["plan"] == {"plan": "data10", "next_cycle_plan": "payg"}
+    code, _, err = run(capsys, *change, "data10")
+    assert code == 1 and "on plan data10 already" in err
     code, _, err = run(capsys, *change, "gold")
     assert code == 1 and "tenant 'acme' has no plan 'gold' (plans: payg, data10)" in err
     code, _, err = run(capsys, *change, "data10", "--actor", "a b")
