@@ -30,6 +30,9 @@ SMOKE: dict[str, Plan] = {
         *("--clients", "4", "--requests", "200", "--rounds", "1"),
         *("--output", str(out)),
     ],
+    "bench_cluster": lambda out: [
+        *("--clients", "8", "--requests", "200", "--rounds", "1", "--output", str(out))
+    ],
     "bench_sip_transport": lambda out: [
         *("--requests", "500", "--window", "8", "--repeats", "1", "--no-write")
     ],
@@ -69,6 +72,7 @@ QUICK: dict[str, Plan] = {
         *("--prefixes", "50000", "--events", "200000", "--output", str(out))
     ],
     "bench_ledger": lambda out: ["--requests", "3000", "--rounds", "2", "--output", str(out)],
+    "bench_cluster": lambda out: ["--requests", "2000", "--rounds", "1", "--output", str(out)],
     "bench_sip_transport": lambda out: ["--requests", "10000", "--repeats", "1", "--no-write"],
     "bench_server": lambda out: ["--sessions", "1000", "--repeat", "2"],
     "bench_xdr": lambda out: ["--records", "20000", "--rounds", "1", "--output", str(out)],

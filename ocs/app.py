@@ -42,6 +42,7 @@ from ocs.http_server import HttpRouter, HttpServer
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
+from ocs.proxy_keys import ProxyKeyVerifier
 from ocs.sip_charging.service import SipCharging
 from ocs.subscriber_directory import (
     DIRECTORY_NOTICE,
@@ -95,6 +96,7 @@ class OcsApp:
         self.metrics = Metrics()
         self.ledger = LedgerRuntime(config.redis, config.ledger, log=self.log)
         self.metrics.ledger_pools = self.ledger.pool_stats
+        self.metrics.replica_waits = self.ledger.replica_wait_stats
         self.sessions = SessionRegistry()
         self.directory: TenantDirectory | None = None
         self.diameter: DiameterServer | None = None
@@ -159,6 +161,9 @@ class OcsApp:
                 on_auto_ended=lambda tenant, calls: self.metrics.sip_calls_auto_ended_total.labels(
                     tenant
                 ).inc(calls),
+                keys=ProxyKeyVerifier(
+                    self.ledger.admin, cache_s=self.config.sip.call_key_cache_s, clock=self.clock
+                ),
             )
             self.sip.register(self.http.router, self.metrics)
             sip_address = await self.sip.start()

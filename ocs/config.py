@@ -105,6 +105,15 @@ class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_s: float = 1.0
     # Connections (ledger calls in flight) per tenant.
     pool_size: int = 64
+    # Replicas that must have each ledger write before its answer leaves: every pipelined batch
+    # of ledger calls ends with WAIT (docs: guarantees); 0 answers once the primary has it.
+    wait_replicas: int = 0
+    # How long that WAIT may hold the answers; after it they leave as charged and are counted
+    # (ocs_ledger_replica_wait_short). Must stay below timeout_s.
+    wait_timeout_ms: int = 100
+    # With wait_replicas: WAITAOF, the replicas' AOF fsynced too (Redis >= 7.2, replicas with
+    # appendonly yes); an older Redis gets WAIT and a warning at start.
+    wait_aof: bool = False
 
 
 class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -147,6 +156,9 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # How long a call record is kept after its last change (a repeated end event within it
     # gets the stored answer, after it 404).
     call_record_ttl_s: int = 604800
+    # A proxy key's check on the call-end / reauth endpoints is remembered this long in memory:
+    # a revoked proxy key stops working within it (docs/api.md, "Proxy keys").
+    call_key_cache_s: float = 10.0
 
 
 class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -270,6 +282,22 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body_bytes_max: int = 4 * 1024 * 1024
     # Dashboard login cookie lifetime.
     session_s: int = 8 * 3600
+    # Wait for each audit row's disk flush before answering the write (true), or let PostgreSQL
+    # flush it within a few wal_writer_delay (false: a crash may lose the last fraction of a
+    # second of audit rows, as Redis appendfsync everysec may lose ledger writes; docs/api.md).
+    audit_sync_commit: bool = False
+    # Largest CSV a bulk subscriber import accepts, in bytes (at most body_bytes_max).
+    import_bytes_max: int = 2 * 1024 * 1024
+    # Most data rows one import may hold.
+    import_rows_max: int = 20_000
+    # Rows worked between two progress commits (the most a killed process works again).
+    import_batch_rows: int = 100
+    # Imports one tenant may have queued or running at once.
+    imports_open_max: int = 3
+    # A claimed import job's lease: a process that dies leaves it to another after this long.
+    import_lease_s: float = 60.0
+    # How often an idle API process looks for an import job another process left.
+    import_poll_s: float = 5.0
 
 
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -393,6 +421,13 @@ def _check(config: Config) -> None:
         problems.append(
             f"redis.appendfsync: {config.redis.appendfsync!r} is not always, everysec or no"
         )
+    if config.redis.wait_replicas < 0:
+        problems.append(f"redis.wait_replicas: {config.redis.wait_replicas} is negative")
+    if not 0 < config.redis.wait_timeout_ms < config.redis.timeout_s * 1000:
+        problems.append(
+            f"redis.wait_timeout_ms: {config.redis.wait_timeout_ms} must be above 0 and below "
+            f"redis.timeout_s ({config.redis.timeout_s} s)"
+        )
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):
         problems.append(f"log.level: {config.log.level!r} is not debug, info, warning or error")
     for name, value in (
@@ -404,6 +439,7 @@ def _check(config: Config) -> None:
         ("sip.call_end_grace_s", config.sip.call_end_grace_s),
         ("sip.call_sweep_interval_s", config.sip.call_sweep_interval_s),
         ("sip.call_record_ttl_s", config.sip.call_record_ttl_s),
+        ("sip.call_key_cache_s", config.sip.call_key_cache_s),
         ("redis.pool_size", config.redis.pool_size),
         ("http.request_timeout_s", config.http.request_timeout_s),
         ("http.idle_timeout_s", config.http.idle_timeout_s),
@@ -437,6 +473,12 @@ def _check(config: Config) -> None:
         ("api.page_max", config.api.page_max),
         ("api.body_bytes_max", config.api.body_bytes_max),
         ("api.session_s", config.api.session_s),
+        ("api.import_bytes_max", config.api.import_bytes_max),
+        ("api.import_rows_max", config.api.import_rows_max),
+        ("api.import_batch_rows", config.api.import_batch_rows),
+        ("api.imports_open_max", config.api.imports_open_max),
+        ("api.import_lease_s", config.api.import_lease_s),
+        ("api.import_poll_s", config.api.import_poll_s),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")
@@ -464,6 +506,8 @@ def _check(config: Config) -> None:
         problems.append("export.group: must not be empty")
     if config.store.pool_min > config.store.pool_max:
         problems.append("store.pool_min: must not exceed store.pool_max")
+    if config.api.import_bytes_max > config.api.body_bytes_max:
+        problems.append("api.import_bytes_max: must not exceed api.body_bytes_max")
     parse_host_port(config.api.listen, "api.listen")
     if problems:
         raise ConfigError("; ".join(problems))

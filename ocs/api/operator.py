@@ -258,6 +258,7 @@ async def tenant_info(request: Request[Any, Any, Any], tenant: Tenant_) -> Tenan
         timezone=info.timezone or "UTC",
         topup_max_micro=info.topup_max,
         services=[ServiceInfo(s.name, s.unit) for s in info.services],
+        addons=list(info.addons),
     )
 
 

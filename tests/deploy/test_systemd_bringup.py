@@ -25,8 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +33,7 @@ import pytest
 from ocs.embedded_redis import EmbeddedRedis, free_tcp_port
 from sim.simulate import simulate
 from tests.sim.test_end_to_end import CATALOG, short_scenario
+from tests.support.http import get_json
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 OCS = str(Path(sys.executable).parent / "ocs")
@@ -102,15 +101,6 @@ class Host:
             argv, env=self.environment(unit), cwd=workdir,
             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-
-
-def _json(url: str) -> dict[str, object]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            result: dict[str, object] = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        result = json.loads(exc.read())
-    return result
 
 
 def _append(file: Path, lines: dict[str, str]) -> None:
@@ -196,7 +186,7 @@ def test_units_bring_the_product_up_and_charge(
             assert running[name].poll() is None, tail(name)
             assert time.monotonic() < deadline, "not ready: " + tail(name)
             try:
-                if _json(url).get("status") in ("ok", "degraded"):
+                if get_json(url).get("status") in ("ok", "degraded"):
                     pending.pop(0)
                     continue
             except OSError:
