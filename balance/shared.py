@@ -183,3 +183,32 @@ async def member_drawn(ledger: Ledger, group: str, member: str) -> int:
     """Units ``member`` drew from the group's pool this period."""
     raw = await ledger.client.hget(members_key(group_prefix(ledger.tenant, group)), member)
     return int(raw or 0)
+
+
+class Pool(msgspec.Struct, frozen=True, array_like=True):
+    """A group's pool as shared_fill.lua stores it."""
+
+    period: str
+    kind: str
+    unit: str
+    remaining: int
+    member_cap: int
+    expires_at_s: float
+    priority: int
+
+
+_POOL = msgspec.msgpack.Decoder(Pool)
+
+
+async def read_group(ledger: Ledger, group: str) -> tuple[Pool, dict[str, int], int] | None:
+    """The pool, units drawn per member this period, and draws pending (None: no group)."""
+    prefix = group_prefix(ledger.tenant, group)
+    async with ledger.client.pipeline(transaction=False) as pipe:
+        pipe.get(pool_key(prefix))
+        pipe.hgetall(members_key(prefix))
+        pipe.hlen(pending_key(prefix))
+        raw, members, pending = await pipe.execute()
+    if raw is None:
+        return None
+    drawn = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in members.items()}
+    return _POOL.decode(raw), drawn, int(pending)

@@ -4,6 +4,7 @@ or their cap; a draw is retried safely and a lost grant is repaired."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -22,6 +23,7 @@ from balance.shared import (
     pool_key,
     repair,
 )
+from tests.balance.test_account_cli import ACME_1, ACME_2, run, store
 
 NOW = 1_790_000_000.0
 A, B, C = "4915100000001", "4915100000002", "4915100000003"
@@ -112,3 +114,27 @@ async def test_a_lost_grant_is_repaired_once(two_ledgers: tuple[Ledger, Ledger])
     # A caller retrying the lost draw after the repair: replayed, granted once in all.
     await draw_shared(ledger, "smith", B, 700, now_s=NOW, op_id="lost")
     assert await bucket_units(ledger, B) == 700
+
+
+def test_group_command(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store(redis_url)
+    base = ("--tenant", "acme", "--redis-url", redis_url)
+    for member in (ACME_1, ACME_2):
+        assert run(capsys, "account", "create", *base, member)[0] == 0
+    fill = ("group", "fill", *base, "fam", "--period", "2026-03", "--bundle", "data_1g")
+    sizes = ("--amount", "1000", "--member-cap", "600", "--member", ACME_1, "--member", ACME_2)
+    code, out, _ = run(capsys, *fill, *sizes, "--json")
+    assert code == 0 and json.loads(out)["pool"]["kind"] == "data_1g.data"
+    code, out, _ = run(capsys, "group", "draw", *base, "fam", ACME_1, "900", "--op-id", "d1")
+    assert code == 0 and out.startswith("drew 600 for the member (0 left of its cap)")
+    code, out, _ = run(capsys, "group", "draw", *base, "fam", ACME_2, "900", "--json")
+    assert code == 0 and json.loads(out)["units"] == 400  # what the pool had left
+    code, out, _ = run(capsys, "group", "show", *base, "fam", "--json")
+    assert json.loads(out)["pool"]["drawn"] == {ACME_1: 600, ACME_2: 400}
+    assert run(capsys, "group", "repair", *base, "fam")[0] == 0
+    code, _, err = run(capsys, *fill[:-1], "data_99g", *sizes)
+    assert code == 1 and "no bundle 'data_99g'" in err
+    code, _, err = run(capsys, "group", "draw", *base, "fam", ACME_1, "lots")
+    assert code == 2 and "units 'lots'" in err
+    code, _, err = run(capsys, "group", "show", *base, "nobody")
+    assert code == 1 and "no group 'nobody'" in err
