@@ -31,6 +31,7 @@ EVENT_TYPES = (
     "bundle_granted",
     "bundle_bought",
     "bundle_expired",
+    "plan_changed",
     "depleted",
     "negative",
     "balance_below",

@@ -39,6 +39,9 @@ SCRIPT_FLAGS: dict[str, str] = {
     "state": "",
     "bucket": "",
     "grant": "",
+    "change_plan": "",
+    "shared_fill": "",
+    "shared_draw": "",
     "debit": "",
     "debit_many": "",
     "offline": "",
@@ -109,16 +112,19 @@ def build_script(name: str) -> LuaScript:
 LIBRARY_PREFIX = "ocs_ledger_"
 
 
-def library_source(scripts: dict[str, LuaScript]) -> tuple[str, dict[str, str]]:
+def library_source(
+    scripts: dict[str, LuaScript] | Sequence[str], read: Callable[[str], str] = _read
+) -> tuple[str, dict[str, str]]:
     """The Functions library holding every script, and each script's function name.
 
     Names carry a digest of the source, so a deployment's library never replaces another
     version's (a rolling upgrade runs both) and loading is idempotent. Library code may not
     touch globals such as ``math`` while it loads, so the helpers and script bodies are built by
-    ``build`` on the first call and kept as upvalues.
+    ``build`` on the first call and kept as upvalues. ``read`` gives a file's text (another
+    version's, for a before/after benchmark).
     """
-    lib = _read(LIB_NAME)
-    bodies = {name: _read(name + ".lua") for name in scripts}
+    lib = read(LIB_NAME)
+    bodies = {name: read(name + ".lua") for name in scripts}
     digest = hashlib.sha1(
         "\0".join([lib, *(f"{n}\0{b}" for n, b in sorted(bodies.items()))]).encode("utf-8")
     ).hexdigest()[:16]

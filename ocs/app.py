@@ -20,6 +20,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
+from balance.products import read_changed_plan, read_changed_plans
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
@@ -43,7 +44,13 @@ from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
 from ocs.proxy_keys import ProxyKeyVerifier
 from ocs.sip_charging.service import SipCharging
-from ocs.subscriber_directory import DIRECTORY_NOTICE, DynamicDirectory, read_all, read_entry
+from ocs.subscriber_directory import (
+    DIRECTORY_NOTICE,
+    PLAN_NOTICE,
+    DynamicDirectory,
+    read_all,
+    read_entry,
+)
 from tariffs.errors import CatalogError
 from tariffs.loader import load_catalog_sources
 from tariffs.model import Catalog
@@ -114,6 +121,7 @@ class OcsApp:
         self._catalog_served(catalog)
         assert self.ledger.admin is not None
         self.dynamic.replace_all(await read_all(self.ledger.admin))
+        await self._read_changed_plans(catalog)
         self.directory = TenantDirectory(catalog, self._ledger_for, self.dynamic)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
@@ -272,6 +280,16 @@ class OcsApp:
         """Repairs a missed ``directory`` notice (the listener was reconnecting)."""
         assert self.ledger.admin is not None
         self.dynamic.replace_all(await read_all(self.ledger.admin))
+        if self.directory is not None:
+            await self._read_changed_plans(self.directory.snapshot.catalog)
+
+    async def _read_changed_plans(self, catalog: Catalog) -> None:
+        """Subscribers moved off their catalog plan (``ocs account change-plan``, a renewal
+        that applied a noted change): rated on their new plan from here on."""
+        assert self.ledger.admin is not None
+        for tenant in catalog.tenants:
+            plans = await read_changed_plans(self.ledger.admin, tenant.id)
+            self.dynamic.replace_plans(tenant.id, plans)
 
     async def _on_notice(self, notice: AccountNotice) -> None:
         # Account notices (top-up, block) travel as a stream: DurableServerRequests.
@@ -282,6 +300,10 @@ class OcsApp:
             self.dynamic.set(
                 notice.subscriber, await read_entry(self.ledger.admin, notice.subscriber)
             )
+        elif notice.event == PLAN_NOTICE:
+            assert self.ledger.admin is not None
+            plan = await read_changed_plan(self.ledger.admin, notice.tenant, notice.subscriber)
+            self.dynamic.set_plan(notice.tenant, notice.subscriber, plan)
 
     async def _reload_catalog(self) -> None:
         assert self.ledger.admin is not None and self.directory is not None

@@ -71,6 +71,8 @@ TENANT_KEYS = frozenset(
         "plans",
         "addons",
         "renewal",
+        "plan_change",
+        "tariff_switch",
     }
 )
 NOTIFICATION_KEYS = frozenset({"balance_below", "bucket_below_percent", "expiry_warning_days"})

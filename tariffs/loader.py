@@ -32,11 +32,12 @@ from tariffs.model import (
     FinalUnitAction,
     Tenant,
 )
-from tariffs.plans import read_addons, read_plans, read_renewal
+from tariffs.plans import read_addons, read_plan_change, read_plans, read_renewal
 from tariffs.read_notifications import read_notifications
 from tariffs.read_rates import RateSections
 from tariffs.read_services import ServiceSections
 from tariffs.read_subscribers import SubscriberSections
+from tariffs.tariff_switch import read_tariff_switch
 from tariffs.yamlread import compose, read_files
 
 
@@ -106,6 +107,8 @@ class TenantReader(ServiceSections, RateSections, SubscriberSections):
         )
         addons = read_addons(self, get("addons"), bundles)
         renewal = read_renewal(self, get("renewal"))
+        plan_change = read_plan_change(self, get("plan_change"))
+        tariff_switch = read_tariff_switch(self.r, get("tariff_switch"))
         ranges, entries = self._subscribers(
             get("subscribers"), bundles, tenant_id or "?", set(plans)
         )
@@ -149,6 +152,8 @@ class TenantReader(ServiceSections, RateSections, SubscriberSections):
             plans=tuple(plans.values()),
             addons=addons,
             renewal=renewal,
+            plan_change=plan_change,
+            tariff_switch=tariff_switch,
         )
 
 

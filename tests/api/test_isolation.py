@@ -24,6 +24,7 @@ BODIES: dict[str, Any] = {
     "TopUp": lambda n: {"amount": "1.00"},
     "Adjust": lambda n: {"amount": "0.50", "reason": "isolation matrix"},
     "StateChange": lambda n: {"reason": "isolation matrix"},
+    "PlanChange": lambda n: {"plan": "payg"},
     "AddonPurchase": lambda n: {"addon": ADDON},
 }
 ADDON = "minutes_100"
