@@ -139,7 +139,10 @@ acct[A_BALANCE] = acct[A_BALANCE] - net
 for i = 1, #grants do
   local g = grants[i]
   local amount = g[4] + carried[i]
-  final[#final + 1] = {g[1], g[2], g[3], amount, g[5], g[6], 0}
+  -- Sized (8th field) and indexed for expiry like every granted bucket, so the new plan's
+  -- buckets get their percent and expiry warnings too.
+  final[#final + 1] = {g[1], g[2], g[3], amount, g[5], g[6], 0, amount}
+  index_bucket_expiry(KEYS[3], subscriber, g[1], g[6])
   local rec = record('bucket', tenant, subscriber, '', op_id, g[2], 0, amount, 0, 0,
     {{g[1], amount}}, 0, 0, {}, now, acct[A_BALANCE], 'plan:' .. to_plan, 0)
   append_record(KEYS[3], rec, ctx)
