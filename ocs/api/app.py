@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from ocs.api import dashboards, import_routes, operator, portfolio, product_routes
+from ocs.api import dashboards, import_routes, operator, portfolio, product_routes, statements
 from ocs.api.dashboards import LoginRequired, login_redirect
 from ocs.api.errors import HANDLERS
 from ocs.api.state import ApiState
@@ -140,6 +140,8 @@ def build_app(state: ApiState, *, extra_handlers: list[Any] | None = None) -> Li
             import_routes.router,
             product_routes.router,
             portfolio.router,
+            statements.operator_router,
+            statements.portfolio_router,
             dashboards.router,
             *(extra_handlers or []),
         ],
