@@ -35,6 +35,7 @@ async def settle_month(store_url: str, tmp_path: Path, *issue_for: str) -> None:
     """Store the usage, reconcile the month and issue the statements of ``issue_for``."""
     async with await UsageStore.open(store_url, pool_max=1) as store:
         assert await store.store_batch(ROWS) == len(ROWS)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     invoice = tmp_path / "invoice.csv"
     invoice.write_text(INVOICE)
     common = ["--store-url", store_url, "--actor", "ops"]
