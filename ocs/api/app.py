@@ -53,6 +53,11 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
                 if op is not None and "role" in handler.opt:
                     op["x-required-role"] = handler.opt["role"]
                     op["x-scope"] = "portfolio" if handler.opt.get("portfolio") else "tenant"
+                if op is not None and handler.opt.get("media_types"):
+                    # Answered in other media types too (a statement's HTML, CSV, PDF).
+                    content = op["responses"]["200"].setdefault("content", {})
+                    for media, media_schema in handler.opt["media_types"].items():
+                        content[media] = {"schema": media_schema}
                 if op is not None and handler.opt.get("csv_body"):
                     # Read raw (request.body()), so Litestar cannot derive it: declared here.
                     op["requestBody"] = CSV_BODY

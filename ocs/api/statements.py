@@ -45,6 +45,12 @@ ACCEPTED = {
     "text/csv": "csv",
     "application/pdf": "pdf",
 }
+# The statement's files, as the OpenAPI document declares them beside the JSON.
+FILE_MEDIA_TYPES = {
+    "text/html": {"type": "string"},
+    "text/csv": {"type": "string"},
+    "application/pdf": {"type": "string", "format": "binary"},
+}
 _STATE_ORDER = list(PeriodState)
 
 Month_ = Annotated[str, Parameter(description="the statement's month, YYYY-MM")]
@@ -203,7 +209,7 @@ async def list_statements(request: Request[Any, Any, Any], tenant: Tenant_) -> S
             "csv or pdf (or the Accept header)",
         ),
     },
-    opt={"role": "read"},
+    opt={"role": "read", "media_types": FILE_MEDIA_TYPES},
     summary="One issued statement as JSON, HTML, CSV or PDF (format, or the Accept header)",
 )
 async def get_statement(
