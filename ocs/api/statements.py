@@ -31,6 +31,9 @@ from usage.settle_rows import identity_of
 
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 STATEMENTS_MAX = 120  # ten years of monthly statements
+# PDFs rendered at once per process (each is a few hundred ms of CPU); more requests wait.
+PDF_RENDERS_MAX = 2
+PDF_SLOTS = "statement_pdf_slots"  # the semaphore's name in the application's state
 PERIODS_MAX = 500
 FORMATS = {
     "json": "application/json",
@@ -174,6 +177,16 @@ async def statements_of(state: ApiState, tenant: str) -> list[StatementSummary]:
     return [_summary(tenant, row)[0] for row in rows]
 
 
+def _pdf_slots(request: Request[Any, Any, Any]) -> asyncio.Semaphore:
+    """The process's PDF renderers (one semaphore per application, made on first use)."""
+    app_state = request.app.state
+    slots = app_state.get(PDF_SLOTS)
+    if not isinstance(slots, asyncio.Semaphore):
+        slots = asyncio.Semaphore(PDF_RENDERS_MAX)
+        app_state[PDF_SLOTS] = slots
+    return slots
+
+
 def negotiate(format_: str | None, accept: str) -> str:
     """The ``format`` parameter, else the first Accept media type we serve, else JSON."""
     if format_ is not None:
@@ -245,7 +258,8 @@ async def get_statement(
     elif wanted == "csv":
         content = render_csv(view)
     else:
-        content = await asyncio.to_thread(render_pdf, html)  # seconds of CPU: off the loop
+        async with _pdf_slots(request):
+            content = await asyncio.to_thread(render_pdf, html)  # CPU-bound: off the loop
     disposition = "inline" if wanted == "html" else "attachment"
     return Response(
         content,
