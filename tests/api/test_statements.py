@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from ocs.api.statements import negotiate
 from tests.api.conftest import Api, body
 from tests.api.settlement_month import GLOBEX_FIGURES, MNO, MONTH, settle_month
 
@@ -116,3 +119,41 @@ async def test_the_portfolio_sees_the_settlement_status(
     assert bad.status_code == 422 and body(bad)["field"] == "month"
     refused = await api.client.get("/api/v1/portfolio/settlement", headers=acme)
     assert refused.status_code == 403
+
+
+async def test_a_statement_issued_before_views_were_kept(
+    api: Api, store_url: str, tmp_path: Path
+) -> None:
+    """A row from before migration 0204 (no view): its figures are listed, its files are a 409
+    saying how to issue it again."""
+    import psycopg
+
+    await settle_month(store_url, tmp_path, "acme")
+    async with await psycopg.AsyncConnection.connect(store_url, autocommit=True) as conn:
+        await conn.execute("UPDATE settlement_statements SET view = NULL WHERE tenant = 'acme'")
+    acme = api.auth(await api.key("acme"))
+    (summary,) = body(await api.client.get("/api/v1/tenants/acme/statements", headers=acme))[
+        "statements"
+    ]
+    assert summary["files"] == {} and summary["amount_due_micro"] > 0
+    url = f"/api/v1/tenants/acme/statements/{MONTH}"
+    as_json = body(await api.client.get(url, headers=acme))
+    assert as_json["statement"] is None and as_json["summary"] == summary
+    refused = await api.client.get(url, params={"format": "csv"}, headers=acme)
+    assert refused.status_code == 409
+    assert f"ocs settle statement acme {MONTH}" in body(refused)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("format_", "accept", "wanted"),
+    [
+        (None, "", "json"),
+        (None, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8", "html"),
+        (None, "application/pdf", "pdf"),
+        (None, "text/csv; charset=utf-8", "csv"),
+        (None, "image/png, */*", "json"),
+        ("csv", "application/pdf", "csv"),  # the parameter wins
+    ],
+)
+def test_format_negotiation(format_: str | None, accept: str, wanted: str) -> None:
+    assert negotiate(format_, accept) == wanted
