@@ -25,6 +25,7 @@ class AccountMaintenance:
         now_s: float,
         *fields: Any,
         context: Context = None,
+        digest: str | None = None,
     ) -> OpResult:
         raise NotImplementedError
 
@@ -37,11 +38,13 @@ class AccountMaintenance:
         balance: int = 0,
         credit_limit: int = 0,
         blocked: bool = False,
+        held: bool = False,
         now_s: float,
         op_id: str | None = None,
         context: Context = None,
     ) -> OpResult:
-        """Create the account (``AccountExists`` if there is one); credit_limit > 0 = postpaid."""
+        """Create the account (``AccountExists`` if there is one); credit_limit > 0 = postpaid.
+        ``held``: in provisioning (no grants) until ``activate`` (the host MNO confirmed)."""
         return await self._admin(
             "provision",
             subscriber,
@@ -49,7 +52,7 @@ class AccountMaintenance:
             now_s,
             balance,
             credit_limit,
-            1 if blocked else 0,
+            1 if blocked else 2 if held else 0,
             context=context,
         )
 

@@ -42,6 +42,7 @@ from balance.ledger_wire import (
     offline_result,
     script_args,
 )
+from balance.lifecycle import LifecycleOps
 from balance.records import (
     Account,
     CcrResult,
@@ -81,6 +82,7 @@ DEBIT_ITEMS_MAX = 32  # debit_many.lua's limit: an event's MSCCs
 IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
 ITEMS_MAX = 64
 BALANCE_BELOW_MAX = 8  # "balance below" notification levels per tenant
+BUCKET_BELOW_MAX = 4  # "bucket below N %" notification levels per tenant
 EXPIRE_CONCURRENCY = 32
 
 # Kept under their former names for the modules that read them from here.
@@ -88,7 +90,7 @@ _SCRIPTS = SCRIPTS
 _ACCOUNT_DECODER = ACCOUNT_DECODER
 
 
-class Ledger(AccountMaintenance):
+class Ledger(AccountMaintenance, LifecycleOps):
     """Ledger operations for one tenant over one Redis client (standalone or cluster)."""
 
     def __init__(
@@ -118,7 +120,9 @@ class Ledger(AccountMaintenance):
         self.session_idle_s = session_idle_s
         self.sessions_max = sessions_max
         self.buckets_max = buckets_max
-        self._balance_below: list[int] = []
+        self._balance_below: list[Any] = []  # levels, then [bucket percents] if any
+        self._balance_levels: list[int] = []
+        self._bucket_percents: list[int] = []
         self.set_balance_below(balance_below)
         self._calls = ScriptCalls(
             client,
@@ -165,7 +169,26 @@ class Ledger(AccountMaintenance):
         and debit; replaced when the catalog changes (no per-request lookup)."""
         if len(levels) > BALANCE_BELOW_MAX or any(level < 0 for level in levels):
             raise InvalidRequest(f"balance_below: at most {BALANCE_BELOW_MAX} levels, each >= 0")
-        self._balance_below = sorted(int(level) for level in levels)
+        self._balance_levels = sorted(int(level) for level in levels)
+        self._notify_list()
+
+    def set_bucket_below(self, percents: Sequence[int]) -> None:
+        """The tenant's "bucket below N % of its size" levels (whole percents, 1-99), sent with
+        each CCR and debit as the last entry of the notification list (lib.lua
+        ``bucket_levels``); empty: none, and the scripts skip the check after one type test."""
+        if len(percents) > BUCKET_BELOW_MAX or any(not 0 < p < 100 for p in percents):
+            raise InvalidRequest(f"bucket_below: at most {BUCKET_BELOW_MAX} percents, 1 to 99")
+        self._bucket_percents = sorted({int(p) for p in percents}, reverse=True)
+        self._notify_list()
+
+    def _notify_list(self) -> None:
+        levels: list[Any] = list(self._balance_levels)
+        if self._bucket_percents:
+            levels.append(self._bucket_percents)
+        self._balance_below = levels
+
+    def _script(self, name: str) -> LuaScript:
+        return SCRIPTS[name]
 
     @property
     def pool(self) -> InFlightLimit:
@@ -175,6 +198,10 @@ class Ledger(AccountMaintenance):
     async def aclose(self) -> None:
         self._calls.close()
         await self.client.aclose()
+
+    def close_scripts(self) -> None:
+        """Close the script connection only: for a ledger on a client someone else closes."""
+        self._calls.close()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -207,10 +234,11 @@ class Ledger(AccountMaintenance):
         now_s: float,
         *fields: Any,
         context: Context = None,
+        digest: str | None = None,
     ) -> OpResult:
         op = op_id or new_op_id()
         _, key_list = self._account_keys(subscriber, op)
-        digest = content_digest(script, subscriber, *fields)
+        digest = digest or content_digest(script, subscriber, *fields)
         payload = [op, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
         replayed, raw = await self._run(SCRIPTS[script], key_list, payload, context)
         return OpResult(SUMMARY_DECODER.decode(raw), bool(replayed))

@@ -45,6 +45,10 @@ SCRIPT_FLAGS: dict[str, str] = {
     "refund": "",
     "refund_debit": "",
     "expire": "",
+    "sim": "",
+    "delete": "",
+    "activate": "",
+    "expiry_warn": "",
     "price_check": "no-writes",
 }
 

@@ -32,6 +32,7 @@ TENANT_COMMANDS = (
     "get", "set", "mget", "del", "exists", "expire", "ttl",
     "zadd", "zrem", "zrangebyscore", "zrange", "zscore", "zcard",
     "hget", "hset", "hsetnx",  # renewal state (ocs.renewal, grant.lua)
+    "zscan", "hdel",  # delete.lua: the deleted subscriber's renewals leave the index
     "xadd", "xlen", "xrange", "xreadgroup", "xack", "xgroup|create", "xpending", "xautoclaim",
     "xtrim", "xinfo|groups",
     "cluster|slots", "cluster|shards", "cluster|nodes", "readonly",

@@ -64,6 +64,9 @@ SMOKE: dict[str, Plan] = {
     "bench_dispatch": lambda out: [
         *("--events", "100", "--rounds", "1", "--concurrency", "8", "--output", str(out))
     ],
+    "bench_thresholds": lambda out: [
+        *("--clients", "4", "--requests", "200", "--rounds", "1", "--output", str(out))
+    ],
 }
 
 QUICK: dict[str, Plan] = {
@@ -101,6 +104,9 @@ QUICK: dict[str, Plan] = {
         *("--output", str(out)),
     ],
     "bench_dispatch": lambda out: ["--events", "1000", "--rounds", "2", "--output", str(out)],
+    "bench_thresholds": lambda out: [
+        *("--requests", "2000", "--rounds", "2", "--output", str(out))
+    ],
 }
 
 FULL: dict[str, Plan] = {name: (lambda out: []) for name in QUICK}

@@ -309,7 +309,10 @@ class OcsApp:
             self.log.info("catalog_reloaded", tenants=[t.id for t in catalog.tenants])
 
     def _catalog_served(self, catalog: Catalog) -> None:
-        self.ledger.set_notification_levels({t.id: t.notify_balance_below for t in catalog.tenants})
+        self.ledger.set_notification_levels(
+            {t.id: t.notify_balance_below for t in catalog.tenants},
+            {t.id: t.notify_bucket_below for t in catalog.tenants},
+        )
         self.metrics.catalog_loaded(catalog_version(catalog), len(catalog.tenants), self.clock())
 
     async def _ledger_for(self, tenant: str) -> Ledger:

@@ -208,9 +208,10 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen_port: int = 9464
     # Rows per store transaction.
     batch_size: int = 2000
-    # A partial batch is stored this long after its first entry arrived.
-    linger_ms: int = 200
-    # XREADGROUP BLOCK on a standalone Redis (a cluster is polled with this as the idle backoff).
+    # While the export keeps up, the streams are read this often (a read walks all 1,024 streams
+    # of a tenant in Redis, so not at every arrival): what the exporter adds to the lag at most.
+    linger_ms: int = 500
+    # While the streams stay empty, reads back off (doubling from linger_ms) up to this apart.
     block_ms: int = 1000
     # Entries per stream per read (a read covers all 1,024 shards of a tenant at once).
     read_count: int = 64
@@ -233,6 +234,9 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     trim_interval_ms: int = 2000
     # The consumer group every exporter process shares.
     group: str = "ocs-export"
+    # CPU priority increment (os.nice) of the exporter process: it is background work and
+    # yields the CPU to ocs serve and Redis on a shared machine (0: unchanged; at most 19).
+    nice: int = 10
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -504,6 +508,8 @@ def _check(config: Config) -> None:
         problems.append("export.linger_ms: must not be negative")
     if not config.export.group:
         problems.append("export.group: must not be empty")
+    if not 0 <= config.export.nice <= 19:
+        problems.append(f"export.nice: {config.export.nice} is not 0 to 19")
     if config.store.pool_min > config.store.pool_max:
         problems.append("store.pool_min: must not exceed store.pool_max")
     if config.api.import_bytes_max > config.api.body_bytes_max:

@@ -167,6 +167,7 @@ class LedgerRuntime:
         self.warnings: list[str] = []
         self._ledgers: dict[str, Ledger] = {}
         self._balance_below: dict[str, tuple[int, ...]] = {}
+        self._bucket_below: dict[str, tuple[int, ...]] = {}
         self._watchdog: PeriodicTask | None = None
         self.replica_wait: ReplicaWait | None = None
         self._short_logged_at = float("-inf")
@@ -272,14 +273,22 @@ class LedgerRuntime:
             **self.ledger_config.limits(),
             balance_below=self._balance_below.get(tenant, ()),
         )
+        ledger.set_bucket_below(self._bucket_below.get(tenant, ()))
         self._ledgers[tenant] = ledger
         return ledger
 
-    def set_notification_levels(self, levels: Mapping[str, Sequence[int]]) -> None:
-        """Each tenant's "balance below" levels from the catalog (on load and reload)."""
+    def set_notification_levels(
+        self,
+        levels: Mapping[str, Sequence[int]],
+        bucket_percents: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
+        """Each tenant's "balance below" levels and "bucket below N %" percents from the
+        catalog (on load and reload)."""
         self._balance_below = {tenant: tuple(v) for tenant, v in levels.items()}
+        self._bucket_below = {t: tuple(v) for t, v in (bucket_percents or {}).items()}
         for tenant, ledger in self._ledgers.items():
             ledger.set_balance_below(self._balance_below.get(tenant, ()))
+            ledger.set_bucket_below(self._bucket_below.get(tenant, ()))
 
     def pool_stats(self) -> list[tuple[str, int, int, int, int, float]]:
         """Per tenant: (tenant, slots, in use, waiting, waits so far, seconds waited so far);

@@ -132,6 +132,15 @@ class ImsiTaken(ValueError):
     """The IMSI already belongs to another dynamic subscriber."""
 
 
+async def reserve_imsi(client: Any, imsi: str, msisdn: str) -> None:
+    """Claim ``imsi`` for ``msisdn`` before the ledger records a SIM swap to it (routing is
+    unchanged until ``put_entry``): ``ImsiTaken`` if another subscriber holds it."""
+    if not await client.hsetnx(DIRECTORY_IMSI_KEY, imsi, msisdn):
+        holder = await client.hget(DIRECTORY_IMSI_KEY, imsi)
+        if holder not in (msisdn, msisdn.encode()):
+            raise ImsiTaken(f"IMSI {imsi} already belongs to another subscriber")
+
+
 async def put_entry(client: Any, msisdn: str, entry: DirectoryEntry) -> None:
     """Store (or replace: a SIM swap) the entry, then tell every server (one HGET each).
     ``ImsiTaken`` if another subscriber holds the IMSI; the old IMSI is released."""

@@ -67,13 +67,16 @@ TENANT_KEYS = frozenset(
         "subscribers",
         "topup_max",
         "notifications",
+        "provisioning_hold",
         "plans",
         "addons",
         "renewal",
     }
 )
-NOTIFICATION_KEYS = frozenset({"balance_below"})
+NOTIFICATION_KEYS = frozenset({"balance_below", "bucket_below_percent", "expiry_warning_days"})
 BALANCE_BELOW_MAX = 8  # levels per tenant (each CCR carries them to the ledger script)
+BUCKET_BELOW_MAX = 4  # percent levels per tenant (as balance levels: sent with each CCR)
+EXPIRY_WARNING_DAYS_MAX = 90
 SERVICE_KEYS = frozenset(
     {
         "context",

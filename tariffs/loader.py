@@ -16,13 +16,11 @@ from typing import cast
 from yaml.nodes import Node
 
 from tariffs.catalog_schema import (
-    BALANCE_BELOW_MAX,
     CATALOG_FILE_BYTES_MAX,
     CATALOG_FILES_MAX,
     COUNTRY_CODE_RE,
     DIGITS_RE,
     NAME_RE,
-    NOTIFICATION_KEYS,
     TENANT_KEYS,
     Claim,
 )
@@ -35,6 +33,7 @@ from tariffs.model import (
     Tenant,
 )
 from tariffs.plans import read_addons, read_plans, read_renewal
+from tariffs.read_notifications import read_notifications
 from tariffs.read_rates import RateSections
 from tariffs.read_services import ServiceSections
 from tariffs.read_subscribers import SubscriberSections
@@ -116,7 +115,9 @@ class TenantReader(ServiceSections, RateSections, SubscriberSections):
             if amount is not None and amount <= 0:
                 r.problem(top["topup_max"], "topup_max", "must be a positive amount")
             topup_max = amount or TOPUP_MAX_DEFAULT
-        balance_below = self._notifications(top.get("notifications"))
+        notify = read_notifications(r, top.get("notifications"), self.currency)
+        hold = top.get("provisioning_hold")
+        provisioning_hold = bool(hold is not None and r.boolean(hold, "provisioning_hold"))
         if len(self.problems) > start or tenant_id is None:
             return None
         return Tenant(
@@ -139,38 +140,16 @@ class TenantReader(ServiceSections, RateSections, SubscriberSections):
             status=status,
             topup_max=topup_max,
             context_defaults=context_defaults,
-            notify_balance_below=balance_below,
+            notify_balance_below=notify.balance_below,
+            notify_bucket_below=notify.bucket_below,
+            expiry_warning_s=notify.expiry_warning_s,
+            provisioning_hold=provisioning_hold,
             idempotency_ttl_s=window,
             source=self.file,
             plans=tuple(plans.values()),
             addons=addons,
             renewal=renewal,
         )
-
-    def _notifications(self, node: Node | None) -> tuple[int, ...]:
-        """``notifications: {balance_below: [5.00, 1.00]}``: levels whose downward crossing
-        sends the subscriber one notification (edge-triggered in the ledger scripts)."""
-        r = self.r
-        if node is None:
-            return ()
-        top = r.mapping(node, "notifications", NOTIFICATION_KEYS)
-        if top is None or "balance_below" not in top:
-            return ()
-        items = r.sequence(top["balance_below"], "notifications.balance_below")
-        if items is None:
-            return ()
-        if len(items) > BALANCE_BELOW_MAX:
-            r.problem(top["balance_below"], "notifications.balance_below",
-                      f"at most {BALANCE_BELOW_MAX} levels")  # fmt: skip
-            return ()
-        levels: list[int] = []
-        for item in items:
-            amount = r.money(item, "notifications.balance_below", self.currency)
-            if amount is not None and amount <= 0:
-                r.problem(item, "notifications.balance_below", "levels must be positive amounts")
-            elif amount is not None:
-                levels.append(amount)
-        return tuple(sorted(set(levels)))
 
 
 def _check_claims(claims: list[Claim], problems: list[Problem]) -> None:

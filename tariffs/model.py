@@ -208,6 +208,15 @@ class Tenant(msgspec.Struct, frozen=True):
     # "Balance below" notification levels (micro-units): the ledger scripts write one
     # balance_below event per downward crossing of each (depleted / negative always).
     notify_balance_below: tuple[int, ...] = ()
+    # "Bucket below N % of its size" levels (whole percents, descending): one bucket_below
+    # event per bucket and downward crossing, decided in the same scripts.
+    notify_bucket_below: tuple[int, ...] = ()
+    # One bundle_expiring event per bucket this long before it expires (0: none), written by
+    # the scheduled sweep (ocs.expiry_warnings).
+    expiry_warning_s: int = 0
+    # A new or SIM-swapped subscriber gets no grants (4010) until the host MNO's provisioning
+    # plug-in confirms it (the dispatcher's confirms_provisioning plug-in answering ok).
+    provisioning_hold: bool = False
     # How long the ledger recognises a retransmitted operation (and an event debit stays
     # refundable), in seconds; 0 = the deployment's [ledger] idempotency_ttl_s.
     idempotency_ttl_s: int = 0

@@ -142,7 +142,8 @@ local last = record('bucket', tenant, subscriber, '', op_id, product, 0, 0, fee,
 for i = 1, #grants do
   local g = grants[i]
   local amount = g[4] + carried[i]
-  final[#final + 1] = {g[1], g[2], g[3], amount, g[5], g[6], 0}
+  final[#final + 1] = {g[1], g[2], g[3], amount, g[5], g[6], 0, amount}
+  index_bucket_expiry(KEYS[3], subscriber, g[1], g[6])
   local charged = i == 1 and fee or 0
   local rec = record('bucket', tenant, subscriber, '', op_id, g[2], 0, amount, charged, 0,
     {{g[1], amount}}, 0, 0, {}, now, acct[A_BALANCE], product, -charged)

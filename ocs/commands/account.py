@@ -228,6 +228,7 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
             subscriber,
             balance=parse_amount(args.balance, signed=True),
             credit_limit=parse_amount(args.credit_limit, signed=True),
+            held=target.held,
             now_s=now_s,
             context=context,
         )

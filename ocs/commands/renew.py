@@ -1,4 +1,7 @@
-"""``ocs renew``: run the recurring renewals that are due (plans' fees and fresh buckets).
+"""``ocs renew``: run the recurring renewals that are due (plans' fees and fresh buckets), then
+the bucket-expiry warnings (one ``bundle_expiring`` event per bucket entering the tenant's
+``notifications.expiry_warning_days``; ``balance.lifecycle``), which are as safe to run from
+several processes and after downtime.
 
 One pass by default (for cron or a systemd timer); ``--loop`` repeats it every ``--interval``
 seconds. Any number of these may run at once, and a pass after downtime renews each missed
@@ -74,11 +77,24 @@ async def _pass(args: argparse.Namespace, url: str, ledger_limits: dict[str, Any
             renewer = Renewer(ledger_for)
             now = args.now if args.now is not None else int(time.time())
             results = {t.id: await renewer.run_tenant(t, now) for t in tenants}
+            # After the renewals, so a bucket they granted is warned of in the same pass.
+            warned = {
+                t.id: await (await ledger_for(t.id)).warn_expiring(now, t.expiry_warning_s)
+                for t in tenants
+            }
             if args.json:
-                print(json.dumps({k: _as_dict(v) for k, v in results.items()}))
+                print(
+                    json.dumps(
+                        {
+                            k: {**_as_dict(v), "expiry_warnings": warned[k].warned}
+                            for k, v in results.items()
+                        }
+                    )
+                )
             else:
                 for tenant, stats in results.items():
-                    print(_line(tenant, stats), flush=True)
+                    line = f"{_line(tenant, stats)}, {warned[tenant].warned} expiry warnings"
+                    print(line, flush=True)
             if not args.loop:
                 return 0
             await asyncio.sleep(args.interval)

@@ -34,8 +34,8 @@ def test_check_broken_catalog_lists_every_problem(
         f"{bad}:14: rates[0].price: -0.10 is negative; prices and fees must be >= 0",
         f"{bad}:16: colour: unknown key (expected one of: addons, bundles, context_defaults, "
         "country_code, currency, destinations, final_unit, home_zone, idempotency_window, "
-        "international_prefix, national_prefix, notifications, plans, rate_cards, rates, "
-        "renewal, services, "
+        "international_prefix, national_prefix, notifications, plans, provisioning_hold, "
+        "rate_cards, rates, renewal, services, "
         "status, subscribers, tenant, time_bands, timezone, topup_max, version, zones)",
     ]
     assert "2 problems; catalog refused" in captured.err
