@@ -1,4 +1,4 @@
--- depends: 0100_settlement 0203_api_proxy_keys
+-- depends: 0101_settlement_scale 0203_api_proxy_keys
 -- An issued statement keeps its whole view (settlement.statement.StatementView as JSON): the
 -- sections per host MNO, the disputes, the contract terms and the figures, exactly as issued.
 -- The operator API renders HTML, CSV and PDF from it on the tenant's own role; the rows it was
