@@ -453,10 +453,11 @@ FROM settlement_disputes d JOIN settlement_period_states s ON s.id = d.period_id
 WHERE s.month = %s ORDER BY d.id
 """
 UPSERT_STATEMENT: Final = """
-INSERT INTO settlement_statements (tenant, month, issued_at, amount_due, currency, figures)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO settlement_statements (tenant, month, issued_at, amount_due, currency, figures, view)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (tenant, month) DO UPDATE SET issued_at = EXCLUDED.issued_at,
-    amount_due = EXCLUDED.amount_due, currency = EXCLUDED.currency, figures = EXCLUDED.figures
+    amount_due = EXCLUDED.amount_due, currency = EXCLUDED.currency, figures = EXCLUDED.figures,
+    view = EXCLUDED.view
 """
 
 PORTFOLIO_PERIODS: Final = """

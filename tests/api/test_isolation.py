@@ -8,6 +8,7 @@ even when asked directly (what a scope bug in the API would do)."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from redis.exceptions import NoPermissionError
 
 from ocs.api.keys import ROLE_RANK, ROLES
 from tests.api.conftest import Api
+from tests.api.settlement_month import MONTH, settle_month
 
 # One valid body per request schema. A schema missing here fails the matrix, by design.
 BODIES: dict[str, Any] = {
@@ -62,8 +64,10 @@ def expected(op: dict[str, Any], holder: str, role: str) -> int:
     return 200
 
 
-async def test_every_operation_for_every_key(api: Api) -> None:
+async def test_every_operation_for_every_key(api: Api, store_url: str, tmp_path: Path) -> None:
     document = (await api.client.get("/openapi.json")).json()
+    # acme's statement of MONTH, issued by `ocs settle`, for the statement routes to find.
+    await settle_month(store_url, tmp_path, "acme")
     keys = {
         (holder, role): await api.key(
             *({"own": ("acme",), "sibling": ("globex",), "portfolio": ()}[holder]), role=role
@@ -120,7 +124,7 @@ async def test_every_operation_for_every_key(api: Api) -> None:
         else:
             subscriber_here = subscriber
         url = path.replace("{tenant}", "acme").replace("{subscriber}", subscriber_here)
-        url = url.replace("{job}", job).replace("{addon}", ADDON)
+        url = url.replace("{job}", job).replace("{addon}", ADDON).replace("{month}", MONTH)
         request = _body(op, n)
         request["headers"] = {**request.get("headers", {}), **api.auth(keys[(holder, role)])}
         answer = await api.client.request(method.upper(), url, **request)
@@ -191,6 +195,7 @@ async def test_proxy_key_reaches_no_api_route_and_is_copied_for_serve(api: Api) 
         for method in item:
             url = path.replace("{tenant}", "acme").replace("{subscriber}", "4917099000042")
             url = url.replace("{job}", "imp-" + "0" * 16).replace("{addon}", ADDON)
+            url = url.replace("{month}", MONTH)
             answer = await api.client.request(method.upper(), url, headers=api.auth(secret))
             assert answer.status_code == 403, (method, path, answer.text)
     assert await sync_proxy_keys(api.state.store, api.state.admin) == 1  # not the read key
