@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -35,6 +36,9 @@ from balance.ledger import _SCRIPTS, Context, Ledger, content_digest
 from balance.records import BucketUnit
 
 MEMBERS_MAX = 1000  # shared_fill.lua's limit
+# Members of all a tenant's groups a server keeps in memory; the index is read by HSCAN pages.
+INDEX_MAX = 5_000_000
+SCAN_COUNT = 1000
 GROUP_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -55,6 +59,25 @@ def members_key(prefix: str) -> str:
 
 def pending_key(prefix: str) -> str:
     return f"{prefix}:pend"
+
+
+def membership_key(tenant: str) -> str:
+    """The tenant's member index: hash MSISDN -> msgpack {group, kind}. Charging servers keep
+    it in memory (``ocs.charging.shared_draw``) to know, per CCR and without a Redis call,
+    whether the subscriber may draw from a group; written by ``fill_group``. Under the tenant's
+    ACL key pattern, in a slot of its own."""
+    return f"{{t:{keys.check_tenant(tenant)}:g}}:idx"
+
+
+class Membership(msgspec.Struct, frozen=True, array_like=True):
+    """The group a subscriber belongs to and the bucket kind its pool holds."""
+
+    group: str
+    kind: str
+
+
+_MEMBERSHIP = msgspec.msgpack.Decoder(Membership)
+_encode_membership = msgspec.msgpack.Encoder().encode
 
 
 class Draw(msgspec.Struct, frozen=True, array_like=True):
@@ -103,11 +126,61 @@ async def fill_group(
     for member in members:
         keys.check_subscriber(member)
     prefix = group_prefix(ledger.tenant, group)
+    before: list[bytes | str] = await ledger.client.hkeys(members_key(prefix))
     payload = [period, kind, unit.value, amount, member_cap, expires_at_s, priority, list(members)]
     code: int = await ledger._run(
         _SCRIPTS["shared_fill"], [pool_key(prefix), members_key(prefix)], payload
     )
+    # Indexed whatever the script answered: a retried fill also repairs an index write lost
+    # after the first attempt's script (from the members the pool really has).
+    now_members: list[bytes | str] = await ledger.client.hkeys(members_key(prefix))
+    await _index_members(ledger, group, kind, [_text(m) for m in now_members], before)
     return code == 0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _index_members(
+    ledger: Ledger, group: str, kind: str, members: Sequence[str], before: Sequence[bytes | str]
+) -> None:
+    """The member index after a fill (a second call: the index has a slot of its own): the
+    pool's members point at the group; members it dropped no longer do, unless another
+    group's fill has taken them since."""
+    index = membership_key(ledger.tenant)
+    entry = _encode_membership(Membership(group, kind))
+    kept = set(members)
+    dropped = [_text(m) for m in before if _text(m) not in kept]
+    if dropped:
+        current: list[bytes | str | None] = await ledger.client.hmget(index, dropped)
+        gone = [
+            m for m, raw in zip(dropped, current, strict=True)
+            if raw is not None and _MEMBERSHIP.decode(_bytes(raw)).group == group
+        ]  # fmt: skip
+        if gone:
+            await ledger.client.hdel(index, *gone)
+    if members:
+        await ledger.client.hset(index, mapping=dict.fromkeys(members, entry))
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+async def read_memberships(client: Any, tenant: str) -> dict[str, Membership]:
+    """The tenant's member index (HSCAN: never one huge reply), bounded by ``INDEX_MAX``."""
+    out: dict[str, Membership] = {}
+    cursor = 0
+    while True:
+        cursor, chunk = await client.hscan(membership_key(tenant), cursor, count=SCAN_COUNT)
+        for field, value in chunk.items():
+            try:
+                out[_text(field)] = _MEMBERSHIP.decode(_bytes(value))
+            except msgspec.DecodeError:
+                continue  # not written by fill_group: ignored, never a crash
+        if cursor == 0 or len(out) >= INDEX_MAX:
+            return out
 
 
 async def draw_shared(

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
 from balance.products import read_changed_plan, read_changed_plans
+from balance.shared import read_memberships
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
@@ -33,6 +34,7 @@ from ocs.charging.directory import TenantDirectory
 from ocs.charging.durable_requests import DurableServerRequests, PeerStore, consumer_name
 from ocs.charging.notifications import AccountNotice, NoticeListener
 from ocs.charging.sessions import SessionRegistry
+from ocs.charging.shared_draw import GROUP_NOTICE
 from ocs.charging.supervision import TccSupervisor
 from ocs.config import Config, ConfigError
 from ocs.diameter_server import DiameterServer, build_router
@@ -123,6 +125,7 @@ class OcsApp:
         self.dynamic.replace_all(await read_all(self.ledger.admin))
         await self._read_changed_plans(catalog)
         self.directory = TenantDirectory(catalog, self._ledger_for, self.dynamic)
+        await self._read_group_members(catalog)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
         try:
@@ -282,6 +285,7 @@ class OcsApp:
         self.dynamic.replace_all(await read_all(self.ledger.admin))
         if self.directory is not None:
             await self._read_changed_plans(self.directory.snapshot.catalog)
+            await self._read_group_members(self.directory.snapshot.catalog)
 
     async def _read_changed_plans(self, catalog: Catalog) -> None:
         """Subscribers moved off their catalog plan (``ocs account change-plan``, a renewal
@@ -290,6 +294,13 @@ class OcsApp:
         for tenant in catalog.tenants:
             plans = await read_changed_plans(self.ledger.admin, tenant.id)
             self.dynamic.replace_plans(tenant.id, plans)
+
+    async def _read_group_members(self, catalog: Catalog) -> None:
+        """Members of shared-bucket groups: their CCRs draw from the group when short."""
+        assert self.ledger.admin is not None and self.directory is not None
+        for tenant in catalog.tenants:
+            members = await read_memberships(self.ledger.admin, tenant.id)
+            self.directory.groups.replace(tenant.id, members)
 
     async def _on_notice(self, notice: AccountNotice) -> None:
         # Account notices (top-up, block) travel as a stream: DurableServerRequests.
@@ -304,6 +315,10 @@ class OcsApp:
             assert self.ledger.admin is not None
             plan = await read_changed_plan(self.ledger.admin, notice.tenant, notice.subscriber)
             self.dynamic.set_plan(notice.tenant, notice.subscriber, plan)
+        elif notice.event == GROUP_NOTICE and self.directory is not None:
+            assert self.ledger.admin is not None
+            members = await read_memberships(self.ledger.admin, notice.tenant)
+            self.directory.groups.replace(notice.tenant, members)
 
     async def _reload_catalog(self) -> None:
         assert self.ledger.admin is not None and self.directory is not None

@@ -66,6 +66,7 @@ from ocs.charging.directory import TenantDirectory
 from ocs.charging.durable_requests import PeerStore
 from ocs.charging.events import EventCharging
 from ocs.charging.sessions import SessionRegistry
+from ocs.charging.shared_draw import MemberRequest, charge_member
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
 from ocs.charging.usage import RequestRater, used_legs
 from ocs.config import ChargingConfig
@@ -353,6 +354,13 @@ class CreditControlHandler:
         work = asyncio.ensure_future(
             call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
         )
+        # A group member short of units draws from the group's pool (non-members: this lookup).
+        membership = self.directory.groups.get(ref.tenant, ref.subscriber_id) if grant else None
+        if membership is not None:
+            request = MemberRequest.of(ccr, ref.tenant, ref.subscriber_id, digest, now, context)
+            work = asyncio.ensure_future(
+                charge_member(work, self.directory.ledger, membership, request, items, self.log)
+            )
         return work, functools.partial(
             self._session_answer, ccr, ref, tenant, suspended, slots, now, context
         )

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from balance.ledger import Ledger
 from diameter_apps.credit_control import CostInformation, SubscriptionId, currency_code
+from ocs.charging.shared_draw import GroupMembers
 from ocs.subscriber_directory import DynamicDirectory
 from tariffs.model import Catalog, Tenant
 from tariffs.rating import Rater
@@ -86,6 +87,8 @@ class TenantDirectory:
         self.snapshot = CatalogSnapshot(catalog, self.dynamic)
         self._ledger_factory = ledger_factory
         self._ledgers: dict[str, Ledger] = {}
+        # Members of shared-bucket groups (kept across catalog reloads: they live in Redis).
+        self.groups = GroupMembers()
 
     def replace_catalog(self, catalog: Catalog) -> None:
         self.snapshot = CatalogSnapshot(catalog, self.dynamic)

@@ -23,6 +23,8 @@ from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger, new_op_id
 from balance.shared import MEMBERS_MAX, draw_shared, fill_group, read_group, repair
 from ocs.catalog_store import stored_catalog
+from ocs.charging.notifications import publish_notice
+from ocs.charging.shared_draw import GROUP_NOTICE
 from ocs.commands.account import OP_ID, _connection_options, parse_op_id
 from ocs.config import ConfigError, load_config
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
@@ -112,6 +114,8 @@ async def _execute(args: argparse.Namespace, url: str, limits: dict[str, Any]) -
                 members=args.member,
                 expires_at_s=float(args.expires),
             )
+            # Servers re-read the member index: the members' CCRs draw from the pool from now.
+            await publish_notice(client, tenant.id, args.group, GROUP_NOTICE)
         elif args.action_name == "draw":
             if args.op_id is not None and not OP_ID.fullmatch(args.op_id):
                 raise InvalidRequest(f"--op-id {args.op_id!r}: 1 to 128 of A-Z a-z 0-9 ._:@/+=-")

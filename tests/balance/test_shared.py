@@ -14,6 +14,7 @@ from balance.errors import UnknownAccount
 from balance.ledger import _SCRIPTS, Ledger, content_digest
 from balance.records import BucketUnit
 from balance.shared import (
+    Membership,
     draw_shared,
     fill_group,
     group_prefix,
@@ -21,6 +22,7 @@ from balance.shared import (
     members_key,
     pending_key,
     pool_key,
+    read_memberships,
     repair,
 )
 from tests.balance.test_account_cli import ACME_1, ACME_2, run, store
@@ -138,3 +140,22 @@ def test_group_command(redis_url: str, capsys: pytest.CaptureFixture[str]) -> No
     assert code == 2 and "units 'lots'" in err
     code, _, err = run(capsys, "group", "show", *base, "nobody")
     assert code == 1 and "no group 'nobody'" in err
+
+
+async def test_member_index_follows_the_fills(two_ledgers: tuple[Ledger, Ledger]) -> None:
+    """The index servers load: a fill names its members; a later period's fill without a
+    member drops it; a retried fill keeps the index as it is."""
+    ledger, _ = two_ledgers
+    found = await read_memberships(ledger.client, "fam")
+    assert found == {A: Membership("smith", KIND), B: Membership("smith", KIND)}
+    await fill_group(
+        ledger, "smith", period="2026-04", kind=KIND, unit=BucketUnit.BYTES,
+        amount=10_000, member_cap=6_000, members=[B, C], expires_at_s=NOW + 86_400,
+    )  # fmt: skip
+    again = await fill_group(
+        ledger, "smith", period="2026-04", kind=KIND, unit=BucketUnit.BYTES,
+        amount=10_000, member_cap=6_000, members=[B, C], expires_at_s=NOW + 86_400,
+    )  # fmt: skip
+    assert again is False
+    found = await read_memberships(ledger.client, "fam")
+    assert found == {B: Membership("smith", KIND), C: Membership("smith", KIND)}
