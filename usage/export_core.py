@@ -141,6 +141,7 @@ def copy_rows(
             else "[]",
             reason,
             ctx.source_ref,
+            ctx.plan,
         )
         month = (ended.year, ended.month)
         rows = by_month.get(month)

@@ -54,3 +54,4 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
     legs: str = ""  # JSON: [{"leg": key, "units": n, "retail": m, "wholesale": w}, ...]
     reason: str = ""
     source_ref: str = ""  # offline import: "<file>:<line>"
+    plan: str = ""  # the subscriber's catalog plan when the record was made ("" none)

@@ -52,6 +52,7 @@ BATCH_COLUMNS: Final = (
     ("legs", "text"),
     ("reason", "text"),
     ("source_ref", "text"),
+    ("plan", "text"),  # added by 0205_usage_plan: last in the table too
 )
 BATCH_TYPES: Final = tuple(t for _, t in BATCH_COLUMNS)
 INT4_RANGE: Final = range(-(2**31), 2**31)

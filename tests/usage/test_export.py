@@ -28,7 +28,7 @@ async def store(store_url: str) -> AsyncIterator[UsageStore]:
     store = await UsageStore.open(store_url, pool_max=2)
     rows = [
         *make_rows("alpha", 5, ended_at_s=NOV_15),
-        *make_rows("alpha", 7, first=10, ended_at_s=DEC_02),
+        *make_rows("alpha", 7, first=10, ended_at_s=DEC_02, plan="data10"),
         *make_rows("alpha", 4, first=20, ended_at_s=MAR_05),
         make_row("alpha", 30, ended_at_s=MAR_05 + 5, currency="USD", retail=77),
         *make_rows("beta", 9, first=10, ended_at_s=DEC_02),
@@ -72,6 +72,7 @@ async def test_csv_export(store: UsageStore, tmp_path: Path) -> None:
     assert records[0]["ended_at"] == "2025-12-02T08:00:00.010000Z"
     assert records[0]["started_at"] == "2025-12-02T07:59:00.000000Z"
     assert records[0]["msisdn"] == make_row("alpha", 10).msisdn
+    assert (records[0]["plan"], records[-1]["plan"]) == ("data10", "")
     assert await _check_manifest(store, out, "csv") == result.manifest
 
 
@@ -81,6 +82,7 @@ async def test_jsonl_export(store: UsageStore, tmp_path: Path) -> None:
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 12 and {r["tenant"] for r in records} == {"alpha"}
     assert records[-1]["retail"] == 77 and isinstance(records[-1]["units"], int)
+    assert (records[0]["plan"], records[-1]["plan"]) == ("data10", "")
     assert _entry_ids(records) == sorted(_entry_ids(records))  # oldest first
     await _check_manifest(store, out, "jsonl")
 
@@ -103,6 +105,8 @@ async def test_parquet_export_in_row_groups(
     first = table.slice(0, 1).to_pylist()[0]
     assert first["ended_at"] == datetime.fromtimestamp(DEC_02 + 0.010, UTC)
     assert first["msisdn"] == make_row("alpha", 10).msisdn and first["reason"] == ""
+    assert table.column("plan").to_pylist()[:7] == ["data10"] * 7
+    assert table.column("plan").to_pylist()[7:] == [""] * 5
     assert (
         sum(table.column("retail").to_pylist())
         == (await store.count_and_totals("alpha", DEC_1, APR_1)).retail

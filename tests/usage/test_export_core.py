@@ -24,7 +24,7 @@ from usage.sql import RECORD_COLUMNS
 CTX = RecordContext(
     source="gy", msisdn="4917099000001", imsi="262019990000001", started_at_s=100.0,
     visited_plmn="26201", apn="internet", charging_id="42", rate_card_version="v2",
-    currency="EUR", role_of_node=-1,
+    currency="EUR", role_of_node=-1, plan="data10",
 )  # fmt: skip
 
 
@@ -73,6 +73,9 @@ def test_copy_rows_flatten_record_and_context() -> None:
         {"leg": "acme:v2:7", "units": 3000, "retail": 30, "wholesale": 15}
     ]
     assert row["money_delta"] == -30 and row["balance_after"] == 970
+    assert row["plan"] == "data10"  # the subscriber's plan, from the record's context
+    (bare,), _ = rows([Entry(5, "1700000000000-4", record(context=None))], {"data": "byte"})
+    assert bare["plan"] == ""
 
 
 def test_copy_rows_group_by_utc_month_of_the_end() -> None:

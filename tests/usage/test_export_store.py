@@ -54,6 +54,7 @@ CONFIG = ExportConfig(
 )  # fmt: skip
 MIB = 1_048_576
 ACME_1, ACME_2, ACME_3 = "4917099000001", "4917099000002", "4917099000003"
+DATA10 = "4917099500001"  # acme's data10 plan
 ACME_IMSI_2 = "262019900000002"
 
 
@@ -85,6 +86,19 @@ async def _rows(store: UsageStore, tenant: str) -> list[dict[str, Any]]:
     async for chunk in store.iter_export(tenant):
         out.extend(dict(zip(q.EXPORT_COLUMNS, row, strict=True)) for row in chunk)
     return out
+
+
+async def _call(charging: Charging, msisdn: str, sid: str, seconds: int) -> None:
+    called = "tel:+4915112345678"
+    await charging.send(
+        ccr(sid, INITIAL, 0, msisdn=msisdn, context=MMTEL_CONTEXT, called=called,
+            msccs=[Mscc(None, {"cc_time": 120})])
+    )  # fmt: skip
+    charging.clock.now += seconds
+    await charging.send(
+        ccr(sid, TERMINATION, 1, msisdn=msisdn, context=MMTEL_CONTEXT, called=called,
+            msccs=[Mscc(None, None, [{"cc_time": seconds}])])
+    )  # fmt: skip
 
 
 async def _ccr_traffic(charging: Charging) -> None:
@@ -135,6 +149,7 @@ async def test_ccr_records_are_stored_once_with_their_enriched_fields(
     admin = charging.client
     await install_catalog_texts(admin)
     await _ccr_traffic(charging)
+    await _call(charging, DATA10, "cscf;store;plan", 30)
     expected = {t: await ledger_totals(admin, t) for t in ("acme", "globex")}
     assert expected["acme"][0] > 8  # provision + bucket records, 6 usage, voice, sms
     exporter = _exporter(redis_url, admin, store)
@@ -157,7 +172,12 @@ async def test_ccr_records_are_stored_once_with_their_enriched_fields(
     assert first["currency"] == "EUR" and first["rate_card_version"]
     assert first["rate_row"].startswith(f"acme:{first['rate_card_version']}:")
     assert first["started_at"] is not None and first["kind"] == "usage"
-    (voice,) = [r for r in rows if r["source"] == "ro"]
+    (voice,) = [r for r in rows if r["source"] == "ro" and r["msisdn"] == ACME_1]
+    (planned,) = [r for r in rows if r["source"] == "ro" and r["msisdn"] == DATA10]
+    # The subscriber's plan, resolved at ingestion, stored on its row.
+    assert (voice["plan"], planned["plan"], planned["rate_card_version"]) == (
+        "", "data10", "acme-2026-01@data10",
+    )  # fmt: skip
     assert (voice["called"], voice["calling"], voice["role_of_node"]) == (
         "4915112345678", ACME_1, 0,
     )  # fmt: skip

@@ -43,6 +43,7 @@ def test_migrations_apply_on_empty_database_and_reapply_as_noop(
             "0202_api_jobs",  # ocs api: asynchronous jobs (CSV import)
             "0203_api_proxy_keys",  # the proxy key role
             "0204_settlement_statement_views",  # an issued statement kept whole
+            "0205_usage_plan",  # the subscriber's plan on every record
         ]
         assert migrate.apply(url) == steps
         assert migrate.apply(url) == []

@@ -1,0 +1,1 @@
+ALTER TABLE usage_records DROP COLUMN plan;
