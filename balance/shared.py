@@ -120,7 +120,11 @@ async def fill_group(
 ) -> bool:
     """(Re)fill the group's pool for ``period`` (e.g. ``2026-03``): ``amount`` units of bucket
     ``kind`` shared by ``members``, each drawing at most ``member_cap`` this period. False when
-    that period was filled already (a retried fill never resets what members drew)."""
+    that period was filled already (a retried fill never resets what members drew).
+
+    An operator's step (``ocs group fill``): it maintains the member index with reads a tenant's
+    ACL user is not granted (HKEYS, HMGET), so ``ledger`` is on the admin connection. Drawing
+    needs only the tenant's user."""
     if not 1 <= len(members) <= MEMBERS_MAX:
         raise InvalidRequest(f"a group has 1 to {MEMBERS_MAX} members")
     for member in members:

@@ -8,9 +8,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from balance.ledger import Ledger
 from balance.records import BucketUnit
-from balance.shared import fill_group, member_drawn, read_group, read_memberships
+from balance.shared import (
+    Membership,
+    draw_shared,
+    fill_group,
+    member_drawn,
+    read_group,
+    read_memberships,
+)
+from ocs.app import OcsApp
+from ocs.charging.directory import TenantDirectory
+from ocs.charging.notifications import AccountNotice
+from ocs.charging.shared_draw import GROUP_NOTICE
+from ocs.config import load_config
 from tests.charging.conftest import Charging
+from tests.support.charging import DEMO_CATALOG
 from tests.support.gy import INITIAL, UPDATE, Mscc, ccr, msccs_of, result_code
 
 MIB = 1024 * 1024
@@ -141,3 +155,39 @@ async def test_non_member_makes_the_same_redis_calls(charging: Charging) -> None
     member_calls = await calls_of(charging, home)
     assert member_calls["cmdstat_fcall"] == 1 and "cmdstat_hkeys" not in member_calls
     assert await member_drawn(await charging.ledger("acme"), "fam", A) == 0
+
+
+async def test_server_reads_the_member_index_at_start_resync_and_notice(redis_url: str) -> None:
+    config = load_config(
+        overrides={"redis": {"url": redis_url}, "catalog": {"path": str(DEMO_CATALOG)}},
+        environ={},
+    )
+    app = OcsApp(config)
+    await app._start_ledger()
+    try:
+        catalog = await app._load_catalog()
+        assert app.ledger.admin is not None
+        ledger = Ledger(app.ledger.admin, "acme")  # fills are the operator's (ocs group fill)
+        await fill_group(
+            ledger, "fam", period="2026-11", kind=POOL_KIND, unit=BucketUnit.BYTES,
+            amount=MIB, member_cap=MIB, members=[A], expires_at_s=0.0,
+        )  # fmt: skip
+        app.directory = TenantDirectory(catalog, app._ledger_for, app.dynamic)
+        await app._read_group_members(catalog)  # what start() does
+        assert app.directory.groups.get("acme", A) == Membership("fam", POOL_KIND)
+        await fill_group(
+            ledger, "fam", period="2026-12", kind=POOL_KIND, unit=BucketUnit.BYTES,
+            amount=MIB, member_cap=MIB, members=[B], expires_at_s=0.0,
+        )  # fmt: skip
+        await app._on_notice(AccountNotice("acme", "fam", GROUP_NOTICE))  # ocs group fill's
+        assert app.directory.groups.get("acme", A) is None
+        assert app.directory.groups.get("acme", B) == Membership("fam", POOL_KIND)
+        app.directory.groups.replace("acme", {})  # a notice missed: the resync repairs it
+        await app._resync_directory()
+        assert app.directory.groups.get("acme", B) == Membership("fam", POOL_KIND)
+        # The server draws on the tenant's own ACL user: its commands allow the whole draw.
+        served = await app._ledger_for("acme")
+        draw = await draw_shared(served, "fam", B, 1000, now_s=1.0, op_id="acl-check")
+        assert (draw.units, await member_drawn(ledger, "fam", B)) == (1000, 1000)
+    finally:
+        await app.ledger.stop()
