@@ -123,6 +123,8 @@ REQUIRED_AVPS: Mapping[CcRequestType, tuple[int, ...]] = {
 """Required AVPs per CC-Request-Type: RFC 4006 §3.1, plus Requested-Action for an EVENT
 (§8.41; the lenient profile assumes DIRECT_DEBITING when it is missing)."""
 _REQUIRED_SETS = {codes: frozenset(codes) for codes in REQUIRED_AVPS.values()}
+# By plain int: an IntEnum key hashes through a Python-level __hash__.
+_REQUIRED_BY_TYPE = {int(kind): codes for kind, codes in REQUIRED_AVPS.items()}
 
 SINGLE_INSTANCE_AVPS: frozenset[int] = frozenset(
     {
@@ -222,7 +224,7 @@ def _parse(message: Message, strict: bool) -> CreditControlRequest:
     request_type = (
         None if type_avp is None else enum_member(_REQUEST_TYPES, type_avp, "CC-Request-Type")
     )
-    required = REQUIRED_AVPS[request_type or _INITIAL_REQUEST]
+    required = _REQUIRED_BY_TYPE[int(request_type or _INITIAL_REQUEST)]
     # Fast path (one C-level set comparison) for the usual request that has them all.
     for code in () if once.keys() >= _REQUIRED_SETS[required] else required:
         if code in once:

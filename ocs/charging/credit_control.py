@@ -67,7 +67,7 @@ from ocs.charging.durable_requests import PeerStore
 from ocs.charging.events import EventCharging
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
-from ocs.charging.usage import RequestRater, used_legs
+from ocs.charging.usage import RatingMemo, RequestRater, used_legs
 from ocs.config import ChargingConfig
 from ocs.metrics import Counter, CounterSeries, HistogramSeries, Metrics
 from tariffs.errors import RatingError
@@ -83,6 +83,9 @@ Finish = Callable[[Any], CreditControlAnswer]
 
 # A request without MSCC and without rating group is charged under this ledger rating group.
 SINGLE_SERVICE_RATING_GROUP = 0
+# The ledger's on-exhaust policy by the catalog's name for it (a dict lookup: calling the Enum
+# class by value runs Python-level code per MSCC).
+_ON_EXHAUST = {member.value: member for member in OnExhaust}
 
 
 class _Slot(msgspec.Struct):
@@ -126,9 +129,12 @@ class CreditControlHandler:
         self.events = EventCharging(directory, log=log)
         # Metric series by (family, label values); bounded like the labels themselves.
         self._counters: dict[tuple[int, str, str | int], CounterSeries] = {}
+        self._requests_series: dict[tuple[int, str], CounterSeries] = {}
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
         self._mscc_avps = MsccAvpCache()
+        # Ratings by what they depend on, for as long as no tariff boundary passes.
+        self._ratings = RatingMemo()
         # Ledger call latency, by kind: the series are looked up once, observed per CCR.
         self._ledger_latency: tuple[HistogramSeries, HistogramSeries] | None = (
             (
@@ -256,10 +262,16 @@ class CreditControlHandler:
     def _count(self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer) -> None:
         metrics = self.metrics
         assert metrics is not None
-        self._series(metrics.ccr_total, ccr.request_type.name, tenant).inc()
-        self._series(metrics.cc_results_total, "session", answer.result_code).inc()
+        # Keys of plain ints and strs: an IntEnum hashes through a Python-level __hash__.
+        kind = ccr.request_type
+        requests = self._requests_series.get((int(kind), tenant))
+        if requests is None:
+            requests = metrics.ccr_total.labels(kind.name, tenant)
+            self._requests_series[(int(kind), tenant)] = requests
+        requests.inc()
+        self._series(metrics.cc_results_total, "session", int(answer.result_code)).inc()
         for service in answer.services:
-            self._series(metrics.cc_results_total, "mscc", service.result_code).inc()
+            self._series(metrics.cc_results_total, "mscc", int(service.result_code)).inc()
         metrics.open_sessions.set(len(self.sessions))
 
     def _series(self, family: Counter, first: str, second: str | int) -> CounterSeries:
@@ -494,7 +506,9 @@ class CreditControlHandler:
         grant: bool,
     ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
         """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
-        request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant, ref.plan)
+        request_rater = RequestRater(
+            self.directory.snapshot.rater, ccr, ref.tenant, ref.plan, self._ratings
+        )
         slots: list[_Slot] = []
         items: list[RatingGroupRequest] = []
         grace = self.config.tcc_grace_s
@@ -524,7 +538,7 @@ class CreditControlHandler:
                     kinds=rating.bucket_kinds,
                     used=tuple(legs),
                     requested_units=requested,
-                    on_exhaust=OnExhaust(rating.on_exhaust),
+                    on_exhaust=_ON_EXHAUST[rating.on_exhaust],
                     block_kinds=rating.block_kinds,
                     reserve_leg_key=rating.price_key,
                     reserve_price=rating.price,
