@@ -86,6 +86,7 @@ SINGLE_SERVICE_RATING_GROUP = 0
 # The ledger's on-exhaust policy by the catalog's name for it (a dict lookup: calling the Enum
 # class by value runs Python-level code per MSCC).
 _ON_EXHAUST = {member.value: member for member in OnExhaust}
+_MSCC_SCOPE = 1 << 32  # added to an MSCC's Result-Code in the result series' key
 
 
 class _Slot(msgspec.Struct):
@@ -130,6 +131,8 @@ class CreditControlHandler:
         # Metric series by (family, label values); bounded like the labels themselves.
         self._counters: dict[tuple[int, str, str | int], CounterSeries] = {}
         self._requests_series: dict[tuple[int, str], CounterSeries] = {}
+        self._result_series: dict[int, CounterSeries] = {}
+        self._unit_series: dict[tuple[str, str], tuple[CounterSeries, CounterSeries]] = {}
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
         self._mscc_avps = MsccAvpCache()
@@ -269,18 +272,22 @@ class CreditControlHandler:
             requests = metrics.ccr_total.labels(kind.name, tenant)
             self._requests_series[(int(kind), tenant)] = requests
         requests.inc()
-        self._series(metrics.cc_results_total, "session", int(answer.result_code)).inc()
-        for service in answer.services:
-            self._series(metrics.cc_results_total, "mscc", int(service.result_code)).inc()
-        metrics.open_sessions.set(len(self.sessions))
-
-    def _series(self, family: Counter, first: str, second: str | int) -> CounterSeries:
-        """``family.labels(first, str(second))``, remembered: no label work per request."""
-        key = (id(family), first, second)
-        series = self._counters.get(key)
+        results = self._result_series
+        code = int(answer.result_code)
+        series = results.get(code)
         if series is None:
-            series = self._counters[key] = family.labels(first, str(second))
-        return series
+            series = results[code] = metrics.cc_results_total.labels("session", str(code))
+        series.inc()
+        for service in answer.services:
+            # One dict for both scopes: an MSCC's code is keyed above the 32-bit codes.
+            code = int(service.result_code) | _MSCC_SCOPE
+            series = results.get(code)
+            if series is None:
+                series = results[code] = metrics.cc_results_total.labels(
+                    "mscc", str(code & 0xFFFF_FFFF)
+                )
+            series.inc()
+        metrics.open_sessions.set(len(self.sessions))
 
     def _tenant_series(self, family: Counter, tenant: str) -> CounterSeries:
         """``family.labels(tenant)``, remembered (the exception counters)."""
@@ -307,13 +314,24 @@ class CreditControlHandler:
                 )
             if result.wholesale > result.retail:
                 self._tenant_series(self.metrics.wholesale_above_retail_total, tenant).inc()
-            service = slot.rating.service
-            if result.granted_units:
-                self._series(self.metrics.granted_units_total, tenant, service).inc(
-                    result.granted_units
-                )
-            if result.used_units:
-                self._series(self.metrics.used_units_total, tenant, service).inc(result.used_units)
+            if result.granted_units or result.used_units:
+                granted, used = self._units_series(tenant, slot.rating.service)
+                if result.granted_units:
+                    granted.inc(result.granted_units)
+                if result.used_units:
+                    used.inc(result.used_units)
+
+    def _units_series(self, tenant: str, service: str) -> tuple[CounterSeries, CounterSeries]:
+        """The granted and used units series of (tenant, service), remembered as a pair."""
+        pair = self._unit_series.get((tenant, service))
+        if pair is None:
+            metrics = self.metrics
+            assert metrics is not None
+            pair = self._unit_series[(tenant, service)] = (
+                metrics.granted_units_total.labels(tenant, service),
+                metrics.used_units_total.labels(tenant, service),
+            )
+        return pair
 
     # -- sessions (CCR-I / U / T) -------------------------------------------------------------
     def _start_session_request(
