@@ -297,9 +297,11 @@ def start_server(
     """``ocs serve`` (under ``wrapper``, e.g. valgrind) on free ports; (process, Diameter port)
     once its HTTP listener answers."""
     diameter_port, http_port = free_tcp_port(), free_tcp_port()
+    config = workdir / f"{name}.toml"
+    config.write_text(SERVER_CONFIG, encoding="utf-8")
     command = [
         *wrapper,
-        sys.executable, "-m", "ocs", "serve",
+        sys.executable, "-m", "ocs", "serve", "--config", str(config),
         "--diameter-listen", f"127.0.0.1:{diameter_port}",
         "--http-listen", f"127.0.0.1:{http_port}",
         "--no-sip", "--redis-url", redis_url,
