@@ -44,6 +44,7 @@ from diameter_apps.credit_control import (
     MsccAvpCache,
     ServiceAnswer,
     ServiceRequest,
+    SubscriptionMemo,
     build_cca,
     ccr_fingerprint,
     parse_ccr,
@@ -136,6 +137,7 @@ class CreditControlHandler:
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
         self._mscc_avps = MsccAvpCache()
+        self._subscriptions = SubscriptionMemo()
         # Ratings by what they depend on, for as long as no tariff boundary passes.
         self._ratings = RatingMemo()
         # Ledger call latency, by kind: the series are looked up once, observed per CCR.
@@ -156,7 +158,7 @@ class CreditControlHandler:
         ccr: CreditControlRequest | None = None
         tenant = ""
         try:
-            ccr = parse_ccr(event.message, self.profile)
+            ccr = parse_ccr(event.message, self.profile, self._subscriptions)
             if ccr.deviations:
                 self.log.info("ccr_deviation", session=ccr.session_id, what=list(ccr.deviations))
             now = int(self.clock())
@@ -362,7 +364,7 @@ class CreditControlHandler:
         digest = ccr_fingerprint(ccr.message).hex()
         context = self._session_context(ccr, ref, tenant, slots, now)
 
-        def call(ledger: Ledger) -> Awaitable[CcrResult]:
+        def call(ledger: Ledger) -> asyncio.Future[CcrResult]:
             return ledger.credit_control(
                 ref.subscriber_id,
                 ccr.session_id,
@@ -377,9 +379,11 @@ class CreditControlHandler:
 
         ledger = self._ledgers.get(ref.tenant)
         # In steady state the ledger call is started here and settles from a callback (the
-        # ledger hands back a future; ensure_future returns it as it is).
-        work = asyncio.ensure_future(
-            call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
+        # ledger hands back a future: no task).
+        work: asyncio.Future[Any] = (
+            call(ledger)
+            if ledger is not None
+            else loop.create_task(self._first_call(ref.tenant, call))
         )
         return work, functools.partial(
             self._session_answer, ccr, ref, tenant, suspended, slots, now, context
@@ -460,7 +464,13 @@ class CreditControlHandler:
                     for a in answers
                 ),
             )
-        return CreditControlAnswer(result_code=code, services=answers)
+        # Built whole here (a session request is never an EVENT: no Direct-Debiting-Failure-
+        # Handling), so ``_answer`` does not copy it to add the failure handling.
+        return CreditControlAnswer(
+            result_code=code,
+            services=answers,
+            credit_control_failure_handling=CreditControlFailureHandling.RETRY_AND_TERMINATE,
+        )
 
     def _keep_session(
         self,
