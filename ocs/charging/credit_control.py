@@ -62,6 +62,7 @@ from ocs.charging.cc_answers import (
     suspended_answer,
     top_level_code,
 )
+from ocs.charging.cc_metrics import ChargingCounts
 from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.durable_requests import PeerStore
@@ -70,7 +71,7 @@ from ocs.charging.sessions import SessionRegistry
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
 from ocs.charging.usage import RatingMemo, RequestRater, used_legs
 from ocs.config import ChargingConfig
-from ocs.metrics import Counter, CounterSeries, HistogramSeries, Metrics
+from ocs.metrics import HistogramSeries, Metrics
 from tariffs.errors import RatingError
 from tariffs.model import SUSPENDED, Tenant
 from tariffs.quota import size_grant_for
@@ -87,7 +88,6 @@ SINGLE_SERVICE_RATING_GROUP = 0
 # The ledger's on-exhaust policy by the catalog's name for it (a dict lookup: calling the Enum
 # class by value runs Python-level code per MSCC).
 _ON_EXHAUST = {member.value: member for member in OnExhaust}
-_MSCC_SCOPE = 1 << 32  # added to an MSCC's Result-Code in the result series' key
 
 
 class _Slot(msgspec.Struct):
@@ -129,11 +129,7 @@ class CreditControlHandler:
         self.profile = profile
         self.metrics = metrics
         self.events = EventCharging(directory, log=log)
-        # Metric series by (family, label values); bounded like the labels themselves.
-        self._counters: dict[tuple[int, str, str | int], CounterSeries] = {}
-        self._requests_series: dict[tuple[int, str], CounterSeries] = {}
-        self._result_series: dict[int, CounterSeries] = {}
-        self._unit_series: dict[tuple[str, str], tuple[CounterSeries, CounterSeries]] = {}
+        self._counts = ChargingCounts(metrics) if metrics is not None else None
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
         self._mscc_avps = MsccAvpCache()
@@ -254,8 +250,8 @@ class CreditControlHandler:
                     else None
                 ),
             )
-        if self.metrics is not None:
-            self._count(ccr, tenant, answer)
+        if self._counts is not None:
+            self._counts.answered(ccr, tenant, answer, len(self.sessions))
         return build_cca(
             ccr,
             answer,
@@ -263,77 +259,6 @@ class CreditControlHandler:
             origin_realm=self.origin_realm,
             mscc_avps=self._mscc_avps,
         )
-
-    def _count(self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer) -> None:
-        metrics = self.metrics
-        assert metrics is not None
-        # Keys of plain ints and strs: an IntEnum hashes through a Python-level __hash__.
-        kind = ccr.request_type
-        requests = self._requests_series.get((int(kind), tenant))
-        if requests is None:
-            requests = metrics.ccr_total.labels(kind.name, tenant)
-            self._requests_series[(int(kind), tenant)] = requests
-        requests.inc()
-        results = self._result_series
-        code = int(answer.result_code)
-        series = results.get(code)
-        if series is None:
-            series = results[code] = metrics.cc_results_total.labels("session", str(code))
-        series.inc()
-        for service in answer.services:
-            # One dict for both scopes: an MSCC's code is keyed above the 32-bit codes.
-            code = int(service.result_code) | _MSCC_SCOPE
-            series = results.get(code)
-            if series is None:
-                series = results[code] = metrics.cc_results_total.labels(
-                    "mscc", str(code & 0xFFFF_FFFF)
-                )
-            series.inc()
-        metrics.open_sessions.set(len(self.sessions))
-
-    def _tenant_series(self, family: Counter, tenant: str) -> CounterSeries:
-        """``family.labels(tenant)``, remembered (the exception counters)."""
-        key = (id(family), tenant, "")
-        series = self._counters.get(key)
-        if series is None:
-            series = self._counters[key] = family.labels(tenant)
-        return series
-
-    def _count_units(
-        self, tenant: str, slots: list[_Slot], results: tuple[RatingGroupResult, ...]
-    ) -> None:
-        if self.metrics is None:
-            return
-        for slot in slots:
-            if slot.rating is None or slot.item < 0:
-                if slot.failure is None or slot.failure == ResultCode.RATING_FAILED:
-                    self._tenant_series(self.metrics.rating_failures_total, tenant).inc()
-                continue
-            result = results[slot.item]
-            if result.leakage_money:
-                self._tenant_series(self.metrics.leakage_money_total, tenant).inc(
-                    result.leakage_money
-                )
-            if result.wholesale > result.retail:
-                self._tenant_series(self.metrics.wholesale_above_retail_total, tenant).inc()
-            if result.granted_units or result.used_units:
-                granted, used = self._units_series(tenant, slot.rating.service)
-                if result.granted_units:
-                    granted.inc(result.granted_units)
-                if result.used_units:
-                    used.inc(result.used_units)
-
-    def _units_series(self, tenant: str, service: str) -> tuple[CounterSeries, CounterSeries]:
-        """The granted and used units series of (tenant, service), remembered as a pair."""
-        pair = self._unit_series.get((tenant, service))
-        if pair is None:
-            metrics = self.metrics
-            assert metrics is not None
-            pair = self._unit_series[(tenant, service)] = (
-                metrics.granted_units_total.labels(tenant, service),
-                metrics.used_units_total.labels(tenant, service),
-            )
-        return pair
 
     # -- sessions (CCR-I / U / T) -------------------------------------------------------------
     def _start_session_request(
@@ -431,7 +356,8 @@ class CreditControlHandler:
     ) -> CreditControlAnswer:
         """The CCA of a session request from the ledger's outcome (the post-ledger half)."""
         results = outcome.items
-        self._count_units(ref.tenant, slots, results)
+        if self._counts is not None:
+            self._counts.units(ref.tenant, [(s.rating, s.failure, s.item) for s in slots], results)
         if any(r.outcome is Outcome.UNKNOWN_ACCOUNT for r in results):
             return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
         terminating = ccr.request_type is CcRequestType.TERMINATION
