@@ -112,7 +112,8 @@ async def statement_view(
 
 
 async def record_statement(store: SettlementStore, view: StatementView) -> None:
-    """Keep the issued figures (the portfolio summary reads them)."""
+    """Keep the issued figures (the portfolio summary reads them) and the whole view (the
+    operator API renders the issued statement from it, on the tenant's own role)."""
     async with store.as_role(q.SETTLEMENT_ROLE) as conn:
         await conn.execute(
             q.UPSERT_STATEMENT,
@@ -123,6 +124,7 @@ async def record_statement(store: SettlementStore, view: StatementView) -> None:
                 view.settlement.amount_due,
                 view.currency,
                 msgspec.json.encode(view.settlement).decode(),
+                msgspec.json.encode(view).decode(),
             ),
         )
 

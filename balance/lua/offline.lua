@@ -48,6 +48,7 @@ local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
 local posted_before = acct[A_BALANCE] + acct[A_HELD]
+local bucket_before = bucket_snapshot(acct, req[14])
 local pays = pays_money(acct, payg, block_kinds, usage_at)
 local unit_buckets, money_buckets = eligible(acct, kinds, usage_at)
 local drawn, leg_out = {}, {}
@@ -91,5 +92,7 @@ if retail_total > 0 then
   emit_crossings(event_stream(KEYS[3]), tenant, subscriber, op_id, now, posted_before,
     balance + acct[A_HELD], req[14])
 end
+emit_bucket_crossings(event_stream(KEYS[3]), tenant, subscriber, op_id, now, acct, bucket_before,
+  req[14])
 idem_store(KEYS[1], digest, result, ttl)
 return {0, result}

@@ -20,17 +20,18 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body
 from litestar.response import Redirect
 
-from ocs.api import operator, portfolio
+from ocs.api import operator, portfolio, statements
 from ocs.api import sql as q
 from ocs.api.auth import SESSION_COOKIE, scope_guard
 from ocs.api.charts import bar_chart, line_chart
 from ocs.api.errors import Conflict, FieldError, NotFound
-from ocs.api.keys import KEY_PATTERN
 from ocs.api.state import ApiState
+from ocs.key_format import KEY_PATTERN
 from tariffs.display import format_money
 
 PERIOD = timedelta(days=30)
 TOP_SUBSCRIBERS = 25
+SETTLEMENT_ROWS = 60  # host MNO months (and operator months) shown, newest first
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222;background:#f6f7f9}
 header{background:#1f2d3d;color:#fff;padding:10px 24px;display:flex;gap:24px;align-items:center}
@@ -232,10 +233,43 @@ async def portfolio_page(request: Request[Any, Any, Any]) -> str:
            if alert_rows else "<p class='empty'>no alerts</p>")
         + "<h2>Operators</h2>"
         + _table(["operator", "currency", "in catalog", "usage stored"], status_rows, set())
-        + "<h2>Settlement</h2><p class='empty'>no settlement package on this deployment: "
-        "statements are not available</p>"
+        + await _settlement_section(state)
     )  # fmt: skip
     return page("Portfolio", body)
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "<span class='critical'>no</span>"
+
+
+async def _settlement_section(state: ApiState) -> str:
+    """Settlement status: each host MNO's month (does its invoice add up?) and each operator's
+    standing (statement issued, amount due). Newest months first."""
+    status = await statements.settlement_status(state, None)
+    if not status.periods:
+        return "<h2>Settlement</h2><p class='empty'>no settlement period opened yet</p>"
+    periods = [
+        [escape(p.host_mno), escape(p.month), escape(p.state),
+         _money(p.invoice_total_micro, p.currency), _money(p.allocated_micro, p.currency),
+         _money(p.unallocated_micro, p.currency), _money(p.disputed_micro, p.currency),
+         _yes_no(p.balanced) if p.reconciled else "not reconciled"]
+        for p in status.periods[:SETTLEMENT_ROWS]
+    ]  # fmt: skip
+    operators = [
+        [escape(o.tenant), escape(o.month), escape(", ".join(o.host_mnos)), escape(o.period_state),
+         "yes" if o.statement_issued else "no",
+         _money(o.amount_due_micro, o.currency or "") if o.amount_due_micro is not None else "-"]
+        for o in status.operators[:SETTLEMENT_ROWS]
+    ]  # fmt: skip
+    return (
+        "<h2>Settlement</h2>"
+        + _table(["host MNO", "month", "state", "invoice", "allocated", "unallocated",
+                  "disputed", "adds up"], periods, {3, 4, 5, 6})
+        + "<h2>Settlement per operator</h2>"
+        + (_table(["operator", "month", "host MNOs", "period state", "statement issued",
+                   "amount due"], operators, {5})
+           if operators else "<p class='empty'>no usage allocated to an operator yet</p>")
+    )  # fmt: skip
 
 
 # -- operator -----------------------------------------------------------------------------------
@@ -285,10 +319,29 @@ async def operator_page(request: Request[Any, Any, Any], tenant: str) -> str:
         + line_chart(f"retail per day and service ({info.currency})", series)
         + bar_chart(f"retail per service ({info.currency})",
                     [(s, v / 1e6) for s, v in sorted(by_service.items())])
-        + "<h2>Statements</h2><p class='empty'>no settlement package on this deployment: "
-        "statements are not available</p>"
+        + "<h2>Statements</h2>"
+        + _statements_table(await statements.statements_of(state, tenant))
     )  # fmt: skip
     return page(f"Operator {tenant}", body, _nav(tenant))
+
+
+def _statements_table(issued: list[statements.StatementSummary]) -> str:
+    """The tenant's issued statements with links to their files (the API's own URLs: the
+    session cookie is a key there too, under the same scope guard)."""
+    if not issued:
+        return "<p class='empty'>no statement issued yet</p>"
+    rows = []
+    for s in issued:
+        anchors = [f"<a href='{escape(u)}'>{escape(f.upper())}</a>" for f, u in s.files.items()]
+        links = " ".join(anchors) or "issued before files were kept"
+        rows.append([
+            escape(s.month), escape(", ".join(s.host_mnos)), f"{s.issued_at:%Y-%m-%d %H:%M}",
+            _money(s.wholesale_micro, s.currency), _money(s.margin_micro, s.currency),
+            _money(s.platform_fee_micro + s.commitment_shortfall_micro, s.currency),
+            _money(s.amount_due_micro, s.currency), links,
+        ])  # fmt: skip
+    return _table(["month", "host MNOs", "issued (UTC)", "wholesale", "margin", "fees",
+                   "amount due", "files"], rows, {3, 4, 5, 6})  # fmt: skip
 
 
 @get("/tenants/{tenant:str}/find", include_in_schema=False, opt={"role": "read"},

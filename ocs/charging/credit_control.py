@@ -73,10 +73,11 @@ from ocs.charging.usage import RatingMemo, RequestRater, used_legs
 from ocs.config import ChargingConfig
 from ocs.metrics import HistogramSeries, Metrics
 from tariffs.errors import RatingError
-from tariffs.model import SUSPENDED, Tenant
+from tariffs.model import SUSPENDED, TariffSwitch, Tenant
 from tariffs.quota import size_grant_for
 from tariffs.rating import Rating
 from tariffs.subscribers import SubscriberRef
+from tariffs.tariff_switch import timing_for
 
 Log = structlog.typing.FilteringBoundLogger
 # What turns the ledger step's result into the answer (the session path's post-ledger half).
@@ -99,6 +100,7 @@ class _Slot(msgspec.Struct):
     item: int = -1
     requested_units: int = 0
     validity_s: int = 0
+    tariff_time_change_s: int | None = None
 
 
 class CreditControlHandler:
@@ -466,6 +468,9 @@ class CreditControlHandler:
         slots: list[_Slot] = []
         items: list[RatingGroupRequest] = []
         grace = self.config.tcc_grace_s
+        window_s = self.config.validity_time_s + grace  # how old a reported grant can be
+        tenant = self.directory.snapshot.tenants.get(ref.tenant)
+        switch = tenant.tariff_switch if tenant is not None else TariffSwitch()
         for service in ccr.services:
 
             def rate_at(at: int, service: ServiceRequest = service) -> Rating:
@@ -473,14 +478,17 @@ class CreditControlHandler:
 
             try:
                 rating = rate_at(now)
-                legs = used_legs(service.used, rating.unit, now, rate_at)
+                legs = used_legs(service.used, rating.unit, now, rate_at, window_s)
+                timing = timing_for(
+                    switch, ccr.session_id, rating, now, self.config.validity_time_s, rate_at
+                )
             except RatingError as exc:
                 slots.append(_Slot(service, failure=int(exc.result_code)))
                 continue
             requested = 0
             if grant and service.wants_grant:
                 requested = size_grant_for(rating, requested_amount(service.requested, rating.unit))
-            validity = self._validity_s(rating, now)
+            validity = timing.validity_s
             items.append(
                 RatingGroupRequest(
                     rating_group=(
@@ -500,15 +508,9 @@ class CreditControlHandler:
                     terminate=terminating,
                 )
             )
-            slots.append(_Slot(service, rating, None, len(items) - 1, requested, validity))
+            ttc = timing.tariff_time_change_s
+            slots.append(_Slot(service, rating, None, len(items) - 1, requested, validity, ttc))
         return slots, items
-
-    def _validity_s(self, rating: Rating, now: int) -> int:
-        """Validity-Time: the configured value, capped at the next tariff boundary."""
-        validity = self.config.validity_time_s
-        if rating.next_change_at is not None and rating.next_change_at > now:
-            validity = min(validity, rating.next_change_at - now)
-        return max(validity, 1)
 
     def _service_answer(
         self, slot: _Slot, results: tuple[RatingGroupResult, ...], tenant: Tenant, now: int
@@ -533,6 +535,7 @@ class CreditControlHandler:
             service_identifier=service.service_identifier,
             granted=granted(amount, unit) if amount > 0 else None,
             validity_time_s=slot.validity_s,
+            tariff_time_change_s=slot.tariff_time_change_s,
             volume_quota_threshold_octets=threshold if unit == BYTE and threshold else None,
             time_quota_threshold_s=threshold if unit == SECOND and threshold else None,
             unit_quota_threshold=(threshold if unit not in (BYTE, SECOND) and threshold else None),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import ACME_SUB, CATALOG, GLOBEX_SUB
+from tests.api.settlement_month import MNO, MONTH, settle_month
 from tests.support.api_process import ApiProcess
 from tests.usage.rows import make_row
 from usage.store import UsageStore
@@ -47,6 +48,7 @@ def dashboard(redis_url: str, store_url: str, tmp_path: Path) -> Iterator[ApiPro
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     asyncio.run(_usage(store_url))
+    asyncio.run(settle_month(store_url, tmp_path / "settle", "acme"))  # acme's statement
     proc = ApiProcess(tmp_path / "api", redis_url=redis_url, store_url=store_url)
     proc.start()
     yield proc
@@ -89,6 +91,10 @@ def test_portfolio_and_operator_dashboards(dashboard: ApiProcess, tmp_path: Path
             assert "acme" in text and "globex" in text and "Margin per operator" in text
             assert "negative_margin" in text  # globex's record priced below wholesale
             assert page.locator("svg.chart").count() >= 2
+            settlement = page.locator("h2:text-is('Settlement') + table").inner_text()
+            assert MNO in settlement and MONTH in settlement and "disputed" in settlement
+            per_operator = page.locator("h2:text-is('Settlement per operator') + table")
+            assert "acme" in per_operator.inner_text() and "globex" in per_operator.inner_text()
             page.screenshot(path=str(shots / "portfolio.png"), full_page=True)
             # A portfolio session does not reach an operator's pages.
             refused = page.goto(f"{base}/dashboard/tenants/acme")
@@ -104,6 +110,17 @@ def test_portfolio_and_operator_dashboards(dashboard: ApiProcess, tmp_path: Path
             assert ACME_SUB in text and GLOBEX_SUB not in text
             assert page.locator("svg.chart").count() >= 2
             page.screenshot(path=str(shots / "operator.png"), full_page=True)
+            statements = page.locator("h2:text-is('Statements') + table")
+            assert MONTH in statements.inner_text() and MNO in statements.inner_text()
+            pdf_link = statements.locator("a:text-is('PDF')").get_attribute("href")
+            pdf = context.request.get(f"{base}{pdf_link}")
+            assert pdf.status == 200 and pdf.body().startswith(b"%PDF-")
+            statements.locator("a:text-is('HTML')").click()
+            page.wait_for_load_state()
+            assert f"/api/v1/tenants/acme/statements/{MONTH}" in page.url
+            assert "acme" in page.content() and "globex" not in page.content().lower()
+            page.screenshot(path=str(shots / "statement.png"), full_page=True)
+            page.goto(f"{base}/dashboard/tenants/acme")
             page.click(f"text={ACME_SUB}")
             page.fill("input[name=amount]", "2.50")
             page.click("text=top up")
@@ -117,6 +134,8 @@ def test_portfolio_and_operator_dashboards(dashboard: ApiProcess, tmp_path: Path
                 f"/dashboard/tenants/globex/subscribers/{GLOBEX_SUB}",
                 "/dashboard/portfolio",
                 f"/api/v1/tenants/globex/subscribers/{GLOBEX_SUB}",
+                f"/api/v1/tenants/globex/statements/{MONTH}?format=html",
+                "/api/v1/portfolio/settlement",
             ):
                 answer = page.goto(f"{base}{path}")
                 assert answer is not None and answer.status == 403, path

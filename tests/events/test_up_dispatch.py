@@ -12,7 +12,13 @@ def _specs(*argv: str) -> dict[str, tuple[str, ...]]:
 
 
 def test_no_dispatch_file_no_dispatcher() -> None:
-    assert set(_specs()) == {"serve", "export", "api"}
+    assert set(_specs()) == {"serve", "export", "api", "renew"}
+
+
+def test_the_renewal_scheduler_runs_in_a_loop_unless_left_out() -> None:
+    argv = _specs()["renew"]
+    assert argv[argv.index("renew") + 1 :][:3] == ("--loop", "--redis-url", "redis://r:1")
+    assert "renew" not in _specs("--no-renew")
 
 
 def test_dispatch_file_adds_the_dispatcher_with_a_stable_consumer() -> None:

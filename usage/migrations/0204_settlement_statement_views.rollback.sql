@@ -1,0 +1,2 @@
+DROP INDEX settlement_statements_month;
+ALTER TABLE settlement_statements DROP COLUMN view;
