@@ -18,19 +18,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
-from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+import numpy as np
 
 from balance.errors import OperationConflict, UnknownAccount
 from balance.ledger import Ledger
 from balance.records import OfflineResult
+from usage.xdr.chunks import ChunkOutcome, ChunkRater, LineRater, Reject
+from usage.xdr.columns import ChunkReader, columnar
+from usage.xdr.idset import IdSet
 from usage.xdr.manifest import FileManifest, ManifestStore, TenantTotals
 from usage.xdr.mapping import Mapping
-from usage.xdr.parse import FileLayoutError, LineReader
+from usage.xdr.parse import FileLayoutError, LineReader, RawLine
 from usage.xdr.rate import RatedRecord, XdrRater
 from usage.xdr.records import RecordBuilder
 from usage.xdr.rejects import Reason, Rejected
@@ -54,6 +57,9 @@ class ImportOptions(msgspec.Struct, frozen=True):
     dry_run: bool = False
     batch_size: int = BATCH_SIZE_DEFAULT
     rejects_path: str | None = None  # default <file>.rejects.csv
+    # CSV files are read a chunk of lines at a time, by columns (the same answers, faster);
+    # False reads them a line at a time (the reference the columnar way is tested against).
+    columnar: bool = True
 
 
 class ImportResult(msgspec.Struct):
@@ -67,58 +73,6 @@ class ImportResult(msgspec.Struct):
     @property
     def rejected(self) -> int:
         return sum(t.rejected for t in self.tenants.values())
-
-
-class IdSet:
-    """The record ids of one file, as 64-bit hashes in an open-addressing table (16 bytes per
-    id at most half full, instead of ~100 for a set of strings), growing to ``slots_max``
-    slots (8 MiB: 512Ki ids) and no further, so memory is bounded whatever the file's size.
-
-    Past that, ids are no longer remembered; an id repeated in the file is then caught by the
-    ledger instead (the same op id: a replay, counted as duplicate, or with other content a
-    ``duplicate_id`` reject), so it is still never charged twice. Two ids with one hash (odds
-    ~n²/2⁶⁵) would make the second a false duplicate: rejected, never charged twice."""
-
-    def __init__(self, capacity: int = 1 << 16, slots_max: int = 1 << 20) -> None:
-        self._slots = array("q", bytes(8 * capacity))
-        self._mask = capacity - 1
-        self._count = 0
-        self._slots_max = slots_max
-        self.full = False
-
-    def add(self, key: str) -> bool:
-        """Add ``key``; False when it was there already (or True, unremembered, when full)."""
-        value = hash(key) or 1  # 0 marks an empty slot
-        slots, mask = self._slots, self._mask
-        index = value & mask
-        while True:
-            found = slots[index]
-            if found == 0:
-                if self.full:
-                    return True
-                slots[index] = value
-                self._count += 1
-                if self._count * 2 > mask:
-                    if mask + 1 >= self._slots_max:
-                        self.full = True
-                    else:
-                        self._grow()
-                return True
-            if found == value:
-                return False
-            index = (index + 1) & mask
-
-    def _grow(self) -> None:
-        old = self._slots
-        capacity = (self._mask + 1) * 2
-        self._slots = array("q", bytes(8 * capacity))
-        self._mask = capacity - 1
-        for value in old:
-            if value:
-                index = value & self._mask
-                while self._slots[index]:
-                    index = (index + 1) & self._mask
-                self._slots[index] = value
 
 
 def file_sha256(path: Path) -> str:
@@ -186,6 +140,8 @@ class FileImport:
         self.progress = progress
         self.tenants: dict[str, TenantTotals] = {}
         self.ids = IdSet()
+        self._batch: list[tuple[RatedRecord, str]] = []
+        self._pending: tuple[list[_Call], list[Any]] | None = None
         writes = not options.dry_run
         rejects = options.rejects_path or f"{path}.rejects.csv"
         self.rejects = RejectWriter(rejects if writes else None)
@@ -240,50 +196,90 @@ class FileImport:
 
     async def _lines(self) -> None:
         builder = RecordBuilder(self.mapping)
-        batch: list[tuple[RatedRecord, str]] = []
-        pending: tuple[list[_Call], list[Any]] | None = None
+        lines = LineRater(builder, self.rater)
+        charging = not (self.options.rate_only or self.options.dry_run)
         with self.path.open("rb") as stream:
-            reader = LineReader(self.mapping, stream)
-            for raw in reader:
-                tenant = UNRESOLVED
-                try:
-                    record = builder.build(raw)
-                    if not self.ids.add(record.record_id):
-                        raise Rejected(
-                            Reason.DUPLICATE_ID, f"record id {record.record_id} seen earlier"
-                        )
-                    ref = self.rater.resolve(record)
-                    tenant = ref.tenant
-                    rated = self.rater.rate(record, ref)
-                except Rejected as error:
-                    self._totals(tenant).read += 1
-                    self._reject(tenant, raw.line, error, raw.text)
-                    continue
-                totals = self._totals(rated.tenant)
-                totals.read += 1
-                totals.rated += 1
-                if not (self.options.rate_only or self.options.dry_run):
-                    batch.append((rated, raw.text))
-                    if len(batch) >= self.options.batch_size:
-                        # One batch in flight while the next is parsed and rated: Redis and
-                        # Python work at once, and a batch leaves only once the one before it
-                        # is settled, so each subscriber's records apply in file order.
-                        if pending is not None:
-                            await self._settle(*pending)
-                        pending = await self._launch(batch)
-                        batch = []
-                        self._report(reader.position)
-                else:
-                    totals.retail += rated.retail
-                    totals.wholesale += rated.wholesale
-                    if totals.rated % self.options.batch_size == 0:
+            reader: ChunkReader | LineReader
+            chunks: ChunkRater | None = None
+            if self.options.columnar and columnar(self.mapping):
+                reader = ChunkReader(self.mapping, stream)
+                chunks = ChunkRater(builder, self.rater)
+            else:
+                reader = LineReader(self.mapping, stream)
+            count = 0
+            for item in reader:
+                if isinstance(item, RawLine):
+                    outcome = lines.line(item, self.ids)
+                    if isinstance(outcome, Reject):
+                        self._rejected(outcome)
+                    else:
+                        await self._rated(outcome, item.text, charging)
+                    count += 1
+                    if count % self.options.batch_size == 0:
                         self._report(reader.position)
                         await asyncio.sleep(0)
-            if pending is not None:
-                await self._settle(*pending)
-            if batch:
-                await self._settle(*await self._launch(batch))
+                else:
+                    assert chunks is not None
+                    await self._chunk(chunks.rate(item, self.ids), charging, chunks)
+                    self._report(reader.position)
+                    await asyncio.sleep(0)
+            if self._pending is not None:
+                await self._settle(*self._pending)
+                self._pending = None
+            if self._batch:
+                await self._settle(*await self._launch(self._batch))
+                self._batch = []
             self._report(reader.position)
+
+    def _rejected(self, reject: Reject) -> None:
+        self._totals(reject.tenant).read += 1
+        self._reject(reject.tenant, reject.line, reject.error, reject.text)
+
+    async def _rated(self, rated: RatedRecord, text: str, charging: bool) -> None:
+        totals = self._totals(rated.tenant)
+        totals.read += 1
+        totals.rated += 1
+        if not charging:
+            totals.retail += rated.retail
+            totals.wholesale += rated.wholesale
+            return
+        self._batch.append((rated, text))
+        if len(self._batch) >= self.options.batch_size:
+            # One batch in flight while the next is parsed and rated: Redis and Python work
+            # at once, and a batch leaves only once the one before it is settled, so each
+            # subscriber's records apply in file order.
+            if self._pending is not None:
+                await self._settle(*self._pending)
+            self._pending = await self._launch(self._batch)
+            self._batch = []
+
+    async def _chunk(self, outcome: ChunkOutcome, charging: bool, chunks: ChunkRater) -> None:
+        for reject in outcome.rejects:
+            self._rejected(reject)
+        cols, rated, chunk = outcome.cols, outcome.rated, outcome.chunk
+        if charging:
+            fast = chunks.batch.records(cols, rated, chunk.first_line)
+            merged = [(r.record.line, r, chunk.text(int(cols.rows[i]))) for i, r in fast]
+            merged += [(r.record.line, r, text) for r, text in outcome.scalar]
+            merged.sort(key=lambda item: item[0])
+            for _, record, text in merged:
+                await self._rated(record, text, charging)
+            return
+        tenant_of_ref = [ref.tenant for ref in rated.refs]
+        names = sorted(set(tenant_of_ref))
+        code_of_ref = np.array([names.index(t) for t in tenant_of_ref] + [-1], dtype=np.int64)
+        code = np.where(rated.fast, code_of_ref[rated.ref], -1)
+        for number, name in enumerate(names):
+            rows = code == number
+            count = int(np.count_nonzero(rows))
+            if count:
+                totals = self._totals(name)
+                totals.read += count
+                totals.rated += count
+                totals.retail += int(rated.retail[rows].sum())
+                totals.wholesale += int(rated.wholesale[rows].sum())
+        for record, text in outcome.scalar:
+            await self._rated(record, text, charging)
 
     def _report(self, position: int) -> None:
         if self.progress is not None:
