@@ -26,6 +26,7 @@ from balance import keys
 from balance.access import AccessGuard, Repair
 from balance.errors import (
     InvalidRequest,
+    LedgerError,
     LedgerOverloaded,
     LedgerUnavailable,
     UnknownAccount,
@@ -43,6 +44,7 @@ from balance.records import (
     DebitManyResult,
     DebitPayload,
     DebitResult,
+    OfflineItem,
     OfflinePayload,
     OfflineResult,
     OnExhaust,
@@ -64,6 +66,7 @@ SESSION_IDLE_S_DEFAULT = 86400.0
 SESSIONS_MAX_DEFAULT = 32
 BUCKETS_MAX_DEFAULT = 64
 DEBIT_ITEMS_MAX = 32  # debit_many.lua's limit: an event's MSCCs
+OFFLINE_MANY_MAX = 64  # offline_many.lua's limit: records of one shard per call
 IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
 ITEMS_MAX = 64
 BALANCE_BELOW_MAX = 8  # "balance below" notification levels per tenant
@@ -186,6 +189,18 @@ def _ledger_error(script: LuaScript, exc: BaseException) -> BaseException:
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return LedgerUnavailable(f"{script.name}: Redis unavailable: {exc}")
     return exc
+
+
+def _offline_many_result(reply: Any) -> list[OfflineResult | LedgerError]:
+    out: list[OfflineResult | LedgerError] = []
+    for status, raw in reply:
+        if status == 2:
+            message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            error = error_from_reply(message)
+            out.append(error if error is not None else LedgerUnavailable(message))
+        else:
+            out.append(OfflineResult(_OFFLINE_DECODER.decode(raw), bool(status)))
+    return out
 
 
 def _offline_result(reply: Any) -> OfflineResult:
@@ -609,18 +624,52 @@ class Ledger:
 
         Returns a future (a task), so an importer can keep hundreds in flight: calls made in
         one event-loop turn leave as one pipeline."""
+        key_list, args = self._offline_args(
+            OfflineItem(subscriber, op_id, service, rating_group, tuple(legs), tuple(kinds),
+                        on_exhaust, tuple(block_kinds), context, usage_at_s),
+            now_s,
+        )  # fmt: skip
+        return self._lean_call(_SCRIPTS["offline"], key_list, args, _offline_result)
+
+    def offline_usage_many(
+        self, items: Sequence[OfflineItem], *, now_s: float
+    ) -> asyncio.Future[list[OfflineResult | LedgerError]]:
+        """``offline_usage`` for up to ``OFFLINE_MANY_MAX`` records of subscribers in one
+        shard (one ``keys.vshard``), in one script call: each record keeps its own op id and
+        idempotency, and they apply in order. The future gives one outcome per item: its
+        result, or the ledger error that refused that item alone (``UnknownAccount``,
+        ``OperationConflict``)."""
+        if not 0 < len(items) <= OFFLINE_MANY_MAX:
+            raise InvalidRequest(f"offline_many takes 1-{OFFLINE_MANY_MAX} records")
+        shard = keys.vshard(items[0].subscriber)
+        key_list: list[str] = []
+        args: list[bytes | str | int] = []
+        for item in items:
+            if keys.vshard(item.subscriber) != shard:
+                raise InvalidRequest("offline_many: every record must be of one shard")
+            item_keys, item_args = self._offline_args(item, now_s)
+            key_list += item_keys[:2]
+            args += item_args
+        key_list.insert(0, keys.stream_key(keys.shard_prefix(self.tenant, shard)))
+        return self._lean_call(_SCRIPTS["offline_many"], key_list, args, _offline_many_result)
+
+    def _offline_args(
+        self, item: OfflineItem, now_s: float
+    ) -> tuple[list[str], list[bytes | str | int]]:
+        """offline.lua's keys and arguments for one record."""
+        subscriber, op_id, legs = item.subscriber, item.op_id, item.legs
         if not legs:
             raise InvalidRequest("offline usage needs at least one leg")
         _, key_list = self._account_keys(subscriber, op_id)
         fields = [
-            service,
-            rating_group,
+            item.service,
+            item.rating_group,
             _legs(legs),
-            list(kinds),
-            1 if on_exhaust is OnExhaust.PAYG else 0,
-            list(block_kinds),
+            list(item.kinds),
+            1 if item.on_exhaust is OnExhaust.PAYG else 0,
+            list(item.block_kinds),
         ]
-        digest = content_digest("offline", subscriber, usage_at_s, *fields)
+        digest = content_digest("offline", subscriber, item.usage_at_s, *fields)
         payload = [
             op_id,
             digest,
@@ -629,14 +678,14 @@ class Ledger:
             now_s,
             self.idempotency_ttl_s,
             *fields,
-            usage_at_s,
+            item.usage_at_s,
             self._balance_below,  # configuration, outside the digest
         ]
         # The context travels as ARGV[2] and is copied onto the record byte for byte.
-        args: list[bytes | str | int] = [_ENCODER.encode(payload), _ENCODER.encode(context)]
+        args: list[bytes | str | int] = [_ENCODER.encode(payload), _ENCODER.encode(item.context)]
         # As credit_control: at once on the lean connection, settled from a callback (no task
         # per record), so an importer can keep hundreds in flight.
-        return self._lean_call(_SCRIPTS["offline"], key_list, args, _offline_result)
+        return key_list, args
 
     async def refund(
         self,

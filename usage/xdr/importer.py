@@ -25,9 +25,10 @@ from typing import IO, Any
 import msgspec
 import numpy as np
 
+from balance import keys
 from balance.errors import OperationConflict, UnknownAccount
-from balance.ledger import Ledger
-from balance.records import OfflineResult
+from balance.ledger import OFFLINE_MANY_MAX, Ledger
+from balance.records import OfflineItem
 from usage.xdr.chunks import ChunkOutcome, ChunkRater, LineRater, Reject
 from usage.xdr.columns import ChunkReader, columnar
 from usage.xdr.idset import IdSet
@@ -38,15 +39,17 @@ from usage.xdr.rate import RatedRecord, XdrRater
 from usage.xdr.records import RecordBuilder
 from usage.xdr.rejects import Reason, Rejected
 
-BATCH_SIZE_DEFAULT = 512
-BATCH_SIZE_MAX = 10_000
+BATCH_SIZE_DEFAULT = 8192  # records per window: grouped by shard, a few per ledger call
+BATCH_SIZE_MAX = 65_536
 HASH_CHUNK_BYTES = 1 << 20
 UNRESOLVED = "-"
 
 LedgerFor = Callable[[str], Awaitable[Ledger]]
 AlreadyStored = Callable[[str, Sequence[str]], Awaitable[set[str]]]
 """(tenant, op ids) → the ones the usage store already holds."""
-_Call = tuple[RatedRecord, str, "asyncio.Future[OfflineResult] | None"]
+_Call = tuple[RatedRecord, str, "tuple[int, int] | None"]
+"""A record, its line, and where its outcome is: (future, position in its list), or None
+when the usage store holds it already."""
 Progress = Callable[[int], None]
 """Called with the bytes consumed so far."""
 
@@ -300,39 +303,57 @@ class FileImport:
         now = self.now()
         file = self.path.name
         calls: list[_Call] = []
+        # Records of one shard (tenant and vshard) go to the ledger together, up to
+        # OFFLINE_MANY_MAX a call, in file order: one round trip, each account read and
+        # written once a call.
+        shards: dict[tuple[str, int], list[OfflineItem]] = {}
+        futures: list[Any] = []
         for rated, text in batch:
             op_id = rated.op_id(mno)
             if op_id in stored:
                 calls.append((rated, text, None))
                 continue
-            ledger = await self.ledger_for(rated.tenant)
-            future = ledger.offline_usage(
-                rated.subscriber,
-                op_id,
-                service=rated.service,
-                rating_group=rated.rating_group,
-                legs=rated.legs,
-                kinds=rated.kinds,
-                on_exhaust=rated.on_exhaust,
-                block_kinds=rated.block_kinds,
-                context=rated.context(mno, file),
-                usage_at_s=float(rated.record.started_at_s),
-                now_s=now,
-            )
-            calls.append((rated, text, future))
-        futures = [f for _, _, f in calls if f is not None]
+            shard = (rated.tenant, keys.vshard(rated.subscriber))
+            items = shards.get(shard)
+            if items is None or len(items) >= OFFLINE_MANY_MAX:
+                items = shards[shard] = []
+            calls.append((rated, text, (id(items), len(items))))
+            items.append(
+                OfflineItem(
+                    rated.subscriber, op_id, rated.service, rated.rating_group, rated.legs,
+                    rated.kinds, rated.on_exhaust, rated.block_kinds,
+                    rated.context(mno, file), float(rated.record.started_at_s),
+                )
+            )  # fmt: skip
+            if len(items) == OFFLINE_MANY_MAX:
+                futures.append(await self._send(rated.tenant, items, now))
+        for (tenant, _), items in shards.items():
+            if len(items) < OFFLINE_MANY_MAX:
+                futures.append(await self._send(tenant, items, now))
         await asyncio.sleep(0)  # let calls that went the slow way (tasks) write themselves
         return calls, futures
 
+    async def _send(self, tenant: str, items: list[OfflineItem], now: float) -> Any:
+        """One ledger call for ``items``; the future carries the list's id to find it by."""
+        assert self.ledger_for is not None
+        ledger = await self.ledger_for(tenant)
+        future = ledger.offline_usage_many(items, now_s=now)
+        return (id(items), items, future)
+
     async def _settle(self, calls: list[_Call], futures: list[Any]) -> None:
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
-        answers = iter(outcomes)
+        replies = await asyncio.gather(*(f for _, _, f in futures), return_exceptions=True)
+        by_list = {list_id: reply for (list_id, _, _), reply in zip(futures, replies, strict=True)}
         for rated, text, sent in calls:
             totals = self._totals(rated.tenant)
             if sent is None:
                 totals.duplicate += 1
                 continue
-            outcome = next(answers)
+            reply = by_list[sent[0]]
+            if isinstance(reply, BaseException):
+                # Redis down or a bug: stop here; every record charged so far is committed and
+                # the same import again finishes the file (op ids make it exact).
+                raise reply
+            outcome = reply[sent[1]]
             if isinstance(outcome, UnknownAccount):
                 totals.rated -= 1
                 self._reject(
