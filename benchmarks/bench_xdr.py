@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"round {round_no + 1}: end to end {run['end_to_end_per_s']:,.0f} records/s "
                 f"({e2e.wall_s:.1f} s, {run['end_to_end_cpu_us_per_record']} us CPU/record, "
-                f"{run['records_per_ledger_call']} records/call, Redis {script_usec:.0f} us/call) vs "
+                f"{run['records_per_ledger_call']} records/call, Redis {script_usec:.0f} us/call)"
+                " vs "
                 f"ledger ceiling {ceiling:,.0f}/s ({single:,.0f}/s one per call): ratio "
                 f"{run['ratio_to_ceiling']:.3f}; rate-only {run['rate_only_per_s']:,.0f}/s "
                 f"({run['rate_only_cpu_us_per_record']} us CPU/record); peak RSS "

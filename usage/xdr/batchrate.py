@@ -216,15 +216,17 @@ class BatchRater:
         """The fast rows as ``RatedRecord``s (what the ledger call needs), with their index."""
         out: list[tuple[int, RatedRecord]] = []
         currencies = self.rater.currencies
+        exhaust = [OnExhaust(r.on_exhaust) for r in rated.ratings]
         for i in np.flatnonzero(rated.fast).tolist():
             ref = rated.refs[int(rated.ref[i])]
-            found = rated.ratings[int(rated.rating[i])]
+            number = int(rated.rating[i])
+            found = rated.ratings[number]
             record = cols.record(i, first_line, self.rules)
             out.append((i, RatedRecord(
                 record=record, tenant=ref.tenant, subscriber=ref.subscriber_id,
                 service=record.service.service, rating_group=int(rated.group[i]),
                 legs=(UsedLeg(found.price_key, record.quantity, found.price),),
-                kinds=found.bucket_kinds, on_exhaust=OnExhaust(found.on_exhaust),
+                kinds=found.bucket_kinds, on_exhaust=exhaust[number],
                 block_kinds=found.block_kinds, retail=int(rated.retail[i]),
                 wholesale=int(rated.wholesale[i]), rate_card_version=found.version,
                 zone=found.zone, destination=found.destination or "",

@@ -34,7 +34,7 @@ from usage.xdr.parse import (
     positions_width,
 )
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 2 << 20
 _PLAIN_BYTES = bytes(range(32, 127)) + b"\t\r\n"
 Bools = npt.NDArray[np.bool_]
 

@@ -20,7 +20,7 @@ import csv
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import msgspec
 import numpy as np
@@ -30,7 +30,7 @@ from balance.errors import OperationConflict, UnknownAccount
 from balance.ledger import OFFLINE_MANY_MAX, Ledger
 from balance.records import OfflineItem
 from usage.xdr.chunks import ChunkOutcome, ChunkRater, LineRater, Reject
-from usage.xdr.columns import ChunkReader, columnar
+from usage.xdr.columns import Chunk, ChunkReader, columnar
 from usage.xdr.idset import IdSet
 from usage.xdr.manifest import FileManifest, ManifestStore, TenantTotals
 from usage.xdr.mapping import Mapping
@@ -47,7 +47,9 @@ UNRESOLVED = "-"
 LedgerFor = Callable[[str], Awaitable[Ledger]]
 AlreadyStored = Callable[[str, Sequence[str]], Awaitable[set[str]]]
 """(tenant, op ids) → the ones the usage store already holds."""
-_Call = tuple[RatedRecord, str, "tuple[int, int] | None"]
+LineText: TypeAlias = "str | tuple[Chunk, int]"
+"""A line's text, or where to find it (made only for the few lines the ledger refuses)."""
+_Call = tuple[RatedRecord, LineText, "tuple[int, int] | None"]
 """A record, its line, and where its outcome is: (future, position in its list), or None
 when the usage store holds it already."""
 Progress = Callable[[int], None]
@@ -76,6 +78,13 @@ class ImportResult(msgspec.Struct):
     @property
     def rejected(self) -> int:
         return sum(t.rejected for t in self.tenants.values())
+
+
+def _text(text: LineText) -> str:
+    if isinstance(text, str):
+        return text
+    chunk, row = text
+    return chunk.text(row)
 
 
 def file_sha256(path: Path) -> str:
@@ -143,7 +152,7 @@ class FileImport:
         self.progress = progress
         self.tenants: dict[str, TenantTotals] = {}
         self.ids = IdSet()
-        self._batch: list[tuple[RatedRecord, str]] = []
+        self._batch: list[tuple[RatedRecord, LineText]] = []
         self._pending: tuple[list[_Call], list[Any]] | None = None
         writes = not options.dry_run
         rejects = options.rejects_path or f"{path}.rejects.csv"
@@ -238,23 +247,30 @@ class FileImport:
         self._totals(reject.tenant).read += 1
         self._reject(reject.tenant, reject.line, reject.error, reject.text)
 
-    async def _rated(self, rated: RatedRecord, text: str, charging: bool) -> None:
+    async def _rated(self, rated: RatedRecord, text: LineText, charging: bool) -> None:
+        if self._take(rated, text, charging):
+            await self._window()
+
+    def _take(self, rated: RatedRecord, text: LineText, charging: bool) -> bool:
+        """Count a rated record (and queue it for the ledger): True when the window is full."""
         totals = self._totals(rated.tenant)
         totals.read += 1
         totals.rated += 1
         if not charging:
             totals.retail += rated.retail
             totals.wholesale += rated.wholesale
-            return
+            return False
         self._batch.append((rated, text))
-        if len(self._batch) >= self.options.batch_size:
-            # One batch in flight while the next is parsed and rated: Redis and Python work
-            # at once, and a batch leaves only once the one before it is settled, so each
-            # subscriber's records apply in file order.
-            if self._pending is not None:
-                await self._settle(*self._pending)
-            self._pending = await self._launch(self._batch)
-            self._batch = []
+        return len(self._batch) >= self.options.batch_size
+
+    async def _window(self) -> None:
+        """Send the full window. One is in flight while the next is parsed and rated: Redis
+        and Python work at once, and a window leaves only once the one before it is settled,
+        so each subscriber's records apply in file order."""
+        if self._pending is not None:
+            await self._settle(*self._pending)
+        self._pending = await self._launch(self._batch)
+        self._batch = []
 
     async def _chunk(self, outcome: ChunkOutcome, charging: bool, chunks: ChunkRater) -> None:
         for reject in outcome.rejects:
@@ -262,11 +278,14 @@ class FileImport:
         cols, rated, chunk = outcome.cols, outcome.rated, outcome.chunk
         if charging:
             fast = chunks.batch.records(cols, rated, chunk.first_line)
-            merged = [(r.record.line, r, chunk.text(int(cols.rows[i]))) for i, r in fast]
+            merged: list[tuple[int, RatedRecord, LineText]] = [
+                (r.record.line, r, (chunk, int(cols.rows[i]))) for i, r in fast
+            ]
             merged += [(r.record.line, r, text) for r, text in outcome.scalar]
             merged.sort(key=lambda item: item[0])
             for _, record, text in merged:
-                await self._rated(record, text, charging)
+                if self._take(record, text, charging):
+                    await self._window()
             return
         tenant_of_ref = [ref.tenant for ref in rated.refs]
         names = sorted(set(tenant_of_ref))
@@ -288,7 +307,9 @@ class FileImport:
         if self.progress is not None:
             self.progress(position)
 
-    async def _launch(self, batch: list[tuple[RatedRecord, str]]) -> tuple[list[_Call], list[Any]]:
+    async def _launch(
+        self, batch: list[tuple[RatedRecord, LineText]]
+    ) -> tuple[list[_Call], list[Any]]:
         """Send one batch's ledger calls (one pipeline per tenant); returns what ``_settle``
         needs. Op ids the usage store already holds are not sent."""
         assert self.ledger_for is not None
@@ -363,7 +384,7 @@ class FileImport:
                         Reason.UNKNOWN_ACCOUNT,
                         f"subscriber {rated.subscriber} has no account in the ledger",
                     ),
-                    text,
+                    _text(text),
                 )
             elif isinstance(outcome, OperationConflict):
                 totals.rated -= 1
@@ -374,7 +395,7 @@ class FileImport:
                         Reason.DUPLICATE_ID,
                         f"record id {rated.record.record_id} was charged before with other content",
                     ),
-                    text,
+                    _text(text),
                 )
             elif isinstance(outcome, BaseException):
                 # Redis down or a bug: stop here; every record charged so far is committed and
