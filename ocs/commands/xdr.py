@@ -93,7 +93,12 @@ def register(sub: Any) -> None:
     imp.add_argument(
         "--dry-run", action="store_true", help="as --rate-only, and write no rejects file"
     )
-    imp.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT)
+    imp.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE_DEFAULT,
+        help=f"records per window sent to the ledger, grouped by shard ({BATCH_SIZE_DEFAULT})",
+    )
     imp.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="file manifests (var/xdr)")
     imp.add_argument("--redis-url", help="Redis URL (default: OCS_REDIS_URL, then --data-dir)")
     imp.add_argument("--data-dir", help="where `ocs serve` keeps its embedded Redis")
