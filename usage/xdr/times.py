@@ -19,6 +19,7 @@ HOUR_MEMO_MAX = 8192
 # odd text) goes through strptime, so every answer is strptime's.
 _FIELDS = {"Y": r"(\d{4})", "m": r"(\d{2})", "d": r"(\d{2})", "H": r"(\d{2})",
            "M": r"(\d{2})", "S": r"(\d{2})"}  # fmt: skip
+_WIDTHS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
 TIME_FIELDS = tuple(_FIELDS)
 _DIRECTIVE = re.compile(r"%(.)")
 FastFormat = tuple[re.Pattern[str], tuple[str, ...], str]
@@ -41,7 +42,7 @@ def compile_format(fmt: str) -> FastFormat | None:
         if code not in _FIELDS or code in order:
             return None
         parts.append(_FIELDS[code])
-        re2.append(f"(?P<{code}>[0-9]{_FIELDS[code][3:]}")
+        re2.append(f"(?P<{code}>[0-9]{{{_WIDTHS[code]}}})")
         order.append(code)
         position = match.end()
     parts.append(re.escape(fmt[position:]))
