@@ -1,8 +1,12 @@
-"""One file's import: parse → normalise → resolve → rate → one ledger call per record.
+"""One file's import: parse → normalise → resolve → rate → charge, each record its own
+ledger operation.
 
-Memory stays flat in the file's size: lines are streamed, records go to the ledger in
-batches of ``batch_size`` (one pipeline each), rejects are written as they are found. The only
-state that grows is the in-file duplicate check (``IdSet``), and only up to 8 MiB.
+CSV files are read and rated a chunk of lines at a time by columns (``usage.xdr.columns``,
+``usage.xdr.chunks``), other files a line at a time; both give the same answers. Memory stays
+flat in the file's size: lines are streamed, records go to the ledger in windows of
+``batch_size`` (grouped by shard, up to ``OFFLINE_MANY_MAX`` records a script call, one
+pipeline), rejects are written as they are found. The only state that grows is the in-file
+duplicate check (``IdSet``), and only up to 8 MiB.
 
 Idempotency, in three layers:
 1. the file manifest (``ManifestStore``): a file whose sha256 was imported to the end with
