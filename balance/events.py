@@ -31,9 +31,15 @@ EVENT_TYPES = (
     "bundle_granted",
     "bundle_bought",
     "bundle_expired",
+    "plan_changed",
     "depleted",
     "negative",
     "balance_below",
+    "sim_swapped",
+    "deleted",
+    "activated",
+    "bucket_below",
+    "bundle_expiring",
 )
 _STREAM_RE = re.compile(r"^\{t:([A-Za-z0-9_.-]{1,64}):(\d{1,4})\}:ev(?::redo)?$")
 _ENTRY_RE = re.compile(r"^\d{1,20}-\d{1,20}$")

@@ -81,6 +81,11 @@ def event_key(prefix: str) -> str:
     return f"{prefix}:ev"
 
 
+def bucket_expiry_key(prefix: str) -> str:
+    """zset "<subscriber>|<bucket id>" -> expires_at_s (lib.lua bucket_expiry_index)."""
+    return f"{prefix}:bx"
+
+
 def dead_letter_key(prefix: str) -> str:
     return f"{prefix}:ev:dead"
 

@@ -9,57 +9,73 @@ Every write is idempotent on an operation id; a replay returns the stored result
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
-import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from balance import keys
-from balance.access import AccessGuard, Repair
-from balance.errors import (
-    InvalidRequest,
-    LedgerError,
-    LedgerOverloaded,
-    LedgerUnavailable,
-    UnknownAccount,
-    error_from_reply,
+from balance.access import Repair
+from balance.account_ops import AccountMaintenance
+from balance.errors import InvalidRequest, LedgerError, LedgerUnavailable, UnknownAccount
+from balance.in_flight import InFlightLimit
+from balance.ledger_clients import RedisClient, make_client, tenant_username
+from balance.ledger_wire import (
+    ACCOUNT_DECODER,
+    DEBIT_DECODER,
+    DEBIT_MANY_DECODER,
+    ENCODER,
+    EXPIRED_DECODER,
+    REFUND_DECODER,
+    SCRIPTS,
+    SUMMARY_DECODER,
+    Context,
+    ExpiredReservation,
+    ccr_body,
+    ccr_result,
+    content_digest,
+    encode_context,
+    legs_wire,
+    new_op_id,
+    offline_args,
+    offline_many_result,
+    offline_result,
+    script_args,
 )
-from balance.in_flight import InFlightLimit, QueueFull
+from balance.lifecycle import LifecycleOps
 from balance.records import (
     Account,
-    AccountSummary,
-    BucketUnit,
-    CcrPayload,
     CcrResult,
     DebitItem,
-    DebitManyPayload,
     DebitManyResult,
-    DebitPayload,
     DebitResult,
     OfflineItem,
-    OfflinePayload,
     OfflineResult,
     OnExhaust,
     OpResult,
-    PriceTuple,
     RatingGroupRequest,
     RecordContext,
     RefundResult,
     StreamRecord,
     UsedLeg,
-    price_tuple,
 )
-from balance.scripts import LuaScript, ScriptCaller, ScriptSet, function_missing
+from balance.replica_wait import ReplicaWait
+from balance.script_calls import ScriptCalls
+from balance.scripts import LuaScript
 from balance.streams import RecordReader
-from tariffs.price import Price
+
+__all__ = [
+    "Context",
+    "ExpiredReservation",
+    "Ledger",
+    "RedisClient",
+    "content_digest",
+    "encode_context",
+    "new_op_id",
+    "tenant_username",
+]
 
 IDEMPOTENCY_TTL_S_DEFAULT = 3600
 SESSION_IDLE_S_DEFAULT = 86400.0
@@ -70,156 +86,15 @@ OFFLINE_MANY_MAX = 64  # offline_many.lua's limit: records of one shard per call
 IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
 ITEMS_MAX = 64
 BALANCE_BELOW_MAX = 8  # "balance below" notification levels per tenant
+BUCKET_BELOW_MAX = 4  # "bucket below N %" notification levels per tenant
 EXPIRE_CONCURRENCY = 32
 
-_ENCODER = msgspec.msgpack.Encoder()
-_CCR_DECODER = msgspec.msgpack.Decoder(CcrPayload)
-_SUMMARY_DECODER = msgspec.msgpack.Decoder(AccountSummary)
-_DEBIT_DECODER = msgspec.msgpack.Decoder(DebitPayload)
-_DEBIT_MANY_DECODER = msgspec.msgpack.Decoder(DebitManyPayload)
-_REFUND_DECODER = msgspec.msgpack.Decoder(RefundResult)
-_ACCOUNT_DECODER = msgspec.msgpack.Decoder(Account)
-_OFFLINE_DECODER = msgspec.msgpack.Decoder(OfflinePayload)
-_EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
-
-_T = TypeVar("_T")
-_SCRIPTS = ScriptSet.load()
-
-RedisClient = aioredis.Redis | RedisCluster
-Context = RecordContext | bytes | None
-"""A record context for the records an operation writes: the struct, or its msgpack bytes
-(encode once with ``encode_context`` and reuse, e.g. for every CCR of a session)."""
+# Kept under their former names for the modules that read them from here.
+_SCRIPTS = SCRIPTS
+_ACCOUNT_DECODER = ACCOUNT_DECODER
 
 
-def encode_context(context: RecordContext) -> bytes:
-    """The context's msgpack array, as the scripts copy it onto their records."""
-    return _ENCODER.encode(context)
-
-
-def _script_args(encoded: bytes, context: Context) -> list[bytes | str | int]:
-    """ARGV of a record-writing script: the request, then the context if there is one. The
-    context travels apart from the request and its digest, so it never makes a retransmission
-    look different."""
-    if context is None:
-        return [encoded]
-    if isinstance(context, RecordContext):
-        context = _ENCODER.encode(context)
-    return [encoded, context]
-
-
-class ExpiredReservation(msgspec.Struct, frozen=True):
-    vshard: int
-    subscriber: str
-    session_id: str
-    rating_group: int
-    units_released: int
-    money_released: int
-
-
-def _legs(legs: Sequence[UsedLeg]) -> list[Any]:
-    for leg in legs:
-        if leg.units < 0:
-            raise InvalidRequest(f"leg {leg.leg_key!r}: units must not be negative")
-    return [[leg.leg_key, leg.units, price_tuple(leg.price)] for leg in legs]
-
-
-def _ccr_body(items: Sequence[RatingGroupRequest]) -> list[Any]:
-    """``{items, prices}`` as ccr.lua reads it: each distinct price once, referred to by its
-    1-based position (a CCR's legs and re-reservations usually share one or two prices, and
-    the script then decodes and checks each price once)."""
-    prices: list[PriceTuple] = []
-    index: dict[PriceTuple, int] = {}
-
-    def ref(price: Price) -> int:
-        values = price_tuple(price)
-        found = index.get(values)
-        if found is None:
-            prices.append(values)
-            found = index[values] = len(prices)
-        return found
-
-    encoded = []
-    for item in items:
-        legs = []
-        for leg in item.used:
-            if leg.units < 0:
-                raise InvalidRequest(f"leg {leg.leg_key!r}: units must not be negative")
-            legs.append([leg.leg_key, leg.units, ref(leg.price)])
-        encoded.append(
-            [
-                item.rating_group,
-                item.service,
-                legs,
-                item.requested_units,
-                item.default_units,
-                list(item.kinds),
-                1 if item.on_exhaust is OnExhaust.PAYG else 0,
-                1 if item.terminate else 0,
-                item.reserve_leg_key,
-                0 if item.reserve_price is None else ref(item.reserve_price),
-                *([list(item.block_kinds)] if item.block_kinds else []),
-            ]
-        )
-    return [encoded, prices]
-
-
-def content_digest(*parts: Any) -> str:
-    """A digest of an operation's content, to tell a replay from a reused id."""
-    return hashlib.blake2b(_ENCODER.encode(parts), digest_size=16).hexdigest()
-
-
-def new_op_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _ccr_result(reply: Any) -> CcrResult:
-    replayed, raw = reply
-    decoded = _CCR_DECODER.decode(raw)
-    return CcrResult(decoded.items, decoded.balance, decoded.held_money, bool(replayed), raw)
-
-
-def _ledger_error(script: LuaScript, exc: BaseException) -> BaseException:
-    """What a failed script call raises: the script's own refusal (``OCS_*`` replies) as its
-    ledger error, Redis trouble as ``LedgerUnavailable``; NOPERM and anything else as is."""
-    if isinstance(exc, NoPermissionError):
-        return exc
-    if isinstance(exc, ResponseError):
-        mapped = error_from_reply(str(exc))
-        return mapped if mapped is not None else LedgerUnavailable(f"{script.name}: {exc}")
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-        return LedgerUnavailable(f"{script.name}: Redis unavailable: {exc}")
-    return exc
-
-
-def _offline_many_result(reply: Any) -> list[OfflineResult | LedgerError]:
-    out: list[OfflineResult | LedgerError] = []
-    for status, raw in reply:
-        if status == 2:
-            message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            error = error_from_reply(message)
-            out.append(error if error is not None else LedgerUnavailable(message))
-        else:
-            out.append(OfflineResult(_OFFLINE_DECODER.decode(raw), bool(status)))
-    return out
-
-
-def _offline_result(reply: Any) -> OfflineResult:
-    replayed, raw = reply
-    return OfflineResult(_OFFLINE_DECODER.decode(raw), bool(replayed))
-
-
-def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif (error := source.exception()) is not None:
-        target.set_exception(error)
-    else:
-        target.set_result(source.result())
-
-
-class Ledger:
+class Ledger(AccountMaintenance, LifecycleOps):
     """Ledger operations for one tenant over one Redis client (standalone or cluster)."""
 
     def __init__(
@@ -235,9 +110,11 @@ class Ledger:
         waiting_max: int | None = None,
         balance_below: Sequence[int] = (),
         repair: Repair | None = None,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         """``repair`` re-provisions the tenant's ACL user and the Functions library on an admin
-        connection (see ``balance.access``); without it a Redis that forgot them stays refused."""
+        connection (see ``balance.access``); without it a Redis that forgot them stays refused.
+        ``replica_wait``: answers wait for replicas to have the writes (balance.replica_wait)."""
         if min(idempotency_ttl_s, sessions_max, buckets_max, in_flight_max) <= 0:
             raise InvalidRequest("ledger limits must be positive")
         self.client = client
@@ -247,19 +124,22 @@ class Ledger:
         self.session_idle_s = session_idle_s
         self.sessions_max = sessions_max
         self.buckets_max = buckets_max
-        self._balance_below: list[int] = []
+        self._balance_below: list[Any] = []  # levels, then [bucket percents] if any
+        self._balance_levels: list[int] = []
+        self._bucket_percents: list[int] = []
         self.set_balance_below(balance_below)
-        # Calls beyond the connection pool wait here instead of failing in the pool
-        # (redis-py's cluster pool raises when it runs out of connections).
-        # Calls beyond ``waiting_max`` waiting ones are refused at once (LedgerOverloaded): a
-        # server sheds load instead of queueing requests into its Redis timeout.
-        self._in_flight = InFlightLimit(in_flight_max, waiting_max)
-        self.access = AccessGuard(repair)
-        self._scripts = ScriptCaller(
+        self._calls = ScriptCalls(
             client,
-            library=_SCRIPTS.library,
-            reload_library=self.access.repair if self.access.enabled else None,
+            library=SCRIPTS.library,
+            in_flight_max=in_flight_max,
+            waiting_max=waiting_max,
+            repair=repair,
+            caller_options={"replica_wait": replica_wait} if replica_wait is not None else None,
         )
+        # Read by tests and callers that check the connection state.
+        self._in_flight = self._calls.in_flight
+        self._scripts = self._calls.caller
+        self.access = self._calls.access
         self._readers: dict[tuple[str, str], RecordReader] = {}
 
     def use_idempotency_window(self, seconds: int | None) -> None:
@@ -282,24 +162,9 @@ class Ledger:
         **limits: Any,
     ) -> Ledger:
         """A ledger on the tenant's own ACL user (see ``balance.tenants``)."""
-        username = tenant_username(keys.check_tenant(tenant))
-        client: RedisClient
-        if cluster:
-            client = RedisCluster.from_url(
-                url,
-                username=username,
-                password=password,
-                socket_timeout=timeout_s,
-                max_connections=pool_size,
-            )
-        else:
-            client = aioredis.Redis.from_url(
-                url,
-                username=username,
-                password=password,
-                socket_timeout=timeout_s,
-                max_connections=pool_size,
-            )
+        client = make_client(
+            url, tenant, password, cluster=cluster, pool_size=pool_size, timeout_s=timeout_s
+        )
         limits.setdefault("in_flight_max", pool_size)
         return cls(client, tenant, **limits)
 
@@ -308,7 +173,26 @@ class Ledger:
         and debit; replaced when the catalog changes (no per-request lookup)."""
         if len(levels) > BALANCE_BELOW_MAX or any(level < 0 for level in levels):
             raise InvalidRequest(f"balance_below: at most {BALANCE_BELOW_MAX} levels, each >= 0")
-        self._balance_below = sorted(int(level) for level in levels)
+        self._balance_levels = sorted(int(level) for level in levels)
+        self._notify_list()
+
+    def set_bucket_below(self, percents: Sequence[int]) -> None:
+        """The tenant's "bucket below N % of its size" levels (whole percents, 1-99), sent with
+        each CCR and debit as the last entry of the notification list (lib.lua
+        ``bucket_levels``); empty: none, and the scripts skip the check after one type test."""
+        if len(percents) > BUCKET_BELOW_MAX or any(not 0 < p < 100 for p in percents):
+            raise InvalidRequest(f"bucket_below: at most {BUCKET_BELOW_MAX} percents, 1 to 99")
+        self._bucket_percents = sorted({int(p) for p in percents}, reverse=True)
+        self._notify_list()
+
+    def _notify_list(self) -> None:
+        levels: list[Any] = list(self._balance_levels)
+        if self._bucket_percents:
+            levels.append(self._bucket_percents)
+        self._balance_below = levels
+
+    def _script(self, name: str) -> LuaScript:
+        return SCRIPTS[name]
 
     @property
     def pool(self) -> InFlightLimit:
@@ -316,8 +200,12 @@ class Ledger:
         return self._in_flight
 
     async def aclose(self) -> None:
-        self._scripts.close()
+        self._calls.close()
         await self.client.aclose()
+
+    def close_scripts(self) -> None:
+        """Close the script connection only: for a ledger on a client someone else closes."""
+        self._calls.close()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -325,33 +213,13 @@ class Ledger:
         self, script: LuaScript, key_list: Sequence[str], payload: Any, context: Context = None
     ) -> Any:
         return await self._run_encoded(
-            script, key_list, _script_args(_ENCODER.encode(payload), context)
+            script, key_list, script_args(ENCODER.encode(payload), context)
         )
 
     async def _run_encoded(
         self, script: LuaScript, key_list: Sequence[str], args: list[bytes | str | int]
     ) -> Any:
-        try:
-            await self._in_flight.enter()
-        except QueueFull as exc:
-            raise LedgerOverloaded(f"{script.name}: overloaded: {exc}") from exc
-        call = functools.partial(self._scripts.call, script, key_list, args)
-        try:
-            try:
-                return await self.access.run(call)
-            except RedisConnectionError:
-                # A pooled connection died (Redis restarted, failed over). Every script is
-                # idempotent on its operation id, so one retry on a fresh connection is safe:
-                # if the first attempt was applied, the retry returns its stored result. The
-                # fresh connection may find the tenant's user gone: ``access`` repairs it.
-                return await self.access.run(call)
-        except Exception as exc:
-            mapped = _ledger_error(script, exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
-        finally:
-            self._in_flight.leave()
+        return await self._calls.run(script, key_list, args)
 
     def _account_keys(self, subscriber: str, op_id: str) -> tuple[str, list[str]]:
         keys.check_subscriber(subscriber)
@@ -370,13 +238,14 @@ class Ledger:
         now_s: float,
         *fields: Any,
         context: Context = None,
+        digest: str | None = None,
     ) -> OpResult:
         op = op_id or new_op_id()
         _, key_list = self._account_keys(subscriber, op)
-        digest = content_digest(script, subscriber, *fields)
+        digest = digest or content_digest(script, subscriber, *fields)
         payload = [op, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
-        replayed, raw = await self._run(_SCRIPTS[script], key_list, payload, context)
-        return OpResult(_SUMMARY_DECODER.decode(raw), bool(replayed))
+        replayed, raw = await self._run(SCRIPTS[script], key_list, payload, context)
+        return OpResult(SUMMARY_DECODER.decode(raw), bool(replayed))
 
     # -- credit control -------------------------------------------------------------------------
 
@@ -417,7 +286,7 @@ class Ledger:
         ]
         # The items are encoded once: their bytes are both digested and sent (deadlines go
         # apart, since a retransmission arrives later with the same content).
-        items_bytes = _ENCODER.encode(_ccr_body(items))
+        items_bytes = ENCODER.encode(ccr_body(items))
         if digest is None:
             digest = content_digest(subscriber, session_id, msgspec.Raw(items_bytes))
         payload = [
@@ -436,72 +305,8 @@ class Ledger:
             request_number,
             self._balance_below,
         ]
-        args = _script_args(_ENCODER.encode(payload), context)
-        return self._lean_call(_SCRIPTS["ccr"], key_list, args, _ccr_result)
-
-    def _lean_call(
-        self,
-        script: LuaScript,
-        key_list: list[str],
-        args: list[bytes | str | int],
-        decode: Callable[[Any], _T],
-    ) -> asyncio.Future[_T]:
-        """The hot path's script call: written at once on the lean connection and settled from
-        the reply's callback (no task or coroutine per request); not connected yet, waiting for
-        a slot, or not the lean connection: the full path (``_run_encoded``)."""
-        loop = asyncio.get_running_loop()
-        if self._in_flight.try_enter():
-            try:
-                reply = self._scripts.start(script, key_list, args)
-            except BaseException:
-                self._in_flight.leave()
-                raise
-            if reply is not None:
-                result: asyncio.Future[_T] = loop.create_future()
-                reply.add_done_callback(
-                    functools.partial(self._lean_replied, result, script, key_list, args, decode)
-                )
-                return result
-            self._in_flight.leave()
-        return loop.create_task(self._slow_call(script, key_list, args, decode))
-
-    async def _slow_call(
-        self,
-        script: LuaScript,
-        key_list: list[str],
-        args: list[bytes | str | int],
-        decode: Callable[[Any], _T],
-    ) -> _T:
-        return decode(await self._run_encoded(script, key_list, args))
-
-    def _lean_replied(
-        self,
-        result: asyncio.Future[_T],
-        script: LuaScript,
-        key_list: list[str],
-        args: list[bytes | str | int],
-        decode: Callable[[Any], _T],
-        reply: asyncio.Future[Any],
-    ) -> None:
-        self._in_flight.leave()
-        if result.done():
-            return  # the caller gave up (cancelled at shutdown)
-        error = reply.exception() if not reply.cancelled() else RedisConnectionError("cancelled")
-        if error is None:
-            try:
-                result.set_result(decode(reply.result()))
-            except Exception as exc:
-                result.set_exception(exc)
-            return
-        if isinstance(error, RedisConnectionError) or (
-            isinstance(error, ResponseError) and function_missing(error)
-        ):
-            # The full path reconnects or reloads the library, then calls again: safe, the
-            # script is idempotent on the operation id.
-            retry = asyncio.ensure_future(self._slow_call(script, key_list, args, decode))
-            retry.add_done_callback(functools.partial(_copy_outcome, result))
-            return
-        result.set_exception(_ledger_error(script, error))
+        args = script_args(ENCODER.encode(payload), context)
+        return self._calls.lean(SCRIPTS["ccr"], key_list, args, ccr_result)
 
     async def debit_event(
         self,
@@ -534,7 +339,7 @@ class Ledger:
             service,
             rating_group,
             session_id,
-            _legs(legs),
+            legs_wire(legs),
             list(kinds),
             1 if on_exhaust is OnExhaust.PAYG else 0,
         ]
@@ -544,8 +349,8 @@ class Ledger:
         # The notification levels are configuration, not request content: outside the digest.
         payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
         payload += [list(block_kinds), self._balance_below]
-        replayed, raw = await self._run(_SCRIPTS["debit"], key_list, payload, context)
-        return DebitResult(_DEBIT_DECODER.decode(raw), bool(replayed))
+        replayed, raw = await self._run(SCRIPTS["debit"], key_list, payload, context)
+        return DebitResult(DEBIT_DECODER.decode(raw), bool(replayed))
 
     async def debit_many(
         self,
@@ -573,7 +378,7 @@ class Ledger:
             [
                 item.service,
                 item.rating_group,
-                _legs(item.legs),
+                legs_wire(item.legs),
                 list(item.kinds),
                 1 if item.on_exhaust is OnExhaust.PAYG else 0,
                 list(item.block_kinds),
@@ -598,8 +403,8 @@ class Ledger:
             wire,
             self._balance_below,  # configuration, outside the digest
         ]
-        replayed, raw = await self._run(_SCRIPTS["debit_many"], key_list, payload, context)
-        return DebitManyResult(_DEBIT_MANY_DECODER.decode(raw), bool(replayed))
+        replayed, raw = await self._run(SCRIPTS["debit_many"], key_list, payload, context)
+        return DebitManyResult(DEBIT_MANY_DECODER.decode(raw), bool(replayed))
 
     def offline_usage(
         self,
@@ -624,12 +429,15 @@ class Ledger:
 
         Returns a future (a task), so an importer can keep hundreds in flight: calls made in
         one event-loop turn leave as one pipeline."""
-        key_list, args = self._offline_args(
-            OfflineItem(subscriber, op_id, service, rating_group, tuple(legs), tuple(kinds),
-                        on_exhaust, tuple(block_kinds), context, usage_at_s),
-            now_s,
+        _, key_list = self._account_keys(subscriber, op_id)
+        item = OfflineItem(
+            subscriber, op_id, service, rating_group, tuple(legs), tuple(kinds), on_exhaust,
+            tuple(block_kinds), context, usage_at_s,
         )  # fmt: skip
-        return self._lean_call(_SCRIPTS["offline"], key_list, args, _offline_result)
+        args = offline_args(self.tenant, self.idempotency_ttl_s, self._balance_below, item, now_s)
+        # As credit_control: at once on the lean connection, settled from a callback (no task
+        # per record), so an importer can keep hundreds in flight.
+        return self._calls.lean(SCRIPTS["offline"], key_list, args, offline_result)
 
     def offline_usage_many(
         self, items: Sequence[OfflineItem], *, now_s: float
@@ -647,45 +455,13 @@ class Ledger:
         for item in items:
             if keys.vshard(item.subscriber) != shard:
                 raise InvalidRequest("offline_many: every record must be of one shard")
-            item_keys, item_args = self._offline_args(item, now_s)
+            _, item_keys = self._account_keys(item.subscriber, item.op_id)
             key_list += item_keys[:2]
-            args += item_args
+            args += offline_args(
+                self.tenant, self.idempotency_ttl_s, self._balance_below, item, now_s
+            )
         key_list.insert(0, keys.stream_key(keys.shard_prefix(self.tenant, shard)))
-        return self._lean_call(_SCRIPTS["offline_many"], key_list, args, _offline_many_result)
-
-    def _offline_args(
-        self, item: OfflineItem, now_s: float
-    ) -> tuple[list[str], list[bytes | str | int]]:
-        """offline.lua's keys and arguments for one record."""
-        subscriber, op_id, legs = item.subscriber, item.op_id, item.legs
-        if not legs:
-            raise InvalidRequest("offline usage needs at least one leg")
-        _, key_list = self._account_keys(subscriber, op_id)
-        fields = [
-            item.service,
-            item.rating_group,
-            _legs(legs),
-            list(item.kinds),
-            1 if item.on_exhaust is OnExhaust.PAYG else 0,
-            list(item.block_kinds),
-        ]
-        digest = content_digest("offline", subscriber, item.usage_at_s, *fields)
-        payload = [
-            op_id,
-            digest,
-            self.tenant,
-            subscriber,
-            now_s,
-            self.idempotency_ttl_s,
-            *fields,
-            item.usage_at_s,
-            self._balance_below,  # configuration, outside the digest
-        ]
-        # The context travels as ARGV[2] and is copied onto the record byte for byte.
-        args: list[bytes | str | int] = [_ENCODER.encode(payload), _ENCODER.encode(item.context)]
-        # As credit_control: at once on the lean connection, settled from a callback (no task
-        # per record), so an importer can keep hundreds in flight.
-        return key_list, args
+        return self._calls.lean(SCRIPTS["offline_many"], key_list, args, offline_many_result)
 
     async def refund(
         self,
@@ -742,123 +518,9 @@ class Ledger:
         fields = [units, reason, session_id, service, rating_group]
         digest = content_digest("refund_debit", subscriber, debit_ref, *fields)
         payload = [op_id, digest, self.tenant, subscriber, now_s, self.idempotency_ttl_s, *fields]
-        replayed, raw = await self._run(_SCRIPTS["refund_debit"], key_list, payload, context)
-        result = _REFUND_DECODER.decode(raw)
+        replayed, raw = await self._run(SCRIPTS["refund_debit"], key_list, payload, context)
+        result = REFUND_DECODER.decode(raw)
         return msgspec.structs.replace(result, replayed=bool(replayed))
-
-    # -- account maintenance --------------------------------------------------------------------
-
-    async def provision_account(
-        self,
-        subscriber: str,
-        *,
-        balance: int = 0,
-        credit_limit: int = 0,
-        blocked: bool = False,
-        now_s: float,
-        op_id: str | None = None,
-        context: Context = None,
-    ) -> OpResult:
-        """Create the account (``AccountExists`` if there is one); credit_limit > 0 = postpaid."""
-        return await self._admin(
-            "provision",
-            subscriber,
-            op_id,
-            now_s,
-            balance,
-            credit_limit,
-            1 if blocked else 0,
-            context=context,
-        )
-
-    async def topup(
-        self,
-        subscriber: str,
-        amount: int,
-        *,
-        now_s: float,
-        reason: str = "topup",
-        op_id: str | None = None,
-        context: Context = None,
-    ) -> OpResult:
-        if amount <= 0:
-            raise InvalidRequest("a top-up amount must be positive")
-        return await self._admin("topup", subscriber, op_id, now_s, amount, reason, context=context)
-
-    async def adjust(
-        self,
-        subscriber: str,
-        delta: int,
-        *,
-        reason: str,
-        now_s: float,
-        credit_limit: int | None = None,
-        op_id: str | None = None,
-        context: Context = None,
-    ) -> OpResult:
-        """Operator correction; ``credit_limit`` also sets the postpaid limit when given."""
-        if not reason:
-            raise InvalidRequest("an adjustment needs a reason")
-        if credit_limit is not None and credit_limit < 0:
-            raise InvalidRequest("a credit limit must not be negative")
-        limit = -1 if credit_limit is None else credit_limit
-        return await self._admin(
-            "adjust", subscriber, op_id, now_s, delta, reason, limit, context=context
-        )
-
-    async def block(
-        self,
-        subscriber: str,
-        *,
-        now_s: float,
-        reason: str = "",
-        op_id: str | None = None,
-        context: Context = None,
-    ) -> OpResult:
-        return await self._admin("state", subscriber, op_id, now_s, 1, reason, context=context)
-
-    async def unblock(
-        self,
-        subscriber: str,
-        *,
-        now_s: float,
-        reason: str = "",
-        op_id: str | None = None,
-        context: Context = None,
-    ) -> OpResult:
-        return await self._admin("state", subscriber, op_id, now_s, 0, reason, context=context)
-
-    async def add_bucket(
-        self,
-        subscriber: str,
-        *,
-        bucket_id: str,
-        kind: str,
-        unit: BucketUnit,
-        amount: int,
-        now_s: float,
-        priority: int = 0,
-        expires_at_s: float = 0.0,
-        fee: int = 0,
-        op_id: str | None = None,
-        context: Context = None,
-    ) -> OpResult:
-        """Add an allowance (bundle purchase when ``fee`` > 0, charged in the same step)."""
-        return await self._admin(
-            "bucket",
-            subscriber,
-            op_id,
-            now_s,
-            bucket_id,
-            kind,
-            unit.value,
-            amount,
-            priority,
-            float(expires_at_s),
-            fee,
-            self.buckets_max,
-            context=context,
-        )
 
     async def query(self, subscriber: str) -> Account:
         """The stored account: balances, buckets, sessions with their open reservations."""
@@ -883,14 +545,14 @@ class Ledger:
             raise InvalidRequest("vshard out of range or limit not positive")
         prefix = keys.shard_prefix(self.tenant, vshard)
         raw = await self._run(
-            _SCRIPTS["expire"],
+            SCRIPTS["expire"],
             [keys.expiry_key(prefix), keys.stream_key(prefix)],
             [prefix, self.tenant, now_s, limit],
             context,
         )
         return [
             ExpiredReservation(vshard, sub, session, rg, units, money)
-            for sub, session, rg, units, money in _EXPIRED_DECODER.decode(raw)
+            for sub, session, rg, units, money in EXPIRED_DECODER.decode(raw)
         ]
 
     async def expire_due(
@@ -940,7 +602,3 @@ class Ledger:
         """Acknowledge exported records (they are then never delivered to the group again)."""
         reader = RecordReader(self.client, self.tenant, group, "ack", guard=self.access)
         return await reader.ack(records)
-
-
-def tenant_username(tenant: str) -> str:
-    return f"ocs-t-{tenant}"

@@ -35,8 +35,25 @@ class OnExhaust(Enum):
 
 
 class AccountState(Enum):
+    """``state_code`` 0-3 in that order. PROVISIONING: held (no grants) until the host MNO
+    confirms a new or changed subscriber; DELETED: kept for its records only."""
+
     ACTIVE = "active"
     BLOCKED = "blocked"
+    PROVISIONING = "provisioning"
+    DELETED = "deleted"
+
+
+def account_state(code: int) -> AccountState:
+    """The state a stored ``state_code`` stands for (an unknown code reads as blocked: it
+    grants nothing, as the scripts treat every state but 0)."""
+    states = (
+        AccountState.ACTIVE,
+        AccountState.BLOCKED,
+        AccountState.PROVISIONING,
+        AccountState.DELETED,
+    )
+    return states[code] if 0 <= code < len(states) else AccountState.BLOCKED
 
 
 class BucketUnit(Enum):
@@ -119,7 +136,7 @@ class AccountSummary(msgspec.Struct, frozen=True, array_like=True):
 
     @property
     def state(self) -> AccountState:
-        return AccountState.BLOCKED if self.state_code == 1 else AccountState.ACTIVE
+        return account_state(self.state_code)
 
 
 class OpResult(msgspec.Struct, frozen=True):
@@ -229,6 +246,8 @@ class Bucket(msgspec.Struct, frozen=True, array_like=True):
     priority: int
     expires_at_s: float
     held: int
+    # As granted (0: granted before buckets kept their size; no percent notification).
+    size: int = 0
 
     def live(self, now_s: float) -> bool:
         return self.expires_at_s == 0 or now_s < self.expires_at_s
@@ -275,7 +294,7 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
 
     @property
     def state(self) -> AccountState:
-        return AccountState.BLOCKED if self.state_code == 1 else AccountState.ACTIVE
+        return account_state(self.state_code)
 
 
 class DrawnBucket(msgspec.Struct, frozen=True, array_like=True):
@@ -320,8 +339,9 @@ class RecordContext(msgspec.Struct, frozen=True, array_like=True):
 
 class LedgerRecord(msgspec.Struct, frozen=True, array_like=True):
     """One entry of a shard's record stream. ``kind``: usage, debit, refund, expiry, topup,
-    adjust, provision, bucket, expired, block, unblock. ``money_delta`` is the change of the
-    monetary balance this record stands for (negative for charges)."""
+    adjust, provision, bucket, expired, block, unblock, sim_swap, delete, activate.
+    ``money_delta`` is the change of the monetary balance this record stands for (negative for
+    charges)."""
 
     kind: str
     tenant: str

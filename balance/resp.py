@@ -1,24 +1,29 @@
-"""A lean pipelined RESP connection for the ledger's hot path (EVALSHA on a standalone Redis).
+"""A lean pipelined RESP connection for the ledger's hot path (script calls on plain TCP).
 
 redis-py spends more CPU per call than the ledger script costs Redis (argument encoding, pool,
 retry and timeout wrappers); on a 2-core box that halves a node's throughput. This is an
 ``asyncio.Protocol`` with a hiredis reader: calls are written back to back (one ``write`` per
 event-loop turn) and replies matched in order. Errors come back as the redis-py exception
-classes so callers handle one family. Cluster and TLS clients keep using redis-py.
+classes so callers handle one family. TLS clients keep using redis-py; a cluster gets one of
+these per primary (``balance.cluster_lanes``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import hiredis
 from redis.exceptions import AuthenticationError, NoPermissionError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+if TYPE_CHECKING:
+    from balance.replica_wait import Held, ReplicaWait
 
 _ERROR_CLASSES: tuple[tuple[str, type[ResponseError]], ...] = (
     ("NOSCRIPT", NoScriptError),
@@ -47,8 +52,12 @@ def _error(reply: hiredis.ReplyError) -> ResponseError:
 class RespConnection(asyncio.Protocol):
     """One connection; any number of calls in flight, answered in order."""
 
-    def __init__(self, timeout_s: float | None) -> None:
+    def __init__(self, timeout_s: float | None, wait: ReplicaWait | None = None) -> None:
         self._reader = hiredis.Reader()
+        # With ``wait``: calls made ``acknowledged`` are held until the WAIT that ends their
+        # write has been answered (``balance.replica_wait``).
+        self._wait = wait
+        self._held: Held = []
         self._waiters: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._outgoing: list[bytes] = []
@@ -87,7 +96,11 @@ class RespConnection(asyncio.Protocol):
 
     # -- calls ----------------------------------------------------------------------------------
 
-    def call(self, parts: Sequence[bytes | str | int]) -> asyncio.Future[Any]:
+    def call(
+        self, parts: Sequence[bytes | str | int], *, acknowledged: bool = False
+    ) -> asyncio.Future[Any]:
+        """Send ``parts``; the future holds the reply. ``acknowledged`` (a write whose answer
+        must wait for the replicas): settled only after the batch's WAIT, if there is one."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self.closed or self._transport is None:
@@ -100,10 +113,23 @@ class RespConnection(asyncio.Protocol):
             loop.call_soon(self._flush)
         if self._timeout_s and self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout_s, self._check_timeouts)
+        if acknowledged and self._wait is not None:
+            held: asyncio.Future[Any] = loop.create_future()
+            self._held.append((future, held))
+            return held
         return future
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._held and self._wait is not None:
+            # One WAIT closes the batch: it covers every write this connection made before it.
+            held, self._held = self._held, []
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            waiter.add_done_callback(functools.partial(self._wait.release, held))
+            self._outgoing.append(self._wait.command)
+            self._waiters.append((time.monotonic(), waiter))
+            if self.closed or self._transport is None:
+                waiter.set_exception(RedisConnectionError("connection to Redis is closed"))
         if self._outgoing and self._transport is not None and not self.closed:
             self._transport.write(b"".join(self._outgoing))
         self._outgoing.clear()
@@ -130,6 +156,11 @@ class RespConnection(asyncio.Protocol):
             _, future = self._waiters.popleft()
             if not future.done():
                 future.set_exception(exc)
+        # Calls held for a WAIT that was never written: their own (failed) replies.
+        held, self._held = self._held, []
+        for _, result in held:
+            if not result.done():
+                result.set_exception(exc)
 
     def _abort(self, exc: Exception) -> None:
         self._fail_all(exc)
@@ -154,8 +185,10 @@ class RespLane:
         password: str | None = None,
         db: int = 0,
         timeout_s: float | None = None,
+        wait: ReplicaWait | None = None,
     ) -> None:
         self.host = host
+        self.wait = wait
         self.port = port
         self.username = username
         self.password = password
@@ -165,7 +198,7 @@ class RespLane:
         self._connecting: asyncio.Lock | None = None
 
     @classmethod
-    def for_client(cls, client: Any) -> RespLane | None:
+    def for_client(cls, client: Any, wait: ReplicaWait | None = None) -> RespLane | None:
         """A lane matching a plain-TCP ``redis.asyncio.Redis`` client, else None."""
         pool = getattr(client, "connection_pool", None)
         kwargs = getattr(pool, "connection_kwargs", None)
@@ -181,6 +214,7 @@ class RespLane:
             password=kwargs.get("password"),
             db=int(kwargs.get("db", 0) or 0),
             timeout_s=kwargs.get("socket_timeout"),
+            wait=wait,
         )
 
     async def _connect(self) -> RespConnection:
@@ -194,7 +228,7 @@ class RespLane:
             try:
                 _, connection = await asyncio.wait_for(
                     loop.create_connection(
-                        lambda: RespConnection(self.timeout_s), self.host, self.port
+                        lambda: RespConnection(self.timeout_s, self.wait), self.host, self.port
                     ),
                     self.timeout_s,
                 )
@@ -218,17 +252,24 @@ class RespLane:
             self._connection = connection
             return connection
 
+    async def connect(self) -> RespConnection:
+        """The open connection, connecting (and logging in) first if there is none."""
+        current = self._connection
+        if current is not None and not current.closed:
+            return current
+        return await self._connect()
+
     @property
     def ready(self) -> RespConnection | None:
         """The open connection, if there is one (calls can then start without awaiting)."""
         connection = self._connection
         return connection if connection is not None and not connection.closed else None
 
-    async def call(self, parts: Sequence[bytes | str | int]) -> Any:
+    async def call(self, parts: Sequence[bytes | str | int], *, acknowledged: bool = False) -> Any:
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._connect()
-        return await connection.call(parts)
+        return await connection.call(parts, acknowledged=acknowledged)
 
     def close(self) -> None:
         if self._connection is not None:

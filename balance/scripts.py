@@ -22,8 +22,11 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
+from balance.cluster_lanes import ClusterLanes, redirected, table_stale
+from balance.replica_wait import ReplicaWait
 from balance.resp import RespLane
 
 LIB_NAME = "lib.lua"
@@ -36,6 +39,9 @@ SCRIPT_FLAGS: dict[str, str] = {
     "state": "",
     "bucket": "",
     "grant": "",
+    "change_plan": "",
+    "shared_fill": "",
+    "shared_draw": "",
     "debit": "",
     "debit_many": "",
     "offline": "",
@@ -43,6 +49,10 @@ SCRIPT_FLAGS: dict[str, str] = {
     "refund": "",
     "refund_debit": "",
     "expire": "",
+    "sim": "",
+    "delete": "",
+    "activate": "",
+    "expiry_warn": "",
     "price_check": "no-writes",
 }
 
@@ -103,16 +113,19 @@ def build_script(name: str) -> LuaScript:
 LIBRARY_PREFIX = "ocs_ledger_"
 
 
-def library_source(scripts: dict[str, LuaScript]) -> tuple[str, dict[str, str]]:
+def library_source(
+    scripts: dict[str, LuaScript] | Sequence[str], read: Callable[[str], str] = _read
+) -> tuple[str, dict[str, str]]:
     """The Functions library holding every script, and each script's function name.
 
     Names carry a digest of the source, so a deployment's library never replaces another
     version's (a rolling upgrade runs both) and loading is idempotent. Library code may not
     touch globals such as ``math`` while it loads, so the helpers and script bodies are built by
-    ``build`` on the first call and kept as upvalues.
+    ``build`` on the first call and kept as upvalues. ``read`` gives a file's text (another
+    version's, for a before/after benchmark).
     """
-    lib = _read(LIB_NAME)
-    bodies = {name: _read(name + ".lua") for name in scripts}
+    lib = read(LIB_NAME)
+    bodies = {name: read(name + ".lua") for name in scripts}
     digest = hashlib.sha1(
         "\0".join([lib, *(f"{n}\0{b}" for n, b in sorted(bodies.items()))]).encode("utf-8")
     ).hexdigest()[:16]
@@ -188,6 +201,9 @@ async def run_script(
         return await client.eval(script.body, len(keys), *keys, *args)
 
 
+CLUSTER_ATTEMPTS = 4  # calls redirected or cut off this often go through redis-py's path
+CLUSTER_RETRY_S = 0.05  # first pause before asking a moving cluster again (doubling)
+
 PendingCall = tuple[LuaScript, Sequence[str], Sequence[bytes | str | int], "asyncio.Future[Any]"]
 
 
@@ -198,8 +214,9 @@ class ScriptCaller:
 
     Each call still gets its own reply or error; a NOSCRIPT reply is retried alone with EVAL.
     Plain-TCP standalone clients use ``balance.resp`` (a lean pipelined connection); TLS or
-    unix-socket clients use redis-py pipelines; cluster clients are not batched (redis-py does
-    not pipeline EVALSHA on a cluster).
+    unix-socket clients use redis-py pipelines; plain-TCP cluster clients get one lean
+    connection per primary (``balance.cluster_lanes``), with redis-py's cluster path behind
+    them for what they cannot do (redirections, topology changes, connecting).
     """
 
     def __init__(
@@ -209,7 +226,10 @@ class ScriptCaller:
         batch_max: int = 64,
         library: str = "",
         reload_library: Callable[[], Awaitable[None]] | None = None,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
+        """``replica_wait``: the lean connections end each batch with WAIT and hold its
+        answers until then (``balance.replica_wait``)."""
         if batch_max <= 0:
             raise ValueError("batch_max must be positive")
         self.client = client
@@ -220,11 +240,13 @@ class ScriptCaller:
         # redis-py refuses EVALSHA in cluster pipelines: on a cluster every call goes alone
         # (the cluster spreads the load over its primaries instead).
         self._batching = not isinstance(client, RedisCluster)
-        # Plain-TCP standalone clients get the lean pipelined connection for scripts.
-        self._lane = RespLane.for_client(client) if self._batching else None
+        # Plain-TCP standalone clients get the lean pipelined connection for scripts, plain-TCP
+        # cluster clients one per primary.
+        self._lane = RespLane.for_client(client, replica_wait) if self._batching else None
+        self._cluster = ClusterLanes.for_client(client, replica_wait)
         # FCALL on the lean connection while it works; False after the user was refused.
         self._library = library
-        self._functions = bool(library) and self._lane is not None
+        self._functions = bool(library) and (self._lane is not None or self._cluster is not None)
         # Loads the library on an admin connection (a tenant user may not FUNCTION LOAD).
         self._reload_library = reload_library
 
@@ -240,9 +262,15 @@ class ScriptCaller:
                         raise
                     self._functions = False
             try:
-                return await self._lane.call(["EVALSHA", script.sha, len(keys), *keys, *args])
+                return await self._lane.call(
+                    ["EVALSHA", script.sha, len(keys), *keys, *args], acknowledged=True
+                )
             except NoScriptError:
-                return await self._lane.call(["EVAL", script.body, len(keys), *keys, *args])
+                return await self._lane.call(
+                    ["EVAL", script.body, len(keys), *keys, *args], acknowledged=True
+                )
+        if self._cluster is not None:
+            return await self._cluster_call(self._cluster, script, keys, args)
         if not self._batching:
             return await run_script(self.client, script, keys, args)
         loop = asyncio.get_running_loop()
@@ -261,13 +289,93 @@ class ScriptCaller:
         does what it takes (connecting, loading the library, EVALSHA, the redis-py pipeline).
         A reply of "Function not found" or a lost connection is the caller's to retry through
         ``call``, which reloads the library or reconnects."""
+        cluster = self._cluster
+        if cluster is not None:
+            # On a cluster EVALSHA too (NOSCRIPT is retried through ``call``, which EVALs).
+            connection = cluster.ready_for(str(keys[0])) if keys else None
+            if connection is None:
+                return None
+            return connection.call(self._command(script, keys, args), acknowledged=True)
         lane = self._lane
         if lane is None or not self._functions or not script.function:
             return None
         connection = lane.ready
         if connection is None:
             return None
-        return connection.call(["FCALL", script.function, len(keys), *keys, *args])
+        command = ["FCALL", script.function, len(keys), *keys, *args]
+        return connection.call(command, acknowledged=True)
+
+    def _command(
+        self,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+        *,
+        body: bool = False,
+    ) -> list[bytes | str | int]:
+        if body:
+            return ["EVAL", script.body, len(keys), *keys, *args]
+        if self._functions and script.function:
+            return ["FCALL", script.function, len(keys), *keys, *args]
+        return ["EVALSHA", script.sha, len(keys), *keys, *args]
+
+    def retry_on_full_path(self, exc: BaseException) -> bool:
+        """Whether a call ``start`` sent, failing with ``exc``, did not run and is to be sent
+        again through ``call`` (which reconnects, reloads the library or follows the cluster);
+        notes what the failure says about the topology or the user's rights."""
+        if isinstance(exc, RedisConnectionError):
+            if self._cluster is not None:
+                self._cluster.mark_stale()  # the primary may have failed over
+            return True
+        if not isinstance(exc, ResponseError):
+            return False
+        if isinstance(exc, NoScriptError) or function_missing(exc):
+            return True
+        if _functions_refused(exc):
+            self._functions = False
+            return True
+        if self._cluster is not None and redirected(exc):
+            if table_stale(exc):
+                self._cluster.mark_stale()
+            return True
+        return False
+
+    async def _cluster_call(
+        self,
+        cluster: ClusterLanes,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+    ) -> Any:
+        """On the slot primary's lean connection, asking the cluster for its slot table first
+        when it changed (MOVED, a lost primary); ASK, or a cluster still moving after a few
+        tries: through redis-py's cluster path, which follows it (without the replica wait)."""
+        key = str(keys[0])
+        body = moving = False
+        for attempt in range(CLUSTER_ATTEMPTS):
+            if moving:
+                # The cluster is still agreeing on the new primary (a failover) or asked to try
+                # again: give its bus a moment before asking again.
+                await asyncio.sleep(CLUSTER_RETRY_S * 2 ** (attempt - 1))
+            if cluster.stale:
+                await cluster.refresh()
+            command = self._command(script, keys, args, body=body)
+            try:
+                connection = await cluster.connect_for(key)
+                return await connection.call(command, acknowledged=True)
+            except (RedisConnectionError, ResponseError) as exc:
+                if not self.retry_on_full_path(exc):
+                    raise
+                moving = False
+                if isinstance(exc, NoScriptError):
+                    body = True
+                elif isinstance(exc, ResponseError) and function_missing(exc):
+                    await self._load_cluster_library()
+                elif str(exc).startswith("ASK"):
+                    break
+                else:
+                    moving = True  # MOVED, READONLY, TRYAGAIN, CLUSTERDOWN, a lost primary
+        return await run_script(self.client, script, keys, args)
 
     async def _function_call(
         self,
@@ -278,24 +386,37 @@ class ScriptCaller:
     ) -> Any:
         command = ["FCALL", script.function, len(keys), *keys, *args]
         try:
-            return await lane.call(command)
+            return await lane.call(command, acknowledged=True)
         except ResponseError as exc:
             if not function_missing(exc):
                 raise
         # Redis lost the library (FUNCTION FLUSH, a new server): load it and call again.
         if self._reload_library is not None:
             await self._reload_library()
-            return await lane.call(command)
+            return await lane.call(command, acknowledged=True)
         try:
             await lane.call(["FUNCTION", "LOAD", self._library])
         except ResponseError as exc:
             if "already exists" not in str(exc):
                 raise
-        return await lane.call(command)
+        return await lane.call(command, acknowledged=True)
+
+    async def _load_cluster_library(self) -> None:
+        """The library on every primary again, for the next lean calls: on the admin connection
+        when there is one, else by this client; a user that may not load it stays on EVALSHA."""
+        try:
+            if self._reload_library is not None:
+                await self._reload_library()
+            else:
+                await load_library(self.client, self._library)
+        except NoPermissionError:
+            self._functions = False
 
     def close(self) -> None:
         if self._lane is not None:
             self._lane.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 
 from balance import keys
 from balance.ledger import tenant_username
+from balance.replica_wait import supports_waitaof
 from balance.scripts import ScriptSet, load_library
 
 LEDGER_SCRIPTS = ScriptSet.load()
@@ -31,10 +32,14 @@ TENANT_COMMANDS = (
     "get", "set", "mget", "del", "exists", "expire", "ttl",
     "zadd", "zrem", "zrangebyscore", "zrange", "zscore", "zcard",
     "hget", "hset", "hsetnx",  # renewal state (ocs.renewal, grant.lua)
+    "zscan", "hdel",  # delete.lua: the deleted subscriber's renewals leave the index
     "xadd", "xlen", "xrange", "xreadgroup", "xack", "xgroup|create", "xpending", "xautoclaim",
     "xtrim", "xinfo|groups",
     "cluster|slots", "cluster|shards", "cluster|nodes", "readonly",
+    "wait",  # redis.wait_replicas: on the connection that wrote, so the tenant's own user
 )  # fmt: skip
+# With redis.wait_aof on a Redis that has it (>= 7.2; older ones refuse the name in ACL rules).
+WAITAOF_COMMAND = "waitaof"
 
 
 def tenant_password(secret: bytes, tenant: str) -> str:
@@ -44,8 +49,10 @@ def tenant_password(secret: bytes, tenant: str) -> str:
     return hmac.new(secret, keys.check_tenant(tenant).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def acl_rule(tenant: str, password: str) -> list[str]:
-    """The ``ACL SETUSER`` arguments for a tenant (idempotent: resets before granting)."""
+def acl_rule(tenant: str, password: str, *, waitaof: bool = False) -> list[str]:
+    """The ``ACL SETUSER`` arguments for a tenant (idempotent: resets before granting);
+    ``waitaof`` when the server knows WAITAOF."""
+    commands = [*TENANT_COMMANDS, *([WAITAOF_COMMAND] if waitaof else [])]
     return [
         tenant_username(keys.check_tenant(tenant)),
         "reset",
@@ -54,7 +61,7 @@ def acl_rule(tenant: str, password: str) -> list[str]:
         f"~{keys.acl_key_pattern(tenant)}",
         "resetchannels",
         "-@all",
-        *(f"+{command}" for command in TENANT_COMMANDS),
+        *(f"+{command}" for command in commands),
     ]
 
 
@@ -62,12 +69,22 @@ async def provision_tenant(admin: Any, tenant: str, password: str) -> None:
     """Create or refresh the tenant's ACL user on an admin connection (every cluster node), and
     load the ledger's Functions library, which the tenant's user may call but not load."""
     await load_library(admin, LEDGER_SCRIPTS.library)
-    arguments = ["ACL", "SETUSER", *acl_rule(tenant, password)]
+    waitaof = supports_waitaof(await server_version(admin))
+    arguments = ["ACL", "SETUSER", *acl_rule(tenant, password, waitaof=waitaof)]
     if isinstance(admin, RedisCluster):
         await admin.execute_command(*arguments, target_nodes=admin.get_nodes())
     else:
         await admin.execute_command(*arguments)
     await save_acl(admin)
+
+
+async def server_version(admin: Any) -> str:
+    """``redis_version`` of the server (of one primary on a cluster: a cluster runs one)."""
+    if isinstance(admin, RedisCluster):
+        info = await admin.info("server", target_nodes=admin.get_random_node())
+    else:
+        info = await admin.info("server")
+    return str(info.get("redis_version", "0"))
 
 
 async def save_acl(admin: Any) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     hook = f"http://127.0.0.1:{port}/hook"
     ours: list[float] = []
     plain: list[float] = []
+    loads: list[float] = []  # 1-minute load average after each round (a shared box)
     try:
         for _ in range(100):
             try:
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     asyncio.run(run_dispatch(server.url, hook, f"b{round_no}", args.events))
                 )
                 plain.append(asyncio.run(run_plain(hook, args.events, args.concurrency)))
+                loads.append(round(os.getloadavg()[0], 2))
                 print(
                     f"round {round_no + 1}: dispatch {ours[-1]:,.0f} events/s, "
                     f"plain POSTs {plain[-1]:,.0f}/s"
@@ -150,7 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         "dispatch_median_events_per_s": round(statistics.median(ours), 1),
         "plain_median_posts_per_s": round(statistics.median(plain), 1),
         "ratio": round(ratio, 3),
-        "machine": {"python": platform.python_version(), "machine": platform.machine()},
+        "command": f"python -m benchmarks.bench_dispatch --events {args.events} "
+        f"--rounds {args.rounds} --concurrency {args.concurrency}",
+        "load_average_1m_per_round": loads,
+        "machine": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -48,16 +49,15 @@ from ocs.catalog_store import store_catalog
 from ocs.config import ExportConfig
 from ocs.embedded_postgres import EmbeddedPostgres
 from ocs.embedded_redis import EmbeddedRedis, free_tcp_port
-from ocs.exporter import Exporter
+from ocs.exporter import Exporter, tune_process
 from ocs.logging_setup import make_logger
 from sim.scenario import load_scenario
 from sim.simulate import simulate
 from tariffs.loader import load_catalog_sources
 from usage import migrate
 from usage import sql as q
-from usage.export_core import Entry, rows_of
-from usage.row import UsageRow
-from usage.store import UsageStore, copy_values_by_month
+from usage.export_core import CopyValues, Entry, copy_rows
+from usage.store import UsageStore
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = Path(__file__).parent / "results" / "export.json"
@@ -112,13 +112,22 @@ async def drain(redis_url: str, store_url: str, records: int, batch: int) -> flo
     store = await UsageStore.open(store_url, pool_max=4)
     config = ExportConfig(batch_size=batch, read_count=max(8, batch // 32), lag_interval_s=3600)
     exporter = Exporter(admin, tenant_client, store, config, make_logger("warning"))
+    gc_thresholds = gc.get_threshold()
+    tune_process(0)  # as `ocs export` does (the CPU priority aside: nothing else runs here)
+    stored = exporter.metrics.stored.labels(TENANT)
     started = time.perf_counter()
     task = asyncio.create_task(exporter.run())
-    while await _count(store, TENANT) < records:
-        await asyncio.sleep(0.05)
+    # The exporter's own count of committed rows (a count(*) every few ms would load the
+    # server the exporter is writing to); the store's count is checked once at the end.
+    while stored._value.get() < records:
+        await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
     exporter.stop_event.set()
     await task
+    gc.unfreeze()
+    gc.set_threshold(*gc_thresholds)
+    if (found := await _count(store, TENANT)) != records:
+        raise RuntimeError(f"the store holds {found} records, {records} were exported")
     await store.close()
     await admin.aclose()
     return elapsed
@@ -131,16 +140,17 @@ async def _count(store: UsageStore, tenant: str) -> int:
         return 0
 
 
-def same_rows(records: int, now_s: float) -> list[UsageRow]:
+def same_rows(records: int, now_s: float) -> CopyValues:
+    """The rows the exporter stores, as it builds them (COPY tuples by month)."""
     entries = [Entry(n % keys.VSHARDS, f"{n}-0", make_record(n, now_s)) for n in range(records)]
-    rows, _ = rows_of(TENANT, entries, {"data": "byte"})
-    return rows
+    by_month, _ = copy_rows(TENANT, entries, {"data": "byte"})
+    return by_month
 
 
-def copy_ceiling(store_url: str, rows: list[UsageRow], batch: int) -> float:
-    """Seconds for a plain binary COPY of the same rows (as the store converts them),
+def copy_ceiling(store_url: str, rows: CopyValues, batch: int) -> float:
+    """Seconds for a plain binary COPY of the same rows (the same tuples the exporter COPYs),
     ``batch`` rows per transaction, into a table of the same columns without any index."""
-    tuples = [v for values in copy_values_by_month(rows).values() for v in values]
+    tuples = [v for values in rows.values() for v in values]
     columns = ", ".join(f"{name} {kind}" for name, kind in q.BATCH_COLUMNS)
     with psycopg.connect(store_url, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE bench_copy ({columns})")
@@ -159,14 +169,19 @@ def copy_ceiling(store_url: str, rows: list[UsageRow], batch: int) -> float:
     return elapsed
 
 
-async def store_only(store_url: str, rows: list[UsageRow], batch: int) -> float:
-    """Seconds for ``UsageStore.store_batch`` of the same rows (no Redis): the store's share."""
+async def store_only(store_url: str, rows: CopyValues, batch: int) -> float:
+    """Seconds for ``UsageStore.store_values`` of the same rows (no Redis): the store's share
+    (the unique key's check included)."""
     store = await UsageStore.open(store_url, pool_max=2)
+    tuples = [(month, v) for month, values in rows.items() for v in values]
     try:
         await store.ensure_tenant(TENANT)
         started = time.perf_counter()
-        for start in range(0, len(rows), batch):
-            await store.store_batch(rows[start : start + batch])
+        for start in range(0, len(tuples), batch):
+            by_month: CopyValues = {}
+            for month, values in tuples[start : start + batch]:
+                by_month.setdefault(month, []).append(values)
+            await store.store_values(by_month, (TENANT,))
         return time.perf_counter() - started
     finally:
         await store.close()
@@ -178,6 +193,39 @@ def redis_memory(url: str) -> int:
         return int(client.info("memory")["used_memory"])
     finally:
         client.close()
+
+
+# Commands the exporter sends (all of them stream commands; charging sends scripts).
+EXPORT_COMMANDS = ("xreadgroup", "xack", "xtrim", "xpending", "xinfo", "xlen", "xrange",
+                   "xautoclaim", "xgroup")  # fmt: skip
+
+
+def redis_time(url: str, reset: bool = False) -> dict[str, Any]:
+    """Redis's own time (INFO commandstats, microseconds) in the exporter's stream commands and
+    in everything else, since the last reset: what the exporter costs the server that
+    charges."""
+    client = redis.Redis.from_url(url)
+    try:
+        if reset:
+            client.config_resetstat()
+            return {}
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    export_us = sum(
+        float(v["usec"]) for k, v in stats.items()
+        if k.removeprefix("cmdstat_").split("|")[0] in EXPORT_COMMANDS
+    )  # fmt: skip
+    total_us = sum(float(v["usec"]) for v in stats.values())
+    out: dict[str, Any] = {
+        "export_commands_us": export_us,
+        "other_commands_us": total_us - export_us,
+    }
+    out["by_command"] = {
+        k.removeprefix("cmdstat_"): {"calls": v["calls"], "usec": v["usec"]}
+        for k, v in sorted(stats.items(), key=lambda kv: -float(kv[1]["usec"]))[:12]
+    }
+    return out
 
 
 def stream_entries(url: str, tenants: tuple[str, ...] = ("acme", "globex")) -> int:
@@ -206,8 +254,9 @@ def stream_diagnostics(url: str) -> dict[str, Any]:
             lengths = replies[0::2]
             pending = [r.get("pending", 0) if isinstance(r, dict) else 0 for r in replies[1::2]]
             busy = [n for n, length in zip(names, lengths, strict=True) if length]
-            oldest = [client.xrange(n, count=1)[0][0].decode() for n in busy[:50]]
-            ages = [time.time() - int(i.split("-")[0]) / 1000 for i in oldest]
+            firsts = [client.xrange(n, count=1) for n in busy[:50]]
+            oldest: list[Any] = [first[0][0] for first in firsts if first]
+            ages = [time.time() - int(str(i, "ascii").split("-")[0]) / 1000 for i in oldest]
             out[tenant] = {
                 "entries": sum(lengths), "pending": sum(pending), "busy_streams": len(busy),
                 "oldest_age_s": round(max(ages, default=0.0), 1),
@@ -299,7 +348,9 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     try:
         _wait_http(http, serve)
         memory_0, entries_0 = redis_memory(redis_server.url), stream_entries(redis_server.url)
+        redis_time(redis_server.url, reset=True)
         without = sim_phase(workdir, redis_server.url, diameter, catalog, args.rate, args.sim_s)
+        without["redis_time"] = redis_time(redis_server.url)
         memory_1, entries_1 = redis_memory(redis_server.url), stream_entries(redis_server.url)
         grown = max(1, entries_1 - entries_0)
         without.update(used_memory_start=memory_0, used_memory_end=memory_1,
@@ -319,6 +370,7 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         while stream_entries(redis_server.url) and time.monotonic() < deadline:
             time.sleep(0.5)
         memory_2 = redis_memory(redis_server.url)
+        redis_time(redis_server.url, reset=True)
         lags: list[float] = []
         sampling = threading.Event()
 
@@ -336,6 +388,7 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         sampling.set()
         sampler.join()
         memory_3 = redis_memory(redis_server.url)
+        with_exporter["redis_time"] = redis_time(redis_server.url)
         with_exporter["streams_at_end"] = stream_diagnostics(redis_server.url)
         lags.sort()
         with_exporter.update(
@@ -422,11 +475,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: dict[str, Any] = {"machine": machine_facts()}
         if not args.skip_drain:
+            before = os.getloadavg()
             result["drain"] = drain_runs(base, args)
+            result["drain"]["load_average_before_after"] = [before, os.getloadavg()]
             print(json.dumps(result["drain"], indent=1), flush=True)
         if not args.skip_load:
+            before = os.getloadavg()
             result["load"] = {"rate_ccr_per_s": args.rate, "seconds": args.sim_s,
                               **load_runs(base, args)}  # fmt: skip
+            result["load"]["load_average_before_after"] = [before, os.getloadavg()]
             print(json.dumps(result["load"], indent=1), flush=True)
     finally:
         if args.keep:

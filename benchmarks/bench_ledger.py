@@ -12,12 +12,17 @@ request, the same function (FCALL of the ledger library), the same keys. Each ro
 the script's own Redis CPU (INFO commandstats, usec_per_call of fcall).
 
     .venv/bin/python -m benchmarks.bench_ledger [--clients 32] [--requests 10000] [--rounds 5]
+
+``--before GIT_REF`` instead measures the CCR script of GIT_REF against this tree's, loaded side
+by side into one Redis and called alternately by redis-benchmark (a change must not make the
+per-CCR script slower).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -25,6 +30,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +44,7 @@ from balance import keys
 from balance.errors import Outcome
 from balance.ledger import Ledger
 from balance.records import RatingGroupRequest, UsedLeg, price_tuple
-from balance.scripts import ScriptSet
+from balance.scripts import SCRIPT_FLAGS, ScriptSet, library_source
 from ocs.embedded_redis import EmbeddedRedis
 from tariffs.price import Price
 
@@ -241,6 +247,187 @@ def check_equivalence(url: str, function: str) -> None:
             raise RuntimeError(f"the redis-benchmark request does not do the same work: {item}")
 
 
+def library_at(ref: str) -> str:
+    """The ledger Functions library as it was at git ``ref`` (its balance/lua files)."""
+
+    def read(name: str) -> str:
+        return subprocess.run(
+            ["git", "show", f"{ref}:balance/lua/{name}"],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        ).stdout
+
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", f"{ref}:balance/lua"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout.split()
+    names = [n.removesuffix(".lua") for n in listing if n.removesuffix(".lua") in SCRIPT_FLAGS]
+    return library_source(names, read)[0]
+
+
+def instructions_per_call(
+    functions: dict[str, str], libraries: list[str], calls: int, windows: int
+) -> dict[str, int]:
+    """redis-server under callgrind with both libraries: instructions per CCR script call of
+    each version, ``calls`` calls per window, windows alternating, the least kept per version
+    (independent of the machine's load, unlike the time figures)."""
+    from benchmarks.bench_instructions import CONTROL_TIMEOUT_S, newest_dump, parse_dump
+
+    least: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as work:
+        dumps = Path(work) / "dumps"
+        dumps.mkdir()
+        wrapper = Path(work) / "redis-under-callgrind"
+        wrapper.write_text(
+            "#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no "
+            f'--callgrind-out-file={dumps}/callgrind.out.%p redis-server "$@"\n',
+            encoding="utf-8",
+        )
+        wrapper.chmod(0o755)
+        with EmbeddedRedis(Path(work) / "redis", server_bin=str(wrapper)) as server:
+            assert server.pid is not None
+            client = redis.Redis.from_url(server.url, socket_timeout=300)
+            for library in libraries:
+                with contextlib.suppress(redis.ResponseError):  # already loaded: same code
+                    client.function_load(library)
+            asyncio.run(prepare(server.url))
+            seen: set[Path] = set()
+            for window in range(windows):
+                # Alternate which version goes first: a window's later calls find a longer
+                # record stream, which costs a little more.
+                order = list(functions.items())
+                for which, function in order if window % 2 == 0 else order[::-1]:
+                    payload = nul_free_payload(f"cg:{window}", "cgdigest")
+
+                    def call(n: int, fn: str = function, body: bytes = payload) -> None:
+                        op = f"cg:{fn}:{n}"
+                        client.fcall(fn, CCR_KEY_COUNT, *ccr_keys(op), body)
+
+                    call(-1 - window)  # this version's build() runs outside the window
+                    for cmd in (("-i", "on"), ("-z",)):
+                        subprocess.run(["callgrind_control", *cmd, str(server.pid)],
+                                       check=True, capture_output=True,
+                                       timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+                    for n in range(calls):
+                        call(window * calls + n)
+                    subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True,
+                                   capture_output=True, timeout=CONTROL_TIMEOUT_S)  # fmt: skip
+                    total, _ = parse_dump(newest_dump(dumps, seen))
+                    per_call = round(total / calls)
+                    least[which] = min(least.get(which, per_call), per_call)
+                    print(f"callgrind window {window + 1} {which}: {per_call:,} instructions/call")
+            client.close()
+    return least
+
+
+def load_average() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def before_after(args: argparse.Namespace) -> int:
+    """The CCR script of git ``--before`` and of this tree in one Redis, rounds alternating,
+    each through redis-benchmark (the script's cost without our client): per-call Redis CPU and
+    CCR/s, and their ratios after/before."""
+    now_lib = ScriptSet.load()
+    before_lib = library_at(args.before)
+    after_name = now_lib["ccr"].function
+    before_name = re.search(r"function_name = '(ocs_ccr_[0-9a-f]+)'", before_lib)
+    if before_name is None:
+        raise RuntimeError(f"no ccr function in the library of {args.before}")
+    functions = {"before": before_name.group(1), "after": after_name}
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    usec: dict[str, list[float]] = {"before": [], "after": []}
+    load = [load_average()]
+    with tempfile.TemporaryDirectory() as data_dir, EmbeddedRedis(Path(data_dir)) as server:
+        admin = redis.Redis.from_url(server.url)
+        for library in (before_lib, now_lib.library):
+            try:
+                admin.function_load(library)
+            except redis.ResponseError as exc:
+                if "already exists" not in str(exc):
+                    raise
+        admin.close()
+        asyncio.run(prepare(server.url))
+        for which in ("before", "after"):
+            check_equivalence(server.url, functions[which])
+        for round_no in range(args.rounds):
+            order = ("before", "after") if round_no % 2 == 0 else ("after", "before")
+            for which in order:
+                reset_stats(server.url)
+                rates[which].append(
+                    run_redis_benchmark(
+                        server, functions[which], args.clients, args.requests,
+                        round_no * 2 + (which == "after"),
+                    )
+                )  # fmt: skip
+                usec[which].append(script_usec_per_call(server.url))
+            print(
+                f"round {round_no + 1}: before {rates['before'][-1]:,.0f} CCR/s "
+                f"({usec['before'][-1]:.1f} us), after {rates['after'][-1]:,.0f} CCR/s "
+                f"({usec['after'][-1]:.1f} us)"
+            )
+            load.append(load_average())
+    instructions = (
+        instructions_per_call(functions, [before_lib, now_lib.library], 300, 4)
+        if args.instructions
+        else {}
+    )
+    diff = [
+        "git",
+        "diff",
+        "--quiet",
+        args.before,
+        "--",
+        "balance/lua/ccr.lua",
+        "balance/lua/lib.lua",
+    ]
+    root = Path(__file__).resolve().parents[1]
+    ccr_changed = subprocess.run(diff, cwd=root, check=False).returncode != 0
+    med = {k: statistics.median(v) for k, v in usec.items()}
+    med_rate = {k: statistics.median(v) for k, v in rates.items()}
+    result = {
+        "benchmark": "ledger CCR script before/after (redis-benchmark FCALL, same Redis, "
+        "rounds alternating): commit + re-reserve, 2 rating groups, a subscriber without "
+        "shared buckets",
+        "before": args.before,
+        "after": "this tree",
+        "ccr_lua_changed": ccr_changed,
+        "clients": args.clients,
+        "requests_per_round": args.requests,
+        "rounds": args.rounds,
+        "script_usec_per_call": {k: [round(v, 1) for v in vs] for k, vs in usec.items()},
+        "ccr_per_s": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
+        "script_usec_per_call_median": {k: round(v, 2) for k, v in med.items()},
+        "ccr_per_s_median": {k: round(v, 1) for k, v in med_rate.items()},
+        "usec_ratio_after_over_before": round(med["after"] / med["before"], 3),
+        "rate_ratio_after_over_before": round(med_rate["after"] / med_rate["before"], 3),
+        "instructions_per_call": instructions,
+        "instructions_ratio_after_over_before": (
+            round(instructions["after"] / instructions["before"], 4) if instructions else None
+        ),
+        "note": "time figures follow the load of the shared machine (load_average_1_5_15, "
+        "before each round); instructions_per_call (callgrind, the least of windows that "
+        "alternate which version goes first) does not, and is the figure that resolves a few "
+        "per cent",
+        "load_average_1_5_15": load,
+        "command": " ".join(["python -m benchmarks.bench_ledger", *args.argv]),
+        "machine": machine_facts(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"ccr script: {med['before']:.1f} us/call before, {med['after']:.1f} after "
+        f"(ratio {result['usec_ratio_after_over_before']}) -> {args.output}"
+    )
+    return 0
+
+
 def machine_facts() -> dict[str, Any]:
     version = subprocess.run(
         ["redis-server", "--version"], capture_output=True, text=True, check=False
@@ -262,11 +449,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--context", action="store_true", help="pass a record context (both clients)"
     )
+    parser.add_argument(
+        "--before",
+        metavar="GIT_REF",
+        help="compare the CCR script of GIT_REF with this tree's instead (same Redis, same "
+        "run; results to --output, e.g. benchmarks/results/ledger_plans.json)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --before: also count Redis instructions per script call under callgrind",
+    )
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     context = record_context() if args.context else None
     if shutil.which("redis-benchmark") is None:
         print("bench_ledger: redis-benchmark not found (Debian: apt-get install redis-tools)")
         return 2
+    if args.before:
+        return before_after(args)
     try:
         import uvloop
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import tempfile
 import time
@@ -28,8 +29,9 @@ from balance.ledger import Ledger
 from balance.products import enroll, grant_product
 from benchmarks.bench_ledger import machine_facts
 from ocs.embedded_redis import EmbeddedRedis
+from ocs.plan_change import plan_product
 from ocs.products import bundle_specs
-from ocs.renewal import Renewer, plan_product
+from ocs.renewal import Renewer
 from tariffs.cycles import next_start
 from tariffs.loader import load_texts
 from tariffs.model import Tenant
@@ -150,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         "setup_s": round(setup_s, 1),
         "script_commandstats": script_stats,
         "command": f"python -m benchmarks.bench_renew --subscribers {args.subscribers}",
+        # The box is shared: the load (1, 5, 15 min) when the pass ended.
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_facts(),
     }
     print(

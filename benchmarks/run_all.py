@@ -30,6 +30,9 @@ SMOKE: dict[str, Plan] = {
         *("--clients", "4", "--requests", "200", "--rounds", "1"),
         *("--output", str(out)),
     ],
+    "bench_cluster": lambda out: [
+        *("--clients", "8", "--requests", "200", "--rounds", "1", "--output", str(out))
+    ],
     "bench_sip_transport": lambda out: [
         *("--requests", "500", "--window", "8", "--repeats", "1", "--no-write")
     ],
@@ -61,6 +64,9 @@ SMOKE: dict[str, Plan] = {
     "bench_dispatch": lambda out: [
         *("--events", "100", "--rounds", "1", "--concurrency", "8", "--output", str(out))
     ],
+    "bench_thresholds": lambda out: [
+        *("--clients", "4", "--requests", "200", "--rounds", "1", "--output", str(out))
+    ],
 }
 
 QUICK: dict[str, Plan] = {
@@ -69,6 +75,7 @@ QUICK: dict[str, Plan] = {
         *("--prefixes", "50000", "--events", "200000", "--output", str(out))
     ],
     "bench_ledger": lambda out: ["--requests", "3000", "--rounds", "2", "--output", str(out)],
+    "bench_cluster": lambda out: ["--requests", "2000", "--rounds", "1", "--output", str(out)],
     "bench_sip_transport": lambda out: ["--requests", "10000", "--repeats", "1", "--no-write"],
     "bench_server": lambda out: ["--sessions", "1000", "--repeat", "2"],
     "bench_xdr": lambda out: ["--records", "20000", "--rounds", "1", "--output", str(out)],
@@ -97,6 +104,9 @@ QUICK: dict[str, Plan] = {
         *("--output", str(out)),
     ],
     "bench_dispatch": lambda out: ["--events", "1000", "--rounds", "2", "--output", str(out)],
+    "bench_thresholds": lambda out: [
+        *("--requests", "2000", "--rounds", "2", "--output", str(out))
+    ],
 }
 
 FULL: dict[str, Plan] = {name: (lambda out: []) for name in QUICK}

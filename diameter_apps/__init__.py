@@ -4,11 +4,14 @@ Public API of the base stack (bytes and ``now`` in, events and bytes out; no asy
 sockets):
 
 - :mod:`diameter_apps.codec`: ``Message``, ``Avp`` (builders ``Avp.u32(...)``, getters
-  ``avp.as_u32()``, ``children()``), ``decode_message``;
+  ``avp.as_u32()``, ``children()``), ``decode_message``; the classes themselves live in
+  :mod:`diameter_apps.avp` and :mod:`diameter_apps.message`;
 - :mod:`diameter_apps.peer`: ``PeerConnection``, ``PeerSettings`` (see its docstring for the
-  adapter loop);
+  adapter loop); the settings and the capabilities exchange live in
+  :mod:`diameter_apps.capabilities`;
 - :mod:`diameter_apps.events`: the events a peer yields;
-- :mod:`diameter_apps.router`: ``Router`` ((application, command) → handler);
+- :mod:`diameter_apps.router`: ``Router`` ((application, command) → handler) and the
+  destination checks (``check_destination``);
 - :mod:`diameter_apps.duplicates`: ``DuplicateCache`` (share one across connections);
 - :mod:`diameter_apps.answers`: ``answer_to`` and ``answer_for_error``;
 - :mod:`diameter_apps.validation`: ``RequestChecker`` (one-pass decode + dictionary checks),

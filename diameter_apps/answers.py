@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import FLAG_ERROR, FLAG_PROXIABLE, AvpCode
-from diameter_apps.errors import DiameterError
+from diameter_apps.errors import DiameterError, FailedAvp
 
 # Plain ints for lookups (an IntEnum member in a key tuple hashes slower).
 _SESSION_ID = int(AvpCode.SESSION_ID)
@@ -39,7 +39,7 @@ def answer_to(
     avps: Sequence[Avp] = (),
     error_bit: bool = False,
     error_message: str | None = None,
-    failed_avps: Sequence[Avp] = (),
+    failed_avps: Sequence[FailedAvp] = (),
 ) -> Message:
     """The answer skeleton for ``request`` (RFC 6733 §6.2, DESIGN B6).
 
@@ -61,7 +61,8 @@ def answer_to(
     if error_message:
         body.append(Avp.utf8(AvpCode.ERROR_MESSAGE, error_message, m=False))
     if failed_avps:
-        body.append(Avp.grouped(AvpCode.FAILED_AVP, failed_avps))
+        # Failed-AVP is Grouped (M bit, no vendor): its payload is the failed AVPs' wire forms.
+        body.append(Avp.octets(AvpCode.FAILED_AVP, b"".join([a.encode() for a in failed_avps])))
     body += request.find_all(_PROXY_INFO)
     flags = (request.flags & FLAG_PROXIABLE) | (FLAG_ERROR if error_bit else 0)
     return Message(

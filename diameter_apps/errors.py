@@ -12,12 +12,36 @@ answer can echo its identifiers even when decoding failed half-way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 from diameter_apps.codes import ResultCode
 
-if TYPE_CHECKING:
-    from diameter_apps.codec import Avp, Message
+# The codec raises these errors, so this module names what it keeps of AVPs and messages by
+# protocols rather than importing the codec's classes.
+
+
+class FailedAvp(Protocol):
+    """What an error keeps of an offending AVP (a :class:`diameter_apps.avp.Avp`): where it
+    sits and its wire form, which the answer echoes in Failed-AVP."""
+
+    @property
+    def code(self) -> int: ...
+
+    @property
+    def depth(self) -> int: ...
+
+    def encode(self) -> bytes: ...
+
+
+class RequestHeader(Protocol):
+    """What an error keeps of the request it answers (a :class:`diameter_apps.message.Message`
+    decoded as far as it could be)."""
+
+    @property
+    def command_code(self) -> int: ...
+
+    @property
+    def is_request(self) -> bool: ...
 
 
 class DiameterError(Exception):
@@ -32,13 +56,13 @@ class DiameterError(Exception):
         self,
         error_message: str,
         *,
-        failed_avps: Sequence[Avp] = (),
-        request: Message | None = None,
+        failed_avps: Sequence[FailedAvp] = (),
+        request: RequestHeader | None = None,
     ) -> None:
         super().__init__(error_message)
         self.error_message = error_message
-        self.failed_avps: tuple[Avp, ...] = tuple(failed_avps)
-        self.request = request
+        self.failed_avps: tuple[FailedAvp, ...] = tuple(failed_avps)
+        self.request: RequestHeader | None = request
 
     @property
     def e_bit(self) -> bool:

@@ -38,16 +38,21 @@ from collections.abc import Callable
 import msgspec
 
 from diameter_apps.answers import answer_for_error, answer_to
+from diameter_apps.capabilities import (
+    Capabilities,
+    PeerSettings,
+    accepting_avps,
+    evaluate_cer,
+    rejecting_cea,
+)
 from diameter_apps.codec import Avp, Message, decode_message, replace_hop_by_hop
 from diameter_apps.codes import (
     FLAG_PROXIABLE,
     FLAG_REQUEST,
     FLAG_RETRANSMIT,
-    VENDOR_3GPP,
     ApplicationId,
     AvpCode,
     CommandCode,
-    DisconnectCause,
     ResultCode,
 )
 from diameter_apps.dictionary import Dictionary, default_dictionary
@@ -55,12 +60,7 @@ from diameter_apps.duplicates import DuplicateCache, DuplicateKey
 from diameter_apps.errors import (
     DiameterError,
     FramingError,
-    LoopDetected,
-    NoCommonApplication,
-    RealmNotServed,
     TooBusy,
-    UnableToDeliver,
-    UnknownPeer,
 )
 from diameter_apps.events import (
     AnswerReceived,
@@ -74,50 +74,11 @@ from diameter_apps.events import (
     RequestTimedOut,
 )
 from diameter_apps.framer import Framer
-from diameter_apps.limits import DEFAULT_LIMITS, CodecLimits
 from diameter_apps.peer_states import Action, PeerInput, PeerState, transition
-from diameter_apps.router import Router
-from diameter_apps.validation import Profile, RequestChecker
+from diameter_apps.router import Router, check_destination
+from diameter_apps.validation import RequestChecker
 
-_WATCHDOG_INTERVAL_MIN_S = 6.0
-"""RFC 3539 §3.4.1: Tw MUST NOT be set lower than 6 seconds."""
-
-
-class PeerSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Who we are and how patient we are; one per listener, shared by its connections."""
-
-    origin_host: str
-    origin_realm: str
-    host_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
-    vendor_id: int = 0
-    product_name: str = "mvna-ocs"
-    firmware_revision: int | None = None
-    origin_state_id: int = 1
-    allowed_peer_hosts: frozenset[str] | None = None
-    """Origin-Hosts allowed to connect (compared case-insensitively); None allows any."""
-    watchdog_interval_s: float = 30.0
-    watchdog_jitter_s: float = 2.0
-    cer_timeout_s: float = 10.0
-    dpa_timeout_s: float = 5.0
-    drain_timeout_s: float = 10.0
-    inflight_requests_max: int = 1_000
-    profile: Profile = Profile.LENIENT
-    limits: CodecLimits = DEFAULT_LIMITS
-    disconnect_cause: DisconnectCause = DisconnectCause.REBOOTING
-
-    def __post_init__(self) -> None:
-        if self.watchdog_interval_s < _WATCHDOG_INTERVAL_MIN_S:
-            raise ValueError("watchdog_interval_s must be at least 6 (RFC 3539)")
-        if (
-            not 0
-            <= self.watchdog_jitter_s
-            < self.watchdog_interval_s - _WATCHDOG_INTERVAL_MIN_S + 2
-        ):
-            raise ValueError("watchdog_jitter_s must be small next to watchdog_interval_s")
-        if min(self.cer_timeout_s, self.dpa_timeout_s, self.drain_timeout_s) <= 0:
-            raise ValueError("timeouts must be positive")
-        if self.inflight_requests_max < 1:
-            raise ValueError("inflight_requests_max must be positive")
+__all__ = ["PeerConnection", "PeerNotOpen", "PeerSettings"]
 
 
 class PeerNotOpen(RuntimeError):
@@ -127,13 +88,6 @@ class PeerNotOpen(RuntimeError):
 class _Pending(msgspec.Struct):
     deadline: float
     command_code: int
-
-
-class _Capabilities(msgspec.Struct, frozen=True):
-    """The outcome of a CER we accept: common applications and the AVPs mirroring their form."""
-
-    application_ids: tuple[int, ...]
-    mirrored: tuple[Avp, ...]
 
 
 _BASE_COMMAND_INPUTS = {
@@ -191,7 +145,7 @@ class PeerConnection:
         self._watchdog_suspect = False
         self._tw_s = settings.watchdog_interval_s
         self._inflight: dict[tuple[int, int], DuplicateKey] = {}
-        self._cer_verdict: DiameterError | _Capabilities | None = None
+        self._cer_verdict: DiameterError | Capabilities | None = None
         self.peer_origin_host: str | None = None
         self.peer_origin_realm: str | None = None
         self._actions: dict[Action, Callable[[Message | None, float], None]] = {
@@ -382,7 +336,7 @@ class PeerConnection:
         command_code = message.command_code
         if command_code == CommandCode.CAPABILITIES_EXCHANGE and is_request:
             self._cer_verdict = self._evaluate_cer(message)
-            accepted = isinstance(self._cer_verdict, _Capabilities)
+            accepted = isinstance(self._cer_verdict, Capabilities)
             peer_input = PeerInput.CER_ACCEPTABLE if accepted else PeerInput.CER_REJECTED
         else:
             peer_input = _BASE_COMMAND_INPUTS.get((command_code, is_request)) or (
@@ -392,7 +346,7 @@ class PeerConnection:
 
     def _on_undecodable(self, error: DiameterError, now: float) -> None:
         header = error.request
-        if header is None or not header.is_request:
+        if not isinstance(header, Message) or not header.is_request:
             self._events.append(ProtocolDeviation(f"undecodable answer dropped: {error}"))
             return
         if self._state is PeerState.WAIT_CER:
@@ -406,72 +360,15 @@ class PeerConnection:
 
     # ----- capabilities exchange (B2) -------------------------------------------------------
 
-    def _evaluate_cer(self, cer: Message) -> DiameterError | _Capabilities:
-        try:
-            host = cer.origin_host or ""
-            allowed = self.settings.allowed_peer_hosts
-            if allowed is not None and host.lower() not in {h.lower() for h in allowed}:
-                raise UnknownPeer(f"peer {host!r} is not in the allowed peer list", request=cer)
-            return self._common_applications(cer)
-        except DiameterError as error:
-            error.request = cer
-            return error
-
-    def _common_applications(self, cer: Message) -> _Capabilities:
-        ours = self._router.application_ids
-        relay = int(ApplicationId.RELAY)
-        common: list[int] = []
-        mirrored: list[Avp] = []
-        for avp in cer.find_all(AvpCode.AUTH_APPLICATION_ID):
-            app = avp.as_u32()
-            for served in sorted(ours) if app == relay else [app]:
-                if served in ours and served not in common:
-                    common.append(served)
-                    mirrored.append(Avp.u32(AvpCode.AUTH_APPLICATION_ID, served))
-        for vsai in cer.find_all(AvpCode.VENDOR_SPECIFIC_APPLICATION_ID):
-            vendor_avp = vsai.find(AvpCode.VENDOR_ID)
-            auth_avp = vsai.find(AvpCode.AUTH_APPLICATION_ID)
-            if vendor_avp is None or auth_avp is None:
-                continue
-            app = auth_avp.as_u32()
-            if app in ours:
-                if app not in common:
-                    common.append(app)
-                mirrored.append(
-                    Avp.grouped(
-                        AvpCode.VENDOR_SPECIFIC_APPLICATION_ID,
-                        [
-                            Avp.u32(AvpCode.VENDOR_ID, vendor_avp.as_u32()),
-                            Avp.u32(AvpCode.AUTH_APPLICATION_ID, app),
-                        ],
-                    )
-                )
-        if not common:
-            raise NoCommonApplication(
-                f"none of the peer's applications is served here (we serve {sorted(ours)})",
-                request=cer,
-            )
-        return _Capabilities(tuple(common), tuple(mirrored))
-
-    def _capability_avps(self) -> list[Avp]:
-        settings = self.settings
-        avps = [Avp.address(AvpCode.HOST_IP_ADDRESS, ip) for ip in settings.host_ip_addresses]
-        avps.append(Avp.u32(AvpCode.VENDOR_ID, settings.vendor_id))
-        avps.append(Avp.utf8(AvpCode.PRODUCT_NAME, settings.product_name, m=False))
-        avps.append(Avp.u32(AvpCode.ORIGIN_STATE_ID, settings.origin_state_id))
-        avps.append(Avp.u32(AvpCode.SUPPORTED_VENDOR_ID, VENDOR_3GPP))
-        return avps
+    def _evaluate_cer(self, cer: Message) -> DiameterError | Capabilities:
+        return evaluate_cer(cer, self.settings, self._router.application_ids)
 
     def _send_cea(self, cer: Message | None, now: float) -> None:
-        assert cer is not None and isinstance(self._cer_verdict, _Capabilities)
+        assert cer is not None and isinstance(self._cer_verdict, Capabilities)
         capabilities = self._cer_verdict
-        avps = self._capability_avps()
-        avps.extend(capabilities.mirrored)
-        if self.settings.firmware_revision is not None:
-            avps.append(
-                Avp.u32(AvpCode.FIRMWARE_REVISION, self.settings.firmware_revision, m=False)
-            )
-        self._send(self._answer(cer, ResultCode.SUCCESS, avps))
+        self._send(
+            self._answer(cer, ResultCode.SUCCESS, accepting_avps(self.settings, capabilities))
+        )
         self.peer_origin_host = cer.origin_host
         realm = cer.find(AvpCode.ORIGIN_REALM)
         self.peer_origin_realm = None if realm is None else realm.as_str()
@@ -489,17 +386,7 @@ class PeerConnection:
     def _reject_cer(self, cer: Message | None, now: float) -> None:
         assert cer is not None and isinstance(self._cer_verdict, DiameterError)
         error = self._cer_verdict
-        cea = answer_to(
-            cer,
-            origin_host=self.settings.origin_host,
-            origin_realm=self.settings.origin_realm,
-            result_code=int(error.result_code),
-            avps=self._capability_avps(),
-            error_bit=error.e_bit,
-            error_message=error.error_message,
-            failed_avps=error.failed_avps,
-        )
-        self._send(cea)
+        self._send(rejecting_cea(cer, self.settings, error))
         self._events.append(
             ErrorAnswered(cer.command_code, int(error.result_code), error.error_message)
         )
@@ -573,7 +460,7 @@ class PeerConnection:
         assert request is not None
         settings = self.settings
         try:
-            self._check_routing(request)
+            check_destination(request, self._our_host, self._our_realm)
             self._router.check(request.application_id, request.command_code)
             if len(self._inflight) >= settings.inflight_requests_max:
                 raise TooBusy(f"more than {settings.inflight_requests_max} requests in flight")
@@ -604,22 +491,6 @@ class PeerConnection:
                 now,
             )
         )
-
-    def _check_routing(self, request: Message) -> None:
-        """B10 and loop detection: we are the final destination or the request is refused."""
-        realm = request.find(AvpCode.DESTINATION_REALM)
-        if realm is not None and realm.as_str().lower() != self._our_realm:
-            raise RealmNotServed(
-                f"Destination-Realm {realm.as_str()!r} is not served here", request=request
-            )
-        host = request.find(AvpCode.DESTINATION_HOST)
-        if host is not None and host.as_str().lower() != self._our_host:
-            raise UnableToDeliver(
-                f"Destination-Host {host.as_str()!r} is not this server", request=request
-            )
-        for record in request.find_all(AvpCode.ROUTE_RECORD):
-            if record.as_str().lower() == self._our_host:
-                raise LoopDetected("our own identity is in Route-Record", request=request)
 
     def _duplicate_waiter(self, request: Message) -> Callable[[bytes], None]:
         hop_by_hop = request.hop_by_hop

@@ -11,8 +11,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from diameter_apps.codec import Message
-from diameter_apps.codes import ApplicationId
-from diameter_apps.errors import ApplicationUnsupported, CommandUnsupported
+from diameter_apps.codes import ApplicationId, AvpCode
+from diameter_apps.errors import (
+    ApplicationUnsupported,
+    CommandUnsupported,
+    LoopDetected,
+    RealmNotServed,
+    UnableToDeliver,
+)
 from diameter_apps.events import RequestReceived
 
 Handler = Callable[[RequestReceived], Message | Awaitable[Message]]
@@ -62,3 +68,22 @@ class Router:
     def handler_for(self, application_id: int, command_code: int) -> Handler:
         self.check(application_id, command_code)
         return self._handlers[(application_id, command_code)]
+
+
+def check_destination(request: Message, our_host: str, our_realm: str) -> None:
+    """B10 and loop detection: we are the final destination or the request is refused (3003
+    for another realm, 3002 for another host, 3005 when our identity is in Route-Record).
+    ``our_host`` and ``our_realm`` are lower case."""
+    realm = request.find(AvpCode.DESTINATION_REALM)
+    if realm is not None and realm.as_str().lower() != our_realm:
+        raise RealmNotServed(
+            f"Destination-Realm {realm.as_str()!r} is not served here", request=request
+        )
+    host = request.find(AvpCode.DESTINATION_HOST)
+    if host is not None and host.as_str().lower() != our_host:
+        raise UnableToDeliver(
+            f"Destination-Host {host.as_str()!r} is not this server", request=request
+        )
+    for record in request.find_all(AvpCode.ROUTE_RECORD):
+        if record.as_str().lower() == our_host:
+            raise LoopDetected("our own identity is in Route-Record", request=request)

@@ -20,6 +20,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
+from balance.products import read_changed_plan, read_changed_plans
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, CommandCode
 from diameter_apps.router import Router
 from diameter_apps.validation import Profile
@@ -41,8 +42,15 @@ from ocs.http_server import HttpRouter, HttpServer
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
+from ocs.proxy_keys import ProxyKeyVerifier
 from ocs.sip_charging.service import SipCharging
-from ocs.subscriber_directory import DIRECTORY_NOTICE, DynamicDirectory, read_all, read_entry
+from ocs.subscriber_directory import (
+    DIRECTORY_NOTICE,
+    PLAN_NOTICE,
+    DynamicDirectory,
+    read_all,
+    read_entry,
+)
 from tariffs.errors import CatalogError
 from tariffs.loader import load_catalog_sources
 from tariffs.model import Catalog
@@ -88,6 +96,7 @@ class OcsApp:
         self.metrics = Metrics()
         self.ledger = LedgerRuntime(config.redis, config.ledger, log=self.log)
         self.metrics.ledger_pools = self.ledger.pool_stats
+        self.metrics.replica_waits = self.ledger.replica_wait_stats
         self.sessions = SessionRegistry()
         self.directory: TenantDirectory | None = None
         self.diameter: DiameterServer | None = None
@@ -112,6 +121,7 @@ class OcsApp:
         self._catalog_served(catalog)
         assert self.ledger.admin is not None
         self.dynamic.replace_all(await read_all(self.ledger.admin))
+        await self._read_changed_plans(catalog)
         self.directory = TenantDirectory(catalog, self._ledger_for, self.dynamic)
         router = build_router(self._register_applications)
         self.diameter = DiameterServer(self.config.diameter, router, self.metrics, self.log)
@@ -151,6 +161,9 @@ class OcsApp:
                 on_auto_ended=lambda tenant, calls: self.metrics.sip_calls_auto_ended_total.labels(
                     tenant
                 ).inc(calls),
+                keys=ProxyKeyVerifier(
+                    self.ledger.admin, cache_s=self.config.sip.call_key_cache_s, clock=self.clock
+                ),
             )
             self.sip.register(self.http.router, self.metrics)
             sip_address = await self.sip.start()
@@ -267,6 +280,16 @@ class OcsApp:
         """Repairs a missed ``directory`` notice (the listener was reconnecting)."""
         assert self.ledger.admin is not None
         self.dynamic.replace_all(await read_all(self.ledger.admin))
+        if self.directory is not None:
+            await self._read_changed_plans(self.directory.snapshot.catalog)
+
+    async def _read_changed_plans(self, catalog: Catalog) -> None:
+        """Subscribers moved off their catalog plan (``ocs account change-plan``, a renewal
+        that applied a noted change): rated on their new plan from here on."""
+        assert self.ledger.admin is not None
+        for tenant in catalog.tenants:
+            plans = await read_changed_plans(self.ledger.admin, tenant.id)
+            self.dynamic.replace_plans(tenant.id, plans)
 
     async def _on_notice(self, notice: AccountNotice) -> None:
         # Account notices (top-up, block) travel as a stream: DurableServerRequests.
@@ -277,6 +300,10 @@ class OcsApp:
             self.dynamic.set(
                 notice.subscriber, await read_entry(self.ledger.admin, notice.subscriber)
             )
+        elif notice.event == PLAN_NOTICE:
+            assert self.ledger.admin is not None
+            plan = await read_changed_plan(self.ledger.admin, notice.tenant, notice.subscriber)
+            self.dynamic.set_plan(notice.tenant, notice.subscriber, plan)
 
     async def _reload_catalog(self) -> None:
         assert self.ledger.admin is not None and self.directory is not None
@@ -304,7 +331,10 @@ class OcsApp:
             self.log.info("catalog_reloaded", tenants=[t.id for t in catalog.tenants])
 
     def _catalog_served(self, catalog: Catalog) -> None:
-        self.ledger.set_notification_levels({t.id: t.notify_balance_below for t in catalog.tenants})
+        self.ledger.set_notification_levels(
+            {t.id: t.notify_balance_below for t in catalog.tenants},
+            {t.id: t.notify_bucket_below for t in catalog.tenants},
+        )
         self.metrics.catalog_loaded(catalog_version(catalog), len(catalog.tenants), self.clock())
 
     async def _ledger_for(self, tenant: str) -> Ledger:

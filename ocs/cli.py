@@ -16,6 +16,7 @@ from ocs.commands import (
     dispatch,
     events,
     export,
+    group,
     renew,
     report,
     serve,
@@ -30,7 +31,7 @@ from ocs.commands import (
 # Each module exposes register(subparsers) and sets ``func(args) -> int`` on its parsers.
 COMMAND_MODULES = (
     *(serve, up, account, catalog, config, renew, sim, store, usage, export, xdr, settle, api),
-    *(dispatch, events, report),
+    *(dispatch, events, report, group),
 )
 DISTRIBUTION = "mvna-ocs"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left

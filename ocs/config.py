@@ -105,6 +105,15 @@ class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_s: float = 1.0
     # Connections (ledger calls in flight) per tenant.
     pool_size: int = 64
+    # Replicas that must have each ledger write before its answer leaves: every pipelined batch
+    # of ledger calls ends with WAIT (docs: guarantees); 0 answers once the primary has it.
+    wait_replicas: int = 0
+    # How long that WAIT may hold the answers; after it they leave as charged and are counted
+    # (ocs_ledger_replica_wait_short). Must stay below timeout_s.
+    wait_timeout_ms: int = 100
+    # With wait_replicas: WAITAOF, the replicas' AOF fsynced too (Redis >= 7.2, replicas with
+    # appendonly yes); an older Redis gets WAIT and a warning at start.
+    wait_aof: bool = False
 
 
 class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -147,6 +156,9 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # How long a call record is kept after its last change (a repeated end event within it
     # gets the stored answer, after it 404).
     call_record_ttl_s: int = 604800
+    # A proxy key's check on the call-end / reauth endpoints is remembered this long in memory:
+    # a revoked proxy key stops working within it (docs/api.md, "Proxy keys").
+    call_key_cache_s: float = 10.0
 
 
 class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -196,9 +208,10 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen_port: int = 9464
     # Rows per store transaction.
     batch_size: int = 2000
-    # A partial batch is stored this long after its first entry arrived.
-    linger_ms: int = 200
-    # XREADGROUP BLOCK on a standalone Redis (a cluster is polled with this as the idle backoff).
+    # While the export keeps up, the streams are read this often (a read walks all 1,024 streams
+    # of a tenant in Redis, so not at every arrival): what the exporter adds to the lag at most.
+    linger_ms: int = 500
+    # While the streams stay empty, reads back off (doubling from linger_ms) up to this apart.
     block_ms: int = 1000
     # Entries per stream per read (a read covers all 1,024 shards of a tenant at once).
     read_count: int = 64
@@ -221,6 +234,9 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     trim_interval_ms: int = 2000
     # The consumer group every exporter process shares.
     group: str = "ocs-export"
+    # CPU priority increment (os.nice) of the exporter process: it is background work and
+    # yields the CPU to ocs serve and Redis on a shared machine (0: unchanged; at most 19).
+    nice: int = 10
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -270,6 +286,22 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body_bytes_max: int = 4 * 1024 * 1024
     # Dashboard login cookie lifetime.
     session_s: int = 8 * 3600
+    # Wait for each audit row's disk flush before answering the write (true), or let PostgreSQL
+    # flush it within a few wal_writer_delay (false: a crash may lose the last fraction of a
+    # second of audit rows, as Redis appendfsync everysec may lose ledger writes; docs/api.md).
+    audit_sync_commit: bool = False
+    # Largest CSV a bulk subscriber import accepts, in bytes (at most body_bytes_max).
+    import_bytes_max: int = 2 * 1024 * 1024
+    # Most data rows one import may hold.
+    import_rows_max: int = 20_000
+    # Rows worked between two progress commits (the most a killed process works again).
+    import_batch_rows: int = 100
+    # Imports one tenant may have queued or running at once.
+    imports_open_max: int = 3
+    # A claimed import job's lease: a process that dies leaves it to another after this long.
+    import_lease_s: float = 60.0
+    # How often an idle API process looks for an import job another process left.
+    import_poll_s: float = 5.0
 
 
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -393,6 +425,13 @@ def _check(config: Config) -> None:
         problems.append(
             f"redis.appendfsync: {config.redis.appendfsync!r} is not always, everysec or no"
         )
+    if config.redis.wait_replicas < 0:
+        problems.append(f"redis.wait_replicas: {config.redis.wait_replicas} is negative")
+    if not 0 < config.redis.wait_timeout_ms < config.redis.timeout_s * 1000:
+        problems.append(
+            f"redis.wait_timeout_ms: {config.redis.wait_timeout_ms} must be above 0 and below "
+            f"redis.timeout_s ({config.redis.timeout_s} s)"
+        )
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):
         problems.append(f"log.level: {config.log.level!r} is not debug, info, warning or error")
     for name, value in (
@@ -404,6 +443,7 @@ def _check(config: Config) -> None:
         ("sip.call_end_grace_s", config.sip.call_end_grace_s),
         ("sip.call_sweep_interval_s", config.sip.call_sweep_interval_s),
         ("sip.call_record_ttl_s", config.sip.call_record_ttl_s),
+        ("sip.call_key_cache_s", config.sip.call_key_cache_s),
         ("redis.pool_size", config.redis.pool_size),
         ("http.request_timeout_s", config.http.request_timeout_s),
         ("http.idle_timeout_s", config.http.idle_timeout_s),
@@ -437,6 +477,12 @@ def _check(config: Config) -> None:
         ("api.page_max", config.api.page_max),
         ("api.body_bytes_max", config.api.body_bytes_max),
         ("api.session_s", config.api.session_s),
+        ("api.import_bytes_max", config.api.import_bytes_max),
+        ("api.import_rows_max", config.api.import_rows_max),
+        ("api.import_batch_rows", config.api.import_batch_rows),
+        ("api.imports_open_max", config.api.imports_open_max),
+        ("api.import_lease_s", config.api.import_lease_s),
+        ("api.import_poll_s", config.api.import_poll_s),
     ):
         if value <= 0:
             problems.append(f"{name}: must be positive, got {value}")
@@ -462,8 +508,12 @@ def _check(config: Config) -> None:
         problems.append("export.linger_ms: must not be negative")
     if not config.export.group:
         problems.append("export.group: must not be empty")
+    if not 0 <= config.export.nice <= 19:
+        problems.append(f"export.nice: {config.export.nice} is not 0 to 19")
     if config.store.pool_min > config.store.pool_max:
         problems.append("store.pool_min: must not exceed store.pool_max")
+    if config.api.import_bytes_max > config.api.body_bytes_max:
+        problems.append("api.import_bytes_max: must not exceed api.body_bytes_max")
     parse_host_port(config.api.listen, "api.listen")
     if problems:
         raise ConfigError("; ".join(problems))

@@ -8,6 +8,7 @@ plugins:
     tenants: [acme]          # optional: only these tenants' events (default: all)
     types: [created, blocked, unblocked]   # optional: only these event types (others: ok)
     options: {url: "http://gw.example:8080/prov", host_mno: "MNO-A"}
+    confirms_provisioning: true  # optional: its ok releases a held subscriber (provisioning)
 ```
 Errors name the file and the key (``dispatch.yaml: plugins[0].kind: ...``).
 """
@@ -50,6 +51,9 @@ class PluginSpec:
     tenants: frozenset[str] | None = None  # None: every tenant
     types: frozenset[str] | None = None  # None: every event type
     options: dict[str, Any] = field(default_factory=dict)
+    # Its ok for a held subscriber's created / sim_swapped event releases the provisioning
+    # hold (ocs.provisioning_hold): set on the host MNO's provisioning plug-in.
+    confirms_provisioning: bool = False
 
     @property
     def group(self) -> str:
@@ -109,7 +113,7 @@ def parse_dispatch(data: Any, source: str = "dispatch") -> DispatchConfig:
         where = f"{source}: plugins[{i}]"
         if not isinstance(item, dict):
             raise DispatchConfigError(f"{where}: must be a mapping")
-        extra = set(item) - {"name", "kind", "tenants", "types", "options"}
+        extra = set(item) - {"name", "kind", "tenants", "types", "options", "confirms_provisioning"}
         if extra:
             raise DispatchConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
         name, kind = item.get("name"), item.get("kind")
@@ -122,6 +126,9 @@ def parse_dispatch(data: Any, source: str = "dispatch") -> DispatchConfig:
         options = item.get("options", {})
         if not isinstance(options, dict):
             raise DispatchConfigError(f"{where}.options: must be a mapping")
+        confirms = item.get("confirms_provisioning", False)
+        if not isinstance(confirms, bool):
+            raise DispatchConfigError(f"{where}.confirms_provisioning: must be true or false")
         specs.append(
             PluginSpec(
                 name,
@@ -129,6 +136,7 @@ def parse_dispatch(data: Any, source: str = "dispatch") -> DispatchConfig:
                 _names(f"{where}.tenants", item.get("tenants"), None),
                 _names(f"{where}.types", item.get("types"), EVENT_TYPES),
                 dict(options),
+                confirms,
             )
         )
     policy_data = data.get("policy", {})

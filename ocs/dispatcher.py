@@ -26,6 +26,7 @@ from balance.events import Event, EventError, decode_event, encode_event_fields,
 from ocs.dispatch_config import DispatchConfig, PluginSpec
 from ocs.dispatch_core import Action, Decision, DeliveryQueue, Verdict
 from ocs.plugins import Plugin
+from ocs.provisioning_hold import HoldReleaser, holds
 
 CLAIM_CHUNK = 1000  # ids per XCLAIM
 DEAD_LETTER_MAXLEN = 100_000  # per shard; approximate trim, the oldest dead letters go first
@@ -98,6 +99,7 @@ class Dispatcher:
         self.clock = clock
         self.metrics = metrics or DispatchMetrics()
         self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._releaser = HoldReleaser(client, clock)
         self._next_scan_s = 0.0
         self._streams: list[str] = []
 
@@ -264,6 +266,10 @@ class Dispatcher:
             return Verdict.RETRY, f"{type(exc).__name__}: {exc}"
         if not isinstance(verdict, Verdict):
             return Verdict.FAIL, f"plug-in returned {verdict!r}, not a Verdict"
+        if verdict is Verdict.OK and spec.confirms_provisioning and holds(event):
+            error = await self._releaser.release(event, spec.name)
+            if error:
+                return Verdict.RETRY, error
         return verdict, ""
 
     async def _apply(self, lane: _Lane, decision: Decision) -> None:
@@ -319,6 +325,10 @@ class Dispatcher:
             self.metrics.oldest_age.labels(spec.name).set(
                 max(0.0, now - min(oldest)) if oldest else 0
             )
+
+    def close(self) -> None:
+        """Release what the dispatcher opened itself (the Redis client is the caller's)."""
+        self._releaser.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

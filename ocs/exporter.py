@@ -3,9 +3,10 @@ store, exactly once (decisions in ``usage/export_core.py``; guarantees in docs/e
 
 One worker per tenant, on that tenant's Redis ACL user, in one consumer group shared by every
 exporter process (consumer names are unique per process, so several exporters split the
-entries). A standalone Redis is read with one XREADGROUP over all 1,024 streams that BLOCKs
-while they are idle; a cluster (where one command cannot span slots) is read with a pipeline
-that redis-py groups by node, backing off while everything is idle. Per batch: store (one
+entries). The streams are polled (``usage.export_core.PollPace``): a standalone Redis with one
+XREADGROUP over all 1,024 streams, a cluster (where one command cannot span slots) with a
+pipeline that redis-py groups by node; again at once while there is a backlog, after
+``linger_ms`` while the export keeps up, up to ``block_ms`` apart while idle. Per batch: store (one
 transaction, idempotent on the entry id) → XACK → XTRIM MINID below the oldest entry that is
 not acknowledged. Entries whose exporter died stay pending until another one claims them
 (XAUTOCLAIM past ``claim_idle_ms``).
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any, Protocol
 
 import msgspec
@@ -36,22 +39,23 @@ from tariffs.errors import CatalogError
 from tariffs.model import Catalog
 from usage.export_core import (
     Backoff,
-    Batch,
     Entry,
+    PollPace,
     TenantLag,
     acks_by_stream,
+    copy_rows,
     degraded,
-    rows_of,
     stream_of,
     trim_point,
     vshard_of,
 )
-from usage.row import UsageRow
 
 Log = structlog.typing.FilteringBoundLogger
 _DECODER = msgspec.msgpack.Decoder(LedgerRecord)
 # Commands per pipeline when touching many streams (1,024 per tenant).
 PIPELINE_MAX = 256
+# Allocations between young collections in an exporter process (the default is 700).
+GC_GEN0_OBJECTS = 50_000
 
 
 class UsageSink(Protocol):
@@ -59,8 +63,11 @@ class UsageSink(Protocol):
 
     async def ensure_tenant(self, tenant: str) -> object: ...
 
-    async def store_batch(self, rows: Sequence[UsageRow]) -> int:
-        """Insert ``rows`` in one transaction; the number newly inserted (the rest were there)."""
+    async def store_values(
+        self, by_month: Mapping[date, Sequence[tuple[Any, ...]]], tenants: Iterable[str]
+    ) -> int:
+        """Insert COPY rows in one transaction; the number newly inserted (the rest were
+        there)."""
         ...
 
 
@@ -135,10 +142,30 @@ def _entries(reply: Any) -> list[Entry]:
             payload = fields.get(b"r") if fields else None
             record: LedgerRecord | None = None
             if payload is not None:
-                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                try:
                     record = _DECODER.decode(payload)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    record = None  # reported and kept pending by the export step
             out.append(Entry(shard, _text(entry_id), record))
     return out
+
+
+def tune_process(nice: int) -> None:
+    """Settings of an exporter process (never of ``ocs serve``'s: only for a process that
+    does nothing but export).
+
+    CPU priority: exporting is background work; lowered by ``nice`` so that on a machine it
+    shares with ``ocs serve`` and Redis, charging gets the CPU first and the exporter the rest
+    (its lag absorbs the difference). The garbage collector: a batch makes tens of thousands of
+    small objects that all live until the batch commits, so the default thresholds run a full
+    collection every few batches over everything alive; the objects of start-up are frozen
+    (never scanned again) and young collections run 50 times less often. Nothing the exporter
+    keeps forms reference cycles, so memory stays bounded by the batches in flight."""
+    if nice > 0:
+        os.nice(nice)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_OBJECTS, 20, 100)
 
 
 class TenantWorker:
@@ -169,11 +196,12 @@ class TenantWorker:
         self.cluster = isinstance(client, RedisCluster)
         self.streams = [stream_of(tenant, v) for v in range(keys.VSHARDS)]
         self.lag = TenantLag()
-        self._batch = Batch(config.batch_size, config.linger_ms / 1000.0)
+        self._pace = PollPace(
+            config.linger_ms / 1000.0, config.block_ms / 1000.0, config.batch_size
+        )
         self._backoff = Backoff(max_s=config.retry_max_s)
         self._next_claim_s = 0.0
         self._next_trim_s = 0.0
-        self._idle_s = 0.0
         # Batches being stored: up to store_concurrency, so PostgreSQL inserts one batch while
         # this process reads and converts the next.
         self._inflight: set[asyncio.Task[bool]] = set()
@@ -205,14 +233,14 @@ class TenantWorker:
             if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
                 raise reply
 
-    async def read(self, block_ms: int) -> list[Entry]:
-        """New entries of any shard (standalone: one blocking call over all streams)."""
+    async def read(self) -> list[Entry]:
+        """New entries of any shard, without waiting (standalone: one call over all streams;
+        a cluster, where one command cannot span slots: one per stream, pipelined by node)."""
         group, count = self.config.group, self.config.read_count
         if not self.cluster:
             reply = await self.client.xreadgroup(
-                group, self.consumer, dict.fromkeys(self.streams, ">"), count=count,
-                block=max(1, block_ms),
-            )  # fmt: skip
+                group, self.consumer, dict.fromkeys(self.streams, ">"), count=count
+            )
             return _entries(reply)
         replies = await self._pipelined(
             lambda pipe, s: pipe.xreadgroup(group, self.consumer, {s: ">"}, count=count),
@@ -223,12 +251,6 @@ class TenantWorker:
             if isinstance(reply, Exception):
                 raise reply
             found.extend(_entries(reply))
-        if not found:
-            # Nothing anywhere: wait before polling again, longer while it stays idle.
-            self._idle_s = min(block_ms / 1000.0, max(0.01, self._idle_s * 2))
-            await asyncio.sleep(self._idle_s)
-        else:
-            self._idle_s = 0.0
         return found
 
     async def claim(self) -> list[Entry]:
@@ -329,7 +351,8 @@ class TenantWorker:
     async def export(self, entries: Sequence[Entry], stop: asyncio.Event) -> bool:
         """Store and ack one batch; the store is retried with backoff until it takes it. False
         when stopped first (the entries stay pending: claimed after a restart)."""
-        rows, bad = rows_of(self.tenant, entries, self.service_units)
+        by_month, bad = copy_rows(self.tenant, entries, self.service_units)
+        rows = len(entries) - len(bad)
         if bad:
             # Kept pending in their streams (never acknowledged, never trimmed past) and loud:
             # a record this exporter cannot read is a bug to fix, not data to drop.
@@ -338,7 +361,7 @@ class TenantWorker:
         good = [e for e in entries if e not in bad] if bad else list(entries)
         while True:
             try:
-                inserted = await self.sink.store_batch(rows) if rows else 0
+                inserted = await self.sink.store_values(by_month, (self.tenant,)) if rows else 0
             except Exception as exc:
                 self.metrics.failures.labels(self.tenant, "store").inc()
                 self.metrics.store_state(False)
@@ -353,7 +376,7 @@ class TenantWorker:
         self._backoff.succeeded()
         self.metrics.store_state(True)
         self.metrics.stored.labels(self.tenant).inc(inserted)
-        self.metrics.duplicates.labels(self.tenant).inc(len(rows) - inserted)
+        self.metrics.duplicates.labels(self.tenant).inc(rows - inserted)
         self.metrics.batches.labels(self.tenant).inc()
         if good:
             try:
@@ -392,18 +415,13 @@ class TenantWorker:
             self._next_claim_s = now + self.config.claim_idle_ms / 2000.0
             if not await self._export_all(await self.claim(), stop):
                 return
-        if not self._batch.ready(now):
-            if self._batch.entries:
-                # A partial batch: let it fill until it must go, then read once more. Reading
-                # again at every arrival would run a 1,024-stream XREADGROUP per record, which
-                # costs Redis (and so the CCRs queued behind it) more than the records do.
-                await asyncio.sleep(self._batch.wait_s(now))
-                self._batch.add(await self.read(1), self.clock())
-            else:
-                # Nothing in hand: block until something arrives.
-                self._batch.add(await self.read(self.config.block_ms), self.clock())
-        if self._batch.ready(self.clock()):
-            await self._export_all(self._batch.take(), stop)
+        found = await self.read()
+        if found and not await self._export_all(found, stop):
+            return
+        wait_s = self._pace.after_read(len(found))
+        if wait_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait_s)
         if self.clock() >= self._next_trim_s:
             self._next_trim_s = self.clock() + self.config.trim_interval_ms / 1000.0
             await self.trim_dirty()
@@ -541,7 +559,7 @@ class Exporter:
 
     async def stop(self) -> None:
         """Stop reading; a batch being stored finishes (ack and trim) before its worker ends,
-        bounded by the Redis block time plus a store attempt."""
+        bounded by the longest wait between polls plus a store attempt."""
         self.stop_event.set()
         tasks = list(self._tasks.values())
         if tasks:

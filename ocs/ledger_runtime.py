@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from redis.connection import parse_url
 from redis.exceptions import RedisError
 
 from balance.ledger import Ledger
-from balance.tenants import provision_tenant, tenant_password
+from balance.replica_wait import ReplicaWait, supports_waitaof
+from balance.tenants import provision_tenant, server_version, tenant_password
 from ocs.background import PeriodicTask
 from ocs.config import LedgerConfig, RedisConfig
 from ocs.embedded_redis import EmbeddedRedis
@@ -33,6 +35,7 @@ TENANT_SECRET_FILE = "tenant.secret"
 TENANT_SECRET_BYTES = 32
 REDIS_URL_ENV = "OCS_REDIS_URL"
 REQUIRED_EVICTION_POLICY = "noeviction"
+SHORT_WAIT_LOG_S = 10.0  # at most one warning this often while replicas lag behind the WAIT
 EMBEDDED_CHECK_S = 0.5  # how often ocs serve checks that its embedded Redis still runs
 
 
@@ -164,7 +167,11 @@ class LedgerRuntime:
         self.warnings: list[str] = []
         self._ledgers: dict[str, Ledger] = {}
         self._balance_below: dict[str, tuple[int, ...]] = {}
+        self._bucket_below: dict[str, tuple[int, ...]] = {}
         self._watchdog: PeriodicTask | None = None
+        self.replica_wait: ReplicaWait | None = None
+        self._short_logged_at = float("-inf")
+        self._short_unlogged = 0
 
     async def start(self) -> None:
         if self.config.url:
@@ -185,6 +192,7 @@ class LedgerRuntime:
         self.cluster = isinstance(self.admin, RedisCluster)
         try:
             self.warnings = await check_settings(self.admin, self.url)
+            self.replica_wait = await self._replica_wait(self.admin)
         except BaseException:
             await self.stop()
             raise
@@ -193,6 +201,46 @@ class LedgerRuntime:
                 "embedded_redis_watchdog", self._restart_if_dead, EMBEDDED_CHECK_S, self.log
             )
             self._watchdog.start()
+
+    async def _replica_wait(self, admin: aioredis.Redis | RedisCluster) -> ReplicaWait | None:
+        """The WAIT of ``redis.wait_replicas``; WAITAOF (``wait_aof``) only where the server
+        has it (Redis >= 7.2), else WAIT and a warning."""
+        config = self.config
+        if config.wait_replicas <= 0:
+            return None
+        aof = config.wait_aof
+        if aof:
+            version = await server_version(admin)
+            if not supports_waitaof(version):
+                aof = False
+                self.warnings.append(
+                    f"redis.wait_aof: Redis {version} has no WAITAOF (7.2 and later): the "
+                    "ledger waits for the replicas to receive each write (WAIT), not to fsync it"
+                )
+        return ReplicaWait(
+            config.wait_replicas, config.wait_timeout_ms, aof=aof, on_short=self._short_wait
+        )
+
+    def _short_wait(self, acknowledged: int, calls: int) -> None:
+        """Answers left with fewer replica acknowledgements than asked: committed on the
+        primary, so answered as charged; counted (metrics) and logged now and then."""
+        self._short_unlogged += calls
+        now = time.monotonic()
+        if self.log is None or now - self._short_logged_at < SHORT_WAIT_LOG_S:
+            return
+        self._short_logged_at = now
+        self.log.warning(
+            "ledger_replica_wait_short",
+            acknowledged=acknowledged,
+            wanted=self.config.wait_replicas,
+            answers=self._short_unlogged,
+        )
+        self._short_unlogged = 0
+
+    def replica_wait_stats(self) -> tuple[int, int, int]:
+        """(batches waited for, batches short of replicas, answers in them), for /metrics."""
+        wait = self.replica_wait
+        return (0, 0, 0) if wait is None else (wait.batches, wait.short_batches, wait.short_calls)
 
     async def _restart_if_dead(self) -> None:
         """The embedded Redis is ours: if its process died, start it again on the same port
@@ -221,17 +269,26 @@ class LedgerRuntime:
             pool_size=self.config.pool_size,
             timeout_s=self.config.timeout_s,
             repair=functools.partial(self._repair_access, tenant, password),
+            replica_wait=self.replica_wait,
             **self.ledger_config.limits(),
             balance_below=self._balance_below.get(tenant, ()),
         )
+        ledger.set_bucket_below(self._bucket_below.get(tenant, ()))
         self._ledgers[tenant] = ledger
         return ledger
 
-    def set_notification_levels(self, levels: Mapping[str, Sequence[int]]) -> None:
-        """Each tenant's "balance below" levels from the catalog (on load and reload)."""
+    def set_notification_levels(
+        self,
+        levels: Mapping[str, Sequence[int]],
+        bucket_percents: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
+        """Each tenant's "balance below" levels and "bucket below N %" percents from the
+        catalog (on load and reload)."""
         self._balance_below = {tenant: tuple(v) for tenant, v in levels.items()}
+        self._bucket_below = {t: tuple(v) for t, v in (bucket_percents or {}).items()}
         for tenant, ledger in self._ledgers.items():
             ledger.set_balance_below(self._balance_below.get(tenant, ()))
+            ledger.set_bucket_below(self._bucket_below.get(tenant, ()))
 
     def pool_stats(self) -> list[tuple[str, int, int, int, int, float]]:
         """Per tenant: (tenant, slots, in use, waiting, waits so far, seconds waited so far);

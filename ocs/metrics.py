@@ -260,6 +260,23 @@ class _StateCollector:
             waits.add_metric((tenant,), count)
             waited.add_metric((tenant,), seconds)
         yield from (size, in_use, waiting, waits, waited)
+        if m.replica_waits is not None:
+            batches, short_batches, short_answers = m.replica_waits()
+            yield CounterMetricFamily(
+                "ocs_ledger_replica_waits",
+                "Batches of ledger calls followed by WAIT (redis.wait_replicas)",
+                value=batches,
+            )
+            yield CounterMetricFamily(
+                "ocs_ledger_replica_wait_short",
+                "Ledger answers sent as charged with fewer replica acknowledgements than asked",
+                value=short_answers,
+            )
+            yield CounterMetricFamily(
+                "ocs_ledger_replica_wait_short_batches",
+                "WAITs that returned fewer replicas than redis.wait_replicas (or failed)",
+                value=short_batches,
+            )
 
 
 class Metrics:
@@ -277,6 +294,8 @@ class Metrics:
         self.catalog_loaded_at = 0.0
         self.catalog_tenants = 0
         self.ledger_pools: PoolStats | None = None
+        # (batches, short batches, short answers) of redis.wait_replicas, read at scrape time.
+        self.replica_waits: Callable[[], tuple[int, int, int]] | None = None
         families: list[Counter | Gauge | Histogram] = []
 
         def counter(name: str, doc: str, labelnames: Sequence[str] = ()) -> Counter:

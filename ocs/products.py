@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from balance.ledger import Ledger
+from balance.ledger import Context, Ledger
 from balance.products import BucketSpec, Carry, grant_product
 from balance.records import BucketUnit, OpResult
 from tariffs.model import Bundle, Tenant
@@ -65,7 +65,14 @@ def addon_of(tenant: Tenant, addon_id: str) -> Bundle:
 
 
 async def buy_addon(
-    ledger: Ledger, tenant: Tenant, subscriber: str, addon_id: str, *, now_s: int, op_id: str
+    ledger: Ledger,
+    tenant: Tenant,
+    subscriber: str,
+    addon_id: str,
+    *,
+    now_s: int,
+    op_id: str,
+    context: Context = None,
 ) -> OpResult:
     """Charge the add-on's fee and grant its buckets, in one ledger call (idempotent on op_id);
     InsufficientCredit (4012) when the balance cannot pay: nothing is granted."""
@@ -78,4 +85,5 @@ async def buy_addon(
         buckets=bundle_specs(bundle, now_s, activation_tag(op_id)),
         now_s=now_s,
         op_id=op_id,
+        context=context,
     )

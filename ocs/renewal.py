@@ -26,12 +26,16 @@ from balance.ledger import Ledger
 from balance.products import (
     BucketSpec,
     Carry,
+    PlanChange,
     RenewOutcome,
+    change_plan,
     due_key,
     enroll,
     renew_product,
     state_key,
 )
+from balance.records import RecordContext
+from ocs.plan_change import RULES, plan_kinds, plan_product
 from ocs.products import bundle_specs
 from tariffs.cycles import next_start
 from tariffs.model import Plan, Tenant
@@ -41,11 +45,7 @@ LedgerFor = Callable[[str], Awaitable[Ledger]]
 SHARD_BATCH = 64  # shards read per pipeline round trip
 DUE_PER_SHARD_MAX = 256  # members taken per shard per pass (the rest: next pass)
 RENEW_CONCURRENCY = 64
-_STATE = msgspec.msgpack.Decoder(list[int])
-
-
-def plan_product(plan_id: str) -> str:
-    return f"plan:{plan_id}"
+_STATE = msgspec.msgpack.Decoder(list[int | str])  # see balance.products.state_key
 
 
 class PassStats(msgspec.Struct):
@@ -111,7 +111,7 @@ class Renewer:
     async def run_tenant(self, tenant: Tenant, now: int) -> PassStats:
         ledger = await self._ledger_for(tenant.id)
         stats = PassStats()
-        work: list[tuple[str, list[int]]] = []
+        work: list[tuple[str, list[int | str]]] = []
         for start in range(0, keys.VSHARDS, SHARD_BATCH):
             shards = range(start, min(start + SHARD_BATCH, keys.VSHARDS))
             async with ledger.client.pipeline(transaction=False) as pipe:
@@ -143,7 +143,7 @@ class Renewer:
         stats.due = len(work)
         limit = asyncio.Semaphore(RENEW_CONCURRENCY)
 
-        async def one(member: str, state: list[int]) -> None:
+        async def one(member: str, state: list[int | str]) -> None:
             async with limit:
                 try:
                     outcome = await self._renew(ledger, tenant, member, state, now)
@@ -159,25 +159,57 @@ class Renewer:
         return stats
 
     async def _renew(
-        self, ledger: Ledger, tenant: Tenant, member: str, state: list[int], now: int
+        self, ledger: Ledger, tenant: Tenant, member: str, state: list[int | str], now: int
     ) -> RenewOutcome | None:
         subscriber, _, product = member.partition("|")
         kind, _, product_id = product.partition(":")
         plan = tenant.plan(product_id) if kind == "plan" else None
         if plan is None or plan.cycle is None:
             return None  # left on the index: a catalog that brings the plan back renews it
-        cycle_start, anchor = state[0], state[3] if len(state) > 3 else state[0]
-        following = next_start(plan.cycle, anchor, max(now, cycle_start), tenant.timezone)
+        cycle_start, anchor = int(state[0]), int(state[3] if len(state) > 3 else state[0])
+        pending = tenant.plan(str(state[4])) if len(state) > 4 else None
+        # Renewal records name what paid for them: the plan, and the scheduler as source.
+        context = RecordContext(
+            source="admin",
+            msisdn=subscriber,
+            currency=tenant.currency,
+            source_ref="renew",
+            plan=(pending or plan).id,
+        )
+        if pending is not None and pending.cycle is None:
+            # A change noted for this cycle to a plan that does not recur: applied now, no fee.
+            await change_plan(
+                ledger,
+                subscriber,
+                PlanChange(
+                    from_plan=plan.id,
+                    to_plan=pending.id,
+                    actor="renewal",
+                    old_member=member,
+                    old_cycle_start=cycle_start,
+                    rule=RULES[tenant.plan_change.buckets],
+                    old_kinds=plan_kinds(tenant, plan),
+                ),
+                now_s=now,
+                op_id=f"renew:{member}:{cycle_start}",
+                context=context,
+            )
+            return RenewOutcome.APPLIED
+        paying = pending or plan
+        assert paying.cycle is not None
+        following = next_start(paying.cycle, anchor, max(now, cycle_start), tenant.timezone)
         result = await renew_product(
             ledger,
             subscriber,
             product=product,
-            fee=plan.fee,
-            buckets=renewal_specs(tenant, plan, cycle_start, following),
+            fee=paying.fee,
+            buckets=renewal_specs(tenant, paying, cycle_start, following),
             cycle_start=cycle_start,
             next_start=following,
             retry_at=now + tenant.renewal.retry_s,
             grace_s=tenant.renewal.grace_s,
             now_s=now,
+            context=context,
+            switch_to=None if pending is None else (plan_product(pending.id), plan.id),
         )
         return result.outcome

@@ -26,6 +26,8 @@ DIRECTORY_KEY = "ocs:directory"
 # IMSI -> MSISDN of the dynamic entries: an IMSI names one subscriber at most.
 DIRECTORY_IMSI_KEY = "ocs:directory:imsi"
 DIRECTORY_NOTICE = "directory"
+# A subscriber's plan changed (ocs account change-plan): servers re-read it from its shard.
+PLAN_NOTICE = "plan"
 SCAN_COUNT = 1000
 ENTRIES_MAX = 10_000_000
 
@@ -47,6 +49,30 @@ class DynamicDirectory:
         self.version = 0
         self._by_msisdn: dict[str, SubscriberRef] = {}
         self._by_imsi: dict[str, SubscriberRef] = {}
+        # (tenant, MSISDN) -> plan, for subscribers moved off their catalog plan; kept in the
+        # shards' plan hashes (balance.products.plan_key), refreshed by notice and resync.
+        self._plans: dict[tuple[str, str], str] = {}
+
+    def set_plan(self, tenant: str, msisdn: str, plan: str | None) -> None:
+        if plan is None:
+            self._plans.pop((tenant, msisdn), None)
+        else:
+            self._plans[(tenant, msisdn)] = plan
+        self.version += 1
+
+    def replace_plans(self, tenant: str, plans: dict[str, str]) -> None:
+        kept = {key: plan for key, plan in self._plans.items() if key[0] != tenant}
+        kept.update(((tenant, msisdn), plan) for msisdn, plan in plans.items())
+        self._plans = kept
+        self.version += 1
+
+    def with_plan(self, ref: SubscriberRef | None) -> SubscriberRef | None:
+        """``ref`` on its changed plan, if it has one (resolution is memoised per version, so
+        this runs once per subscriber and change, not per request)."""
+        if ref is None or not self._plans:
+            return ref
+        plan = self._plans.get((ref.tenant, ref.subscriber_id))
+        return ref if plan is None else msgspec.structs.replace(ref, plan=plan)
 
     def __len__(self) -> int:
         return len(self._by_msisdn)
@@ -130,6 +156,15 @@ async def read_all(client: Any) -> list[tuple[str, DirectoryEntry]]:
 
 class ImsiTaken(ValueError):
     """The IMSI already belongs to another dynamic subscriber."""
+
+
+async def reserve_imsi(client: Any, imsi: str, msisdn: str) -> None:
+    """Claim ``imsi`` for ``msisdn`` before the ledger records a SIM swap to it (routing is
+    unchanged until ``put_entry``): ``ImsiTaken`` if another subscriber holds it."""
+    if not await client.hsetnx(DIRECTORY_IMSI_KEY, imsi, msisdn):
+        holder = await client.hget(DIRECTORY_IMSI_KEY, imsi)
+        if holder not in (msisdn, msisdn.encode()):
+            raise ImsiTaken(f"IMSI {imsi} already belongs to another subscriber")
 
 
 async def put_entry(client: Any, msisdn: str, entry: DirectoryEntry) -> None:

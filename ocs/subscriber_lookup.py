@@ -26,6 +26,11 @@ class Target(msgspec.Struct, frozen=True):
     imsi: str | None = None
     in_catalog: bool = False  # a catalog range or entry covers the number
 
+    @property
+    def held(self) -> bool:
+        """Created or SIM-swapped, it waits for the host MNO (catalog ``provisioning_hold``)."""
+        return self.tenant_info is not None and self.tenant_info.provisioning_hold
+
 
 def _known(catalog: Catalog) -> str:
     return ", ".join(sorted(t.id for t in catalog.tenants)) or "none"

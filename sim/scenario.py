@@ -84,6 +84,9 @@ class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     http_url: str = "http://127.0.0.1:8080"
+    # The proxy key the call ends are posted with (ocs apikey create --role proxy --tenant ...,
+    # one key for every tenant the run calls for).
+    http_key: str = ""
     request_timeout_s: float = 5.0
     watchdog_s: float = 30.0
 

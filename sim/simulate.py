@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 from rich.console import Console
 
+from ocs.ledger_runtime import connect_admin
 from sim.population import SimSubscriber
 from sim.progress import LiveProgress
 from sim.report import build_report, print_report, write_reports
@@ -26,6 +26,9 @@ from sim.traffic import session_prefix
 from sim.verify import LedgerSnapshot, Verification, snapshot, verify_run
 from sim.verify_store import EXPORT_WAIT_S_DEFAULT
 from tariffs.loader import load_catalog
+
+# Reading the ledger before and after a run (a cluster client when the server runs on one).
+VERIFY_TIMEOUT_S = 10.0
 
 
 class SimOutcome(msgspec.Struct):
@@ -40,7 +43,7 @@ class SimOutcome(msgspec.Struct):
 
 
 async def _snapshot(url: str, population: list[SimSubscriber]) -> LedgerSnapshot:
-    client = aioredis.Redis.from_url(url)
+    client = await connect_admin(url, VERIFY_TIMEOUT_S)
     try:
         return await snapshot(client, population)
     finally:
@@ -55,7 +58,7 @@ async def _verify(
     store_url: str | None,
     export_wait_s: float,
 ) -> Verification:
-    client = aioredis.Redis.from_url(url)
+    client = await connect_admin(url, VERIFY_TIMEOUT_S)
     try:
         return await verify_run(
             client,

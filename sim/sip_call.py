@@ -87,14 +87,16 @@ def ack(invite_bytes: bytes, response: SipResponse) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def post_end(base_url: str, reservation: str, duration_s: int) -> int:
-    """The proxy's call-end report; returns the HTTP status (0 when unreachable)."""
+async def post_end(base_url: str, reservation: str, duration_s: int, key: str = "") -> int:
+    """The proxy's call-end report (with its proxy key); returns the HTTP status (0 when
+    unreachable)."""
     url = urllib.parse.urlsplit(base_url)
     body = json.dumps({"duration_s": duration_s, "cause": "normal"}).encode()
     path = f"/v1/calls/{urllib.parse.quote(reservation, safe='')}/end"
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"{auth}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode() + body
     try:
         async with asyncio.timeout(HTTP_TIMEOUT_S):
@@ -170,7 +172,7 @@ class SipCalls:
         max_s = int(response.header("X-Max-Duration") or "0")
         duration = min(worker.call_seconds(), max_s)
         await worker.sleep_in_task(duration / worker.scenario.voice.time_scale)
-        status = await post_end(target.http_url, reservation, duration)
+        status = await post_end(target.http_url, reservation, duration, target.http_key)
         totals = stats.tenant(subscriber.tenant)
         totals.ccrs += 1
         key = reservation.rsplit(".", 1)[-1]

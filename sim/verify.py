@@ -27,11 +27,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 
 from balance import keys
 from balance.errors import UnknownAccount
-from balance.ledger import Ledger
+from balance.ledger import Ledger, RedisClient
 from balance.records import Account, BucketUnit, LedgerRecord
 from sim.population import SimSubscriber
 from sim.stats import RunStats
@@ -74,7 +73,7 @@ def _sub_key(tenant: str, msisdn: str) -> str:
     return f"{tenant}/{msisdn}"
 
 
-async def _money_of(client: aioredis.Redis, subscribers: Sequence[SimSubscriber]) -> dict[str, int]:
+async def _money_of(client: RedisClient, subscribers: Sequence[SimSubscriber]) -> dict[str, int]:
     ledgers: dict[str, Ledger] = {}
     out: dict[str, int] = {}
     gate = asyncio.Semaphore(QUERY_CONCURRENCY)
@@ -98,7 +97,7 @@ def _streams(subscribers: Iterable[SimSubscriber]) -> set[str]:
     return {keys.stream_key(keys.subscriber_prefix(s.tenant, s.msisdn)) for s in subscribers}
 
 
-async def snapshot(client: aioredis.Redis, subscribers: Sequence[SimSubscriber]) -> LedgerSnapshot:
+async def snapshot(client: RedisClient, subscribers: Sequence[SimSubscriber]) -> LedgerSnapshot:
     tails: dict[str, str] = {}
     for stream in _streams(subscribers):
         last: Any = await client.xrevrange(stream, count=1)
@@ -106,7 +105,7 @@ async def snapshot(client: aioredis.Redis, subscribers: Sequence[SimSubscriber])
     return LedgerSnapshot(await _money_of(client, subscribers), tails, time.time())
 
 
-async def records_since(client: aioredis.Redis, tails: dict[str, str]) -> list[LedgerRecord]:
+async def records_since(client: RedisClient, tails: dict[str, str]) -> list[LedgerRecord]:
     out: list[LedgerRecord] = []
     for stream, tail in tails.items():
         start = f"({tail}"
@@ -239,7 +238,7 @@ def compare(
 
 
 async def verify_run(
-    client: aioredis.Redis,
+    client: RedisClient,
     stats: RunStats,
     before: LedgerSnapshot,
     subscribers: Sequence[SimSubscriber],

@@ -172,6 +172,31 @@ class RenewalPolicy(msgspec.Struct, frozen=True):
     retry_s: int = 6 * 3600
 
 
+Proration = Literal["none", "daily"]
+BucketsOnChange = Literal["keep", "expire", "replace"]
+
+
+class PlanChangePolicy(msgspec.Struct, frozen=True):
+    """A tenant's rules for an immediate plan change: how the fees are prorated (``none``: the
+    new plan's fee in full, nothing back for the old plan; ``daily``: whole days, see
+    ``tariffs.proration``) and what happens to the buckets the subscriber has (``keep`` them
+    until their own expiry, ``expire`` them now, or ``replace`` them: their remainder moves into
+    the new plan's bucket of the same unit)."""
+
+    proration: Proration = "none"
+    buckets: BucketsOnChange = "expire"
+
+
+SwitchMode = Literal["tariff_time_change", "validity_cap"]
+
+
+class TariffSwitch(msgspec.Struct, frozen=True):
+    """How a grant crossing a tariff boundary is signalled (``tariffs.tariff_switch``)."""
+
+    mode: SwitchMode = "tariff_time_change"
+    jitter_s: int = 0  # validity_cap: grants end up to this much before the boundary
+
+
 class FinalUnitAction(msgspec.Struct, frozen=True):
     """What the gateway does when the last grant is used (RFC 4006 Final-Unit-Action)."""
 
@@ -208,6 +233,15 @@ class Tenant(msgspec.Struct, frozen=True):
     # "Balance below" notification levels (micro-units): the ledger scripts write one
     # balance_below event per downward crossing of each (depleted / negative always).
     notify_balance_below: tuple[int, ...] = ()
+    # "Bucket below N % of its size" levels (whole percents, descending): one bucket_below
+    # event per bucket and downward crossing, decided in the same scripts.
+    notify_bucket_below: tuple[int, ...] = ()
+    # One bundle_expiring event per bucket this long before it expires (0: none), written by
+    # the scheduled sweep (ocs.expiry_warnings).
+    expiry_warning_s: int = 0
+    # A new or SIM-swapped subscriber gets no grants (4010) until the host MNO's provisioning
+    # plug-in confirms it (the dispatcher's confirms_provisioning plug-in answering ok).
+    provisioning_hold: bool = False
     # How long the ledger recognises a retransmitted operation (and an event debit stays
     # refundable), in seconds; 0 = the deployment's [ledger] idempotency_ttl_s.
     idempotency_ttl_s: int = 0
@@ -216,6 +250,8 @@ class Tenant(msgspec.Struct, frozen=True):
     # Bundles a subscriber may buy (``ocs account buy``), each at its bundle's ``fee``.
     addons: tuple[str, ...] = ()
     renewal: RenewalPolicy = RenewalPolicy()
+    plan_change: PlanChangePolicy = PlanChangePolicy()
+    tariff_switch: TariffSwitch = TariffSwitch()
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)

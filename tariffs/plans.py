@@ -21,12 +21,25 @@ from typing import Protocol, cast, get_args
 
 from yaml.nodes import Node
 
-from tariffs.model import Bundle, Cycle, Plan, RateCard, RateRow, RenewalPolicy
+from tariffs.model import (
+    BucketsOnChange,
+    Bundle,
+    Cycle,
+    Plan,
+    PlanChangePolicy,
+    Proration,
+    RateCard,
+    RateRow,
+    RenewalPolicy,
+)
 from tariffs.numbers import parse_duration
 from tariffs.yamlread import Reader
 
 PLAN_KEYS = frozenset({"id", "rate_cards", "rates", "bundles", "fee", "cycle"})
 RENEWAL_KEYS = frozenset({"grace", "retry"})
+PLAN_CHANGE_KEYS = frozenset({"proration", "buckets"})
+PRORATIONS: tuple[str, ...] = get_args(Proration)
+BUCKET_RULES: tuple[str, ...] = get_args(BucketsOnChange)
 ROLLOVER_CAP_MAX = 2**53 - 1
 PLANS_MAX = 256
 CYCLES: tuple[str, ...] = get_args(Cycle)
@@ -189,3 +202,32 @@ def read_renewal(sections: PlanSections, node: Node | None) -> RenewalPolicy:
             continue
         values[key] = seconds
     return RenewalPolicy(grace_s=values["grace"], retry_s=values["retry"])
+
+
+def read_plan_change(sections: PlanSections, node: Node | None) -> PlanChangePolicy:
+    """``plan_change: {proration: daily, buckets: replace}``: the tenant's rules for a
+    subscriber's immediate plan change (``ocs account change-plan``)."""
+    if node is None:
+        return PlanChangePolicy()
+    r = sections.r
+    m = r.mapping(node, "plan_change", PLAN_CHANGE_KEYS)
+    if m is None:
+        return PlanChangePolicy()
+    chosen: dict[str, str] = {
+        "proration": PlanChangePolicy().proration,
+        "buckets": PlanChangePolicy().buckets,
+    }
+    for key, allowed in (("proration", PRORATIONS), ("buckets", BUCKET_RULES)):
+        if key not in m:
+            continue
+        value = r.string(m[key], f"plan_change.{key}")
+        if value is None:
+            continue
+        if value not in allowed:
+            r.problem(m[key], f"plan_change.{key}", f"one of {', '.join(allowed)}")
+            continue
+        chosen[key] = value
+    return PlanChangePolicy(
+        proration=cast("Proration", chosen["proration"]),
+        buckets=cast("BucketsOnChange", chosen["buckets"]),
+    )

@@ -53,11 +53,13 @@ def prices(p: dict[str, Ints], units: Ints) -> tuple[Ints, Ints, Bools]:
     ``wholesale(price_i, units_i)`` where ``safe``; other rows hold 0."""
     over = np.maximum(units - p["first_units"], 0)
     steps = -(-over // p["step_units"])
+    # As rounded_units: 0 stays 0; up to the first increment; then whole increments.
     rounded = np.where(
         units <= p["first_units"], p["first_units"], p["first_units"] + steps * p["step_units"]
     )
-    safe = (
-        (units >= 0)
+    rounded = np.where(units > 0, rounded, 0)
+    safe = (units == 0) | (
+        (units > 0)
         & (_estimate(rounded, p["price_num"], p["price_den"]) + p["connect_fee"] + p["min_charge"]
            < RESULT_MAX)
         & (_estimate(units, p["cost_num"], p["cost_den"]) < RESULT_MAX)

@@ -1,5 +1,5 @@
-"""The exporter's decisions, without I/O: which stream entries make which usage rows, when a
-batch is full enough to store, what to acknowledge, how far a stream may be trimmed, how long
+"""The exporter's decisions, without I/O: which stream entries make which usage rows, when to
+read the streams again, what to acknowledge, how far a stream may be trimmed, how long
 to wait after a failure, and how far behind the export is.
 
 The asyncio adapter (``ocs/exporter.py``) reads the shard streams, calls these, and does what
@@ -12,13 +12,14 @@ in its stream (pending or new) and a re-delivered entry is refused by the store'
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
 
 import msgspec
 
 from balance import keys
 from balance.records import LedgerRecord, RecordContext
-from usage.row import UsageRow
 
 # The catalog's service units (tariffs.model Unit) as the store names them.
 UNIT_NAMES = {"byte": "bytes", "second": "seconds", "event": "events", "money": "money"}
@@ -45,15 +46,6 @@ def stream_of(tenant: str, vshard: int) -> str:
     return keys.stream_key(keys.shard_prefix(tenant, vshard))
 
 
-def unit_of(record: LedgerRecord, service_units: Mapping[str, str]) -> str:
-    """The unit of ``record.units``: the service's, the bucket's, or money."""
-    if record.kind in _BUCKET_KINDS:
-        return record.reason
-    if record.kind in _MONEY_KINDS:
-        return "money"
-    return UNIT_NAMES.get(service_units.get(record.service, ""), "")
-
-
 class _BucketJson(msgspec.Struct, frozen=True):
     bucket: str
     units: int
@@ -68,86 +60,106 @@ class _LegJson(msgspec.Struct, frozen=True):
 
 _JSON = msgspec.json.Encoder()
 _NO_CONTEXT = RecordContext()
+_INT2_MIN, _INT2_MAX = -(2**15), 2**15 - 1
+# Months of a batch: the key is (year, month) per row, a date once per month.
+CopyValues = dict[date, list[tuple[Any, ...]]]
 
 
-def usage_row(
-    tenant: str, entry: Entry, record: LedgerRecord, service_units: Mapping[str, str]
-) -> UsageRow:
-    """The stored row of one ledger record (its context fields flattened beside it). Runs once
-    per exported record: msgspec's JSON encoder and one context object keep it to a few µs."""
-    ctx = record.context or _NO_CONTEXT
-    drawn = record.buckets
-    legs = record.legs
-    kind = record.kind
-    return UsageRow(
-        tenant=tenant,
-        vshard=entry.vshard,
-        entry_id=entry.entry_id,
-        kind=kind,
-        source=ctx.source,
-        op_id=record.op_id,
-        session_id=record.session_id,
-        host_mno=ctx.host_mno,
-        subscriber=record.subscriber,
-        msisdn=ctx.msisdn or record.subscriber,
-        imsi=ctx.imsi,
-        service=record.service,
-        rating_group=record.rating_group,
-        started_at_s=ctx.started_at_s,
-        ended_at_s=record.at_s,
-        units=record.units,
-        unit=unit_of(record, service_units),
-        bucket_units=sum(b.units for b in drawn),
-        retail=record.retail,
-        wholesale=record.wholesale,
-        currency=ctx.currency,
-        leakage_units=record.leakage_units,
-        leakage_money=record.leakage_money,
-        money_delta=record.money_delta,
-        balance_after=record.balance_after,
-        called=ctx.called,
-        calling=ctx.calling,
-        visited_plmn=ctx.visited_plmn,
-        apn=ctx.apn,
-        charging_id=ctx.charging_id,
-        role_of_node=ctx.role_of_node,
-        rate_card_version=ctx.rate_card_version,
-        rate_row=legs[0].leg_key if legs else "",
-        buckets=_JSON.encode([_BucketJson(b.bucket_id, b.units) for b in drawn]).decode()
-        if drawn
-        else "[]",
-        legs=_JSON.encode(
-            [_LegJson(g.leg_key, g.units, g.retail, g.wholesale) for g in legs]
-        ).decode()
-        if legs
-        else "[]",
-        reason="" if kind in _BUCKET_KINDS else record.reason,
-        source_ref=ctx.source_ref,
-    )
-
-
-def rows_of(
+def copy_rows(
     tenant: str, entries: Iterable[Entry], service_units: Mapping[str, str]
-) -> tuple[list[UsageRow], list[Entry]]:
-    """Rows of the decodable entries, and the entries that could not be decoded (kept in their
-    stream, unacknowledged, and reported: never silently dropped)."""
-    rows: list[UsageRow] = []
+) -> tuple[CopyValues, list[Entry]]:
+    """The COPY tuples (columns ``usage.sql.BATCH_COLUMNS``, the record's context flattened
+    beside it) of the decodable entries, grouped by the UTC month of their end; and the entries
+    that could not be stored (undecodable, another tenant's, a value out of its column's range):
+    kept in their stream, unacknowledged, and reported, never silently dropped.
+
+    Runs once per exported record, straight from the decoded record to the tuple COPY writes
+    (no intermediate row object): it is most of the exporter's own CPU per record."""
+    by_month: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
     bad: list[Entry] = []
+    units_of = {name: UNIT_NAMES.get(unit, "") for name, unit in service_units.items()}
+    fromtimestamp = datetime.fromtimestamp
+    encode = _JSON.encode
     for entry in entries:
-        if entry.record is None or entry.record.tenant != tenant:
+        record = entry.record
+        if record is None or record.tenant != tenant:
             bad.append(entry)
             continue
-        rows.append(usage_row(tenant, entry, entry.record, service_units))
-    return rows, bad
+        ctx = record.context or _NO_CONTEXT
+        if not _INT2_MIN <= ctx.role_of_node <= _INT2_MAX:
+            bad.append(entry)
+            continue
+        kind = record.kind
+        reason = record.reason
+        if kind in _BUCKET_KINDS:
+            unit, reason = reason, ""  # the reason field is the bucket's unit (bucket.lua)
+        elif kind in _MONEY_KINDS:
+            unit = "money"
+        else:
+            unit = units_of.get(record.service, "")
+        drawn = record.buckets
+        legs = record.legs
+        ended = fromtimestamp(record.at_s, UTC)
+        start_s = ctx.started_at_s
+        values = (
+            tenant,
+            entry.vshard,
+            entry.entry_id,
+            kind,
+            ctx.source,
+            record.op_id,
+            record.session_id,
+            ctx.host_mno,
+            record.subscriber,
+            ctx.msisdn or record.subscriber,
+            ctx.imsi,
+            record.service,
+            record.rating_group,
+            fromtimestamp(start_s, UTC) if start_s > 0 else None,
+            ended,
+            record.units,
+            unit,
+            sum(b.units for b in drawn) if drawn else 0,
+            record.retail,
+            record.wholesale,
+            ctx.currency,
+            record.leakage_units,
+            record.leakage_money,
+            record.money_delta,
+            record.balance_after,
+            ctx.called,
+            ctx.calling,
+            ctx.visited_plmn,
+            ctx.apn,
+            ctx.charging_id,
+            ctx.role_of_node,
+            ctx.rate_card_version,
+            legs[0].leg_key if legs else "",
+            encode([_BucketJson(b.bucket_id, b.units) for b in drawn]).decode() if drawn else "[]",
+            encode([_LegJson(g.leg_key, g.units, g.retail, g.wholesale) for g in legs]).decode()
+            if legs
+            else "[]",
+            reason,
+            ctx.source_ref,
+        )
+        month = (ended.year, ended.month)
+        rows = by_month.get(month)
+        if rows is None:
+            by_month[month] = [values]
+        else:
+            rows.append(values)
+    return {date(y, m, 1): rows for (y, m), rows in by_month.items()}, bad
 
 
 def acks_by_stream(entries: Iterable[Entry]) -> dict[int, list[str]]:
-    """Entry ids to acknowledge, per shard, in stream order."""
+    """Entry ids to acknowledge, per shard, as read (XACK takes them in any order)."""
     out: dict[int, list[str]] = {}
     for entry in entries:
-        out.setdefault(entry.vshard, []).append(entry.entry_id)
-    for ids in out.values():
-        ids.sort(key=parse_id)
+        ids = out.get(entry.vshard)
+        if ids is None:
+            out[entry.vshard] = [entry.entry_id]
+        else:
+            ids.append(entry.entry_id)
     return out
 
 
@@ -181,33 +193,28 @@ def entry_age_s(entry_id: str, now_s: float) -> float:
 
 
 @dataclass
-class Batch:
-    """Entries read but not yet stored; full at ``size_max`` or ``linger_s`` after the first."""
+class PollPace:
+    """How long to wait before the next read of a tenant's streams.
 
-    size_max: int
+    One read covers all 1,024 shard streams (one XREADGROUP). Blocking on them returns at
+    every arrival, so each record paid a call that walks all 1,024 keys (≈ 1.5 ms of Redis
+    time per call beside a loaded ``ocs serve``, time during which every CCR waits). So the
+    exporter polls: again at once while a read brings a full batch (a backlog), after
+    ``linger_s`` while it keeps up (what it adds to the lag at most), and ever less often while
+    the streams stay empty, up to ``idle_max_s``."""
+
     linger_s: float
-    entries: list[Entry] = field(default_factory=list)
-    first_at_s: float = 0.0
+    idle_max_s: float
+    batch_size: int
+    idle_s: float = 0.0
 
-    def add(self, entries: Sequence[Entry], now_s: float) -> None:
-        if entries and not self.entries:
-            self.first_at_s = now_s
-        self.entries.extend(entries)
-
-    def ready(self, now_s: float) -> bool:
-        if not self.entries:
-            return False
-        return len(self.entries) >= self.size_max or now_s - self.first_at_s >= self.linger_s
-
-    def wait_s(self, now_s: float) -> float:
-        """How long the next read may block before the batch must go."""
-        if not self.entries:
-            return self.linger_s
-        return max(0.0, self.first_at_s + self.linger_s - now_s)
-
-    def take(self) -> list[Entry]:
-        taken, self.entries = self.entries, []
-        return taken
+    def after_read(self, found: int) -> float:
+        """Seconds to wait after a read that brought ``found`` entries."""
+        if found:
+            self.idle_s = 0.0
+            return 0.0 if found >= self.batch_size else self.linger_s
+        self.idle_s = min(self.idle_max_s, max(self.linger_s, self.idle_s * 2))
+        return self.idle_s
 
 
 @dataclass

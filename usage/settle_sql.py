@@ -132,13 +132,14 @@ SELECT min(line) + 1, max(line) + 1, record_id FROM settle_detail_stage
 GROUP BY record_id HAVING count(*) > 1 ORDER BY 1 LIMIT %(limit)s
 """
 DELETE_DETAIL: Final = "DELETE FROM settlement_detail_records WHERE period_id = %s"
+# OFFSET 0 keeps the subquery: the time is parsed once per record, not once per use.
 INSERT_DETAIL: Final = """
 INSERT INTO settlement_detail_records
     (period_id, line, record_ref, imsi, service, zone, started_at, t, day, quantity, amount)
 SELECT %(pid)s, line + 1, record_id, imsi, service, zone, at,
        floor(extract(epoch FROM at))::bigint, (at AT TIME ZONE %(tz)s)::date,
        quantity::bigint, (amount::numeric * 1000000)::bigint
-FROM (SELECT *, started_at::timestamptz AS at FROM settle_detail_stage) AS s
+FROM (SELECT *, started_at::timestamptz AS at FROM settle_detail_stage OFFSET 0) AS s
 """
 SET_DETAIL_SERVICES: Final = """
 UPDATE settlement_periods SET detail_services = ARRAY(
@@ -164,14 +165,26 @@ DELETE FROM settlement_discrepancies WHERE period_id = %(pid)s
 DELETE FROM settlement_allocations WHERE period_id = %(pid)s
 """,
 )
-# The period's records, once, in a temporary table: every later step reads this snapshot.
-# Queries with {records} get ``settlement_records(<the period's facts as constants>)`` there
-# (usage/settle_store.py records_call): constants let the planner prune partitions.
+# The period's records, read once from usage_records into a narrow temporary table: every
+# later step reads this snapshot (a month's usage_records is read once per reconciliation, not
+# once per step). ``{records}`` is ``settlement_records(<the period's facts as constants>)``
+# (usage/settle_rows.py records_call): constants let the planner prune partitions and scan
+# them with parallel workers. The matching key (IMSI, start second, our ref) is kept for the
+# services with detail only; the others are reconciled by cell.
+# No ANALYZE of it: every statement that reads it aggregates or joins it with a small table,
+# hash plans either way (sampling it cost a tenth of the step).
+SNAPSHOT: Final = """
+CREATE TEMP TABLE settle_snapshot ON COMMIT DROP AS
+SELECT tenant, service, unit, day, zone, quantity, amount,
+       CASE WHEN covered THEN imsi END AS imsi, CASE WHEN covered THEN t END AS t,
+       CASE WHEN covered THEN ref END AS ref
+FROM (SELECT r.*, r.service = ANY(%(covered)s::text[]) AS covered FROM {records} AS r) AS r
+"""
 CREATE_CELLS: Final = """
 CREATE TEMP TABLE settle_cells ON COMMIT DROP AS
 SELECT tenant, day, service, zone, max(unit) AS unit, count(*) AS records,
        sum(quantity)::bigint AS quantity, sum(amount)::bigint AS amount
-FROM {records} AS r
+FROM settle_snapshot
 GROUP BY tenant, day, service, zone
 """
 ALLOCATE: Final = """
@@ -212,41 +225,45 @@ SELECT * FROM unnest(%(tol_services)s::text[], %(tol_qa)s::bigint[], %(tol_qp)s:
                      %(tol_ma)s::bigint[], %(tol_mp)s::bigint[]) AS u(service, qa, qp, ma, mp)
 """,
 )
-# Round 0, in one pass that keeps nothing of the agreeing bulk: both sides grouped by
-# (IMSI, service, start second) and joined. A key held by exactly one record on each side is a
-# pair greedy takes (its Δstart 0 is unbeatable and unshared); when the two agree exactly it
-# is no discrepancy and is dropped here. What remains (pairs that differ, keys of one side
-# only, keys held twice) is small: the records behind it go to the later rounds.
+# Round 0, in one pass that keeps nothing of the agreeing bulk: both sides' records in one
+# hash aggregate by (IMSI, service, start second). A key held by exactly one record on each side
+# is a pair greedy takes (its Δstart 0 is unbeatable and unshared); when the two agree exactly
+# it is no discrepancy and is dropped here. What remains (pairs that differ, keys of one side
+# only, keys held twice) is small: the records behind it go to the later rounds. One aggregate
+# over both sides instead of one per side and a join: half the hashing, and no per-key text
+# state (our ref and tenant are fetched from the snapshot for the few keys left).
 MATCH_KEYS: Final = """
 CREATE TEMP TABLE m_keys ON COMMIT DROP AS
-SELECT imsi, service, t, o.n AS on_, th.n AS tn, o.ref, o.tenant, o.q AS oq, o.a AS oa,
-       th.id, th.q AS tq, th.a AS ta
-FROM (SELECT imsi, service, t, count(*) AS n, min(ref) AS ref, min(tenant) AS tenant,
-             min(quantity) AS q, min(amount) AS a
-      FROM {records} AS r WHERE service = ANY(%(covered)s::text[])
-      GROUP BY imsi, service, t) o
-FULL JOIN (SELECT imsi, service, t, count(*) AS n, min(line) AS id, min(quantity) AS q,
-                  min(amount) AS a
-           FROM settlement_detail_records WHERE period_id = %(pid)s
-           GROUP BY imsi, service, t) th
-USING (imsi, service, t)
-WHERE NOT coalesce(o.n = 1 AND th.n = 1 AND o.q = th.q AND o.a = th.a, false)
+SELECT imsi, service, t, nullif(count(*) FILTER (WHERE theirs IS NULL), 0) AS on_,
+       nullif(count(theirs), 0) AS tn, min(theirs) AS id
+FROM (SELECT imsi, service, t, NULL::bigint AS theirs, quantity, amount
+      FROM settle_snapshot WHERE imsi IS NOT NULL
+      UNION ALL
+      SELECT imsi, service, t, line, quantity, amount
+      FROM settlement_detail_records WHERE period_id = %(pid)s) AS both_sides
+GROUP BY imsi, service, t
+HAVING NOT (count(*) = 2 AND count(theirs) = 1
+            AND min(quantity) = max(quantity) AND min(amount) = max(amount))
 """
 MATCH_LEFTOVERS: Final = (
     "ANALYZE m_keys",
-    """
-INSERT INTO m_pairs
-SELECT ref, id, false, tenant, oq, oa FROM m_keys WHERE on_ = 1 AND tn = 1
-""",
-    # the records of keys that are not a unique pair: a semi-join with the small key set
+    # our records behind every key left (a semi-join of the snapshot with the small key set)
     """
 CREATE TEMP TABLE r_ours ON COMMIT DROP AS
 SELECT r.ref, r.tenant, r.imsi, r.service, r.t, r.day, r.zone, r.quantity AS q, r.amount AS a
-FROM {records} AS r
-JOIN (SELECT imsi, service, t FROM m_keys
-      WHERE on_ IS NOT NULL AND NOT (on_ = 1 AND tn IS NOT DISTINCT FROM 1)) k
-  USING (imsi, service, t)
-WHERE r.service = ANY(%(covered)s::text[])
+FROM settle_snapshot AS r
+JOIN (SELECT imsi, service, t FROM m_keys WHERE on_ IS NOT NULL) k USING (imsi, service, t)
+""",
+    # a key with one record a side is a pair already (it differs: the agreeing ones are gone)
+    """
+INSERT INTO m_pairs
+SELECT o.ref, k.id, false, o.tenant, o.q, o.a
+FROM m_keys k JOIN r_ours o USING (imsi, service, t)
+WHERE k.on_ = 1 AND k.tn = 1
+""",
+    """
+DELETE FROM r_ours o USING m_keys k
+WHERE o.imsi = k.imsi AND o.service = k.service AND o.t = k.t AND k.on_ = 1 AND k.tn = 1
 """,
     """
 CREATE TEMP TABLE r_theirs ON COMMIT DROP AS

@@ -72,7 +72,7 @@ class SettlementStore:
         *,
         statement_timeout_s: float = 900.0,
         connect_timeout_s: float = 10.0,
-        work_mem_mb: int = 256,
+        work_mem_mb: int = 512,
     ) -> SettlementStore:
         """``work_mem_mb``: per sort/hash of a settlement query; a month's GROUP BY and the
         matching joins stay in memory instead of spilling to disk (a batch job, one at a time)."""
@@ -120,6 +120,9 @@ class SettlementStore:
                     sql.SQL("SET LOCAL statement_timeout = {}").format(
                         sql.Literal(self._timeout_ms)
                     )
+                )
+                await conn.execute(
+                    sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(f"{self._work_mem_kb}kB"))
                 )
                 yield conn
         except PoolTimeout as exc:
@@ -185,11 +188,13 @@ class SettlementStore:
             identity_of(identity),
         )  # fmt: skip
 
-    async def _analyze(self, table: str) -> None:
+    async def _vacuum(self, table: str) -> None:
         """Fresh statistics after a bulk load, so the matching joins are planned as hash joins
-        (autovacuum may be minutes behind). Run as the pool's login: the tables' owner."""
+        (autovacuum may be minutes behind), and the new rows' hint bits set now, at import,
+        rather than by the first reconciliation that reads them (VACUUM skips the pages of
+        earlier periods: they are all-visible). Run as the pool's login: the tables' owner."""
         async with self._pool.connection() as conn:
-            await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+            await conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
 
     @staticmethod
     async def _facts(conn: AsyncConnection[Any], pid: int) -> tuple[Any, ...]:
@@ -320,7 +325,7 @@ class SettlementStore:
             covered = ",".join(services[0]) if services else ""
             note = f"{file}: {count} records ({covered})"
             await self._step(conn, period, PeriodEvent.IMPORT_DETAIL, actor, now_s, note)
-        await self._analyze("settlement_detail_records")
+        await self._vacuum("settlement_detail_records")
         return count
 
     # -- reconciliation ------------------------------------------------------------------------
@@ -340,7 +345,9 @@ class SettlementStore:
             await self._run(conn, q.CLEAR_RESULTS, {"pid": pid})
             clock.lap("clear")
             records_sql = records_call(await self._facts(conn, pid))
-            await conn.execute(with_records(q.CREATE_CELLS, records_sql))
+            await conn.execute(with_records(q.SNAPSHOT, records_sql), {"covered": covered})
+            clock.lap("snapshot")
+            await conn.execute(q.CREATE_CELLS)
             clock.lap("cells_sql")
             await conn.execute(q.ALLOCATE, {"pid": pid})
             counted = await (await conn.execute(q.RECORD_COUNT)).fetchone()
@@ -376,7 +383,7 @@ class SettlementStore:
             clock.lap("cells")
             rounds = 0
             if covered:
-                rounds = await self._match(conn, pid, mno, covered, tenants, clock, records_sql)
+                rounds = await self._match(conn, pid, mno, tenants, clock)
             identity = await self._identity(conn, pid)
             clock.lap("identity")
             await conn.execute(q.SET_IDENTITY, (identity_json(identity), pid))
@@ -412,9 +419,8 @@ class SettlementStore:
         )
 
     async def _match(
-        self, conn: AsyncConnection[Any], pid: int, mno: HostMno, covered: list[str],
-        tenants: Catalog, clock: Clock, records: sql.Composable,
-    ) -> int:  # fmt: skip
+        self, conn: AsyncConnection[Any], pid: int, mno: HostMno, tenants: Catalog, clock: Clock
+    ) -> int:
         tol = {s: mno.tolerance(s) for s in mno.services}
         await self._run(
             conn,
@@ -428,11 +434,9 @@ class SettlementStore:
             },
         )
         clock.lap("match_setup")
-        await conn.execute(with_records(q.MATCH_KEYS, records), {"pid": pid, "covered": covered})
+        await conn.execute(q.MATCH_KEYS, {"pid": pid})
         clock.lap("match_keys")
-        await self._run(
-            conn, q.MATCH_LEFTOVERS, {"pid": pid, "covered": covered, "records": records}
-        )
+        await self._run(conn, q.MATCH_LEFTOVERS, {"pid": pid})
         clock.lap("match_leftovers")
         rounds = 0
         while True:

@@ -10,9 +10,10 @@ pooled connection never carries one caller's role into the next. A query that fo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -136,6 +137,7 @@ class UsageStore:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
         self._months: dict[date, str] = {}  # month -> its partition, known to exist
+        self._months_lock = asyncio.Lock()
         self._tenants: set[str] = set()  # tenant roles known to exist
 
     @classmethod
@@ -295,29 +297,48 @@ class UsageStore:
 
     async def ensure_months(self, months: set[date]) -> None:
         """Create the month partitions missing among ``months`` (each in a short transaction
-        of its own, so no batch waits on the DDL lock)."""
-        for month in sorted(months - self._months.keys()):
-            async with self.as_writer() as conn:
-                found = await (await conn.execute(q.ENSURE_MONTH, (month,))).fetchone()
-            assert found is not None
-            self._months[month] = found[0]
+        of its own, so no batch waits on the DDL lock). One caller at a time per process: two
+        batches reaching a new month together would otherwise both try to create it."""
+        if not months - self._months.keys():
+            return
+        async with self._months_lock:
+            for month in sorted(months - self._months.keys()):
+                async with self.as_writer() as conn:
+                    found = await (await conn.execute(q.ENSURE_MONTH, (month,))).fetchone()
+                assert found is not None
+                self._months[month] = found[0]
 
     async def store_batch(self, rows: Sequence[UsageRow]) -> int:
         """Store rows of one or more tenants in ONE transaction, idempotently on the row's
         identity; returns how many rows were new (a re-delivered row counts 0). All or nothing:
-        on an exception nothing is stored.
+        on an exception nothing is stored."""
+        if not rows:
+            return 0
+        if len(rows) > BATCH_ROWS_MAX:
+            raise StoreError(f"batch of {len(rows)} rows: at most {BATCH_ROWS_MAX}")
+        tenants = {row.tenant for row in rows}
+        for tenant in tenants - self._tenants:
+            await self.ensure_tenant(tenant)
+        return await self.store_values(copy_values_by_month(rows), tenants)
+
+    async def store_values(
+        self, by_month: Mapping[date, Sequence[tuple[Any, ...]]], tenants: Iterable[str]
+    ) -> int:
+        """``store_batch`` for rows already in COPY form (``usage.sql.BATCH_COLUMNS``, grouped
+        by the UTC month of ``ended_at``, values within their columns' ranges): the exporter
+        builds them straight from the stream records.
 
         Fast path: a binary COPY per month straight into the month's partition. If any row is
         already stored (a unique violation: re-delivery after a crash), that is rolled back to
         a savepoint and the idempotent path runs: binary COPY into a staging table, then
         INSERT ... ON CONFLICT DO NOTHING."""
-        if not rows:
+        count = sum(len(values) for values in by_month.values())
+        if not count:
             return 0
-        if len(rows) > BATCH_ROWS_MAX:
-            raise StoreError(f"batch of {len(rows)} rows: at most {BATCH_ROWS_MAX}")
-        for tenant in {row.tenant for row in rows} - self._tenants:
+        if count > BATCH_ROWS_MAX:
+            raise StoreError(f"batch of {count} rows: at most {BATCH_ROWS_MAX}")
+        for tenant in set(tenants) - self._tenants:
             await self.ensure_tenant(tenant)
-        by_month = copy_values_by_month(rows)
         await self.ensure_months(set(by_month))
         async with self.as_writer() as conn:
             try:
@@ -325,7 +346,7 @@ class UsageStore:
                     for month, values in by_month.items():
                         table = sql.Identifier(self._months[month])
                         await _copy(conn, sql.SQL(q.COPY_PARTITION).format(table), values)
-                return len(rows)
+                return count
             except psycopg.errors.UniqueViolation:
                 pass  # some rows are stored already: skip them below
             except psycopg.errors.UndefinedTable:

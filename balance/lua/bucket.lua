@@ -35,7 +35,8 @@ for _, b in ipairs(acct[A_BUCKETS]) do
   if not is_live(b, now) and b[B_HELD] == 0 then dropped[#dropped + 1] = b else kept[#kept + 1] = b end
 end
 if #kept >= buckets_max then fail('LIMIT', 'account has ' .. buckets_max .. ' buckets') end
-kept[#kept + 1] = {id, kind, unit, amount, priority, expires, 0}
+kept[#kept + 1] = {id, kind, unit, amount, priority, expires, 0, amount}
+index_bucket_expiry(KEYS[3], subscriber, id, expires)
 acct[A_BUCKETS] = kept
 acct[A_BALANCE] = acct[A_BALANCE] - fee
 for _, b in ipairs(dropped) do

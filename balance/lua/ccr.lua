@@ -9,7 +9,8 @@
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, session_id, now_s, idem_ttl_s,
 --                  session_idle_s, sessions_max, {items, prices}, valid_until_s (one per item),
 --                  request_kind, request_number, balance_below (optional: notification
---                  levels in micro-units; depleted and negative are always evaluated)}
+--                  levels in micro-units; depleted and negative are always evaluated; a
+--                  last entry that is a list holds the bucket-percent levels)}
 -- ARGV[2] (optional) record context: msgpack RecordContext (balance/records.py), written as
 --   field 19 of every record this call makes, byte for byte (never decoded here).
 --   request_kind: 1 INITIAL (the session must not be open; if every item is refused it leaves
@@ -177,6 +178,7 @@ if not got[2] then
 end
 local acct = mp_unpack(got[2])
 local posted_before = acct[A_BALANCE] + acct[A_HELD]
+local bucket_before = bucket_snapshot(acct, req[14])  -- nil unless bucket-percent levels
 
 -- Forget idle sessions that hold nothing (their cumulative legs are no longer needed).
 local sessions = acct[A_SESSIONS]
@@ -245,7 +247,7 @@ local terminate = false
 local refused = request_kind == 1  -- a CCR-I stays refused while no item gets OK
 local session_rgs = session[3]
 local buckets = acct[A_BUCKETS]
-local blocked = acct[A_STATE] == BLOCKED
+local blocked = acct[A_STATE] ~= ACTIVE  -- blocked, provisioning (held) or deleted
 local none = {}
 local last_kinds, last_units, last_money = nil, none, none
 
@@ -436,6 +438,10 @@ local result = mp_pack({results, balance, acct[A_HELD]})
 local posted = balance + acct[A_HELD]
 if posted < posted_before then
   emit_crossings(event_stream(KEYS[4]), tenant, subscriber, op_id, now, posted_before, posted, req[14])
+end
+if bucket_before then
+  emit_bucket_crossings(event_stream(KEYS[4]), tenant, subscriber, op_id, now, acct, bucket_before,
+    req[14])
 end
 index_deadline(KEYS[3], subscriber, acct)
 rcall('SET', KEYS[2], mp_pack(acct))

@@ -39,9 +39,10 @@ local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
-if acct[A_STATE] == BLOCKED then fail('BLOCKED', 'account is blocked') end
+if acct[A_STATE] ~= ACTIVE then fail('BLOCKED', 'account is blocked or held') end
 payg = pays_money(acct, payg, block_kinds, now) and 1 or 0
 local unit_buckets, money_buckets = eligible(acct, kinds, now)
+local bucket_before = bucket_snapshot(acct, req[14])
 local drawn, leg_out, unit_draws = {}, {}, {}
 local total, from_buckets_total, retail_total, wholesale_total = 0, 0, 0, 0
 for _, leg in ipairs(legs) do
@@ -77,6 +78,8 @@ if retail_total > 0 then
   emit_crossings(event_stream(KEYS[3]), tenant, subscriber, op_id, now, after + retail_total,
     after, req[14])
 end
+emit_bucket_crossings(event_stream(KEYS[3]), tenant, subscriber, op_id, now, acct, bucket_before,
+  req[14])
 idem_store(KEYS[1], digest, result, ttl)
 if KEYS[4] then
   rcall('SET', KEYS[4], mp_pack({total, retail_total, 0, unit_draws}), 'EX', ttl)

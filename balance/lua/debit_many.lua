@@ -45,9 +45,10 @@ local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end
 local acct = load_account(got[2])
-if acct[A_STATE] == BLOCKED then fail('BLOCKED', 'account is blocked') end
+if acct[A_STATE] ~= ACTIVE then fail('BLOCKED', 'account is blocked or held') end
 local buckets = acct[A_BUCKETS]
 local posted_before = acct[A_BALANCE] + acct[A_HELD]
+local bucket_before = bucket_snapshot(acct, req[9])
 
 -- Everything an item may change, to put back when it cannot be paid in full.
 local function snapshot()
@@ -116,6 +117,8 @@ if #records > 0 then
     emit_crossings(event_stream(KEYS[3]), tenant, subscriber, op_id, now, posted_before, posted,
       req[9])
   end
+  emit_bucket_crossings(event_stream(KEYS[3]), tenant, subscriber, op_id, now, acct, bucket_before,
+    req[9])
 end
 idem_store(KEYS[1], digest, result, ttl)
 return {0, result}

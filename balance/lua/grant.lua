@@ -15,16 +15,23 @@
 -- event stream, derived from it: lib.lua event_stream);
 -- renewal only: KEYS[4] shard due index (zset member -> due), KEYS[5] shard renewal state
 -- (hash member -> msgpack {cycle_start, state 0 active 1 grace 2 suspended, grace_until,
--- anchor_s (kept as is)})
+-- anchor_s (kept as is), pending plan (change_plan.lua)}), KEYS[6] (a switch only) shard plan
+-- hash (subscriber -> msgpack {plan, since_s, actor, op_id})
 -- ARGV[1] msgpack {op_id, digest, tenant, subscriber, now_s, idem_ttl_s, product, fee,
 --                  buckets_max, grants, renewal}
 --   grants: list of {bucket_id, kind, unit, amount, priority, expires_at_s (0 never), carry, cap}
---   renewal: nil, or {member, cycle_start, next_start, retry_at, grace_s}
+--   renewal: nil, or {member, cycle_start, next_start, retry_at, grace_s, switch_member,
+--            new_plan, old_plan}: the last three (optional) apply a plan change noted for this
+--            cycle: the fee and grants are the new plan's; paid, the schedule moves to
+--            switch_member and the plan hash names new_plan
+-- ARGV[2] (optional) record context: msgpack RecordContext (balance/records.py), written as
+--   field 19 of every record this call makes, byte for byte (never decoded here).
 -- Returns {code, msgpack {balance, held_money, state, credit_limit}}: code 0 applied,
 -- 1 replayed, 2 stale (that cycle is renewed already), 3 unpaid (grace or suspended).
 -- Errors: OCS_BADARG, OCS_CONFLICT, OCS_UNKNOWN_ACCOUNT, OCS_EXISTS (bucket id in use),
 -- OCS_INSUFFICIENT (fee not covered), OCS_LIMIT (too many buckets).
 local req = mp_unpack(ARGV[1])
+local ctx = record_context(ARGV[2])
 local op_id, digest, tenant, subscriber, now, ttl = admin_args(req)
 local product = str(req[7], 'product')
 local fee = int(req[8], 'fee', 0)
@@ -50,6 +57,7 @@ if ren ~= nil then
   member = str(ren[1], 'member')
   cycle = int(ren[2], 'cycle_start'); int(ren[3], 'next_start'); int(ren[4], 'retry_at')
   int(ren[5], 'grace_s', 0)
+  if ren[6] ~= nil then str(ren[6], 'switch member'); str(ren[7], 'new plan'); str(ren[8], 'old plan') end
   carry_from = cycle  -- a late renewal still carries what expired at the cycle boundary
 else
   carry_from = now
@@ -80,7 +88,7 @@ if fee > 0 and acct[A_BALANCE] - fee < -acct[A_LIMIT] then
       rcall('SET', KEYS[2], mp_pack(acct))
       local rec = record('block', tenant, subscriber, '', op_id, product, 0, 0, 0, 0,
         {}, 0, 0, {}, now, acct[A_BALANCE], 'renewal unpaid', 0)
-      append_record(KEYS[3], rec)
+      append_record(KEYS[3], rec, ctx)
       admin_event(KEYS[3], acct, rec)
     end
   end
@@ -118,7 +126,7 @@ for _, f in ipairs(forfeits) do
   if b[B_HELD] == 0 then b[B_EXPIRES] = now end
   if lost > 0 then
     append_record(KEYS[3], record('expired', tenant, subscriber, '', op_id, b[B_KIND], 0, lost,
-      0, 0, {{b[B_ID], lost}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0))
+      0, 0, {{b[B_ID], lost}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0), ctx)
     emit_event(event_stream(KEYS[3]), 'bundle_expired', tenant, subscriber, op_id, now,
       {bucket = b[B_ID], kind = b[B_KIND], unit = b[B_UNIT], remaining = lost})
   end
@@ -130,7 +138,8 @@ end
 for _, b in ipairs(dropped) do
   if b[B_REMAINING] > 0 then
     append_record(KEYS[3], record('expired', tenant, subscriber, '', op_id, b[B_KIND], 0,
-      b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0))
+      b[B_REMAINING], 0, 0, {{b[B_ID], b[B_REMAINING]}}, 0, 0, {}, now, acct[A_BALANCE], b[B_UNIT], 0),
+      ctx)
     emit_event(event_stream(KEYS[3]), 'bundle_expired', tenant, subscriber, op_id, now,
       {bucket = b[B_ID], kind = b[B_KIND], unit = b[B_UNIT], remaining = b[B_REMAINING]})
   end
@@ -142,12 +151,13 @@ local last = record('bucket', tenant, subscriber, '', op_id, product, 0, 0, fee,
 for i = 1, #grants do
   local g = grants[i]
   local amount = g[4] + carried[i]
-  final[#final + 1] = {g[1], g[2], g[3], amount, g[5], g[6], 0}
+  final[#final + 1] = {g[1], g[2], g[3], amount, g[5], g[6], 0, amount}
+  index_bucket_expiry(KEYS[3], subscriber, g[1], g[6])
   local charged = i == 1 and fee or 0
   local rec = record('bucket', tenant, subscriber, '', op_id, g[2], 0, amount, charged, 0,
     {{g[1], amount}}, 0, 0, {}, now, acct[A_BALANCE], product, -charged)
   if i < #grants then
-    append_record(KEYS[3], rec)
+    append_record(KEYS[3], rec, ctx)
     admin_event(KEYS[3], acct, rec)  -- the last one's event: admin_finish
   else
     last = rec
@@ -160,11 +170,26 @@ if ren ~= nil then
     acct[A_STATE] = ACTIVE
     local rec = record('unblock', tenant, subscriber, '', op_id, product, 0, 0, 0, 0,
       {}, 0, 0, {}, now, acct[A_BALANCE], 'renewal paid', 0)
-    append_record(KEYS[3], rec)
+    append_record(KEYS[3], rec, ctx)
     admin_event(KEYS[3], acct, rec)
   end
   st[1], st[2], st[3] = ren[3], 0, 0
+  local switch_to = ren[6]
+  if switch_to ~= nil then
+    -- A plan change noted for this cycle (change_plan.lua): the cycle was paid at the new
+    -- plan's fee with its buckets; the schedule and the shard's plan hash move to it.
+    rcall('HDEL', KEYS[5], member)
+    rcall('ZREM', KEYS[4], member)
+    member = switch_to
+    st = {st[1], 0, 0, st[4]}
+    rcall('HSET', KEYS[6], subscriber, mp_pack({ren[7], now, 'renewal', op_id}))
+    local rec = record('plan', tenant, subscriber, '', op_id, ren[7], 0, 0, 0, 0, {}, 0, 0, {},
+      now, acct[A_BALANCE], ren[8] .. ' -> ' .. ren[7] .. ' (next cycle) by renewal', 0)
+    append_record(KEYS[3], rec, ctx)
+    emit_event(event_stream(KEYS[3]), 'plan_changed', tenant, subscriber, op_id, now,
+      {from = ren[8], to = ren[7], actor = 'renewal', charge = fee, credit = 0, at_s = cycle})
+  end
   rcall('HSET', KEYS[5], member, mp_pack(st))
   rcall('ZADD', KEYS[4], ren[3], member)
 end
-return admin_finish(KEYS, acct, last, digest, ttl)
+return admin_finish(KEYS, acct, last, digest, ttl, ctx)

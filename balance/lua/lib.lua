@@ -3,9 +3,9 @@
 --
 -- Data shapes (msgpack arrays; positions are the contract with balance/records.py):
 --   price   = {num, den, cost_num, cost_den, first_units, step_units, connect_fee, min_charge}
---   account = {version, state(0 active, 1 blocked), balance, credit_limit, held_money,
---              buckets, sessions, next_deadline_s}
---   bucket  = {id, kind, unit, remaining, priority, expires_at_s(0 never), held}
+--   account = {version, state(0 active, 1 blocked, 2 provisioning, 3 deleted), balance,
+--              credit_limit, held_money, buckets, sessions, next_deadline_s}
+--   bucket  = {id, kind, unit, remaining, priority, expires_at_s(0 never), held, size}
 --   session = {session_id, last_seen_s, rgs}
 --   rg      = {rating_group, holds, legs, valid_until_s, granted_units}
 --   hold    = {bucket_id ("" = the monetary balance), amount, is_money(0/1)}
@@ -24,9 +24,14 @@ local ipairs, type, error, tonumber = ipairs, type, error, tonumber
 local tsort, tremove, sfind, ssub, sbyte = table.sort, table.remove, string.find, string.sub,
   string.byte
 
-local ACTIVE, BLOCKED = 0, 1
+-- Account states: PROVISIONING is held (no grants) until the host MNO confirms the new or
+-- changed subscriber (activate.lua); DELETED is kept for its records and refused by every
+-- operation but the charging of usage already granted.
+local ACTIVE, BLOCKED, PROVISIONING, DELETED = 0, 1, 2, 3
 local A_VERSION, A_STATE, A_BALANCE, A_LIMIT, A_HELD, A_BUCKETS, A_SESSIONS, A_NEXT = 1, 2, 3, 4, 5, 6, 7, 8
 local B_ID, B_KIND, B_UNIT, B_REMAINING, B_PRIORITY, B_EXPIRES, B_HELD = 1, 2, 3, 4, 5, 6, 7
+-- Size as granted (nil or 0 on buckets older than the field: no percent notification).
+local B_SIZE = 8
 
 local function fail(code, message)
   error({err = 'OCS_' .. code .. ' ' .. message})
@@ -220,7 +225,9 @@ end
 
 local function load_account(raw)
   if not raw then fail('UNKNOWN_ACCOUNT', 'no such subscriber') end
-  return mp_unpack(raw)
+  local acct = mp_unpack(raw)
+  if acct[A_STATE] == DELETED then fail('UNKNOWN_ACCOUNT', 'subscriber was deleted') end
+  return acct
 end
 
 local function is_live(b, now)
@@ -516,7 +523,8 @@ end
 
 -- Record kind -> event type of the account-maintenance scripts (no entry = no event).
 local ADMIN_EVENTS = {provision = 'created', block = 'blocked', unblock = 'unblocked',
-  topup = 'topped_up', adjust = 'adjusted', bucket = 'bundle_granted', refund = 'refunded'}
+  topup = 'topped_up', adjust = 'adjusted', bucket = 'bundle_granted', refund = 'refunded',
+  sim_swap = 'sim_swapped', delete = 'deleted', activate = 'activated'}
 
 -- Write the account, its record (with the caller's context), its event (the shard's event
 -- stream) and the idempotency entry; return the stored result. KEYS is passed in: in the
@@ -529,6 +537,11 @@ local function admin_event(record_stream, acct, rec)
   local ev_key = event_stream(record_stream)
   if etype == 'bundle_granted' and rec[9] > 0 then etype = 'bundle_bought' end
   local after = acct[A_BALANCE] + acct[A_HELD]
+  if etype == 'sim_swapped' then  -- sim.lua: reason is the new IMSI, service the previous one
+    emit_event(ev_key, etype, rec[2], rec[3], rec[5], rec[15], {imsi = rec[17],
+      previous_imsi = rec[6], state = acct[A_STATE]})
+    return
+  end
   emit_event(ev_key, etype, rec[2], rec[3], rec[5], rec[15], {balance = acct[A_BALANCE],
     state = acct[A_STATE], amount = rec[18], reason = rec[17], kind = rec[6], units = rec[8],
     fee = rec[9], buckets = rec[11]})
@@ -543,6 +556,72 @@ local function admin_finish(KEYS, acct, rec, digest, ttl, ctx)
   admin_event(KEYS[3], acct, rec)
   idem_store(KEYS[1], digest, result, ttl)
   return {0, result}
+end
+
+-- Bucket-percent notifications. The tenant's whole percents travel as the last entry of the
+-- notification list (after the balance levels, which emit_crossings reads and this skips), so
+-- the scripts need no new argument. nil when the tenant has none.
+local function bucket_levels(notify)
+  if type(notify) ~= 'table' then return nil end
+  local last = notify[#notify]
+  if type(last) ~= 'table' or #last == 0 then return nil end
+  return last
+end
+
+-- Posted units (remaining + held: a hold moves units, only a commit uses them) of each sized
+-- bucket before the call, by id; nil when there is nothing to compare (the usual case costs
+-- one type check).
+local function bucket_snapshot(acct, notify)
+  if bucket_levels(notify) == nil then return nil end
+  local buckets, snap = acct[A_BUCKETS], nil
+  for k = 1, #buckets do
+    local b = buckets[k]
+    local size = b[B_SIZE]
+    if type(size) == 'number' and size > 0 then
+      if snap == nil then snap = {} end
+      snap[b[B_ID]] = b[B_REMAINING] + b[B_HELD]
+    end
+  end
+  return snap
+end
+
+-- One 'bucket_below' event per bucket and level crossed downwards by this call (before from
+-- bucket_snapshot). A renewal or a new bundle is a new bucket at its full size: armed again.
+-- Integer comparisons (units * 100 against size * percent) stay exact below 2^53.
+local function emit_bucket_crossings(key, tenant, subscriber, op_id, now, acct, snap, notify)
+  if snap == nil then return end
+  local levels = bucket_levels(notify)
+  local buckets = acct[A_BUCKETS]
+  for k = 1, #buckets do
+    local b = buckets[k]
+    local before = snap[b[B_ID]]
+    if before ~= nil then
+      local after = b[B_REMAINING] + b[B_HELD]
+      if after < before then
+        local size = b[B_SIZE]
+        for i = 1, #levels do
+          local pct = levels[i]
+          if type(pct) == 'number' and before * 100 >= size * pct and after * 100 < size * pct then
+            emit_event(key, 'bucket_below', tenant, subscriber, op_id, now, {bucket = b[B_ID],
+              kind = b[B_KIND], unit = b[B_UNIT], remaining = after, size = size, percent = pct})
+          end
+        end
+      end
+    end
+  end
+end
+
+-- The shard's bucket-expiry index {t:<tenant>:<vshard>}:bx (zset "<subscriber>|<bucket id>"
+-- -> expires_at_s), derived from the record stream as event_stream is: the expiry-warning
+-- sweep (expiry_warn.lua) reads only the members due within the warning window.
+local function bucket_expiry_index(record_stream)
+  return ssub(record_stream, 1, #record_stream - 4) .. ':bx'
+end
+
+local function index_bucket_expiry(record_stream, subscriber, bucket_id, expires)
+  if expires > 0 then
+    rcall('ZADD', bucket_expiry_index(record_stream), expires, subscriber .. '|' .. bucket_id)
+  end
 end
 
 -- Offline usage (offline.lua, offline_many.lua): one xDR record committed without a session.
@@ -591,6 +670,7 @@ local function offline_apply(idem_key, acct_key, stream_key, request, context, a
     acct = load_account(got[2])
   end
   local posted_before = acct[A_BALANCE] + acct[A_HELD]
+  local bucket_before = bucket_snapshot(acct, req[14])
   local pays = pays_money(acct, payg, block_kinds, usage_at)
   local unit_buckets, money_buckets = eligible(acct, kinds, usage_at)
   local drawn, leg_out = {}, {}
@@ -634,6 +714,8 @@ local function offline_apply(idem_key, acct_key, stream_key, request, context, a
     emit_crossings(event_stream(stream_key), tenant, subscriber, op_id, now, posted_before,
       balance + acct[A_HELD], req[14])
   end
+  emit_bucket_crossings(event_stream(stream_key), tenant, subscriber, op_id, now, acct,
+    bucket_before, req[14])
   idem_store(idem_key, digest, result, ttl)
   return {0, result}
 end

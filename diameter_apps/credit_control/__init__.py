@@ -24,7 +24,10 @@ Modules, each owning one thing:
 - :mod:`.request`: the parsed request (``CreditControlRequest``, ``ServiceRequest``,
   ``ServiceUnits``, ``UsedUnits``, ``Money``, ``SubscriptionId``, ``PsInformation``, ...);
 - :mod:`.parse`: ``parse_ccr(message, profile) -> CreditControlRequest``, the required-AVP table
-  ``REQUIRED_AVPS``, ``service_domain(service_context_id)``;
+  ``REQUIRED_AVPS``, ``service_domain(service_context_id)``; the Grouped parts are read by
+  :mod:`.parse_units` (money, units, MSCC) and :mod:`.parse_information` (Subscription-Id,
+  User-Equipment-Info, Service-Information), the Failed-AVP errors built by
+  :mod:`.parse_faults`;
 - :mod:`.location`: 3GPP-User-Location-Info / MCC-MNC decoding (``UserLocation``);
 - :mod:`.answer`: ``build_cca(request, answer, *, origin_host, origin_realm) -> Message`` and the
   answer structs (``CreditControlAnswer``, ``ServiceAnswer``, ``GrantedUnits``,

@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from ocs.api import dashboards, operator, portfolio
+from ocs.api import dashboards, import_routes, operator, plans, portfolio, product_routes
 from ocs.api.dashboards import LoginRequired, login_redirect
 from ocs.api.errors import HANDLERS
 from ocs.api.state import ApiState
@@ -25,6 +25,15 @@ API_VERSION = "1"
 SECURITY = "apiKey"
 
 
+CSV_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "text/csv": {
+            "schema": {"type": "string"},
+            "example": "subscriber,imsi,balance\n+4917012345678,262019912345678,5.00\n",
+        }
+    },
+}
 PATH_TYPE = re.compile(r"\{(\w+):\w+\}")
 
 
@@ -44,6 +53,9 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
                 if op is not None and "role" in handler.opt:
                     op["x-required-role"] = handler.opt["role"]
                     op["x-scope"] = "portfolio" if handler.opt.get("portfolio") else "tenant"
+                if op is not None and handler.opt.get("csv_body"):
+                    # Read raw (request.body()), so Litestar cannot derive it: declared here.
+                    op["requestBody"] = CSV_BODY
     return schema
 
 
@@ -125,6 +137,9 @@ def build_app(state: ApiState, *, extra_handlers: list[Any] | None = None) -> Li
             docs_page,
             healthz,
             operator.router,
+            plans.router,
+            import_routes.router,
+            product_routes.router,
             portfolio.router,
             dashboards.router,
             *(extra_handlers or []),

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from ocs.api import sql as q
+from ocs.api.audit_writer import insert_rows
 from ocs.api.models import AuditEntry, AuditPage
 from ocs.api.state import ApiState
 
@@ -28,20 +27,11 @@ async def record(
     before: Any = None,
     after: Any = None,
 ) -> None:
-    async with state.store.as_owner() as conn:
-        await conn.execute(
-            q.INSERT_AUDIT,
-            {
-                "tenant": tenant,
-                "actor": actor,
-                "source": source,
-                "action": action,
-                "target": target,
-                "status": status,
-                "before": None if before is None else Jsonb(before),
-                "after": None if after is None else Jsonb(after),
-            },
-        )
+    """One entry, committed (in a group with concurrent ones) before this returns."""
+    await state.audit.write(
+        {"tenant": tenant, "actor": actor, "source": source, "action": action,
+         "target": target, "status": status, "before": before, "after": after}
+    )  # fmt: skip
 
 
 async def read(state: ApiState, tenant: str, before_id: int | None, limit: int) -> AuditPage:
@@ -51,3 +41,9 @@ async def read(state: ApiState, tenant: str, before_id: int | None, limit: int) 
     entries = [AuditEntry(*row) for row in rows]
     more = len(entries) == limit
     return AuditPage(entries, entries[-1].audit_id if more and entries else None)
+
+
+async def record_many(state: ApiState, entries: list[dict[str, Any]]) -> None:
+    """Several entries in one transaction (a batch of an import job); keys as ``record``'s."""
+    if entries:
+        await insert_rows(state.store, entries, sync=state.config.api.audit_sync_commit)

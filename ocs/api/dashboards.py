@@ -25,8 +25,8 @@ from ocs.api import sql as q
 from ocs.api.auth import SESSION_COOKIE, scope_guard
 from ocs.api.charts import bar_chart, line_chart
 from ocs.api.errors import Conflict, FieldError, NotFound
-from ocs.api.keys import KEY_PATTERN
 from ocs.api.state import ApiState
+from ocs.key_format import KEY_PATTERN
 from tariffs.display import format_money
 
 PERIOD = timedelta(days=30)

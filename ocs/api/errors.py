@@ -37,6 +37,10 @@ class Conflict(Exception):
     """409: the request clashes with the current state."""
 
 
+class PaymentRequired(Exception):
+    """402: the balance cannot pay what was asked (an add-on's fee); nothing changed."""
+
+
 def _body(status: int, detail: str, field: str | None = None) -> Response[Any]:
     content: dict[str, Any] = {"status_code": status, "detail": detail}
     if field is not None:
@@ -54,6 +58,10 @@ def not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
 
 def conflict(_: Request[Any, Any, Any], exc: Conflict) -> Response[Any]:
     return _body(409, str(exc))
+
+
+def payment_required(_: Request[Any, Any, Any], exc: PaymentRequired) -> Response[Any]:
+    return _body(402, str(exc))
 
 
 def validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -97,6 +105,7 @@ HANDLERS: dict[Any, Any] = {
     FieldError: field_error,
     NotFound: not_found,
     Conflict: conflict,
+    PaymentRequired: payment_required,
     ValidationException: validation,
     LedgerError: ledger_error,
     StoreUnavailable: store_unavailable,

@@ -1,31 +1,26 @@
-"""API keys: made here, shown once, kept only as their SHA-256 in the usage store.
-
-A key is ``ocs_<key id>_<secret>``: the key id (12 hex digits) is public — it names the key in
-lists and in the audit log — and the secret is 32 random bytes. Why SHA-256 and not a slow
-password hash: the key has 256 bits of entropy, so nobody can guess it from its hash however
-fast the hash is (slow hashes protect low-entropy passwords); a fast hash keeps each request's
-check one index lookup.
-"""
+"""API keys: made here, shown once, kept only as their SHA-256 in the usage store (the format
+and the reason for a fast hash: ``ocs.key_format``). A ``proxy`` key is a SIP proxy's: it reaches
+none of the API's routes, only ``ocs serve``'s call-end / reauth endpoints of its tenants, which
+check it against a copy in Redis (``ocs.proxy_keys``)."""
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
 
+from ocs import proxy_keys
 from ocs.api import sql as q
+from ocs.key_format import KEY_ID_PATTERN, KEY_PATTERN, key_hash, new_key
 from usage.store import StoreError, UsageStore, check_tenant
 
-Role = Literal["read", "operate", "admin"]
+Role = Literal["read", "operate", "admin", "proxy"]
 Scope = Literal["portfolio", "tenant"]
-ROLES: tuple[Role, ...] = ("read", "operate", "admin")
-ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
-KEY_PATTERN = re.compile(r"ocs_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
-KEY_ID_PATTERN = re.compile(r"[0-9a-f]{12}")
+ROLES: tuple[Role, ...] = ("read", "operate", "admin")  # the API's roles, least first
+KEY_ROLES: tuple[Role, ...] = (*ROLES, "proxy")
+# A proxy key ranks below every API role: each API route refuses it (403).
+ROLE_RANK: dict[str, int] = {"proxy": -1, **{role: rank for rank, role in enumerate(ROLES)}}
 EXPIRES_DAYS_MAX = 3650
 LIST_LIMIT_MAX = 10_000
 TENANTS_PER_KEY_MAX = 100
@@ -58,16 +53,6 @@ class ApiKey(msgspec.Struct, frozen=True):
         return self.scope == "tenant" and tenant in self.tenants
 
 
-def key_hash(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8")).digest()
-
-
-def new_key() -> tuple[str, str]:
-    """(key id, whole key)."""
-    key_id = secrets.token_hex(6)
-    return key_id, f"ocs_{key_id}_{secrets.token_urlsafe(32)}"
-
-
 def _row(row: tuple[Any, ...]) -> ApiKey:
     key_id, scope, tenants, role, label, created, expires, revoked = row
     return ApiKey(key_id, scope, tuple(tenants), role, label, created, expires, revoked)
@@ -84,7 +69,9 @@ async def create_key(
 ) -> tuple[ApiKey, str]:
     """Store a new key; returns it and the whole key (shown once, never stored)."""
     if role not in ROLE_RANK:
-        raise KeyError_(f"role {role!r}: expected one of {', '.join(ROLES)}")
+        raise KeyError_(f"role {role!r}: expected one of {', '.join(KEY_ROLES)}")
+    if role == "proxy" and not tenants:
+        raise KeyError_("a proxy key belongs to tenants: give --tenant (one or more)")
     if not 1 <= expires_days <= EXPIRES_DAYS_MAX:
         raise KeyError_(f"expires: 1 to {EXPIRES_DAYS_MAX} days, got {expires_days}")
     if len(tenants) > TENANTS_PER_KEY_MAX:
@@ -143,3 +130,18 @@ async def revoke_key(store: UsageStore, key_id: str) -> bool:
             if exists is None:
                 raise KeyError_(f"no key {key_id!r}")
     return done is not None
+
+
+async def sync_proxy_keys(store: UsageStore, client: Any) -> int:
+    """Copy the usable proxy keys into Redis for ``ocs serve`` (``ocs.proxy_keys``): run after
+    a proxy key is made or any key revoked, and at every ``ocs api`` start (so a copy lost with
+    Redis comes back). Returns how many proxy keys there are."""
+    async with store.as_owner() as conn:
+        rows = await (await conn.execute(q.USABLE_PROXY_KEYS)).fetchall()
+    return await proxy_keys.replace_all(
+        client,
+        (
+            (bytes(digest), proxy_keys.ProxyKey(key_id, tuple(tenants), expires.timestamp()))
+            for digest, key_id, tenants, expires in rows
+        ),
+    )

@@ -122,6 +122,7 @@ class TenantView(msgspec.Struct):
     timezone: str
     topup_max_micro: int
     services: list[ServiceInfo]
+    addons: list[str] = msgspec.field(default_factory=list)  # what .../addons may buy
 
 
 class TenantStatus(msgspec.Struct):
@@ -178,3 +179,35 @@ class ErrorBody(msgspec.Struct):
     status_code: int
     detail: str
     field: str | None = None
+
+
+class ImportReject(msgspec.Struct):
+    line: int  # the CSV line (1 is the header)
+    reason: str
+
+
+class ImportJob(msgspec.Struct):
+    """A bulk subscriber import: queued, running, done or failed, with its progress."""
+
+    job_id: str
+    tenant: str
+    state: str  # queued | running | done | failed
+    actor: str  # the key id that uploaded it
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    rows_total: int
+    rows_done: int
+    created: int
+    rejected: int
+    error: str  # why a failed job stopped ('' otherwise)
+    rejects: list[ImportReject]  # the first ones; every one: rejects_url
+    rejects_url: str  # the whole rejects report as CSV (line,reason)
+
+
+class ImportJobs(msgspec.Struct):
+    jobs: list[ImportJob]
+
+
+class AddonPurchase(msgspec.Struct, forbid_unknown_fields=True):
+    addon: str  # an id of the tenant's ``addons`` list (GET the tenant: ``addons``)

@@ -15,7 +15,7 @@ from litestar import Request, Router, delete, get, post
 from litestar.params import Parameter
 
 from balance.errors import UnknownAccount
-from balance.records import Account, OpResult
+from balance.records import Account, AccountState, OpResult
 from ocs.account_view import Context, account_json
 from ocs.api import audit
 from ocs.api import sql as q
@@ -44,6 +44,7 @@ from ocs.subscriber_directory import (
     put_entry,
     read_entry,
     remove_entry,
+    reserve_imsi,
 )
 from ocs.subscriber_lookup import Target
 from tariffs.display import format_amount
@@ -258,6 +259,7 @@ async def tenant_info(request: Request[Any, Any, Any], tenant: Tenant_) -> Tenan
         timezone=info.timezone or "UTC",
         topup_max_micro=info.topup_max,
         services=[ServiceInfo(s.name, s.unit) for s in info.services],
+        addons=list(info.addons),
     )
 
 
@@ -309,6 +311,7 @@ async def create_subscriber(
             target.subscriber,
             balance=balance,
             credit_limit=limit,
+            held=target.held,
             now_s=state.clock(),
             op_id=f"api:{actor}:create:{target.subscriber}",
         )
@@ -320,25 +323,40 @@ async def create_subscriber(
     "/subscribers/{subscriber:str}/sim",
     responses=ERRORS,
     opt={"role": "operate"},
-    summary="SIM swap: the subscriber's new IMSI",
+    summary="SIM swap: the subscriber's new IMSI (a sim_swapped event for the host MNO)",
 )
 async def sim_swap(
     request: Request[Any, Any, Any], tenant: Tenant_, subscriber: str, data: SimSwap
 ) -> AccountView:
     state = _state(request)
     imsi = _imsi(await _resolver(state), data.imsi)
+    op_key = _op_id(request.headers.get("Idempotency-Key"))
 
-    async def change(ledger: Any, target: Target, actor: str) -> OpResult | None:
+    async def change(ledger: Any, target: Target, actor: str) -> OpResult:
         if target.in_catalog:
             raise FieldError(
                 "imsi",
                 "a catalog range subscriber's IMSI is fixed by the range: change the catalog",
             )
+        # The IMSI is claimed first (conflicts answered before any change), then the ledger
+        # records the swap and its event in one call, then the directory routes the new IMSI.
+        # A failure after the ledger call is completed by the same request again (same op id:
+        # replayed, no second event).
+        previous = target.imsi or ""
         try:
-            await put_entry(state.admin, target.subscriber, DirectoryEntry(tenant, imsi))
+            await reserve_imsi(state.admin, imsi, target.subscriber)
         except ImsiTaken as exc:
             raise Conflict(str(exc)) from None
-        return None  # no ledger change: the directory holds the IMSI
+        result: OpResult = await ledger.sim_swap(
+            target.subscriber,
+            imsi,
+            previous_imsi=previous,
+            hold=target.held,
+            now_s=state.clock(),
+            op_id=op_key or f"api:{actor}:sim:{target.subscriber}:{previous}:{imsi}",
+        )
+        await put_entry(state.admin, target.subscriber, DirectoryEntry(tenant, imsi))
+        return result
 
     return await _write(request, tenant, subscriber, "subscriber.sim_swap", change)
 
@@ -348,21 +366,33 @@ async def sim_swap(
     responses=ERRORS,
     opt={"role": "admin"},
     status_code=200,
-    summary="Delete a dynamic subscriber (blocked, unreachable)",
+    summary="Delete a dynamic subscriber (a deleted event; no grants, unreachable)",
 )
 async def delete_subscriber(
     request: Request[Any, Any, Any], tenant: Tenant_, subscriber: str
 ) -> AccountView:
     state = _state(request)
+    op_key = _op_id(request.headers.get("Idempotency-Key"))
 
-    async def change(ledger: Any, target: Target, actor: str) -> OpResult:
+    async def change(ledger: Any, target: Target, actor: str) -> OpResult | None:
         if target.in_catalog:
             raise FieldError(
                 "subscriber", "covered by the tenant's catalog: remove it there (ocs catalog load)"
             )
-        result: OpResult = await ledger.block(
-            target.subscriber, reason=f"deleted [api key {actor}]", now_s=state.clock()
-        )
+        result: OpResult | None
+        try:
+            result = await ledger.delete_account(
+                target.subscriber,
+                reason=f"deleted [api key {actor}]",
+                now_s=state.clock(),
+                op_id=op_key,
+            )
+        except UnknownAccount:
+            # Deleted already (an earlier request stopped before the directory): finish that.
+            account = await _account(state, target)
+            if account is None or account.state is not AccountState.DELETED:
+                raise
+            result = None
         await remove_entry(state.admin, tenant, target.subscriber)
         return result
 

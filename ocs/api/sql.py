@@ -23,6 +23,11 @@ VALUES (%(tenant)s, %(actor)s, %(source)s, %(action)s, %(target)s, %(status)s,
         %(before)s, %(after)s)
 RETURNING audit_id, at
 """
+# An audit row's commit does not wait for its WAL flush (api.audit_sync_commit = false): the
+# flush follows within a few wal_writer_delay, the same order as the ledger's own window
+# (Redis appendfsync everysec). Waiting for it costs a disk flush per write request.
+AUDIT_ASYNC_COMMIT: Final = "SET LOCAL synchronous_commit = off"
+INSERT_AUDIT_ROW: Final = INSERT_AUDIT.replace("RETURNING audit_id, at", "")
 AUDIT_COLUMNS: Final = "audit_id, tenant, at, actor, source, action, target, status, before, after"
 # Newest first, keyset paging on the id (``before_id``: the last id of the previous page).
 READ_AUDIT: Final = f"""
@@ -100,4 +105,11 @@ SELECT to_char(date_trunc('day', ended_at), 'YYYY-MM-DD') AS day, tenant,
 FROM usage_records
 WHERE ended_at >= %(start)s AND ended_at < %(end)s
 GROUP BY day, tenant ORDER BY day, tenant
+"""
+
+# The proxy keys ocs serve may accept now (copied into Redis by ocs.api.keys.sync_proxy_keys).
+USABLE_PROXY_KEYS: Final = """
+SELECT key_hash, key_id, tenants, expires_at FROM api_keys
+WHERE role = 'proxy' AND revoked_at IS NULL AND expires_at > now()
+ORDER BY key_id
 """

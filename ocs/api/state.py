@@ -13,9 +13,11 @@ from typing import Any
 import msgspec
 
 from balance.ledger import Ledger
-from ocs.api.keys import ApiKey, find_key, key_hash
+from ocs.api.audit_writer import AuditWriter
+from ocs.api.keys import ApiKey, find_key
 from ocs.catalog_store import CATALOG_KEY, read_stored
 from ocs.config import Config
+from ocs.key_format import key_hash
 from ocs.ledger_runtime import LedgerRuntime
 from tariffs.errors import CatalogError
 from tariffs.model import Catalog
@@ -48,6 +50,9 @@ class ApiState:
         self._catalog_lock = asyncio.Lock()
         self._keys: dict[bytes, tuple[float, ApiKey | None]] = {}
         self._store_tenants: set[str] = set()
+        self.audit = AuditWriter(store, sync=config.api.audit_sync_commit)
+        # Starts the import worker at once on a new upload (set by the process that runs it).
+        self.wake_imports: Callable[[], None] = lambda: None
 
     @property
     def admin(self) -> Any:

@@ -30,43 +30,37 @@ import msgspec
 import structlog
 
 from balance.errors import (
-    InvalidRequest,
-    LedgerError,
-    LedgerOverloaded,
-    LedgerUnavailable,
-    LimitExceeded,
-    OperationConflict,
     Outcome,
-    RequestOutOfOrder,
-    SessionAlreadyOpen,
-    UnknownAccount,
-    UnknownSession,
 )
 from balance.ledger import Ledger
 from balance.records import CcrResult, OnExhaust, RatingGroupRequest, RatingGroupResult
-from diameter_apps.codec import Avp, Message
+from diameter_apps.codec import Message
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
     CcRequestType,
-    CheckBalanceResult,
     CreditControlAnswer,
     CreditControlFailureHandling,
     CreditControlRequest,
-    FinalUnitAction,
-    FinalUnitIndication,
     MsccAvpCache,
-    RedirectServer,
-    RequestedAction,
     ServiceAnswer,
     ServiceRequest,
     build_cca,
     ccr_fingerprint,
     parse_ccr,
 )
-from diameter_apps.credit_control.codes import CcAvp, DirectDebitingFailureHandling
-from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, UnknownSessionId
+from diameter_apps.credit_control.codes import DirectDebitingFailureHandling
 from diameter_apps.events import RequestReceived
 from diameter_apps.validation import Profile
+from ocs.charging.cc_answers import (
+    DENIED,
+    SESSION_REFUSED,
+    answer_for_ledger_failure,
+    coded,
+    final_unit_indication,
+    refused_while_suspended,
+    suspended_answer,
+    top_level_code,
+)
 from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.durable_requests import PeerStore
@@ -77,25 +71,19 @@ from ocs.charging.usage import RequestRater, used_legs
 from ocs.config import ChargingConfig
 from ocs.metrics import Counter, CounterSeries, HistogramSeries, Metrics
 from tariffs.errors import RatingError
-from tariffs.model import SUSPENDED, Tenant
+from tariffs.model import SUSPENDED, TariffSwitch, Tenant
 from tariffs.quota import size_grant_for
 from tariffs.rating import Rating
 from tariffs.subscribers import SubscriberRef
+from tariffs.tariff_switch import timing_for
 
 Log = structlog.typing.FilteringBoundLogger
 # What turns the ledger step's result into the answer (the session path's post-ledger half).
 Finish = Callable[[Any], CreditControlAnswer]
 
-DENIED = ResultCode.END_USER_SERVICE_DENIED  # 4010: what a suspended tenant's MSCCs get
 
 # A request without MSCC and without rating group is charged under this ledger rating group.
 SINGLE_SERVICE_RATING_GROUP = 0
-
-_FINAL_ACTIONS = {
-    "TERMINATE": FinalUnitAction.TERMINATE,
-    "REDIRECT": FinalUnitAction.REDIRECT,
-    "RESTRICT_ACCESS": FinalUnitAction.RESTRICT_ACCESS,
-}
 
 
 class _Slot(msgspec.Struct):
@@ -107,19 +95,7 @@ class _Slot(msgspec.Struct):
     item: int = -1
     requested_units: int = 0
     validity_s: int = 0
-
-
-def final_unit_indication(tenant: Tenant) -> FinalUnitIndication:
-    """The tenant's Final-Unit-Action, as the catalog sets it."""
-    policy = tenant.final_unit
-    action = _FINAL_ACTIONS[policy.action]
-    if action is FinalUnitAction.REDIRECT and policy.redirect_url:
-        return FinalUnitIndication(
-            action=action, redirect_server=RedirectServer(policy.redirect_url)
-        )
-    if action is FinalUnitAction.RESTRICT_ACCESS and policy.filter_id:
-        return FinalUnitIndication(action=action, filter_ids=(policy.filter_id,))
-    return FinalUnitIndication(action=action)
+    tariff_time_change_s: int | None = None
 
 
 class CreditControlHandler:
@@ -189,10 +165,10 @@ class CreditControlHandler:
             profile = snapshot.tenants[tenant]
             # The request's one look at the tenant's status; the session path is handed the bool.
             suspended = profile.status is SUSPENDED
-            if suspended and _refused_while_suspended(ccr):
+            if suspended and refused_while_suspended(ccr):
                 # No rating, no ledger call: nothing is opened or reserved for a tenant whose
                 # service is suspended (CCR-U/T and refunds still go to the ledger).
-                answered.set_result(self._answer(ccr, tenant, _suspended_answer(ccr)))
+                answered.set_result(self._answer(ccr, tenant, suspended_answer(ccr)))
                 return answered
             finish: Finish
             if ccr.request_type is CcRequestType.EVENT:
@@ -250,45 +226,11 @@ class CreditControlHandler:
             if isinstance(outcome, BaseException):
                 if ccr is None:
                     raise outcome
-                outcome = self._answer_for_failure(ccr, outcome)
+                outcome = answer_for_ledger_failure(ccr, outcome, self.log)
             assert ccr is not None  # an answer always belongs to a parsed request
             answered.set_result(self._answer(ccr, tenant, outcome))
         except Exception as exc:
             answered.set_exception(exc)
-
-    def _answer_for_failure(
-        self, ccr: CreditControlRequest, exc: BaseException
-    ) -> CreditControlAnswer:
-        """Ledger refusals as answers or wire errors; anything else is raised as it is."""
-        try:
-            raise exc
-        except LedgerOverloaded as exc:
-            # Shed load: one log line per refused request would only add to it (the 3004
-            # answers are counted in ocs_diameter_answers_total by Result-Code).
-            self.log.debug("ledger_overloaded", session=ccr.session_id, error=str(exc))
-            raise TooBusy(f"the ledger is overloaded: {exc}") from exc
-        except LedgerUnavailable as exc:
-            self.log.warning("ledger_unavailable", session=ccr.session_id, error=str(exc))
-            raise TooBusy(f"the ledger is unavailable: {exc}") from exc
-        except OperationConflict as exc:
-            raise InvalidAvpValue(
-                "CC-Request-Number reused with different content",
-                failed_avps=_failed(ccr, CcAvp.CC_REQUEST_NUMBER),
-            ) from exc
-        except UnknownAccount:
-            return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
-        except UnknownSession as exc:
-            raise UnknownSessionId(str(exc)) from exc
-        except (SessionAlreadyOpen, RequestOutOfOrder) as exc:
-            raise InvalidAvpValue(
-                str(exc), failed_avps=_failed(ccr, CcAvp.CC_REQUEST_NUMBER)
-            ) from exc
-        except LimitExceeded as exc:
-            self.log.warning("ledger_limit", session=ccr.session_id, error=str(exc))
-            return CreditControlAnswer(result_code=ResultCode.RESOURCES_EXCEEDED)
-        except (InvalidRequest, LedgerError) as exc:
-            self.log.error("ledger_refused", session=ccr.session_id, error=repr(exc))
-            raise UnableToComply("the ledger refused the request") from exc
 
     def _answer(
         self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer
@@ -470,8 +412,8 @@ class CreditControlHandler:
             if terminating
             else tuple(self._service_answer(slot, results, tenant, now) for slot in slots)
         )
-        code = _top_level_code(ccr, answers)
-        if terminating or (ccr.request_type is CcRequestType.INITIAL and code in _SESSION_REFUSED):
+        code = top_level_code(ccr, answers)
+        if terminating or (ccr.request_type is CcRequestType.INITIAL and code in SESSION_REFUSED):
             # A refused CCR-I establishes no session: the ledger kept none either (ccr.lua).
             if self.peers is not None and (
                 terminating or self.sessions.get(ccr.session_id) is not None
@@ -542,7 +484,7 @@ class CreditControlHandler:
         self._keep_session(ccr, ref, now, context, waiting_for_credit=False)
         return CreditControlAnswer(
             result_code=ResultCode.END_USER_SERVICE_DENIED,
-            services=tuple(_coded(slot.service, DENIED) for slot in slots),
+            services=tuple(coded(slot.service, DENIED) for slot in slots),
         )
 
     def _plan(
@@ -558,6 +500,9 @@ class CreditControlHandler:
         slots: list[_Slot] = []
         items: list[RatingGroupRequest] = []
         grace = self.config.tcc_grace_s
+        window_s = self.config.validity_time_s + grace  # how old a reported grant can be
+        tenant = self.directory.snapshot.tenants.get(ref.tenant)
+        switch = tenant.tariff_switch if tenant is not None else TariffSwitch()
         for service in ccr.services:
 
             def rate_at(at: int, service: ServiceRequest = service) -> Rating:
@@ -565,14 +510,17 @@ class CreditControlHandler:
 
             try:
                 rating = rate_at(now)
-                legs = used_legs(service.used, rating.unit, now, rate_at)
+                legs = used_legs(service.used, rating.unit, now, rate_at, window_s)
+                timing = timing_for(
+                    switch, ccr.session_id, rating, now, self.config.validity_time_s, rate_at
+                )
             except RatingError as exc:
                 slots.append(_Slot(service, failure=int(exc.result_code)))
                 continue
             requested = 0
             if grant and service.wants_grant:
                 requested = size_grant_for(rating, requested_amount(service.requested, rating.unit))
-            validity = self._validity_s(rating, now)
+            validity = timing.validity_s
             items.append(
                 RatingGroupRequest(
                     rating_group=(
@@ -592,30 +540,24 @@ class CreditControlHandler:
                     terminate=terminating,
                 )
             )
-            slots.append(_Slot(service, rating, None, len(items) - 1, requested, validity))
+            ttc = timing.tariff_time_change_s
+            slots.append(_Slot(service, rating, None, len(items) - 1, requested, validity, ttc))
         return slots, items
-
-    def _validity_s(self, rating: Rating, now: int) -> int:
-        """Validity-Time: the configured value, capped at the next tariff boundary."""
-        validity = self.config.validity_time_s
-        if rating.next_change_at is not None and rating.next_change_at > now:
-            validity = min(validity, rating.next_change_at - now)
-        return max(validity, 1)
 
     def _service_answer(
         self, slot: _Slot, results: tuple[RatingGroupResult, ...], tenant: Tenant, now: int
     ) -> ServiceAnswer:
         service = slot.service
         if slot.failure is not None or slot.rating is None:
-            return _coded(service, slot.failure or ResultCode.RATING_FAILED)
+            return coded(service, slot.failure or ResultCode.RATING_FAILED)
         result = results[slot.item]
         code = result.outcome.result_code
         if not service.wants_grant:
-            return _coded(service, code)
+            return coded(service, code)
         if code == ResultCode.SUCCESS and slot.requested_units > 0 and result.granted_units <= 0:
             code = ResultCode.CREDIT_LIMIT_REACHED
         if code != ResultCode.SUCCESS:
-            return _coded(service, code)
+            return coded(service, code)
         unit = slot.rating.unit
         amount = result.granted_units
         threshold = amount * self.config.threshold_percent // 100
@@ -625,6 +567,7 @@ class CreditControlHandler:
             service_identifier=service.service_identifier,
             granted=granted(amount, unit) if amount > 0 else None,
             validity_time_s=slot.validity_s,
+            tariff_time_change_s=slot.tariff_time_change_s,
             volume_quota_threshold_octets=threshold if unit == BYTE and threshold else None,
             time_quota_threshold_s=threshold if unit == SECOND and threshold else None,
             unit_quota_threshold=(threshold if unit not in (BYTE, SECOND) and threshold else None),
@@ -633,71 +576,7 @@ class CreditControlHandler:
         )
 
 
-def _refused_while_suspended(ccr: CreditControlRequest) -> bool:
-    """Whether a suspended tenant's request is refused before any rating or ledger work:
-    CCR-I and every CCR-E but a refund (money owed back to the subscriber is still paid).
-    Price enquiry and balance check are refused too: the service they ask about is denied."""
-    kind = ccr.request_type
-    if kind is CcRequestType.INITIAL:
-        return True
-    return (
-        kind is CcRequestType.EVENT and ccr.requested_action is not RequestedAction.REFUND_ACCOUNT
-    )
-
-
-def _suspended_answer(ccr: CreditControlRequest) -> CreditControlAnswer:
-    """4010 for the request and each of its MSCCs, nothing granted (NO_CREDIT for a balance
-    check, as for a blocked account)."""
-    return CreditControlAnswer(
-        result_code=ResultCode.END_USER_SERVICE_DENIED,
-        services=tuple(_coded(service, DENIED) for service in ccr.services),
-        check_balance_result=(
-            CheckBalanceResult.NO_CREDIT
-            if ccr.requested_action is RequestedAction.CHECK_BALANCE
-            else None
-        ),
-    )
-
-
-def _coded(service: ServiceRequest, code: int) -> ServiceAnswer:
-    """The answer to ``service`` that is only a Result-Code (no grant)."""
-    return ServiceAnswer(
-        result_code=code,
-        rating_group=service.rating_group,
-        service_identifier=service.service_identifier,
-    )
-
-
 def _unchanged(answer: Any) -> CreditControlAnswer:
     """The finishing step of an event: its coroutine already made the answer."""
     assert isinstance(answer, CreditControlAnswer)
     return answer
-
-
-def _failed(ccr: CreditControlRequest, code: int) -> tuple[Avp, ...]:
-    """The request's own AVP of ``code``, for Failed-AVP."""
-    avp = ccr.message.find(code)
-    return (avp,) if avp is not None else ()
-
-
-def _top_level_code(ccr: CreditControlRequest, answers: tuple[ServiceAnswer, ...]) -> int:
-    """Session-level Result-Code: a single-service request carries its service's code; with
-    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused
-    or, on a CCR-I, every MSCC is."""
-    if not answers:
-        return ResultCode.SUCCESS
-    if not ccr.has_mscc:
-        return answers[0].result_code
-    if all(a.result_code == ResultCode.END_USER_SERVICE_DENIED for a in answers):
-        return ResultCode.END_USER_SERVICE_DENIED
-    if ccr.request_type is CcRequestType.INITIAL and all(
-        a.result_code in _SESSION_REFUSED for a in answers
-    ):
-        # Every service of a CCR-I refused by the ledger: the session is not established (the
-        # ledger keeps none), so the command-level code says so and no CCR-T is expected.
-        return ResultCode.CREDIT_LIMIT_REACHED
-    return ResultCode.SUCCESS
-
-
-# Command-level codes of a CCR-I that establish no session (ccr.lua drops it in the same call).
-_SESSION_REFUSED = frozenset((ResultCode.CREDIT_LIMIT_REACHED, ResultCode.END_USER_SERVICE_DENIED))

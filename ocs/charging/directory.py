@@ -44,7 +44,7 @@ class CatalogSnapshot:
 
     def plan_of(self, tenant: str, subscriber: str) -> str:
         """The catalog plan of a subscriber (by its canonical MSISDN); "" when none."""
-        ref = self.resolver.by_msisdn(subscriber)
+        ref = self.dynamic.with_plan(self.resolver.by_msisdn(subscriber))
         return ref.plan if ref is not None and ref.tenant == tenant else ""
 
     def resolve_ids(self, ids: tuple[SubscriptionId, ...]) -> SubscriberRef | None:
@@ -58,7 +58,9 @@ class CatalogSnapshot:
         except KeyError:
             pass
         pairs = [(int(s.type), s.data) for s in ids]
-        ref = self.resolver.resolve_any(pairs) or self.dynamic.resolve_any(pairs)
+        ref = self.dynamic.with_plan(
+            self.resolver.resolve_any(pairs) or self.dynamic.resolve_any(pairs)
+        )
         if len(self._resolved) >= RESOLVED_ENTRIES_MAX:
             self._resolved.clear()
         self._resolved[ids] = ref
@@ -66,7 +68,9 @@ class CatalogSnapshot:
 
     def by_msisdn(self, number: str) -> SubscriberRef | None:
         """A caller's number: the catalog's answer, else the dynamic directory's."""
-        return self.resolver.by_msisdn(number) or self.dynamic.by_msisdn(number)
+        return self.dynamic.with_plan(
+            self.resolver.by_msisdn(number) or self.dynamic.by_msisdn(number)
+        )
 
 
 class TenantDirectory:

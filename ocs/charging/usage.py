@@ -3,16 +3,18 @@
 Time usage is placed on the clock exactly: the seconds a report carries end at the report's
 time, and where a tariff boundary (time band, new rate card) falls inside them they are split
 at the boundary, each side priced by its own rate. Volume and event usage cannot be placed on
-the clock; grants never extend past the next tariff boundary (Validity-Time is capped there),
-so a report covers one tariff period: it is priced at the instant just before the report
-(``now - 1``), or at ``now`` when the client marks it UNIT_AFTER_TARIFF_CHANGE.
+the clock: a grant that crosses a boundary announces it (Tariff-Time-Change, or under the
+tenant's ``validity_cap`` fallback ends before it: ``tariffs.tariff_switch``), and the client
+reports the units of each side in their own Used-Service-Unit marked by Tariff-Change-Usage;
+each side is priced at its own tariff (``balance.legs.marked_legs``). Unmarked volume is priced
+at the instant just before the report (``now - 1``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from balance.legs import RateAt, append_leg, time_legs
+from balance.legs import RateAt, append_leg, marked_legs, time_legs
 from balance.records import UsedLeg
 from diameter_apps.credit_control import (
     CreditControlRequest,
@@ -27,10 +29,24 @@ from tariffs.rating import Rater, Rating, UsageRequest
 TERMINATING_ROLE = int(RoleOfNode.TERMINATING_ROLE)
 
 
-def used_legs(used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt) -> list[UsedLeg]:
-    """Every Used-Service-Unit of one MSCC as priced ledger legs (see the module docstring)."""
+def used_legs(
+    used: Sequence[UsedUnits], unit: str, now: int, rate_at: RateAt, window_s: int = 0
+) -> list[UsedLeg]:
+    """Every Used-Service-Unit of one MSCC as priced ledger legs (see the module docstring).
+    ``window_s``: how far back the grant these units were used under can have been made."""
     if not used:
         return []
+    if any(u.tariff_change_usage is not None for u in used):
+        # Split by the client at the Tariff-Time-Change its grant announced: each side at its
+        # own tariff, whatever the unit (the client knows on which side each unit fell).
+        reports = [
+            (
+                used_amount(u.units, unit),
+                None if u.tariff_change_usage is None else int(u.tariff_change_usage),
+            )
+            for u in used
+        ]
+        return marked_legs(reports, now, window_s, rate_at)
     if unit == SECOND:
         return time_legs(sum(used_amount(u.units, unit) for u in used), now, rate_at)
     legs: list[UsedLeg] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import re
 import sys
@@ -20,11 +21,13 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from balance.errors import InvalidRequest, LedgerError
 from balance.ledger import Ledger, new_op_id
+from balance.products import AlreadyOnPlan, current_plan
 from balance.records import OpResult, RecordContext
 from ocs.account_records import (
     HISTORY_LIMIT_MAX,
@@ -45,10 +48,14 @@ from ocs.account_view import (
 )
 from ocs.catalog_store import stored_catalog
 from ocs.charging.durable_requests import publish_account_notice
+from ocs.charging.notifications import publish_notice
 from ocs.config import Config, ConfigError, load_config
 from ocs.ledger_runtime import RedisSetupError, resolve_redis_url
+from ocs.plan_change import change_subscriber_plan
 from ocs.products import ProductRefused, buy_addon
+from ocs.subscriber_directory import PLAN_NOTICE
 from ocs.subscriber_lookup import LookupRefused, Target, find_target
+from ocs.subscriber_lookup import resolve as resolve_subscriber
 from tariffs.display import format_amount
 from tariffs.errors import CatalogError
 from tariffs.model import TOPUP_MAX_DEFAULT, Catalog
@@ -167,6 +174,25 @@ def register(sub: Any) -> None:
     buy.add_argument(
         "--op-id", help="idempotency key: a retried purchase with the same key charges once"
     )
+    change = common(
+        "change-plan",
+        "move the subscriber to another plan, now (prorated by the tenant's plan_change rules) "
+        "or at its next renewal",
+    )
+    change.add_argument("plan", help="plan id (the tenant's plans)")
+    change.add_argument(
+        "--at",
+        choices=("now", "next-cycle"),
+        default="now",
+        help="now: the new plan's cycle starts today; next-cycle: its next renewal charges "
+        "and grants the new plan (again with the current plan: cancels a noted change)",
+    )
+    change.add_argument(
+        "--actor", help="who asked for it, kept on the record (default: cli:<login name>)"
+    )
+    change.add_argument(
+        "--op-id", help="idempotency key: a retried change with the same key applies once"
+    )
     for name, text in (("block", "stop new grants"), ("unblock", "allow grants again")):
         common(name, text).add_argument("--reason", default="")
 
@@ -228,6 +254,7 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
             subscriber,
             balance=parse_amount(args.balance, signed=True),
             credit_limit=parse_amount(args.credit_limit, signed=True),
+            held=target.held,
             now_s=now_s,
             context=context,
         )
@@ -265,6 +292,7 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
                 args.addon,
                 now_s=int(now_s),
                 op_id=parse_op_id(args.op_id) or new_op_id(),
+                context=context,
             )
         except ProductRefused as exc:
             raise LookupRefused(str(exc)) from exc
@@ -273,6 +301,45 @@ async def _mutate(ledger: Ledger, target: Target, args: argparse.Namespace) -> O
     if name == "unblock":
         return await ledger.unblock(subscriber, reason=args.reason, now_s=now_s, context=context)
     return None  # show, history: read only
+
+
+async def _change_plan(
+    ledger: Ledger, target: Target, args: argparse.Namespace, catalog: Catalog | None
+) -> OpResult:
+    if target.tenant_info is None:
+        raise LookupRefused(f"tenant {target.tenant!r} is not in the stored catalog")
+    actor = args.actor or f"cli:{_login()}"
+    if not OP_ID.fullmatch(actor):
+        raise UsageError(f"--actor {actor!r}: 1 to 128 letters, digits or ._:@/+=-")
+    context = RecordContext(source="admin", msisdn=target.subscriber, source_ref=actor)
+    try:
+        return await change_subscriber_plan(
+            ledger,
+            target.tenant_info,
+            target.subscriber,
+            catalog_plan=_catalog_plan(catalog, target),
+            to_plan=args.plan,
+            at_next_cycle=args.at == "next-cycle",
+            actor=actor,
+            now_s=int(time.time()),
+            op_id=parse_op_id(args.op_id) or new_op_id(),
+            context=msgspec.structs.replace(context, plan=args.plan),
+        )
+    except (ProductRefused, AlreadyOnPlan) as exc:
+        raise LookupRefused(str(exc)) from exc
+
+
+def _catalog_plan(catalog: Catalog | None, target: Target) -> str:
+    """The plan the catalog puts the subscriber on ("" = none)."""
+    ref = resolve_subscriber(catalog, target.subscriber)
+    return ref.plan if ref is not None and ref.tenant == target.tenant else ""
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "operator"
 
 
 async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[str, Any]:
@@ -287,7 +354,7 @@ async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[s
             catalog,
             args.tenant,
             args.subscriber,
-            require_tenant=name in ("create", "topup", "buy"),
+            require_tenant=name in ("create", "topup", "buy", "change-plan"),
             require_number=name == "create",
         )
         ctx = _context(catalog, target.tenant)
@@ -305,7 +372,14 @@ async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[s
                 "records": [history_json(e.entry_id, e.record, ctx) for e in entries],
                 "truncated": truncated,
             }
-        result = await _mutate(ledger, target, args)
+        result: OpResult | None
+        if name == "change-plan":
+            result = await _change_plan(ledger, target, args, catalog)
+            if not result.replayed and args.at == "now":
+                # Every server re-reads the subscriber's plan and rates it on the new one.
+                await publish_notice(client, target.tenant, target.subscriber, PLAN_NOTICE)
+        else:
+            result = await _mutate(ledger, target, args)
         if name in ("topup", "block", "buy") and result is not None and not result.replayed:
             # A server holding a connection to each live session's client sends it a RAR
             # (top-up, add-on bought: new credit to grant from) or an ASR (block): a durable
@@ -317,6 +391,9 @@ async def _execute(args: argparse.Namespace, url: str, config: Config) -> dict[s
             target.tenant, target.subscriber, account, time.time(), ctx, imsi=target.imsi
         )
         data["action"] = name
+        if name == "change-plan":
+            plan = await current_plan(ledger, target.subscriber, _catalog_plan(catalog, target))
+            data["plan"] = {"plan": plan.plan, "next_cycle_plan": plan.pending or plan.plan}
         data["replayed"] = bool(result and result.replayed)
         return data
     finally:
@@ -349,8 +426,13 @@ def _print(args: argparse.Namespace, data: dict[str, Any]) -> None:
         if data["truncated"]:
             out.print(f"(stopped after {HISTORY_SCAN_MAX} stream entries)")
         return
-    if data["replayed"] and name in ("topup", "adjust", "buy"):
+    if data["replayed"] and name in ("topup", "adjust", "buy", "change-plan"):
         out.print(f"op id {args.op_id} was already applied: nothing changed this time\n")
+    if name == "change-plan":
+        plans = data["plan"]
+        later = plans["next_cycle_plan"]
+        suffix = f" (from its next renewal: {later})" if later != plans["plan"] else ""
+        out.print(f"plan {plans['plan']}{suffix}\n")
     for table in account_tables(data):
         out.print(table)
 

@@ -19,7 +19,14 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError
 
-from ocs.api.keys import ROLES, KeyError_, create_key, list_keys, revoke_key
+from ocs.api.keys import (
+    KEY_ROLES,
+    KeyError_,
+    create_key,
+    list_keys,
+    revoke_key,
+    sync_proxy_keys,
+)
 from ocs.config import Config, ConfigError, load_config
 from ocs.embedded_postgres import StoreSetupError
 from ocs.ledger_runtime import LedgerRuntime, RedisSetupError, resolve_redis_url
@@ -47,7 +54,13 @@ def register(sub: Any) -> None:
     scope = create.add_mutually_exclusive_group(required=True)
     scope.add_argument("--scope", choices=["portfolio"], help="the MVNA's portfolio key")
     scope.add_argument("--tenant", action="append", help="a tenant the key reaches (repeatable)")
-    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument(
+        "--role",
+        choices=KEY_ROLES,
+        required=True,
+        help="read, operate, admin: the API; proxy: a SIP proxy's key for ocs serve's "
+        "call-end/reauth endpoints of its --tenant(s) only",
+    )
     create.add_argument("--expires", type=int, metavar="DAYS", help="default api.key_expires_days")
     create.add_argument("--label", default="", help="a note shown by `list`")
     create.add_argument("--json", action="store_true")
@@ -77,6 +90,18 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+async def _sync_proxy_keys(store: UsageStore, config: Config, args: argparse.Namespace) -> int:
+    """Copy the usable proxy keys to the ledger's Redis, where ``ocs serve`` checks them."""
+    import redis.asyncio as aioredis
+
+    url = resolve_redis_url(args.redis_url or config.redis.url, data_dir=config.redis.data_dir)
+    client = aioredis.Redis.from_url(url, socket_timeout=5.0)
+    try:
+        return await sync_proxy_keys(store, client)
+    finally:
+        await client.aclose()
+
+
 async def _key_action(args: argparse.Namespace, config: Config) -> int:
     async with _store(config, args) as store:
         if args.action == "create":
@@ -87,6 +112,8 @@ async def _key_action(args: argparse.Namespace, config: Config) -> int:
                 expires_days=args.expires or config.api.key_expires_days,
                 label=args.label,
             )
+            if key.role == "proxy":
+                await _sync_proxy_keys(store, config, args)
             if args.json:
                 print(json.dumps({**msgspec.to_builtins(key), "key": secret}, indent=2))
             else:
@@ -110,6 +137,7 @@ async def _key_action(args: argparse.Namespace, config: Config) -> int:
                 print(f"{k.key_id:<13} {scope:<24} {k.role:<8} {expires:<26} {revoked}")
             return 0
         done = await revoke_key(store, args.key_id)
+        await _sync_proxy_keys(store, config, args)  # a revoked proxy key leaves ocs serve
         print(f"key {args.key_id} " + ("revoked" if done else "was already revoked"))
         return 0
 
@@ -122,6 +150,10 @@ def _keys(args: argparse.Namespace) -> int:
         return _fail(f"apikey {args.action}: {exc}", 2)
     except (StoreError, StoreSetupError) as exc:
         return _fail(f"apikey {args.action}: {exc}", 1)
+    except (RedisError, RedisSetupError, OSError) as exc:
+        # The store has the change; ocs serve's copy catches up at the next ocs api start.
+        return _fail(f"apikey {args.action}: done in the store, but the proxy keys' copy in "
+                     f"Redis was not updated: {exc}", 1)  # fmt: skip
 
 
 async def open_state(config: Config, args: argparse.Namespace) -> Any:
@@ -163,7 +195,14 @@ def _serve(args: argparse.Namespace) -> int:
             yield
 
     async def run() -> None:
+        from ocs.api.imports import ImportRunner
+
         state = await open_state(config, args)
+        await sync_proxy_keys(state.store, state.admin)  # a copy lost with Redis comes back
+        # Bulk imports run in this process's background (any API process may take a job).
+        runner = ImportRunner(state)
+        state.wake_imports = runner.wake
+        worker = asyncio.create_task(runner.run_forever(), name="imports")
         try:
             server = Server(
                 uvicorn.Config(
@@ -180,6 +219,9 @@ def _serve(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
             await server.serve()
         finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
             await state.store.close()
             await state.ledgers.stop()
 

@@ -78,6 +78,7 @@ async def _serve(args: argparse.Namespace, url: str) -> None:
         try:
             await dispatcher.run(stop)
         finally:
+            dispatcher.close()
             await client.aclose()
     finally:
         for plugin in plugins.values():

@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ocs export: {exc}", file=sys.stderr)
         return 2
     from ocs.embedded_postgres import StoreSetupError
+    from ocs.exporter import tune_process
     from ocs.ledger_runtime import RedisSetupError
 
+    tune_process(config.export.nice)
     try:
         return asyncio.run(_main(config, args.redis_url, args.store_url))
     except (RedisSetupError, StoreSetupError) as exc:

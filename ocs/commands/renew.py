@@ -1,4 +1,7 @@
-"""``ocs renew``: run the recurring renewals that are due (plans' fees and fresh buckets).
+"""``ocs renew``: run the recurring renewals that are due (plans' fees and fresh buckets), then
+the bucket-expiry warnings (one ``bundle_expiring`` event per bucket entering the tenant's
+``notifications.expiry_warning_days``; ``balance.lifecycle``), which are as safe to run from
+several processes and after downtime.
 
 One pass by default (for cron or a systemd timer); ``--loop`` repeats it every ``--interval``
 seconds. Any number of these may run at once, and a pass after downtime renews each missed
@@ -9,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 import time
 from typing import Any
@@ -61,12 +66,23 @@ async def _pass(args: argparse.Namespace, url: str, ledger_limits: dict[str, Any
     async def ledger_for(tenant: str) -> Ledger:
         return ledgers.setdefault(tenant, Ledger(client, tenant, **ledger_limits))
 
+    stop = asyncio.Event()
+    if args.loop:
+        # Stopped by its supervisor (ocs up, systemd): finish the pass, then exit 0. A pass cut
+        # short would be safe too (every renewal has its op id), but ends without its summary.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
     try:
-        while True:
+        while not stop.is_set():
             catalog = await stored_catalog(client)
             if catalog is None:
                 print("ocs renew: no catalog is stored: run `ocs catalog load`", file=sys.stderr)
-                return 1
+                if not args.loop:
+                    return 1
+                # Under `ocs up` the server stores the catalog moments after this starts.
+                await _pause(stop, args.interval)
+                continue
             tenants = [t for t in catalog.tenants if args.tenant in (None, t.id)]
             if args.tenant is not None and not tenants:
                 print(f"ocs renew: unknown tenant {args.tenant!r}", file=sys.stderr)
@@ -74,16 +90,36 @@ async def _pass(args: argparse.Namespace, url: str, ledger_limits: dict[str, Any
             renewer = Renewer(ledger_for)
             now = args.now if args.now is not None else int(time.time())
             results = {t.id: await renewer.run_tenant(t, now) for t in tenants}
+            # After the renewals, so a bucket they granted is warned of in the same pass.
+            warned = {
+                t.id: await (await ledger_for(t.id)).warn_expiring(now, t.expiry_warning_s)
+                for t in tenants
+            }
             if args.json:
-                print(json.dumps({k: _as_dict(v) for k, v in results.items()}))
+                print(
+                    json.dumps(
+                        {
+                            k: {**_as_dict(v), "expiry_warnings": warned[k].warned}
+                            for k, v in results.items()
+                        }
+                    )
+                )
             else:
                 for tenant, stats in results.items():
-                    print(_line(tenant, stats), flush=True)
+                    line = f"{_line(tenant, stats)}, {warned[tenant].warned} expiry warnings"
+                    print(line, flush=True)
             if not args.loop:
                 return 0
-            await asyncio.sleep(args.interval)
+            await _pause(stop, args.interval)
+        return 0
     finally:
         await client.aclose()
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait until the next pass is due or a stop was asked for, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def _as_dict(stats: PassStats) -> dict[str, int]:

@@ -28,6 +28,11 @@ def register(sub: Any) -> None:
     parser.add_argument("--diameter", metavar="HOST:PORT", help="server (default 127.0.0.1:3868)")
     parser.add_argument("--sip", metavar="HOST:PORT", help="SIP server (default 127.0.0.1:5060)")
     parser.add_argument("--http", metavar="URL", help="HTTP API (default http://127.0.0.1:8080)")
+    parser.add_argument(
+        "--http-key",
+        metavar="KEY",
+        help="proxy key the SIP call ends are posted with (ocs apikey create --role proxy)",
+    )
     parser.add_argument("--destination-realm", metavar="REALM", help="default: the CEA's realm")
     parser.add_argument("--catalog", metavar="PATH", help="catalog the subscribers come from")
     parser.add_argument("--tenant", action="append", metavar="ID", help="only these tenants")
@@ -99,6 +104,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         host, port = parse_host_port(args.sip, "--sip")
         out.setdefault("target", {}).update(sip_host=host, sip_port=port)
     _put(out, "target", "http_url", args.http)
+    _put(out, "target", "http_key", args.http_key)
     _put(out, "target", "destination_realm", args.destination_realm)
     _put(out, None, "catalog", args.catalog)
     _put(out, None, "tenants", args.tenant)

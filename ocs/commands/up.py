@@ -29,11 +29,12 @@ REDIS_URL_FILE = "redis.url"
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "up",
-        help="run everything: embedded Redis + PostgreSQL, ocs serve, ocs export and ocs api",
+        help="run everything: embedded Redis + PostgreSQL, ocs serve, export, api and renew",
         description=(
             "Start the embedded Redis (var/redis) and PostgreSQL (var/pg) unless --redis-url / "
-            "--store-url are given, then run `ocs serve`, `ocs export` and `ocs api` as child "
-            "processes (and `ocs dispatch` given --dispatch FILE), restarting a crashed one; "
+            "--store-url are given, then run `ocs serve`, `ocs export`, `ocs api` and "
+            "`ocs renew --loop` as child processes (and `ocs dispatch` given --dispatch FILE), "
+            "restarting a crashed one; "
             "Ctrl-C or SIGTERM stops them all."
         ),
     )
@@ -53,6 +54,9 @@ def register(sub: Any) -> None:
         "--api-listen", metavar="HOST:PORT", help="ocs api (default 127.0.0.1:8480)"
     )
     parser.add_argument("--no-api", action="store_true", help="do not run ocs api")
+    parser.add_argument(
+        "--no-renew", action="store_true", help="do not run the renewal scheduler (ocs renew)"
+    )
     parser.add_argument(
         "--dispatch",
         metavar="FILE",
@@ -99,6 +103,13 @@ def child_specs(
         if args.api_listen:
             api += ["--listen", args.api_listen]
         specs.append(ChildSpec("api", tuple(api)))
+    if not args.no_renew:
+        # The renewal scheduler: plan and add-on renewals, then bundle expiry warnings, every
+        # minute; safe beside other schedulers (each renewal is one ledger call with its op id).
+        renew = [*base, "renew", "--loop", "--redis-url", redis_url, "--data-dir", redis_dir]
+        if args.config:
+            renew += ["--config", args.config]
+        specs.append(ChildSpec("renew", tuple(renew)))
     if args.dispatch and not args.no_dispatch:
         # A fixed consumer name: a restarted dispatcher resumes its own unacknowledged events
         # at once instead of waiting claim_idle_s for another consumer to claim them.

@@ -223,6 +223,11 @@ class _Run:
             limits = {**self.ledger_limits, "in_flight_max": IN_FLIGHT_MAX}
             limits.pop("waiting_max", None)
             ledger = self.ledgers[tenant] = Ledger(self.client, tenant, **limits)
+            # The tenant's notification thresholds, as ocs serve sends them with each CCR.
+            info = self.rater.catalog.tenant(tenant)
+            if info is not None:
+                ledger.set_balance_below(info.notify_balance_below)
+                ledger.set_bucket_below(info.notify_bucket_below)
         return ledger
 
     async def import_file(self, path: Path) -> ImportResult:

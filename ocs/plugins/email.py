@@ -9,8 +9,8 @@ Options:
 - ``language`` (``en``): which of ``templates`` this plug-in instance uses (one instance per
   tenant and language: the dispatch file's ``tenants`` picks the tenant);
 - ``currency`` (``""``): printed after money amounts;
-- ``templates``: ``{<language>: {<event type>: {subject: ..., body: ...}}}``; placeholders
-  ``{subscriber} {tenant} {type} {balance} {level} {before} {at}`` (money in currency units).
+- ``templates``: ``{<language>: {<event type>: {subject: ..., body: ...}}}``; placeholders as
+  ``ocs.plugins.templates`` lists (money in currency units).
 
 An event type without a template is not for this channel: ok without a message. The event id
 is the ``Message-ID``'s local part, so a redelivered message is recognisably the same one.
@@ -20,54 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import string
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
 from email.message import EmailMessage
 from typing import Any
 
 from balance.events import Event
 from ocs.dispatch_core import Verdict
 from ocs.plugins import PluginConfigError, option
-
-MONEY_FIELDS = ("balance", "level", "before", "amount")
-PLACEHOLDERS = frozenset({"subscriber", "tenant", "type", "balance", "level", "before", "at"})
-PLACEHOLDERS |= {"amount", "reason"}
-
-
-def _money(micros: Any, currency: str) -> str:
-    if not isinstance(micros, int):
-        return ""
-    text = f"{Decimal(micros) / Decimal(1_000_000):.2f}"
-    return f"{text} {currency}".strip()
-
-
-def fields_of(event: Event, currency: str) -> dict[str, str]:
-    out = {
-        "subscriber": event.subscriber,
-        "tenant": event.tenant,
-        "type": event.type,
-        "at": datetime.fromtimestamp(event.at_s, UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "reason": str(event.payload.get("reason", "")),
-    }
-    for name in MONEY_FIELDS:
-        out[name] = _money(event.payload.get(name), currency)
-    return out
-
-
-def check_template(text: str, where: str) -> str:
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-    except ValueError as exc:
-        raise PluginConfigError(f"option {where!r}: {exc}") from None
-    unknown = names - PLACEHOLDERS
-    if unknown:
-        raise PluginConfigError(
-            f"option {where!r}: unknown placeholder(s) {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(sorted(PLACEHOLDERS))})"
-        )
-    return text
+from ocs.plugins.templates import check_template, fields_of
 
 
 def parse_templates(value: Any, language: str) -> dict[str, tuple[str, str]]:

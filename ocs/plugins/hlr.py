@@ -2,7 +2,8 @@
 
 Each subscriber change becomes one SOAP request (operation per event type, configurable):
 ``created`` → ``CreateSubscriber``, ``blocked`` → ``BarSubscriber``, ``unblocked`` →
-``UnbarSubscriber``. Other event types are not the HLR's business: answered ok without a call.
+``UnbarSubscriber``, ``sim_swapped`` → ``SwapSubscriberSim``, ``deleted`` →
+``DeleteSubscriber``. Other event types are not the HLR's business: answered ok without a call.
 
 Options: ``url`` (required), ``host_mno`` (required: named in each request, so one gateway may
 serve several host MNOs), ``namespace`` (``urn:mvna-ocs:provisioning:1``), ``operations``
@@ -33,6 +34,8 @@ DEFAULT_OPERATIONS = {
     "created": "CreateSubscriber",
     "blocked": "BarSubscriber",
     "unblocked": "UnbarSubscriber",
+    "sim_swapped": "SwapSubscriberSim",
+    "deleted": "DeleteSubscriber",
 }
 RESPONSE_BYTES_MAX = 1 << 20
 
@@ -45,6 +48,7 @@ def soap_request(event: Event, operation: str, host_mno: str, namespace: str) ->
         "Msisdn": event.subscriber,
         "EventType": event.type,
         "Reason": str(event.payload.get("reason", "")),
+        "Imsi": str(event.payload.get("imsi", "")),  # sim_swapped: the new SIM's IMSI
     }
     quoted_ns = escape(namespace, {'"': "&quot;"})
     inner = "".join(f"<p:{k}>{escape(v)}</p:{k}>" for k, v in fields.items())

@@ -20,12 +20,11 @@ import msgspec
 
 from ocs.sip.authorizer import CallAuthDecision, CallAuthRequest
 from ocs.sip.errors import SipParseError
+from ocs.sip.head import RequestHead, Via
 from ocs.sip.message import (
     ParseLimits,
-    RequestHead,
     SipRequest,
     SipResponse,
-    Via,
     build_response,
     parse_message,
     response_destination,

@@ -8,10 +8,7 @@ binary garbage, a response rather than a request) and is dropped.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ocs.sip.message import RequestHead
+from ocs.sip.head import RequestHead
 
 
 class SipParseError(ValueError):

@@ -33,7 +33,8 @@ from ocs.sip.authorizer import (
     CallAuthRequest,
     CallerSource,
 )
-from ocs.sip.message import SipRequest, header_values
+from ocs.sip.head import header_values
+from ocs.sip.message import SipRequest
 from ocs.sip.uri import e164_digits, parse_name_addr, parse_uri, split_top_level
 
 ALLOWED_METHODS: tuple[str, ...] = ("INVITE", "ACK", "CANCEL", "OPTIONS")

@@ -3,10 +3,14 @@
 ``POST /v1/calls/{reservation}/end``    body ``{"duration_s": int, "cause": str}``
 ``POST /v1/calls/{reservation}/reauth`` body ``{"used_s": int}``
 
-Statuses: 200 done (or the stored answer of a repeat), 400 malformed reservation id or body not
-JSON, 422 JSON of the wrong shape or values, 404 no such call, 409 contradicts what is recorded
-(another end already charged, used_s going backwards), 503 ledger unavailable (retry: every
-request is idempotent). Bodies are JSON; errors are ``{"error": ..., "code": ...}``.
+Both take a proxy key (``Authorization: Bearer <key>`` or ``X-API-Key``; ``ocs apikey create
+--tenant T --role proxy``) whose tenants include the reservation's (``ocs.proxy_keys``).
+
+Statuses: 200 done (or the stored answer of a repeat), 401 no key or an unknown, revoked or
+expired one, 403 the key is not for the reservation's tenant, 400 malformed reservation id or
+body not JSON, 422 JSON of the wrong shape or values, 404 no such call, 409 contradicts what
+is recorded (another end already charged, used_s going backwards), 503 ledger unavailable
+(retry: every request is idempotent). Bodies are JSON; errors are ``{"error": ..., "code": ...}``.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from typing import Any
 
 from balance.errors import LedgerUnavailable
 from ocs.http_server import HttpError, HttpRequest, HttpResponse, HttpRouter
+from ocs.key_format import presented_key
+from ocs.proxy_keys import ProxyKeyVerifier
 from ocs.sip_charging.accounting import (
     CAUSE_BYTES_MAX,
     CallAccounting,
     CallConflict,
     CallNotFound,
 )
-from ocs.sip_charging.reservation import InvalidReservation
+from ocs.sip_charging.reservation import InvalidReservation, parse_reservation
 from tariffs.errors import RatingError
 
 RETRY_AFTER_S = "5"
@@ -65,14 +71,37 @@ def _body(request: HttpRequest, fields: dict[str, type]) -> dict[str, Any] | Htt
 
 
 class CallApi:
-    def __init__(self, accounting: CallAccounting) -> None:
+    def __init__(self, accounting: CallAccounting, keys: ProxyKeyVerifier) -> None:
         self.accounting = accounting
+        self.keys = keys
+
+    async def _refused(self, request: HttpRequest) -> HttpResponse | None:
+        """401 / 403 unless the request carries a proxy key of the reservation's tenant (a
+        malformed reservation id is left to the 400 below)."""
+        key_text = presented_key(request.headers)
+        if key_text is None:
+            return _error(401, "no_key", "a proxy key is required (Authorization: Bearer <key>)")
+        key = await self.keys.verify(key_text)
+        if key is None:
+            return _error(401, "bad_key", "the key is unknown, revoked or expired")
+        try:
+            tenant = parse_reservation(request.params["reservation"]).tenant
+        except InvalidReservation:
+            return None
+        if tenant not in key.tenants:
+            return _error(
+                403, "wrong_tenant", f"key {key.key_id} is not a proxy key of this call's tenant"
+            )
+        return None
 
     def register(self, router: HttpRouter) -> None:
         router.add("POST", "/v1/calls/{reservation}/end", self.end)
         router.add("POST", "/v1/calls/{reservation}/reauth", self.reauth)
 
     async def end(self, request: HttpRequest) -> HttpResponse:
+        refused = await self._refused(request)
+        if refused is not None:
+            return refused
         data = _body(request, {"duration_s": int, "cause": str})
         if isinstance(data, HttpResponse):
             return data
@@ -81,6 +110,9 @@ class CallApi:
         )
 
     async def reauth(self, request: HttpRequest) -> HttpResponse:
+        refused = await self._refused(request)
+        if refused is not None:
+            return refused
         data = _body(request, {"used_s": int})
         if isinstance(data, HttpResponse):
             return data

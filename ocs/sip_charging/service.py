@@ -17,6 +17,7 @@ from ocs.charging.directory import TenantDirectory
 from ocs.config import SipConfig
 from ocs.http_server import HttpRouter
 from ocs.metrics import Metrics
+from ocs.proxy_keys import ProxyKeyVerifier
 from ocs.sip.metrics import SipMetrics
 from ocs.sip.transport import SipServer
 from ocs.sip_charging.accounting import CallAccounting
@@ -39,6 +40,7 @@ class SipCharging:
         ping: Callable[[], Awaitable[Any]],
         log: Log,
         on_auto_ended: Callable[[str, int], None] | None = None,
+        keys: ProxyKeyVerifier,
     ) -> None:
         self.config = config
         self.policy = CallPolicy.from_config(config)
@@ -51,7 +53,7 @@ class SipCharging:
             log=log,
             on_closed=lambda _tenant: self.sip_metrics.reservation_closed(),
         )
-        self.api = CallApi(self.accounting)
+        self.api = CallApi(self.accounting, keys)
         self.sweeper = AutoEndSweeper(
             directory,
             self.accounting,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import msgspec
 import pytest
 from redis.exceptions import NoPermissionError
 
@@ -23,17 +24,31 @@ BODIES: dict[str, Any] = {
     "TopUp": lambda n: {"amount": "1.00"},
     "Adjust": lambda n: {"amount": "0.50", "reason": "isolation matrix"},
     "StateChange": lambda n: {"reason": "isolation matrix"},
+    "PlanChange": lambda n: {"plan": "payg"},
+    "AddonPurchase": lambda n: {"addon": ADDON},
 }
+ADDON = "minutes_100"
 HOLDERS = ("own", "sibling", "portfolio")
 
 
-def _body(op: dict[str, Any], n: int) -> Any:
-    content = op.get("requestBody", {}).get("content", {}).get("application/json")
-    if content is None:
-        return None
-    ref = content["schema"]["$ref"].rsplit("/", 1)[1]
+# One valid upload per media type other than JSON.
+UPLOADS: dict[str, Any] = {
+    "text/csv": lambda n: f"subscriber,balance\n+4915553{n:06d},1.00\n",
+}
+
+
+def _body(op: dict[str, Any], n: int) -> dict[str, Any]:
+    """The request's body as httpx keyword arguments."""
+    content = op.get("requestBody", {}).get("content", {})
+    if not content:
+        return {}
+    if "application/json" not in content:
+        (media,) = content
+        assert media in UPLOADS, f"no example upload for {media}: add one to UPLOADS"
+        return {"content": UPLOADS[media](n), "headers": {"Content-Type": media}}
+    ref = content["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert ref in BODIES, f"no example body for schema {ref}: add one to BODIES"
-    return BODIES[ref](n)
+    return {"json": BODIES[ref](n)}
 
 
 def expected(op: dict[str, Any], holder: str, role: str) -> int:
@@ -41,7 +56,10 @@ def expected(op: dict[str, Any], holder: str, role: str) -> int:
     reaches = (scope == "portfolio") == (holder == "portfolio") and holder != "sibling"
     if not reaches or ROLE_RANK[role] < ROLE_RANK[need]:
         return 403
-    return 201 if op.get("responses", {}).get("201") else 200
+    for status in (201, 202):
+        if op.get("responses", {}).get(str(status)):
+            return status
+    return 200
 
 
 async def test_every_operation_for_every_key(api: Api) -> None:
@@ -65,7 +83,9 @@ async def test_every_operation_for_every_key(api: Api) -> None:
 
     async def dynamic_subscriber(number: str) -> str:
         made = await api.client.post(
-            "/api/v1/tenants/acme/subscribers", json={"subscriber": number}, headers=maker
+            "/api/v1/tenants/acme/subscribers",
+            json={"subscriber": number, "balance": "500.00"},  # pays the add-on fees
+            headers=maker,
         )
         assert made.status_code == 201, made.text
         writes.append(("post", "/api/v1/tenants/{tenant}/subscribers"))
@@ -75,6 +95,24 @@ async def test_every_operation_for_every_key(api: Api) -> None:
 
     # Catalog subscribers cannot be deleted or SIM-swapped; a dynamic one can.
     subscriber = await dynamic_subscriber("4915551000000")
+    # A live add-on to renew.
+    bought = await api.client.post(
+        f"/api/v1/tenants/acme/subscribers/{subscriber}/addons", json={"addon": ADDON},
+        headers=maker,
+    )  # fmt: skip
+    assert bought.status_code == 201, bought.text
+    writes.append(("post", "/api/v1/tenants/{tenant}/subscribers/{subscriber}/addons"))
+    uploaded = await api.client.post(
+        "/api/v1/tenants/acme/imports",
+        content="subscriber\n4915554000000\n",
+        headers={**maker, "Content-Type": "text/csv"},
+    )
+    assert uploaded.status_code == 202, uploaded.text
+    writes.append(("post", "/api/v1/tenants/{tenant}/imports"))
+    job = uploaded.json()["job_id"]
+    api.state.config = msgspec.structs.replace(
+        api.state.config, api=msgspec.structs.replace(api.state.config.api, imports_open_max=100)
+    )
     failures = []
     for n, ((path, method, op), (holder, role)) in enumerate(itertools.product(operations, keys)):
         if method == "delete":
@@ -82,9 +120,10 @@ async def test_every_operation_for_every_key(api: Api) -> None:
         else:
             subscriber_here = subscriber
         url = path.replace("{tenant}", "acme").replace("{subscriber}", subscriber_here)
-        answer = await api.client.request(
-            method.upper(), url, json=_body(op, n), headers=api.auth(keys[(holder, role)])
-        )
+        url = url.replace("{job}", job).replace("{addon}", ADDON)
+        request = _body(op, n)
+        request["headers"] = {**request.get("headers", {}), **api.auth(keys[(holder, role)])}
+        answer = await api.client.request(method.upper(), url, **request)
         want = expected(op, holder, role)
         if method in ("post", "delete", "put", "patch") and answer.status_code < 300:
             writes.append((method, path))
@@ -133,3 +172,34 @@ async def test_tenant_store_role_sees_no_sibling_rows(api: Api) -> None:
     async with api.state.store.as_portfolio() as conn:
         rows = await (await conn.execute("SELECT count(*) FROM api_audit")).fetchone()
         assert rows == (1,)
+
+
+async def test_proxy_key_reaches_no_api_route_and_is_copied_for_serve(api: Api) -> None:
+    """A proxy key is refused by every API operation (403), and only the usable proxy keys are
+    in the Redis copy that ``ocs serve`` checks call ends against."""
+    from ocs.api.keys import create_key, revoke_key, sync_proxy_keys
+    from ocs.proxy_keys import ProxyKeyVerifier
+
+    proxy, secret = await create_key(
+        api.state.store, tenants=("acme",), role="proxy", expires_days=1
+    )
+    reader, _ = await create_key(api.state.store, tenants=("acme",), role="read", expires_days=1)
+    document = (await api.client.get("/openapi.json")).json()
+    for path, item in document["paths"].items():
+        if not path.startswith("/api/v1/tenants/"):
+            continue
+        for method in item:
+            url = path.replace("{tenant}", "acme").replace("{subscriber}", "4917099000042")
+            url = url.replace("{job}", "imp-" + "0" * 16).replace("{addon}", ADDON)
+            answer = await api.client.request(method.upper(), url, headers=api.auth(secret))
+            assert answer.status_code == 403, (method, path, answer.text)
+    assert await sync_proxy_keys(api.state.store, api.state.admin) == 1  # not the read key
+    verifier = ProxyKeyVerifier(api.state.admin, cache_s=0, clock=api.state.clock)
+    found = await verifier.verify(secret)
+    assert found is not None and found.tenants == ("acme",) and found.key_id == proxy.key_id
+    assert reader.key_id != found.key_id
+    await revoke_key(api.state.store, proxy.key_id)
+    assert await sync_proxy_keys(api.state.store, api.state.admin) == 0
+    assert await verifier.verify(secret) is None
+    with pytest.raises(ValueError, match="proxy key belongs to tenants"):
+        await create_key(api.state.store, tenants=(), role="proxy", expires_days=1)

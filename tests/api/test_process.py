@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -22,6 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from ocs.key_format import key_hash
+from ocs.proxy_keys import PROXY_KEYS_KEY
 from tests.api.conftest import ACME_SUB, CATALOG
 from tests.support.api_process import ApiProcess
 
@@ -59,6 +62,38 @@ def test_apikey_cli_and_revocation(api_process: ApiProcess) -> None:
         time.sleep(0.2)
     refused = api_process.ocs("apikey", "create", "--tenant", "Bad Name", "--role", "read")
     assert refused.returncode == 2 and "tenant" in refused.stderr
+
+
+def test_proxy_key_cli_copies_it_for_serve(api_process: ApiProcess, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        proxy = api_process.key("--tenant", "acme", "--role", "proxy")
+        assert client.hlen(PROXY_KEYS_KEY) == 1
+        assert client.hexists(PROXY_KEYS_KEY, key_hash(proxy).hex())
+        url = f"{api_process.base_url}/api/v1/tenants/acme/subscribers/{ACME_SUB}"
+        assert httpx.get(url, headers={"Authorization": f"Bearer {proxy}"}).status_code == 403
+        assert api_process.ocs("apikey", "revoke", proxy.split("_")[1]).returncode == 0
+        assert client.hlen(PROXY_KEYS_KEY) == 0
+        nobody = api_process.ocs("apikey", "create", "--scope", "portfolio", "--role", "proxy")
+        assert nobody.returncode == 2 and "proxy key belongs to tenants" in nobody.stderr
+    finally:
+        client.close()
+
+
+def test_import_runs_in_the_background_of_the_process(api_process: ApiProcess) -> None:
+    auth = {"Authorization": "Bearer " + api_process.key("--tenant", "acme", "--role", "operate")}
+    base = f"{api_process.base_url}/api/v1/tenants/acme"
+    upload = "subscriber,balance\n4915561000001,2.00\n4915561000002,x\n"
+    made = httpx.post(f"{base}/imports", content=upload,
+                      headers={**auth, "Content-Type": "text/csv"})  # fmt: skip
+    assert made.status_code == 202, made.text
+    url = api_process.base_url + made.headers["location"]
+    deadline = time.monotonic() + 60  # woken at once; a safety net for a loaded machine
+    while (job := httpx.get(url, headers=auth).json())["state"] != "done":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert (job["created"], job["rejected"]) == (1, 1)
+    assert httpx.get(f"{base}/subscribers/4915561000001", headers=auth).status_code == 200
 
 
 @pytest.mark.slow

@@ -122,3 +122,34 @@ async def test_a_context_that_is_not_an_array_is_refused(ledger: Ledger) -> None
     with pytest.raises(InvalidRequest, match="record context"):
         await ledger.credit_control(SUB, "s1", "s1:0", [_usage(0)], now_s=NOW, context=b"\x01")
     assert [r.kind for r in await _records(ledger.client)] == ["provision"]  # type: ignore[arg-type]
+
+
+async def test_product_grants_carry_the_context(ledger: Ledger) -> None:
+    """grant.lua (add-on purchase, renewal): every record it writes, the expired remainder of a
+    carried bucket included, ends with the caller's context, byte for byte."""
+    from balance.products import BucketSpec, Carry, grant_product
+
+    def spec(tag: str, carry: Carry) -> BucketSpec:
+        return BucketSpec(f"d#{tag}", "d", BucketUnit.BYTES, 100, 10, NOW + 900, carry, 30)
+
+    shop = RecordContext(source="admin", msisdn=SUB, source_ref="shop-1", plan="data10")
+    await ledger.provision_account(SUB, balance=10_000, now_s=NOW)
+    await grant_product(
+        ledger, SUB, product="addon:x", fee=5, buckets=[spec("a", Carry.KEEP)], now_s=NOW,
+        context=shop,
+    )  # fmt: skip
+    renew = RecordContext(source="admin", source_ref="renew", plan="data10")
+    await grant_product(
+        ledger, SUB, product="plan:data10", fee=7, buckets=[spec("b", Carry.ROLLOVER)],
+        now_s=NOW + 1, context=encode_context(renew),
+    )  # fmt: skip
+    await grant_product(
+        ledger, SUB, product="addon:x", fee=0, buckets=[spec("c", Carry.KEEP)], now_s=NOW + 2
+    )
+    records = await _records(ledger.client)  # type: ignore[arg-type]
+    assert [r.kind for r in records] == ["provision", "bucket", "expired", "bucket", "bucket"]
+    assert records[1].context == shop and records[1].retail == 5
+    assert records[2].kind == "expired" and records[2].units == 70  # 100 left, 30 carried
+    assert records[2].context == renew and records[3].context == renew
+    assert records[3].units == 130 and records[3].retail == 7
+    assert records[4].context is None  # without a context: as before

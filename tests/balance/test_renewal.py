@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -195,3 +196,33 @@ async def test_renewal_changes_are_events(setup: tuple[Catalog, Ledger, Renewer]
     renewal = [e for e in events[types.index("topped_up") + 1 :] if e.type != "bundle_expired"]
     assert [e.type for e in renewal] == ["bundle_bought", "unblocked", "bundle_granted"]
     assert renewal[0].payload["fee"] == 10_000_000 and renewal[1].payload["state"] == 0
+
+
+def test_the_scheduler_loop_waits_for_a_catalog_and_stops_on_sigterm(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """``ocs renew --loop`` as ``ocs up`` and systemd run it: started before the server stored a
+    catalog it waits for one instead of exiting; SIGTERM ends it with status 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ocs = [sys.executable, "-m", "ocs"]
+    loop = subprocess.Popen(
+        [*ocs, "renew", "--loop", "--interval", "0.2", "--json", "--redis-url", redis_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert loop.stderr is not None and loop.stdout is not None
+        assert "no catalog is stored" in loop.stderr.readline()
+        assert loop.poll() is None  # still waiting
+        path = tmp_path / "rn.yaml"
+        path.write_text(CATALOG)
+        loaded = subprocess.run(
+            [*ocs, "catalog", "load", str(path), "--redis-url", redis_url,
+             "--data-dir", str(tmp_path / "d")],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
+        assert "rn" in json.loads(loop.stdout.readline())  # a pass over the stored catalog
+    finally:
+        loop.send_signal(signal.SIGTERM)
+        code = loop.wait(timeout=60)
+    assert code == 0

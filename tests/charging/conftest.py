@@ -33,6 +33,11 @@ class Charging:
 
     async def send(self, request: PdMessage) -> PdMessage:
         """Encode with python-diameter, decode with ours, answer, decode with python-diameter."""
+        return PdMessage.from_bytes(await self.send_raw(request))
+
+    async def send_raw(self, request: PdMessage) -> bytes:
+        """The answer's bytes as sent (python-diameter drops AVPs it has no attribute for,
+        e.g. Tariff-Time-Change, when it encodes a decoded answer again)."""
         message = decode_message(request.as_bytes())
         event = RequestReceived(
             message=message,
@@ -44,7 +49,7 @@ class Charging:
             received_at=0.0,
         )
         answer: Message = await self.handler(event)
-        return PdMessage.from_bytes(answer.encode())
+        return answer.encode()
 
     async def ledger(self, tenant: str) -> Ledger:
         return await self.directory.ledger(tenant)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from diameter.message import Message as PdMessage
+
 from tests.charging.conftest import Charging
 from tests.support.gy import (
     INITIAL,
@@ -12,6 +14,7 @@ from tests.support.gy import (
     ccr,
     msccs_of,
     result_code,
+    tariff_time_changes,
 )
 
 MIB = 1_048_576
@@ -117,7 +120,7 @@ async def test_voice_call_crossing_peak_end_is_split_at_the_boundary(charging: C
     # Tuesday 18:59:00 Berlin; peak (0.09/min) ends at 19:00, then off-peak (0.05/min).
     charging.clock.now = 1_794_906_000 + 9 * 3600 - 60
     sid = "cscf;voice;1"
-    cca = await charging.send(
+    raw = await charging.send_raw(
         ccr(
             sid,
             INITIAL,
@@ -128,8 +131,11 @@ async def test_voice_call_crossing_peak_end_is_split_at_the_boundary(charging: C
             msccs=[Mscc(None, {"cc_time": 300})],
         )
     )
-    answer = msccs_of(cca)[None]
-    assert answer["time"] == 300 and answer["validity"] == 60  # capped at the band change
+    answer = msccs_of(PdMessage.from_bytes(raw))[None]
+    # The grant keeps its Validity-Time and announces the band change (Tariff-Time-Change);
+    # the next change (08:00 tomorrow) is beyond it.
+    assert answer["time"] == 300 and answer["validity"] == 3600
+    assert tariff_time_changes(raw) == {None: charging.clock.now + 60}
     charging.clock.now += 150  # 90 s after the boundary
     await charging.send(
         ccr(

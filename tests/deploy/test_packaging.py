@@ -129,6 +129,7 @@ def _compose() -> dict[str, Any]:
 def test_compose_brings_up_the_product_and_its_dependencies() -> None:
     services = _compose()["services"]
     assert {"ocs", "redis", "postgres", "prometheus", "grafana"} <= set(services)
+    assert {"store-migrate", "export", "api", "dispatch", "renew"} <= set(services)
     redis_command = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_command
     assert "--maxmemory-policy noeviction" in redis_command
@@ -136,7 +137,7 @@ def test_compose_brings_up_the_product_and_its_dependencies() -> None:
 
 def test_compose_ocs_commands_are_accepted_by_the_cli() -> None:
     services = _compose()["services"]
-    ours = {name: s for name, s in services.items() if "build" in s}
+    ours = {name: s for name, s in services.items() if s.get("image") == "mvna-ocs:latest"}
     assert "ocs" in ours
     parser = build_parser()
     for name, service in ours.items():
@@ -171,17 +172,24 @@ def test_dockerfile_is_slim_non_root_and_installs_the_package() -> None:
         assert (ROOT / source).exists(), source
 
 
-def _unit() -> configparser.ConfigParser:
+UNITS = (
+    "ocs@.service", "ocs-export.service", "ocs-api.service", "ocs-dispatch.service",
+    "ocs-renew.service",
+)  # fmt: skip
+
+
+def _unit(name: str) -> configparser.ConfigParser:
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]
-    unit.read(DEPLOY / "systemd" / "ocs@.service", encoding="utf-8")
+    unit.read(DEPLOY / "systemd" / name, encoding="utf-8")
     return unit
 
 
-def test_systemd_unit_runs_an_accepted_command_as_a_system_user() -> None:
-    unit = _unit()
+@pytest.mark.parametrize("name", UNITS)
+def test_systemd_unit_runs_an_accepted_command_as_a_system_user(name: str) -> None:
+    unit = _unit(name)
     assert unit["Service"]["User"] not in ("root", "0")
-    binary, *command = shlex.split(unit["Service"]["ExecStart"])
+    binary, *command = shlex.split(unit["Service"]["ExecStart"].replace("%H", "host"))
     assert binary.endswith("/bin/ocs")
     build_parser().parse_args(command)
     assert load_config(DEPLOY / "systemd" / "config.toml", environ={})
@@ -201,16 +209,17 @@ def test_systemd_environment_files_name_real_keys(env_file: str) -> None:
         pytest.fail(f"{env_file}: {exc}")
 
 
-def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", UNITS)
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path, name: str) -> None:
     tool = shutil.which("systemd-analyze")
     if tool is None:
         pytest.skip("systemd-analyze not installed (the other unit checks above still ran)")
-    text = (DEPLOY / "systemd" / "ocs@.service").read_text(encoding="utf-8")
+    text = (DEPLOY / "systemd" / name).read_text(encoding="utf-8")
     # verify wants the binary and the shared environment file to exist: point at this tree's.
     ocs = shutil.which("ocs") or str(Path(__import__("sys").executable).parent / "ocs")
     text = text.replace("/opt/mvna-ocs/venv/bin/ocs", ocs)
     text = text.replace("EnvironmentFile=/etc/ocs/ocs.env", "EnvironmentFile=-/etc/ocs/ocs.env")
-    unit = tmp_path / "ocs@.service"
+    unit = tmp_path / name
     unit.write_text(text, encoding="utf-8")
     done = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

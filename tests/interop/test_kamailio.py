@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from balance.records import LedgerRecord
 from ocs.embedded_redis import EmbeddedRedis
 from tests.support.charging import DEMO_CATALOG, ledger_records
+from tests.support.proxy_keys import make_proxy_key_sync
 from tests.support.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +129,7 @@ class Stack:
     workdir: Path
     redis: EmbeddedRedis
     ocs: ServerProcess
+    proxy_key: str
     kamailio: Background
     kamailio_port: int
     uas: Background
@@ -193,6 +195,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             },
         )
         ocs.start()
+        proxy_key = make_proxy_key_sync(redis_server.url, "acme", "globex")
         uas_log = workdir / "uas.log"
         uas = Background(
             "called sipp",
@@ -215,12 +218,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "-A", f"LISTEN_ADDR=udp:127.0.0.1:{kamailio_port}",
                 "-A", f'OCS_SIP_URI="sip:127.0.0.1:{ocs.sip_port}"',
                 "-A", f'OCS_HTTP_URL="http://127.0.0.1:{ocs.http_port}"',
+                "-A", f'OCS_PROXY_KEY="{proxy_key}"',
             ],
             workdir / "kamailio.log",
             workdir,
         )  # fmt: skip
         started.append(kamailio)
-        result = Stack(workdir, redis_server, ocs, kamailio, kamailio_port, uas, uas_port, uas_log)
+        result = Stack(
+            workdir, redis_server, ocs, proxy_key, kamailio, kamailio_port, uas, uas_port, uas_log
+        )
         ready = wait_for_sip_answer(kamailio_port, 15)
         assert ready and kamailio.alive(), "Kamailio did not come up" + result.logs()
         deadline = time.monotonic() + 60
@@ -281,7 +287,7 @@ def post_end(stack: Stack, reservation: str, duration_s: int) -> tuple[int, dict
         f"http://127.0.0.1:{stack.ocs.http_port}/v1/calls/{reservation}/end",
         data=json.dumps({"duration_s": duration_s}).encode(),
         method="POST",
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", "authorization": f"Bearer {stack.proxy_key}"},
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from settlement.errors import InputFileError
@@ -185,6 +186,36 @@ async def test_a_bad_detail_file_is_refused_line_by_line(
     with pytest.raises(InputFileError, match=r":1: \(header\)"):
         (tmp_path / "h.csv").write_text("a,b\n")
         await settle_store.import_detail(mno, MONTH, tmp_path / "h.csv", "ops", 3.0)
+
+
+async def test_detail_rows_name_an_existing_period(
+    tmp_path: Path, store_url: str, settle_store: SettlementStore, mno: HostMno
+) -> None:
+    """The detail table's check on its period (one per statement, not per row) refuses what
+    the foreign key refused, and a deleted period takes its detail with it."""
+    path = tmp_path / "detail.csv"
+    path.write_text(
+        HEADER + "R1,262019900000001,voice,home,2026-01-03T10:00:00+01:00,60,second,0.012,EUR\n"
+    )
+    period = await settle_store.open_period(mno, MONTH, "ops", 1.0)
+    await settle_store.import_invoice(mno, MONTH, Invoice("i.csv", ()), "ops", 2.0)
+    assert await settle_store.import_detail(mno, MONTH, path, "ops", 3.0) == 1
+    with psycopg.connect(store_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="no settlement period"):
+            conn.execute(
+                "INSERT INTO settlement_detail_records SELECT %s, line + 1, record_ref, imsi, "
+                "service, zone, started_at, t, day, quantity, amount "
+                "FROM settlement_detail_records WHERE period_id = %s",
+                (period.id + 1000, period.id),
+            )
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="no settlement period"):
+            conn.execute(
+                "UPDATE settlement_detail_records SET period_id = %s WHERE period_id = %s",
+                (period.id + 1000, period.id),
+            )
+        conn.execute("DELETE FROM settlement_periods WHERE id = %s", (period.id,))
+        left = conn.execute("SELECT count(*) FROM settlement_detail_records").fetchone()
+        assert left == (0,)
 
 
 def test_invoice_line_helper() -> None:

@@ -20,6 +20,7 @@ from ocs.embedded_redis import free_tcp_port
 from sim.plots import is_self_contained
 from sim.scenario import Scenario, load_scenario
 from sim.simulate import SimOutcome, simulate
+from tests.support.proxy_keys import make_proxy_key_sync
 from tests.support.server_process import ServerProcess
 
 CATALOG = str(Path(__file__).resolve().parents[2] / "examples" / "catalog")
@@ -62,6 +63,7 @@ def test_run_against_ocs_serve_passes(
             "diameter_port": server.diameter_port,
             "sip_port": server.sip_port,
             "http_url": f"http://127.0.0.1:{server.http_port}",
+            "http_key": make_proxy_key_sync(redis_url, "acme", "globex"),
         },
         faults={"abandon_share": 0.1, "malformed_share": 0.05},
         roaming_share=0.2,

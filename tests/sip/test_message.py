@@ -7,16 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocs.sip.errors import SipParseError
+from ocs.sip.head import Via, parse_via
 from ocs.sip.message import (
     COMPACT_FORMS,
     ParseLimits,
     SipRequest,
     SipResponse,
-    Via,
     build_response,
     canonical_name,
     parse_message,
-    parse_via,
     response_destination,
 )
 from tests.sip.helpers import request_bytes

@@ -21,6 +21,7 @@ from ocs.config import SipConfig
 from ocs.http_server import HttpRequest, HttpRouter, HttpServer
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
+from ocs.proxy_keys import ProxyKeyVerifier
 from ocs.sip.authorizer import CallAuthDecision, CallAuthRequest, CallerSource
 from ocs.sip.transport import SipServer
 from ocs.sip_charging.accounting import CallAccounting
@@ -30,6 +31,7 @@ from ocs.sip_charging.metrics import SipMetricsCollector
 from ocs.sip_charging.policy import CallPolicy
 from ocs.sip_charging.sweeper import AutoEndSweeper
 from tests.support.charging import Clock, demo_directory, ledger_records
+from tests.support.proxy_keys import make_proxy_key
 
 ACME_CALLER = "4917099000001"  # acme range, opening balance 10.00 EUR
 ACME_CALLER_2 = "4917099000002"
@@ -50,6 +52,7 @@ class Harness:
     sweeper: AutoEndSweeper
     http: HttpServer
     metrics: Metrics
+    proxy_key: str  # acme's proxy key, sent by ``post`` unless told otherwise
 
     async def ledger(self, tenant: str) -> Ledger:
         return await self.directory.ledger(tenant)
@@ -84,9 +87,14 @@ class Harness:
         )
         return await (authorizer or self.authorizer).authorize(request)
 
-    async def post(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+    async def post(
+        self, path: str, body: Any, *, key: str | None = "acme"
+    ) -> tuple[int, dict[str, Any]]:
+        """``key``: "acme" sends acme's proxy key, None no key, anything else as given."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        response = await self.http.handle(HttpRequest("POST", path, "", {}, raw))
+        sent = self.proxy_key if key == "acme" else key
+        headers = {} if sent is None else {"authorization": f"Bearer {sent}"}
+        response = await self.http.handle(HttpRequest("POST", path, "", headers, raw))
         return response.status, json.loads(response.body)
 
     async def end(self, reservation: str, duration_s: int, cause: str = "normal") -> Any:
@@ -122,8 +130,11 @@ async def harness(redis_url: str) -> AsyncIterator[Harness]:
     metrics = Metrics()
     router = HttpRouter()
     http = HttpServer(router, metrics)
-    CallApi(accounting).register(router)
-    yield Harness(directory, clock, client, policy, authorizer, accounting, sweeper, http, metrics)
+    CallApi(accounting, ProxyKeyVerifier(client, cache_s=10, clock=clock)).register(router)
+    key = await make_proxy_key(client, "acme", now=clock.now)
+    yield Harness(
+        directory, clock, client, policy, authorizer, accounting, sweeper, http, metrics, key
+    )
     await client.aclose()
     await asyncio.sleep(0)
 

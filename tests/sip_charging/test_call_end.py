@@ -16,6 +16,7 @@ from ocs.embedded_redis import free_tcp_port
 from ocs.http_server import HttpRequest, HttpRouter, HttpServer
 from ocs.logging_setup import make_logger
 from ocs.metrics import Metrics
+from ocs.proxy_keys import PROXY_KEYS_KEY, ProxyKeyVerifier
 from ocs.sip.authorizer import AuthOutcome
 from ocs.sip_charging.accounting import CallAccounting
 from ocs.sip_charging.http_api import CallApi
@@ -24,6 +25,7 @@ from ocs.sip_charging.reservation import parse_reservation
 from ocs.sip_charging.store import CallStore
 from tests.sip_charging.conftest import ACME_CALLER, GRACE_S, Harness
 from tests.support.charging import TUESDAY_10_BERLIN
+from tests.support.proxy_keys import make_proxy_key
 
 EUR = 1_000_000
 PEAK_PER_S = 1500  # 0.09 EUR/min
@@ -224,7 +226,8 @@ UNKNOWN, BAD_ID = "unknown_reservation", "bad_reservation"
         ("/v1/calls/acme.49170990000x1.{key}/end", b'{"duration_s": 1}', 400, BAD_ID),
         ("/v1/calls/a*b.4917099000001.{key}/end", b'{"duration_s": 1}', 400, BAD_ID),
         ("/v1/calls/acme.4917099000001.{other}/end", b'{"duration_s": 1}', 404, UNKNOWN),
-        ("/v1/calls/nobody.4917099000001.{key}/end", b'{"duration_s": 1}', 404, UNKNOWN),
+        # acme's key does not reach another tenant's calls (known or not).
+        ("/v1/calls/nobody.4917099000001.{key}/end", b'{"duration_s": 1}', 403, "wrong_tenant"),
         ("/v1/calls/acme.4917099000002.{key}/end", b'{"duration_s": 1}', 404, UNKNOWN),
     ],
 )  # fmt: skip
@@ -254,11 +257,15 @@ async def test_ledger_down_is_503_with_retry_after(harness: Harness) -> None:
         directory, harness.policy, clock=harness.clock, log=make_logger("warning")
     )
     router = HttpRouter()
-    CallApi(accounting).register(router)
+    # The key is checked before the ledger is reached: its cache stays on the live Redis.
+    CallApi(accounting, ProxyKeyVerifier(harness.client, cache_s=10, clock=harness.clock)).register(
+        router
+    )
     server = HttpServer(router, Metrics())
+    auth = {"authorization": f"Bearer {harness.proxy_key}"}
     for action, body in (("end", b'{"duration_s": 10}'), ("reauth", b'{"used_s": 10}')):
         response = await server.handle(
-            HttpRequest("POST", f"/v1/calls/{reservation}/{action}", "", {}, body)
+            HttpRequest("POST", f"/v1/calls/{reservation}/{action}", "", auth, body)
         )
         assert response.status == 503
         assert ("retry-after", "5") in response.headers
@@ -281,3 +288,38 @@ async def test_one_broken_call_does_not_hold_up_the_sweep(harness: Harness) -> N
     assert await harness.client.zscore("{t:acme:sip}:due", "not-a-reservation") is None
     [record] = await harness.records(ACME_CALLER)
     assert record.op_id == f"{parse_reservation(fine).session_id}:auto-end"
+
+
+@pytest.mark.parametrize("action", ["end", "reauth"])
+async def test_call_endpoints_need_the_tenants_proxy_key(harness: Harness, action: str) -> None:
+    reservation = await authorized(harness)
+    path = f"/v1/calls/{reservation}/{action}"
+    body = {"duration_s": 30} if action == "end" else {"used_s": 30}
+    globex = await make_proxy_key(harness.client, "globex", now=harness.clock.now)
+    expired = await make_proxy_key(harness.client, "acme", expires_in_s=-1, now=harness.clock.now)
+    for key, status, code in (
+        (None, 401, "no_key"),
+        ("ocs_nope", 401, "bad_key"),
+        (expired, 401, "bad_key"),
+        ("ocs_0123456789ab_" + "A" * 43, 401, "bad_key"),  # well-formed, never made
+        (globex, 403, "wrong_tenant"),  # another tenant's proxy key
+    ):
+        got_status, got = await harness.post(path, body, key=key)
+        assert (got_status, got["code"]) == (status, code), (key, got)
+        assert "globex" not in got["error"]
+    assert await harness.records(ACME_CALLER) == []  # nothing charged by any of them
+    # X-API-Key works as well as Authorization: Bearer.
+    response = await harness.http.handle(
+        HttpRequest("POST", path, "", {"x-api-key": harness.proxy_key}, json.dumps(body).encode())
+    )
+    assert response.status == 200, response.body
+
+
+async def test_revoked_proxy_key_stops_within_the_cache_time(harness: Harness) -> None:
+    verifier = ProxyKeyVerifier(harness.client, cache_s=10, clock=harness.clock)
+    key = await make_proxy_key(harness.client, "acme", now=harness.clock.now)
+    assert (await verifier.verify(key)) is not None
+    await harness.client.delete(PROXY_KEYS_KEY)  # what a revocation's sync does to it
+    assert (await verifier.verify(key)) is not None  # remembered: no Redis call per request
+    harness.clock.now += 10
+    assert (await verifier.verify(key)) is None

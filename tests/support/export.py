@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 
 from balance import keys
@@ -16,7 +18,7 @@ from balance.tenants import provision_tenant, tenant_password
 from ocs.catalog_store import store_catalog
 from tariffs.loader import load_catalog_sources
 from tests.support.charging import DEMO_CATALOG
-from usage.row import UsageRow
+from usage.sql import RECORD_COLUMNS
 
 SECRET = b"exporter-test-secret-0123456789"
 
@@ -48,12 +50,23 @@ def tenant_client_factory(url: str, admin: Any) -> Callable[[str], Awaitable[aio
     return open_client
 
 
+class StoredRow(msgspec.Struct, frozen=True):
+    """The columns of a row MemorySink stored that the tests read."""
+
+    tenant: str
+    vshard: int
+    entry_id: str
+    kind: str
+    money_delta: int
+    unit: str
+
+
 class MemorySink:
     """An in-process stand-in for the usage store with its one relevant property: idempotent
     on (tenant, vshard, entry_id). ``failing`` makes writes raise, like a store that is down."""
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, int, str], UsageRow] = {}
+        self.rows: dict[tuple[str, int, str], StoredRow] = {}
         self.failing = False
         self.tenants: set[str] = set()
         self.calls = 0
@@ -61,12 +74,16 @@ class MemorySink:
     async def ensure_tenant(self, tenant: str) -> None:
         self.tenants.add(tenant)
 
-    async def store_batch(self, rows: Sequence[UsageRow]) -> int:
+    async def store_values(
+        self, by_month: Mapping[date, Sequence[tuple[Any, ...]]], tenants: Iterable[str]
+    ) -> int:
         self.calls += 1
         if self.failing:
             raise ConnectionError("the store is down")
         new = 0
-        for row in rows:
+        for values in (v for rows in by_month.values() for v in rows):
+            column = dict(zip(RECORD_COLUMNS, values, strict=True))
+            row = StoredRow(**{f: column[f] for f in StoredRow.__struct_fields__})
             key = (row.tenant, row.vshard, row.entry_id)
             if key not in self.rows:
                 self.rows[key] = row

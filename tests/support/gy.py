@@ -148,3 +148,22 @@ def plain(request: Message, drop: Sequence[int] = ()) -> Message:
     AVP list can be appended to."""
     decoded = Message.from_bytes(request.as_bytes(), plain_msg=True)
     return Message(decoded.header, [a for a in decoded.avps if a.code not in drop])
+
+
+def tariff_time_changes(answer: bytes) -> dict[int | None, int | None]:
+    """Per Rating-Group: the Tariff-Time-Change (Unix seconds) of its Granted-Service-Unit,
+    read from the answer's bytes with our decoder (python-diameter has no attribute for it)."""
+    from diameter_apps.codec import decode_message
+
+    out: dict[int | None, int | None] = {}
+    for avp in decode_message(answer).avps:
+        if avp.code != 456:  # Multiple-Services-Credit-Control
+            continue
+        children = avp.children()
+        group = next((c.as_u32() for c in children if c.code == 432), None)
+        ttc = None
+        for child in children:
+            if child.code == 431:  # Granted-Service-Unit
+                ttc = next((g.as_time() for g in child.children() if g.code == 451), None)
+        out[group] = ttc
+    return out

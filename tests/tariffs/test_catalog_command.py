@@ -34,9 +34,10 @@ def test_check_broken_catalog_lists_every_problem(
         f"{bad}:14: rates[0].price: -0.10 is negative; prices and fees must be >= 0",
         f"{bad}:16: colour: unknown key (expected one of: addons, bundles, context_defaults, "
         "country_code, currency, destinations, final_unit, home_zone, idempotency_window, "
-        "international_prefix, national_prefix, notifications, plans, rate_cards, rates, "
-        "renewal, services, "
-        "status, subscribers, tenant, time_bands, timezone, topup_max, version, zones)",
+        "international_prefix, national_prefix, notifications, plan_change, plans, "
+        "provisioning_hold, rate_cards, rates, renewal, services, "
+        "status, subscribers, tariff_switch, tenant, time_bands, timezone, topup_max, version, "
+        "zones)",
     ]
     assert "2 problems; catalog refused" in captured.err
 

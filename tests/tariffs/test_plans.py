@@ -144,6 +144,16 @@ def test_plan_problems(old: str, new: str, expected: str) -> None:
     assert any(expected in p for p in problems), problems
 
 
+def test_plan_change_rules() -> None:
+    text = PLANS.replace("addons: [pass]", "addons: [pass]\nplan_change: {proration: daily}")
+    tenant = load_texts([("t.yaml", text)]).tenants[0]
+    assert (tenant.plan_change.proration, tenant.plan_change.buckets) == ("daily", "expire")
+    assert load_texts([("t.yaml", PLANS)]).tenants[0].plan_change.proration == "none"
+    bad = PLANS.replace("addons: [pass]", "addons: [pass]\nplan_change: {buckets: swap}")
+    line = bad.splitlines().index("plan_change: {buckets: swap}") + 1
+    assert problems_of(bad) == [f"t.yaml:{line}: plan_change.buckets: one of keep, expire, replace"]
+
+
 def test_demo_catalog_has_two_plans_and_an_addon_per_tenant() -> None:
     catalog = load_catalog(EXAMPLES)
     for tenant in catalog.tenants:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
+from typing import Any
 
 from balance.records import DrawnBucket, LedgerRecord, LegCharge, RecordContext
 from usage.export_core import (
     Backoff,
-    Batch,
     Entry,
+    PollPace,
     TenantLag,
     acks_by_stream,
+    copy_rows,
     degraded,
-    rows_of,
     successor,
     trim_point,
-    unit_of,
     vshard_of,
 )
+from usage.sql import RECORD_COLUMNS
 
 CTX = RecordContext(
     source="gy", msisdn="4917099000001", imsi="262019990000001", started_at_s=100.0,
@@ -40,51 +42,75 @@ def record(
     return LedgerRecord(**base)  # type: ignore[arg-type]
 
 
-def test_usage_row_flattens_record_and_context() -> None:
+def rows(entries: list[Entry], units: dict[str, str]) -> tuple[list[dict[str, Any]], list[Entry]]:
+    """copy_rows' tuples by column name, in order."""
+    by_month, bad = copy_rows("acme", entries, units)
+    out = [
+        dict(zip(RECORD_COLUMNS, values, strict=True)) for v in by_month.values() for values in v
+    ]
+    return out, bad
+
+
+def test_copy_rows_flatten_record_and_context() -> None:
     entry = Entry(5, "1700000000000-3", record())
-    (row,), bad = rows_of("acme", [entry], {"data": "byte"})
+    (row,), bad = rows([entry], {"data": "byte"})
     assert bad == []
-    assert (row.tenant, row.vshard, row.entry_id, row.kind) == (
-        "acme",
-        5,
-        "1700000000000-3",
-        "usage",
-    )
-    assert (row.source, row.msisdn, row.imsi, row.apn, row.charging_id) == (
+    assert (row["tenant"], row["vshard"], row["entry_id"], row["kind"]) == (
+        "acme", 5, "1700000000000-3", "usage",
+    )  # fmt: skip
+    assert (row["source"], row["msisdn"], row["imsi"], row["apn"], row["charging_id"]) == (
         "gy", "4917099000001", "262019990000001", "internet", "42",
     )  # fmt: skip
-    assert (row.units, row.unit, row.bucket_units, row.retail, row.wholesale) == (
+    assert (row["units"], row["unit"], row["bucket_units"], row["retail"], row["wholesale"]) == (
         3000, "bytes", 1000, 30, 15,
     )  # fmt: skip
-    assert (row.started_at_s, row.ended_at_s, row.currency) == (100.0, 160.0, "EUR")
-    assert row.rate_row == "acme:v2:7" and row.rate_card_version == "v2"
-    assert json.loads(row.buckets) == [{"bucket": "b1", "units": 1000}]
-    assert json.loads(row.legs) == [
+    assert row["started_at"] == datetime.fromtimestamp(100.0, UTC)
+    assert row["ended_at"] == datetime.fromtimestamp(160.0, UTC)
+    assert row["currency"] == "EUR"
+    assert row["rate_row"] == "acme:v2:7" and row["rate_card_version"] == "v2"
+    assert json.loads(row["buckets"]) == [{"bucket": "b1", "units": 1000}]
+    assert json.loads(row["legs"]) == [
         {"leg": "acme:v2:7", "units": 3000, "retail": 30, "wholesale": 15}
     ]
-    assert row.money_delta == -30 and row.balance_after == 970
+    assert row["money_delta"] == -30 and row["balance_after"] == 970
 
 
-def test_rows_without_context_and_of_other_kinds() -> None:
+def test_copy_rows_group_by_utc_month_of_the_end() -> None:
+    nov_30_late, dec_01 = 1_764_547_199.5, 1_764_547_200.0  # 2025-11-30T23:59:59.5Z, 12-01
+    entries = [Entry(1, "1-0", record(at_s=nov_30_late)), Entry(1, "1-1", record(at_s=dec_01))]
+    by_month, bad = copy_rows("acme", entries, {})
+    assert bad == []
+    assert {month: len(v) for month, v in by_month.items()} == {
+        date(2025, 11, 1): 1, date(2025, 12, 1): 1,
+    }  # fmt: skip
+
+
+def test_copy_rows_without_context_and_of_other_kinds() -> None:
     topup = record("topup", None, service="", units=0, legs=(), buckets=(), reason="topup")
     bucket = record("bucket", None, service="s20.data", reason="bytes", legs=())
-    rows, bad = rows_of("acme", [Entry(1, "1-0", topup), Entry(1, "1-1", bucket)], {})
+    voice = record(service="voice")
+    found, bad = rows([Entry(1, "1-0", topup), Entry(1, "1-1", bucket), Entry(1, "1-2", voice)],
+                      {"voice": "second"})  # fmt: skip
     assert bad == []
-    assert (rows[0].unit, rows[0].reason, rows[0].source, rows[0].msisdn) == (
+    assert (found[0]["unit"], found[0]["reason"], found[0]["source"], found[0]["msisdn"]) == (
         "money", "topup", "", "4917099000001",
     )  # fmt: skip
-    assert (rows[1].unit, rows[1].reason, rows[1].role_of_node) == ("bytes", "", -1)
-    assert unit_of(record(service="voice"), {"voice": "second"}) == "seconds"
+    assert found[0]["started_at"] is None and found[0]["legs"] == "[]"
+    assert (found[1]["unit"], found[1]["reason"], found[1]["role_of_node"]) == ("bytes", "", -1)
+    assert found[2]["unit"] == "seconds"
 
 
-def test_undecodable_or_foreign_records_are_not_rows() -> None:
+def test_undecodable_foreign_or_out_of_range_records_are_not_rows() -> None:
     foreign = record(tenant="globex")
-    rows, bad = rows_of("acme", [Entry(1, "1-0", None), Entry(1, "1-1", foreign)], {})
-    assert rows == [] and [e.entry_id for e in bad] == ["1-0", "1-1"]
+    huge_role = record(context=RecordContext(role_of_node=2**15))
+    found, bad = rows(
+        [Entry(1, "1-0", None), Entry(1, "1-1", foreign), Entry(1, "1-2", huge_role)], {}
+    )
+    assert found == [] and [e.entry_id for e in bad] == ["1-0", "1-1", "1-2"]
 
 
-def test_acks_are_grouped_per_shard_in_stream_order() -> None:
-    entries = [Entry(2, "10-1", None), Entry(1, "5-0", None), Entry(2, "9-7", None)]
+def test_acks_are_grouped_per_shard() -> None:
+    entries = [Entry(2, "9-7", None), Entry(1, "5-0", None), Entry(2, "10-1", None)]
     assert acks_by_stream(entries) == {2: ["9-7", "10-1"], 1: ["5-0"]}
 
 
@@ -95,15 +121,12 @@ def test_trim_point_never_passes_a_pending_entry() -> None:
     assert vshard_of("{t:acme:1023}:cdr") == 1023
 
 
-def test_batch_fills_or_lingers() -> None:
-    batch = Batch(size_max=3, linger_s=0.5)
-    assert not batch.ready(0.0) and batch.wait_s(0.0) == 0.5
-    batch.add([Entry(0, "1-0", None)], now_s=10.0)
-    assert not batch.ready(10.2) and abs(batch.wait_s(10.2) - 0.3) < 1e-9
-    assert batch.ready(10.5)
-    batch.add([Entry(0, "1-1", None), Entry(0, "1-2", None)], now_s=10.1)
-    assert batch.ready(10.1)
-    assert len(batch.take()) == 3 and not batch.entries
+def test_polls_at_once_on_a_backlog_after_linger_when_keeping_up_and_back_off_when_idle() -> None:
+    pace = PollPace(linger_s=0.5, idle_max_s=2.0, batch_size=100)
+    assert pace.after_read(100) == 0.0  # a full batch: more may be waiting
+    assert pace.after_read(7) == 0.5
+    assert [pace.after_read(0) for _ in range(4)] == [0.5, 1.0, 2.0, 2.0]
+    assert pace.after_read(1) == 0.5 and pace.after_read(0) == 0.5  # activity resets the backoff
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets() -> None:

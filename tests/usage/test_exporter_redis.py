@@ -129,7 +129,7 @@ async def test_a_dead_consumers_pending_entries_are_claimed(
     await worker.ensure_groups()
     taken = []
     for _ in range(5):
-        taken.extend(await worker.read(10))
+        taken.extend(await worker.read())
     assert len(taken) == written
     sink = MemorySink()
     second = Exporter(admin, factory, sink, CONFIG, make_logger("warning"), consumer="alive")
@@ -196,7 +196,7 @@ async def _true(value: bool) -> bool:
 
 
 async def _zero(length: Any) -> bool:
-    return await length == 0
+    return bool(await length == 0)
 
 
 async def test_a_stream_keeps_exactly_what_is_not_stored(

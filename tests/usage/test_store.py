@@ -38,7 +38,10 @@ def test_migrations_apply_on_empty_database_and_reapply_as_noop(
             "0003_isolation",
             "0004_writer_partitions",
             "0100_settlement",
+            "0101_settlement_scale",
             "0201_api",  # ocs api: keys and audit log
+            "0202_api_jobs",  # ocs api: asynchronous jobs (CSV import)
+            "0203_api_proxy_keys",  # the proxy key role
         ]
         assert migrate.apply(url) == steps
         assert migrate.apply(url) == []

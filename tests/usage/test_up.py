@@ -20,6 +20,7 @@ import pytest
 from ocs.embedded_redis import free_tcp_port
 from sim.simulate import simulate
 from tests.sim.test_end_to_end import CATALOG, short_scenario
+from tests.support.http import get_json
 
 
 @pytest.fixture
@@ -31,22 +32,13 @@ def base() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _get(url: str) -> dict[str, object]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            result: dict[str, object] = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        result = json.loads(exc.read())
-    return result
-
-
 def _wait_ready(proc: subprocess.Popen[bytes], urls: list[str], log: Path) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"ocs up exited {proc.returncode}: {log.read_text()[-3000:]}")
         try:
-            if all(_get(url).get("status") in ("ok", "degraded") for url in urls):
+            if all(get_json(url).get("status") in ("ok", "degraded") for url in urls):
                 return
         except OSError:
             pass

@@ -1,0 +1,160 @@
+"""The parts of a CCA that follow from the request, the tenant and the ledger's verdict alone:
+ledger refusals as answers or wire errors, the answers of a suspended tenant, the session-level
+Result-Code, the Final-Unit-Indication. Pure functions, used by
+:class:`~ocs.charging.credit_control.CreditControlHandler`."""
+
+from __future__ import annotations
+
+import structlog
+
+from balance.errors import (
+    InvalidRequest,
+    LedgerError,
+    LedgerOverloaded,
+    LedgerUnavailable,
+    LimitExceeded,
+    OperationConflict,
+    RequestOutOfOrder,
+    SessionAlreadyOpen,
+    UnknownAccount,
+    UnknownSession,
+)
+from diameter_apps.codec import Avp
+from diameter_apps.codes import ResultCode
+from diameter_apps.credit_control import (
+    CcRequestType,
+    CheckBalanceResult,
+    CreditControlAnswer,
+    CreditControlRequest,
+    FinalUnitAction,
+    FinalUnitIndication,
+    RedirectServer,
+    RequestedAction,
+    ServiceAnswer,
+    ServiceRequest,
+)
+from diameter_apps.credit_control.codes import CcAvp
+from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, UnknownSessionId
+from tariffs.model import Tenant
+
+Log = structlog.typing.FilteringBoundLogger
+
+DENIED = ResultCode.END_USER_SERVICE_DENIED  # 4010: what a suspended tenant's MSCCs get
+
+_FINAL_ACTIONS = {
+    "TERMINATE": FinalUnitAction.TERMINATE,
+    "REDIRECT": FinalUnitAction.REDIRECT,
+    "RESTRICT_ACCESS": FinalUnitAction.RESTRICT_ACCESS,
+}
+
+
+def final_unit_indication(tenant: Tenant) -> FinalUnitIndication:
+    """The tenant's Final-Unit-Action, as the catalog sets it."""
+    policy = tenant.final_unit
+    action = _FINAL_ACTIONS[policy.action]
+    if action is FinalUnitAction.REDIRECT and policy.redirect_url:
+        return FinalUnitIndication(
+            action=action, redirect_server=RedirectServer(policy.redirect_url)
+        )
+    if action is FinalUnitAction.RESTRICT_ACCESS and policy.filter_id:
+        return FinalUnitIndication(action=action, filter_ids=(policy.filter_id,))
+    return FinalUnitIndication(action=action)
+
+
+def answer_for_ledger_failure(
+    ccr: CreditControlRequest, exc: BaseException, log: Log
+) -> CreditControlAnswer:
+    """Ledger refusals as answers or wire errors; anything else is raised as it is."""
+    try:
+        raise exc
+    except LedgerOverloaded as exc:
+        # Shed load: one log line per refused request would only add to it (the 3004
+        # answers are counted in ocs_diameter_answers_total by Result-Code).
+        log.debug("ledger_overloaded", session=ccr.session_id, error=str(exc))
+        raise TooBusy(f"the ledger is overloaded: {exc}") from exc
+    except LedgerUnavailable as exc:
+        log.warning("ledger_unavailable", session=ccr.session_id, error=str(exc))
+        raise TooBusy(f"the ledger is unavailable: {exc}") from exc
+    except OperationConflict as exc:
+        raise InvalidAvpValue(
+            "CC-Request-Number reused with different content",
+            failed_avps=failed_avps(ccr, CcAvp.CC_REQUEST_NUMBER),
+        ) from exc
+    except UnknownAccount:
+        return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+    except UnknownSession as exc:
+        raise UnknownSessionId(str(exc)) from exc
+    except (SessionAlreadyOpen, RequestOutOfOrder) as exc:
+        raise InvalidAvpValue(
+            str(exc), failed_avps=failed_avps(ccr, CcAvp.CC_REQUEST_NUMBER)
+        ) from exc
+    except LimitExceeded as exc:
+        log.warning("ledger_limit", session=ccr.session_id, error=str(exc))
+        return CreditControlAnswer(result_code=ResultCode.RESOURCES_EXCEEDED)
+    except (InvalidRequest, LedgerError) as exc:
+        log.error("ledger_refused", session=ccr.session_id, error=repr(exc))
+        raise UnableToComply("the ledger refused the request") from exc
+
+
+def refused_while_suspended(ccr: CreditControlRequest) -> bool:
+    """Whether a suspended tenant's request is refused before any rating or ledger work:
+    CCR-I and every CCR-E but a refund (money owed back to the subscriber is still paid).
+    Price enquiry and balance check are refused too: the service they ask about is denied."""
+    kind = ccr.request_type
+    if kind is CcRequestType.INITIAL:
+        return True
+    return (
+        kind is CcRequestType.EVENT and ccr.requested_action is not RequestedAction.REFUND_ACCOUNT
+    )
+
+
+def suspended_answer(ccr: CreditControlRequest) -> CreditControlAnswer:
+    """4010 for the request and each of its MSCCs, nothing granted (NO_CREDIT for a balance
+    check, as for a blocked account)."""
+    return CreditControlAnswer(
+        result_code=ResultCode.END_USER_SERVICE_DENIED,
+        services=tuple(coded(service, DENIED) for service in ccr.services),
+        check_balance_result=(
+            CheckBalanceResult.NO_CREDIT
+            if ccr.requested_action is RequestedAction.CHECK_BALANCE
+            else None
+        ),
+    )
+
+
+def coded(service: ServiceRequest, code: int) -> ServiceAnswer:
+    """The answer to ``service`` that is only a Result-Code (no grant)."""
+    return ServiceAnswer(
+        result_code=code,
+        rating_group=service.rating_group,
+        service_identifier=service.service_identifier,
+    )
+
+
+def failed_avps(ccr: CreditControlRequest, code: int) -> tuple[Avp, ...]:
+    """The request's own AVP of ``code``, for Failed-AVP."""
+    avp = ccr.message.find(code)
+    return (avp,) if avp is not None else ()
+
+
+def top_level_code(ccr: CreditControlRequest, answers: tuple[ServiceAnswer, ...]) -> int:
+    """Session-level Result-Code: a single-service request carries its service's code; with
+    MSCCs each MSCC has its own and the request succeeds unless the account itself is refused
+    or, on a CCR-I, every MSCC is."""
+    if not answers:
+        return ResultCode.SUCCESS
+    if not ccr.has_mscc:
+        return answers[0].result_code
+    if all(a.result_code == ResultCode.END_USER_SERVICE_DENIED for a in answers):
+        return ResultCode.END_USER_SERVICE_DENIED
+    if ccr.request_type is CcRequestType.INITIAL and all(
+        a.result_code in SESSION_REFUSED for a in answers
+    ):
+        # Every service of a CCR-I refused by the ledger: the session is not established (the
+        # ledger keeps none), so the command-level code says so and no CCR-T is expected.
+        return ResultCode.CREDIT_LIMIT_REACHED
+    return ResultCode.SUCCESS
+
+
+# Command-level codes of a CCR-I that establish no session (ccr.lua drops it in the same call).
+SESSION_REFUSED = frozenset((ResultCode.CREDIT_LIMIT_REACHED, ResultCode.END_USER_SERVICE_DENIED))

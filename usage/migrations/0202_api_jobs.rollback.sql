@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS api_job_rejects;
+DROP TABLE IF EXISTS api_jobs;
