@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from balance import keys
 from balance.access import Repair
 from balance.account_ops import AccountMaintenance
-from balance.errors import InvalidRequest, LedgerUnavailable, UnknownAccount
+from balance.errors import InvalidRequest, LedgerError, LedgerUnavailable, UnknownAccount
 from balance.in_flight import InFlightLimit
 from balance.ledger_clients import RedisClient, make_client, tenant_username
 from balance.ledger_wire import (
@@ -39,6 +39,8 @@ from balance.ledger_wire import (
     encode_context,
     legs_wire,
     new_op_id,
+    offline_args,
+    offline_many_result,
     offline_result,
     script_args,
 )
@@ -49,6 +51,7 @@ from balance.records import (
     DebitItem,
     DebitManyResult,
     DebitResult,
+    OfflineItem,
     OfflineResult,
     OnExhaust,
     OpResult,
@@ -79,6 +82,7 @@ SESSION_IDLE_S_DEFAULT = 86400.0
 SESSIONS_MAX_DEFAULT = 32
 BUCKETS_MAX_DEFAULT = 64
 DEBIT_ITEMS_MAX = 32  # debit_many.lua's limit: an event's MSCCs
+OFFLINE_MANY_MAX = 64  # offline_many.lua's limit: records of one shard per call
 IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
 ITEMS_MAX = 64
 BALANCE_BELOW_MAX = 8  # "balance below" notification levels per tenant
@@ -425,34 +429,39 @@ class Ledger(AccountMaintenance, LifecycleOps):
 
         Returns a future (a task), so an importer can keep hundreds in flight: calls made in
         one event-loop turn leave as one pipeline."""
-        if not legs:
-            raise InvalidRequest("offline usage needs at least one leg")
         _, key_list = self._account_keys(subscriber, op_id)
-        fields = [
-            service,
-            rating_group,
-            legs_wire(legs),
-            list(kinds),
-            1 if on_exhaust is OnExhaust.PAYG else 0,
-            list(block_kinds),
-        ]
-        digest = content_digest("offline", subscriber, usage_at_s, *fields)
-        payload = [
-            op_id,
-            digest,
-            self.tenant,
-            subscriber,
-            now_s,
-            self.idempotency_ttl_s,
-            *fields,
-            usage_at_s,
-            self._balance_below,  # configuration, outside the digest
-        ]
-        # The context travels as ARGV[2] and is copied onto the record byte for byte.
-        args: list[bytes | str | int] = [ENCODER.encode(payload), ENCODER.encode(context)]
+        item = OfflineItem(
+            subscriber, op_id, service, rating_group, tuple(legs), tuple(kinds), on_exhaust,
+            tuple(block_kinds), context, usage_at_s,
+        )  # fmt: skip
+        args = offline_args(self.tenant, self.idempotency_ttl_s, self._balance_below, item, now_s)
         # As credit_control: at once on the lean connection, settled from a callback (no task
         # per record), so an importer can keep hundreds in flight.
         return self._calls.lean(SCRIPTS["offline"], key_list, args, offline_result)
+
+    def offline_usage_many(
+        self, items: Sequence[OfflineItem], *, now_s: float
+    ) -> asyncio.Future[list[OfflineResult | LedgerError]]:
+        """``offline_usage`` for up to ``OFFLINE_MANY_MAX`` records of subscribers in one
+        shard (one ``keys.vshard``), in one script call: each record keeps its own op id and
+        idempotency, and they apply in order. The future gives one outcome per item: its
+        result, or the ledger error that refused that item alone (``UnknownAccount``,
+        ``OperationConflict``)."""
+        if not 0 < len(items) <= OFFLINE_MANY_MAX:
+            raise InvalidRequest(f"offline_many takes 1-{OFFLINE_MANY_MAX} records")
+        shard = keys.vshard(items[0].subscriber)
+        key_list: list[str] = []
+        args: list[bytes | str | int] = []
+        for item in items:
+            if keys.vshard(item.subscriber) != shard:
+                raise InvalidRequest("offline_many: every record must be of one shard")
+            _, item_keys = self._account_keys(item.subscriber, item.op_id)
+            key_list += item_keys[:2]
+            args += offline_args(
+                self.tenant, self.idempotency_ttl_s, self._balance_below, item, now_s
+            )
+        key_list.insert(0, keys.stream_key(keys.shard_prefix(self.tenant, shard)))
+        return self._calls.lean(SCRIPTS["offline_many"], key_list, args, offline_many_result)
 
     async def refund(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from balance.errors import InvalidRequest
+from balance.errors import InvalidRequest, LedgerError, LedgerUnavailable, error_from_reply
 from balance.records import (
     Account,
     AccountSummary,
@@ -22,6 +22,7 @@ from balance.records import (
     CcrResult,
     DebitManyPayload,
     DebitPayload,
+    OfflineItem,
     OfflinePayload,
     OfflineResult,
     OnExhaust,
@@ -142,3 +143,40 @@ def ccr_result(reply: Any) -> CcrResult:
 def offline_result(reply: Any) -> OfflineResult:
     replayed, raw = reply
     return OfflineResult(OFFLINE_DECODER.decode(raw), bool(replayed))
+
+
+def offline_args(
+    tenant: str, ttl_s: int, balance_below: Any, item: OfflineItem, now_s: float
+) -> list[bytes | str | int]:
+    """offline.lua's ARGV for one record: the request, then the context (ARGV[2], copied onto
+    the record byte for byte). The digest leaves the context out: the same record found again
+    in another file (another file:line) is a replay, not a conflict."""
+    if not item.legs:
+        raise InvalidRequest("offline usage needs at least one leg")
+    fields = [
+        item.service,
+        item.rating_group,
+        legs_wire(item.legs),
+        list(item.kinds),
+        1 if item.on_exhaust is OnExhaust.PAYG else 0,
+        list(item.block_kinds),
+    ]
+    digest = content_digest("offline", item.subscriber, item.usage_at_s, *fields)
+    payload = [
+        item.op_id, digest, tenant, item.subscriber, now_s, ttl_s, *fields, item.usage_at_s,
+        balance_below,  # configuration, outside the digest
+    ]  # fmt: skip
+    return [ENCODER.encode(payload), ENCODER.encode(item.context)]
+
+
+def offline_many_result(reply: Any) -> list[OfflineResult | LedgerError]:
+    """offline_many.lua's reply: each record's result, or the error that refused it alone."""
+    out: list[OfflineResult | LedgerError] = []
+    for status, raw in reply:
+        if status == 2:
+            message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            error = error_from_reply(message)
+            out.append(error if error is not None else LedgerUnavailable(message))
+        else:
+            out.append(OfflineResult(OFFLINE_DECODER.decode(raw), bool(status)))
+    return out

@@ -212,6 +212,22 @@ class OfflineResult(msgspec.Struct, frozen=True):
     replayed: bool
 
 
+class OfflineItem(msgspec.Struct, frozen=True):
+    """One offline record for ``Ledger.offline_usage_many`` (the arguments of
+    ``offline_usage``)."""
+
+    subscriber: str
+    op_id: str
+    service: str
+    rating_group: int
+    legs: tuple[UsedLeg, ...]
+    kinds: tuple[str, ...]
+    on_exhaust: OnExhaust
+    block_kinds: tuple[str, ...]
+    context: RecordContext
+    usage_at_s: float
+
+
 class RefundResult(msgspec.Struct, frozen=True, array_like=True):
     """What a REFUND_ACCOUNT gave back of its debit (refund_debit.lua)."""
 

@@ -45,6 +45,7 @@ SCRIPT_FLAGS: dict[str, str] = {
     "debit": "",
     "debit_many": "",
     "offline": "",
+    "offline_many": "",
     "refund": "",
     "refund_debit": "",
     "expire": "",

@@ -12,8 +12,9 @@ on timing, so on a loaded machine single windows differ by a few per cent. callg
 commands while the program runs, so each command is followed by Device-Watchdog requests until
 it is taken: a few DWRs (~0.1 % of a window) fall inside the windows.
 
-Reported to ``benchmarks/results/instructions.json``: instructions per CCR (total and by object
-file: libpython, uvloop, hiredis, msgspec, ...), and, from a separate in-process run under
+The measured server runs with ``SERVER_CONFIG`` (the timer-driven Tcc sweep once an hour, see
+there). Reported to ``benchmarks/results/instructions.json``: instructions per CCR (total and by
+object file: libpython, uvloop, hiredis, msgspec, ...), and, from a separate in-process run under
 cProfile (never the measured one), Python function calls per CCR and self-time share by package
 (diameter_apps, ocs, balance, tariffs, other); and, with ``redis-server`` under callgrind and the
 server plain, instructions per ledger script call.
@@ -51,6 +52,14 @@ WRITE_CCRS = 64
 PACKAGES = ("diameter_apps", "ocs", "balance", "tariffs")
 CONTROL_TIMEOUT_S = 120.0
 HEADER = 20
+# The Tcc sweep runs on a timer (a slice of the shards every ~20 ms), not per CCR. Under
+# callgrind a window lasts ~50x longer than at full speed, so at the default interval the sweep
+# would count ~50x its real share, varying with the machine's load (measured: +180k to +220k
+# instructions per CCR one per write, +0-40k in writes of 64). The measured server sweeps once an
+# hour: the windows count what the CCRs cost.
+# A Redis call timeout far above the default 1 s, too: under callgrind on a loaded machine the
+# catalog install at start-up can take longer (the timeout's cost per call does not depend on it).
+SERVER_CONFIG = "[charging]\nsweep_interval_s = 3600.0\n\n[redis]\ntimeout_s = 60.0\n"
 
 
 class Client:
@@ -216,10 +225,12 @@ def measure(
     diameter_port, http_port = free_tcp_port(), free_tcp_port()
     dumps = workdir / "callgrind"
     dumps.mkdir()
+    config = workdir / "server.toml"
+    config.write_text(SERVER_CONFIG, encoding="utf-8")
     command = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no",
         f"--callgrind-out-file={dumps}/callgrind.out.%p",
-        sys.executable, "-m", "ocs", "serve",
+        sys.executable, "-m", "ocs", "serve", "--config", str(config),
         "--diameter-listen", f"127.0.0.1:{diameter_port}",
         "--http-listen", f"127.0.0.1:{http_port}",
         "--no-sip", "--redis-url", redis_url,
@@ -286,9 +297,11 @@ def start_server(
     """``ocs serve`` (under ``wrapper``, e.g. valgrind) on free ports; (process, Diameter port)
     once its HTTP listener answers."""
     diameter_port, http_port = free_tcp_port(), free_tcp_port()
+    config = workdir / f"{name}.toml"
+    config.write_text(SERVER_CONFIG, encoding="utf-8")
     command = [
         *wrapper,
-        sys.executable, "-m", "ocs", "serve",
+        sys.executable, "-m", "ocs", "serve", "--config", str(config),
         "--diameter-listen", f"127.0.0.1:{diameter_port}",
         "--http-listen", f"127.0.0.1:{http_port}",
         "--no-sip", "--redis-url", redis_url,
@@ -458,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind (callgrind) is not installed", file=sys.stderr)
         return 2
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
         workdir = Path(tmp)
         catalog = bench_catalog(workdir / "catalog")
@@ -483,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
             ["valgrind", "--version"], capture_output=True, text=True, check=False
         ).stdout.strip(),
         "mix": "Gy sessions I,U,U,U,T; two MSCCs; demo catalog; stage by stage",
+        "server_config": SERVER_CONFIG,
+        # Instruction counts do not depend on load; how many CCRs share a loop turn does a
+        # little (see --repeat). The machine is shared: the load is recorded, not controlled.
+        "load_average_1_5_15": {"before": load_before, "after": os.getloadavg()},
         "windows": windows,
         "redis_server": redis_figures,
         "python_by_package_cprofile": packages,

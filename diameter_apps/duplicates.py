@@ -32,7 +32,7 @@ class _Entry:
 
 
 class DuplicateCache:
-    __slots__ = ("_entries", "entries_max", "ttl_s")
+    __slots__ = ("_entries", "_expiry_checked_until", "entries_max", "ttl_s")
 
     def __init__(self, *, entries_max: int = 100_000, ttl_s: float = 120.0) -> None:
         if entries_max < 1 or ttl_s <= 0:
@@ -40,15 +40,21 @@ class DuplicateCache:
         self.entries_max = entries_max
         self.ttl_s = ttl_s
         self._entries: OrderedDict[DuplicateKey, _Entry] = OrderedDict()
+        # No entry expires before this instant: the expiry of the oldest entry when it was last
+        # looked at (entries are kept in order of expiry, and that oldest one can only go).
+        self._expiry_checked_until = 0.0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _expire(self, now: float) -> None:
         entries = self._entries
+        if now < self._expiry_checked_until and len(entries) <= self.entries_max:
+            return  # the usual call: nothing is due yet
         while entries:
             key, entry = next(iter(entries.items()))
             if entry.expires_at > now and len(entries) <= self.entries_max:
+                self._expiry_checked_until = entry.expires_at
                 break
             del entries[key]
 

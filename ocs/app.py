@@ -420,6 +420,8 @@ class OcsApp:
             await self.diameter.shutdown(self.config.diameter.shutdown_grace_s)
         if self.http is not None:
             await self.http.close()
+        if self.peers is not None:
+            self.peers.close()
         await self.ledger.stop()
         self.log.info("stopped")
 

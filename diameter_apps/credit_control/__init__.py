@@ -68,7 +68,12 @@ from diameter_apps.credit_control.codes import (
 )
 from diameter_apps.credit_control.fingerprint import ccr_fingerprint
 from diameter_apps.credit_control.location import UserLocation
-from diameter_apps.credit_control.parse import REQUIRED_AVPS, parse_ccr, service_domain
+from diameter_apps.credit_control.parse import (
+    REQUIRED_AVPS,
+    SubscriptionMemo,
+    parse_ccr,
+    service_domain,
+)
 from diameter_apps.credit_control.request import (
     CreditControlRequest,
     ImsInformation,
@@ -132,6 +137,7 @@ __all__ = [
     "SmsInformation",
     "SubscriptionId",
     "SubscriptionIdType",
+    "SubscriptionMemo",
     "TariffChangeUsage",
     "Transition",
     "UsedUnits",

@@ -62,6 +62,7 @@ from diameter_apps.credit_control.parse_units import (
 from diameter_apps.credit_control.request import (
     CreditControlRequest,
     ServiceRequest,
+    SubscriptionId,
 )
 from diameter_apps.errors import DiameterError
 from diameter_apps.validation import Profile
@@ -123,6 +124,8 @@ REQUIRED_AVPS: Mapping[CcRequestType, tuple[int, ...]] = {
 """Required AVPs per CC-Request-Type: RFC 4006 §3.1, plus Requested-Action for an EVENT
 (§8.41; the lenient profile assumes DIRECT_DEBITING when it is missing)."""
 _REQUIRED_SETS = {codes: frozenset(codes) for codes in REQUIRED_AVPS.values()}
+# By plain int: an IntEnum key hashes through a Python-level __hash__.
+_REQUIRED_BY_TYPE = {int(kind): codes for kind, codes in REQUIRED_AVPS.items()}
 
 SINGLE_INSTANCE_AVPS: frozenset[int] = frozenset(
     {
@@ -168,17 +171,48 @@ def service_domain(service_context_id: str) -> ServiceDomain | None:
 # --- the request -----------------------------------------------------------------------------
 
 
-def parse_ccr(message: Message, profile: Profile = Profile.LENIENT) -> CreditControlRequest:
-    """Parse and check a decoded CCR; raises a DiameterError (``request`` set) on any fault."""
+class SubscriptionMemo:
+    """Parsed Subscription-Id AVPs by their payload bytes. Every request of a session repeats
+    the same ones, so a CCR-U takes them from here instead of decoding and checking them again.
+    Only what parsed cleanly is kept (an AVP's parse depends on its payload alone); at most
+    ``entries_max`` sets, then it starts afresh. Owned by the caller: ``parse_ccr`` keeps none."""
+
+    __slots__ = ("_entries", "entries_max")
+
+    def __init__(self, entries_max: int = 16_384) -> None:
+        self.entries_max = entries_max
+        self._entries: dict[tuple[bytes, ...], tuple[SubscriptionId, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def parse(self, avps: list[Avp]) -> tuple[SubscriptionId, ...]:
+        key = tuple([avp.data for avp in avps])
+        parsed = self._entries.get(key)
+        if parsed is None:
+            parsed = tuple([parse_subscription_id(avp) for avp in avps])
+            if len(self._entries) >= self.entries_max:
+                self._entries.clear()
+            self._entries[key] = parsed
+        return parsed
+
+
+def parse_ccr(
+    message: Message,
+    profile: Profile = Profile.LENIENT,
+    subscriptions: SubscriptionMemo | None = None,
+) -> CreditControlRequest:
+    """Parse and check a decoded CCR; raises a DiameterError (``request`` set) on any fault.
+    ``subscriptions``: the caller's memo of parsed Subscription-Ids, if it keeps one."""
     try:
-        return _parse(message, profile is Profile.STRICT)
+        return _parse(message, profile is Profile.STRICT, subscriptions)
     except DiameterError as error:
         if error.request is None:
             error.request = message
         raise
 
 
-def _parse(message: Message, strict: bool) -> CreditControlRequest:
+def _parse(message: Message, strict: bool, memo: SubscriptionMemo | None) -> CreditControlRequest:
     once: dict[int, Avp] = {}
     subscriptions: list[Avp] = []
     msccs: list[Avp] = []
@@ -222,7 +256,7 @@ def _parse(message: Message, strict: bool) -> CreditControlRequest:
     request_type = (
         None if type_avp is None else enum_member(_REQUEST_TYPES, type_avp, "CC-Request-Type")
     )
-    required = REQUIRED_AVPS[request_type or _INITIAL_REQUEST]
+    required = _REQUIRED_BY_TYPE[int(request_type or _INITIAL_REQUEST)]
     # Fast path (one C-level set comparison) for the usual request that has them all.
     for code in () if once.keys() >= _REQUIRED_SETS[required] else required:
         if code in once:
@@ -318,7 +352,11 @@ def _parse(message: Message, strict: bool) -> CreditControlRequest:
         service_domain(service_context_id),
         request_type,
         once[_CC_REQUEST_NUMBER].as_u32(),
-        tuple([parse_subscription_id(avp) for avp in subscriptions]),
+        (
+            memo.parse(subscriptions)
+            if memo is not None
+            else tuple([parse_subscription_id(avp) for avp in subscriptions])
+        ),
         None if user is None else user.as_str(),
         None if timestamp is None else timestamp.as_time(),
         requested_action,

@@ -44,6 +44,7 @@ from diameter_apps.credit_control import (
     MsccAvpCache,
     ServiceAnswer,
     ServiceRequest,
+    SubscriptionMemo,
     build_cca,
     ccr_fingerprint,
     parse_ccr,
@@ -61,6 +62,7 @@ from ocs.charging.cc_answers import (
     suspended_answer,
     top_level_code,
 )
+from ocs.charging.cc_metrics import ChargingCounts
 from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.durable_requests import PeerStore
@@ -68,9 +70,9 @@ from ocs.charging.events import EventCharging
 from ocs.charging.sessions import SessionRegistry
 from ocs.charging.shared_draw import MemberRequest, charge_member
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
-from ocs.charging.usage import RequestRater, used_legs
+from ocs.charging.usage import RatingMemo, RequestRater, used_legs
 from ocs.config import ChargingConfig
-from ocs.metrics import Counter, CounterSeries, HistogramSeries, Metrics
+from ocs.metrics import HistogramSeries, Metrics
 from tariffs.errors import RatingError
 from tariffs.model import SUSPENDED, TariffSwitch, Tenant
 from tariffs.quota import size_grant_for
@@ -85,6 +87,9 @@ Finish = Callable[[Any], CreditControlAnswer]
 
 # A request without MSCC and without rating group is charged under this ledger rating group.
 SINGLE_SERVICE_RATING_GROUP = 0
+# The ledger's on-exhaust policy by the catalog's name for it (a dict lookup: calling the Enum
+# class by value runs Python-level code per MSCC).
+_ON_EXHAUST = {member.value: member for member in OnExhaust}
 
 
 class _Slot(msgspec.Struct):
@@ -127,11 +132,13 @@ class CreditControlHandler:
         self.profile = profile
         self.metrics = metrics
         self.events = EventCharging(directory, log=log)
-        # Metric series by (family, label values); bounded like the labels themselves.
-        self._counters: dict[tuple[int, str, str | int], CounterSeries] = {}
+        self._counts = ChargingCounts(metrics) if metrics is not None else None
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
         self._mscc_avps = MsccAvpCache()
+        self._subscriptions = SubscriptionMemo()
+        # Ratings by what they depend on, for as long as no tariff boundary passes.
+        self._ratings = RatingMemo()
         # Ledger call latency, by kind: the series are looked up once, observed per CCR.
         self._ledger_latency: tuple[HistogramSeries, HistogramSeries] | None = (
             (
@@ -150,7 +157,7 @@ class CreditControlHandler:
         ccr: CreditControlRequest | None = None
         tenant = ""
         try:
-            ccr = parse_ccr(event.message, self.profile)
+            ccr = parse_ccr(event.message, self.profile, self._subscriptions)
             if ccr.deviations:
                 self.log.info("ccr_deviation", session=ccr.session_id, what=list(ccr.deviations))
             now = int(self.clock())
@@ -246,8 +253,8 @@ class CreditControlHandler:
                     else None
                 ),
             )
-        if self.metrics is not None:
-            self._count(ccr, tenant, answer)
+        if self._counts is not None:
+            self._counts.answered(ccr, tenant, answer, len(self.sessions))
         return build_cca(
             ccr,
             answer,
@@ -255,56 +262,6 @@ class CreditControlHandler:
             origin_realm=self.origin_realm,
             mscc_avps=self._mscc_avps,
         )
-
-    def _count(self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer) -> None:
-        metrics = self.metrics
-        assert metrics is not None
-        self._series(metrics.ccr_total, ccr.request_type.name, tenant).inc()
-        self._series(metrics.cc_results_total, "session", answer.result_code).inc()
-        for service in answer.services:
-            self._series(metrics.cc_results_total, "mscc", service.result_code).inc()
-        metrics.open_sessions.set(len(self.sessions))
-
-    def _series(self, family: Counter, first: str, second: str | int) -> CounterSeries:
-        """``family.labels(first, str(second))``, remembered: no label work per request."""
-        key = (id(family), first, second)
-        series = self._counters.get(key)
-        if series is None:
-            series = self._counters[key] = family.labels(first, str(second))
-        return series
-
-    def _tenant_series(self, family: Counter, tenant: str) -> CounterSeries:
-        """``family.labels(tenant)``, remembered (the exception counters)."""
-        key = (id(family), tenant, "")
-        series = self._counters.get(key)
-        if series is None:
-            series = self._counters[key] = family.labels(tenant)
-        return series
-
-    def _count_units(
-        self, tenant: str, slots: list[_Slot], results: tuple[RatingGroupResult, ...]
-    ) -> None:
-        if self.metrics is None:
-            return
-        for slot in slots:
-            if slot.rating is None or slot.item < 0:
-                if slot.failure is None or slot.failure == ResultCode.RATING_FAILED:
-                    self._tenant_series(self.metrics.rating_failures_total, tenant).inc()
-                continue
-            result = results[slot.item]
-            if result.leakage_money:
-                self._tenant_series(self.metrics.leakage_money_total, tenant).inc(
-                    result.leakage_money
-                )
-            if result.wholesale > result.retail:
-                self._tenant_series(self.metrics.wholesale_above_retail_total, tenant).inc()
-            service = slot.rating.service
-            if result.granted_units:
-                self._series(self.metrics.granted_units_total, tenant, service).inc(
-                    result.granted_units
-                )
-            if result.used_units:
-                self._series(self.metrics.used_units_total, tenant, service).inc(result.used_units)
 
     # -- sessions (CCR-I / U / T) -------------------------------------------------------------
     def _start_session_request(
@@ -335,7 +292,7 @@ class CreditControlHandler:
         digest = ccr_fingerprint(ccr.message).hex()
         context = self._session_context(ccr, ref, tenant, slots, now)
 
-        def call(ledger: Ledger) -> Awaitable[CcrResult]:
+        def call(ledger: Ledger) -> asyncio.Future[CcrResult]:
             return ledger.credit_control(
                 ref.subscriber_id,
                 ccr.session_id,
@@ -350,9 +307,11 @@ class CreditControlHandler:
 
         ledger = self._ledgers.get(ref.tenant)
         # In steady state the ledger call is started here and settles from a callback (the
-        # ledger hands back a future; ensure_future returns it as it is).
-        work = asyncio.ensure_future(
-            call(ledger) if ledger is not None else self._first_call(ref.tenant, call)
+        # ledger hands back a future: no task).
+        work: asyncio.Future[Any] = (
+            call(ledger)
+            if ledger is not None
+            else loop.create_task(self._first_call(ref.tenant, call))
         )
         # A group member short of units draws from the group's pool (non-members: this lookup).
         membership = self.directory.groups.get(ref.tenant, ref.subscriber_id) if grant else None
@@ -407,7 +366,8 @@ class CreditControlHandler:
     ) -> CreditControlAnswer:
         """The CCA of a session request from the ledger's outcome (the post-ledger half)."""
         results = outcome.items
-        self._count_units(ref.tenant, slots, results)
+        if self._counts is not None:
+            self._counts.units(ref.tenant, [(s.rating, s.failure, s.item) for s in slots], results)
         if any(r.outcome is Outcome.UNKNOWN_ACCOUNT for r in results):
             return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
         terminating = ccr.request_type is CcRequestType.TERMINATION
@@ -440,7 +400,13 @@ class CreditControlHandler:
                     for a in answers
                 ),
             )
-        return CreditControlAnswer(result_code=code, services=answers)
+        # Built whole here (a session request is never an EVENT: no Direct-Debiting-Failure-
+        # Handling), so ``_answer`` does not copy it to add the failure handling.
+        return CreditControlAnswer(
+            result_code=code,
+            services=answers,
+            credit_control_failure_handling=CreditControlFailureHandling.RETRY_AND_TERMINATE,
+        )
 
     def _keep_session(
         self,
@@ -504,7 +470,9 @@ class CreditControlHandler:
         grant: bool,
     ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
         """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
-        request_rater = RequestRater(self.directory.snapshot.rater, ccr, ref.tenant, ref.plan)
+        request_rater = RequestRater(
+            self.directory.snapshot.rater, ccr, ref.tenant, ref.plan, self._ratings
+        )
         slots: list[_Slot] = []
         items: list[RatingGroupRequest] = []
         grace = self.config.tcc_grace_s
@@ -540,7 +508,7 @@ class CreditControlHandler:
                     kinds=rating.bucket_kinds,
                     used=tuple(legs),
                     requested_units=requested,
-                    on_exhaust=OnExhaust(rating.on_exhaust),
+                    on_exhaust=_ON_EXHAUST[rating.on_exhaust],
                     block_kinds=rating.block_kinds,
                     reserve_leg_key=rating.price_key,
                     reserve_price=rating.price,

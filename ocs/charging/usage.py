@@ -27,6 +27,31 @@ from ocs.charging.units import SECOND, used_amount
 from tariffs.rating import Rater, Rating, UsageRequest
 
 TERMINATING_ROLE = int(RoleOfNode.TERMINATING_ROLE)
+RATING_MEMO_MAX = 4096  # remembered ratings; the memo starts afresh when full
+_NO_CHANGE = 2**63  # "until" of a rating no tariff boundary ever ends
+
+RatingKey = tuple[str, str, str, int | None, int | None, str | None, str | None, bool]
+"""Everything a rating depends on but the time: tenant, plan, Service-Context-Id,
+Rating-Group, Service-Identifier, visited network, called number, terminating leg."""
+
+
+class RatingMemo:
+    """Ratings already made, each with the span of time it holds for: from the instant it was
+    asked for to the next tariff change (``Rating.next_change_at``: a new time band or rate
+    card). The CCR-Us of a session ask the same questions as its CCR-I: they reuse its ratings
+    instead of rating again. Tied to one catalog's rater: a catalog reload starts it afresh."""
+
+    __slots__ = ("_entries", "_rater")
+
+    def __init__(self) -> None:
+        self._rater: Rater | None = None
+        self._entries: dict[RatingKey, tuple[Rating, int, int]] = {}
+
+    def entries_for(self, rater: Rater) -> dict[RatingKey, tuple[Rating, int, int]]:
+        if rater is not self._rater:
+            self._rater = rater
+            self._entries = {}
+        return self._entries
 
 
 def used_legs(
@@ -63,12 +88,18 @@ class RequestRater:
     Called-Party-Address (else Requested-Party-Address) or, for SMS, the recipient address;
     whether it is a terminating leg from IMS Role-Of-Node (the tenant's mt rows price it)."""
 
-    __slots__ = ("called", "ccr", "plan", "rater", "tenant", "terminating", "visited")
+    __slots__ = ("called", "ccr", "memo", "plan", "rater", "tenant", "terminating", "visited")
 
     def __init__(
-        self, rater: Rater, ccr: CreditControlRequest, tenant: str, plan: str = ""
+        self,
+        rater: Rater,
+        ccr: CreditControlRequest,
+        tenant: str,
+        plan: str = "",
+        memo: RatingMemo | None = None,
     ) -> None:
         self.rater = rater
+        self.memo = memo.entries_for(rater) if memo is not None else None
         self.ccr = ccr
         self.tenant = tenant
         self.plan = plan
@@ -86,6 +117,30 @@ class RequestRater:
     def rate(self, service: ServiceRequest, at: int, called: str | None = None) -> Rating:
         """The rating of ``service`` as if used at ``at`` (RatingError when it has none), to
         the request's destination or to ``called`` (one recipient of several)."""
+        memo = self.memo
+        if memo is None:
+            return self._rate(service, at, called)
+        key = (
+            self.tenant,
+            self.plan,
+            self.ccr.service_context_id,
+            service.rating_group,
+            service.service_identifier,
+            self.visited,
+            self.called if called is None else called,
+            self.terminating,
+        )
+        found = memo.get(key)
+        if found is not None and found[1] <= at < found[2]:
+            return found[0]
+        rating = self._rate(service, at, called)
+        if len(memo) >= RATING_MEMO_MAX:
+            memo.clear()
+        change = rating.next_change_at
+        memo[key] = (rating, at, _NO_CHANGE if change is None else change)
+        return rating
+
+    def _rate(self, service: ServiceRequest, at: int, called: str | None) -> Rating:
         return self.rater.rate(
             UsageRequest(
                 tenant=self.tenant,

@@ -42,6 +42,7 @@ from usage.sql import EXPORT_COLUMNS
 from usage.store import StoreError, UsageStore
 from usage.xdr.importer import (
     BATCH_SIZE_DEFAULT,
+    BATCH_SIZE_MAX,
     AlreadyStored,
     FileImport,
     ImportOptions,
@@ -57,7 +58,7 @@ from usage.xdr.watch import INTERVAL_S_MAX, INTERVAL_S_MIN, DropWatcher
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
 DEFAULT_CATALOG = "examples/catalog"
 DEFAULT_STATE_DIR = "var/xdr"
-IN_FLIGHT_MAX = 1024  # ledger calls in flight per tenant: one import batch pipelined
+IN_FLIGHT_MAX = 1024  # ledger calls in flight per tenant: one import window (a call per shard)
 MICRO = Decimal(1_000_000)
 
 
@@ -92,7 +93,12 @@ def register(sub: Any) -> None:
     imp.add_argument(
         "--dry-run", action="store_true", help="as --rate-only, and write no rejects file"
     )
-    imp.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT)
+    imp.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE_DEFAULT,
+        help=f"records per window sent to the ledger, grouped by shard ({BATCH_SIZE_DEFAULT})",
+    )
     imp.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="file manifests (var/xdr)")
     imp.add_argument("--redis-url", help="Redis URL (default: OCS_REDIS_URL, then --data-dir)")
     imp.add_argument("--data-dir", help="where `ocs serve` keeps its embedded Redis")
@@ -276,8 +282,8 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--interval-s must be {INTERVAL_S_MIN}-{INTERVAL_S_MAX}"
     if args.rounds is not None and args.rounds <= 0:
         return "--rounds must be positive"
-    if not 0 < args.batch_size <= 10_000:
-        return "--batch-size must be 1-10000"
+    if not 0 < args.batch_size <= BATCH_SIZE_MAX:
+        return f"--batch-size must be 1-{BATCH_SIZE_MAX}"
     for name in args.files:
         if not Path(name).is_file():
             return f"{name}: no such file"

@@ -275,3 +275,19 @@ async def test_tenant_option_rejects_other_tenants_records(xdr: Xdr) -> None:
     ]
     assert "belongs to acme, not globex" in rejects(result.rejects_path)[0]["detail"]
     assert (await xdr.account("acme", ACME_1)).balance == OPENING
+
+
+def test_id_set_add_many_answers_as_add_one_at_a_time() -> None:
+    import random
+
+    from usage.xdr.importer import IdSet
+
+    rng = random.Random(3)
+    for _ in range(200):
+        capacity = 2 ** rng.randrange(1, 5)
+        slots_max = capacity * 2 ** rng.randrange(0, 4)
+        one, many = IdSet(capacity, slots_max), IdSet(capacity, slots_max)
+        for _ in range(rng.randrange(1, 6)):
+            ids = [f"k{rng.randrange(60)}" for _ in range(rng.randrange(0, 40))]
+            assert many.add_many(ids).tolist() == [one.add(key) for key in ids]
+            assert many.full == one.full

@@ -19,6 +19,8 @@ from usage.xdr.mapping import Column, Mapping
 from usage.xdr.rejects import Reason, Rejected
 
 LINE_CHARS_MAX = 64 * 1024
+FieldPosition = tuple[str, int, "str | None"]
+"""(field, 0-based column, constant value or None) of one mapped column."""
 
 
 class FileLayoutError(ValueError):
@@ -53,8 +55,19 @@ def _bad_text(text: str) -> bool:
 class LineReader:
     """Iterate a file's data lines; ``position`` is the bytes consumed so far (progress)."""
 
-    def __init__(self, mapping: Mapping, stream: BinaryIO) -> None:
+    def __init__(
+        self,
+        mapping: Mapping,
+        stream: BinaryIO,
+        *,
+        first_line: int = 1,
+        positions: list[FieldPosition] | None = None,
+    ) -> None:
+        """``first_line``/``positions``: the stream starts inside a file, at that line, whose
+        header gave those positions (the columnar reader hands a stretch of lines over)."""
         self.mapping = mapping
+        self.first_line = first_line
+        self.positions = positions
         self._binary = stream
         self._text = io.TextIOWrapper(
             stream, encoding=mapping.encoding, errors="surrogateescape", newline=""
@@ -82,7 +95,7 @@ class LineReader:
 
     def _fixed(self) -> Iterator[RawLine]:
         columns = self.mapping.columns
-        for number, raw in enumerate(self._text, start=1):
+        for number, raw in enumerate(self._text, start=self.first_line):
             text = raw.rstrip("\r\n")
             if self._skipped(number, text):
                 continue
@@ -111,14 +124,14 @@ class LineReader:
     def _csv(self) -> Iterator[RawLine]:
         mapping = self.mapping
         lines = _LineCounter(self._text)
+        lines.count = self.first_line - 1
         reader = csv.reader(
             lines, delimiter=mapping.delimiter, quotechar=mapping.quote, strict=True
         )
-        positions: list[tuple[str, int, str | None]] | None = None
-        width = 0
-        if not mapping.header:
+        positions = self.positions
+        if positions is None and not mapping.header:
             positions = [(c.field, c.index, c.value) for c in mapping.columns]
-            width = max((c.index + 1 for c in mapping.columns if c.value is None), default=0)
+        width = 0 if positions is None else positions_width(positions)
         while True:
             start = lines.count + 1
             try:
@@ -136,7 +149,7 @@ class LineReader:
             if start <= mapping.skip_lines:
                 continue
             if positions is None:
-                positions, width = _header_positions(mapping.columns, row, start)
+                positions, width = header_positions(mapping.columns, row, start)
                 continue
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
@@ -179,11 +192,17 @@ class _LineCounter:
         return line
 
 
-def _header_positions(
+def positions_width(positions: list[FieldPosition]) -> int:
+    """How many fields a line needs for every mapped column."""
+    return max((index + 1 for _, index, value in positions if value is None), default=0)
+
+
+def header_positions(
     columns: tuple[Column, ...], header: list[str], line: int
-) -> tuple[list[tuple[str, int, str | None]], int]:
+) -> tuple[list[FieldPosition], int]:
+    """Each mapped field's position in lines under ``header`` (``FileLayoutError`` if absent)."""
     names = {name.strip(): index for index, name in enumerate(header)}
-    out: list[tuple[str, int, str | None]] = []
+    out: list[FieldPosition] = []
     for column in columns:
         if column.value is not None:
             out.append((column.field, -1, column.value))
@@ -196,8 +215,7 @@ def _header_positions(
             out.append((column.field, index, None))
         else:
             out.append((column.field, column.index, None))
-    width = max((index + 1 for _, index, value in out if value is None), default=0)
-    return out, width
+    return out, positions_width(out)
 
 
 def _join(row: list[str], mapping: Mapping) -> str:

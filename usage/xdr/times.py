@@ -19,25 +19,44 @@ HOUR_MEMO_MAX = 8192
 # odd text) goes through strptime, so every answer is strptime's.
 _FIELDS = {"Y": r"(\d{4})", "m": r"(\d{2})", "d": r"(\d{2})", "H": r"(\d{2})",
            "M": r"(\d{2})", "S": r"(\d{2})"}  # fmt: skip
+_WIDTHS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
+TIME_FIELDS = tuple(_FIELDS)
 _DIRECTIVE = re.compile(r"%(.)")
+FastFormat = tuple[re.Pattern[str], tuple[str, ...], str]
+"""The compiled format, its fields in order, and the same pattern for RE2 (pyarrow), with
+named groups and each literal character in a class of its own."""
 
 
-def _compile(fmt: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+def compile_format(fmt: str) -> FastFormat | None:
+    """``fmt`` as one regular expression, or None when it is not made only of the six
+    fields and literal text."""
     parts: list[str] = []
+    re2: list[str] = []
     order: list[str] = []
     position = 0
     for match in _DIRECTIVE.finditer(fmt):
-        parts.append(re.escape(fmt[position : match.start()]))
+        literal = fmt[position : match.start()]
+        parts.append(re.escape(literal))
+        re2.append(_re2_literal(literal))
         code = match.group(1)
         if code not in _FIELDS or code in order:
             return None
         parts.append(_FIELDS[code])
+        re2.append(f"(?P<{code}>[0-9]{{{_WIDTHS[code]}}})")
         order.append(code)
         position = match.end()
     parts.append(re.escape(fmt[position:]))
+    re2.append(_re2_literal(fmt[position:]))
     if sorted(order) != sorted(_FIELDS):
         return None
-    return re.compile("".join(parts)), tuple(order)
+    return re.compile("".join(parts)), tuple(order), "".join(re2)
+
+
+def _re2_literal(text: str) -> str:
+    return "".join(
+        c if c.isascii() and c.isalnum() else "[" + ("\\" + c if c in "]\\^-[" else c) + "]"
+        for c in text
+    )
 
 
 class TimeParser:
@@ -47,13 +66,13 @@ class TimeParser:
     def __init__(self, fmt: str, zone: ZoneInfo) -> None:
         self.fmt = fmt
         self.zone = zone
-        self._fast = _compile(fmt)
+        self._fast = compile_format(fmt)
         self._hours: dict[tuple[int, int, int, int], int] = {}
 
     def parse(self, text: str) -> int:
         if self._fast is None:
             return self._slow(text)
-        pattern, order = self._fast
+        pattern, order, _ = self._fast
         match = pattern.fullmatch(text)
         if match is None:
             return self._slow(text)
