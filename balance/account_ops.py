@@ -5,29 +5,14 @@ operation id (a fresh one when none is given); ``balance.ledger.Ledger`` supplie
 
 from __future__ import annotations
 
-from typing import Any
-
 from balance.errors import InvalidRequest
+from balance.ledger_base import LedgerPlumbing
 from balance.ledger_wire import Context
 from balance.records import BucketUnit, OpResult
 
 
-class AccountMaintenance:
+class AccountMaintenance(LedgerPlumbing):
     """The account operations of ``Ledger`` (mixed in; ``_admin`` is the ledger's)."""
-
-    buckets_max: int
-
-    async def _admin(
-        self,
-        script: str,
-        subscriber: str,
-        op_id: str | None,
-        now_s: float,
-        *fields: Any,
-        context: Context = None,
-        digest: str | None = None,
-    ) -> OpResult:
-        raise NotImplementedError
 
     # -- account maintenance --------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ import msgspec
 
 from balance import keys
 from balance.errors import InvalidRequest
+from balance.ledger_base import LedgerPlumbing
 from balance.records import OpResult
-from balance.scripts import LuaScript
 
 IMSI_DIGITS_MAX = 15
 EXPIRY_WARN_LIMIT = 256  # index members read per shard per sweep call (the rest: next call)
@@ -32,30 +32,8 @@ class ExpirySweep(msgspec.Struct):
     dropped: int = 0
 
 
-class LifecycleOps:
+class LifecycleOps(LedgerPlumbing):
     """SIM swap, delete, activate and the expiry-warning sweep (see the module docstring)."""
-
-    tenant: str
-
-    async def _admin(
-        self,
-        script: str,
-        subscriber: str,
-        op_id: str | None,
-        now_s: float,
-        *fields: Any,
-        context: Any = None,
-        digest: str | None = None,
-    ) -> OpResult:
-        raise NotImplementedError  # balance.ledger.Ledger
-
-    async def _run(
-        self, script: LuaScript, key_list: list[str], payload: Any, context: Any = None
-    ) -> Any:
-        raise NotImplementedError  # balance.ledger.Ledger
-
-    def _script(self, name: str) -> LuaScript:
-        raise NotImplementedError  # balance.ledger.Ledger
 
     async def sim_swap(
         self,

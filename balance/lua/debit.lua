@@ -27,14 +27,7 @@ if block_kinds ~= nil then
   if type(block_kinds) ~= 'table' then fail('BADARG', 'block_kinds must be a list') end
   for _, k in ipairs(block_kinds) do str(k, 'block kind') end
 end
-if type(legs) ~= 'table' or #legs == 0 or #legs > 16 then fail('BADARG', 'legs: 1 to 16') end
-if type(kinds) ~= 'table' then fail('BADARG', 'kinds must be a list') end
-for _, k in ipairs(kinds) do str(k, 'kind') end
-for j, leg in ipairs(legs) do
-  str(leg[1], 'key', 1, j)
-  int(leg[2], 'units', 0, 1, j)
-  check_price(leg[3], 'price', 1, j)
-end
+check_legs(legs, kinds)
 local got = rcall('MGET', KEYS[1], KEYS[2])
 local replay = idem_lookup(got[1], digest)
 if replay then return {1, replay} end

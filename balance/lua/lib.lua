@@ -624,6 +624,19 @@ local function index_bucket_expiry(record_stream, subscriber, bucket_id, expires
   end
 end
 
+-- A debit's legs (1 to 16 of {price key, units, price}) and its bucket kinds, checked the same
+-- way by debit.lua and the offline scripts.
+local function check_legs(legs, kinds)
+  if type(legs) ~= 'table' or #legs == 0 or #legs > 16 then fail('BADARG', 'legs: 1 to 16') end
+  if type(kinds) ~= 'table' then fail('BADARG', 'kinds must be a list') end
+  for _, k in ipairs(kinds) do str(k, 'kind') end
+  for j, leg in ipairs(legs) do
+    str(leg[1], 'key', 1, j)
+    int(leg[2], 'units', 0, 1, j)
+    check_price(leg[3], 'price', 1, j)
+  end
+end
+
 -- Offline usage (offline.lua, offline_many.lua): one xDR record committed without a session.
 -- request/context: offline.lua's ARGV[1]/ARGV[2]. accounts (offline_many): a cache of the
 -- accounts this call read, by key, with the keys in reading order at 1..n; each is read once
@@ -645,14 +658,7 @@ local function offline_apply(idem_key, acct_key, stream_key, request, context, a
   if (first_byte < 144 or first_byte > 159) and first_byte ~= 220 then
     fail('BADARG', 'record context must be a msgpack array')
   end
-  if type(legs) ~= 'table' or #legs == 0 or #legs > 16 then fail('BADARG', 'legs: 1 to 16') end
-  if type(kinds) ~= 'table' then fail('BADARG', 'kinds must be a list') end
-  for _, k in ipairs(kinds) do str(k, 'kind') end
-  for j, leg in ipairs(legs) do
-    str(leg[1], 'key', 1, j)
-    int(leg[2], 'units', 0, 1, j)
-    check_price(leg[3], 'price', 1, j)
-  end
+  check_legs(legs, kinds)
   local acct
   if accounts then
     local replay = idem_lookup(rcall('GET', idem_key), digest)
