@@ -117,6 +117,9 @@ async def grant_product(
     if fee < 0:
         raise InvalidRequest("a product fee must not be negative")
     grants = _grants(buckets)
+    # The digest is the intent (product, fee, buckets without their expiry): a retry a second
+    # later computes expiries from its own clock, and must replay the purchase, not conflict.
+    intent = [grant[:5] + grant[6:] for grant in grants]
     # The ledger's one admin-script runner: same idempotency, ACL scope and reloads.
     return await ledger._admin(
         "grant",
@@ -128,6 +131,7 @@ async def grant_product(
         ledger.buckets_max,
         grants,
         context=context,
+        digest=content_digest("grant", subscriber, product, fee, intent),
     )
 
 

@@ -36,10 +36,10 @@ def test_buy_with_and_without_enough_balance(
     assert run(capsys, "account", "create", *base, ACME_1, "--balance", "12.00")[0] == 0
     assert run(capsys, "account", "create", *base, ACME_2, "--balance", "9.00")[0] == 0
     for attempt in range(2):  # a retried purchase with its op id charges once
-        code, out, _ = run(
+        code, out, err = run(
             capsys, "account", "buy", *base, ACME_1, "roam_world_500m", "--op-id", "B-1"
         )
-        assert code == 0 and ("already applied" in out) == (attempt == 1)
+        assert code == 0 and ("already applied" in out) == (attempt == 1), (out, err)
     account = query(redis_url, "acme", ACME_1)
     assert account.balance == 12_000_000 - 9_990_000
     (bucket,) = account.buckets
@@ -98,5 +98,27 @@ async def test_grant_carry_rules(redis_url: str) -> None:
             )
         after = await ledger.query("s1")
         assert after == account  # refused: nothing changed, not even the old bucket
+    finally:
+        await client.aclose()
+
+
+async def test_a_purchase_retried_seconds_later_replays(redis_url: str) -> None:
+    """The retry computes its buckets' expiry from its own clock: still the same purchase."""
+    client = aioredis.Redis.from_url(redis_url)
+    ledger = Ledger(client, "t")
+    try:
+        await ledger.provision_account("s1", balance=100, now_s=NOW)
+        first = await grant_product(
+            ledger, "s1", product="p", fee=10, buckets=[spec("a", 500)], now_s=NOW, op_id="buy-1"
+        )
+        later = BucketSpec(
+            "m.data#a", "m.data", BucketUnit.BYTES, 500, 10, NOW + 1007, Carry.KEEP, 0
+        )
+        retry = await grant_product(
+            ledger, "s1", product="p", fee=10, buckets=[later], now_s=NOW + 7, op_id="buy-1"
+        )
+        assert not first.replayed and retry.replayed
+        account = await ledger.query("s1")
+        assert account.balance == 90 and len(account.buckets) == 1
     finally:
         await client.aclose()
