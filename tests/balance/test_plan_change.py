@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 
 from balance import keys
 from balance.errors import InsufficientCredit
@@ -24,13 +23,12 @@ from balance.products import (
 )
 from balance.records import LedgerRecord
 from diameter_apps.credit_control import SubscriptionId, SubscriptionIdType
-from ocs.catalog_install import install_catalog
 from ocs.charging.directory import CatalogSnapshot
 from ocs.plan_change import change_subscriber_plan
 from ocs.renewal import Renewer
 from ocs.subscriber_directory import DynamicDirectory
-from tariffs.loader import load_texts
 from tariffs.model import Catalog, PlanChangePolicy, Tenant
+from tests.balance.installed import installed_tenant
 from tests.balance.test_account_cli import ACME_1, run, store
 from tests.balance.test_addons import query
 from tests.balance.test_events import events_of
@@ -65,16 +63,8 @@ _RECORD = msgspec.msgpack.Decoder(LedgerRecord)
 
 @pytest.fixture
 async def setup(redis_url: str) -> AsyncIterator[tuple[Catalog, Ledger, Renewer]]:
-    client = aioredis.Redis.from_url(redis_url)
-    catalog = load_texts([("pc.yaml", CATALOG)])
-    ledger = Ledger(client, "pc")
-
-    async def ledger_for(tenant: str) -> Ledger:
-        return ledger
-
-    await install_catalog(catalog, ledger_for, now=JAN_31)
-    yield catalog, ledger, Renewer(ledger_for)
-    await client.aclose()
+    async with installed_tenant(redis_url, "pc", CATALOG, JAN_31) as installed:
+        yield installed
 
 
 async def change(

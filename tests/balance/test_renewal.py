@@ -21,10 +21,9 @@ import redis.asyncio as aioredis
 from balance import keys
 from balance.ledger import Ledger
 from balance.products import due_key
-from ocs.catalog_install import install_catalog
 from ocs.renewal import PassStats, Renewer
-from tariffs.loader import load_texts
 from tariffs.model import Catalog
+from tests.balance.installed import installed_tenant
 from tests.balance.test_events import events_of
 from tests.tariffs.catalogs import MINIMAL
 
@@ -63,16 +62,8 @@ MAR_31 = berlin(2026, 3, 31, 10)
 
 @pytest.fixture
 async def setup(redis_url: str) -> AsyncIterator[tuple[Catalog, Ledger, Renewer]]:
-    client = aioredis.Redis.from_url(redis_url)
-    catalog = load_texts([("rn.yaml", CATALOG)])
-    ledger = Ledger(client, "rn")
-
-    async def ledger_for(tenant: str) -> Ledger:
-        return ledger
-
-    await install_catalog(catalog, ledger_for, now=JAN_31)
-    yield catalog, ledger, Renewer(ledger_for)
-    await client.aclose()
+    async with installed_tenant(redis_url, "rn", CATALOG, JAN_31) as installed:
+        yield installed
 
 
 async def buckets(ledger: Ledger, subscriber: str) -> list[tuple[str, int, float]]:
