@@ -3,7 +3,7 @@
 Every account change (created, blocked, unblocked, topped up, adjusted, refunded, bundle
 granted / bought / expired) and every downward crossing of a notification level (depleted,
 negative, balance below a tenant's level) is XADDed to the subscriber's shard event stream
-``{t:<tenant>:<vshard>}:ev`` by the same Lua call that makes the change (lib.lua
+``{t:<tenant>:<vshard>}:ev`` by the same Lua call that makes the change (lib_events.lua
 ``emit_event``). An event's identity is its stream entry id together with tenant and shard:
 ``<tenant>:<vshard>:<entry id>`` — unique and stable, so receivers use it as idempotency key.
 

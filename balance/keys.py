@@ -82,7 +82,7 @@ def event_key(prefix: str) -> str:
 
 
 def bucket_expiry_key(prefix: str) -> str:
-    """zset "<subscriber>|<bucket id>" -> expires_at_s (lib.lua bucket_expiry_index)."""
+    """zset "<subscriber>|<bucket id>" -> expires_at_s (lib_events.lua bucket_expiry_index)."""
     return f"{prefix}:bx"
 
 

@@ -178,7 +178,7 @@ class Ledger(AccountMaintenance, LifecycleOps):
 
     def set_bucket_below(self, percents: Sequence[int]) -> None:
         """The tenant's "bucket below N % of its size" levels (whole percents, 1-99), sent with
-        each CCR and debit as the last entry of the notification list (lib.lua
+        each CCR and debit as the last entry of the notification list (lib_events.lua
         ``bucket_levels``); empty: none, and the scripts skip the check after one type test."""
         if len(percents) > BUCKET_BELOW_MAX or any(not 0 < p < 100 for p in percents):
             raise InvalidRequest(f"bucket_below: at most {BUCKET_BELOW_MAX} percents, 1 to 99")

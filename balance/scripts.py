@@ -29,7 +29,8 @@ from balance.cluster_lanes import ClusterLanes, redirected, table_stale
 from balance.replica_wait import ReplicaWait
 from balance.resp import RespLane
 
-LIB_NAME = "lib.lua"
+# The helpers prefixed to every script, in this order (each may use what the earlier define).
+LIB_FILES = ("lib.lua", "lib_events.lua", "lib_offline.lua")
 # Flags per script (the #!lua shebang line); read-only scripts may run on replicas.
 SCRIPT_FLAGS: dict[str, str] = {
     "ccr": "",
@@ -102,11 +103,16 @@ def lib_for(script_body: str, lib: str) -> str:
     return "\n\n".join(block for block, kept in zip(blocks, keep, strict=True) if kept)
 
 
+def shared_lib(read: Callable[[str], str] = _read) -> str:
+    """The shared helpers (LIB_FILES), one text in their order."""
+    return "\n".join(read(name) for name in LIB_FILES)
+
+
 def build_script(name: str) -> LuaScript:
     flags = SCRIPT_FLAGS[name]
     shebang = f"#!lua flags={flags}" if flags else "#!lua"
     script = _read(name + ".lua")
-    body = f"{shebang}\n{lib_for(script, _read(LIB_NAME))}\n{script}"
+    body = f"{shebang}\n{lib_for(script, shared_lib(_read))}\n{script}"
     return LuaScript(name, body, hashlib.sha1(body.encode("utf-8")).hexdigest())
 
 
@@ -124,7 +130,7 @@ def library_source(
     ``build`` on the first call and kept as upvalues. ``read`` gives a file's text (another
     version's, for a before/after benchmark).
     """
-    lib = read(LIB_NAME)
+    lib = shared_lib(read)
     bodies = {name: read(name + ".lua") for name in scripts}
     digest = hashlib.sha1(
         "\0".join([lib, *(f"{n}\0{b}" for n, b in sorted(bodies.items()))]).encode("utf-8")
