@@ -1,6 +1,6 @@
-"""The Lua scripts: read from ``balance/lua``, each prefixed with the shared ``lib.lua``, and run
-by SHA with a fallback to the full body on NOSCRIPT (Redis restarted or failed over), so a
-script cache loss never fails a request.
+"""The Lua scripts: read from ``balance/lua``, each prefixed with the shared helpers
+(``LIB_FILES``), and run by SHA with a fallback to the full body on NOSCRIPT (Redis restarted or
+failed over), so a script cache loss never fails a request.
 
 The same scripts also form one Redis Functions library (``library_source``): a function's
 helpers are built once per library load instead of on every call, which makes the per-CCR script
