@@ -106,6 +106,10 @@ def test_rar_and_asr_reach_the_client_through_another_process_once(
             while admin.get(key) != b"2001" and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert admin.get(key) == b"2001"
+        # The server acknowledges the entry right after writing its outcome (a separate call).
+        deadline = time.monotonic() + 60
+        while admin.xpending(stream, "ocs-serve")["pending"] and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert admin.xpending(stream, "ocs-serve")["pending"] == 0
     finally:
         admin.close()
