@@ -97,3 +97,35 @@ def redo_key(prefix: str) -> str:
 def acl_key_pattern(tenant: str) -> str:
     """The ACL key pattern of a tenant: its keys all start with its tag (``{t:<tenant>:``)."""
     return f"{{t:{check_tenant(tenant)}:*"
+
+
+# -- shared buckets (balance/shared.py): a group's pool in a slot of its own ---------------------
+
+GROUP_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def group_prefix(tenant: str, group: str) -> str:
+    """The group's hash tag: under the tenant's ACL key pattern, in a slot of its own."""
+    if not GROUP_ID_RE.fullmatch(group):
+        raise InvalidRequest(f"group id {group!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+    return f"{{t:{check_tenant(tenant)}:g:{group}}}"
+
+
+def pool_key(prefix: str) -> str:
+    return f"{prefix}:pool"
+
+
+def members_key(prefix: str) -> str:
+    return f"{prefix}:m"
+
+
+def pending_key(prefix: str) -> str:
+    return f"{prefix}:pend"
+
+
+def membership_key(tenant: str) -> str:
+    """The tenant's member index: hash MSISDN -> msgpack {group, kind}. Charging servers keep
+    it in memory (``ocs.charging.shared_draw``) to know, per CCR and without a Redis call,
+    whether the subscriber may draw from a group; written by ``balance.shared.fill_group``.
+    Under the tenant's ACL key pattern, in a slot of its own."""
+    return f"{{t:{check_tenant(tenant)}:g}}:idx"

@@ -24,7 +24,6 @@ unchanged, so a subscriber without shared buckets pays nothing for this feature.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,34 +38,6 @@ MEMBERS_MAX = 1000  # shared_fill.lua's limit
 # Members of all a tenant's groups a server keeps in memory; the index is read by HSCAN pages.
 INDEX_MAX = 5_000_000
 SCAN_COUNT = 1000
-GROUP_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def group_prefix(tenant: str, group: str) -> str:
-    """The group's hash tag: under the tenant's ACL key pattern, in a slot of its own."""
-    if not GROUP_ID_RE.fullmatch(group):
-        raise InvalidRequest(f"group id {group!r}: use 1-64 of A-Z a-z 0-9 _ . -")
-    return f"{{t:{keys.check_tenant(tenant)}:g:{group}}}"
-
-
-def pool_key(prefix: str) -> str:
-    return f"{prefix}:pool"
-
-
-def members_key(prefix: str) -> str:
-    return f"{prefix}:m"
-
-
-def pending_key(prefix: str) -> str:
-    return f"{prefix}:pend"
-
-
-def membership_key(tenant: str) -> str:
-    """The tenant's member index: hash MSISDN -> msgpack {group, kind}. Charging servers keep
-    it in memory (``ocs.charging.shared_draw``) to know, per CCR and without a Redis call,
-    whether the subscriber may draw from a group; written by ``fill_group``. Under the tenant's
-    ACL key pattern, in a slot of its own."""
-    return f"{{t:{keys.check_tenant(tenant)}:g}}:idx"
 
 
 class Membership(msgspec.Struct, frozen=True, array_like=True):
@@ -129,15 +100,15 @@ async def fill_group(
         raise InvalidRequest(f"a group has 1 to {MEMBERS_MAX} members")
     for member in members:
         keys.check_subscriber(member)
-    prefix = group_prefix(ledger.tenant, group)
-    before: list[bytes | str] = await ledger.client.hkeys(members_key(prefix))
+    prefix = keys.group_prefix(ledger.tenant, group)
+    before: list[bytes | str] = await ledger.client.hkeys(keys.members_key(prefix))
     payload = [period, kind, unit.value, amount, member_cap, expires_at_s, priority, list(members)]
     code: int = await ledger._run(
-        _SCRIPTS["shared_fill"], [pool_key(prefix), members_key(prefix)], payload
+        _SCRIPTS["shared_fill"], [keys.pool_key(prefix), keys.members_key(prefix)], payload
     )
     # Indexed whatever the script answered: a retried fill also repairs an index write lost
     # after the first attempt's script (from the members the pool really has).
-    now_members: list[bytes | str] = await ledger.client.hkeys(members_key(prefix))
+    now_members: list[bytes | str] = await ledger.client.hkeys(keys.members_key(prefix))
     await _index_members(ledger, group, kind, [_text(m) for m in now_members], before)
     return code == 0
 
@@ -152,7 +123,7 @@ async def _index_members(
     """The member index after a fill (a second call: the index has a slot of its own): the
     pool's members point at the group; members it dropped no longer do, unless another
     group's fill has taken them since."""
-    index = membership_key(ledger.tenant)
+    index = keys.membership_key(ledger.tenant)
     entry = _encode_membership(Membership(group, kind))
     kept = set(members)
     dropped = [_text(m) for m in before if _text(m) not in kept]
@@ -177,7 +148,7 @@ async def read_memberships(client: Any, tenant: str) -> dict[str, Membership]:
     out: dict[str, Membership] = {}
     cursor = 0
     while True:
-        cursor, chunk = await client.hscan(membership_key(tenant), cursor, count=SCAN_COUNT)
+        cursor, chunk = await client.hscan(keys.membership_key(tenant), cursor, count=SCAN_COUNT)
         for field, value in chunk.items():
             try:
                 out[_text(field)] = _MEMBERSHIP.decode(_bytes(value))
@@ -203,14 +174,14 @@ async def draw_shared(
     keys.check_subscriber(member)
     if units <= 0:
         raise InvalidRequest("a draw asks for at least one unit")
-    prefix = group_prefix(ledger.tenant, group)
+    prefix = keys.group_prefix(ledger.tenant, group)
     digest = content_digest("shared_draw", group, member, units, min_units)
     payload = [op_id, digest, member, units, min_units, now_s, ledger.idempotency_ttl_s]
     key_list = [
         keys.op_key(prefix, op_id),
-        pool_key(prefix),
-        members_key(prefix),
-        pending_key(prefix),
+        keys.pool_key(prefix),
+        keys.members_key(prefix),
+        keys.pending_key(prefix),
     ]
     _, raw = await ledger._run(_SCRIPTS["shared_draw"], key_list, payload)
     draw = _DRAW.decode(raw)
@@ -241,14 +212,14 @@ async def _grant(
             op_id=f"share:{op_id}",
             context=context,
         )
-    await ledger.client.hdel(pending_key(group_prefix(ledger.tenant, group)), op_id)
+    await ledger.client.hdel(keys.pending_key(keys.group_prefix(ledger.tenant, group)), op_id)
 
 
 async def repair(ledger: Ledger, group: str, *, now_s: float) -> int:
     """Grant every draw still pending (its caller died between the two calls); returns how
     many were granted here."""
-    prefix = group_prefix(ledger.tenant, group)
-    found: dict[bytes | str, bytes | str] = await ledger.client.hgetall(pending_key(prefix))
+    prefix = keys.group_prefix(ledger.tenant, group)
+    found: dict[bytes | str, bytes | str] = await ledger.client.hgetall(keys.pending_key(prefix))
     for field, value in found.items():
         op_id = field.decode() if isinstance(field, bytes) else str(field)
         raw = value.encode() if isinstance(value, str) else value
@@ -258,7 +229,9 @@ async def repair(ledger: Ledger, group: str, *, now_s: float) -> int:
 
 async def member_drawn(ledger: Ledger, group: str, member: str) -> int:
     """Units ``member`` drew from the group's pool this period."""
-    raw = await ledger.client.hget(members_key(group_prefix(ledger.tenant, group)), member)
+    raw = await ledger.client.hget(
+        keys.members_key(keys.group_prefix(ledger.tenant, group)), member
+    )
     return int(raw or 0)
 
 
@@ -279,11 +252,11 @@ _POOL = msgspec.msgpack.Decoder(Pool)
 
 async def read_group(ledger: Ledger, group: str) -> tuple[Pool, dict[str, int], int] | None:
     """The pool, units drawn per member this period, and draws pending (None: no group)."""
-    prefix = group_prefix(ledger.tenant, group)
+    prefix = keys.group_prefix(ledger.tenant, group)
     async with ledger.client.pipeline(transaction=False) as pipe:
-        pipe.get(pool_key(prefix))
-        pipe.hgetall(members_key(prefix))
-        pipe.hlen(pending_key(prefix))
+        pipe.get(keys.pool_key(prefix))
+        pipe.hgetall(keys.members_key(prefix))
+        pipe.hlen(keys.pending_key(prefix))
         raw, members, pending = await pipe.execute()
     if raw is None:
         return None

@@ -14,7 +14,7 @@ kind, the server, before answering:
 Every call is idempotent on an op id derived from the CCR's, so a retransmitted CCR replays
 each step and draws once. A subscriber who is in no group pays one dict lookup
 (``GroupMembers.get``) and not one Redis call more. Which subscribers are members is kept in
-memory like their plans: the tenant's member index (``balance.shared.membership_key``) is read
+memory like their plans: the tenant's member index (``balance.keys.membership_key``) is read
 at start and on every resync, and a ``group`` notice re-reads the tenant's index.
 """
 

@@ -11,17 +11,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from balance.errors import UnknownAccount
+from balance.keys import group_prefix, members_key, pending_key, pool_key
 from balance.ledger import _SCRIPTS, Ledger, content_digest
 from balance.records import BucketUnit
 from balance.shared import (
     Membership,
     draw_shared,
     fill_group,
-    group_prefix,
     member_drawn,
-    members_key,
-    pending_key,
-    pool_key,
     read_memberships,
     repair,
 )
