@@ -21,6 +21,7 @@ from balance.access import Repair
 from balance.account_ops import AccountMaintenance
 from balance.errors import InvalidRequest, LedgerError, LedgerUnavailable, UnknownAccount
 from balance.in_flight import InFlightLimit
+from balance.ledger_ccr import CreditControlOps, SubscriberKeys
 from balance.ledger_clients import RedisClient, make_client, tenant_username
 from balance.ledger_wire import (
     ACCOUNT_DECODER,
@@ -33,8 +34,6 @@ from balance.ledger_wire import (
     SUMMARY_DECODER,
     Context,
     ExpiredReservation,
-    ccr_body,
-    ccr_result,
     content_digest,
     encode_context,
     legs_wire,
@@ -47,7 +46,6 @@ from balance.ledger_wire import (
 from balance.lifecycle import LifecycleOps
 from balance.records import (
     Account,
-    CcrResult,
     DebitItem,
     DebitManyResult,
     DebitResult,
@@ -55,7 +53,6 @@ from balance.records import (
     OfflineResult,
     OnExhaust,
     OpResult,
-    RatingGroupRequest,
     RecordContext,
     RefundResult,
     StreamRecord,
@@ -84,7 +81,6 @@ BUCKETS_MAX_DEFAULT = 64
 DEBIT_ITEMS_MAX = 32  # debit_many.lua's limit: an event's MSCCs
 OFFLINE_MANY_MAX = 64  # offline_many.lua's limit: records of one shard per call
 IN_FLIGHT_MAX_DEFAULT = 32  # redis-py's cluster pool default per node
-ITEMS_MAX = 64
 BALANCE_BELOW_MAX = 8  # "balance below" notification levels per tenant
 BUCKET_BELOW_MAX = 4  # "bucket below N %" notification levels per tenant
 EXPIRE_CONCURRENCY = 32
@@ -94,7 +90,7 @@ _SCRIPTS = SCRIPTS
 _ACCOUNT_DECODER = ACCOUNT_DECODER
 
 
-class Ledger(AccountMaintenance, LifecycleOps):
+class Ledger(CreditControlOps, AccountMaintenance, LifecycleOps):
     """Ledger operations for one tenant over one Redis client (standalone or cluster)."""
 
     def __init__(
@@ -141,6 +137,7 @@ class Ledger(AccountMaintenance, LifecycleOps):
         self._scripts = self._calls.caller
         self.access = self._calls.access
         self._readers: dict[tuple[str, str], RecordReader] = {}
+        self._subscriber_keys: dict[str, SubscriberKeys] = {}
 
     def use_idempotency_window(self, seconds: int | None) -> None:
         """The tenant's catalog window (None or 0: the deployment default): how long an
@@ -248,65 +245,6 @@ class Ledger(AccountMaintenance, LifecycleOps):
         return OpResult(SUMMARY_DECODER.decode(raw), bool(replayed))
 
     # -- credit control -------------------------------------------------------------------------
-
-    def credit_control(
-        self,
-        subscriber: str,
-        session_id: str,
-        op_id: str,
-        items: Sequence[RatingGroupRequest],
-        *,
-        now_s: float,
-        digest: str | None = None,
-        request_kind: int = 0,
-        request_number: int = -1,
-        context: Context = None,
-    ) -> asyncio.Future[CcrResult]:
-        """Commit, release and re-reserve every rating group of one CCR in one script call.
-
-        ``op_id`` for Diameter: ``f"{Session-Id}:{CC-Request-Number}"``. ``digest`` defaults to
-        a digest of the request content (deadlines excluded, since a retransmission arrives at
-        another time). ``request_kind`` 1/2/3 (INITIAL/UPDATE/TERMINATION) applies RFC 4006's
-        session rules (``UnknownSession`` 5002, ``SessionAlreadyOpen`` 5004) and a growing
-        ``request_number`` (``RequestOutOfOrder`` 5004); 0 applies none. ``context`` goes onto
-        the usage records as is (not digested: pass the session's encoded bytes).
-
-        Not a coroutine but a future to await, for the Diameter hot path: in steady state the
-        script call is written at once and the reply settles the future from a callback, with
-        no task or coroutine per request. Invalid arguments raise here, synchronously."""
-        if not items or len(items) > ITEMS_MAX:
-            raise InvalidRequest(f"a request carries 1-{ITEMS_MAX} rating groups")
-        keys.check_subscriber(subscriber)
-        prefix = keys.subscriber_prefix(self.tenant, subscriber)
-        key_list = [
-            keys.op_key(prefix, op_id),
-            keys.account_key(prefix, subscriber),
-            keys.expiry_key(prefix),
-            keys.stream_key(prefix),
-        ]
-        # The items are encoded once: their bytes are both digested and sent (deadlines go
-        # apart, since a retransmission arrives later with the same content).
-        items_bytes = ENCODER.encode(ccr_body(items))
-        if digest is None:
-            digest = content_digest(subscriber, session_id, msgspec.Raw(items_bytes))
-        payload = [
-            op_id,
-            digest,
-            self.tenant,
-            subscriber,
-            session_id,
-            now_s,
-            self.idempotency_ttl_s,
-            self.session_idle_s,
-            self.sessions_max,
-            msgspec.Raw(items_bytes),
-            [float(i.valid_until_s) for i in items],
-            request_kind,
-            request_number,
-            self._balance_below,
-        ]
-        args = script_args(ENCODER.encode(payload), context)
-        return self._calls.lean(SCRIPTS["ccr"], key_list, args, ccr_result)
 
     async def debit_event(
         self,

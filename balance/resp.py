@@ -41,6 +41,10 @@ def pack_command(parts: Sequence[bytes | str | int]) -> bytes:
 _pack: Callable[[tuple[bytes | str | int, ...]], bytes] = cast(Any, hiredis.pack_command)
 
 
+Then = Callable[[Any, BaseException | None], None]
+"""A call's continuation: ``then(reply, None)`` or ``then(None, error)``, called once."""
+
+
 def _error(reply: hiredis.ReplyError) -> ResponseError:
     message = str(reply)
     for prefix, error_class in _ERROR_CLASSES:
@@ -58,8 +62,13 @@ class RespConnection(asyncio.Protocol):
         # write has been answered (``balance.replica_wait``).
         self._wait = wait
         self._held: Held = []
-        self._waiters: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+        # Each call in flight: when it was sent, and its future or its continuation (the hot
+        # path's calls run their continuation from ``data_received``: no future, no loop pass).
+        self._waiters: collections.deque[tuple[float, asyncio.Future[Any] | None, Then | None]] = (
+            collections.deque()
+        )
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self._timeout_s = timeout_s
@@ -71,6 +80,8 @@ class RespConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but have the same API.
         self._transport = cast(asyncio.Transport, transport)
+        # The loop is kept: looking it up per call costs a getpid() system call on CPython 3.11.
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -81,13 +92,32 @@ class RespConnection(asyncio.Protocol):
             if not self._waiters:
                 self._abort(RedisConnectionError("reply without a request: closing the connection"))
                 return
-            _, future = self._waiters.popleft()
+            _, future, then = self._waiters.popleft()
+            if then is not None:
+                if isinstance(reply, hiredis.ReplyError):
+                    self._run(then, None, _error(reply))
+                else:
+                    self._run(then, reply, None)
+                continue
+            assert future is not None
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 future.set_exception(_error(reply))
             else:
                 future.set_result(reply)
+
+    def _run(self, then: Then, reply: Any, error: BaseException | None) -> None:
+        """A continuation, from inside the reply loop: whatever it raises is reported to the
+        loop's exception handler (as a future's callback would be), never into the reader."""
+        try:
+            then(reply, error)
+        except Exception as exc:
+            loop = self._loop
+            if loop is not None:
+                loop.call_exception_handler(
+                    {"message": "exception in a Redis reply continuation", "exception": exc}
+                )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_all(
@@ -101,33 +131,62 @@ class RespConnection(asyncio.Protocol):
     ) -> asyncio.Future[Any]:
         """Send ``parts``; the future holds the reply. ``acknowledged`` (a write whose answer
         must wait for the replicas): settled only after the batch's WAIT, if there is one."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self.closed or self._transport is None:
             future.set_exception(RedisConnectionError("connection to Redis is closed"))
             return future
-        self._outgoing.append(_pack(parts if type(parts) is tuple else tuple(parts)))
-        self._waiters.append((time.monotonic(), future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        if self._timeout_s and self._watchdog is None:
-            self._watchdog = loop.call_later(self._timeout_s, self._check_timeouts)
+        self._send(_pack(parts if type(parts) is tuple else tuple(parts)), future, None)
         if acknowledged and self._wait is not None:
             held: asyncio.Future[Any] = loop.create_future()
             self._held.append((future, held))
             return held
         return future
 
+    def call_then(
+        self, parts: Sequence[bytes | str | int], then: Then, *, acknowledged: bool = False
+    ) -> None:
+        """``call`` with a continuation instead of a future: ``then`` runs from the reply's
+        ``data_received`` (or at once if the connection is closed)."""
+        self.send_then(_pack(parts if type(parts) is tuple else tuple(parts)), then, acknowledged)
+
+    def send_then(self, command: bytes, then: Then, acknowledged: bool = False) -> None:
+        """``call_then`` of a command already packed (``pack_command``, or a caller's own
+        cheaper packing of the same bytes)."""
+        if self.closed or self._transport is None:
+            then(None, RedisConnectionError("connection to Redis is closed"))
+            return
+        if acknowledged and self._wait is not None:
+            # Held for the batch's WAIT: that path settles futures (``balance.replica_wait``).
+            loop = self._loop or asyncio.get_running_loop()
+            future: asyncio.Future[Any] = loop.create_future()
+            held: asyncio.Future[Any] = loop.create_future()
+            self._send(command, future, None)
+            self._held.append((future, held))
+            held.add_done_callback(functools.partial(_then_from_future, then))
+            return
+        self._send(command, None, then)
+
+    def _send(self, command: bytes, future: asyncio.Future[Any] | None, then: Then | None) -> None:
+        self._outgoing.append(command)
+        self._waiters.append((time.monotonic(), future, then))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._flush)
+            if self._timeout_s and self._watchdog is None:
+                self._watchdog = loop.call_later(self._timeout_s, self._check_timeouts)
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         if self._held and self._wait is not None:
             # One WAIT closes the batch: it covers every write this connection made before it.
             held, self._held = self._held, []
-            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            loop = self._loop or asyncio.get_running_loop()
+            waiter: asyncio.Future[Any] = loop.create_future()
             waiter.add_done_callback(functools.partial(self._wait.release, held))
             self._outgoing.append(self._wait.command)
-            self._waiters.append((time.monotonic(), waiter))
+            self._waiters.append((time.monotonic(), waiter, None))
             if self.closed or self._transport is None:
                 waiter.set_exception(RedisConnectionError("connection to Redis is closed"))
         if self._outgoing and self._transport is not None and not self.closed:
@@ -138,13 +197,13 @@ class RespConnection(asyncio.Protocol):
         self._watchdog = None
         if not self._waiters or self._timeout_s is None:
             return
-        oldest, _ = self._waiters[0]
+        oldest = self._waiters[0][0]
         waited = time.monotonic() - oldest
         if waited >= self._timeout_s:
             # Replies are matched by order, so a late reply cannot be skipped: drop the line.
             self._abort(RedisTimeoutError(f"Redis did not answer within {self._timeout_s} s"))
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         self._watchdog = loop.call_later(self._timeout_s - waited, self._check_timeouts)
 
     def _fail_all(self, exc: Exception) -> None:
@@ -153,8 +212,10 @@ class RespConnection(asyncio.Protocol):
             self._watchdog.cancel()
             self._watchdog = None
         while self._waiters:
-            _, future = self._waiters.popleft()
-            if not future.done():
+            _, future, then = self._waiters.popleft()
+            if then is not None:
+                self._run(then, None, exc)
+            elif future is not None and not future.done():
                 future.set_exception(exc)
         # Calls held for a WAIT that was never written: their own (failed) replies.
         held, self._held = self._held, []
@@ -171,6 +232,15 @@ class RespConnection(asyncio.Protocol):
         self._fail_all(RedisConnectionError("connection closed by the client"))
         if self._transport is not None:
             self._transport.close()
+
+
+def _then_from_future(then: Then, future: asyncio.Future[Any]) -> None:
+    if future.cancelled():
+        then(None, RedisConnectionError("call cancelled"))
+    elif (error := future.exception()) is not None:
+        then(None, error)
+    else:
+        then(future.result(), None)
 
 
 class RespLane:

@@ -40,15 +40,26 @@ def ledger_error(script: LuaScript, exc: BaseException) -> BaseException:
     return exc
 
 
-def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
+def settle_future(target: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """A continuation that settles ``target`` (unless its waiter gave up: cancelled)."""
     if target.done():
         return
-    if source.cancelled():
+    if isinstance(error, asyncio.CancelledError):
         target.cancel()
-    elif (error := source.exception()) is not None:
+    elif error is not None:
         target.set_exception(error)
     else:
-        target.set_result(source.result())
+        target.set_result(result)
+
+
+def _continue(then: Callable[[Any, BaseException | None], None], task: asyncio.Future[Any]) -> None:
+    """A task's outcome handed to a continuation (a cancelled task: ``CancelledError``)."""
+    if task.cancelled():
+        then(None, asyncio.CancelledError())
+    elif (error := task.exception()) is not None:
+        then(None, error)
+    else:
+        then(task.result(), None)
 
 
 class ScriptCalls:
@@ -112,24 +123,45 @@ class ScriptCalls:
         args: Args,
         decode: Callable[[Any], _T],
     ) -> asyncio.Future[_T]:
-        """The hot path's script call: written at once on the lean connection and settled from
-        the reply's callback (no task or coroutine per request); not connected yet, waiting for
-        a slot, or not the lean connection: the full path (``run``)."""
-        loop = asyncio.get_running_loop()
+        """``lean_then`` settling a future (for callers that await)."""
+        result: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self.lean_then(script, key_list, args, decode, functools.partial(settle_future, result))
+        return result
+
+    def lean_then(
+        self,
+        script: LuaScript,
+        key_list: list[str],
+        args: Args,
+        decode: Callable[[Any], _T],
+        then: Callable[[_T | None, BaseException | None], None],
+    ) -> None:
+        """The hot path's script call: written at once on the lean connection and continued
+        from the reply's ``data_received`` by ``then(result, None)`` or ``then(None, error)``
+        (no task, coroutine or future per request); not connected yet, waiting for a slot, or
+        not the lean connection: the full path (``run``), as a task."""
         if self.in_flight.try_enter():
+            replied = functools.partial(self._lean_replied, script, key_list, args, decode, then)
             try:
-                reply = self.caller.start(script, key_list, args)
+                started = self.caller.start_then(script, key_list, args, replied)
             except BaseException:
                 self.in_flight.leave()
                 raise
-            if reply is not None:
-                result: asyncio.Future[_T] = loop.create_future()
-                reply.add_done_callback(
-                    functools.partial(self._lean_replied, result, script, key_list, args, decode)
-                )
-                return result
+            if started:
+                return
             self.in_flight.leave()
-        return loop.create_task(self._slow(script, key_list, args, decode))
+        self._full_path(script, key_list, args, decode, then)
+
+    def _full_path(
+        self,
+        script: LuaScript,
+        key_list: list[str],
+        args: Args,
+        decode: Callable[[Any], _T],
+        then: Callable[[_T | None, BaseException | None], None],
+    ) -> None:
+        task = asyncio.ensure_future(self._slow(script, key_list, args, decode))
+        task.add_done_callback(functools.partial(_continue, then))
 
     async def _slow(
         self, script: LuaScript, key_list: list[str], args: Args, decode: Callable[[Any], _T]
@@ -138,27 +170,26 @@ class ScriptCalls:
 
     def _lean_replied(
         self,
-        result: asyncio.Future[_T],
         script: LuaScript,
         key_list: list[str],
         args: Args,
         decode: Callable[[Any], _T],
-        reply: asyncio.Future[Any],
+        then: Callable[[_T | None, BaseException | None], None],
+        reply: Any,
+        error: BaseException | None,
     ) -> None:
         self.in_flight.leave()
-        if result.done():
-            return  # the caller gave up (cancelled at shutdown)
-        error = reply.exception() if not reply.cancelled() else RedisConnectionError("cancelled")
         if error is None:
             try:
-                result.set_result(decode(reply.result()))
+                result = decode(reply)
             except Exception as exc:
-                result.set_exception(exc)
+                then(None, exc)
+                return
+            then(result, None)
             return
         if self.caller.retry_on_full_path(error):
             # The full path reconnects, reloads the library or follows the cluster, then calls
             # again: safe, the script is idempotent on the operation id.
-            retry = asyncio.ensure_future(self._slow(script, key_list, args, decode))
-            retry.add_done_callback(functools.partial(_copy_outcome, result))
+            self._full_path(script, key_list, args, decode, then)
             return
-        result.set_exception(ledger_error(script, error))
+        then(None, ledger_error(script, error))

@@ -27,7 +27,7 @@ from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 from balance.cluster_lanes import ClusterLanes, redirected, table_stale
 from balance.replica_wait import ReplicaWait
-from balance.resp import RespLane
+from balance.resp import RespLane, Then
 
 # The helpers prefixed to every script, in this order (each may use what the earlier define).
 LIB_FILES = ("lib.lua", "lib_events.lua", "lib_offline.lua")
@@ -310,6 +310,33 @@ class ScriptCaller:
             return None
         command = ["FCALL", script.function, len(keys), *keys, *args]
         return connection.call(command, acknowledged=True)
+
+    def start_then(
+        self,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+        then: Then,
+    ) -> bool:
+        """``start`` with a continuation instead of a future (``RespConnection.call_then``):
+        True once the call is sent; False on the same conditions as ``start``'s None."""
+        cluster = self._cluster
+        if cluster is not None:
+            connection = cluster.ready_for(str(keys[0])) if keys else None
+            if connection is None:
+                return False
+            connection.call_then(self._command(script, keys, args), then, acknowledged=True)
+            return True
+        lane = self._lane
+        if lane is None or not self._functions or not script.function:
+            return False
+        connection = lane.ready
+        if connection is None:
+            return False
+        connection.call_then(
+            ("FCALL", script.function, len(keys), *keys, *args), then, acknowledged=True
+        )
+        return True
 
     def _command(
         self,

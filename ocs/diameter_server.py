@@ -203,6 +203,12 @@ class DiameterConnection(asyncio.Protocol):
         self.server.command_metrics(event.command_code).requests.inc()
         try:
             handler = self.server.router.handler_for(event.application_id, event.command_code)
+            respond_to = getattr(handler, "respond_to", None)
+            if respond_to is not None:
+                # A handler that answers through a continuation (the CCR hot path): no future
+                # and no event-loop pass between its ledger reply and the answer.
+                respond_to(event, functools.partial(self._respond, event))
+                return
             result = handler(event)
         except DiameterError as error:
             self._answer_error(event, error)
@@ -238,6 +244,30 @@ class DiameterConnection(asyncio.Protocol):
             self._answer_error(event, error)
         else:
             self._answer_failure(event, error)
+
+    def _respond(
+        self, event: RequestReceived, answer: Message | None, error: BaseException | None
+    ) -> None:
+        """A ``respond_to`` handler's answer (or the error to answer with). Called from other
+        protocols' callbacks (a Redis reply): whatever goes wrong here stays here."""
+        try:
+            if error is None and answer is not None:
+                self._send_answer(event, answer)
+            elif isinstance(error, asyncio.CancelledError):
+                self._answer_error(
+                    event, UnableToComply("request cancelled during shutdown"), remember=False
+                )
+            elif isinstance(error, DiameterError):
+                self._answer_error(event, error)
+            else:
+                self._answer_failure(event, error or RuntimeError("handler answered nothing"))
+        except Exception as exc:
+            self.server.log.error(
+                "diameter_answer_failed",
+                peer=self.remote,
+                command=event.command_code,
+                error=repr(exc),
+            )
 
     def _answer_failure(self, event: RequestReceived, exc: BaseException) -> None:
         self.server.log.error(

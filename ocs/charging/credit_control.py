@@ -24,6 +24,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -64,17 +65,17 @@ from ocs.charging.cc_answers import (
 )
 from ocs.charging.cc_metrics import ChargingCounts
 from ocs.charging.context import encoded_ccr_context
-from ocs.charging.directory import TenantDirectory
+from ocs.charging.directory import CatalogSnapshot, TenantDirectory
 from ocs.charging.durable_requests import PeerStore
 from ocs.charging.events import EventCharging
-from ocs.charging.sessions import SessionRegistry
+from ocs.charging.sessions import OwnedSession, SessionRegistry
 from ocs.charging.shared_draw import MemberRequest, charge_member
 from ocs.charging.units import BYTE, SECOND, granted, requested_amount
 from ocs.charging.usage import RatingMemo, RequestRater, used_legs
 from ocs.config import ChargingConfig
 from ocs.metrics import HistogramSeries, Metrics
 from tariffs.errors import RatingError
-from tariffs.model import SUSPENDED, TariffSwitch, Tenant
+from tariffs.model import SUSPENDED, Tenant
 from tariffs.quota import size_grant_for
 from tariffs.rating import Rating
 from tariffs.subscribers import SubscriberRef
@@ -83,6 +84,8 @@ from tariffs.tariff_switch import timing_for
 Log = structlog.typing.FilteringBoundLogger
 # What turns the ledger step's result into the answer (the session path's post-ledger half).
 Finish = Callable[[Any], CreditControlAnswer]
+# How the handler answers: ``respond(cca, None)``, or ``respond(None, error)`` (see respond_to).
+Respond = Callable[[Message | None, BaseException | None], None]
 
 
 # A request without MSCC and without rating group is charged under this ledger rating group.
@@ -152,8 +155,14 @@ class CreditControlHandler:
     def __call__(self, event: RequestReceived) -> asyncio.Future[Message]:
         """The CCA for ``event``: a future that resolves to it, or fails with the
         ``DiameterError`` to answer with (the server maps anything else to 5012)."""
-        loop = asyncio.get_running_loop()
-        answered: asyncio.Future[Message] = loop.create_future()
+        answered: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.respond_to(event, functools.partial(settle_future, answered))
+        return answered
+
+    def respond_to(self, event: RequestReceived, respond: Respond) -> None:
+        """Answer ``event`` through ``respond(cca, None)``, or ``respond(None, error)`` with
+        the ``DiameterError`` to answer with (anything else: 5012), called exactly once: at
+        once, or from the ledger reply's callback (the server's hot path: no future)."""
         ccr: CreditControlRequest | None = None
         tenant = ""
         try:
@@ -167,8 +176,8 @@ class CreditControlHandler:
             ref = snapshot.resolve_ids(ccr.subscription_ids)
             if ref is None:
                 unknown = CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
-                answered.set_result(self._answer(ccr, "", unknown))
-                return answered
+                respond(self._answer(ccr, "", unknown), None)
+                return
             tenant = ref.tenant
             profile = snapshot.tenants[tenant]
             # The request's one look at the tenant's status; the session path is handed the bool.
@@ -176,69 +185,71 @@ class CreditControlHandler:
             if suspended and refused_while_suspended(ccr):
                 # No rating, no ledger call: nothing is opened or reserved for a tenant whose
                 # service is suspended (CCR-U/T and refunds still go to the ledger).
-                answered.set_result(self._answer(ccr, tenant, suspended_answer(ccr)))
-                return answered
-            finish: Finish
+                respond(self._answer(ccr, tenant, suspended_answer(ccr)), None)
+                return
             if ccr.request_type is CcRequestType.EVENT:
-                work: asyncio.Future[Any] = loop.create_task(self.events.answer(ccr, ref, now))
-                finish = _unchanged
+                work = asyncio.ensure_future(self.events.answer(ccr, ref, now))
+                then = self._then(respond, ccr, tenant, _unchanged)
+                work.add_done_callback(functools.partial(_continue, then))
             else:
-                work, finish = self._start_session_request(ccr, ref, profile, suspended, now, loop)
+                self._start_session_request(ccr, ref, profile, suspended, now, snapshot, respond)
         except Exception as exc:
-            self._settle(answered, ccr, tenant, exc)
-            return answered
+            self._settle(respond, ccr, tenant, None, exc)
+
+    def _then(
+        self, respond: Respond, ccr: CreditControlRequest, tenant: str, finish: Finish
+    ) -> Callable[[Any, BaseException | None], None]:
+        """The ledger step's continuation: its outcome, finished into the CCA, to ``respond``."""
         # perf_counter, not the loop's clock: uvloop's time() moves in millisecond steps.
-        started = time.perf_counter()
-        work.add_done_callback(
-            functools.partial(self._ledger_done, answered, ccr, tenant, finish, started)
+        return functools.partial(
+            self._ledger_done, respond, ccr, tenant, finish, time.perf_counter()
         )
-        return answered
 
     def _ledger_done(
         self,
-        answered: asyncio.Future[Message],
+        respond: Respond,
         ccr: CreditControlRequest,
         tenant: str,
         finish: Finish,
         started: float,
-        work: asyncio.Future[Any],
+        result: Any,
+        error: BaseException | None,
     ) -> None:
         latency = self._ledger_latency
         if latency is not None:
             latency[ccr.request_type is CcRequestType.EVENT].observe(time.perf_counter() - started)
-        if work.cancelled():
-            answered.cancel()  # the server answers 5012 for a request cancelled at shutdown
-            return
-        error = work.exception()
-        if error is not None:
-            self._settle(answered, ccr, tenant, error)
-            return
-        try:
-            answer = finish(work.result())
-        except Exception as exc:
-            self._settle(answered, ccr, tenant, exc)
-            return
-        self._settle(answered, ccr, tenant, answer)
+        if error is None:
+            try:
+                answer = finish(result)
+            except Exception as exc:
+                error = exc
+            else:
+                self._settle(respond, ccr, tenant, answer, None)
+                return
+        self._settle(respond, ccr, tenant, None, error)
 
     def _settle(
         self,
-        answered: asyncio.Future[Message],
+        respond: Respond,
         ccr: CreditControlRequest | None,
         tenant: str,
-        outcome: CreditControlAnswer | BaseException,
+        answer: CreditControlAnswer | None,
+        error: BaseException | None,
     ) -> None:
-        """Resolve ``answered`` with the CCA of ``outcome``, or with the error to answer."""
-        if answered.done():
-            return
+        """``respond`` with the CCA of ``answer`` or of the ledger ``error``, or with the
+        error to answer (a request cancelled at shutdown: the server answers 5012)."""
         try:
-            if isinstance(outcome, BaseException):
-                if ccr is None:
-                    raise outcome
-                outcome = answer_for_ledger_failure(ccr, outcome, self.log)
-            assert ccr is not None  # an answer always belongs to a parsed request
-            answered.set_result(self._answer(ccr, tenant, outcome))
+            if error is not None:
+                if ccr is None or isinstance(error, asyncio.CancelledError):
+                    respond(None, error)
+                    return
+                answer = answer_for_ledger_failure(ccr, error, self.log)
+            assert ccr is not None and answer is not None  # an answer belongs to a request
+            message = self._answer(ccr, tenant, answer)
         except Exception as exc:
-            answered.set_exception(exc)
+            respond(None, exc)
+            return
+        respond(message, None)
 
     def _answer(
         self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer
@@ -271,14 +282,15 @@ class CreditControlHandler:
         tenant: Tenant,
         suspended: bool,
         now: int,
-        loop: asyncio.AbstractEventLoop,
-    ) -> tuple[asyncio.Future[Any], Finish]:
-        """Rate and plan inline; start the one ledger call; return it with its finishing step."""
+        snapshot: CatalogSnapshot,
+        respond: Respond,
+    ) -> None:
+        """Rate and plan inline, then start the one ledger call; its continuation answers."""
         terminating = ccr.request_type is CcRequestType.TERMINATION
         # A suspended tenant's CCR-U still commits what it reports (requested_units 0: commit
         # and release, no new hold); ``_session_answer`` then denies every MSCC.
         grant = not terminating and not suspended
-        slots, items = self._plan(ccr, ref, now, terminating, grant)
+        slots, items = self._plan(ccr, ref, tenant, snapshot, now, terminating, grant)
         if not items:
             # Nothing to rate still opens, checks or closes the session in the ledger (a bare
             # CCR-T releases every hold the session has).
@@ -290,13 +302,39 @@ class CreditControlHandler:
                 )
             )
         digest = ccr_fingerprint(ccr.message).hex()
-        context = self._session_context(ccr, ref, tenant, slots, now)
+        known = (
+            None if ccr.request_type is CcRequestType.INITIAL else self.sessions.get(ccr.session_id)
+        )
+        context = self._session_context(ccr, ref, tenant, slots, now, known)
+        finish = functools.partial(
+            self._session_answer, ccr, ref, tenant, suspended, slots, now, context
+        )
+        then = self._then(respond, ccr, ref.tenant, finish)
+        op_id = f"{ccr.session_id}:{ccr.request_number}"
+        # A group member short of units draws from the group's pool (non-members: this lookup).
+        membership = self.directory.groups.get(ref.tenant, ref.subscriber_id) if grant else None
+        ledger = self._ledgers.get(ref.tenant)
+        if ledger is not None and membership is None:
+            # Steady state: the script call is written here and its reply runs ``then``.
+            ledger.credit_control_then(
+                then,
+                ref.subscriber_id,
+                ccr.session_id,
+                op_id,
+                items,
+                now_s=now,
+                digest=digest,
+                request_kind=int(ccr.request_type),
+                request_number=ccr.request_number,
+                context=context,
+            )
+            return
 
         def call(ledger: Ledger) -> asyncio.Future[CcrResult]:
             return ledger.credit_control(
                 ref.subscriber_id,
                 ccr.session_id,
-                f"{ccr.session_id}:{ccr.request_number}",
+                op_id,
                 items,
                 now_s=now,
                 digest=digest,
@@ -305,24 +343,17 @@ class CreditControlHandler:
                 context=context,
             )
 
-        ledger = self._ledgers.get(ref.tenant)
-        # In steady state the ledger call is started here and settles from a callback (the
-        # ledger hands back a future: no task).
         work: asyncio.Future[Any] = (
             call(ledger)
             if ledger is not None
-            else loop.create_task(self._first_call(ref.tenant, call))
+            else asyncio.ensure_future(self._first_call(ref.tenant, call))
         )
-        # A group member short of units draws from the group's pool (non-members: this lookup).
-        membership = self.directory.groups.get(ref.tenant, ref.subscriber_id) if grant else None
         if membership is not None:
             request = MemberRequest.of(ccr, ref.tenant, ref.subscriber_id, digest, now, context)
             work = asyncio.ensure_future(
                 charge_member(work, self.directory.ledger, membership, request, items, self.log)
             )
-        return work, functools.partial(
-            self._session_answer, ccr, ref, tenant, suspended, slots, now, context
-        )
+        work.add_done_callback(functools.partial(_continue, then))
 
     def _session_context(
         self,
@@ -331,14 +362,14 @@ class CreditControlHandler:
         tenant: Tenant,
         slots: list[_Slot],
         now: int,
+        known: OwnedSession | None,
     ) -> bytes:
-        """The session's encoded record context: the one its first request here built, or a
-        new one (a CCR-I; or a CCR-U/T whose session began at another server: start unknown)."""
+        """The session's encoded record context: the one its first request here built (in
+        ``known``, its entry here; None for a CCR-I), or a new one (a CCR-I; or a CCR-U/T whose
+        session began at another server: start unknown)."""
+        if known is not None and known.context:
+            return known.context
         initial = ccr.request_type is CcRequestType.INITIAL
-        if not initial:
-            entry = self.sessions.get(ccr.session_id)
-            if entry is not None and entry.context:
-                return entry.context
         version = next((s.rating.version for s in slots if s.rating is not None), "")
         return encoded_ccr_context(
             ccr, ref, tenant, rate_card_version=version, started_at_s=now if initial else 0.0
@@ -465,38 +496,52 @@ class CreditControlHandler:
         self,
         ccr: CreditControlRequest,
         ref: SubscriberRef,
+        tenant: Tenant,
+        snapshot: CatalogSnapshot,
         now: int,
         terminating: bool,
         grant: bool,
     ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
         """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
-        request_rater = RequestRater(
-            self.directory.snapshot.rater, ccr, ref.tenant, ref.plan, self._ratings
-        )
+        request_rater = RequestRater(snapshot.rater, ccr, ref.tenant, ref.plan, self._ratings)
+        rate = request_rater.rate
         slots: list[_Slot] = []
         items: list[RatingGroupRequest] = []
-        grace = self.config.tcc_grace_s
-        window_s = self.config.validity_time_s + grace  # how old a reported grant can be
-        tenant = self.directory.snapshot.tenants.get(ref.tenant)
-        switch = tenant.tariff_switch if tenant is not None else TariffSwitch()
+        config = self.config
+        grace = config.tcc_grace_s
+        validity_s = config.validity_time_s
+        window_s = validity_s + grace  # how old a reported grant can be
+        # The grant's validity when no tariff boundary falls inside it (grant_timing's floor).
+        plain_validity_s = max(validity_s, 1)
         for service in ccr.services:
-
-            def rate_at(at: int, service: ServiceRequest = service) -> Rating:
-                return request_rater.rate(service, at)
-
             try:
-                rating = rate_at(now)
-                legs = used_legs(service.used, rating.unit, now, rate_at, window_s)
-                timing = timing_for(
-                    switch, ccr.session_id, rating, now, self.config.validity_time_s, rate_at
+                rating = rate(service, now)
+                legs = (
+                    used_legs(service.used, rating.unit, now, partial(rate, service), window_s)
+                    if service.used
+                    else []
                 )
+                change = rating.next_change_at
+                if change is None or change <= now or change >= now + plain_validity_s:
+                    # No boundary inside the grant (timing_for's own first case, without its
+                    # calls: the common case of every request).
+                    validity, ttc = plain_validity_s, None
+                else:
+                    timing = timing_for(
+                        tenant.tariff_switch,
+                        ccr.session_id,
+                        rating,
+                        now,
+                        validity_s,
+                        partial(rate, service),
+                    )
+                    validity, ttc = timing.validity_s, timing.tariff_time_change_s
             except RatingError as exc:
                 slots.append(_Slot(service, failure=int(exc.result_code)))
                 continue
             requested = 0
             if grant and service.wants_grant:
                 requested = size_grant_for(rating, requested_amount(service.requested, rating.unit))
-            validity = timing.validity_s
             items.append(
                 RatingGroupRequest(
                     rating_group=(
@@ -516,7 +561,6 @@ class CreditControlHandler:
                     terminate=terminating,
                 )
             )
-            ttc = timing.tariff_time_change_s
             slots.append(_Slot(service, rating, None, len(items) - 1, requested, validity, ttc))
         return slots, items
 
@@ -550,6 +594,28 @@ class CreditControlHandler:
             quota_holding_time_s=self.config.quota_holding_time_s or None,
             final_unit_indication=final_unit_indication(tenant) if result.final else None,
         )
+
+
+def _continue(then: Callable[[Any, BaseException | None], None], work: asyncio.Future[Any]) -> None:
+    """A task's outcome handed to a continuation (cancelled: ``CancelledError``)."""
+    if work.cancelled():
+        then(None, asyncio.CancelledError())
+    elif (error := work.exception()) is not None:
+        then(None, error)
+    else:
+        then(work.result(), None)
+
+
+def settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """A ``Respond`` that settles ``future`` (``__call__``'s form of the handler)."""
+    if future.done():
+        return
+    if isinstance(error, asyncio.CancelledError):
+        future.cancel()
+    elif error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _unchanged(answer: Any) -> CreditControlAnswer:

@@ -125,8 +125,11 @@ async def test_hot_path_starts_the_call_without_a_task_and_waits_when_full(
             )
             for n in range(5)
         ]
-        assert [isinstance(f, asyncio.Task) for f in started] == [False, False, True, True, True]
+        # Two written at once (the slots are taken before any reply), three on the full path.
+        assert ledger._in_flight.inside == 2 and ledger._in_flight.waits == 0
+        assert not any(isinstance(f, asyncio.Task) for f in started)
         results = await asyncio.gather(*started)
+        assert ledger._in_flight.waits == 3
         assert [r.items[0].granted_units for r in results] == [1] * 5
         hold = 1000 - results[0].balance
         assert hold > 0 and results[-1].balance == 1000 - 5 * hold == 1000 - results[-1].held_money
