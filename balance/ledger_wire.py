@@ -88,40 +88,46 @@ def legs_wire(legs: Sequence[UsedLeg]) -> list[Any]:
 def ccr_body(items: Sequence[RatingGroupRequest]) -> list[Any]:
     """``{items, prices}`` as ccr.lua reads it: each distinct price once, referred to by its
     1-based position (a CCR's legs and re-reservations usually share one or two prices, and
-    the script then decodes and checks each price once)."""
+    the script then decodes and checks each price once). Prices are told apart by value (a
+    ``Price`` hashes its fields), and turned into the scripts' array once each."""
     prices: list[PriceTuple] = []
-    index: dict[PriceTuple, int] = {}
-
-    def ref(price: Price) -> int:
-        values = price_tuple(price)
-        found = index.get(values)
-        if found is None:
-            prices.append(values)
-            found = index[values] = len(prices)
-        return found
-
+    index: dict[Price, int] = {}
     encoded = []
     for item in items:
         legs = []
         for leg in item.used:
             if leg.units < 0:
                 raise InvalidRequest(f"leg {leg.leg_key!r}: units must not be negative")
-            legs.append([leg.leg_key, leg.units, ref(leg.price)])
-        encoded.append(
-            [
-                item.rating_group,
-                item.service,
-                legs,
-                item.requested_units,
-                item.default_units,
-                list(item.kinds),
-                1 if item.on_exhaust is OnExhaust.PAYG else 0,
-                1 if item.terminate else 0,
-                item.reserve_leg_key,
-                0 if item.reserve_price is None else ref(item.reserve_price),
-                *([list(item.block_kinds)] if item.block_kinds else []),
-            ]
-        )
+            price = leg.price
+            found = index.get(price)
+            if found is None:
+                prices.append(price_tuple(price))
+                found = index[price] = len(prices)
+            legs.append([leg.leg_key, leg.units, found])
+        reserve = item.reserve_price
+        if reserve is None:
+            reserve_ref = 0
+        else:
+            found = index.get(reserve)
+            if found is None:
+                prices.append(price_tuple(reserve))
+                found = index[reserve] = len(prices)
+            reserve_ref = found
+        row = [
+            item.rating_group,
+            item.service,
+            legs,
+            item.requested_units,
+            item.default_units,
+            list(item.kinds),
+            1 if item.on_exhaust is OnExhaust.PAYG else 0,
+            1 if item.terminate else 0,
+            item.reserve_leg_key,
+            reserve_ref,
+        ]
+        if item.block_kinds:
+            row.append(list(item.block_kinds))
+        encoded.append(row)
     return [encoded, prices]
 
 

@@ -139,14 +139,26 @@ class Counter(_Family[CounterSeries]):
 
 
 class Gauge(_Family[GaugeSeries]):
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        super().__init__(name, documentation, labelnames)
+        self._source: Callable[[], float] | None = None
+
     def _new_series(self) -> GaugeSeries:
         return GaugeSeries()
 
     def set(self, value: float) -> None:
         self.series[()].value = value
 
+    def follow(self, source: Callable[[], float]) -> None:
+        """Read the (unlabelled) value from ``source`` when scraped, instead of having it set
+        on every change (e.g. a size the hot path would otherwise set per request)."""
+        self._source = source
+
     def collect(self) -> Metric:
         family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        source = self._source
+        if source is not None:
+            self.series[()].value = source()
         for values, series in list(self.series.items()):
             family.add_metric(values, series.value)
         return family

@@ -8,6 +8,7 @@ hashes through a Python-level ``__hash__``), so a CCR costs a few dict lookups h
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from balance.records import RatingGroupResult
 from diameter_apps.codes import ResultCode
@@ -17,9 +18,17 @@ from tariffs.rating import Rating
 
 _MSCC_SCOPE = 1 << 32  # added to an MSCC's Result-Code in the result series' key
 
-PlannedService = tuple[Rating | None, int | None, int]
-"""What counting needs of one planned MSCC: its rating (None: not rated), its rating failure
-code, and its item in the ledger's results (-1: none)."""
+
+class PlannedService(Protocol):
+    """What counting needs of one planned MSCC: its rating (None: not rated), its rating
+    failure code, and its item in the ledger's results (-1: none)."""
+
+    @property
+    def rating(self) -> Rating | None: ...
+    @property
+    def failure(self) -> int | None: ...
+    @property
+    def item(self) -> int: ...
 
 
 class ChargingCounts:
@@ -31,36 +40,30 @@ class ChargingCounts:
         self._results: dict[int, CounterSeries] = {}
         self._units: dict[tuple[str, str], tuple[CounterSeries, CounterSeries]] = {}
 
-    def answered(
-        self,
-        ccr: CreditControlRequest,
-        tenant: str,
-        answer: CreditControlAnswer,
-        open_sessions: int,
-    ) -> None:
-        metrics = self.metrics
-        kind = ccr.request_type
-        requests = self._requests.get((int(kind), tenant))
+    def answered(self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer) -> None:
+        # The series' numbers are added to in place (``CounterSeries.inc`` is a Python call,
+        # and every amount here is a positive count).
+        key = (int(ccr.request_type), tenant)
+        requests = self._requests.get(key)
         if requests is None:
-            requests = metrics.ccr_total.labels(kind.name, tenant)
-            self._requests[(int(kind), tenant)] = requests
-        requests.inc()
+            requests = self.metrics.ccr_total.labels(ccr.request_type.name, tenant)
+            self._requests[key] = requests
+        requests.value += 1
         results = self._results
         code = int(answer.result_code)
         series = results.get(code)
         if series is None:
-            series = results[code] = metrics.cc_results_total.labels("session", str(code))
-        series.inc()
+            series = results[code] = self.metrics.cc_results_total.labels("session", str(code))
+        series.value += 1
         for service in answer.services:
             # One dict for both scopes: an MSCC's code is keyed above the 32-bit codes.
             code = int(service.result_code) | _MSCC_SCOPE
             series = results.get(code)
             if series is None:
-                series = results[code] = metrics.cc_results_total.labels(
+                series = results[code] = self.metrics.cc_results_total.labels(
                     "mscc", str(code & 0xFFFF_FFFF)
                 )
-            series.inc()
-        metrics.open_sessions.set(open_sessions)
+            series.value += 1
 
     def units(
         self,
@@ -69,22 +72,25 @@ class ChargingCounts:
         results: tuple[RatingGroupResult, ...],
     ) -> None:
         metrics = self.metrics
-        for rating, failure, item in planned:
+        for service in planned:
+            rating, item = service.rating, service.item
             if rating is None or item < 0:
-                if failure is None or failure == ResultCode.RATING_FAILED:
-                    self._tenant_series(metrics.rating_failures_total, tenant).inc()
+                if service.failure is None or service.failure == ResultCode.RATING_FAILED:
+                    self._tenant_series(metrics.rating_failures_total, tenant).value += 1
                 continue
             result = results[item]
-            if result.leakage_money:
-                self._tenant_series(metrics.leakage_money_total, tenant).inc(result.leakage_money)
+            if result.leakage_money > 0:
+                leakage = self._tenant_series(metrics.leakage_money_total, tenant)
+                leakage.value += result.leakage_money
             if result.wholesale > result.retail:
-                self._tenant_series(metrics.wholesale_above_retail_total, tenant).inc()
-            if result.granted_units or result.used_units:
+                self._tenant_series(metrics.wholesale_above_retail_total, tenant).value += 1
+            granted_units, used_units = result.granted_units, result.used_units
+            if granted_units > 0 or used_units > 0:
                 granted, used = self._units_series(tenant, rating.service)
-                if result.granted_units:
-                    granted.inc(result.granted_units)
-                if result.used_units:
-                    used.inc(result.used_units)
+                if granted_units > 0:
+                    granted.value += granted_units
+                if used_units > 0:
+                    used.value += used_units
 
     def _tenant_series(self, family: Counter, tenant: str) -> CounterSeries:
         """``family.labels(tenant)``, remembered (the exception counters)."""

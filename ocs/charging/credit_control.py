@@ -136,6 +136,9 @@ class CreditControlHandler:
         self.metrics = metrics
         self.events = EventCharging(directory, log=log)
         self._counts = ChargingCounts(metrics) if metrics is not None else None
+        if metrics is not None:
+            # Read when scraped: setting it per answer cost two calls per CCR.
+            metrics.open_sessions.follow(sessions.__len__)
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
         self._mscc_avps = MsccAvpCache()
@@ -265,7 +268,7 @@ class CreditControlHandler:
                 ),
             )
         if self._counts is not None:
-            self._counts.answered(ccr, tenant, answer, len(self.sessions))
+            self._counts.answered(ccr, tenant, answer)
         return build_cca(
             ccr,
             answer,
@@ -398,9 +401,10 @@ class CreditControlHandler:
         """The CCA of a session request from the ledger's outcome (the post-ledger half)."""
         results = outcome.items
         if self._counts is not None:
-            self._counts.units(ref.tenant, [(s.rating, s.failure, s.item) for s in slots], results)
-        if any(r.outcome is Outcome.UNKNOWN_ACCOUNT for r in results):
-            return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+            self._counts.units(ref.tenant, slots, results)
+        for result in results:
+            if result.outcome is Outcome.UNKNOWN_ACCOUNT:
+                return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
         terminating = ccr.request_type is CcRequestType.TERMINATION
         if suspended and not terminating:
             # Decided by the same snapshot that planned no grant: usage was committed, nothing
@@ -409,7 +413,7 @@ class CreditControlHandler:
         answers = (
             ()
             if terminating
-            else tuple(self._service_answer(slot, results, tenant, now) for slot in slots)
+            else tuple([self._service_answer(slot, results, tenant) for slot in slots])
         )
         code = top_level_code(ccr, answers)
         if terminating or (ccr.request_type is CcRequestType.INITIAL and code in SESSION_REFUSED):
@@ -420,17 +424,15 @@ class CreditControlHandler:
                 self.peers.forget(ref.tenant, ref.subscriber_id, ccr.session_id)
             self.sessions.ended(ccr.session_id)
         else:
-            self._keep_session(
-                ccr,
-                ref,
-                now,
-                context,
-                waiting_for_credit=any(
-                    a.final_unit_indication is not None
-                    or a.result_code == ResultCode.CREDIT_LIMIT_REACHED
-                    for a in answers
-                ),
-            )
+            waiting_for_credit = False
+            for answer in answers:
+                if (
+                    answer.final_unit_indication is not None
+                    or answer.result_code == ResultCode.CREDIT_LIMIT_REACHED
+                ):
+                    waiting_for_credit = True
+                    break
+            self._keep_session(ccr, ref, now, context, waiting_for_credit=waiting_for_credit)
         # Built whole here (a session request is never an EVENT: no Direct-Debiting-Failure-
         # Handling), so ``_answer`` does not copy it to add the failure handling.
         return CreditControlAnswer(
@@ -565,7 +567,7 @@ class CreditControlHandler:
         return slots, items
 
     def _service_answer(
-        self, slot: _Slot, results: tuple[RatingGroupResult, ...], tenant: Tenant, now: int
+        self, slot: _Slot, results: tuple[RatingGroupResult, ...], tenant: Tenant
     ) -> ServiceAnswer:
         service = slot.service
         if slot.failure is not None or slot.rating is None:
