@@ -27,13 +27,15 @@ from balance.ledger_wire import (
     script_args,
 )
 from balance.records import CcrResult, RatingGroupRequest
+from balance.resp import encoded_keys
 from balance.script_calls import ScriptCalls, settle_future
 
 ITEMS_MAX = 64  # ccr.lua's limit: rating groups of one request
 SUBSCRIBER_KEYS_MAX = 65_536  # subscribers whose keys are remembered; then it starts afresh
 
-SubscriberKeys = tuple[str, str, str, str]
-"""A subscriber's shard prefix, account key, expiry index key and record stream key."""
+SubscriberKeys = tuple[str, str, str, str, bytes]
+"""A subscriber's shard prefix, account key, expiry index key and record stream key, and
+those three keys as a command's bulk strings (``balance.resp.encoded_keys``)."""
 
 
 class CreditControlOps:
@@ -105,7 +107,7 @@ class CreditControlOps:
         from Redis' ``data_received``, with no task, coroutine or future per request."""
         if not items or len(items) > ITEMS_MAX:
             raise InvalidRequest(f"a request carries 1-{ITEMS_MAX} rating groups")
-        prefix, account, expiry, stream = self._ccr_keys(subscriber)
+        prefix, account, expiry, stream, encoded = self._ccr_keys(subscriber)
         key_list = [keys.op_key(prefix, op_id), account, expiry, stream]
         # The items are encoded once: their bytes are both digested and sent (deadlines go
         # apart, since a retransmission arrives later with the same content).
@@ -129,21 +131,19 @@ class CreditControlOps:
             self._balance_below,
         ]
         args = script_args(ENCODER.encode(payload), context)
-        self._calls.lean_then(SCRIPTS["ccr"], key_list, args, ccr_result, then)
+        self._calls.lean_then(SCRIPTS["ccr"], key_list, args, ccr_result, then, encoded)
 
     def _ccr_keys(self, subscriber: str) -> SubscriberKeys:
         """A subscriber's shard prefix and its account, expiry and record keys, remembered
-        (formatted and checked once per subscriber instead of once per CCR)."""
+        (formatted, checked and encoded once per subscriber instead of once per CCR)."""
         found = self._subscriber_keys.get(subscriber)
         if found is None:
             keys.check_subscriber(subscriber)
             prefix = keys.subscriber_prefix(self.tenant, subscriber)
             if len(self._subscriber_keys) >= SUBSCRIBER_KEYS_MAX:
                 self._subscriber_keys.clear()
-            found = self._subscriber_keys[subscriber] = (
-                prefix,
-                keys.account_key(prefix, subscriber),
-                keys.expiry_key(prefix),
-                keys.stream_key(prefix),
-            )
+            account = keys.account_key(prefix, subscriber)
+            expiry, stream = keys.expiry_key(prefix), keys.stream_key(prefix)
+            encoded = encoded_keys((account, expiry, stream))
+            found = self._subscriber_keys[subscriber] = (prefix, account, expiry, stream, encoded)
         return found

@@ -135,15 +135,17 @@ class ScriptCalls:
         args: Args,
         decode: Callable[[Any], _T],
         then: Callable[[_T | None, BaseException | None], None],
+        other_keys: bytes | None = None,
     ) -> None:
         """The hot path's script call: written at once on the lean connection and continued
         from the reply's ``data_received`` by ``then(result, None)`` or ``then(None, error)``
         (no task, coroutine or future per request); not connected yet, waiting for a slot, or
-        not the lean connection: the full path (``run``), as a task."""
+        not the lean connection: the full path (``run``), as a task. ``other_keys``: see
+        ``ScriptCaller.start_then``."""
         if self.in_flight.try_enter():
             replied = functools.partial(self._lean_replied, script, key_list, args, decode, then)
             try:
-                started = self.caller.start_then(script, key_list, args, replied)
+                started = self.caller.start_then(script, key_list, args, replied, other_keys)
             except BaseException:
                 self.in_flight.leave()
                 raise
