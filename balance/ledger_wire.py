@@ -47,6 +47,9 @@ OFFLINE_DECODER = msgspec.msgpack.Decoder(OfflinePayload)
 EXPIRED_DECODER = msgspec.msgpack.Decoder(list[tuple[str, str, int, int, int]])
 
 SCRIPTS = ScriptSet.load()
+# Read per item from a module constant: an Enum member read through its class costs a
+# Python-level __getattr__ slot on CPython 3.11.
+_PAYG = OnExhaust.PAYG
 
 Context = RecordContext | bytes | None
 """A record context for the records an operation writes: the struct, or its msgpack bytes
@@ -120,7 +123,7 @@ def ccr_body(items: Sequence[RatingGroupRequest]) -> list[Any]:
             item.requested_units,
             item.default_units,
             list(item.kinds),
-            1 if item.on_exhaust is OnExhaust.PAYG else 0,
+            1 if item.on_exhaust is _PAYG else 0,
             1 if item.terminate else 0,
             item.reserve_leg_key,
             reserve_ref,
@@ -164,7 +167,7 @@ def offline_args(
         item.rating_group,
         legs_wire(item.legs),
         list(item.kinds),
-        1 if item.on_exhaust is OnExhaust.PAYG else 0,
+        1 if item.on_exhaust is _PAYG else 0,
         list(item.block_kinds),
     ]
     digest = content_digest("offline", item.subscriber, item.usage_at_s, *fields)

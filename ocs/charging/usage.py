@@ -27,6 +27,8 @@ from ocs.charging.units import SECOND, used_amount
 from tariffs.rating import Rater, Rating, UsageRequest
 
 TERMINATING_ROLE = int(RoleOfNode.TERMINATING_ROLE)
+# Read per report from a module constant (an Enum member through its class is a slow lookup).
+_UNIT_AFTER = TariffChangeUsage.UNIT_AFTER_TARIFF_CHANGE
 RATING_MEMO_MAX = 4096  # remembered ratings; the memo starts afresh when full
 _NO_CHANGE = 2**63  # "until" of a rating no tariff boundary ever ends
 
@@ -77,7 +79,7 @@ def used_legs(
     legs: list[UsedLeg] = []
     for report in used:
         units = used_amount(report.units, unit)
-        after = report.tariff_change_usage == TariffChangeUsage.UNIT_AFTER_TARIFF_CHANGE
+        after = report.tariff_change_usage == _UNIT_AFTER
         append_leg(legs, rate_at(now if after else now - 1), units)
     return legs
 
