@@ -200,9 +200,14 @@ class DiameterConnection(asyncio.Protocol):
                 self.server.metrics.duplicates_total.inc()
 
     def _dispatch(self, event: RequestReceived) -> None:
-        self.server.command_metrics(event.command_code).requests.inc()
+        server = self.server
+        # The command's series from the server's table (a C lookup), created on first use.
+        command = server.by_command.get(event.command_code) or server.command_metrics(
+            event.command_code
+        )
+        command.requests.value += 1
         try:
-            handler = self.server.router.handler_for(event.application_id, event.command_code)
+            handler = server.router.handler_for(event.application_id, event.command_code)
             respond_to = getattr(handler, "respond_to", None)
             if respond_to is not None:
                 # A handler that answers through a continuation (the CCR hot path): no future
@@ -304,8 +309,11 @@ class DiameterConnection(asyncio.Protocol):
         now = self.loop.time()
         self.peer.send_answer(event, answer, now, remember=remember)
         server = self.server
-        command = server.command_metrics(event.command_code)
-        command.answers(answer.result_code).inc()
+        command = server.by_command.get(event.command_code) or server.command_metrics(
+            event.command_code
+        )
+        code = answer.result_code
+        (command.by_result.get(code) or command.answers(code)).value += 1
         command.latency.observe(max(0.0, now - event.received_at))
         if not self._in_io:
             self._queue_flush()
@@ -369,20 +377,21 @@ class DiameterConnection(asyncio.Protocol):
 class CommandMetrics:
     """The series one command counts into, bound once: a request costs no label lookups."""
 
-    __slots__ = ("_answers", "_family", "latency", "name", "requests")
+    __slots__ = ("_family", "by_result", "latency", "name", "requests")
 
     def __init__(self, metrics: Metrics, name: str) -> None:
         self.name = name
         self._family = metrics.answers_total
         self.requests: CounterSeries = metrics.requests_total.labels(name)
         self.latency: HistogramSeries = metrics.latency_seconds.labels(name)
-        self._answers: dict[int | None, CounterSeries] = {}
+        # Read directly on the hot path (a dict lookup instead of a call to ``answers``).
+        self.by_result: dict[int | None, CounterSeries] = {}
 
     def answers(self, result_code: int | None) -> CounterSeries:
-        series = self._answers.get(result_code)
+        series = self.by_result.get(result_code)
         if series is None:
             label = str(result_code) if result_code is not None else "none"
-            series = self._answers[result_code] = self._family.labels(self.name, label)
+            series = self.by_result[result_code] = self._family.labels(self.name, label)
         return series
 
 
@@ -410,18 +419,19 @@ class DiameterServer:
         # Diameter over TLS (ocs.diameter_tls), when [diameter] tls_listen_port is set.
         self.tls: TlsListener | None = None
         self.tls_address: tuple[str, int] | None = None
-        self._command_metrics: dict[int, CommandMetrics] = {}
+        # Series by command code (unknown codes under -1); read directly on the hot path.
+        self.by_command: dict[int, CommandMetrics] = {}
 
     def command_metrics(self, command_code: int) -> CommandMetrics:
         """The metric series of a command (unknown codes share the 'other' series)."""
-        series = self._command_metrics.get(command_code)
+        series = self.by_command.get(command_code)
         if series is None:
             name = command_name(command_code)
             # Unknown codes share one entry, so a peer cannot grow this table.
             key = command_code if name != "other" else -1
-            series = self._command_metrics.get(key)
+            series = self.by_command.get(key)
             if series is None:
-                series = self._command_metrics[key] = CommandMetrics(self.metrics, name)
+                series = self.by_command[key] = CommandMetrics(self.metrics, name)
         return series
 
     async def start(self) -> tuple[str, int]:

@@ -63,7 +63,12 @@ def used_legs(
     ``window_s``: how far back the grant these units were used under can have been made."""
     if not used:
         return []
-    if any(u.tariff_change_usage is not None for u in used):
+    marked = False
+    for report in used:
+        if report.tariff_change_usage is not None:
+            marked = True
+            break
+    if marked:
         # Split by the client at the Tariff-Time-Change its grant announced: each side at its
         # own tariff, whatever the unit (the client knows on which side each unit fell).
         reports = [
