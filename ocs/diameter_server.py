@@ -342,7 +342,12 @@ class DiameterConnection(asyncio.Protocol):
         self._arm_timer(peer.next_timer())
 
     def _arm_timer(self, when: float | None) -> None:
-        if when == self._timer_at and self._timer is not None:
+        armed = self._timer_at
+        if self._timer is not None and armed is not None and when is not None and armed <= when:
+            # Every message received pushes the watchdog back, so ``when`` moves on each turn:
+            # the timer already armed for it (or earlier) stays, and when it fires the peer
+            # finds nothing due yet and the flush after it arms the one then due. Cancelling
+            # and re-arming per turn cost a timer handle and two libuv calls per request.
             return
         if self._timer is not None:
             self._timer.cancel()
