@@ -111,7 +111,8 @@ class CreditControlOps:
         key_list = [keys.op_key(prefix, op_id), account, expiry, stream]
         # The items are encoded once: their bytes are both digested and sent (deadlines go
         # apart, since a retransmission arrives later with the same content).
-        items_bytes = ENCODER.encode(ccr_body(items))
+        body, deadlines = ccr_body(items)
+        items_bytes = ENCODER.encode(body)
         if digest is None:
             digest = content_digest(subscriber, session_id, msgspec.Raw(items_bytes))
         payload = [
@@ -125,7 +126,7 @@ class CreditControlOps:
             self.session_idle_s,
             self.sessions_max,
             msgspec.Raw(items_bytes),
-            [float(i.valid_until_s) for i in items],
+            deadlines,
             request_kind,
             request_number,
             self._balance_below,

@@ -88,15 +88,18 @@ def legs_wire(legs: Sequence[UsedLeg]) -> list[Any]:
     return [[leg.leg_key, leg.units, price_tuple(leg.price)] for leg in legs]
 
 
-def ccr_body(items: Sequence[RatingGroupRequest]) -> list[Any]:
+def ccr_body(items: Sequence[RatingGroupRequest]) -> tuple[list[Any], list[float]]:
     """``{items, prices}`` as ccr.lua reads it: each distinct price once, referred to by its
     1-based position (a CCR's legs and re-reservations usually share one or two prices, and
     the script then decodes and checks each price once). Prices are told apart by value (a
-    ``Price`` hashes its fields), and turned into the scripts' array once each."""
+    ``Price`` hashes its fields), and turned into the scripts' array once each. With it, from
+    the same pass, the items' deadlines (sent apart from the digested body)."""
     prices: list[PriceTuple] = []
     index: dict[Price, int] = {}
     encoded = []
+    deadlines = []
     for item in items:
+        deadlines.append(float(item.valid_until_s))
         legs = []
         for leg in item.used:
             if leg.units < 0:
@@ -131,7 +134,7 @@ def ccr_body(items: Sequence[RatingGroupRequest]) -> list[Any]:
         if item.block_kinds:
             row.append(list(item.block_kinds))
         encoded.append(row)
-    return [encoded, prices]
+    return [encoded, prices], deadlines
 
 
 def content_digest(*parts: Any) -> str:

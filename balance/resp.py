@@ -138,10 +138,15 @@ class RespConnection(asyncio.Protocol):
                 return
             _, future, then = self._waiters.popleft()
             if then is not None:
-                if isinstance(reply, hiredis.ReplyError):
-                    self._run(then, None, _error(reply))
-                else:
-                    self._run(then, reply, None)
+                # Whatever a continuation raises is reported to the loop's exception handler
+                # (as a future's callback would be), never into this reader loop.
+                try:
+                    if isinstance(reply, hiredis.ReplyError):
+                        then(None, _error(reply))
+                    else:
+                        then(reply, None)
+                except Exception as exc:
+                    self._report(exc)
                 continue
             assert future is not None
             if future.done():
@@ -151,17 +156,12 @@ class RespConnection(asyncio.Protocol):
             else:
                 future.set_result(reply)
 
-    def _run(self, then: Then, reply: Any, error: BaseException | None) -> None:
-        """A continuation, from inside the reply loop: whatever it raises is reported to the
-        loop's exception handler (as a future's callback would be), never into the reader."""
-        try:
-            then(reply, error)
-        except Exception as exc:
-            loop = self._loop
-            if loop is not None:
-                loop.call_exception_handler(
-                    {"message": "exception in a Redis reply continuation", "exception": exc}
-                )
+    def _report(self, exc: Exception) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_exception_handler(
+                {"message": "exception in a Redis reply continuation", "exception": exc}
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_all(
@@ -258,7 +258,10 @@ class RespConnection(asyncio.Protocol):
         while self._waiters:
             _, future, then = self._waiters.popleft()
             if then is not None:
-                self._run(then, None, exc)
+                try:
+                    then(None, exc)
+                except Exception as error:
+                    self._report(error)
             elif future is not None and not future.done():
                 future.set_exception(exc)
         # Calls held for a WAIT that was never written: their own (failed) replies.

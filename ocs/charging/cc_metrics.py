@@ -35,7 +35,10 @@ class ChargingCounts:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         # Bounded like the labels themselves (request types, Result-Codes, catalog tenants).
-        self._by_tenant: dict[tuple[int, str], CounterSeries] = {}
+        # The exception counters by tenant, one table each (read per MSCC).
+        self._rating_failures: dict[str, CounterSeries] = {}
+        self._leakage: dict[str, CounterSeries] = {}
+        self._wholesale_above: dict[str, CounterSeries] = {}
         self._requests: dict[tuple[int, str], CounterSeries] = {}
         self._results: dict[int, CounterSeries] = {}
         self._units: dict[tuple[str, str], tuple[CounterSeries, CounterSeries]] = {}
@@ -76,29 +79,26 @@ class ChargingCounts:
             rating, item = service.rating, service.item
             if rating is None or item < 0:
                 if service.failure is None or service.failure == ResultCode.RATING_FAILED:
-                    self._tenant_series(metrics.rating_failures_total, tenant).value += 1
+                    table, family = self._rating_failures, metrics.rating_failures_total
+                    (table.get(tenant) or _remember(table, family, tenant)).value += 1
                 continue
             result = results[item]
             if result.leakage_money > 0:
-                leakage = self._tenant_series(metrics.leakage_money_total, tenant)
-                leakage.value += result.leakage_money
+                table, family = self._leakage, metrics.leakage_money_total
+                (
+                    table.get(tenant) or _remember(table, family, tenant)
+                ).value += result.leakage_money
             if result.wholesale > result.retail:
-                self._tenant_series(metrics.wholesale_above_retail_total, tenant).value += 1
+                table, family = self._wholesale_above, metrics.wholesale_above_retail_total
+                (table.get(tenant) or _remember(table, family, tenant)).value += 1
             granted_units, used_units = result.granted_units, result.used_units
             if granted_units > 0 or used_units > 0:
-                granted, used = self._units_series(tenant, rating.service)
+                pair = self._units.get((tenant, rating.service))
+                granted, used = pair or self._units_series(tenant, rating.service)
                 if granted_units > 0:
                     granted.value += granted_units
                 if used_units > 0:
                     used.value += used_units
-
-    def _tenant_series(self, family: Counter, tenant: str) -> CounterSeries:
-        """``family.labels(tenant)``, remembered (the exception counters)."""
-        key = (id(family), tenant)
-        series = self._by_tenant.get(key)
-        if series is None:
-            series = self._by_tenant[key] = family.labels(tenant)
-        return series
 
     def _units_series(self, tenant: str, service: str) -> tuple[CounterSeries, CounterSeries]:
         """The granted and used units series of (tenant, service), remembered as a pair."""
@@ -109,3 +109,9 @@ class ChargingCounts:
                 self.metrics.used_units_total.labels(tenant, service),
             )
         return pair
+
+
+def _remember(table: dict[str, CounterSeries], family: Counter, tenant: str) -> CounterSeries:
+    """``family.labels(tenant)``, kept in ``table`` (an exception counter's first count)."""
+    series = table[tenant] = family.labels(tenant)
+    return series

@@ -318,11 +318,14 @@ class CreditControlHandler:
             )
         digest = ccr_fingerprint(ccr.message).hex()
         known = None if ccr.request_type is _INITIAL else self.sessions.get(ccr.session_id)
-        context = self._session_context(ccr, ref, tenant, slots, now, known)
-        finish = functools.partial(
-            self._session_answer, ccr, ref, tenant, suspended, slots, now, context
+        context = (
+            known.context
+            if known is not None and known.context
+            else self._session_context(ccr, ref, tenant, slots, now, known)
         )
-        then = self._then(respond, ccr, ref.tenant, finish)
+        finish = partial(self._session_answer, ccr, ref, tenant, suspended, slots, now, context)
+        # perf_counter, not the loop's clock: uvloop's time() moves in millisecond steps.
+        then = partial(self._ledger_done, respond, ccr, ref.tenant, finish, time.perf_counter())
         op_id = f"{ccr.session_id}:{ccr.request_number}"
         # A group member short of units draws from the group's pool (non-members: this lookup).
         membership = self.directory.groups.get(ref.tenant, ref.subscriber_id) if grant else None
