@@ -30,15 +30,17 @@ class Outcome(IntEnum):
 
     @property
     def result_code(self) -> int:
-        return _OUTCOME_RESULT_CODE[self]
+        return OUTCOME_RESULT_CODES[self]
 
 
-_OUTCOME_RESULT_CODE = {
-    Outcome.OK: DIAMETER_SUCCESS,
-    Outcome.CREDIT_LIMIT_REACHED: DIAMETER_CREDIT_LIMIT_REACHED,
-    Outcome.END_USER_SERVICE_DENIED: DIAMETER_END_USER_SERVICE_DENIED,
-    Outcome.UNKNOWN_ACCOUNT: DIAMETER_USER_UNKNOWN,
-}
+OUTCOME_RESULT_CODES = (
+    DIAMETER_SUCCESS,
+    DIAMETER_CREDIT_LIMIT_REACHED,
+    DIAMETER_END_USER_SERVICE_DENIED,
+    DIAMETER_USER_UNKNOWN,
+)
+"""Each ``Outcome``'s Result-Code, indexed by the outcome (an int: a tuple index runs in C,
+where a dict keyed by an enum member hashes it through Enum's Python-level ``__hash__``)."""
 
 
 class LedgerError(Exception):

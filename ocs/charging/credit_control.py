@@ -30,9 +30,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from balance.errors import (
-    Outcome,
-)
+from balance.errors import OUTCOME_RESULT_CODES, Outcome
 from balance.ledger import Ledger
 from balance.records import CcrResult, OnExhaust, RatingGroupRequest, RatingGroupResult
 from diameter_apps.codec import Message
@@ -586,7 +584,7 @@ class CreditControlHandler:
         if slot.failure is not None or slot.rating is None:
             return coded(service, slot.failure or _RATING_FAILED)
         result = results[slot.item]
-        code = result.outcome.result_code
+        code = OUTCOME_RESULT_CODES[result.outcome]
         if not service.wants_grant:
             return coded(service, code)
         if code == _SUCCESS and slot.requested_units > 0 and result.granted_units <= 0:
