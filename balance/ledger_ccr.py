@@ -131,7 +131,13 @@ class CreditControlOps:
             request_number,
             self._balance_below,
         ]
-        args = script_args(ENCODER.encode(payload), context)
+        encoded_payload = ENCODER.encode(payload)
+        # script_args' cases inline (the context is the session's bytes on the hot path).
+        args: list[bytes | str | int] = (
+            [encoded_payload, context]
+            if type(context) is bytes
+            else script_args(encoded_payload, context)
+        )
         self._calls.lean_then(SCRIPTS["ccr"], key_list, args, ccr_result, then, encoded)
 
     def _ccr_keys(self, subscriber: str) -> SubscriberKeys:

@@ -463,22 +463,7 @@ class CreditControlHandler:
     ) -> None:
         """Remember the open session here (Tcc, metrics) and, when new or changed, in the
         shared peer store (RAR after a top-up, ASR, from any process)."""
-        if self.peers is not None:
-            known = self.sessions.get(ccr.session_id)
-            if (
-                known is None
-                or known.waiting_for_credit != waiting_for_credit
-                or known.origin_host != ccr.origin_host
-            ):
-                self.peers.remember(
-                    ref.tenant,
-                    ref.subscriber_id,
-                    ccr.session_id,
-                    ccr.origin_host,
-                    ccr.origin_realm,
-                    waiting_for_credit,
-                )
-        self.sessions.seen(
+        before = self.sessions.seen(
             ccr.session_id,
             tenant=ref.tenant,
             subscriber=ref.subscriber_id,
@@ -488,6 +473,15 @@ class CreditControlHandler:
             waiting_for_credit=waiting_for_credit,
             context=context,
         )
+        if self.peers is not None and before != (waiting_for_credit, ccr.origin_host):
+            self.peers.remember(
+                ref.tenant,
+                ref.subscriber_id,
+                ccr.session_id,
+                ccr.origin_host,
+                ccr.origin_realm,
+                waiting_for_credit,
+            )
 
     def _suspended_update(
         self,

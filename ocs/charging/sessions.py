@@ -49,9 +49,11 @@ class SessionRegistry:
         now_s: float,
         waiting_for_credit: bool,
         context: bytes = b"",
-    ) -> None:
-        """Record a request of a live session (CCR-I/U) and whether it now waits for credit."""
+    ) -> tuple[bool, str] | None:
+        """Record a request of a live session (CCR-I/U) and whether it now waits for credit.
+        Returns what the entry said before (waiting for credit, Origin-Host); None if new."""
         entry = self._sessions.get(session_id)
+        before = None
         if entry is None:
             while len(self._sessions) >= self.sessions_max:
                 _, oldest = self._sessions.popitem(last=False)
@@ -62,12 +64,14 @@ class SessionRegistry:
             self._sessions[session_id] = entry
             self._by_subscriber.setdefault((tenant, subscriber), set()).add(session_id)
         else:
+            before = (entry.waiting_for_credit, entry.origin_host)
             self._sessions.move_to_end(session_id)
             entry.origin_host, entry.origin_realm = origin_host, origin_realm
             if context and not entry.context:
                 entry.context = context
         entry.last_seen_s = now_s
         entry.waiting_for_credit = waiting_for_credit
+        return before
 
     def ended(self, session_id: str) -> None:
         entry = self._sessions.pop(session_id, None)
