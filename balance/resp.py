@@ -209,7 +209,15 @@ class RespConnection(asyncio.Protocol):
             self._held.append((future, held))
             held.add_done_callback(functools.partial(_then_from_future, then))
             return
-        self._send(command, None, then)
+        # ``_send``, inline: this is the hot path's call.
+        self._outgoing.append(command)
+        self._waiters.append((time.monotonic(), None, then))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._flush)
+            if self._timeout_s and self._watchdog is None:
+                self._watchdog = loop.call_later(self._timeout_s, self._check_timeouts)
 
     def _send(self, command: bytes, future: asyncio.Future[Any] | None, then: Then | None) -> None:
         self._outgoing.append(command)

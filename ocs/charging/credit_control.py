@@ -239,7 +239,13 @@ class CreditControlHandler:
             except Exception as exc:
                 error = exc
             else:
-                self._settle(respond, ccr, tenant, answer, None)
+                # _settle's success path, inline (the CCR's common case).
+                try:
+                    message = self._answer(ccr, tenant, answer)
+                except Exception as exc:
+                    respond(None, exc)
+                    return
+                respond(message, None)
                 return
         self._settle(respond, ccr, tenant, None, error)
 
