@@ -517,7 +517,7 @@ class CreditControlHandler:
     ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
         """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
         request_rater = RequestRater(snapshot.rater, ccr, ref.tenant, ref.plan, self._ratings)
-        rate = request_rater.rate
+        key_for, rate = request_rater.key_for, request_rater.rate_keyed
         slots: list[_Slot] = []
         items: list[RatingGroupRequest] = []
         config = self.config
@@ -527,10 +527,11 @@ class CreditControlHandler:
         # The grant's validity when no tariff boundary falls inside it (grant_timing's floor).
         plain_validity_s = max(validity_s, 1)
         for service in ccr.services:
+            key = key_for(service)  # once per service, for every instant it is rated at
             try:
-                rating = rate(service, now)
+                rating = rate(key, service, now)
                 legs = (
-                    used_legs(service.used, rating.unit, now, partial(rate, service), window_s)
+                    used_legs(service.used, rating.unit, now, partial(rate, key, service), window_s)
                     if service.used
                     else []
                 )
@@ -546,7 +547,7 @@ class CreditControlHandler:
                         rating,
                         now,
                         validity_s,
-                        partial(rate, service),
+                        partial(rate, key, service),
                     )
                     validity, ttc = timing.validity_s, timing.tariff_time_change_s
             except RatingError as exc:

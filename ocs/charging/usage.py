@@ -124,10 +124,14 @@ class RequestRater:
     def rate(self, service: ServiceRequest, at: int, called: str | None = None) -> Rating:
         """The rating of ``service`` as if used at ``at`` (RatingError when it has none), to
         the request's destination or to ``called`` (one recipient of several)."""
-        memo = self.memo
-        if memo is None:
+        if self.memo is None:
             return self._rate(service, at, called)
-        key = (
+        return self.rate_keyed(self.key_for(service, called), service, at)
+
+    def key_for(self, service: ServiceRequest, called: str | None = None) -> RatingKey:
+        """What the rating of ``service`` depends on but the time (the memo's key): built
+        once per service of a request, for all the instants it is rated at."""
+        return (
             self.tenant,
             self.plan,
             self.ccr.service_context_id,
@@ -137,10 +141,16 @@ class RequestRater:
             self.called if called is None else called,
             self.terminating,
         )
+
+    def rate_keyed(self, key: RatingKey, service: ServiceRequest, at: int) -> Rating:
+        """``rate`` with the key from ``key_for`` (the memo's entry, or a new rating)."""
+        memo = self.memo
+        if memo is None:
+            return self._rate(service, at, key[6])
         found = memo.get(key)
         if found is not None and found[1] <= at < found[2]:
             return found[0]
-        rating = self._rate(service, at, called)
+        rating = self._rate(service, at, key[6])
         if len(memo) >= RATING_MEMO_MAX:
             memo.clear()
         change = rating.next_change_at
