@@ -13,9 +13,10 @@ unreachable or too slow → 3004 TOO_BUSY, so the client fails over (we advertis
 CC-Session-Failover SUPPORTED: the session state lives in Redis).
 
 Shape of the hot path: everything before the ledger call is synchronous and runs inline when
-the request arrives; the ledger call is the only thing awaited, and its done-callback builds the
-CCA and resolves the future the handler returned. No coroutine wraps the whole request, and
-every outcome (answer, ledger error, unexpected failure) goes through ``_settle``.
+the request arrives (the planning: ``ocs.charging.planning``); the ledger call is the only thing
+waited for, and its continuation, run from the Redis reply's ``data_received``, builds the CCA
+and hands it to the server's ``respond`` (``respond_to``). No coroutine, task or future per
+request; ``handler(event)`` wraps the same path in a future for callers that await.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import structlog
 
 from balance.errors import OUTCOME_RESULT_CODES, Outcome
 from balance.ledger import Ledger
-from balance.records import CcrResult, OnExhaust, RatingGroupRequest, RatingGroupResult
+from balance.records import CcrResult, RatingGroupRequest, RatingGroupResult
 from diameter_apps.codec import Message
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
@@ -42,7 +43,6 @@ from diameter_apps.credit_control import (
     CreditControlRequest,
     MsccAvpCache,
     ServiceAnswer,
-    ServiceRequest,
     SubscriptionMemo,
     build_cca,
     ccr_fingerprint,
@@ -66,31 +66,21 @@ from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import CatalogSnapshot, TenantDirectory
 from ocs.charging.durable_requests import PeerStore
 from ocs.charging.events import EventCharging
+from ocs.charging.planning import SINGLE_SERVICE_RATING_GROUP, Slot, plan_request
 from ocs.charging.sessions import OwnedSession, SessionRegistry
 from ocs.charging.shared_draw import MemberRequest, charge_member
-from ocs.charging.units import BYTE, SECOND, granted, requested_amount
-from ocs.charging.usage import RatingMemo, RequestRater, used_legs
+from ocs.charging.units import BYTE, SECOND, granted
+from ocs.charging.usage import RatingMemo
 from ocs.config import ChargingConfig
 from ocs.metrics import HistogramSeries, Metrics
-from tariffs.errors import RatingError
 from tariffs.model import SUSPENDED, Tenant
-from tariffs.quota import size_grant_for
-from tariffs.rating import Rating
 from tariffs.subscribers import SubscriberRef
-from tariffs.tariff_switch import timing_for
 
 Log = structlog.typing.FilteringBoundLogger
 # What turns the ledger step's result into the answer (the session path's post-ledger half).
 Finish = Callable[[Any], CreditControlAnswer]
 # How the handler answers: ``respond(cca, None)``, or ``respond(None, error)`` (see respond_to).
 Respond = Callable[[Message | None, BaseException | None], None]
-
-
-# A request without MSCC and without rating group is charged under this ledger rating group.
-SINGLE_SERVICE_RATING_GROUP = 0
-# The ledger's on-exhaust policy by the catalog's name for it (a dict lookup: calling the Enum
-# class by value runs Python-level code per MSCC).
-_ON_EXHAUST = {member.value: member for member in OnExhaust}
 
 
 # Enum members read through their class go through EnumType.__getattr__'s slot (~100 ns
@@ -105,18 +95,6 @@ _RATING_FAILED = ResultCode.RATING_FAILED
 _UNKNOWN_ACCOUNT = Outcome.UNKNOWN_ACCOUNT
 _RETRY_AND_TERMINATE = CreditControlFailureHandling.RETRY_AND_TERMINATE
 _TERMINATE_OR_BUFFER = DirectDebitingFailureHandling.TERMINATE_OR_BUFFER
-
-
-class _Slot(msgspec.Struct):
-    """One MSCC of the request: its rating (or rating failure) and its ledger item."""
-
-    service: ServiceRequest
-    rating: Rating | None = None
-    failure: int | None = None
-    item: int = -1
-    requested_units: int = 0
-    validity_s: int = 0
-    tariff_time_change_s: int | None = None
 
 
 class CreditControlHandler:
@@ -309,7 +287,9 @@ class CreditControlHandler:
         # A suspended tenant's CCR-U still commits what it reports (requested_units 0: commit
         # and release, no new hold); ``_session_answer`` then denies every MSCC.
         grant = not terminating and not suspended
-        slots, items = self._plan(ccr, ref, tenant, snapshot, now, terminating, grant)
+        slots, items = plan_request(
+            ccr, ref, tenant, snapshot.rater, self._ratings, self.config, now, terminating, grant
+        )
         if not items:
             # Nothing to rate still opens, checks or closes the session in the ledger (a bare
             # CCR-T releases every hold the session has).
@@ -380,7 +360,7 @@ class CreditControlHandler:
         ccr: CreditControlRequest,
         ref: SubscriberRef,
         tenant: Tenant,
-        slots: list[_Slot],
+        slots: list[Slot],
         now: int,
         known: OwnedSession | None,
     ) -> bytes:
@@ -410,7 +390,7 @@ class CreditControlHandler:
         ref: SubscriberRef,
         tenant: Tenant,
         suspended: bool,
-        slots: list[_Slot],
+        slots: list[Slot],
         now: int,
         context: bytes,
         outcome: CcrResult,
@@ -493,7 +473,7 @@ class CreditControlHandler:
         self,
         ccr: CreditControlRequest,
         ref: SubscriberRef,
-        slots: list[_Slot],
+        slots: list[Slot],
         now: int,
         context: bytes,
     ) -> CreditControlAnswer:
@@ -505,81 +485,8 @@ class CreditControlHandler:
             services=tuple(coded(slot.service, DENIED) for slot in slots),
         )
 
-    def _plan(
-        self,
-        ccr: CreditControlRequest,
-        ref: SubscriberRef,
-        tenant: Tenant,
-        snapshot: CatalogSnapshot,
-        now: int,
-        terminating: bool,
-        grant: bool,
-    ) -> tuple[list[_Slot], list[RatingGroupRequest]]:
-        """Rate every MSCC and build the ledger items (pure apart from the rating memo)."""
-        request_rater = RequestRater(snapshot.rater, ccr, ref.tenant, ref.plan, self._ratings)
-        key_for, rate = request_rater.key_for, request_rater.rate_keyed
-        slots: list[_Slot] = []
-        items: list[RatingGroupRequest] = []
-        config = self.config
-        grace = config.tcc_grace_s
-        validity_s = config.validity_time_s
-        window_s = validity_s + grace  # how old a reported grant can be
-        # The grant's validity when no tariff boundary falls inside it (grant_timing's floor).
-        plain_validity_s = max(validity_s, 1)
-        for service in ccr.services:
-            key = key_for(service)  # once per service, for every instant it is rated at
-            try:
-                rating = rate(key, service, now)
-                legs = (
-                    used_legs(service.used, rating.unit, now, partial(rate, key, service), window_s)
-                    if service.used
-                    else []
-                )
-                change = rating.next_change_at
-                if change is None or change <= now or change >= now + plain_validity_s:
-                    # No boundary inside the grant (timing_for's own first case, without its
-                    # calls: the common case of every request).
-                    validity, ttc = plain_validity_s, None
-                else:
-                    timing = timing_for(
-                        tenant.tariff_switch,
-                        ccr.session_id,
-                        rating,
-                        now,
-                        validity_s,
-                        partial(rate, key, service),
-                    )
-                    validity, ttc = timing.validity_s, timing.tariff_time_change_s
-            except RatingError as exc:
-                slots.append(_Slot(service, failure=int(exc.result_code)))
-                continue
-            requested = 0
-            if grant and service.wants_grant:
-                requested = size_grant_for(rating, requested_amount(service.requested, rating.unit))
-            items.append(
-                RatingGroupRequest(
-                    rating_group=(
-                        service.rating_group
-                        if service.rating_group is not None
-                        else SINGLE_SERVICE_RATING_GROUP
-                    ),
-                    service=rating.service,
-                    kinds=rating.bucket_kinds,
-                    used=tuple(legs),
-                    requested_units=requested,
-                    on_exhaust=_ON_EXHAUST[rating.on_exhaust],
-                    block_kinds=rating.block_kinds,
-                    reserve_leg_key=rating.price_key,
-                    reserve_price=rating.price,
-                    valid_until_s=float(now + validity + grace),
-                    terminate=terminating,
-                )
-            )
-            slots.append(_Slot(service, rating, None, len(items) - 1, requested, validity, ttc))
-        return slots, items
-
     def _service_answer(
-        self, slot: _Slot, results: tuple[RatingGroupResult, ...], tenant: Tenant
+        self, slot: Slot, results: tuple[RatingGroupResult, ...], tenant: Tenant
     ) -> ServiceAnswer:
         service = slot.service
         if slot.failure is not None or slot.rating is None:
