@@ -215,6 +215,53 @@ EXPORT_COMMANDS = ("xreadgroup", "xack", "xtrim", "xpending", "xinfo", "xlen", "
                    "xautoclaim", "xgroup")  # fmt: skip
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> tuple[int, float]:
+    """(parent pid, CPU seconds) of a process (0 seconds once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0, 0.0
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_seconds(roots: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds used so far by each named process and its live descendants, a process
+    counted under its nearest named ancestor (PostgreSQL's backends under its postmaster; the
+    benchmark's own process and ``ocs sim``'s workers under it, without the servers it
+    started): where a phase's CPU went."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            parent, seconds = _cpu_of(int(entry.name))
+            parents[int(entry.name)], used[int(entry.name)] = parent, seconds
+    names = {pid: name for name, pid in roots.items() if pid is not None}
+    out = dict.fromkeys(names.values(), 0.0)
+    for pid, seconds in used.items():
+        ancestor = pid
+        while ancestor and ancestor not in names:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor:
+            out[names[ancestor]] += seconds
+    return out
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+
+
+def client_info(url: str, section: str) -> dict[str, Any]:
+    client = redis.Redis.from_url(url)
+    try:
+        info: dict[str, Any] = client.info(section)
+        return info
+    finally:
+        client.close()
+
+
 def redis_time(url: str, reset: bool = False) -> dict[str, Any]:
     """Redis's own time (INFO commandstats, microseconds) in the exporter's stream commands and
     in everything else, since the last reset: what the exporter costs the server that
@@ -236,6 +283,9 @@ def redis_time(url: str, reset: bool = False) -> dict[str, Any]:
         "export_commands_us": export_us,
         "other_commands_us": total_us - export_us,
     }
+    # Forks (AOF rewrites) since the reset: a rewrite's child takes a core for a while, which
+    # on two cores shows in the CCR p99 of whichever phase it falls in.
+    out["forks"] = int(client_info(url, "stats").get("total_forks", 0))
     out["by_command"] = {
         k.removeprefix("cmdstat_"): {"calls": v["calls"], "usec": v["usec"]}
         for k, v in sorted(stats.items(), key=lambda kv: -float(kv[1]["usec"]))[:12]
@@ -406,7 +456,11 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             load_before = os.getloadavg()
             memory_0, entries_0 = redis_memory(redis_server.url), stream_entries(redis_server.url)
             redis_time(redis_server.url, reset=True)
+            roots = {"serve": serve.pid, "redis": redis_server.pid, "postgres": pg.pid,
+                     "bench_and_sim": os.getpid()}  # fmt: skip
+            cpu_0 = cpu_seconds(roots)
             without = sim_phase(workdir, redis_server.url, diameter, catalog, args.rate, args.sim_s)
+            without["cpu_s"] = cpu_used(cpu_0, cpu_seconds(roots))
             without["redis_time"] = redis_time(redis_server.url)
             memory_1, entries_1 = redis_memory(redis_server.url), stream_entries(redis_server.url)
             grown = max(1, entries_1 - entries_0)
@@ -437,9 +491,12 @@ def load_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
+            roots = {**roots, "export": exporter.pid}
+            cpu_0 = cpu_seconds(roots)
             with_exporter = sim_phase(
                 workdir, redis_server.url, diameter, catalog, args.rate, args.sim_s, pg.url
             )
+            with_exporter["cpu_s"] = cpu_used(cpu_0, cpu_seconds(roots))
             sampling.set()
             sampler.join()
             memory_3 = redis_memory(redis_server.url)
@@ -494,12 +551,20 @@ def _load_summary(rounds: list[dict[str, Any]], args: argparse.Namespace) -> dic
             / max(1, statistics.median(w["p99_us"] for w in withouts)),
             3,
         ),
+        "answers_per_s_without": [w["answers_per_s"] for w in withouts],
         "answers_per_s_with": [w["answers_per_s"] for w in withs],
         "lag_p99_s_max_over_rounds": max(lag_p99s, default=None),
         "records_written_with_exporter": stored,
         "bytes_per_record_in_streams": [w["bytes_per_record"] for w in withouts],
         "used_memory_with_exporter_start_end": [
             [w["used_memory_start"], w["used_memory_end"]] for w in withs
+        ],
+        "cpu_s_without_with": [
+            [w["cpu_s"], x["cpu_s"]] for w, x in zip(withouts, withs, strict=True)
+        ],
+        "redis_forks_without_with": [
+            [w["redis_time"]["forks"], x["redis_time"]["forks"]]
+            for w, x in zip(withouts, withs, strict=True)
         ],
         "redis_us_export_vs_other_commands": [
             [w["redis_time"]["export_commands_us"], w["redis_time"]["other_commands_us"]]
