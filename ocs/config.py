@@ -233,8 +233,9 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lag_interval_s: float = 5.0
     # Store failures back off exponentially up to this.
     retry_max_s: float = 10.0
-    # Batches stored at once per tenant (PostgreSQL inserts one while the next is prepared).
-    store_concurrency: int = 2
+    # Batches stored at once per tenant (PostgreSQL inserts them while the next is prepared;
+    # at most [store] pool_max).
+    store_concurrency: int = 4
     # How often acknowledged entries are trimmed from their streams.
     trim_interval_ms: int = 2000
     # The consumer group every exporter process shares.
