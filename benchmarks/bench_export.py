@@ -5,15 +5,28 @@ per record), CCR p99 with and without the exporter.
 
 1. Drain: ``--records`` usage records (with their context, as the ledger writes them) are put
    in one tenant's 1,024 shard streams; an in-process exporter (the real adapter, on the
-   tenant's ACL user) drains them into a fresh store; records/s from its start until the store
-   holds them all. Ceiling: the same rows, binary COPY in batches of the same size into a plain
-   table of the same columns (no index, no conflict check), on the same server.
-2. Load: ``ocs serve`` on an embedded Redis; ``ocs sim`` at ``--rate`` CCR/s for ``--sim-s``
-   seconds without the exporter (streams grow: bytes per record), then again with ``ocs export``
-   running (lag sampled from its /healthz every 0.5 s, Redis memory at start and end).
+   tenant's ACL user, the default [export] settings) drains them into a fresh store;
+   records/s from its start until the store holds them all. Ceiling, like for like: the same
+   rows (the exporter's own COPY tuples), plain binary COPY in batches of the same size into
+   the same table (the month's partition of ``usage_records``, with its identity index) of a
+   fresh database on the same server, no Redis, no decoding, no conflict handling; also into a
+   plain table of the same columns without any index (``copy_plain_table``, the looser bound
+   earlier results used). Then ``UsageStore.store_values`` of the same tuples alone.
+2. Load: ``ocs serve`` on an embedded Redis; ``--load-rounds`` rounds of ``ocs sim`` at
+   ``--rate`` CCR/s for ``--sim-s`` seconds without the exporter (streams grow: bytes per
+   record), then with ``ocs export`` running as deployed (started for the phase once it has
+   drained the previous phase's records; lag sampled from its /healthz every 0.5 s). Per phase:
+   CCR p99, answers/s, Redis used_memory at start and end, Redis time per command (INFO
+   commandstats) and forks, CPU seconds of serve / redis / postgres / the exporter / the
+   benchmark with the simulator; load average per round. ``--export KEY=VALUE`` changes an
+   [export] setting of the exporter (e.g. ``sched_idle=false`` for the comparison).
 
-    .venv/bin/python -m benchmarks.bench_export [--records 100000] [--batch 2000]
-        [--rate 500] [--sim-s 60]        # --sim-s 600: the 10-minute version
+The issue-12 figures in one command (drain 3 rounds, then 10 minutes without and 10 with):
+
+    .venv/bin/python -m benchmarks.bench_export --rounds 3 --rate 1000 --sim-s 600
+
+Shorter: ``--skip-load`` / ``--skip-drain``, ``--sim-s 60 --load-rounds 3``. Results are merged
+into ``benchmarks/results/export.json`` (a partial run replaces only what it measured).
 """
 
 from __future__ import annotations
@@ -589,7 +602,9 @@ def drain_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             url = pg.create_database(database)
             migrate.apply(url)
             fill_streams(redis_server.url, args.records, now_s)
+            cpu_0 = time.process_time()
             drain_s = asyncio.run(drain(redis_server.url, url, args.records, args.batch))
+            cpu_us = (time.process_time() - cpu_0) / args.records * 1e6
             left = stream_entries(redis_server.url, (TENANT,))
             rows = same_rows(args.records, now_s)
             ceiling_url = pg.create_database(f"ceiling_{number}")
@@ -606,6 +621,7 @@ def drain_runs(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
                 "ratio_to_plain_table": round(plain_s / drain_s, 3),
                 "store_batch_records_per_s": round(args.records / store_s),
                 "ratio": round(copy_s / drain_s, 3),
+                "exporter_cpu_us_per_record": round(cpu_us, 2),
                 "left_in_streams": left,
             })  # fmt: skip
             print(f"drain round {number + 1}: {rounds[-1]}", flush=True)

@@ -250,7 +250,7 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The exporter's PostgreSQL backends at this niceness (0: unchanged), when they run on this
     # host under a user this process may renice (the embedded private PostgreSQL of `make run`
     # and the benchmarks); a remote store is left alone (docs/exporter.md: deployment).
-    store_backend_nice: int = 10
+    store_backend_nice: int = 19
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
