@@ -213,8 +213,13 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     linger_ms: int = 500
     # While the streams stay empty, reads back off (doubling from linger_ms) up to this apart.
     block_ms: int = 1000
-    # Entries per stream per read (a read covers all 1,024 shards of a tenant at once).
-    read_count: int = 64
+    # Entries per stream per read of all 1,024 shards of a tenant (usage.export_core.ReadPlan).
+    read_count: int = 4
+    # Streams per XREADGROUP of that read: Redis runs one command at a time, so every command
+    # is kept short (a CCR arriving meanwhile waits for it).
+    read_streams_max: int = 256
+    # Entries one XREADGROUP may deliver while draining a backlog (≈ 2-3 µs of Redis each).
+    read_entries_max: int = 4096
     # Pending entries idle this long (their exporter died) are claimed by another (XAUTOCLAIM).
     claim_idle_ms: int = 30000
     # /healthz says degraded when a tenant's oldest unexported record is older than this.
@@ -228,8 +233,9 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lag_interval_s: float = 5.0
     # Store failures back off exponentially up to this.
     retry_max_s: float = 10.0
-    # Batches stored at once per tenant (PostgreSQL inserts one while the next is prepared).
-    store_concurrency: int = 2
+    # Batches stored at once per tenant (PostgreSQL inserts them while the next is prepared;
+    # at most [store] pool_max).
+    store_concurrency: int = 4
     # How often acknowledged entries are trimmed from their streams.
     trim_interval_ms: int = 2000
     # The consumer group every exporter process shares.
@@ -237,6 +243,14 @@ class ExportConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # CPU priority increment (os.nice) of the exporter process: it is background work and
     # yields the CPU to ocs serve and Redis on a shared machine (0: unchanged; at most 19).
     nice: int = 10
+    # Run the exporter under SCHED_IDLE (Linux): it gets only the CPU that ocs serve, Redis and
+    # everything else leave idle, so charging latency does not pay for exporting; its lag
+    # absorbs the difference. false: ordinary scheduling at ``nice``.
+    sched_idle: bool = True
+    # The exporter's PostgreSQL backends at this niceness (0: unchanged), when they run on this
+    # host under a user this process may renice (the embedded private PostgreSQL of `make run`
+    # and the benchmarks); a remote store is left alone (docs/exporter.md: deployment).
+    store_backend_nice: int = 19
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -459,6 +473,8 @@ def _check(config: Config) -> None:
         ("export.batch_size", config.export.batch_size),
         ("export.block_ms", config.export.block_ms),
         ("export.read_count", config.export.read_count),
+        ("export.read_streams_max", config.export.read_streams_max),
+        ("export.read_entries_max", config.export.read_entries_max),
         ("export.claim_idle_ms", config.export.claim_idle_ms),
         ("export.lag_degraded_s", config.export.lag_degraded_s),
         ("export.stream_bound_records", config.export.stream_bound_records),
@@ -510,6 +526,10 @@ def _check(config: Config) -> None:
         problems.append("export.group: must not be empty")
     if not 0 <= config.export.nice <= 19:
         problems.append(f"export.nice: {config.export.nice} is not 0 to 19")
+    if not 0 <= config.export.store_backend_nice <= 19:
+        problems.append(
+            f"export.store_backend_nice: {config.export.store_backend_nice} is not 0 to 19"
+        )
     if config.store.pool_min > config.store.pool_max:
         problems.append("store.pool_min: must not exceed store.pool_max")
     if config.api.import_bytes_max > config.api.body_bytes_max:

@@ -41,12 +41,15 @@ from usage.export_core import (
     Backoff,
     Entry,
     PollPace,
+    ReadPlan,
     TenantLag,
     acks_by_stream,
     copy_rows,
     degraded,
+    later_id,
     stream_of,
     trim_point,
+    trim_point_after_ack,
     vshard_of,
 )
 
@@ -133,11 +136,14 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _entries(reply: Any) -> list[Entry]:
-    """XREADGROUP / XAUTOCLAIM stream lists → entries (undecodable ones with record None)."""
+def _entries(reply: Any, found: dict[int, int] | None = None) -> list[Entry]:
+    """XREADGROUP / XAUTOCLAIM stream lists → entries (undecodable ones with record None);
+    ``found`` gets the number of entries per shard."""
     out: list[Entry] = []
     for name, items in reply or []:
         shard = vshard_of(_text(name))
+        if found is not None:
+            found[shard] = found.get(shard, 0) + len(items)
         for entry_id, fields in items:
             payload = fields.get(b"r") if fields else None
             record: LedgerRecord | None = None
@@ -150,22 +156,54 @@ def _entries(reply: Any) -> list[Entry]:
     return out
 
 
-def tune_process(nice: int) -> None:
+def tune_process(nice: int, *, sched_idle: bool = False) -> list[str]:
     """Settings of an exporter process (never of ``ocs serve``'s: only for a process that
-    does nothing but export).
+    does nothing but export); returns what could not be applied (logged by the caller).
 
-    CPU priority: exporting is background work; lowered by ``nice`` so that on a machine it
-    shares with ``ocs serve`` and Redis, charging gets the CPU first and the exporter the rest
-    (its lag absorbs the difference). The garbage collector: a batch makes tens of thousands of
-    small objects that all live until the batch commits, so the default thresholds run a full
-    collection every few batches over everything alive; the objects of start-up are frozen
-    (never scanned again) and young collections run 50 times less often. Nothing the exporter
-    keeps forms reference cycles, so memory stays bounded by the batches in flight."""
+    CPU priority: exporting is background work. ``nice`` alone still leaves the exporter a
+    share of a busy CPU (nice 10 weighs about a tenth of nice 0), enough to raise the CCR p99 of
+    an ``ocs serve`` on the same cores; under SCHED_IDLE (``sched_idle``, Linux) it runs only
+    when nothing else wants the CPU, and its lag absorbs the difference. The garbage
+    collector: a batch makes tens of thousands of small objects that all live until the batch
+    commits, so the default thresholds run a full collection every few batches over everything
+    alive; the objects of start-up are frozen (never scanned again) and young collections run
+    50 times less often. Nothing the exporter keeps forms reference cycles, so memory stays
+    bounded by the batches in flight."""
+    problems: list[str] = []
     if nice > 0:
         os.nice(nice)
+    if sched_idle:
+        if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+            try:
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            except OSError as exc:
+                problems.append(f"SCHED_IDLE: {exc}")
+        else:
+            problems.append("SCHED_IDLE: not available on this platform")
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_GEN0_OBJECTS, 20, 100)
+    return problems
+
+
+def renice_backend(pid: int, nice: int) -> str | None:
+    """Set a PostgreSQL backend of this exporter to ``nice`` (absolute), when it runs on this
+    host under a user we may renice (the embedded private PostgreSQL); the reason when not.
+    A remote store's backends are the database host's business (docs/exporter.md)."""
+    try:
+        # The pid is the server's: only a PostgreSQL process of this host is ours to renice.
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as comm:
+            if not comm.read().startswith("postgres"):
+                return f"process {pid} is not a local PostgreSQL backend"
+        os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
+    except OSError as exc:
+        return f"backend {pid}: {exc}"
+    return None
+
+
+def local_store_host(host: str) -> bool:
+    """Whether a connection's host is this machine (a Unix socket or loopback)."""
+    return host.startswith("/") or host in ("localhost", "127.0.0.1", "::1", "")
 
 
 class TenantWorker:
@@ -199,13 +237,17 @@ class TenantWorker:
         self._pace = PollPace(
             config.linger_ms / 1000.0, config.block_ms / 1000.0, config.batch_size
         )
+        self._plan = ReadPlan(
+            keys.VSHARDS, config.read_count, config.read_streams_max, config.read_entries_max
+        )
         self._backoff = Backoff(max_s=config.retry_max_s)
         self._next_claim_s = 0.0
         self._next_trim_s = 0.0
         # Batches being stored: up to store_concurrency, so PostgreSQL inserts one batch while
         # this process reads and converts the next.
         self._inflight: set[asyncio.Task[bool]] = set()
-        self._dirty: set[int] = set()  # shards acknowledged since the last trim
+        # Shards acknowledged in since the last trim, with the highest id acknowledged.
+        self._dirty: dict[int, str] = {}
 
     # -- Redis steps ----------------------------------------------------------------------------
 
@@ -234,24 +276,33 @@ class TenantWorker:
                 raise reply
 
     async def read(self) -> list[Entry]:
-        """New entries of any shard, without waiting (standalone: one call over all streams;
-        a cluster, where one command cannot span slots: one per stream, pipelined by node)."""
-        group, count = self.config.group, self.config.read_count
-        if not self.cluster:
-            reply = await self.client.xreadgroup(
-                group, self.consumer, dict.fromkeys(self.streams, ">"), count=count
-            )
-            return _entries(reply)
-        replies = await self._pipelined(
-            lambda pipe, s: pipe.xreadgroup(group, self.consumer, {s: ">"}, count=count),
-            self.streams,
-        )
-        found: list[Entry] = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-            found.extend(_entries(reply))
-        return found
+        """New entries, without waiting, in the bounded commands ``ReadPlan`` says, one at a
+        time (not pipelined: Redis serves CCRs between them). A cluster, where one command
+        cannot span slots: one XREADGROUP per stream, pipelined by node."""
+        group = self.config.group
+        out: list[Entry] = []
+        for command in self._plan.next_read():
+            shards, count = command
+            streams = [self.streams[shard] for shard in shards]
+            found: dict[int, int] = {}
+            if not self.cluster:
+                reply = await self.client.xreadgroup(
+                    group, self.consumer, dict.fromkeys(streams, ">"), count=count
+                )
+                out.extend(_entries(reply, found))
+            else:
+                replies = await self._pipelined(
+                    lambda pipe, s, c=count: pipe.xreadgroup(  # type: ignore[misc]
+                        group, self.consumer, {s: ">"}, count=c
+                    ),
+                    streams,
+                )
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
+                    out.extend(_entries(reply, found))
+            self._plan.delivered(command, found)
+        return out
 
     async def claim(self) -> list[Entry]:
         """Entries pending longer than ``claim_idle_ms`` with any consumer (a dead exporter's),
@@ -286,14 +337,38 @@ class TenantWorker:
         by_shard = acks_by_stream(entries)
         pipe = self.client.pipeline(transaction=False)
         for shard, ids in by_shard.items():
-            pipe.xack(self.streams[shard], group, *ids)
+            # As bytes, encoded in one call: redis-py encodes str arguments one by one, which
+            # was a tenth of the exporter's CPU per record (an id is ASCII without "\n").
+            pipe.xack(self.streams[shard], group, *"\n".join(ids).encode().split(b"\n"))
         await pipe.execute()
-        self._dirty.update(by_shard)
+        dirty = self._dirty
+        for shard, ids in by_shard.items():
+            # The last id of a shard is its highest (a stream delivers in id order and a batch
+            # comes from one read); were it not, trimming up to it would only trim less.
+            known = dirty.get(shard)
+            dirty[shard] = ids[-1] if known is None else later_id(known, ids[-1])
 
     async def trim_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, set()
-        if dirty:
-            await self.trim([self.streams[shard] for shard in sorted(dirty)])
+        """XTRIM the streams acknowledged in since the last pass, below their oldest pending
+        entry or up to what we acknowledged (``trim_point_after_ack``: one XPENDING per
+        stream, no XINFO)."""
+        dirty, self._dirty = self._dirty, {}
+        if not dirty:
+            return
+        shards = sorted(dirty)
+        group = self.config.group
+        summaries = await self._pipelined(
+            lambda pipe, s: pipe.xpending(s, group), [self.streams[v] for v in shards]
+        )
+        pipe = self.client.pipeline(transaction=False)
+        for shard, pending in zip(shards, summaries, strict=True):
+            if isinstance(pending, Exception):
+                continue  # retried by the lag pass (which trims every non-empty stream)
+            oldest = _text(pending["min"]) if pending.get("pending") else None
+            point = trim_point_after_ack(dirty[shard], oldest)
+            pipe.xtrim(self.streams[shard], minid=point, approximate=False)
+        if len(pipe):
+            await pipe.execute()
 
     async def trim(self, streams: Sequence[str]) -> None:
         """XTRIM each stream below its oldest pending entry or, with nothing pending, up to the
@@ -332,7 +407,8 @@ class TenantWorker:
         if busy:
             # Also what the worker has not trimmed: acknowledged entries a crash left behind,
             # and the streams of a worker waiting for the store (its loop is held meanwhile).
-            self._dirty.difference_update(vshard_of(s) for s in busy)
+            for stream in busy:
+                self._dirty.pop(vshard_of(stream), None)
             await self.trim(busy)
             lengths = await self._pipelined(lambda pipe, s: pipe.xlen(s), busy)
             firsts = await self._pipelined(lambda pipe, s: pipe.xrange(s, count=1), busy)
@@ -418,7 +494,7 @@ class TenantWorker:
         found = await self.read()
         if found and not await self._export_all(found, stop):
             return
-        wait_s = self._pace.after_read(len(found))
+        wait_s = self._pace.after_read(len(found), self._plan.more)
         if wait_s > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait_s)

@@ -4,6 +4,7 @@ and a ``UsageStore`` opened with the ``[store]`` settings."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ocs.config import StoreConfig
 from ocs.embedded_postgres import EmbeddedPostgres, resolve_store_url
@@ -33,7 +34,9 @@ def store_url(
     )
 
 
-async def open_usage_store(url: str, config: StoreConfig, application_name: str) -> UsageStore:
+async def open_usage_store(
+    url: str, config: StoreConfig, application_name: str, configure: Any = None
+) -> UsageStore:
     return await UsageStore.open(
         url,
         pool_min=config.pool_min,
@@ -41,4 +44,5 @@ async def open_usage_store(url: str, config: StoreConfig, application_name: str)
         statement_timeout_s=config.statement_timeout_s,
         connect_timeout_s=config.connect_timeout_s,
         application_name=application_name,
+        configure=configure,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -150,9 +150,13 @@ class UsageStore:
         statement_timeout_s: float = 30.0,
         connect_timeout_s: float = 10.0,
         application_name: str = "ocs-usage",
+        configure: Callable[[AsyncConnection[Any]], Awaitable[None]] | None = None,
     ) -> UsageStore:
+        """``configure``: run on every new connection of the pool (the exporter renices its
+        local backends)."""
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo=url,
+            configure=configure,
             min_size=pool_min,
             max_size=pool_max,
             open=False,

@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from ocs.exporter import tune_process
     from ocs.ledger_runtime import RedisSetupError
 
-    tune_process(config.export.nice)
+    problems = tune_process(config.export.nice, sched_idle=config.export.sched_idle)
+    for problem in problems:
+        print(f"ocs export: warning: {problem}", file=sys.stderr)
     try:
         return asyncio.run(_main(config, args.redis_url, args.store_url))
     except (RedisSetupError, StoreSetupError) as exc:
@@ -143,10 +145,34 @@ async def _open_store(
     backoff = Backoff(max_s=config.export.retry_max_s)
     while not stop.is_set():
         try:
-            return await open_usage_store(url, config.store, "ocs-export")
+            return await open_usage_store(
+                url, config.store, "ocs-export", _backend_niceness(config.export, log)
+            )
         except StoreUnavailable as exc:
             delay = backoff.failed()
             log.warning("export_store_unavailable", error=str(exc), retry_s=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
     return None
+
+
+def _backend_niceness(export: Any, log: Any) -> Any:
+    """The pool's per-connection hook that renices the exporter's own PostgreSQL backends
+    (``[export] store_backend_nice``; None when 0): on a store of this host only."""
+    from ocs.exporter import local_store_host, renice_backend
+
+    nice = export.store_backend_nice
+    if nice <= 0:
+        return None
+
+    warned: list[str] = []
+
+    async def configure(conn: Any) -> None:
+        if not local_store_host(conn.info.host):
+            return
+        problem = renice_backend(conn.info.backend_pid, nice)
+        if problem is not None and not warned:  # once: every connection would say the same
+            warned.append(problem)
+            log.warning("export_backend_renice_failed", problem=problem, store_backend_nice=nice)
+
+    return configure
