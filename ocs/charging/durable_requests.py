@@ -121,8 +121,10 @@ class PeerStore:
         if connection is None:  # not connected yet, or not a standalone TCP Redis
             self._spawn(self._write_slowly(commands))
             return
+        # Continuations, not futures: no loop pass per write (they are on a session's first and
+        # last request).
         for command in commands:
-            connection.call(command).add_done_callback(self._replied)
+            connection.call_then(command, self._acknowledged)
 
     async def _write_slowly(self, commands: tuple[tuple[str | int, ...], ...]) -> None:
         if self._lane is not None:
@@ -138,6 +140,10 @@ class PeerStore:
         task = asyncio.ensure_future(write)
         self._writes.add(task)
         task.add_done_callback(self._written)
+
+    def _acknowledged(self, _reply: Any, error: BaseException | None) -> None:
+        if error is not None:
+            self.log.warning("peer_store_write_failed", error=repr(error))
 
     def _replied(self, reply: asyncio.Future[Any]) -> None:
         if not reply.cancelled() and reply.exception() is not None:
