@@ -128,6 +128,15 @@ class Message:
         self._raw_avps = self.avps
         self._raw_count = len(self.avps)
 
+    def shared_positions(self) -> Mapping[tuple[int, int], tuple[int, ...]] | None:
+        """The positions map the decoder gave (see message_of), while ``avps`` is still the
+        list it describes: the same object for every request of one shape (same AVPs in the
+        same order), so a caller can key what follows from the AVP order alone on it."""
+        avps = self.avps
+        if self._indexed is avps and self._indexed_len == len(avps):
+            return self._positions
+        return None
+
     def index(self) -> Mapping[tuple[int, int], list[Avp]]:
         """Top-level AVPs by (code, vendor), in order; rebuilt when ``avps`` changed size or
         was replaced (mutating an element in place is not tracked)."""
