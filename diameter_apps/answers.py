@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import FLAG_ERROR, FLAG_PROXIABLE, AvpCode
 from diameter_apps.errors import DiameterError, FailedAvp
+from diameter_apps.message import built_message
 
 # Plain ints for lookups (an IntEnum member in a key tuple hashes slower).
 _SESSION_ID = int(AvpCode.SESSION_ID)
@@ -65,13 +66,13 @@ def answer_to(
         body.append(Avp.octets(AvpCode.FAILED_AVP, b"".join([a.encode() for a in failed_avps])))
     body += request.find_all(_PROXY_INFO)
     flags = (request.flags & FLAG_PROXIABLE) | (FLAG_ERROR if error_bit else 0)
-    return Message(
+    return built_message(
         request.command_code,
         request.application_id,
-        flags=flags,
-        hop_by_hop=request.hop_by_hop,
-        end_to_end=request.end_to_end,
-        avps=body,
+        flags,
+        request.hop_by_hop,
+        request.end_to_end,
+        body,
     )
 
 

@@ -239,15 +239,30 @@ class Message:
 def decode_header(data: bytes) -> Message:
     """The header of a message as a Message without AVPs (``data`` holds ≥ 20 bytes)."""
     word0, word1, application_id, hop_by_hop, end_to_end = _HEADER.unpack_from(data)
-    # Message.__init__ without its keyword parsing: this runs once per message received.
-    message = Message.__new__(Message)
+    message = built_message(
+        word1 & 0xFFFFFF, application_id, word1 >> 24, hop_by_hop, end_to_end, []
+    )
     message.version = word0 >> 24
-    message.flags = word1 >> 24
-    message.command_code = word1 & 0xFFFFFF
+    return message
+
+
+def built_message(
+    command_code: int,
+    application_id: int,
+    flags: int,
+    hop_by_hop: int,
+    end_to_end: int,
+    avps: list[Avp],
+) -> Message:
+    """``Message(...)`` without its keyword parsing, for the message built per answer sent."""
+    message = Message.__new__(Message)
+    message.version = 1
+    message.flags = flags
+    message.command_code = command_code
     message.application_id = application_id
     message.hop_by_hop = hop_by_hop
     message.end_to_end = end_to_end
-    message.avps = []
+    message.avps = avps
     message._indexed = None
     message._indexed_len = 0
     message._positions = None

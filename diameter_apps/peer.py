@@ -470,15 +470,14 @@ class PeerConnection:
             return
         key = (origin.lower(), request.end_to_end)
         duplicates = self._duplicates
-        cached = duplicates.answer_for(key, now)
+        original, cached = duplicates.begin(key, now)
         if cached is not None:
             self._out.append(replace_hop_by_hop(cached, request.hop_by_hop))
             self._events.append(DuplicateAnswered(request.command_code, request.end_to_end))
             return
-        if duplicates.is_in_flight(key, now):
+        if not original:
             duplicates.wait(key, self._duplicate_waiter(request))
             return
-        duplicates.start(key, now)
         self._inflight[(request.hop_by_hop, request.end_to_end)] = key
         self._events.append(
             RequestReceived(
