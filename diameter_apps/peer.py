@@ -327,7 +327,8 @@ class PeerConnection:
         try:
             if is_request:
                 message, deviations = self._checker.decode(frame)
-                self._deviations(deviations)
+                if deviations:
+                    self._deviations(deviations)
             else:
                 message = decode_message(frame, self.settings.limits)
         except DiameterError as error:
