@@ -22,8 +22,9 @@ _RESULT_CODES_CACHED = 64
 
 
 @functools.lru_cache(maxsize=_IDENTITIES_CACHED)
-def _identity(code: int, name: str) -> Avp:
-    return Avp.utf8(code, name)
+def _identities(origin_host: str, origin_realm: str) -> tuple[Avp, Avp]:
+    """Origin-Host and Origin-Realm: one cache lookup per answer for the pair."""
+    return Avp.utf8(_ORIGIN_HOST, origin_host), Avp.utf8(_ORIGIN_REALM, origin_realm)
 
 
 @functools.lru_cache(maxsize=_RESULT_CODES_CACHED)
@@ -56,8 +57,7 @@ def answer_to(
     body: list[Avp] = [] if session is None else [session]
     if result_code is not None:
         body.append(_result_code(result_code))
-    body.append(_identity(_ORIGIN_HOST, origin_host))
-    body.append(_identity(_ORIGIN_REALM, origin_realm))
+    body += _identities(origin_host, origin_realm)
     body += avps
     if error_message:
         body.append(Avp.utf8(AvpCode.ERROR_MESSAGE, error_message, m=False))
