@@ -197,7 +197,9 @@ class CreditControlAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """3GPP Remaining-Balance; its ``currency_code`` is required on the wire."""
 
     def __post_init__(self) -> None:
-        _check_range("Result-Code", self.result_code, _U32_MAX)
+        # Built (and re-checked by msgspec.structs.replace) for every answer: inline.
+        if not 0 <= self.result_code <= _U32_MAX:
+            _check_range("Result-Code", self.result_code, _U32_MAX)
         if self.remaining_balance is not None and self.remaining_balance.currency_code is None:
             raise ValueError("Remaining-Balance needs a currency code")
 
