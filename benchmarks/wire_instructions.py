@@ -13,12 +13,14 @@ start-up and imports cancel out. Steps add up: ``peer`` (receive and answer with
 answer), ``+parse``, ``+fingerprint``, ``+answer`` (the real CCA instead). Instruction counts
 do not depend on the machine's load; the figures are exact to a few hundred instructions.
 
-    .venv/bin/python -m benchmarks.bench_wire [--ccrs 1000] [--before PATH]
+    .venv/bin/python -m benchmarks.wire_instructions [--ccrs 1000] [--before PATH]
 
 ``--before PATH`` counts the same workload on another checkout too (e.g. a worktree of the
 commit before a change): its packages are imported from there, this file's workload runs.
 
-Writes ``benchmarks/results/wire.json`` (keeps a ``history`` of earlier runs).
+Writes ``benchmarks/results/wire.json`` (keeps a ``history`` of earlier runs). Not a ``bench_*``
+module: it needs valgrind and has no smoke mode, so ``benchmarks.run_all`` does not run it
+(as it runs bench_instructions only in its full mode).
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def workload(count: int, steps: int) -> None:
 
 
 def instructions(tree: Path, count: int, steps: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-wire-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="wire-instructions-") as tmp:
         out = Path(tmp) / "callgrind.out"
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         history.append(previous)
     commit = _commit(ROOT)
     result = {
-        "command": "python -m benchmarks.bench_wire " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m benchmarks.wire_instructions " + " ".join(argv or sys.argv[1:]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": commit,
         "python": sys.version.split()[0],
