@@ -459,6 +459,20 @@ async def profile_in_process(catalog: Path, redis_url: str, workdir: Path, ccrs:
     }
 
 
+def history_with_previous(path: Path) -> list[Any]:
+    """The result file's ``history`` with the run it held until now appended: every figure
+    published stays in the file, newest last."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    history = previous.pop("history", [])
+    if not isinstance(history, list):
+        history = [history]
+    history.append(previous)
+    return history
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--ccrs", type=int, default=300, help="per measured window")
@@ -507,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         "redis_server": redis_figures,
         "python_by_package_cprofile": packages,
     }
+    result["history"] = history_with_previous(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if packages:

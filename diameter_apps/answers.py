@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import FLAG_ERROR, FLAG_PROXIABLE, AvpCode
 from diameter_apps.errors import DiameterError, FailedAvp
+from diameter_apps.message import built_message
 
 # Plain ints for lookups (an IntEnum member in a key tuple hashes slower).
 _SESSION_ID = int(AvpCode.SESSION_ID)
@@ -21,8 +22,9 @@ _RESULT_CODES_CACHED = 64
 
 
 @functools.lru_cache(maxsize=_IDENTITIES_CACHED)
-def _identity(code: int, name: str) -> Avp:
-    return Avp.utf8(code, name)
+def _identities(origin_host: str, origin_realm: str) -> tuple[Avp, Avp]:
+    """Origin-Host and Origin-Realm: one cache lookup per answer for the pair."""
+    return Avp.utf8(_ORIGIN_HOST, origin_host), Avp.utf8(_ORIGIN_REALM, origin_realm)
 
 
 @functools.lru_cache(maxsize=_RESULT_CODES_CACHED)
@@ -55,8 +57,7 @@ def answer_to(
     body: list[Avp] = [] if session is None else [session]
     if result_code is not None:
         body.append(_result_code(result_code))
-    body.append(_identity(_ORIGIN_HOST, origin_host))
-    body.append(_identity(_ORIGIN_REALM, origin_realm))
+    body += _identities(origin_host, origin_realm)
     body += avps
     if error_message:
         body.append(Avp.utf8(AvpCode.ERROR_MESSAGE, error_message, m=False))
@@ -65,13 +66,13 @@ def answer_to(
         body.append(Avp.octets(AvpCode.FAILED_AVP, b"".join([a.encode() for a in failed_avps])))
     body += request.find_all(_PROXY_INFO)
     flags = (request.flags & FLAG_PROXIABLE) | (FLAG_ERROR if error_bit else 0)
-    return Message(
+    return built_message(
         request.command_code,
         request.application_id,
-        flags=flags,
-        hop_by_hop=request.hop_by_hop,
-        end_to_end=request.end_to_end,
-        avps=body,
+        flags,
+        request.hop_by_hop,
+        request.end_to_end,
+        body,
     )
 
 

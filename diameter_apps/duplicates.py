@@ -69,6 +69,21 @@ class DuplicateCache:
         entry = self._entries.get(key)
         return entry is not None and entry.answer is None
 
+    def begin(self, key: DuplicateKey, now: float) -> tuple[bool, bytes | None]:
+        """:meth:`answer_for`, :meth:`is_in_flight` and :meth:`start` in one lookup, as a
+        request arrives: (True, None) when it is an original, now in flight; (False, answer)
+        for a duplicate of an answered original; (False, None) for one of an original still
+        in flight."""
+        self._expire(now)
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is not None:
+            return False, entry.answer
+        entries[key] = _Entry(now + self.ttl_s)  # a new key goes last: no move_to_end
+        if len(entries) > self.entries_max:
+            self._expire(now)
+        return True, None
+
     def start(self, key: DuplicateKey, now: float) -> None:
         """Mark the original as in flight (it is being handed to the application)."""
         self._entries[key] = _Entry(now + self.ttl_s)

@@ -128,6 +128,15 @@ class Message:
         self._raw_avps = self.avps
         self._raw_count = len(self.avps)
 
+    def shared_positions(self) -> Mapping[tuple[int, int], tuple[int, ...]] | None:
+        """The positions map the decoder gave (see message_of), while ``avps`` is still the
+        list it describes: the same object for every request of one shape (same AVPs in the
+        same order), so a caller can key what follows from the AVP order alone on it."""
+        avps = self.avps
+        if self._indexed is avps and self._indexed_len == len(avps):
+            return self._positions
+        return None
+
     def index(self) -> Mapping[tuple[int, int], list[Avp]]:
         """Top-level AVPs by (code, vendor), in order; rebuilt when ``avps`` changed size or
         was replaced (mutating an element in place is not tracked)."""
@@ -230,15 +239,30 @@ class Message:
 def decode_header(data: bytes) -> Message:
     """The header of a message as a Message without AVPs (``data`` holds ≥ 20 bytes)."""
     word0, word1, application_id, hop_by_hop, end_to_end = _HEADER.unpack_from(data)
-    # Message.__init__ without its keyword parsing: this runs once per message received.
-    message = Message.__new__(Message)
+    message = built_message(
+        word1 & 0xFFFFFF, application_id, word1 >> 24, hop_by_hop, end_to_end, []
+    )
     message.version = word0 >> 24
-    message.flags = word1 >> 24
-    message.command_code = word1 & 0xFFFFFF
+    return message
+
+
+def built_message(
+    command_code: int,
+    application_id: int,
+    flags: int,
+    hop_by_hop: int,
+    end_to_end: int,
+    avps: list[Avp],
+) -> Message:
+    """``Message(...)`` without its keyword parsing, for the message built per answer sent."""
+    message = Message.__new__(Message)
+    message.version = 1
+    message.flags = flags
+    message.command_code = command_code
     message.application_id = application_id
     message.hop_by_hop = hop_by_hop
     message.end_to_end = end_to_end
-    message.avps = []
+    message.avps = avps
     message._indexed = None
     message._indexed_len = 0
     message._positions = None

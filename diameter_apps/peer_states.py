@@ -20,7 +20,15 @@ import msgspec
 from diameter_apps.errors import PeerStateError
 
 
-class PeerState(Enum):
+class _IdentityHashed(Enum):
+    """An Enum hashed by identity: Enum's own ``__hash__`` hashes the name in Python, and these
+    key the transition and action tables looked up for every message. Members are singletons
+    compared by identity, so the identity hash agrees with equality."""
+
+    __hash__ = object.__hash__
+
+
+class PeerState(_IdentityHashed):
     WAIT_CER = "wait_cer"
     R_OPEN = "r_open"
     DRAINING = "draining"
@@ -28,7 +36,7 @@ class PeerState(Enum):
     CLOSED = "closed"
 
 
-class PeerInput(Enum):
+class PeerInput(_IdentityHashed):
     # from the wire
     CER_ACCEPTABLE = "cer_acceptable"
     CER_REJECTED = "cer_rejected"
@@ -69,7 +77,7 @@ WIRE_INPUTS = frozenset(
 )
 
 
-class Action(Enum):
+class Action(_IdentityHashed):
     SEND_CEA = "send_cea"
     REJECT_CER = "reject_cer"
     SEND_DWA = "send_dwa"

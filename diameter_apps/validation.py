@@ -14,9 +14,11 @@ are checked with a few big-integer operations over the whole message instead.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from itertools import repeat
+from operator import itemgetter
+from typing import Any
 
 import msgspec
 
@@ -86,12 +88,14 @@ class _Shape(msgspec.Struct, frozen=True, gc=False):
     codes: tuple[int, ...]
     flags: tuple[int, ...]
     vendors: tuple[int, ...]
-    payloads: tuple[slice, ...]
+    payloads: Callable[[bytes], tuple[bytes, ...]]
+    """Cuts every payload out of a matching request in one C call (an ``itemgetter`` of
+    slices: about half the cost of slicing one by one)."""
     depths: tuple[int, ...]
-    group_entries: tuple[int, ...]
+    group_entries: Callable[[list[Avp]], tuple[Avp, ...]]
     """The entry of each decoded Grouped AVP ..."""
-    group_children: tuple[slice, ...]
-    """... and the entries of its children."""
+    group_children: Callable[[list[Avp]], tuple[list[Avp], ...]]
+    """... and the entries of its children (itemgetters too, see ``payloads``)."""
     top_count: int
     positions: dict[tuple[int, int], tuple[int, ...]]
     """Where each (code, vendor) occurs among the top-level AVPs (shared: read only)."""
@@ -99,25 +103,12 @@ class _Shape(msgspec.Struct, frozen=True, gc=False):
 
     def message(self, data: bytes) -> Message:
         """The request ``data`` (which matched this shape) with every AVP in place."""
+        # Children are set below; the wire form is computed if ever encoded.
         avps = list(
-            map(
-                Avp,
-                self.codes,
-                self.flags,
-                self.vendors,
-                map(data.__getitem__, self.payloads),
-                self.depths,
-                repeat(None),  # children: set below
-                repeat(None),  # wire form: computed if ever encoded
-            )
+            map(Avp, self.codes, self.flags, self.vendors, self.payloads(data), self.depths)
         )
         deque(
-            map(
-                setattr,
-                map(avps.__getitem__, self.group_entries),
-                repeat("_children"),
-                map(avps.__getitem__, self.group_children),
-            ),
+            map(setattr, self.group_entries(avps), repeat("_children"), self.group_children(avps)),
             maxlen=0,
         )
         return message_of(data, avps[: self.top_count], self.positions)
@@ -164,14 +155,22 @@ def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[s
         codes=tuple(e[0] for e in entries),
         flags=tuple(e[1] for e in entries),
         vendors=tuple(e[2] for e in entries),
-        payloads=tuple(slice(e[3], e[4]) for e in entries),
+        payloads=_getter([slice(e[3], e[4]) for e in entries]),
         depths=tuple(e[5] for e in entries),
-        group_entries=tuple(g[0] for g in groups),
-        group_children=tuple(slice(g[1], g[2]) for g in groups),
+        group_entries=_getter([g[0] for g in groups]),
+        group_children=_getter([slice(g[1], g[2]) for g in groups]),
         top_count=len(message.avps),
         positions=positions,
         deviations=tuple(deviations),
     )
+
+
+def _getter(items: list[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """``items`` of a sequence as a tuple, in one C call for two or more."""
+    if len(items) >= 2:
+        return itemgetter(*items)
+    # itemgetter of one item returns the item, not a 1-tuple (and of none, cannot be built).
+    return lambda sequence: tuple([sequence[item] for item in items])
 
 
 class RequestChecker:

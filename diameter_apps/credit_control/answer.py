@@ -27,6 +27,7 @@ from diameter_apps.codec import Avp, Message
 from diameter_apps.codes import VENDOR_3GPP, ApplicationId, AvpCode, ResultCode
 from diameter_apps.credit_control.codes import (
     CcAvp,
+    CcRequestType,
     CcSessionFailover,
     CheckBalanceResult,
     CreditControlFailureHandling,
@@ -196,7 +197,9 @@ class CreditControlAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """3GPP Remaining-Balance; its ``currency_code`` is required on the wire."""
 
     def __post_init__(self) -> None:
-        _check_range("Result-Code", self.result_code, _U32_MAX)
+        # Built (and re-checked by msgspec.structs.replace) for every answer: inline.
+        if not 0 <= self.result_code <= _U32_MAX:
+            _check_range("Result-Code", self.result_code, _U32_MAX)
         if self.remaining_balance is not None and self.remaining_balance.currency_code is None:
             raise ValueError("Remaining-Balance needs a currency code")
 
@@ -327,13 +330,45 @@ class MsccAvpCache:
         return found
 
 
+_CC_REQUEST_TYPE = int(CcAvp.CC_REQUEST_TYPE)
+_CC_REQUEST_NUMBER = int(CcAvp.CC_REQUEST_NUMBER)
+_CC_SESSION_FAILOVER = int(CcAvp.CC_SESSION_FAILOVER)
+_CREDIT_CONTROL_FAILURE_HANDLING = int(CcAvp.CREDIT_CONTROL_FAILURE_HANDLING)
+_DIRECT_DEBITING_FAILURE_HANDLING = int(CcAvp.DIRECT_DEBITING_FAILURE_HANDLING)
+_CHECK_BALANCE_RESULT = int(CcAvp.CHECK_BALANCE_RESULT)
+_SUCCESS = int(ResultCode.SUCCESS)
+
+# The AVPs that take one of a few values in every answer, built once: an AVP is a value (see
+# Avp), so answers share them, as answers.answer_to shares Origin-Host and Result-Code.
+_AUTH_APPLICATION_CREDIT_CONTROL = Avp.u32(
+    int(AvpCode.AUTH_APPLICATION_ID), int(ApplicationId.CREDIT_CONTROL)
+)
+_ENUMERATED: dict[tuple[int, int], Avp] = {
+    (code, int(value)): Avp.i32(code, int(value))
+    for code, values in (
+        (_CC_REQUEST_TYPE, CcRequestType),
+        (_CC_SESSION_FAILOVER, CcSessionFailover),
+        (_CREDIT_CONTROL_FAILURE_HANDLING, CreditControlFailureHandling),
+        (_DIRECT_DEBITING_FAILURE_HANDLING, DirectDebitingFailureHandling),
+        (_CHECK_BALANCE_RESULT, CheckBalanceResult),
+    )
+    for value in values
+}
+
+
+def _enumerated(code: int, value: int) -> Avp:
+    """The Enumerated AVP ``code`` = ``value`` (a shared one for the usual values)."""
+    avp = _ENUMERATED.get((code, value))
+    return avp if avp is not None else Avp.i32(code, value)
+
+
 def _request_identity(request: CreditControlRequest | Message) -> tuple[Message, Avp, Avp, bool]:
     """(message, CC-Request-Type AVP, CC-Request-Number AVP, request had MSCC)."""
     if isinstance(request, CreditControlRequest):
         return (
             request.message,
-            Avp.i32(CcAvp.CC_REQUEST_TYPE, request.request_type),
-            Avp.u32(CcAvp.CC_REQUEST_NUMBER, request.request_number),
+            _enumerated(_CC_REQUEST_TYPE, request.request_type),
+            Avp.u32(_CC_REQUEST_NUMBER, request.request_number),
             request.has_mscc,
         )
     request_type = request.find(CcAvp.CC_REQUEST_TYPE)
@@ -364,13 +399,9 @@ def build_cca(
     """
     message, request_type, request_number, has_mscc = _request_identity(request)
     result_code = answer.result_code
-    avps = [
-        Avp.u32(AvpCode.AUTH_APPLICATION_ID, ApplicationId.CREDIT_CONTROL),
-        request_type,
-        request_number,
-    ]
+    avps = [_AUTH_APPLICATION_CREDIT_CONTROL, request_type, request_number]
     if answer.cc_session_failover is not None:
-        avps.append(Avp.i32(CcAvp.CC_SESSION_FAILOVER, answer.cc_session_failover))
+        avps.append(_enumerated(_CC_SESSION_FAILOVER, answer.cc_session_failover))
     single: ServiceAnswer | None = None
     if has_mscc:
         build = _mscc_avp if mscc_avps is None else mscc_avps.avp
@@ -379,7 +410,7 @@ def build_cca(
         if len(answer.services) > 1:
             raise ValueError("a request without MSCC is answered with at most one service")
         single = answer.services[0]
-        if result_code == ResultCode.SUCCESS:
+        if result_code == _SUCCESS:
             result_code = single.result_code
         if single.granted is not None:
             avps.append(
@@ -397,14 +428,14 @@ def build_cca(
     if single is not None and single.final_unit_indication is not None:
         avps.append(final_unit_indication_avp(single.final_unit_indication))
     if answer.check_balance_result is not None:
-        avps.append(Avp.i32(CcAvp.CHECK_BALANCE_RESULT, answer.check_balance_result))
+        avps.append(_enumerated(_CHECK_BALANCE_RESULT, answer.check_balance_result))
     if answer.credit_control_failure_handling is not None:
         avps.append(
-            Avp.i32(CcAvp.CREDIT_CONTROL_FAILURE_HANDLING, answer.credit_control_failure_handling)
+            _enumerated(_CREDIT_CONTROL_FAILURE_HANDLING, answer.credit_control_failure_handling)
         )
     if answer.direct_debiting_failure_handling is not None:
         avps.append(
-            Avp.i32(CcAvp.DIRECT_DEBITING_FAILURE_HANDLING, answer.direct_debiting_failure_handling)
+            _enumerated(_DIRECT_DEBITING_FAILURE_HANDLING, answer.direct_debiting_failure_handling)
         )
     if single is not None and single.validity_time_s is not None:
         avps.append(Avp.u32(CcAvp.VALIDITY_TIME, single.validity_time_s))

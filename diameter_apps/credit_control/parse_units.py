@@ -137,7 +137,8 @@ def parse_units(avp: Avp, where: str) -> tuple[ServiceUnits, TariffChangeUsage |
     money: Money | None = None
     tariff_change: TariffChangeUsage | None = None
     reason: int | None = None
-    children = avp.children()
+    # The children as decoded (set by the checker), without the method call per RSU/USU.
+    children = avp._children or avp.children()
     if not children:
         return NO_UNITS, None, None
     try:
@@ -200,7 +201,7 @@ def parse_mscc(avp: Avp) -> ServiceRequest:
     reason: int | None = None
     triggers: tuple[int, ...] | None = None
     try:
-        for child in avp.children():
+        for child in avp._children or avp.children():  # as in parse_units
             code = child.code
             if child.vendor:
                 if child.vendor != VENDOR_3GPP:

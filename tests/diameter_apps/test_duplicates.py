@@ -121,3 +121,20 @@ def test_an_answer_not_remembered_lets_the_retransmission_through() -> None:
     assert charged.result_code == 2001
     # The outcome is remembered: the next retransmission is answered from the cache.
     assert only(peer.receive_data(ccr(hop_by_hop=15).encode(), clock.now), DuplicateAnswered)
+
+
+def test_begin_tells_an_original_from_duplicates_in_flight_and_answered() -> None:
+    cache = DuplicateCache(entries_max=2, ttl_s=10.0)
+    key = ("gw", 1)
+    assert cache.begin(key, 0.0) == (True, None)  # the original: now in flight
+    assert cache.is_in_flight(key, 1.0)
+    assert cache.begin(key, 1.0) == (False, None)  # a duplicate while in flight
+    cache.complete(key, b"answer", 2.0)
+    assert cache.begin(key, 3.0) == (False, b"answer")
+    # Expired (ttl from the start): an original again.
+    assert cache.begin(key, 10.5) == (True, None)
+    # Bounded: the oldest key goes when a third is begun.
+    assert cache.begin(("gw", 2), 11.0) == (True, None)
+    assert cache.begin(("gw", 3), 11.0) == (True, None)
+    assert len(cache) == 2
+    assert cache.begin(key, 11.0) == (True, None)

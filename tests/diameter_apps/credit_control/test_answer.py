@@ -337,6 +337,10 @@ def test_answer_values_out_of_range_are_programming_errors() -> None:
         FinalUnitIndication(action=FinalUnitAction.RESTRICT_ACCESS)
     with pytest.raises(ValueError, match="currency"):
         CreditControlAnswer(remaining_balance=Money(1))
+    with pytest.raises(ValueError, match="Result-Code"):
+        CreditControlAnswer(result_code=2**32)
+    with pytest.raises(ValueError, match="Result-Code"):
+        CreditControlAnswer(result_code=-1)
     with pytest.raises(ValueError, match="ISO 4217"):
         currency_code("XYZ")  # not in ISO 4217
 
