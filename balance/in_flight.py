@@ -36,15 +36,17 @@ class InFlightLimit:
         # time. Only the waiting path touches them; a call that enters at once costs nothing.
         self.waits = 0
         self.wait_s = 0.0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Public for the hot path's inline ``try_enter`` / ``leave`` (``ScriptCalls.lean_then``):
+        # read it, never change it from outside.
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return len(self.waiters)
 
     def try_enter(self) -> bool:
         """Take a slot now if one is free and nobody is waiting for one."""
-        if self.inside < self.limit and not self._waiters:
+        if self.inside < self.limit and not self.waiters:
             self.inside += 1
             return True
         return False
@@ -53,10 +55,10 @@ class InFlightLimit:
         """Take a slot, waiting for one if need be."""
         if self.try_enter():
             return
-        if self.waiting_max is not None and len(self._waiters) >= self.waiting_max:
-            raise QueueFull(f"{len(self._waiters)} calls already waiting for one of {self.limit}")
+        if self.waiting_max is not None and len(self.waiters) >= self.waiting_max:
+            raise QueueFull(f"{len(self.waiters)} calls already waiting for one of {self.limit}")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self.waiters.append(waiter)
         self.waits += 1
         started = time.perf_counter()
         try:
@@ -70,8 +72,8 @@ class InFlightLimit:
 
     def leave(self) -> None:
         """Give the slot back: to the first live waiter, else to the pool."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        while self.waiters:
+            waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)  # the slot passes on; ``inside`` is unchanged
                 return

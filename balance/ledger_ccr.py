@@ -33,6 +33,9 @@ from balance.script_calls import ScriptCalls, settle_future
 ITEMS_MAX = 64  # ccr.lua's limit: rating groups of one request
 SUBSCRIBER_KEYS_MAX = 65_536  # subscribers whose keys are remembered; then it starts afresh
 
+# The script of every CCR, looked up once (``ScriptSet[name]`` is a Python-level call).
+_CCR_SCRIPT = SCRIPTS["ccr"]
+
 SubscriberKeys = tuple[str, str, str, str, bytes]
 """A subscriber's shard prefix, account key, expiry index key and record stream key, and
 those three keys as a command's bulk strings (``balance.resp.encoded_keys``)."""
@@ -138,7 +141,7 @@ class CreditControlOps:
             if type(context) is bytes
             else script_args(encoded_payload, context)
         )
-        self._calls.lean_then(SCRIPTS["ccr"], key_list, args, ccr_result, then, encoded)
+        self._calls.lean_then(_CCR_SCRIPT, key_list, args, ccr_result, then, encoded)
 
     def _ccr_keys(self, subscriber: str) -> SubscriberKeys:
         """A subscriber's shard prefix and its account, expiry and record keys, remembered

@@ -142,7 +142,10 @@ class ScriptCalls:
         (no task, coroutine or future per request); not connected yet, waiting for a slot, or
         not the lean connection: the full path (``run``), as a task. ``other_keys``: see
         ``ScriptCaller.start_then``."""
-        if self.in_flight.try_enter():
+        flight = self.in_flight
+        if flight.inside < flight.limit and not flight.waiters:
+            # ``flight.try_enter()``, inline (once per CCR).
+            flight.inside += 1
             replied = functools.partial(self._lean_replied, script, key_list, args, decode, then)
             try:
                 started = self.caller.start_then(script, key_list, args, replied, other_keys)
@@ -180,7 +183,11 @@ class ScriptCalls:
         reply: Any,
         error: BaseException | None,
     ) -> None:
-        self.in_flight.leave()
+        flight = self.in_flight
+        if flight.waiters:
+            flight.leave()  # the slot passes on to the first live waiter
+        else:
+            flight.inside -= 1  # ``leave``'s usual case, inline (once per CCR)
         if error is None:
             try:
                 result = decode(reply)

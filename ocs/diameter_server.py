@@ -19,6 +19,7 @@ import functools
 import inspect
 import socket
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -207,11 +208,17 @@ class DiameterConnection(asyncio.Protocol):
         )
         command.requests.value += 1
         try:
+            # A handler that answers through a continuation (the CCR hot path): no future and
+            # no event-loop pass between its ledger reply and the answer. Found once per
+            # (application, command): a route, once registered, never changes.
+            respond_to = server.responders.get((event.application_id, event.command_code))
+            if respond_to is not None:
+                respond_to(event, functools.partial(self._respond, event))
+                return
             handler = server.router.handler_for(event.application_id, event.command_code)
             respond_to = getattr(handler, "respond_to", None)
             if respond_to is not None:
-                # A handler that answers through a continuation (the CCR hot path): no future
-                # and no event-loop pass between its ledger reply and the answer.
+                server.responders[(event.application_id, event.command_code)] = respond_to
                 respond_to(event, functools.partial(self._respond, event))
                 return
             result = handler(event)
@@ -314,9 +321,16 @@ class DiameterConnection(asyncio.Protocol):
         )
         code = answer.result_code
         (command.by_result.get(code) or command.answers(code)).value += 1
-        command.latency.observe(max(0.0, now - event.received_at))
-        if not self._in_io:
-            self._queue_flush()
+        # HistogramSeries.observe, inline (once per answer): the bucket "le" the latency.
+        latency, seconds = command.latency, now - event.received_at
+        if seconds < 0.0:
+            seconds = 0.0
+        latency.counts[bisect_left(latency.bounds, seconds)] += 1
+        latency.total += seconds
+        if not self._in_io and not self._flush_queued:
+            # _queue_flush, inline.
+            self._flush_queued = True
+            self.loop.call_soon(self._queued_flush)
 
     # -- output and timer ----------------------------------------------------------------
     def _queue_flush(self) -> None:
@@ -339,7 +353,11 @@ class DiameterConnection(asyncio.Protocol):
         if peer.should_close:
             transport.close()
             return
-        self._arm_timer(peer.next_timer())
+        when = peer.next_timer()
+        armed = self._timer_at
+        if self._timer is not None and armed is not None and when is not None and armed <= when:
+            return  # _arm_timer's usual case, without the call (see there)
+        self._arm_timer(when)
 
     def _arm_timer(self, when: float | None) -> None:
         armed = self._timer_at
@@ -426,6 +444,8 @@ class DiameterServer:
         self.tls_address: tuple[str, int] | None = None
         # Series by command code (unknown codes under -1); read directly on the hot path.
         self.by_command: dict[int, CommandMetrics] = {}
+        # Continuation handlers (``respond_to``) by (application, command), once routed.
+        self.responders: dict[tuple[int, int], Callable[[RequestReceived, Any], None]] = {}
 
     def command_metrics(self, command_code: int) -> CommandMetrics:
         """The metric series of a command (unknown codes share the 'other' series)."""

@@ -24,7 +24,9 @@ from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
     CcRequestType,
     CheckBalanceResult,
+    CostInformation,
     CreditControlAnswer,
+    CreditControlFailureHandling,
     CreditControlRequest,
     FinalUnitAction,
     FinalUnitIndication,
@@ -33,19 +35,66 @@ from diameter_apps.credit_control import (
     ServiceAnswer,
     ServiceRequest,
 )
-from diameter_apps.credit_control.codes import CcAvp
+from diameter_apps.credit_control.codes import CcAvp, DirectDebitingFailureHandling
 from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, UnknownSessionId
 from tariffs.model import Tenant
 
 Log = structlog.typing.FilteringBoundLogger
 
 DENIED = ResultCode.END_USER_SERVICE_DENIED  # 4010: what a suspended tenant's MSCCs get
+# Every CCA tells the client to retry elsewhere and end the service if that fails too (session
+# state lives in Redis: any server continues it); an event's answer also says what to do with
+# a direct debit it could not get answered (RFC 4006 8.50).
+RETRY_AND_TERMINATE = CreditControlFailureHandling.RETRY_AND_TERMINATE
+TERMINATE_OR_BUFFER = DirectDebitingFailureHandling.TERMINATE_OR_BUFFER
+_EVENT = CcRequestType.EVENT
+_INITIAL = CcRequestType.INITIAL
+_SUCCESS = ResultCode.SUCCESS
+_CREDIT_LIMIT_REACHED = ResultCode.CREDIT_LIMIT_REACHED
 
 _FINAL_ACTIONS = {
     "TERMINATE": FinalUnitAction.TERMINATE,
     "REDIRECT": FinalUnitAction.REDIRECT,
     "RESTRICT_ACCESS": FinalUnitAction.RESTRICT_ACCESS,
 }
+
+
+def answer_to(
+    ccr: CreditControlRequest,
+    result_code: int,
+    services: tuple[ServiceAnswer, ...] = (),
+    *,
+    check_balance_result: CheckBalanceResult | None = None,
+) -> CreditControlAnswer:
+    """The CCA of ``ccr`` with its failure handling, built whole (an answer is checked as it
+    is built: copying it to add fields later checked it twice)."""
+    return CreditControlAnswer(
+        result_code=result_code,
+        services=services,
+        credit_control_failure_handling=RETRY_AND_TERMINATE,
+        direct_debiting_failure_handling=(
+            TERMINATE_OR_BUFFER if ccr.request_type is _EVENT else None
+        ),
+        check_balance_result=check_balance_result,
+    )
+
+
+def event_answer(
+    result_code: int,
+    services: tuple[ServiceAnswer, ...] = (),
+    *,
+    check_balance_result: CheckBalanceResult | None = None,
+    cost_information: CostInformation | None = None,
+) -> CreditControlAnswer:
+    """The CCA of a CCR-EVENT, with an event's failure handling, built whole."""
+    return CreditControlAnswer(
+        result_code=result_code,
+        services=services,
+        credit_control_failure_handling=RETRY_AND_TERMINATE,
+        direct_debiting_failure_handling=TERMINATE_OR_BUFFER,
+        check_balance_result=check_balance_result,
+        cost_information=cost_information,
+    )
 
 
 def final_unit_indication(tenant: Tenant) -> FinalUnitIndication:
@@ -81,7 +130,7 @@ def answer_for_ledger_failure(
             failed_avps=failed_avps(ccr, CcAvp.CC_REQUEST_NUMBER),
         ) from exc
     except UnknownAccount:
-        return CreditControlAnswer(result_code=ResultCode.USER_UNKNOWN)
+        return answer_to(ccr, ResultCode.USER_UNKNOWN)
     except UnknownSession as exc:
         raise UnknownSessionId(str(exc)) from exc
     except (SessionAlreadyOpen, RequestOutOfOrder) as exc:
@@ -90,7 +139,7 @@ def answer_for_ledger_failure(
         ) from exc
     except LimitExceeded as exc:
         log.warning("ledger_limit", session=ccr.session_id, error=str(exc))
-        return CreditControlAnswer(result_code=ResultCode.RESOURCES_EXCEEDED)
+        return answer_to(ccr, ResultCode.RESOURCES_EXCEEDED)
     except (InvalidRequest, LedgerError) as exc:
         log.error("ledger_refused", session=ccr.session_id, error=repr(exc))
         raise UnableToComply("the ledger refused the request") from exc
@@ -111,9 +160,10 @@ def refused_while_suspended(ccr: CreditControlRequest) -> bool:
 def suspended_answer(ccr: CreditControlRequest) -> CreditControlAnswer:
     """4010 for the request and each of its MSCCs, nothing granted (NO_CREDIT for a balance
     check, as for a blocked account)."""
-    return CreditControlAnswer(
-        result_code=ResultCode.END_USER_SERVICE_DENIED,
-        services=tuple(coded(service, DENIED) for service in ccr.services),
+    return answer_to(
+        ccr,
+        ResultCode.END_USER_SERVICE_DENIED,
+        tuple(coded(service, DENIED) for service in ccr.services),
         check_balance_result=(
             CheckBalanceResult.NO_CREDIT
             if ccr.requested_action is RequestedAction.CHECK_BALANCE
@@ -142,18 +192,26 @@ def top_level_code(ccr: CreditControlRequest, answers: tuple[ServiceAnswer, ...]
     MSCCs each MSCC has its own and the request succeeds unless the account itself is refused
     or, on a CCR-I, every MSCC is."""
     if not answers:
-        return ResultCode.SUCCESS
+        return _SUCCESS
     if not ccr.has_mscc:
         return answers[0].result_code
-    if all(a.result_code == ResultCode.END_USER_SERVICE_DENIED for a in answers):
-        return ResultCode.END_USER_SERVICE_DENIED
-    if ccr.request_type is CcRequestType.INITIAL and all(
-        a.result_code in SESSION_REFUSED for a in answers
-    ):
+    # Plain loops, not all() over generators: this runs once per answer, and the usual answer
+    # (some MSCC granted) leaves at its first service.
+    denied = refused = True
+    for answer in answers:
+        code = answer.result_code
+        if code != DENIED:
+            denied = False
+            if code != _CREDIT_LIMIT_REACHED:
+                refused = False
+                break
+    if denied:
+        return DENIED
+    if refused and ccr.request_type is _INITIAL:
         # Every service of a CCR-I refused by the ledger: the session is not established (the
         # ledger keeps none), so the command-level code says so and no CCR-T is expected.
-        return ResultCode.CREDIT_LIMIT_REACHED
-    return ResultCode.SUCCESS
+        return _CREDIT_LIMIT_REACHED
+    return _SUCCESS
 
 
 # Command-level codes of a CCR-I that establish no session (ccr.lua drops it in the same call).

@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import msgspec
 import structlog
 
 from balance.errors import OUTCOME_RESULT_CODES, Outcome
@@ -39,7 +39,6 @@ from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
     CcRequestType,
     CreditControlAnswer,
-    CreditControlFailureHandling,
     CreditControlRequest,
     MsccAvpCache,
     ServiceAnswer,
@@ -48,13 +47,14 @@ from diameter_apps.credit_control import (
     ccr_fingerprint,
     parse_ccr,
 )
-from diameter_apps.credit_control.codes import DirectDebitingFailureHandling
 from diameter_apps.events import RequestReceived
 from diameter_apps.validation import Profile
 from ocs.charging.cc_answers import (
     DENIED,
+    RETRY_AND_TERMINATE,
     SESSION_REFUSED,
     answer_for_ledger_failure,
+    answer_to,
     coded,
     final_unit_indication,
     refused_while_suspended,
@@ -93,8 +93,6 @@ _USER_UNKNOWN = ResultCode.USER_UNKNOWN
 _CREDIT_LIMIT_REACHED = ResultCode.CREDIT_LIMIT_REACHED
 _RATING_FAILED = ResultCode.RATING_FAILED
 _UNKNOWN_ACCOUNT = Outcome.UNKNOWN_ACCOUNT
-_RETRY_AND_TERMINATE = CreditControlFailureHandling.RETRY_AND_TERMINATE
-_TERMINATE_OR_BUFFER = DirectDebitingFailureHandling.TERMINATE_OR_BUFFER
 
 
 class CreditControlHandler:
@@ -168,8 +166,7 @@ class CreditControlHandler:
             snapshot = self.directory.snapshot
             ref = snapshot.resolve_ids(ccr.subscription_ids)
             if ref is None:
-                unknown = CreditControlAnswer(result_code=_USER_UNKNOWN)
-                respond(self._answer(ccr, "", unknown), None)
+                respond(self._answer(ccr, "", answer_to(ccr, _USER_UNKNOWN)), None)
                 return
             tenant = ref.tenant
             profile = snapshot.tenants[tenant]
@@ -210,7 +207,10 @@ class CreditControlHandler:
     ) -> None:
         latency = self._ledger_latency
         if latency is not None:
-            latency[ccr.request_type is _EVENT].observe(time.perf_counter() - started)
+            # HistogramSeries.observe, inline (once per CCR).
+            series, seconds = latency[ccr.request_type is _EVENT], time.perf_counter() - started
+            series.counts[bisect_left(series.bounds, seconds)] += 1
+            series.total += seconds
         if error is None:
             try:
                 answer = finish(result)
@@ -253,14 +253,8 @@ class CreditControlHandler:
     def _answer(
         self, ccr: CreditControlRequest, tenant: str, answer: CreditControlAnswer
     ) -> Message:
-        if answer.credit_control_failure_handling is None:
-            answer = msgspec.structs.replace(
-                answer,
-                credit_control_failure_handling=_RETRY_AND_TERMINATE,
-                direct_debiting_failure_handling=(
-                    _TERMINATE_OR_BUFFER if ccr.request_type is _EVENT else None
-                ),
-            )
+        # Every answer is built whole, failure handling included (``cc_answers.answer_to``,
+        # ``event_answer``, ``_session_answer``): nothing is copied or checked again here.
         if self._counts is not None:
             self._counts.answered(ccr, tenant, answer)
         return build_cca(
@@ -401,7 +395,7 @@ class CreditControlHandler:
             self._counts.units(ref.tenant, slots, results)
         for result in results:
             if result.outcome is _UNKNOWN_ACCOUNT:
-                return CreditControlAnswer(result_code=_USER_UNKNOWN)
+                return answer_to(ccr, _USER_UNKNOWN)
         terminating = ccr.request_type is _TERMINATION
         if suspended and not terminating:
             # Decided by the same snapshot that planned no grant: usage was committed, nothing
@@ -431,11 +425,11 @@ class CreditControlHandler:
                     break
             self._keep_session(ccr, ref, now, context, waiting_for_credit=waiting_for_credit)
         # Built whole here (a session request is never an EVENT: no Direct-Debiting-Failure-
-        # Handling), so ``_answer`` does not copy it to add the failure handling.
+        # Handling), as every answer is (``_answer`` adds nothing).
         return CreditControlAnswer(
             result_code=code,
             services=answers,
-            credit_control_failure_handling=_RETRY_AND_TERMINATE,
+            credit_control_failure_handling=RETRY_AND_TERMINATE,
         )
 
     def _keep_session(
@@ -480,10 +474,7 @@ class CreditControlHandler:
         """A suspended tenant's CCR-U: every MSCC 4010 without a grant; the session stays
         known here (its CCR-T, or an ASR, still has to find it)."""
         self._keep_session(ccr, ref, now, context, waiting_for_credit=False)
-        return CreditControlAnswer(
-            result_code=DENIED,
-            services=tuple(coded(slot.service, DENIED) for slot in slots),
-        )
+        return answer_to(ccr, DENIED, tuple(coded(slot.service, DENIED) for slot in slots))
 
     def _service_answer(
         self, slot: Slot, results: tuple[RatingGroupResult, ...], tenant: Tenant

@@ -40,6 +40,7 @@ from diameter_apps.credit_control import (
     ServiceRequest,
     ccr_fingerprint,
 )
+from ocs.charging.cc_answers import event_answer
 from ocs.charging.context import encoded_ccr_context
 from ocs.charging.directory import TenantDirectory
 from ocs.charging.units import granted, requested_amount, used_amount
@@ -136,9 +137,7 @@ class EventCharging:
                 )
             except AccountBlocked:
                 denied = [_refused(p.service, _denied_code(p)) for p in priced]
-                return CreditControlAnswer(
-                    result_code=_event_code(ccr, denied), services=tuple(denied)
-                )
+                return event_answer(_event_code(ccr, denied), tuple(denied))
             outcomes = {id(item): r for item, r in zip(payable, result.debit.items, strict=True)}
         answers: list[ServiceAnswer] = []
         for item in priced:
@@ -149,7 +148,7 @@ class EventCharging:
                 answers.append(_granted(item.service, item.units, item.rating))
             else:
                 answers.append(_refused(item.service, ResultCode.CREDIT_LIMIT_REACHED))
-        return CreditControlAnswer(result_code=_event_code(ccr, answers), services=tuple(answers))
+        return event_answer(_event_code(ccr, answers), tuple(answers))
 
     async def _refund(
         self, ccr: CreditControlRequest, ref: SubscriberRef, priced: list[_Priced], now: int
@@ -184,7 +183,7 @@ class EventCharging:
                 answers.append(_refused(service, ResultCode.UNKNOWN_SESSION_ID))
                 continue
             answers.append(_granted(service, refunded.units, rating))
-        return CreditControlAnswer(result_code=_event_code(ccr, answers), services=tuple(answers))
+        return event_answer(_event_code(ccr, answers), tuple(answers))
 
     def _context(
         self, ccr: CreditControlRequest, ref: SubscriberRef, priced: list[_Priced], now: int
@@ -202,10 +201,10 @@ class EventCharging:
     def _price_enquiry(self, ref: SubscriberRef, priced: list[_Priced]) -> CreditControlAnswer:
         failures = [p for p in priced if p.rating is None]
         if failures:
-            return CreditControlAnswer(result_code=failures[0].failure or ResultCode.RATING_FAILED)
+            return event_answer(failures[0].failure or ResultCode.RATING_FAILED)
         total = sum(p.retail() for p in priced)
-        return CreditControlAnswer(
-            result_code=ResultCode.SUCCESS, cost_information=self.directory.cost(ref.tenant, total)
+        return event_answer(
+            ResultCode.SUCCESS, cost_information=self.directory.cost(ref.tenant, total)
         )
 
     async def _check_balance(
@@ -213,12 +212,12 @@ class EventCharging:
     ) -> CreditControlAnswer:
         failures = [p for p in priced if p.rating is None]
         if failures:
-            return CreditControlAnswer(result_code=failures[0].failure or ResultCode.RATING_FAILED)
+            return event_answer(failures[0].failure or ResultCode.RATING_FAILED)
         ledger = await self.directory.ledger(ref.tenant)
         account = await ledger.query(ref.subscriber_id)
         if account.state_code == 1:
-            return CreditControlAnswer(
-                result_code=ResultCode.END_USER_SERVICE_DENIED,
+            return event_answer(
+                ResultCode.END_USER_SERVICE_DENIED,
                 check_balance_result=CheckBalanceResult.NO_CREDIT,
             )
         money = account.balance + account.credit_limit
@@ -251,8 +250,8 @@ class EventCharging:
                 if cost > money:
                     enough = False
                 money -= cost
-        return CreditControlAnswer(
-            result_code=ResultCode.SUCCESS,
+        return event_answer(
+            ResultCode.SUCCESS,
             check_balance_result=(
                 CheckBalanceResult.ENOUGH_CREDIT if enough else CheckBalanceResult.NO_CREDIT
             ),

@@ -62,6 +62,14 @@ async def reload(charging: Charging, suspended: tuple[str, ...] = ()) -> None:
     charging.directory.replace_catalog(catalog)
 
 
+def _failure_handling(answer: Message) -> tuple[set[int], set[int]]:
+    """The answer's CC-Failure-Handling (427) and Direct-Debiting-Failure-Handling (428)."""
+    return (
+        {avp.value for avp in answer.avps if avp.code == 427},
+        {avp.value for avp in answer.avps if avp.code == 428},
+    )
+
+
 async def test_reload_through_the_catalog_store_suspends_then_resumes(charging: Charging) -> None:
     await reload(charging, ("acme",))
     tenants = charging.directory.snapshot.tenants
@@ -78,6 +86,8 @@ async def test_ccr_initial_is_4010_and_reserves_nothing(charging: Charging) -> N
     sid = "pgw.test.local;1;suspended-i"
     cca = await charging.send(ccr(sid, INITIAL, 0, msisdn=ACME_1, msccs=[Mscc(10), Mscc(20)]))
     assert result_code(cca) == 4010
+    # A session's answer: RETRY_AND_TERMINATE, and no Direct-Debiting-Failure-Handling.
+    assert _failure_handling(cca) == ({2}, set())
     answers = msccs_of(cca)
     assert {rg: a["result_code"] for rg, a in answers.items()} == {10: 4010, 20: 4010}
     assert all(a["octets"] is None for a in answers.values())
@@ -172,6 +182,8 @@ async def test_events_are_refused_but_a_refund_is_paid(charging: Charging) -> No
     await reload(charging, ("acme",))
     debit = await charging.send(_sms(1, DIRECT_DEBITING))
     assert result_code(debit) == 4010 and msccs_of(debit)[None]["units"] is None
+    # Built whole with an event's failure handling: RETRY_AND_TERMINATE, TERMINATE_OR_BUFFER.
+    assert _failure_handling(debit) == ({2}, {0})
     price = await charging.send(_sms(2, PRICE_ENQUIRY))
     assert result_code(price) == 4010
     check = await charging.send(_sms(3, CHECK_BALANCE))
