@@ -175,9 +175,42 @@ def services_plan(frame: bytes, mscc_at: list[int]) -> ServicesReader | None:
     specs = tuple([_placed(spec, place) for spec in specs])
     absent = (None,)
 
+    new_units = ServiceUnits
+
     def read(frame: bytes) -> tuple[ServiceRequest, ...]:
         v = unpack_from(frame) + absent  # v[ABSENT] is None
-        return tuple([_service(v, spec) for spec in specs])
+        # Inline rather than a call per MSCC and per RSU/USU: this runs per request.
+        return tuple(
+            [
+                ServiceRequest(
+                    v[rating_group],
+                    v[service_id],
+                    None
+                    if not has_rsu
+                    else NO_UNITS
+                    if rsu is None
+                    else new_units(v[rsu[0]], v[rsu[1]], v[rsu[2]], v[rsu[3]], v[rsu[4]], None),
+                    tuple(
+                        [
+                            UsedUnits(
+                                NO_UNITS
+                                if u is None
+                                else new_units(v[u[0]], v[u[1]], v[u[2]], v[u[3]], v[u[4]], None),
+                                None,
+                                v[r],
+                            )
+                            for u, r in used
+                        ]
+                    )
+                    if used
+                    else (),
+                    v[reason],
+                    (),
+                    True,
+                )
+                for rating_group, service_id, has_rsu, rsu, used, reason in specs
+            ]
+        )
 
     return read
 
@@ -197,23 +230,4 @@ def _placed(spec: _Spec, place: list[int]) -> _Spec:
         units(requested),
         tuple([(units(u), at(r)) for u, r in used]),
         at(reason),
-    )
-
-
-def _unit_values(v: tuple[int | None, ...], u: _Units) -> ServiceUnits:
-    if u is None:
-        return NO_UNITS
-    return ServiceUnits(v[u[0]], v[u[1]], v[u[2]], v[u[3]], v[u[4]], None)
-
-
-def _service(v: tuple[int | None, ...], spec: _Spec) -> ServiceRequest:
-    rating_group, service_id, has_rsu, requested, used, reason = spec
-    return ServiceRequest(
-        v[rating_group],
-        v[service_id],
-        _unit_values(v, requested) if has_rsu else None,
-        tuple([UsedUnits(_unit_values(v, u), None, v[r]) for u, r in used]),
-        v[reason],
-        (),
-        True,
     )
