@@ -33,6 +33,7 @@ from diameter_apps.codec import (
     Verdicts,
     decode_checked,
     message_of,
+    rule_key,
 )
 from diameter_apps.codes import AVP_FLAG_MANDATORY, FLAG_ERROR, AvpCode
 from diameter_apps.dictionary import (
@@ -40,7 +41,7 @@ from diameter_apps.dictionary import (
     Dictionary,
 )
 from diameter_apps.errors import AvpOccursTooManyTimes, InvalidHeaderBits, MissingAvp
-from diameter_apps.limits import CodecLimits
+from diameter_apps.limits import DEFAULT_LIMITS, CodecLimits
 
 
 class Profile(Enum):
@@ -55,6 +56,16 @@ def avp_rules(dictionary: Dictionary) -> Mapping[int, AvpRule]:
     """The dictionary compiled to the compact per-AVP rules the checking decoder reads."""
     return dictionary.avp_rules()
 
+
+_MULTIPLE_SERVICES_CREDIT_CONTROL = 456  # RFC 4006 codes: this base module imports no app
+_SUBSCRIPTION_ID = 443
+LAZY_GROUPS: frozenset[int] = frozenset(
+    {rule_key(_MULTIPLE_SERVICES_CREDIT_CONTROL, 0), rule_key(_SUBSCRIPTION_ID, 0)}
+)
+"""Grouped AVPs (by ``rule_key``) whose children a request matching a remembered shape leaves
+undecoded (``Avp.children()`` decodes them if asked): the credit-control parse reads the MSCCs
+of a known shape straight from the frame, and Subscription-Ids by their payload bytes, so
+building their children's AVP objects per request is work nobody reads."""
 
 SHAPES_MAX = 64
 """Default ceiling on the request shapes one checker (one peer connection) remembers: a shape
@@ -114,16 +125,20 @@ class _Shape(msgspec.Struct, frozen=True, gc=False):
         return message_of(data, avps[: self.top_count], self.positions)
 
 
-def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[str]) -> _Shape:
-    """The shape of ``data``, just decoded to ``message`` and accepted with ``deviations``."""
+def _shape_of(
+    data: bytes, message: Message, rules: AvpRules, deviations: list[str], lazy: frozenset[int]
+) -> _Shape:
+    """The shape of ``data``, just decoded to ``message`` and accepted with ``deviations``;
+    the children of the ``lazy`` Grouped AVPs are checked by the mask but not built."""
     size = len(data)
     mask = bytearray(size)
     mask[:_SHAPE_KEY_BYTES] = b"\xff" * _SHAPE_KEY_BYTES
     text_high = bytearray(size)
     entries: list[tuple[int, int, int, int, int, int]] = []
     groups: list[tuple[int, int, int]] = []
-    runs: list[tuple[int, list[Avp], int, int]] = [(-1, message.avps, HEADER_BYTES, 1)]
-    for parent, avps, start, depth in runs:  # grows while iterating: breadth first
+    # (entry of the parent or -1, AVPs, offset, depth, whether its AVPs are built)
+    runs: list[tuple[int, list[Avp], int, int, bool]] = [(-1, message.avps, HEADER_BYTES, 1, True)]
+    for parent, avps, start, depth, built in runs:  # grows while iterating: breadth first
         first = len(entries)
         pos = start
         for avp in avps:
@@ -131,15 +146,18 @@ def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[s
             begin = pos + header
             stop = begin + len(avp.data)
             mask[pos:begin] = b"\xff" * header
-            rule = rules.get((avp.vendor << 32) | avp.code)
+            rule_at = (avp.vendor << 32) | avp.code
+            rule = rules.get(rule_at)
             kind = 0 if rule is None else rule[2]
             if kind == KIND_TEXT:
                 text_high[begin:stop] = b"\x80" * (stop - begin)
             elif kind == KIND_ADDRESS:
                 mask[begin : begin + 2] = b"\xff\xff"
             if avp._children is not None:
-                runs.append((len(entries), avp._children, begin, depth + 1))
-            entries.append((avp.code, avp.flags, avp.vendor, begin, stop, depth))
+                build = built and not (rule_at in lazy and _decodes_alike(avp))
+                runs.append((len(entries) if build else -1, avp._children, begin, depth + 1, build))
+            if built:
+                entries.append((avp.code, avp.flags, avp.vendor, begin, stop, depth))
             pos = (stop + 3) & ~3
         if parent >= 0:
             groups.append((parent, first, len(entries)))
@@ -165,6 +183,17 @@ def _shape_of(data: bytes, message: Message, rules: AvpRules, deviations: list[s
     )
 
 
+def _decodes_alike(group: Avp) -> bool:
+    """Whether ``Avp.children()`` (default limits, no checks) would decode ``group``'s subtree
+    as the checking decoder did: the peer's limits may be wider than the defaults."""
+    kids = group._children
+    if kids is None:
+        return True
+    if group.depth >= DEFAULT_LIMITS.avp_depth_max or len(kids) > DEFAULT_LIMITS.avps_max:
+        return False
+    return all([_decodes_alike(kid) for kid in kids])
+
+
 def _getter(items: list[Any]) -> Callable[[Any], tuple[Any, ...]]:
     """``items`` of a sequence as a tuple, in one C call for two or more."""
     if len(items) >= 2:
@@ -186,10 +215,13 @@ class RequestChecker:
     checked the long way) and never remembered. At most ``shapes_max`` shapes are kept (``0``
     turns the memory off); when full the oldest shapes go, and a peer sending ever-new shapes
     costs at most an eighth of a walk more per request (see ``_SHAPE_BUILD_COST``).
+    A request matching a shape has the children of its ``lazy_groups`` (see LAZY_GROUPS)
+    undecoded until asked for; a walked request has every known Grouped AVP decoded.
     """
 
     __slots__ = (
         "_dictionary",
+        "_lazy",
         "_limits",
         "_rules",
         "_shape_count",
@@ -207,8 +239,10 @@ class RequestChecker:
         limits: CodecLimits,
         *,
         shapes_max: int = SHAPES_MAX,
+        lazy_groups: frozenset[int] = LAZY_GROUPS,
     ) -> None:
         self._dictionary = dictionary
+        self._lazy = lazy_groups
         self._limits = limits
         self._rules = avp_rules(dictionary)
         self._strict = profile is Profile.STRICT
@@ -263,7 +297,7 @@ class RequestChecker:
             self._shape_credit = credit
             return
         self._shape_credit = credit - _SHAPE_BUILD_COST
-        shape = _shape_of(data, message, self._rules, deviations)
+        shape = _shape_of(data, message, self._rules, deviations, self._lazy)
         if int.from_bytes(data, "big") & shape.text_high_bits:
             return  # non-ASCII text: this very request would not match its shape
         shapes = self._shapes

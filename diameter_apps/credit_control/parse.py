@@ -319,7 +319,14 @@ def _parse(message: Message, strict: bool, memo: SubscriptionMemo | None) -> Cre
     # Services: each MSCC, or the top-level RSU/USU/Rating-Group/Service-Identifier.
     services: tuple[ServiceRequest, ...]
     if msccs:
-        services = tuple([parse_mscc(avp) for avp in msccs])
+        # A remembered shape's MSCCs from the frame; else (or if the AVPs were replaced since
+        # decoding: no frame then) the general parse, which raises the faults.
+        read = layout.services
+        frame = None if read is None else message.received_frame()
+        if read is not None and frame is not None:
+            services = read(frame)
+        else:
+            services = tuple([parse_mscc(avp) for avp in msccs])
         if rsu_top is not None or used_top:
             if strict:
                 extra = rsu_top if rsu_top is not None else used_top[0]

@@ -4,7 +4,8 @@ Sorting a CCR's top-level AVPs depends on their codes and order alone, and every
 shape (see :class:`diameter_apps.validation.RequestChecker`: same AVPs, same order, same sizes)
 has the same codes in the same order. A :class:`LayoutMemo` keeps the :class:`Layout` of each
 shape it met, keyed by the positions map the checker shares between the requests of a shape, so
-the parse of such a request takes its AVPs with two C calls instead of a Python loop over them.
+the parse of such a request takes its AVPs with two C calls instead of a Python loop over them,
+and its MSCCs' values straight from the frame (:mod:`.parse_plan`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from diameter_apps.codes import VENDOR_3GPP, AvpCode
 from diameter_apps.credit_control.codes import CcAvp, GppAvp
 from diameter_apps.credit_control.errors import AvpNotAllowed
 from diameter_apps.credit_control.parse_faults import duplicate_avp
+from diameter_apps.credit_control.parse_plan import ServicesReader, services_plan
 
 _ACCOUNTING_RECORD_NUMBER = int(CcAvp.ACCOUNTING_RECORD_NUMBER)
 _ACCOUNTING_RECORD_TYPE = int(CcAvp.ACCOUNTING_RECORD_TYPE)
@@ -45,10 +47,19 @@ class Layout:
     for, the first AVP of each code (None when absent); ``msccs(avps)``, ``subscriptions(avps)``
     and ``used(avps)`` the MSCCs, the Subscription-Ids and the top-level Used-Service-Units.
     ``present`` holds the codes of the single-instance AVPs present; ``deviations`` what the
-    lenient profile tolerated.
+    lenient profile tolerated; ``services``, when set, the MSCCs' reader (see parse_plan).
     """
 
-    __slots__ = ("deviations", "fields", "msccs", "present", "subscriptions", "used")
+    __slots__ = (
+        "deviations",
+        "fields",
+        "mscc_at",
+        "msccs",
+        "present",
+        "services",
+        "subscriptions",
+        "used",
+    )
 
     def __init__(
         self,
@@ -59,8 +70,12 @@ class Layout:
     ) -> None:
         self.fields = fields
         self.msccs, self.subscriptions, self.used = (_picker(run) for run in runs)
+        self.mscc_at = runs[0]
         self.present = present
         self.deviations = deviations
+        self.services: ServicesReader | None = None
+        """Reads the MSCCs of a request of this shape from its frame (see parse_plan), when
+        the layout was remembered for a shape and its MSCCs allow it."""
 
 
 def classify(
@@ -153,6 +168,9 @@ class LayoutMemo:
         if entry is not None and entry[0] is positions:
             return entry[1]
         layout = classify(message.avps, codes, single_instance, strict)
+        frame = message.received_frame()
+        if frame is not None and layout.mscc_at:
+            layout.services = services_plan(frame, layout.mscc_at)
         if len(self._entries) >= self.entries_max:
             self._entries.clear()
         self._entries[key] = (positions, layout)

@@ -13,15 +13,16 @@ import contextlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diameter_apps.codec import Avp, Message
+from diameter_apps.codec import KIND_GROUPED, Avp, Message, rule_key
 from diameter_apps.codes import VENDOR_3GPP, CommandCode
 from diameter_apps.dictionary import default_dictionary
 from diameter_apps.errors import DiameterError
 from diameter_apps.limits import CodecLimits
-from diameter_apps.validation import Profile, RequestChecker
+from diameter_apps.validation import LAZY_GROUPS, Profile, RequestChecker
 
 _DICTIONARY = default_dictionary()
 _LIMITS = CodecLimits(avps_max=64, avp_depth_max=4)
+_RULES = _DICTIONARY.avp_rules()
 
 
 # (code, vendor, payload strategy): known AVPs of each kind the checks read, plus unknown ones.
@@ -106,10 +107,29 @@ _request = st.one_of(
 )
 
 
-def _tree(avps: list[Avp] | None) -> object:
+def _tree(avps: list[Avp] | None, lazy: bool = False) -> object:
+    """The AVPs as decoded; the subtree of a LAZY_GROUPS AVP, which a remembered shape leaves
+    undecoded, as ``children()`` gives it (a walk decodes every known Grouped AVP)."""
     if avps is None:
         return None
-    return [(a.code, a.flags, a.vendor, a.data, a.depth, _tree(a._children)) for a in avps]
+    tree = []
+    for a in avps:
+        key = rule_key(a.code, a.vendor)
+        inside = lazy or key in LAZY_GROUPS
+        kids = a._children
+        if kids is None and inside and _RULES.get(key, (0, 0, 0))[2] == KIND_GROUPED:
+            kids = a.children()
+        tree.append((a.code, a.flags, a.vendor, a.data, a.depth, _tree(kids, inside)))
+    return tree
+
+
+def _lazy_left(avps: list[Avp]) -> int:
+    """How many AVPs of ``avps`` (at any depth) have children left undecoded."""
+    return sum(
+        (a._children is None and rule_key(a.code, a.vendor) in LAZY_GROUPS)
+        + _lazy_left(a._children or [])
+        for a in avps
+    )
 
 
 def _outcome(checker: RequestChecker, wire: bytes) -> object:
@@ -231,6 +251,22 @@ _SEASONED = {
 def test_cached_verdicts_judge_like_the_dictionary_rules(wire: bytes, strict: bool) -> None:
     fresh = _checkers(strict)[1]
     assert _outcome(_SEASONED[strict], wire) == _outcome(fresh, wire)
+
+
+def test_a_remembered_shape_leaves_the_lazy_groups_undecoded() -> None:
+    subscription = Avp.grouped(443, [Avp.u32(450, 0), Avp.utf8(444, "491701234567")])
+    mscc = Avp.grouped(456, [Avp.u32(432, 10), Avp.grouped(446, [Avp.u64(421, 5)])])
+    other = Avp.grouped(873, [Avp.utf8(18, "26201", vendor=VENDOR_3GPP)], vendor=VENDOR_3GPP)
+    wire = Message.request(
+        CommandCode.CREDIT_CONTROL, 4, [*_CCR_REQUIRED, subscription, mscc, other]
+    ).encode()
+    remembering, walking = _checkers(False)
+    walked = remembering.decode(wire)[0]
+    assert _lazy_left(walked.avps) == 0
+    shaped = remembering.decode(wire)[0]
+    assert _lazy_left(shaped.avps) == 2  # the Subscription-Id and the MSCC, not 873
+    assert shaped.avps[-1]._children is not None
+    assert _outcome(remembering, wire) == _outcome(walking, wire)
 
 
 def test_shapes_stay_bounded() -> None:
