@@ -196,6 +196,7 @@ class OcsApp:
             origin_realm=self.config.diameter.origin_realm,
             timeout_s=self.config.charging.server_request_timeout_s,
             log=self.log,
+            poll_s=self.config.charging.server_request_poll_s,
         )
         self.server_requests.start()
         # Catalog reloads still come as pub/sub notices (every process acts on each one).

@@ -176,6 +176,9 @@ class ChargingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sweep_interval_s: float = 5.0
     # Answer timeout for server-initiated RAR/ASR.
     server_request_timeout_s: float = 5.0
+    # How often a server reads the durable RAR/ASR notices and deliveries (the delay from
+    # `ocs account topup|block` to the RAR/ASR; each read costs a few Redis calls while idle).
+    server_request_poll_s: float = 0.2
 
 
 class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -465,6 +468,7 @@ def _check(config: Config) -> None:
         ("charging.validity_time_s", config.charging.validity_time_s),
         ("charging.sweep_interval_s", config.charging.sweep_interval_s),
         ("charging.server_request_timeout_s", config.charging.server_request_timeout_s),
+        ("charging.server_request_poll_s", config.charging.server_request_poll_s),
         ("ledger.idempotency_ttl_s", config.ledger.idempotency_ttl_s),
         ("ledger.session_idle_s", config.ledger.session_idle_s),
         ("ledger.sessions_max", config.ledger.sessions_max),

@@ -70,6 +70,7 @@ def test_ledger_limits_from_file_and_env(tmp_path: Path) -> None:
         ("[diameter]\nlisten_port = 70000\n", "diameter.listen_port"),
         ('[redis]\nappendfsync = "sometimes"\n', "redis.appendfsync"),
         ("[ledger]\nsessions_max = 0\n", "ledger.sessions_max"),
+        ("[charging]\nserver_request_poll_s = 0\n", "charging.server_request_poll_s"),
         ("[diameter\n", "not valid TOML"),
     ],
 )
