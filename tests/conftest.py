@@ -3,6 +3,7 @@ loopback ports."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,13 @@ import redis
 from ocs.embedded_postgres import EmbeddedPostgres
 from ocs.embedded_redis import EmbeddedRedis
 from tests.support.postgres import fresh_database, session_postgres
+
+# Every `ocs export` (and `ocs up`) the tests start runs at normal priority: the suite must pass
+# on a machine whose cores are kept busy (CI runs it beside `stress-ng --cpu 2`), and an exporter
+# under SCHED_IDLE gets no CPU at all while they are, so a crash-recovery test would wait on the
+# scheduler instead of on the exporter. tests/usage/test_exporter_process.py checks the policy
+# itself (its default without this variable, and that it is applied).
+os.environ.setdefault("OCS_EXPORT_SCHED_IDLE", "false")
 
 
 @pytest.fixture(scope="session")

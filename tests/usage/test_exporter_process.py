@@ -56,8 +56,9 @@ def test_tune_process_runs_the_exporter_under_sched_idle() -> None:
 
 
 def test_sched_idle_is_on_by_default_and_can_be_turned_off() -> None:
-    assert load_config(None).export.sched_idle is True
-    off = load_config(None, overrides={"export": {"sched_idle": False}})
+    # environ={}: the suite itself turns it off for the exporters it starts (tests/conftest.py).
+    assert load_config(None, environ={}).export.sched_idle is True
+    off = load_config(None, environ={}, overrides={"export": {"sched_idle": False}})
     assert off.export.sched_idle is False
 
 
