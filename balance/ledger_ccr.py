@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from balance import keys
+from balance.continuations import settle_future
 from balance.errors import InvalidRequest
 from balance.ledger_wire import (
     ENCODER,
@@ -28,7 +29,7 @@ from balance.ledger_wire import (
 )
 from balance.records import CcrResult, RatingGroupRequest
 from balance.resp import encoded_keys
-from balance.script_calls import ScriptCalls, settle_future
+from balance.script_calls import ScriptCalls
 
 ITEMS_MAX = 64  # ccr.lua's limit: rating groups of one request
 SUBSCRIBER_KEYS_MAX = 65_536  # subscribers whose keys are remembered; then it starts afresh

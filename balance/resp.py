@@ -22,6 +22,8 @@ from redis.exceptions import AuthenticationError, NoPermissionError, NoScriptErr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from balance.continuations import Then
+
 if TYPE_CHECKING:
     from balance.replica_wait import Held, ReplicaWait
 
@@ -83,10 +85,6 @@ def pack_fcall(
 
 def _bulk_header(size: int) -> bytes:
     return _BULK_HEADERS[size] if size < _BULK_HEADERS_MAX else b"$%d\r\n" % size
-
-
-Then = Callable[[Any, BaseException | None], None]
-"""A call's continuation: ``then(reply, None)`` or ``then(None, error)``, called once."""
 
 
 def _error(reply: hiredis.ReplyError) -> ResponseError:

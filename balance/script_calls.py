@@ -19,6 +19,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from balance.access import AccessGuard, Repair
+from balance.continuations import continue_with, settle_future
 from balance.errors import LedgerOverloaded, LedgerUnavailable, error_from_reply
 from balance.in_flight import InFlightLimit, QueueFull
 from balance.scripts import LuaScript, ScriptCaller
@@ -38,28 +39,6 @@ def ledger_error(script: LuaScript, exc: BaseException) -> BaseException:
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return LedgerUnavailable(f"{script.name}: Redis unavailable: {exc}")
     return exc
-
-
-def settle_future(target: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    """A continuation that settles ``target`` (unless its waiter gave up: cancelled)."""
-    if target.done():
-        return
-    if isinstance(error, asyncio.CancelledError):
-        target.cancel()
-    elif error is not None:
-        target.set_exception(error)
-    else:
-        target.set_result(result)
-
-
-def _continue(then: Callable[[Any, BaseException | None], None], task: asyncio.Future[Any]) -> None:
-    """A task's outcome handed to a continuation (a cancelled task: ``CancelledError``)."""
-    if task.cancelled():
-        then(None, asyncio.CancelledError())
-    elif (error := task.exception()) is not None:
-        then(None, error)
-    else:
-        then(task.result(), None)
 
 
 class ScriptCalls:
@@ -166,7 +145,7 @@ class ScriptCalls:
         then: Callable[[_T | None, BaseException | None], None],
     ) -> None:
         task = asyncio.ensure_future(self._slow(script, key_list, args, decode))
-        task.add_done_callback(functools.partial(_continue, then))
+        task.add_done_callback(functools.partial(continue_with, then))
 
     async def _slow(
         self, script: LuaScript, key_list: list[str], args: Args, decode: Callable[[Any], _T]

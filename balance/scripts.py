@@ -26,8 +26,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 from balance.cluster_lanes import ClusterLanes, redirected, table_stale
+from balance.continuations import Then
 from balance.replica_wait import ReplicaWait
-from balance.resp import RespLane, Then, fcall_head, pack_fcall
+from balance.resp import RespLane, fcall_head, pack_fcall
 
 # The helpers prefixed to every script, in this order (each may use what the earlier define).
 LIB_FILES = ("lib.lua", "lib_events.lua", "lib_offline.lua")

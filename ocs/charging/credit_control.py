@@ -31,6 +31,7 @@ from typing import Any
 
 import structlog
 
+from balance.continuations import continue_with, settle_future
 from balance.errors import OUTCOME_RESULT_CODES, Outcome
 from balance.ledger import Ledger
 from balance.records import CcrResult, RatingGroupRequest, RatingGroupResult
@@ -180,7 +181,7 @@ class CreditControlHandler:
             if ccr.request_type is _EVENT:
                 work = asyncio.ensure_future(self.events.answer(ccr, ref, now))
                 then = self._then(respond, ccr, tenant, _unchanged)
-                work.add_done_callback(functools.partial(_continue, then))
+                work.add_done_callback(functools.partial(continue_with, then))
             else:
                 self._start_session_request(ccr, ref, profile, suspended, now, snapshot, respond)
         except Exception as exc:
@@ -347,7 +348,7 @@ class CreditControlHandler:
             work = asyncio.ensure_future(
                 charge_member(work, self.directory.ledger, membership, request, items, self.log)
             )
-        work.add_done_callback(functools.partial(_continue, then))
+        work.add_done_callback(functools.partial(continue_with, then))
 
     def _session_context(
         self,
@@ -506,28 +507,6 @@ class CreditControlHandler:
             quota_holding_time_s=self.config.quota_holding_time_s or None,
             final_unit_indication=final_unit_indication(tenant) if result.final else None,
         )
-
-
-def _continue(then: Callable[[Any, BaseException | None], None], work: asyncio.Future[Any]) -> None:
-    """A task's outcome handed to a continuation (cancelled: ``CancelledError``)."""
-    if work.cancelled():
-        then(None, asyncio.CancelledError())
-    elif (error := work.exception()) is not None:
-        then(None, error)
-    else:
-        then(work.result(), None)
-
-
-def settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    """A ``Respond`` that settles ``future`` (``__call__``'s form of the handler)."""
-    if future.done():
-        return
-    if isinstance(error, asyncio.CancelledError):
-        future.cancel()
-    elif error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def _unchanged(answer: Any) -> CreditControlAnswer:
