@@ -71,6 +71,8 @@ def test_ledger_limits_from_file_and_env(tmp_path: Path) -> None:
         ('[redis]\nappendfsync = "sometimes"\n', "redis.appendfsync"),
         ("[ledger]\nsessions_max = 0\n", "ledger.sessions_max"),
         ("[charging]\nserver_request_poll_s = 0\n", "charging.server_request_poll_s"),
+        ("[export]\nread_streams_max = 0\n", "export.read_streams_max"),
+        ("[export]\nread_entries_max = -1\n", "export.read_entries_max"),
         ("[diameter\n", "not valid TOML"),
     ],
 )
