@@ -118,7 +118,13 @@ def _tree(avps: list[Avp] | None, lazy: bool = False) -> object:
         inside = lazy or key in LAZY_GROUPS
         kids = a._children
         if kids is None and inside and _RULES.get(key, (0, 0, 0))[2] == KIND_GROUPED:
-            kids = a.children()
+            try:
+                kids = a.children()
+            except DiameterError as error:
+                # A Failed-AVP whose own payload does not decode (refused for its bits before
+                # its children were read): both decoders report the same bytes.
+                tree.append((a.code, a.flags, a.vendor, a.data, a.depth, type(error).__name__))
+                continue
         tree.append((a.code, a.flags, a.vendor, a.data, a.depth, _tree(kids, inside)))
     return tree
 
