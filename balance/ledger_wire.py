@@ -119,20 +119,22 @@ def ccr_body(items: Sequence[RatingGroupRequest]) -> tuple[list[Any], list[float
                 prices.append(price_tuple(reserve))
                 found = index[reserve] = len(prices)
             reserve_ref = found
+        # The kinds go as the tuples they are: msgpack has one array type, a tuple is encoded
+        # byte for byte as the list it would be copied into.
         row = [
             item.rating_group,
             item.service,
             legs,
             item.requested_units,
             item.default_units,
-            list(item.kinds),
+            item.kinds,
             1 if item.on_exhaust is _PAYG else 0,
             1 if item.terminate else 0,
             item.reserve_leg_key,
             reserve_ref,
         ]
         if item.block_kinds:
-            row.append(list(item.block_kinds))
+            row.append(item.block_kinds)
         encoded.append(row)
     return [encoded, prices], deadlines
 

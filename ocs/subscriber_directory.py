@@ -63,6 +63,8 @@ class DynamicDirectory:
     def replace_plans(self, tenant: str, plans: dict[str, str]) -> None:
         kept = {key: plan for key, plan in self._plans.items() if key[0] != tenant}
         kept.update(((tenant, msisdn), plan) for msisdn, plan in plans.items())
+        if kept == self._plans:
+            return  # a resync that finds nothing changed keeps the memoised resolutions
         self._plans = kept
         self.version += 1
 
@@ -96,6 +98,8 @@ class DynamicDirectory:
             by_msisdn[msisdn] = ref
             if entry.imsi is not None:
                 by_imsi[entry.imsi] = ref
+        if by_msisdn == self._by_msisdn and by_imsi == self._by_imsi:
+            return  # a resync that finds nothing changed keeps the memoised resolutions
         self._by_msisdn, self._by_imsi = by_msisdn, by_imsi
         self.version += 1
 

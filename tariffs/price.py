@@ -32,8 +32,11 @@ class PriceError(ValueError):
     """A price that cannot be applied exactly (negative, zero increment, too fine a fraction)."""
 
 
-class Price(msgspec.Struct, frozen=True):
-    """What usage of one service leg costs, retail and wholesale, in integers."""
+class Price(msgspec.Struct, frozen=True, cache_hash=True):
+    """What usage of one service leg costs, retail and wholesale, in integers.
+
+    ``cache_hash``: the ledger's CCR body tells prices apart by value (a dict keyed by price,
+    several lookups per CCR) and a catalog's prices live as long as it does: hashed once."""
 
     price_num: int
     price_den: int

@@ -9,8 +9,12 @@ passes the max grant.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tariffs.price import Price, rounded_units
-from tariffs.rating import Rating
+
+if TYPE_CHECKING:  # tariffs.rating sizes each rating's default grant with size_grant
+    from tariffs.rating import Rating
 
 
 def size_grant(
@@ -30,6 +34,8 @@ def size_grant(
 
 def size_grant_for(rating: Rating, requested_units: int | None) -> int:
     """``size_grant`` with the service's default and max grant and the rated price."""
+    if requested_units is None or requested_units <= 0:
+        return rating.default_grant  # the same size_grant, made once with the rating
     return size_grant(
         requested_units, rating.default_grant_units, rating.max_grant_units, rating.price
     )

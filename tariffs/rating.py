@@ -48,6 +48,7 @@ from tariffs.model import (
 from tariffs.numbers import normalise_e164
 from tariffs.prefixes import PrefixTable
 from tariffs.price import Price
+from tariffs.quota import size_grant
 from tariffs.timebands import BandSchedule
 
 CONTEXT_MEMO_MAX = 4096
@@ -99,6 +100,9 @@ class Rating(msgspec.Struct, frozen=True):
     next_change_at: int | None
     default_grant_units: int
     max_grant_units: int
+    default_grant: int
+    """What ``tariffs.quota.size_grant`` offers a request that names no amount: the default
+    grant capped and rounded to the increments, sized once per rating instead of per MSCC."""
 
 
 def context_kind(service_context_id: str) -> ContextKind | None:
@@ -373,6 +377,9 @@ class Rater:
             next_change_at=change,
             default_grant_units=service.default_grant_units,
             max_grant_units=service.max_grant_units,
+            default_grant=size_grant(
+                None, service.default_grant_units, service.max_grant_units, price
+            ),
         )
 
     def _index(self, tenant_id: str) -> _TenantIndex:

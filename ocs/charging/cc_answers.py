@@ -8,6 +8,7 @@ from __future__ import annotations
 import structlog
 
 from balance.errors import (
+    DIAMETER_SUCCESS,
     InvalidRequest,
     LedgerError,
     LedgerOverloaded,
@@ -37,6 +38,7 @@ from diameter_apps.credit_control import (
 )
 from diameter_apps.credit_control.codes import CcAvp, DirectDebitingFailureHandling
 from diameter_apps.errors import InvalidAvpValue, TooBusy, UnableToComply, UnknownSessionId
+from ocs.charging.units import BYTE, SECOND, granted
 from tariffs.model import Tenant
 
 Log = structlog.typing.FilteringBoundLogger
@@ -51,6 +53,9 @@ _EVENT = CcRequestType.EVENT
 _INITIAL = CcRequestType.INITIAL
 _SUCCESS = ResultCode.SUCCESS
 _CREDIT_LIMIT_REACHED = ResultCode.CREDIT_LIMIT_REACHED
+
+GRANT_ANSWERS_MAX = 4096  # remembered granting answers; the memo starts afresh when full
+_GrantKey = tuple[int | None, int | None, int, str, int, int | None]
 
 _FINAL_ACTIONS = {
     "TERMINATE": FinalUnitAction.TERMINATE,
@@ -108,6 +113,75 @@ def final_unit_indication(tenant: Tenant) -> FinalUnitIndication:
     if action is FinalUnitAction.RESTRICT_ACCESS and policy.filter_id:
         return FinalUnitIndication(action=action, filter_ids=(policy.filter_id,))
     return FinalUnitIndication(action=action)
+
+
+class GrantAnswers:
+    """Granting MSCC answers by what they depend on (Rating-Group, Service-Identifier, the
+    amount, its unit, Validity-Time, Tariff-Time-Change): the CCR-Us of a session are mostly
+    granted the same quota as the last one, so an answer is built (and its values checked) once
+    per shape instead of once per MSCC. An answer is a frozen value: answers share it."""
+
+    __slots__ = ("_answers", "holding_s", "threshold_percent")
+
+    def __init__(self, threshold_percent: int, quota_holding_time_s: int) -> None:
+        self.threshold_percent = threshold_percent
+        self.holding_s = quota_holding_time_s or None
+        self._answers: dict[_GrantKey, ServiceAnswer] = {}
+
+    def answer(
+        self,
+        service: ServiceRequest,
+        amount: int,
+        unit: str,
+        validity_s: int,
+        tariff_time_change_s: int | None,
+        final: FinalUnitIndication | None = None,
+    ) -> ServiceAnswer:
+        """The DIAMETER_SUCCESS answer granting ``amount`` of ``unit`` (none when 0), with the
+        quota threshold and holding time the configuration sets; ``final`` (the tenant's
+        Final-Unit-Indication on a final grant) is built each time, never remembered."""
+        if final is not None:
+            return self._build(service, amount, unit, validity_s, tariff_time_change_s, final)
+        key = (
+            service.rating_group,
+            service.service_identifier,
+            amount,
+            unit,
+            validity_s,
+            tariff_time_change_s,
+        )
+        found = self._answers.get(key)
+        if found is None:
+            if len(self._answers) >= GRANT_ANSWERS_MAX:
+                self._answers.clear()
+            found = self._answers[key] = self._build(
+                service, amount, unit, validity_s, tariff_time_change_s, None
+            )
+        return found
+
+    def _build(
+        self,
+        service: ServiceRequest,
+        amount: int,
+        unit: str,
+        validity_s: int,
+        tariff_time_change_s: int | None,
+        final: FinalUnitIndication | None,
+    ) -> ServiceAnswer:
+        threshold = amount * self.threshold_percent // 100
+        return ServiceAnswer(
+            result_code=DIAMETER_SUCCESS,
+            rating_group=service.rating_group,
+            service_identifier=service.service_identifier,
+            granted=granted(amount, unit) if amount > 0 else None,
+            validity_time_s=validity_s,
+            tariff_time_change_s=tariff_time_change_s,
+            volume_quota_threshold_octets=threshold if unit == BYTE and threshold else None,
+            time_quota_threshold_s=threshold if unit == SECOND and threshold else None,
+            unit_quota_threshold=(threshold if unit not in (BYTE, SECOND) and threshold else None),
+            quota_holding_time_s=self.holding_s,
+            final_unit_indication=final,
+        )
 
 
 def answer_for_ledger_failure(

@@ -54,6 +54,7 @@ from ocs.charging.cc_answers import (
     DENIED,
     RETRY_AND_TERMINATE,
     SESSION_REFUSED,
+    GrantAnswers,
     answer_for_ledger_failure,
     answer_to,
     coded,
@@ -70,7 +71,6 @@ from ocs.charging.events import EventCharging
 from ocs.charging.planning import SINGLE_SERVICE_RATING_GROUP, Slot, plan_request
 from ocs.charging.sessions import OwnedSession, SessionRegistry
 from ocs.charging.shared_draw import MemberRequest, charge_member
-from ocs.charging.units import BYTE, SECOND, granted
 from ocs.charging.usage import RatingMemo
 from ocs.config import ChargingConfig
 from ocs.metrics import HistogramSeries, Metrics
@@ -131,6 +131,7 @@ class CreditControlHandler:
         # The directory's ledgers, once known: a CCR then starts its ledger call directly.
         self._ledgers: dict[str, Ledger] = {}
         self._mscc_avps = MsccAvpCache()
+        self._grant_answers = GrantAnswers(config.threshold_percent, config.quota_holding_time_s)
         self._subscriptions = SubscriptionMemo()
         # Ratings by what they depend on, for as long as no tariff boundary passes.
         self._ratings = RatingMemo()
@@ -491,21 +492,13 @@ class CreditControlHandler:
             code = _CREDIT_LIMIT_REACHED
         if code != _SUCCESS:
             return coded(service, code)
-        unit = slot.rating.unit
-        amount = result.granted_units
-        threshold = amount * self.config.threshold_percent // 100
-        return ServiceAnswer(
-            result_code=code,
-            rating_group=service.rating_group,
-            service_identifier=service.service_identifier,
-            granted=granted(amount, unit) if amount > 0 else None,
-            validity_time_s=slot.validity_s,
-            tariff_time_change_s=slot.tariff_time_change_s,
-            volume_quota_threshold_octets=threshold if unit == BYTE and threshold else None,
-            time_quota_threshold_s=threshold if unit == SECOND and threshold else None,
-            unit_quota_threshold=(threshold if unit not in (BYTE, SECOND) and threshold else None),
-            quota_holding_time_s=self.config.quota_holding_time_s or None,
-            final_unit_indication=final_unit_indication(tenant) if result.final else None,
+        return self._grant_answers.answer(
+            service,
+            result.granted_units,
+            slot.rating.unit,
+            slot.validity_s,
+            slot.tariff_time_change_s,
+            final_unit_indication(tenant) if result.final else None,
         )
 
 

@@ -91,23 +91,24 @@ def plan_request(
         requested = 0
         if grant and service.wants_grant:
             requested = size_grant_for(rating, requested_amount(service.requested, rating.unit))
+        rating_group = service.rating_group
+        # Positional, in the field order (rating_group, service, kinds, used, requested_units,
+        # default_units, on_exhaust, reserve_leg_key, reserve_price, valid_until_s, terminate,
+        # block_kinds): keyword construction of a msgspec Struct matches names one by one.
         items.append(
             RatingGroupRequest(
-                rating_group=(
-                    service.rating_group
-                    if service.rating_group is not None
-                    else SINGLE_SERVICE_RATING_GROUP
-                ),
-                service=rating.service,
-                kinds=rating.bucket_kinds,
-                used=tuple(legs),
-                requested_units=requested,
-                on_exhaust=_ON_EXHAUST[rating.on_exhaust],
-                block_kinds=rating.block_kinds,
-                reserve_leg_key=rating.price_key,
-                reserve_price=rating.price,
-                valid_until_s=float(now + validity + grace),
-                terminate=terminating,
+                SINGLE_SERVICE_RATING_GROUP if rating_group is None else rating_group,
+                rating.service,
+                rating.bucket_kinds,
+                tuple(legs),
+                requested,
+                0,
+                _ON_EXHAUST[rating.on_exhaust],
+                rating.price_key,
+                rating.price,
+                float(now + validity + grace),
+                terminating,
+                rating.block_kinds,
             )
         )
         slots.append(Slot(service, rating, None, len(items) - 1, requested, validity, ttc))

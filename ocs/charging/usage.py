@@ -19,7 +19,6 @@ from balance.records import UsedLeg
 from diameter_apps.credit_control import (
     CreditControlRequest,
     ServiceRequest,
-    TariffChangeUsage,
     UsedUnits,
 )
 from diameter_apps.credit_control.codes import RoleOfNode
@@ -27,8 +26,6 @@ from ocs.charging.units import SECOND, used_amount
 from tariffs.rating import Rater, Rating, UsageRequest
 
 TERMINATING_ROLE = int(RoleOfNode.TERMINATING_ROLE)
-# Read per report from a module constant (an Enum member through its class is a slow lookup).
-_UNIT_AFTER = TariffChangeUsage.UNIT_AFTER_TARIFF_CHANGE
 RATING_MEMO_MAX = 4096  # remembered ratings; the memo starts afresh when full
 _NO_CHANGE = 2**63  # "until" of a rating no tariff boundary ever ends
 
@@ -81,11 +78,12 @@ def used_legs(
         return marked_legs(reports, now, window_s, rate_at)
     if unit == SECOND:
         return time_legs(sum(used_amount(u.units, unit) for u in used), now, rate_at)
-    legs: list[UsedLeg] = []
+    # No report is marked: every unit at the instant just before the report, one leg.
+    units = 0
     for report in used:
-        units = used_amount(report.units, unit)
-        after = report.tariff_change_usage == _UNIT_AFTER
-        append_leg(legs, rate_at(now if after else now - 1), units)
+        units += used_amount(report.units, unit)
+    legs: list[UsedLeg] = []
+    append_leg(legs, rate_at(now - 1), units)
     return legs
 
 

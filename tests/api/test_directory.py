@@ -28,3 +28,19 @@ def test_snapshot_sees_created_swapped_and_removed_subscribers() -> None:
     dynamic.replace_all([("4915550000002", DirectoryEntry("globex"))])
     assert len(dynamic) == 1
     assert snapshot.resolve_ids((SubscriptionId(2, "sip:+4915550000002@x"),)) is not None
+
+
+def test_a_resync_that_changes_nothing_keeps_the_version() -> None:
+    dynamic = DynamicDirectory()
+    entries = [("4915550000002", DirectoryEntry("globex", "262015550000002"))]
+    dynamic.replace_all(entries)
+    dynamic.replace_plans("globex", {"4915550000002": "gold"})
+    version = dynamic.version
+    dynamic.replace_all(list(entries))
+    dynamic.replace_plans("globex", {"4915550000002": "gold"})
+    assert dynamic.version == version  # the snapshots' remembered resolutions stay valid
+    dynamic.replace_plans("globex", {})
+    assert dynamic.version > version
+    version = dynamic.version
+    dynamic.replace_all([("4915550000002", DirectoryEntry("globex", "262015550000003"))])
+    assert dynamic.version > version

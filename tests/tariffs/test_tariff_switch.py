@@ -68,7 +68,7 @@ def band_rate(at: int) -> Rating:
         destination=None, band="peak" if peak else "off", price=PEAK if peak else OFF,
         version="v", price_key="t:v:peak" if peak else "t:v:off", bucket_kinds=(),
         on_exhaust="payg", block_kinds=(), next_change_at=change,
-        default_grant_units=60, max_grant_units=3600,
+        default_grant_units=60, max_grant_units=3600, default_grant=60,
     )  # fmt: skip
 
 
