@@ -68,7 +68,7 @@ def ccr_digest(message: Message) -> str:
 
 
 def legacy_ccr_digest(message: Message) -> str:
-    """The digest releases before 0.2 stored: hex BLAKE2b-128 of the command code (4 bytes)
+    """The digest releases up to 0.1.x stored: hex BLAKE2b-128 of the command code (4 bytes)
     and the same content as ``ccr_digest``. Computed only when the ledger found a record
     written with it (``OCS_LEGACY_DIGEST``)."""
     command = message.command_code.to_bytes(4, "big")
