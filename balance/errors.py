@@ -61,6 +61,13 @@ class OperationConflict(LedgerError):
     result_code = DIAMETER_UNABLE_TO_COMPLY
 
 
+class LegacyDigestFound(OperationConflict):
+    """The operation id is stored with a digest of an earlier release's format (BLAKE2b hex)
+    and the request came with the current CCR digest ('x' + XXH3 hex): a retransmission across
+    the upgrade or a conflict, which only the caller can tell, by calling once more with the
+    earlier format's digest. A caller that does not is left with the conflict it subclasses."""
+
+
 class UnknownAccount(LedgerError):
     result_code = DIAMETER_USER_UNKNOWN
 
@@ -124,6 +131,7 @@ class LedgerOverloaded(LedgerUnavailable):
 ERROR_BY_PREFIX: dict[str, type[LedgerError]] = {
     "OCS_BADARG": InvalidRequest,
     "OCS_CONFLICT": OperationConflict,
+    "OCS_LEGACY_DIGEST": LegacyDigestFound,
     "OCS_UNKNOWN_ACCOUNT": UnknownAccount,
     "OCS_EXISTS": AccountExists,
     "OCS_INSUFFICIENT": InsufficientCredit,

@@ -2,7 +2,7 @@
 
 The wire side of one CCR as the server runs it, without the event loop, the ledger or the
 handler's rating: ``PeerConnection.receive_data`` (framing, the checking decoder, destination
-and duplicate checks), ``parse_ccr`` (with the handler's memo), ``ccr_fingerprint``, the CCA
+and duplicate checks), ``parse_ccr`` (with the handler's memo), ``ccr_digest``, the CCA
 (``CreditControlAnswer`` with the failure handling the handler adds, ``build_cca`` with its
 MSCC cache) and ``send_answer`` (encoding). The CCR-Us are a gateway's: Gy, two MSCCs (RSU and
 USU), many sessions and subscribers, each request different (ids, numbers, used octets).
@@ -58,7 +58,7 @@ def workload(count: int, steps: int) -> None:
         build_cca,
     )
     from diameter_apps.credit_control.codes import CreditControlFailureHandling
-    from diameter_apps.credit_control.fingerprint import ccr_fingerprint
+    from diameter_apps.credit_control.fingerprint import ccr_digest
     from diameter_apps.credit_control.parse import SubscriptionMemo, parse_ccr
     from diameter_apps.duplicates import DuplicateCache
     from diameter_apps.events import RequestReceived
@@ -109,7 +109,7 @@ def workload(count: int, steps: int) -> None:
                 continue
             ccr = parse_ccr(event.message, Profile.LENIENT, memo) if steps > 1 else None
             if steps > 2:
-                ccr_fingerprint(event.message).hex()
+                ccr_digest(event.message)
             if ccr is not None and steps > 3:
                 answer = msgspec.structs.replace(
                     CreditControlAnswer(services=services),

@@ -35,8 +35,8 @@ Modules, each owning one thing:
 - :mod:`.session`: the RFC 4006 §7 server state machine as a pure table (``admit``,
   ``transition``, ``next_state``, ``request_event``);
 - :mod:`.server_requests`: ``build_rar`` / ``build_asr`` and ``parse_server_answer`` (RAA/ASA);
-- :mod:`.fingerprint`: ``ccr_fingerprint(message)``, to tell a retransmission from a reused
-  CC-Request-Number.
+- :mod:`.fingerprint`: ``ccr_digest(message)``, to tell a retransmission from a reused
+  CC-Request-Number (``legacy_ccr_digest``: the earlier releases' digest).
 
 Nothing here does I/O, reads a clock or keeps state between calls.
 """
@@ -66,7 +66,7 @@ from diameter_apps.credit_control.codes import (
     SubscriptionIdType,
     TariffChangeUsage,
 )
-from diameter_apps.credit_control.fingerprint import ccr_fingerprint
+from diameter_apps.credit_control.fingerprint import ccr_digest, legacy_ccr_digest
 from diameter_apps.credit_control.location import UserLocation
 from diameter_apps.credit_control.parse import (
     REQUIRED_AVPS,
@@ -147,8 +147,9 @@ __all__ = [
     "build_asr",
     "build_cca",
     "build_rar",
-    "ccr_fingerprint",
+    "ccr_digest",
     "currency_code",
+    "legacy_ccr_digest",
     "next_state",
     "parse_ccr",
     "parse_server_answer",

@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 
 from balance.continuations import continue_with, settle_future
-from balance.errors import OUTCOME_RESULT_CODES, Outcome
+from balance.errors import OUTCOME_RESULT_CODES, LegacyDigestFound, Outcome
 from balance.ledger import Ledger
 from balance.records import CcrResult, RatingGroupRequest, RatingGroupResult
 from diameter_apps.codec import Message
@@ -45,7 +45,8 @@ from diameter_apps.credit_control import (
     ServiceAnswer,
     SubscriptionMemo,
     build_cca,
-    ccr_fingerprint,
+    ccr_digest,
+    legacy_ccr_digest,
     parse_ccr,
 )
 from diameter_apps.events import RequestReceived
@@ -227,7 +228,32 @@ class CreditControlHandler:
                     return
                 respond(message, None)
                 return
+        elif type(error) is LegacyDigestFound and ccr.request_type is not _EVENT:
+            self._again_with_legacy_digest(respond, ccr, tenant)
+            return
         self._settle(respond, ccr, tenant, None, error)
+
+    def _again_with_legacy_digest(
+        self, respond: Respond, ccr: CreditControlRequest, tenant: str
+    ) -> None:
+        """The ledger holds this request's operation under an earlier release's digest (a
+        retransmission of a CCR answered before the upgrade, or a conflict): plan and call
+        again with that digest, once (it never draws ``LegacyDigestFound`` again), so the
+        stored answer is replayed or the conflict answered. Cold: retransmissions only."""
+        try:
+            snapshot = self.directory.snapshot
+            ref = snapshot.resolve_ids(ccr.subscription_ids)
+            if ref is None:
+                respond(self._answer(ccr, tenant, answer_to(ccr, _USER_UNKNOWN)), None)
+                return
+            profile = snapshot.tenants[ref.tenant]
+            suspended = profile.status is SUSPENDED
+            now = int(self.clock())
+            self._start_session_request(
+                ccr, ref, profile, suspended, now, snapshot, respond, legacy_ccr_digest(ccr.message)
+            )
+        except Exception as exc:
+            self._settle(respond, ccr, tenant, None, exc)
 
     def _settle(
         self,
@@ -277,8 +303,10 @@ class CreditControlHandler:
         now: int,
         snapshot: CatalogSnapshot,
         respond: Respond,
+        digest: str | None = None,
     ) -> None:
-        """Rate and plan inline, then start the one ledger call; its continuation answers."""
+        """Rate and plan inline, then start the one ledger call; its continuation answers.
+        ``digest``: the request's, unless given (``legacy_ccr_digest``, on the call again)."""
         terminating = ccr.request_type is _TERMINATION
         # A suspended tenant's CCR-U still commits what it reports (requested_units 0: commit
         # and release, no new hold); ``_session_answer`` then denies every MSCC.
@@ -296,7 +324,8 @@ class CreditControlHandler:
                     terminate=terminating,
                 )
             )
-        digest = ccr_fingerprint(ccr.message).hex()
+        if digest is None:
+            digest = ccr_digest(ccr.message)
         known = None if ccr.request_type is _INITIAL else self.sessions.get(ccr.session_id)
         context = (
             known.context

@@ -25,11 +25,13 @@ the answer grants their sum. (A refund is still one ledger call per MSCC: refund
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import msgspec
 import structlog
 
-from balance.errors import AccountBlocked, NoRefundableDebit
-from balance.records import DebitItem, DebitItemResult, OnExhaust, UsedLeg
+from balance.errors import AccountBlocked, LegacyDigestFound, NoRefundableDebit
+from balance.records import DebitItem, DebitItemResult, DebitManyResult, OnExhaust, UsedLeg
 from diameter_apps.codes import ResultCode
 from diameter_apps.credit_control import (
     CheckBalanceResult,
@@ -38,7 +40,8 @@ from diameter_apps.credit_control import (
     RequestedAction,
     ServiceAnswer,
     ServiceRequest,
-    ccr_fingerprint,
+    ccr_digest,
+    legacy_ccr_digest,
 )
 from ocs.charging.cc_answers import event_answer
 from ocs.charging.context import encoded_ccr_context
@@ -120,14 +123,15 @@ class EventCharging:
         outcomes: dict[int, DebitItemResult] = {}
         if payable:
             ledger = await self.directory.ledger(ref.tenant)
-            try:
-                result = await ledger.debit_many(
+
+            def debit(digest: str) -> Awaitable[DebitManyResult]:
+                return ledger.debit_many(
                     ref.subscriber_id,
                     f"{ccr.session_id}:{ccr.request_number}",
                     [_debit_item(item) for item in payable],
                     now_s=now,
                     session_id=ccr.session_id,
-                    digest=ccr_fingerprint(ccr.message).hex(),
+                    digest=digest,
                     refund_refs=[
                         _debit_ref(ccr.session_id, index)
                         for index, item in enumerate(priced)
@@ -135,6 +139,14 @@ class EventCharging:
                     ],
                     context=self._context(ccr, ref, payable, now),
                 )
+
+            try:
+                try:
+                    result = await debit(ccr_digest(ccr.message))
+                except LegacyDigestFound:
+                    # Stored under an earlier release's digest: a retransmission across the
+                    # upgrade replays, a conflict stays one (fingerprint.py).
+                    result = await debit(legacy_ccr_digest(ccr.message))
             except AccountBlocked:
                 denied = [_refused(p.service, _denied_code(p)) for p in priced]
                 return event_answer(_event_code(ccr, denied), tuple(denied))
