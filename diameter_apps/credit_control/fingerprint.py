@@ -53,17 +53,6 @@ def ccr_digest(message: Message) -> str:
     The command code goes in as the seed rather than as bytes before the AVPs: the frame slice
     is then hashed as it is, with no concatenation.
     """
-    frame = message.received_frame()
-    if frame is not None:
-        # The decoder's map of this shape (same object for every request of the shape) tells
-        # with two dict lookups that no relay AVP is there: the usual request, one hash call.
-        positions = message.shared_positions()
-        if (
-            positions is not None
-            and _ROUTE_RECORD_KEY not in positions
-            and _PROXY_INFO_KEY not in positions
-        ):
-            return DIGEST_PREFIX + _xxh3_hex(frame[HEADER_BYTES:], message.command_code)
     return DIGEST_PREFIX + _xxh3_hex(_content(message), message.command_code)
 
 
@@ -79,9 +68,16 @@ def _content(message: Message) -> bytes:
     """The digested bytes: the top-level AVPs but the relay ones, as on the wire."""
     frame = message.received_frame()
     if frame is not None:
-        if message.find(_ROUTE_RECORD) is None and message.find(_PROXY_INFO) is None:
-            return frame[HEADER_BYTES:]
-        return b"".join(_spans_without_relay(frame))
+        # The decoder's map of this shape (same object for every request of the shape) tells
+        # with two dict lookups that no relay AVP is there: the usual request, the frame as it is.
+        positions = message.shared_positions()
+        if positions is not None:
+            relayed = _ROUTE_RECORD_KEY in positions or _PROXY_INFO_KEY in positions
+        else:
+            relayed = (
+                message.find(_ROUTE_RECORD) is not None or message.find(_PROXY_INFO) is not None
+            )
+        return b"".join(_spans_without_relay(frame)) if relayed else frame[HEADER_BYTES:]
     relay = _RELAY_AVPS
     return b"".join([a.encode() for a in message.avps if (a.code, a.vendor) not in relay])
 
